@@ -1,0 +1,252 @@
+"""Client configuration: explicit arguments > environment variables > defaults.
+
+| field | env (first one set wins) | default |
+|---|---|---|
+| endpoint_url | OBJIO_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL | AWS S3 of the region |
+| region | OBJIO_REGION, AWS_REGION, AWS_DEFAULT_REGION | ``us-east-1`` |
+| access_key_id | AWS_ACCESS_KEY_ID | botocore credential chain |
+| secret_access_key | AWS_SECRET_ACCESS_KEY | botocore credential chain |
+| session_token | AWS_SESSION_TOKEN | botocore credential chain |
+| profile | OBJIO_PROFILE, AWS_PROFILE | None |
+| unsigned | OBJIO_UNSIGNED | False |
+| force_path_style | OBJIO_FORCE_PATH_STYLE | None: path-style for custom endpoints, virtual-hosted for AWS |
+| sign_payload | OBJIO_SIGN_PAYLOAD | False (``UNSIGNED-PAYLOAD``) |
+| max_attempts | OBJIO_MAX_ATTEMPTS | 5 |
+| connect_timeout_s | OBJIO_CONNECT_TIMEOUT_S | 10.0 seconds |
+| read_timeout_s | OBJIO_READ_TIMEOUT_S | 30.0 seconds without receiving a byte |
+| part_size | OBJIO_PART_SIZE | 8 MiB (bytes; also the ranged-GET chunk) |
+| range_threshold | OBJIO_RANGE_THRESHOLD | 32 MiB (bytes; larger GETs split into ranged GETs) |
+| max_in_flight | OBJIO_MAX_IN_FLIGHT | 64 requests per client |
+
+Sizes in env vars and CLI flags accept suffixes: ``128KiB``, ``16MiB``, ``1GiB``, ``10MB``, ``512``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+MIN_PART_SIZE = 5 * MiB  # S3 multipart minimum (except the last part)
+MAX_PART_SIZE = 5 * GiB
+MAX_PARTS = 10_000
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "kib": KiB, "ki": KiB,
+    "m": 1000**2, "mb": 1000**2, "mib": MiB, "mi": MiB,
+    "g": 1000**3, "gb": 1000**3, "gib": GiB, "gi": GiB,
+    "t": 1000**4, "tb": 1000**4, "tib": 1024 * GiB, "ti": 1024 * GiB,
+}
+
+
+def parse_size(value: str | int, name: str = "size") -> int:
+    """Parse a byte count: an int, or a string such as ``"128KiB"``, ``"16MiB"``, ``"10MB"``.
+
+    KiB/MiB/GiB/TiB are powers of 1024; KB/MB/GB/TB powers of 1000.
+
+    Raises:
+        ValueError: not a non-negative size; the message names ``name``.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a byte count, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0 bytes, got {value}")
+        return value
+    m = _SIZE_RE.match(str(value))
+    unit = (m.group(2) or "").lower() if m else ""
+    if m is None or unit not in _UNITS:
+        raise ValueError(
+            f"{name} must be a byte count such as 4096, 128KiB, 16MiB or 1GiB, got {value!r}"
+        )
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def format_size(n: float) -> str:
+    """Human-readable binary size: ``16.0 MiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _env_bool(name: str, raw: str) -> bool:
+    v = raw.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"environment variable {name} must be true/false/1/0, got {raw!r}")
+
+
+_ENV: dict[str, tuple[str, ...]] = {
+    "endpoint_url": ("OBJIO_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "region": ("OBJIO_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    "access_key_id": ("AWS_ACCESS_KEY_ID",),
+    "secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+    "session_token": ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"),
+    "profile": ("OBJIO_PROFILE", "AWS_PROFILE"),
+    "unsigned": ("OBJIO_UNSIGNED",),
+    "force_path_style": ("OBJIO_FORCE_PATH_STYLE",),
+    "sign_payload": ("OBJIO_SIGN_PAYLOAD",),
+    "max_attempts": ("OBJIO_MAX_ATTEMPTS",),
+    "connect_timeout_s": ("OBJIO_CONNECT_TIMEOUT_S",),
+    "read_timeout_s": ("OBJIO_READ_TIMEOUT_S",),
+    "part_size": ("OBJIO_PART_SIZE",),
+    "range_threshold": ("OBJIO_RANGE_THRESHOLD",),
+    "max_in_flight": ("OBJIO_MAX_IN_FLIGHT",),
+}
+
+_DEFAULTS: dict[str, Any] = {
+    "region": "us-east-1",
+    "unsigned": False,
+    "sign_payload": False,
+    "max_attempts": 5,
+    "connect_timeout_s": 10.0,
+    "read_timeout_s": 30.0,
+    "part_size": 8 * MiB,
+    "range_threshold": 32 * MiB,
+    "max_in_flight": 64,
+}
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """How to reach the object store. Fields left as None are filled by :meth:`resolved`
+    from the environment, then the defaults (see the module table).
+
+    Secrets (``secret_access_key``, ``session_token``) never appear in ``repr()``.
+
+    Raises:
+        ValueError: a field is out of range (the message names the field and the allowed values).
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    unsigned: bool | None = None
+    force_path_style: bool | None = None
+    sign_payload: bool | None = None
+    max_attempts: int | None = None
+    connect_timeout_s: float | None = None
+    read_timeout_s: float | None = None
+    part_size: int | None = None
+    range_threshold: int | None = None
+    max_in_flight: int | None = None
+
+    def __post_init__(self) -> None:
+        def check(name: str, ok: bool, allowed: str) -> None:
+            if not ok:
+                raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
+
+        # Size fields may be given as "16MiB" strings.
+        for name in ("part_size", "range_threshold"):
+            v = getattr(self, name)
+            if isinstance(v, str):
+                object.__setattr__(self, name, parse_size(v, name))
+        if self.endpoint_url is not None:
+            check("endpoint_url", isinstance(self.endpoint_url, str)
+                  and self.endpoint_url.startswith(("http://", "https://")),
+                  "an http:// or https:// URL")
+            object.__setattr__(self, "endpoint_url", self.endpoint_url.rstrip("/"))
+        if self.max_attempts is not None:
+            check("max_attempts", _is_int(self.max_attempts) and self.max_attempts >= 1,
+                  "an integer >= 1")
+        for name in ("connect_timeout_s", "read_timeout_s"):
+            v = getattr(self, name)
+            if v is not None:
+                check(name, isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+                      "a number of seconds > 0")
+        if self.part_size is not None:
+            check("part_size", _is_int(self.part_size)
+                  and MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE,
+                  f"between {MIN_PART_SIZE} (5 MiB) and {MAX_PART_SIZE} (5 GiB) bytes")
+        if self.range_threshold is not None:
+            check("range_threshold", _is_int(self.range_threshold) and self.range_threshold >= 1,
+                  "a number of bytes >= 1")
+        if self.max_in_flight is not None:
+            check("max_in_flight", _is_int(self.max_in_flight) and self.max_in_flight >= 1,
+                  "an integer >= 1")
+        for name in ("unsigned", "force_path_style", "sign_payload"):
+            v = getattr(self, name)
+            if v is not None:
+                check(name, isinstance(v, bool), "True, False or None")
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                continue
+            if f.name in ("secret_access_key", "session_token"):
+                v = "***"
+            shown.append(f"{f.name}={v!r}")
+        return f"ClientConfig({', '.join(shown)})"
+
+    def replace(self, **changes: Any) -> ClientConfig:
+        """A copy with ``changes`` applied (None values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def resolved(self, environ: Mapping[str, str] | None = None) -> ClientConfig:
+        """Fill every unset field from the environment, then the defaults.
+
+        Credentials are not looked up here beyond the AWS_* variables: the botocore chain
+        (profiles, SSO, web identity, IMDS) runs lazily when the first S3 request is signed.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                for var in _ENV.get(f.name, ()):
+                    raw = env.get(var)
+                    if raw:
+                        v = _from_env(f.name, var, raw)
+                        break
+            if v is None:
+                v = _DEFAULTS.get(f.name)
+            values[f.name] = v
+        # Credentials come as a set: take env keys only when neither was given explicitly.
+        if self.access_key_id is not None or self.secret_access_key is not None:
+            values["access_key_id"] = self.access_key_id
+            values["secret_access_key"] = self.secret_access_key
+            values["session_token"] = self.session_token
+        return ClientConfig(**values)
+
+    @property
+    def path_style(self) -> bool:
+        """Whether requests use path-style addressing (``endpoint/bucket/key``)."""
+        if self.force_path_style is not None:
+            return self.force_path_style
+        return self.endpoint_url is not None
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _from_env(name: str, var: str, raw: str) -> Any:
+    try:
+        if name in ("unsigned", "force_path_style", "sign_payload"):
+            return _env_bool(var, raw)
+        if name in ("max_attempts", "max_in_flight"):
+            return int(raw)
+        if name in ("connect_timeout_s", "read_timeout_s"):
+            return float(raw)
+        if name in ("part_size", "range_threshold"):
+            return parse_size(raw, var)
+    except ValueError as e:
+        raise ValueError(f"environment variable {var}={raw!r} is invalid: {e}") from None
+    return raw

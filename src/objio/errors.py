@@ -1,0 +1,132 @@
+"""Exceptions, and the one place where protocol errors become Python exceptions.
+
+| situation                                   | exception                                              |
+|---------------------------------------------|--------------------------------------------------------|
+| object or bucket does not exist             | ``FileNotFoundError`` (``objio.NotFoundError``)        |
+| credentials rejected, access denied         | ``PermissionError`` (``objio.AccessDeniedError``)      |
+| object exists where it must not / precondition | ``FileExistsError`` (``objio.AlreadyExistsError``)  |
+| timeout after retries                       | ``TimeoutError`` (``objio.ObjectTimeoutError``)        |
+| anything else from the store                | ``objio.ObjectStoreError`` (an ``OSError``)            |
+
+Every error carries ``operation``, ``uri``, ``status`` (HTTP status or None) and ``code`` (the S3
+error code such as ``NoSuchKey``, or None). Messages never contain credentials.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "ObjectStoreError",
+    "NotFoundError",
+    "AccessDeniedError",
+    "AlreadyExistsError",
+    "ObjectTimeoutError",
+    "error_from_response",
+]
+
+
+class ObjectStoreError(OSError):
+    """An error reported by (or while talking to) an object store.
+
+    Attributes:
+        operation: the S3 operation (``GetObject``, ``PutObject``, ...).
+        uri: the object or bucket URI the operation was about.
+        status: HTTP status code, or None when no response was received.
+        code: S3 error code (``NoSuchKey``, ``SlowDown``, ...), or None.
+        retryable: whether the engine may retry the request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str = "",
+        uri: str = "",
+        status: int | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.operation = operation
+        self.uri = uri
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable across processes (DataLoader workers, multiprocessing) with all attributes.
+        return (
+            _rebuild,
+            (type(self), self.message, self.operation, self.uri, self.status, self.code,
+             self.retryable),
+        )
+
+
+def _rebuild(cls: type[ObjectStoreError], message: str, operation: str, uri: str,
+             status: int | None, code: str | None, retryable: bool) -> ObjectStoreError:
+    return cls(message, operation=operation, uri=uri, status=status, code=code,
+               retryable=retryable)
+
+
+class NotFoundError(ObjectStoreError, FileNotFoundError):
+    """The object or bucket does not exist (a ``FileNotFoundError``)."""
+
+
+class AccessDeniedError(ObjectStoreError, PermissionError):
+    """Credentials were rejected or access was denied (a ``PermissionError``)."""
+
+
+class AlreadyExistsError(ObjectStoreError, FileExistsError):
+    """The object or bucket already exists, or a precondition failed (a ``FileExistsError``)."""
+
+
+class ObjectTimeoutError(ObjectStoreError, TimeoutError):
+    """No progress within the configured timeout, after all retries (a ``TimeoutError``)."""
+
+
+_NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
+_DENIED_CODES = {
+    "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken",
+    "ExpiredToken", "TokenRefreshRequired", "AllAccessDisabled", "InvalidSecurity",
+    "MissingSecurityHeader", "AuthorizationHeaderMalformed",
+}
+_EXISTS_CODES = {"PreconditionFailed", "BucketAlreadyExists", "BucketAlreadyOwnedByYou"}
+_RETRYABLE_STATUS = {500, 502, 503, 504, 408, 429}
+_RETRYABLE_CODES = {
+    "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
+    "ThrottlingException",
+}
+
+_CODE_RE = re.compile(rb"<Code>([^<]*)</Code>")
+_MSG_RE = re.compile(rb"<Message>([^<]*)</Message>")
+
+
+def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
+    """Extract (Code, Message) from an S3 XML error body; (None, None) if absent."""
+    code_m = _CODE_RE.search(body)
+    msg_m = _MSG_RE.search(body)
+    code = code_m.group(1).decode("utf-8", "replace") if code_m else None
+    msg = msg_m.group(1).decode("utf-8", "replace") if msg_m else None
+    return code, msg
+
+
+def error_from_response(operation: str, uri: str, status: int, body: bytes = b"") -> ObjectStoreError:
+    """Translate an HTTP error response into the right exception type (see module table)."""
+    code, msg = parse_error_body(body)
+    detail = f"{code}: {msg}" if code and msg else (code or msg or f"HTTP {status}")
+    message = f"{operation} {uri} failed: {detail} (HTTP {status})"
+    kw: dict[str, Any] = dict(operation=operation, uri=uri, status=status, code=code)
+    if code in _NOT_FOUND_CODES or (status == 404 and code is None):
+        return NotFoundError(message, **kw)
+    if code in _DENIED_CODES or (status in (401, 403) and code is None):
+        return AccessDeniedError(message, **kw)
+    if code in _EXISTS_CODES or status == 412:
+        return AlreadyExistsError(message, **kw)
+    retryable = status in _RETRYABLE_STATUS or code in _RETRYABLE_CODES
+    return ObjectStoreError(message, retryable=retryable, **kw)

@@ -1,0 +1,228 @@
+"""file:// backend: the same operation set as S3 on a local file system.
+
+Keys are absolute paths. Writes are atomic (a temporary file in the same directory, then
+``os.replace``), so a reader never sees a half-written file. Blocking file calls run in the
+engine loop's default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
+
+from .backend import GetResult, ListPage, ObjectInfo
+from .errors import (
+    AccessDeniedError,
+    AlreadyExistsError,
+    NotFoundError,
+    ObjectStoreError,
+)
+from .uri import ObjectURI
+
+T = TypeVar("T")
+_UPLOAD_DIR = ".objio-uploads"
+
+
+def _translate(op: str, path: str, e: OSError) -> ObjectStoreError:
+    msg = f"{op} file://{path} failed: {e.strerror or e}"
+    kw: dict[str, Any] = dict(operation=op, uri="file://" + path, code=errno.errorcode.get(e.errno or 0))
+    if isinstance(e, (FileNotFoundError, NotADirectoryError)):
+        return NotFoundError(msg, **kw)
+    if isinstance(e, PermissionError):
+        return AccessDeniedError(msg, **kw)
+    if isinstance(e, FileExistsError):
+        return AlreadyExistsError(msg, **kw)
+    if isinstance(e, IsADirectoryError):
+        return NotFoundError(f"{op} file://{path} failed: is a directory, not a file", **kw)
+    return ObjectStoreError(msg, **kw)
+
+
+async def _run(op: str, path: str, fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    except ObjectStoreError:
+        raise
+    except OSError as e:
+        raise _translate(op, path, e) from e
+
+
+def _info(path: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(key=path, size=st.st_size, last_modified=st.st_mtime,
+                      etag=f"{st.st_mtime_ns:x}-{st.st_size:x}")
+
+
+def _read(path: str, start: int | None, end: int | None, into: memoryview | None) -> GetResult:
+    t0 = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        st = os.fstat(f.fileno())
+        size = st.st_size
+        lo = 0 if start is None else start
+        hi = size - 1 if end is None else min(end, size - 1)
+        n = max(0, hi - lo + 1)
+        ttfb = time.perf_counter() - t0
+        if into is not None and len(into) != n:
+            raise ObjectStoreError(f"GetObject file://{path}: expected {len(into)} bytes, file has {n}",
+                                   operation="GetObject", uri="file://" + path, code="UnexpectedLength")
+        buf = bytearray() if into is not None else bytearray(n)
+        mv = into if into is not None else memoryview(buf)
+        if n:
+            f.seek(lo)
+            got = 0
+            while got < n:
+                r = f.readinto(mv[got:])
+                if not r:
+                    raise ObjectStoreError(f"GetObject file://{path}: file shrank while reading",
+                                           operation="GetObject", uri="file://" + path,
+                                           code="IncompleteBody", retryable=True)
+                got += r
+        return GetResult(buf, size, _info(path, st).etag, ttfb)
+
+
+def _write_atomic(path: str, chunks: Sequence[Any], exclusive: bool) -> str:
+    d = os.path.dirname(path)
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".objio-", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for c in chunks:
+                f.write(c)
+        if exclusive:
+            os.link(tmp, path)  # fails with FileExistsError if the key exists
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return _info(path, os.stat(path)).etag
+
+
+def _walk(prefix: str, delimiter: str | None, start_after: str | None) -> list[ObjectInfo | str]:
+    """Files whose path starts with ``prefix`` (sorted); with a delimiter, one level only."""
+    if prefix.endswith(os.sep):
+        base = prefix.rstrip(os.sep) or os.sep
+    else:
+        base = os.path.dirname(prefix)
+    out: list[ObjectInfo | str] = []
+    if not os.path.isdir(base):
+        if os.path.isfile(prefix) and not delimiter:
+            out.append(_info(prefix, os.stat(prefix)))
+        return out
+    if delimiter:
+        for entry in sorted(os.scandir(base), key=lambda e: e.path):
+            p = entry.path
+            if not p.startswith(prefix) or entry.name == _UPLOAD_DIR or entry.name.startswith(".objio-"):
+                continue
+            if entry.is_dir():
+                out.append(p + os.sep)
+            elif entry.is_file():
+                out.append(_info(p, entry.stat()))
+    else:
+        for root, dirs, files in os.walk(base):
+            dirs[:] = [d for d in dirs if d != _UPLOAD_DIR]
+            for name in files:
+                p = os.path.join(root, name)
+                if p.startswith(prefix) and not name.startswith(".objio-"):
+                    out.append(_info(p, os.stat(p)))
+        out.sort(key=lambda i: i.key if isinstance(i, ObjectInfo) else i)
+    if start_after:
+        out = [i for i in out if (i.key if isinstance(i, ObjectInfo) else i) > start_after]
+    return out
+
+
+class LocalBackend:
+    """The operation set of :class:`objio.backend.Backend` on local files."""
+
+    scheme = "file"
+
+    async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,
+                  if_match: str | None = None, into: memoryview | None = None) -> GetResult:
+        return await _run("GetObject", obj.key, _read, obj.key, start, end, into)
+
+    async def head(self, obj: ObjectURI) -> ObjectInfo:
+        st = await _run("HeadObject", obj.key, os.stat, obj.key)
+        if not os.path.isfile(obj.key):
+            raise NotFoundError(f"HeadObject file://{obj.key} failed: not a file",
+                                operation="HeadObject", uri=str(obj))
+        return _info(obj.key, st)
+
+    async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False) -> str:
+        return await _run("PutObject", obj.key, _write_atomic, obj.key, [data], if_none_match)
+
+    async def delete(self, obj: ObjectURI) -> None:
+        def rm(path: str) -> None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass  # like S3: deleting a missing key is not an error
+
+        await _run("DeleteObject", obj.key, rm, obj.key)
+
+    async def delete_many(self, bucket_uri: ObjectURI, keys: Sequence[str]) -> list[tuple[str, str, str]]:
+        errors: list[tuple[str, str, str]] = []
+        for k in keys:
+            try:
+                await self.delete(bucket_uri.with_key(k))
+            except ObjectStoreError as e:
+                errors.append((k, e.code or "Error", e.message))
+        return errors
+
+    # Multipart: parts are files in a hidden directory beside the target, joined on completion.
+    def _upload_dir(self, obj: ObjectURI, upload_id: str) -> str:
+        return os.path.join(os.path.dirname(obj.key), _UPLOAD_DIR, upload_id)
+
+    async def create_multipart(self, obj: ObjectURI) -> str:
+        upload_id = uuid.uuid4().hex
+        await _run("CreateMultipartUpload", obj.key, lambda: os.makedirs(self._upload_dir(obj, upload_id)))
+        return upload_id
+
+    async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any) -> str:
+        part = os.path.join(self._upload_dir(obj, upload_id), f"{part_number:05d}")
+        return await _run("UploadPart", obj.key, _write_atomic, part, [data], False)
+
+    async def complete_multipart(self, obj: ObjectURI, upload_id: str,
+                                 parts: Sequence[tuple[int, str]]) -> str:
+        d = self._upload_dir(obj, upload_id)
+
+        def join() -> str:
+            chunks = []
+            for num, _ in sorted(parts):
+                with open(os.path.join(d, f"{num:05d}"), "rb") as f:
+                    chunks.append(f.read())
+            etag = _write_atomic(obj.key, chunks, False)
+            shutil.rmtree(d, ignore_errors=True)
+            return etag
+
+        return await _run("CompleteMultipartUpload", obj.key, join)
+
+    async def abort_multipart(self, obj: ObjectURI, upload_id: str) -> None:
+        await _run("AbortMultipartUpload", obj.key, shutil.rmtree, self._upload_dir(obj, upload_id), True)
+
+    async def list_pages(self, bucket_uri: ObjectURI, prefix: str = "", delimiter: str | None = None,
+                         start_after: str | None = None, page_size: int = 1000) -> AsyncIterator[ListPage]:
+        items = await _run("ListObjects", prefix, _walk, prefix, delimiter, start_after)
+        for i in range(0, max(len(items), 1), page_size):
+            chunk = items[i:i + page_size]
+            yield ListPage([x for x in chunk if isinstance(x, ObjectInfo)],
+                           [x for x in chunk if isinstance(x, str)])
+
+    async def create_bucket(self, bucket_uri: ObjectURI) -> None:
+        await _run("CreateBucket", bucket_uri.key, os.makedirs, bucket_uri.key)
+
+    async def head_bucket(self, bucket_uri: ObjectURI) -> None:
+        path = bucket_uri.key if bucket_uri.key.endswith(os.sep) else os.path.dirname(bucket_uri.key)
+        if not os.path.isdir(path):
+            raise NotFoundError(f"directory {path!r} does not exist", operation="HeadBucket",
+                                uri="file://" + path)
+
+    async def close(self) -> None:
+        return None

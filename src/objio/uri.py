@@ -1,0 +1,120 @@
+"""URI parsing: the one place where a string becomes a (scheme, bucket, key).
+
+Supported forms:
+
+* ``s3://bucket/key`` (key may be empty or end with ``/`` for a prefix)
+* ``file:///absolute/path`` and bare local paths (``/data/x``, ``./x``, ``x``)
+
+Anything else raises :class:`ValueError` naming the URI and the supported schemes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+SUPPORTED_SCHEMES = ("s3", "file")
+
+# S3 bucket naming rules (general purpose buckets): 3-63 characters, lower-case letters, digits,
+# dots and hyphens, beginning and ending with a letter or digit, not formatted as an IPv4 address.
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+@dataclass(frozen=True)
+class ObjectURI:
+    """A parsed object location.
+
+    For ``s3``: ``bucket`` is the bucket name and ``key`` the object key (or prefix), without a
+    leading ``/``. For ``file``: ``bucket`` is ``""`` and ``key`` is the absolute local path.
+    """
+
+    scheme: str
+    bucket: str
+    key: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme == "file"
+
+    def with_key(self, key: str) -> ObjectURI:
+        """Same bucket (or local file system), another key."""
+        return ObjectURI(self.scheme, self.bucket, key)
+
+    def __str__(self) -> str:
+        if self.scheme == "file":
+            return "file://" + self.key
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def validate_bucket_name(bucket: str, uri: str | None = None) -> str:
+    """Return ``bucket`` if it follows the S3 bucket naming rules, else raise ValueError."""
+    if not _BUCKET_RE.match(bucket) or ".." in bucket or _IPV4_RE.match(bucket):
+        where = f" in {uri!r}" if uri is not None else ""
+        raise ValueError(
+            f"invalid bucket name {bucket!r}{where}: bucket names are 3-63 characters of "
+            "lower-case letters, digits, '.' and '-', starting and ending with a letter or digit"
+        )
+    return bucket
+
+
+def parse_uri(uri: str | os.PathLike[str] | ObjectURI) -> ObjectURI:
+    """Parse ``uri`` into an :class:`ObjectURI`.
+
+    Raises:
+        ValueError: unsupported scheme, missing or invalid bucket name, or an empty URI.
+        TypeError: ``uri`` is not a string, path or ObjectURI.
+    """
+    if isinstance(uri, ObjectURI):
+        return uri
+    if isinstance(uri, os.PathLike):
+        uri = os.fspath(uri)
+    if not isinstance(uri, str):
+        raise TypeError(f"uri must be a str or os.PathLike, got {type(uri).__name__}")
+    if not uri:
+        raise ValueError("uri must not be empty; expected s3://bucket/key, file:///path or a local path")
+    m = _SCHEME_RE.match(uri)
+    if m is None:
+        if ":" in uri.split("/", 1)[0] and not os.path.exists(uri):
+            # "s3:bucket/key", "http:/x" and the like: almost certainly a typo, not a local file.
+            raise ValueError(
+                f"unsupported URI {uri!r}: supported schemes are s3://bucket/key and "
+                "file:///path (or a local path)"
+            )
+        return ObjectURI("file", "", _local_path(uri))
+    scheme = m.group(1).lower()
+    rest = uri[m.end():]
+    if scheme == "file":
+        if rest.startswith("localhost/"):
+            rest = rest[len("localhost"):]
+        if not rest.startswith("/"):
+            raise ValueError(f"invalid file URI {uri!r}: expected file:///absolute/path")
+        return ObjectURI("file", "", _local_path(unquote(rest)))
+    if scheme != "s3":
+        raise ValueError(
+            f"unsupported URI scheme {scheme!r} in {uri!r}: supported schemes are "
+            + ", ".join(f"{s}://" for s in SUPPORTED_SCHEMES)
+            + " (or a local path)"
+        )
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"invalid S3 URI {uri!r}: expected s3://bucket/key")
+    validate_bucket_name(bucket, uri)
+    return ObjectURI("s3", bucket, key)
+
+
+def _local_path(path: str) -> str:
+    trailing = path.endswith(("/", os.sep))
+    out = os.path.abspath(os.path.expanduser(path))
+    if trailing and not out.endswith(os.sep):
+        out += os.sep  # keep the "this is a prefix/directory" meaning of a trailing slash
+    return out
+
+
+def has_glob(key: str) -> bool:
+    """True if the last path segment of ``key`` contains a ``*`` or ``?`` wildcard."""
+    last = key.rsplit("/", 1)[-1]
+    return "*" in last or "?" in last
