@@ -142,13 +142,10 @@ class Client:
     # ------------------------------------------------------------------------ get
     async def _get(self, uri: URI, observer: Observer | None = None) -> bytearray:
         obj = parse_uri(uri)
-        if has_glob(obj.key):
-            raise ValueError(f"get takes one object, {str(uri)!r} is a glob: use "
-                             "get_many(list(uri))")
         return await engine.get_object(self._backend(obj), obj, self.config, observer)
 
     def get(self, uri: URI) -> bytearray:
-        """Download one object into memory.
+        """Download one object into memory (the key is taken literally: ``*`` is no glob here).
 
         Returns: a ``bytearray`` (buffer protocol: ``len``, slicing, ``bytes(x)``,
         ``memoryview(x)``, ``numpy.frombuffer(x, ...)`` without a copy). Objects above

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import functools
 import logging
@@ -31,6 +32,7 @@ from .errors import ObjectStoreError
 from .uri import ObjectURI
 
 log = logging.getLogger("objio.engine")
+builtins_list = list
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -117,6 +119,34 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def shutdown(timeout_s: float = 5.0) -> None:
+    """Close every backend's connections and stop this process's engine loop (it starts
+    again on next use). Registered with atexit."""
+    eng = _engine
+    lp = eng.loop
+    if lp is None or eng.pid != os.getpid() or not lp.is_running():
+        return
+    backends = builtins_list(eng.backends.values())
+    eng.backends.clear()
+
+    async def close_all() -> None:
+        await asyncio.gather(*(b.close() for b in backends), return_exceptions=True)
+
+    try:
+        asyncio.run_coroutine_threadsafe(close_all(), lp).result(timeout_s)
+    except (concurrent.futures.TimeoutError, RuntimeError) as e:
+        log.debug("engine shutdown: %s", e)
+    with eng.lock:
+        eng.loop = None
+        lp.call_soon_threadsafe(lp.stop)
+        if eng.thread is not None:
+            eng.thread.join(timeout_s)
+        eng.thread = None
+
+
+atexit.register(shutdown)
 
 
 def loop() -> asyncio.AbstractEventLoop:

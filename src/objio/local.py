@@ -139,6 +139,14 @@ def _walk(prefix: str, delimiter: str | None, start_after: str | None) -> list[O
     return out
 
 
+def _remove_upload_dir(d: str) -> None:
+    shutil.rmtree(d, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(d))  # the .objio-uploads directory, once no upload uses it
+    except OSError:
+        pass
+
+
 class LocalBackend:
     """The operation set of :class:`objio.backend.Backend` on local files."""
 
@@ -199,13 +207,13 @@ class LocalBackend:
                 with open(os.path.join(d, f"{num:05d}"), "rb") as f:
                     chunks.append(f.read())
             etag = _write_atomic(obj.key, chunks, False)
-            shutil.rmtree(d, ignore_errors=True)
+            _remove_upload_dir(d)
             return etag
 
         return await _run("CompleteMultipartUpload", obj.key, join)
 
     async def abort_multipart(self, obj: ObjectURI, upload_id: str) -> None:
-        await _run("AbortMultipartUpload", obj.key, shutil.rmtree, self._upload_dir(obj, upload_id), True)
+        await _run("AbortMultipartUpload", obj.key, _remove_upload_dir, self._upload_dir(obj, upload_id))
 
     async def list_pages(self, bucket_uri: ObjectURI, prefix: str = "", delimiter: str | None = None,
                          start_after: str | None = None, page_size: int = 1000) -> AsyncIterator[ListPage]:

@@ -1,0 +1,34 @@
+"""Shared fixtures: one real LocalS3Server (SeaweedFS, SigV4 on) for the whole session."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+import objio
+from objio.server import LocalS3Server
+
+BUCKET = "objio-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[LocalS3Server]:
+    with LocalS3Server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def client(s3_server: LocalS3Server) -> objio.Client:
+    c = objio.Client(s3_server.config)
+    c.create_bucket(f"s3://{BUCKET}", exist_ok=True)
+    return c
+
+
+@pytest.fixture
+def prefix(client: objio.Client, request: pytest.FixtureRequest) -> str:
+    """A fresh ``s3://objio-test/<test>-<random>/`` prefix for one test."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[:60]
+    return f"s3://{BUCKET}/{name}-{uuid.uuid4().hex[:8]}/"

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from objio.uri import ObjectURI, has_glob, parse_uri
+
+
+def test_s3_uri_parts() -> None:
+    u = parse_uri("s3://my-bucket/a/b c.npz")
+    assert (u.scheme, u.bucket, u.key) == ("s3", "my-bucket", "a/b c.npz")
+    assert str(u) == "s3://my-bucket/a/b c.npz"
+    assert parse_uri("s3://my-bucket").key == ""
+    assert parse_uri("S3://my-bucket/x").scheme == "s3"
+
+
+def test_file_uri_and_bare_paths(tmp_path: os.PathLike[str]) -> None:
+    assert parse_uri("file:///tmp/x.bin") == ObjectURI("file", "", "/tmp/x.bin")
+    assert parse_uri("file:///tmp/dir/").key == "/tmp/dir/"
+    assert parse_uri("/tmp/x").key == "/tmp/x"
+    assert parse_uri("rel/x").key == os.path.abspath("rel/x")
+    assert parse_uri(tmp_path).key == str(tmp_path)
+    assert str(parse_uri("file:///tmp/a%20b")) == "file:///tmp/a b"
+
+
+@pytest.mark.parametrize("bad", ["http://host/x", "gs://bucket/x", "s3:/bucket/x", "s3:bucket/x",
+                                 "ftp://x"])
+def test_unsupported_scheme_names_uri_and_schemes(bad: str) -> None:
+    with pytest.raises(ValueError) as e:
+        parse_uri(bad)
+    assert bad in str(e.value)
+    assert "s3://" in str(e.value)
+
+
+@pytest.mark.parametrize("bucket", ["ab", "UPPER", "-lead", "trail-", "a..b", "192.168.1.1",
+                                    "under_score", "x" * 64])
+def test_invalid_bucket_names(bucket: str) -> None:
+    with pytest.raises(ValueError, match="bucket name"):
+        parse_uri(f"s3://{bucket}/key")
+
+
+def test_empty_and_wrong_type() -> None:
+    with pytest.raises(ValueError):
+        parse_uri("")
+    with pytest.raises(ValueError):
+        parse_uri("s3:///key")
+    with pytest.raises(TypeError):
+        parse_uri(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="file:///"):
+        parse_uri("file://relative/path")
+
+
+def test_has_glob_only_in_last_segment() -> None:
+    assert has_glob("train/*.npz")
+    assert has_glob("train/img_?.jpg")
+    assert not has_glob("tr*in/x.npz")
+    assert not has_glob("train/")
