@@ -18,9 +18,10 @@ import inspect
 import io
 import string
 import threading
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, List, Sequence, cast
 
 from . import engine
+from ._buffers import BufferPool
 from .backend import ObjectInfo
 from .config import ClientConfig, MiB
 from .engine import Observer, RequestRecord
@@ -100,7 +101,7 @@ class Client:
         return self.config.max_attempts or 1
 
     # ------------------------------------------------------------------------ list
-    async def _list_info(self, uri: URI, recursive: bool = True) -> list[ObjectInfo]:
+    async def _list_info(self, uri: URI, recursive: bool = True) -> List[ObjectInfo]:
         obj = parse_uri(uri)
         key = obj.key
         pattern: str | None = None
@@ -110,7 +111,7 @@ class Client:
             if obj.is_local and not key:
                 key = "/"
         backend = self._backend(obj)
-        out: list[ObjectInfo] = []
+        out: List[ObjectInfo] = []
         delimiter = None if recursive and pattern is None else ("/" if obj.scheme == "s3" else "/")
         async for page in backend.list_pages(_bucket_root(obj), key, delimiter):
             for info in page.objects:
@@ -118,10 +119,10 @@ class Client:
                     out.append(info)
         return out
 
-    async def _list(self, uri: URI) -> list[str]:
+    async def _list(self, uri: URI) -> List[str]:
         return [i.key for i in await self._list_info(uri)]
 
-    def list(self, uri: URI) -> list[str]:
+    def list(self, uri: URI) -> List[str]:
         """Keys under a prefix, sorted. ``uri`` is ``s3://bucket/prefix`` (a string prefix:
         ``s3://b/tr`` matches ``train/...``) or a local directory/prefix; a ``*``/``?`` glob in
         the last segment (``s3://b/train/*.npz``) matches within that "directory" only.
@@ -131,18 +132,19 @@ class Client:
         """
         return engine.run(self._list(uri))
 
-    async def list_async(self, uri: URI) -> list[str]:
+    async def list_async(self, uri: URI) -> List[str]:
         """Async :meth:`list`."""
         return await engine.run_async(self._list(uri))
 
-    def list_objects(self, uri: URI, recursive: bool = True) -> list[ObjectInfo]:
+    def list_objects(self, uri: URI, recursive: bool = True) -> List[ObjectInfo]:
         """Like :meth:`list` with metadata: ObjectInfo(key, size, last_modified, etag)."""
         return engine.run(self._list_info(uri, recursive))
 
     # ------------------------------------------------------------------------ get
     async def _get(self, uri: URI, observer: Observer | None = None) -> bytearray:
         obj = parse_uri(uri)
-        return await engine.get_object(self._backend(obj), obj, self.config, observer)
+        return cast(bytearray, await engine.get_object(self._backend(obj), obj, self.config,
+                                                       observer))
 
     def get(self, uri: URI) -> bytearray:
         """Download one object into memory (the key is taken literally: ``*`` is no glob here).
@@ -184,20 +186,21 @@ class Client:
         return await engine.run_async(self._get_range(uri, offset, length))
 
     async def _get_many(self, uris: Iterable[URI], max_in_flight: int, return_exceptions: bool,
-                        observer: Observer | None) -> list[tuple[str, Any]]:
+                        observer: Observer | None) -> List[tuple[str, Any]]:
         _check_max_in_flight(max_in_flight)
         pairs = [(u, parse_uri(u)) for u in uris]
 
         async def one(p: tuple[Any, ObjectURI]) -> bytearray:
-            return await engine.get_object(self._backend(p[1]), p[1], self.config, observer)
+            return cast(bytearray, await engine.get_object(self._backend(p[1]), p[1],
+                                                           self.config, observer))
 
         results = await engine.bounded_map(one, pairs, max_in_flight,
                                            return_exceptions=return_exceptions)
-        return [(str(u), r) for (u, _), r in zip(pairs, results)]
+        return [(str(u), r) for (u, _), r in zip(pairs, results, strict=True)]
 
     def get_many(self, uris: Iterable[URI], max_in_flight: int = 64, *,
                  return_exceptions: bool = False,
-                 observer: Observer | None = None) -> list[tuple[str, Any]]:
+                 observer: Observer | None = None) -> List[tuple[str, Any]]:
         """Download many objects concurrently (at most ``max_in_flight`` at once).
 
         Returns: ``[(uri, data), ...]`` in input order (data as in :meth:`get`).
@@ -209,7 +212,7 @@ class Client:
 
     async def get_many_async(self, uris: Iterable[URI], max_in_flight: int = 64, *,
                              return_exceptions: bool = False,
-                             observer: Observer | None = None) -> list[tuple[str, Any]]:
+                             observer: Observer | None = None) -> List[tuple[str, Any]]:
         """Async :meth:`get_many`."""
         return await engine.run_async(
             self._get_many(uris, max_in_flight, return_exceptions, observer))
@@ -218,12 +221,14 @@ class Client:
                               observer: Observer | None) -> tuple[int, int]:
         _check_max_in_flight(max_in_flight)
         totals = [0, 0]
+        pool = BufferPool()  # the data is discarded: reuse at most max_in_flight buffers
 
         async def one(u: URI) -> None:
             obj = parse_uri(u)
-            data = await engine.get_object(self._backend(obj), obj, self.config, observer)
+            data = await engine.get_object(self._backend(obj), obj, self.config, observer, pool)
             totals[0] += 1
             totals[1] += len(data)
+            pool.give(data)
 
         await engine.bounded_map(one, uris, max_in_flight, keep_results=False)
         return totals[0], totals[1]
@@ -288,7 +293,7 @@ class Client:
         await engine.run_async(self._put_many(items, max_in_flight))
 
     def _put_plan(self, prefix: URI, num: int, template: str, max_in_flight: int,
-                  size: int | None, object_type: str) -> tuple[ObjectURI, list[ObjectURI], int, str]:
+                  size: int | None, object_type: str) -> tuple[ObjectURI, List[ObjectURI], int, str]:
         from . import datagen
 
         obj = parse_uri(prefix)
@@ -363,7 +368,7 @@ class Client:
         root = _bucket_root(obj)
         batches = [keys[i:i + 1000] for i in range(0, len(keys), 1000)]
 
-        async def one(batch: list[str]) -> list[tuple[str, str, str]]:
+        async def one(batch: List[str]) -> List[tuple[str, str, str]]:
             return await engine.with_retries(lambda: backend.delete_many(root, batch),
                                              self._attempts)
 
@@ -458,7 +463,7 @@ class Client:
         return _decode_npz(await self.get_async(uri), uri, array_name)
 
     # ------------------------------------------------------------------------ misc
-    def list_multipart_uploads(self, uri: URI) -> list[tuple[str, str]]:
+    def list_multipart_uploads(self, uri: URI) -> List[tuple[str, str]]:
         """(key, upload_id) of the multipart uploads in progress under an s3:// prefix."""
         obj = parse_uri(uri)
         backend = self._backend(obj)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
 from .uri import ObjectURI
 
@@ -27,11 +27,12 @@ class ObjectInfo:
 
 @dataclass
 class GetResult:
-    """One GET response: ``data`` (the body, empty when written ``into`` a caller's buffer),
+    """One GET response: ``data`` (the body: a bytearray, or the memoryview given by the
+    caller's ``alloc``; empty when written ``into`` a caller's buffer),
     ``total_size`` of the whole object in bytes, ``etag``, and ``ttfb_s``: seconds from sending
     the request to receiving the response headers (time to first byte)."""
 
-    data: bytearray
+    data: bytearray | memoryview
     total_size: int
     etag: str
     ttfb_s: float
@@ -51,7 +52,8 @@ class Backend(Protocol):
     scheme: str
 
     async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,
-                  if_match: str | None = None, into: memoryview | None = None) -> GetResult: ...
+                  if_match: str | None = None, into: memoryview | None = None,
+                  alloc: Callable[[int], memoryview] | None = None) -> GetResult: ...
     async def head(self, obj: ObjectURI) -> ObjectInfo: ...
     async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False) -> str: ...
     async def delete(self, obj: ObjectURI) -> None: ...

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Coroutine, Iterable, TypeVar
 
+from ._buffers import BufferPool, new_buffer
 from .backend import Backend, GetResult
 from .config import ClientConfig
 from .errors import ObjectStoreError
@@ -299,28 +300,41 @@ async def get_object(
     obj: ObjectURI,
     config: ClientConfig,
     observer: Observer | None = None,
-) -> bytearray:
+    pool: BufferPool | None = None,
+) -> bytearray | memoryview:
     """Whole object into memory. The first request asks for ``range_threshold`` bytes; when
     the object is larger, the rest is fetched with concurrent ranged GETs of ``part_size``
-    bytes into one preallocated buffer (checked with If-Match against the first ETag)."""
+    bytes into one preallocated buffer (checked with If-Match against the first ETag).
+
+    Returns a bytearray, or with ``pool`` a memoryview of a pooled buffer (give it back with
+    ``pool.give``)."""
     assert config.range_threshold and config.part_size and config.max_attempts
     t0 = time.perf_counter()
     attempts = config.max_attempts
     threshold = config.range_threshold
-    first: GetResult = await with_retries(lambda: backend.get(obj, 0, threshold - 1), attempts)
+    alloc = pool.take if pool is not None else None
+    first: GetResult = await with_retries(
+        lambda: backend.get(obj, 0, threshold - 1, alloc=alloc), attempts)
     total = first.total_size
     if total < 0:  # 416 without a size: the object is empty on servers that refuse the range
-        first = await with_retries(lambda: backend.get(obj), attempts)
+        first = await with_retries(lambda: backend.get(obj, alloc=alloc), attempts)
         total = len(first.data)
     data = first.data
     if total > len(data):
-        buf = bytearray(total)
-        mv = memoryview(buf)
-        mv[: len(data)] = data
+        result: bytearray | memoryview
+        if pool is not None:
+            result = mv = pool.take(total)
+        else:
+            result = new_buffer(total)
+            mv = memoryview(result)
+        head = len(data)
+        mv[:head] = data
+        if pool is not None:
+            pool.give(data)
         del data
-        part = config.part_size
-        ranges = [(s, min(s + part, total)) for s in range(len(first.data), total, part)]
         first.data = bytearray()
+        part = config.part_size
+        ranges = [(s, min(s + part, total)) for s in range(head, total, part)]
 
         async def fetch(r: tuple[int, int]) -> None:
             s, e = r
@@ -329,9 +343,14 @@ async def get_object(
                 attempts,
             )
 
-        await bounded_map(fetch, ranges, min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8),
-                          keep_results=False)
-        data = buf
+        try:
+            await bounded_map(fetch, ranges, min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8),
+                              keep_results=False)
+        except BaseException:
+            if pool is not None:
+                pool.give(result)
+            raise
+        data = result
     if observer is not None:
         observer(RequestRecord(str(obj), len(data), first.ttfb_s, time.perf_counter() - t0))
     return data

@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
+from ._buffers import new_buffer
 from .backend import GetResult, ListPage, ObjectInfo
 from .errors import (
     AccessDeniedError,
@@ -57,7 +58,8 @@ def _info(path: str, st: os.stat_result) -> ObjectInfo:
                       etag=f"{st.st_mtime_ns:x}-{st.st_size:x}")
 
 
-def _read(path: str, start: int | None, end: int | None, into: memoryview | None) -> GetResult:
+def _read(path: str, start: int | None, end: int | None, into: memoryview | None,
+          alloc: Callable[[int], memoryview] | None) -> GetResult:
     t0 = time.perf_counter()
     with open(path, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
@@ -69,8 +71,14 @@ def _read(path: str, start: int | None, end: int | None, into: memoryview | None
         if into is not None and len(into) != n:
             raise ObjectStoreError(f"GetObject file://{path}: expected {len(into)} bytes, file has {n}",
                                    operation="GetObject", uri="file://" + path, code="UnexpectedLength")
-        buf = bytearray() if into is not None else bytearray(n)
-        mv = into if into is not None else memoryview(buf)
+        buf: bytearray | memoryview
+        if into is not None:
+            buf, mv = bytearray(), into
+        elif alloc is not None:
+            buf = mv = alloc(n)
+        else:
+            buf = new_buffer(n)
+            mv = memoryview(buf)
         if n:
             f.seek(lo)
             got = 0
@@ -153,8 +161,9 @@ class LocalBackend:
     scheme = "file"
 
     async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,
-                  if_match: str | None = None, into: memoryview | None = None) -> GetResult:
-        return await _run("GetObject", obj.key, _read, obj.key, start, end, into)
+                  if_match: str | None = None, into: memoryview | None = None,
+                  alloc: Callable[[int], memoryview] | None = None) -> GetResult:
+        return await _run("GetObject", obj.key, _read, obj.key, start, end, into, alloc)
 
     async def head(self, obj: ObjectURI) -> ObjectInfo:
         st = await _run("HeadObject", obj.key, os.stat, obj.key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import time
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import unquote_plus, urlsplit
@@ -19,11 +20,13 @@ from xml.etree import ElementTree as ET
 import aiohttp
 from yarl import URL
 
+from .._buffers import new_buffer
 from ..backend import GetResult, ListPage, ObjectInfo
 from ..config import ClientConfig, MiB
 from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response
 from ..uri import ObjectURI
 from .credentials import CredentialProvider
+from .fastget import FastGetClient, ShortBody, Unsupported, WrongLength
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, SigV4Signer, canonical_query, uri_encode_path
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -80,6 +83,10 @@ class S3Backend:
         self._path_style = config.path_style
         self._sign_payload = bool(config.sign_payload)
         self._session: aiohttp.ClientSession | None = None
+        self._fast: FastGetClient | None = None
+        if os.environ.get("OBJIO_FAST_GET", "1") != "0":
+            self._fast = FastGetClient(self._http_scheme, config.connect_timeout_s or 10.0,
+                                       config.read_timeout_s or 30.0)
 
     # ----------------------------------------------------------------------------- plumbing
     def _get_session(self) -> aiohttp.ClientSession:
@@ -104,6 +111,8 @@ class S3Backend:
         return self._session
 
     async def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -128,7 +137,8 @@ class S3Backend:
         params: Sequence[tuple[str, str]] = (),
         headers: dict[str, str] | None = None,
         body: Any = None,
-    ) -> tuple[URL, dict[str, str]]:
+    ) -> tuple[str, str, dict[str, str]]:
+        """Sign a request: returns (Host header, request target "/path?query", headers)."""
         host, path = self._target(bucket, key)
         query = canonical_query(params) if params else ""
         hdrs = headers if headers is not None else {}
@@ -143,10 +153,10 @@ class S3Backend:
             self._signer.sign(method, host, path, query, hdrs, payload_hash, creds)
         else:
             hdrs["host"] = host
-        url = f"{self._http_scheme}://{host}{path}"
-        if query:
-            url += "?" + query
-        return URL(url, encoded=True), hdrs
+        return host, (path + "?" + query) if query else path, hdrs
+
+    def _url(self, host: str, target: str) -> URL:
+        return URL(f"{self._http_scheme}://{host}{target}", encoded=True)
 
     async def _simple(
         self,
@@ -161,9 +171,10 @@ class S3Backend:
         ok: tuple[int, ...] = (200,),
     ) -> tuple[int, Any, bytes]:
         """Send one request, read the whole (small) response; raise translated errors."""
-        url, hdrs = self._prepare(method, bucket, key, params, headers, body)
+        host, target, hdrs = self._prepare(method, bucket, key, params, headers, body)
         try:
-            async with self._get_session().request(method, url, headers=hdrs, data=body) as r:
+            async with self._get_session().request(method, self._url(host, target), headers=hdrs,
+                                                   data=body) as r:
                 payload = await r.read()
                 status, rh = r.status, r.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
@@ -181,11 +192,14 @@ class S3Backend:
         *,
         if_match: str | None = None,
         into: memoryview | None = None,
+        alloc: Callable[[int], memoryview] | None = None,
     ) -> GetResult:
         """GetObject, optionally of the byte range [start, end] (inclusive, like HTTP).
 
         With ``into`` (a writable byte memoryview of exactly the expected length) the body is
-        written there and ``data`` is empty. A range starting past the end gives empty data.
+        written there and ``data`` is empty; with ``alloc`` the body goes into ``alloc(n)``
+        (returned as ``data``); else into a new bytearray. A range starting past the end gives
+        empty data.
         """
         uri = str(obj)
         hdrs: dict[str, str] = {}
@@ -193,10 +207,15 @@ class S3Backend:
             hdrs["range"] = f"bytes={start}-{'' if end is None else end}"
         if if_match:
             hdrs["if-match"] = f'"{if_match}"'
-        url, hdrs = self._prepare("GET", obj.bucket, obj.key, (), hdrs)
+        host, target, hdrs = self._prepare("GET", obj.bucket, obj.key, (), hdrs)
+        if self._fast is not None:
+            try:
+                return await self._fast_get(uri, host, target, hdrs, into, alloc)
+            except Unsupported:
+                pass  # e.g. a chunked response: the general client handles it
         t0 = time.perf_counter()
         try:
-            async with self._get_session().get(url, headers=hdrs) as r:
+            async with self._get_session().get(self._url(host, target), headers=hdrs) as r:
                 ttfb = time.perf_counter() - t0
                 status = r.status
                 if status not in (200, 206):
@@ -221,11 +240,39 @@ class S3Backend:
                         )
                     await _read_body_into(r.content, into, n, uri)
                     return GetResult(bytearray(), total, etag, ttfb)
-                buf = bytearray(n)
+                if alloc is not None:
+                    mv = alloc(n)
+                    await _read_body_into(r.content, mv, n, uri)
+                    return GetResult(mv, total, etag, ttfb)
+                buf = new_buffer(n)
                 await _read_body_into(r.content, memoryview(buf), n, uri)
                 return GetResult(buf, total, etag, ttfb)
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             raise _connection_error("GetObject", uri, e) from e
+
+    async def _fast_get(self, uri: str, host: str, target: str, hdrs: dict[str, str],
+                        into: memoryview | None,
+                        alloc: Callable[[int], memoryview] | None) -> GetResult:
+        assert self._fast is not None
+        try:
+            r = await self._fast.get(host, target, hdrs, into, alloc)
+        except ShortBody as e:
+            raise ObjectStoreError(f"GetObject {uri} failed: {e}", operation="GetObject", uri=uri,
+                                   code="IncompleteBody", retryable=True) from e
+        except WrongLength as e:
+            raise ObjectStoreError(f"GetObject {uri}: {e}", operation="GetObject", uri=uri,
+                                   code="UnexpectedLength") from e
+        except (OSError, asyncio.TimeoutError) as e:  # ConnectionError, TimeoutError, socket errors
+            raise _connection_error("GetObject", uri, e) from e
+        status = r.status
+        if status not in (200, 206):
+            if status == 416:  # range starts at/after the end of the object
+                return GetResult(bytearray(), _total_from_range(r.headers, -1), "", r.ttfb_s)
+            raise error_from_response("GetObject", uri, status, bytes(r.body or b""))
+        n = int(r.headers["content-length"])
+        total = _total_from_range(r.headers, n) if status == 206 else n
+        etag = r.headers.get("etag", "").strip('"')
+        return GetResult(r.body if r.body is not None else bytearray(), total, etag, r.ttfb_s)
 
     async def head(self, obj: ObjectURI) -> ObjectInfo:
         """HeadObject. Raises FileNotFoundError if absent."""
@@ -409,7 +456,7 @@ async def _read_body_into(content: aiohttp.StreamReader, mv: memoryview, n: int,
 
 
 def _total_from_range(headers: Any, default: int | None) -> int:
-    cr = headers.get("Content-Range", "")
+    cr = headers.get("content-range", "")  # aiohttp headers are case-insensitive
     if "/" in cr:
         tail = cr.rsplit("/", 1)[1]
         if tail.isdigit():

@@ -1,0 +1,47 @@
+# objio — developer commands. Every target works from a fresh clone: it creates .venv itself.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch==2.13.0 is a local CPU build here; any other spec pulls a multi-GB CUDA build, so it is
+# installed explicitly before the extras that need it (s3torchconnector in the bench peers).
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test bench lint install-dev install-demo clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e ".[server,hdf5]"
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev,server,hdf5,bench]"
+	touch $@ $(VENV)/.demo-installed
+
+install-demo: $(VENV)/.demo-installed
+install-dev: $(VENV)/.dev-installed
+
+## make demo: install objio and run the main job (objio bench) on the embedded S3 server
+demo: install-demo
+	$(VENV)/bin/objio bench --num 256 --size 1MiB --epochs 3
+
+## make test: the whole suite against a real local S3 server
+test: install-dev
+	$(PY) -m pytest -q
+
+## make bench: objio against its peers (same objects, same run), results in bench-results/
+bench: install-dev
+	mkdir -p bench-results
+	$(VENV)/bin/objio bench --compare --num 1000 --size 128KiB --max-in-flight 64 --epochs 5 --json bench-results/small.json
+	$(VENV)/bin/objio bench --compare --num 32 --size 16MiB --max-in-flight 16 --epochs 5 --json bench-results/large.json
+
+lint: install-dev
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results
