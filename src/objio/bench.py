@@ -733,7 +733,7 @@ def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict
         task = prog.add_task("get", num * epochs * (1 + len(active)))
         epoch_stats: list[dict[str, Any]] = []
         all_records: list[RequestRecord] = []
-        for epoch in range(1, epochs + 1):
+        def run_objio(epoch: int) -> None:
             records: list[RequestRecord] = []
             with prog.track(task, f"get {epoch}/{epochs} objio", records, _record_weight):
                 c0, t0 = _cpu_s(), time.perf_counter()
@@ -744,21 +744,33 @@ def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict
             stats["epoch"] = epoch
             epoch_stats.append(stats)
             all_records.extend(records)
-            for name in list(active):
-                try:
-                    pcount, pbytes, wall, cpu = _timed_peer_run(
-                        active[name], prog, task, f"get {epoch}/{epochs} {name}")
-                    if (pcount, pbytes) != (num, expected_bytes):
-                        raise RuntimeError(f"read {pcount} objects / {pbytes} bytes, expected "
-                                           f"{num} / {expected_bytes}")
-                except Exception as e:  # noqa: BLE001 - reported, never a traceback
-                    active.pop(name).close()
-                    compare[name] = {"status": "skipped", "version": compare[name].get("version"),
-                                     "reason": f"failed in epoch {epoch}: {_one_line(e)}"}
-                    continue
-                ps = _run_stats(pcount, pbytes, wall, cpu)
-                ps["epoch"] = epoch
-                peer_runs[name].append(ps)
+
+        def run_peer(name: str, epoch: int) -> None:
+            try:
+                pcount, pbytes, wall, cpu = _timed_peer_run(
+                    active[name], prog, task, f"get {epoch}/{epochs} {name}")
+                if (pcount, pbytes) != (num, expected_bytes):
+                    raise RuntimeError(f"read {pcount} objects / {pbytes} bytes, expected "
+                                       f"{num} / {expected_bytes}")
+            except Exception as e:  # noqa: BLE001 - reported, never a traceback
+                active.pop(name).close()
+                compare[name] = {"status": "skipped", "version": compare[name].get("version"),
+                                 "reason": f"failed in epoch {epoch}: {_one_line(e)}"}
+                return
+            ps = _run_stats(pcount, pbytes, wall, cpu)
+            ps["epoch"] = epoch
+            peer_runs[name].append(ps)
+
+        for epoch in range(1, epochs + 1):
+            # Rotate who goes first each epoch: no tool always runs right after the put phase
+            # (server still busy) or always right after a given peer.
+            order = ["objio", *active]
+            shift = (epoch - 1) % len(order)
+            for name in order[shift:] + order[:shift]:
+                if name == "objio":
+                    run_objio(epoch)
+                elif name in active:
+                    run_peer(name, epoch)
         prog.finish(task)
     finally:
         for peer in active.values():
