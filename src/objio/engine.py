@@ -23,8 +23,7 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine, Iterable, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Iterable, NamedTuple, TypeVar
 
 from ._buffers import BufferPool, new_buffer
 from .backend import Backend, GetResult
@@ -43,8 +42,7 @@ _BACKOFF_CAP_S = 10.0
 _MAX_PARTS_PER_OBJECT = 16
 
 
-@dataclass(frozen=True)
-class RequestRecord:
+class RequestRecord(NamedTuple):
     """What one completed object transfer took (passed to ``observer`` callbacks).
 
     Attributes:

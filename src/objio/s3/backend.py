@@ -55,7 +55,8 @@ def _parse_iso_date(value: str | None) -> float:
 
 
 def _connection_error(op: str, uri: str, exc: BaseException) -> ObjectStoreError:
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+    # (builtin TimeoutError and asyncio.TimeoutError differ before Python 3.11)
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return ObjectTimeoutError(f"{op} {uri} timed out", operation=op, uri=uri,
                                   code="Timeout", retryable=True)
     if isinstance(exc, aiohttp.ClientPayloadError):

@@ -46,9 +46,19 @@ def canonical_query(params: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{k}={v}" for k, v in enc)
 
 
+_date_cache: tuple[int, str] = (-1, "")
+
+
 def amz_date(now: float | None = None) -> str:
-    """``YYYYMMDD'T'HHMMSS'Z'`` in UTC."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    """``YYYYMMDD'T'HHMMSS'Z'`` in UTC (cached per second: called for every request)."""
+    global _date_cache
+    sec = int(time.time() if now is None else now)
+    cached = _date_cache
+    if cached[0] == sec:
+        return cached[1]
+    text = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(sec))
+    _date_cache = (sec, text)
+    return text
 
 
 class SigV4Signer:
@@ -110,8 +120,8 @@ class SigV4Signer:
         sts = "\n".join(
             ("AWS4-HMAC-SHA256", ts, scope, hashlib.sha256(creq.encode()).hexdigest())
         )
-        sig = hmac.new(self._signing_key(creds.secret_access_key, date), sts.encode(),
-                       hashlib.sha256).hexdigest()
+        sig = hmac.digest(self._signing_key(creds.secret_access_key, date), sts.encode(),
+                          "sha256").hex()
         headers["authorization"] = (
             f"AWS4-HMAC-SHA256 Credential={creds.access_key_id}/{scope}, "
             f"SignedHeaders={signed_headers}, Signature={sig}"
