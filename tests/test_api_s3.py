@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 
 import h5py
 import numpy as np
@@ -302,3 +303,18 @@ def test_module_level_functions_use_configure(s3_server: LocalS3Server, prefix: 
         assert objio.DEFAULT_OBJECT_SIZE == 20 * MiB
     finally:
         objio.configure(old.config)
+
+
+def test_put_generated_overlaps_and_counts(client: objio.Client, prefix: str) -> None:
+    def factory(i: int) -> Callable[[], list[tuple[str, bytes]]]:
+        return lambda: [(f"{prefix}f{i}.bin", bytes([i]) * 100), (f"{prefix}index/f{i}.idx", b"0 100\n")]
+
+    assert client.put_generated((factory(i) for i in range(10)), max_in_flight=3) == 20
+    assert len(client.list(prefix)) == 20
+    assert bytes(client.get(prefix + "f7.bin")) == b"\x07" * 100
+
+    def boom() -> list[tuple[str, bytes]]:
+        raise ValueError("generator failed")
+
+    with pytest.raises(ValueError, match="generator failed"):
+        client.put_generated([boom])

@@ -52,6 +52,8 @@ create_bucket_async = _api._make("create_bucket_async")
 read_npz = _api._make("read_npz")
 read_npz_async = _api._make("read_npz_async")
 list_multipart_uploads = _api._make("list_multipart_uploads")
+put_generated = _api._make("put_generated")
+put_generated_async = _api._make("put_generated_async")
 
 __all__ = [
     "DEFAULT_OBJECT_SIZE", "Client", "ClientConfig", "configure", "default_client", "ObjectInfo",

@@ -292,6 +292,37 @@ class Client:
         """Async :meth:`put_many`."""
         await engine.run_async(self._put_many(items, max_in_flight))
 
+    async def _put_generated(self, factories: Iterable[Callable[[], Sequence[tuple[URI, Any]]]],
+                             max_in_flight: int, observer: Observer | None) -> int:
+        _check_max_in_flight(max_in_flight)
+        count = [0]
+
+        async def one(factory: Callable[[], Sequence[tuple[URI, Any]]]) -> None:
+            items = await engine.to_thread(factory)
+            for uri, data in items:
+                obj = parse_uri(uri)
+                await engine.put_object(self._backend(obj), obj, data, self.config,
+                                        observer=observer)
+                count[0] += 1
+
+        await engine.bounded_map(one, factories, max_in_flight, keep_results=False)
+        return count[0]
+
+    def put_generated(self, factories: Iterable[Callable[[], Sequence[tuple[URI, Any]]]],
+                      max_in_flight: int = 32, *, observer: Observer | None = None) -> int:
+        """Build objects in worker threads and upload them, ``max_in_flight`` factories at a
+        time: each factory returns ``[(uri, bytes-like), ...]`` (e.g. a TFRecord file and its
+        index). Generation overlaps with upload and at most ``max_in_flight`` factories' data is
+        in memory; ``factories`` is consumed lazily. Returns the number of objects written.
+        Raises: the first error (a factory's exception or a storage error)."""
+        return engine.run(self._put_generated(factories, max_in_flight, observer))
+
+    async def put_generated_async(self, factories: Iterable[Callable[[], Sequence[tuple[URI, Any]]]],
+                                  max_in_flight: int = 32, *,
+                                  observer: Observer | None = None) -> int:
+        """Async :meth:`put_generated`."""
+        return await engine.run_async(self._put_generated(factories, max_in_flight, observer))
+
     def _put_plan(self, prefix: URI, num: int, template: str, max_in_flight: int,
                   size: int | None, object_type: str) -> tuple[ObjectURI, List[ObjectURI], int, str]:
         from . import datagen
@@ -536,5 +567,6 @@ API_FUNCTIONS: Sequence[str] = (
     "get_many", "get_many_async", "get_many_stats", "get_many_stats_async", "put", "put_async",
     "put_bytes", "put_bytes_async", "put_many", "put_many_async", "delete", "delete_async",
     "stat", "stat_async", "exists", "exists_async", "create_bucket", "create_bucket_async",
-    "read_npz", "read_npz_async", "list_multipart_uploads",
+    "read_npz", "read_npz_async", "list_multipart_uploads", "put_generated",
+    "put_generated_async",
 )

@@ -175,6 +175,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
+def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    """Start ``coro`` on the engine loop and return at once; ``.result()`` waits for it (with
+    the GIL released) and ``.cancel()`` cancels it. For streaming readers and writers that keep
+    requests in flight while the caller works."""
+    if in_engine_thread():
+        coro.close()
+        raise RuntimeError("engine.submit() called from the engine loop; await the coroutine")
+    return asyncio.run_coroutine_threadsafe(coro, _engine.get_loop())
+
+
 async def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Await ``coro`` running on the engine loop from any other running loop without blocking
     it; cancelling the awaiting task cancels the work."""
