@@ -281,18 +281,17 @@ async def bounded_map(
                 results[i] = r
 
     workers = [asyncio.ensure_future(worker()) for _ in range(max_in_flight)]
+    pending: set[asyncio.Future[None]] = set(workers)
     try:
-        done, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
-        # A worker only ends early on failure; wait for the others to notice or finish.
-        while pending and not failure:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        if failure:
-            for w in pending:
-                w.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            raise failure[0]
-        for w in done:
-            w.result()
+        while pending:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if failure:  # stop everything still in flight, then report the first error
+                for w in pending:
+                    w.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                raise failure[0]
+        for w in workers:
+            w.result()  # re-raise anything a worker let through (e.g. cancellation)
     except BaseException:
         for w in workers:
             w.cancel()

@@ -20,6 +20,7 @@ import asyncio
 import ssl
 import time
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from .._buffers import new_buffer
 
@@ -233,13 +234,12 @@ class FastGetClient:
 
     async def _connect(self, host: str) -> _Conn:
         loop = asyncio.get_running_loop()
-        hostname, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
-        if not hostname:
-            hostname, port = host, ""
+        parts = urlsplit("//" + host)  # handles host, host:port, [v6]:port
+        hostname = parts.hostname or host
+        port = parts.port or self.default_port
         try:
             _, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: _Conn(loop), hostname,
-                                       int(port) if port else self.default_port, ssl=self.ssl,
+                loop.create_connection(lambda: _Conn(loop), hostname, port, ssl=self.ssl,
                                        server_hostname=hostname if self.ssl else None),
                 self.connect_timeout_s)
         except asyncio.TimeoutError:

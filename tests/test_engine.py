@@ -1,0 +1,88 @@
+"""Engine primitives: bounded concurrency, ordering, failure handling, sync/async bridges."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from objio import engine
+
+
+def test_bounded_map_order_limit_and_laziness() -> None:
+    running = 0
+    peak = 0
+    consumed: list[int] = []
+
+    def items():  # type: ignore[no-untyped-def]
+        for i in range(50):
+            consumed.append(i)
+            yield i
+
+    async def fn(i: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.001 * (i % 3))
+        running -= 1
+        return i * i
+
+    out = engine.run(engine.bounded_map(fn, items(), 4))
+    assert out == [i * i for i in range(50)]
+    assert peak == 4 and consumed == list(range(50))
+    assert engine.run(engine.bounded_map(fn, [], 4)) == []
+
+
+def test_bounded_map_first_error_cancels_in_flight_work() -> None:
+    cancelled = 0
+
+    async def fn(i: int) -> int:
+        nonlocal cancelled
+        if i == 3:
+            raise KeyError("item 3")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled += 1
+            raise
+        return i
+
+    with pytest.raises(KeyError, match="item 3"):
+        engine.run(engine.bounded_map(fn, range(10), 5))
+    # items 0-2 were in flight (the fifth worker saw the failure before taking item 4):
+    # they were cancelled, not waited for
+    assert cancelled == 3
+
+
+def test_bounded_map_return_exceptions() -> None:
+    async def fn(i: int) -> int:
+        if i % 2:
+            raise ValueError(i)
+        return i
+
+    out = engine.run(engine.bounded_map(fn, range(4), 2, return_exceptions=True))
+    assert out[0] == 0 and out[2] == 2
+    assert isinstance(out[1], ValueError) and isinstance(out[3], ValueError)
+
+
+def test_submit_and_sync_call_from_engine_thread_is_refused() -> None:
+    async def work() -> int:
+        await asyncio.sleep(0.001)
+        return 7
+
+    assert engine.submit(work()).result(10) == 7
+
+    async def nested() -> None:
+        engine.run(work())
+
+    with pytest.raises(RuntimeError, match="inside the objio engine"):
+        engine.run(nested())
+
+
+def test_to_thread_runs_off_the_loop() -> None:
+    import threading
+
+    async def which() -> str:
+        return await engine.to_thread(lambda: threading.current_thread().name)
+
+    assert engine.run(which()) != "objio-engine"
