@@ -493,7 +493,58 @@ class Client:
         """Async :meth:`read_npz`."""
         return _decode_npz(await self.get_async(uri), uri, array_name)
 
+    # ------------------------------------------------------------------------ copy / levels
+    async def _copy_many(self, pairs: Iterable[tuple[URI, URI]], max_in_flight: int,
+                         observer: Observer | None) -> tuple[int, int]:
+        _check_max_in_flight(max_in_flight)
+        totals = [0, 0]
+
+        async def one(pair: tuple[URI, URI]) -> None:
+            src, dst = parse_uri(pair[0]), parse_uri(pair[1])
+            data = await engine.get_object(self._backend(src), src, self.config)
+            await engine.put_object(self._backend(dst), dst, data, self.config, observer=observer)
+            totals[0] += 1
+            totals[1] += len(data)
+
+        await engine.bounded_map(one, pairs, max_in_flight, keep_results=False)
+        return totals[0], totals[1]
+
+    def copy_many(self, pairs: Iterable[tuple[URI, URI]], max_in_flight: int = 16, *,
+                  observer: Observer | None = None) -> tuple[int, int]:
+        """Copy ``(src, dst)`` objects (any mix of s3:// and local), ``max_in_flight`` at a
+        time, each through memory (ranged parallel GET, then a single or multipart PUT).
+        Returns (objects, bytes). For objects larger than memory allows, stream them with
+        ``objio.open``. Raises: the first error (e.g. FileNotFoundError naming the source)."""
+        return engine.run(self._copy_many(pairs, max_in_flight, observer))
+
+    def copy(self, src: URI, dst: URI) -> int:
+        """Copy one object through memory; returns its size in bytes (see :meth:`copy_many`)."""
+        return engine.run(self._copy_many([(src, dst)], 1, None))[1]
+
+    async def _list_level(self, uri: URI) -> tuple[List[str], List[ObjectInfo]]:
+        obj = parse_uri(uri)
+        backend = self._backend(obj)
+        prefixes: list[str] = []
+        objects: list[ObjectInfo] = []
+        async for page in backend.list_pages(_bucket_root(obj), obj.key, "/"):
+            prefixes += page.prefixes
+            objects += page.objects
+        return prefixes, objects
+
+    def list_level(self, uri: URI) -> tuple[List[str], List[ObjectInfo]]:
+        """One level under a prefix (delimiter ``/``): (common prefixes, objects), like
+        ``aws s3 ls`` without ``--recursive``. Raises: FileNotFoundError (no bucket)."""
+        return engine.run(self._list_level(uri))
+
     # ------------------------------------------------------------------------ misc
+    def list_buckets(self) -> List[tuple[str, float]]:
+        """(name, creation time in epoch seconds) of the S3 buckets the credentials own
+        (ListBuckets on the configured endpoint). Raises: PermissionError, ObjectStoreError."""
+        obj = parse_uri("s3://list-buckets/")
+        return cast(List[tuple[str, float]],
+                    engine.run(self._backend(obj).list_buckets()))
+
+
     def list_multipart_uploads(self, uri: URI) -> List[tuple[str, str]]:
         """(key, upload_id) of the multipart uploads in progress under an s3:// prefix."""
         obj = parse_uri(uri)
@@ -567,6 +618,7 @@ API_FUNCTIONS: Sequence[str] = (
     "get_many", "get_many_async", "get_many_stats", "get_many_stats_async", "put", "put_async",
     "put_bytes", "put_bytes_async", "put_many", "put_many_async", "delete", "delete_async",
     "stat", "stat_async", "exists", "exists_async", "create_bucket", "create_bucket_async",
-    "read_npz", "read_npz_async", "list_multipart_uploads", "put_generated",
+    "read_npz", "read_npz_async", "list_multipart_uploads", "list_buckets", "list_level",
+    "copy", "copy_many", "put_generated",
     "put_generated_async",
 )

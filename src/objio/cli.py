@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.configure_parser(p)
     p.set_defaults(func=bench.run_from_args)
 
+    from . import _cli_files
+
+    _cli_files.register(sub, _add_global_flags)
+
     p = sub.add_parser("server", help="run a local S3 server (SeaweedFS) in the foreground",
                        description="Start LocalS3Server on free loopback ports with "
                                    "authentication on, print the endpoint and keys, and run "

@@ -119,12 +119,16 @@ def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
 def error_from_response(operation: str, uri: str, status: int, body: bytes = b"") -> ObjectStoreError:
     """Translate an HTTP error response into the right exception type (see module table)."""
     code, msg = parse_error_body(body)
-    detail = f"{code}: {msg}" if code and msg else (code or msg or f"HTTP {status}")
+    if code is None and not body:  # HEAD responses carry no body: name the status instead
+        code, msg = {404: ("NotFound", "no such object or bucket"),
+                     403: ("Forbidden", "access denied (credentials rejected or no permission)"),
+                     412: ("PreconditionFailed", "precondition failed")}.get(status, (None, None))
+    detail = f"{code}: {msg}" if code and msg else (code or msg or "no details from the server")
     message = f"{operation} {uri} failed: {detail} (HTTP {status})"
     kw: dict[str, Any] = dict(operation=operation, uri=uri, status=status, code=code)
     if code in _NOT_FOUND_CODES or (status == 404 and code is None):
         return NotFoundError(message, **kw)
-    if code in _DENIED_CODES or (status in (401, 403) and code is None):
+    if code in _DENIED_CODES or code == "Forbidden" or (status in (401, 403) and code is None):
         return AccessDeniedError(message, **kw)
     if code in _EXISTS_CODES or status == 412:
         return AlreadyExistsError(message, **kw)

@@ -140,7 +140,8 @@ class S3Backend:
         body: Any = None,
     ) -> tuple[str, str, dict[str, str]]:
         """Sign a request: returns (Host header, request target "/path?query", headers)."""
-        host, path = self._target(bucket, key)
+        host, path = self._target(bucket, key) if bucket else (
+            self._netloc, uri_encode_path(self._base_path + "/"))
         query = canonical_query(params) if params else ""
         hdrs = headers if headers is not None else {}
         if body is None:
@@ -429,6 +430,12 @@ class S3Backend:
             hdrs["content-type"] = "application/xml"
         await self._simple("CreateBucket", f"s3://{bucket_uri.bucket}", "PUT", bucket_uri.bucket,
                            None, headers=hdrs, body=body)
+
+    async def list_buckets(self) -> list[tuple[str, float]]:
+        """ListBuckets: (name, creation time in epoch seconds) of the buckets the caller owns."""
+        _, _, payload = await self._simple("ListBuckets", "s3://", "GET", "", None)
+        return [(_text(b, "Name"), _parse_iso_date(_text(b, "CreationDate")))
+                for b in _xml(payload).iter(f"{_NS}Bucket")]
 
     async def head_bucket(self, bucket_uri: ObjectURI) -> None:
         """HeadBucket. Raises FileNotFoundError if the bucket does not exist."""
