@@ -621,3 +621,417 @@ def test_hdf5_without_h5py_raises_import_error(monkeypatch: pytest.MonkeyPatch) 
             generate_hdf5(10 * KiB)
     finally:
         datagen._hdf5_overhead.cache_clear()
+
+
+# ==========================================================================
+# DLIO datasets: formats, record shapes, per-format files (objio gen)
+# ==========================================================================
+
+DATASET_FORMATS = datagen.FORMATS
+
+
+def _need(fmt: str) -> None:
+    if fmt == "hdf5":
+        pytest.importorskip("h5py")
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+
+
+def test_formats_list() -> None:
+    assert DATASET_FORMATS == ("npz", "tfrecord", "hdf5", "jpeg", "png", "parquet", "raw")
+
+
+@pytest.mark.parametrize("given", ["npz", "NPZ", "TFRecord", "Hdf5", "JPEG", "png", "Parquet", "raw"])
+def test_normalize_format(given: str) -> None:
+    assert datagen.normalize_format(given) == given.lower()
+
+
+@pytest.mark.parametrize("bad", ["jpg", "csv", "", "npz ", None, 7])
+def test_unknown_format_lists_the_formats(bad: Any) -> None:
+    with pytest.raises(ValueError) as info:
+        datagen.normalize_format(bad)
+    assert "npz, tfrecord, hdf5, jpeg, png, parquet, raw" in str(info.value)
+    with pytest.raises(ValueError, match="npz, tfrecord, hdf5, jpeg, png, parquet, raw"):
+        datagen.dataset_file(bad, 1024)
+
+
+def test_put_object_types_are_unchanged() -> None:
+    # objio.put keeps accepting exactly these; the new formats are objio gen's.
+    assert OBJECT_TYPES == ("NPZ", "TFRECORD", "HDF5", "RAW")
+    for fmt in ("jpeg", "png", "parquet"):
+        with pytest.raises(ValueError, match="NPZ, TFRECORD, HDF5, RAW"):
+            normalize_object_type(fmt)
+
+
+# --------------------------------------------------------------------------
+# record shapes (DLIO utils/config.py + data_generator.get_dimension)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record_size", "dim"),
+    [(1, 1), (3, 1), (4, 2), (65536, 256), (114660, 338), (2828486, 1681), (146600628, 12107)],
+)
+def test_record_dims_without_stdev_is_dlio_dimension(record_size: int, dim: int) -> None:
+    # DLIO: dimension = int(math.sqrt(record_length))
+    assert dim == int(math.sqrt(record_size))
+    assert datagen.record_dims(record_size) == (dim, dim)
+    assert datagen.record_dims(record_size, 0, seed=5, index=9) == (dim, dim)
+    assert datagen.record_sizes_many(record_size, count=3) == [record_size] * 3
+
+
+def test_record_dims_with_stdev_is_deterministic_and_per_file() -> None:
+    many = datagen.record_dims_many(146_600_628, 68_341_808, seed=3, start=0, count=300)
+    # Any file alone (and any window) gives the same shape as the bulk draw.
+    assert [datagen.record_dims(146_600_628, 68_341_808, seed=3, index=i) for i in (0, 1, 157, 299)] == [
+        many[0],
+        many[1],
+        many[157],
+        many[299],
+    ]
+    assert datagen.record_dims_many(146_600_628, 68_341_808, seed=3, start=100, count=50) == many[100:150]
+    assert datagen.record_dims_many(146_600_628, 68_341_808, seed=4, start=0, count=300) != many
+    assert all(d1 >= 1 and d2 >= 1 for d1, d2 in many)
+    assert len(set(many)) > 250  # shapes vary per file, dim1 != dim2 in general
+
+
+def test_record_dims_follow_dlios_normal_distribution() -> None:
+    # DLIO: dimension_stdev = record_length_stdev / 2 / sqrt(record_length); each of
+    # dim1, dim2 ~ max(int(normal(dimension, dimension_stdev)), 1).
+    record, stdev = 146_600_628, 68_341_808
+    dims = np.array(datagen.record_dims_many(record, stdev, seed=1, count=20000), dtype=np.float64)
+    dim = int(math.sqrt(record))
+    dim_stdev = stdev / 2 / math.sqrt(record)
+    assert abs(dims.mean() - (dim - 0.5)) < 0.03 * dim  # int() truncates: about -0.5
+    assert abs(dims.std() - dim_stdev) < 0.03 * dim_stdev
+    assert abs(np.corrcoef(dims[:, 0], dims[:, 1])[0, 1]) < 0.05  # independent draws
+    # samples are then dim1 * dim2 bytes: mean ~ record, spread ~ stdev / sqrt(2)
+    sizes = dims[:, 0] * dims[:, 1]
+    assert abs(sizes.mean() - record) < 0.03 * record
+    assert 0.6 * stdev < sizes.std() < 0.85 * stdev
+
+
+def test_record_dims_clamp_to_one() -> None:
+    dims = datagen.record_dims_many(100, 10_000, seed=0, count=500)
+    assert min(min(d) for d in dims) == 1
+    assert min(datagen.record_sizes_many(100, 10_000, count=500)) == 1
+
+
+def test_record_sizes_many_follow_the_normal_distribution() -> None:
+    sizes = np.array(datagen.record_sizes_many(2_828_486, 71_311, seed=2, count=20000), dtype=np.float64)
+    assert abs(sizes.mean() - 2_828_486) < 3000
+    assert abs(sizes.std() - 71_311) < 0.03 * 71_311
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"record_size": 0}, "record_size"),
+        ({"record_size": -5}, "record_size"),
+        ({"record_size": 1.5}, "record_size"),
+        ({"record_size": 10, "record_size_stdev": -1}, "record_size_stdev"),
+        ({"record_size": 10, "record_size_stdev": float("nan")}, "record_size_stdev"),
+        ({"record_size": 10, "record_size_stdev": "1"}, "record_size_stdev"),
+        ({"record_size": 10, "seed": -1}, "seed"),
+        ({"record_size": 10, "index": -1}, "index"),
+    ],
+)
+def test_record_dims_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        datagen.record_dims(**kwargs)
+
+
+# --------------------------------------------------------------------------
+# per-format files with explicit sample shapes, read by independent readers
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dims", [(1, 1), (7, 13), (40, 25)])
+@pytest.mark.parametrize("samples", [1, 3])
+def test_npz_file_layout(dims: tuple[int, int], samples: int) -> None:
+    data = datagen.npz_file(dims, samples, seed=1, index=2)
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["x", "y"]
+        x, y = npz["x"], npz["y"]
+    assert x.dtype == np.uint8 and x.shape == (*dims, samples)
+    assert y.dtype == np.int64 and y.shape == (samples,) and not y.any()
+    assert datagen.expected_file_size("npz", dims, samples) == (len(data), True)
+
+
+def test_npz_file_matches_generate_npz_for_the_same_dim() -> None:
+    data = generate_npz(64 * KiB, seed=3, index=4, samples=2)
+    with np.load(io.BytesIO(data)) as npz:
+        dim = npz["x"].shape[0]
+    assert datagen.npz_file((dim, dim), 2, seed=3, index=4) == data
+
+
+def test_npz_file_compressed() -> None:
+    plain = datagen.npz_file((30, 20), 2, index=1)
+    packed = datagen.npz_file((30, 20), 2, index=1, compress=True)
+    with np.load(io.BytesIO(plain)) as a, np.load(io.BytesIO(packed)) as b:
+        assert np.array_equal(a["x"], b["x"])
+    with zipfile.ZipFile(io.BytesIO(packed)) as archive:
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in archive.infolist())
+
+
+@pytest.mark.parametrize("dims", [(1, 1), (5, 9), (64, 32)])
+@pytest.mark.parametrize("samples", [1, 4])
+def test_tfrecord_file_layout(dims: tuple[int, int], samples: int) -> None:
+    data = datagen.tfrecord_file(dims, samples, seed=2, index=3)
+    payloads = _read_tfrecords(data)  # independent framing + CRC check
+    assert len(payloads) == samples
+    images = []
+    for payload in payloads:
+        features = _parse_example(payload)  # google.protobuf, canonical re-encoding
+        assert sorted(features) == ["image", "size"]
+        assert features["size"] == [dims[0]]
+        assert len(features["image"]) == dims[0] * dims[1]
+        images.append(features["image"])
+    if dims[0] * dims[1] >= 64:
+        assert len(set(images)) == samples
+    assert datagen.expected_file_size("tfrecord", dims, samples) == (len(data), True)
+    index = tfrecord_index(data).decode().splitlines()
+    assert [tuple(map(int, line.split())) for line in index] == [(o, n) for o, n, _ in _walk_tfrecords(data)]
+
+
+@pytest.mark.parametrize("dims", [(1, 1), (6, 11)])
+def test_hdf5_file_layout(dims: tuple[int, int]) -> None:
+    h5py = pytest.importorskip("h5py")
+    data = datagen.hdf5_file(dims, 3, seed=4, index=5)
+    with h5py.File(io.BytesIO(data), "r") as f:
+        assert {"records", "records_0", "labels"} == set(f.keys())
+        assert f["records"].shape == (3, *dims) and f["records"].dtype == np.uint8
+        assert f["records"].chunks is None and f["records"].compression is None
+        assert f["labels"].shape == (3,) and f["labels"].dtype == np.int64
+        assert f["records_0"] == f["records"]
+    assert datagen.expected_file_size("hdf5", dims, 3)[0] == len(data)
+
+
+def test_hdf5_file_chunked_and_gzip_like_dlio() -> None:
+    h5py = pytest.importorskip("h5py")
+    plain = datagen.hdf5_file((64, 64), 4, index=1)
+    data = datagen.hdf5_file((64, 64), 4, index=1, chunks=(1, 64, 64), compression="gzip")
+    with h5py.File(io.BytesIO(data), "r") as f, h5py.File(io.BytesIO(plain), "r") as g:
+        records = f["records"]
+        assert records.chunks == (1, 64, 64)
+        assert records.compression == "gzip" and records.compression_opts == 4  # DLIO's default level
+        assert np.array_equal(records[()], g["records"][()])
+    auto = datagen.hdf5_file((64, 64), 4, index=1, chunks=True, compression="lzf")
+    with h5py.File(io.BytesIO(auto), "r") as f:
+        assert f["records"].chunks is not None and f["records"].compression == "lzf"
+    with pytest.raises(ValueError, match="compression"):
+        datagen.hdf5_file((4, 4), 1, compression="zip")
+
+
+def test_jpeg_file_read_by_pillow() -> None:
+    from PIL import Image
+
+    data = datagen.jpeg_file((48, 80), seed=1, index=2)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG"
+        assert image.mode == "L"  # grayscale, as DLIO's Image.fromarray(2-D uint8)
+        assert image.size == (80, 48)  # (width, height)
+        pixels = np.asarray(image)
+    assert pixels.shape == (48, 80) and pixels.dtype == np.uint8
+    assert pixels.std() > 40  # random noise, not a flat image
+    assert datagen.jpeg_file((48, 80), seed=1, index=2) == data
+    assert datagen.jpeg_file((48, 80), seed=1, index=3) != data
+    assert len(datagen.jpeg_file((48, 80), index=2, quality=95)) > len(datagen.jpeg_file((48, 80), index=2, quality=30))
+
+
+@pytest.mark.parametrize("dims", [(1, 1), (1, 70000), (3, 5), (100, 257), (300, 300)])
+@pytest.mark.parametrize("level", [0, 6])
+def test_png_file_read_by_pillow(dims: tuple[int, int], level: int) -> None:
+    from PIL import Image
+
+    if level and dims[0] * dims[1] > 10**5:
+        pytest.skip("slow zlib level on a large image")
+    data = datagen.png_file(dims, seed=1, index=2, compress_level=level)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG" and image.mode == "L"
+        assert image.size == (dims[1], dims[0])
+        image.load()  # decodes and checks every chunk CRC and the zlib stream
+        pixels = np.asarray(image)
+    assert pixels.shape == dims
+    if dims[0] * dims[1] > 4096:
+        assert len(np.unique(pixels)) == 256
+    # The level changes the encoding, not the pixels.
+    other = datagen.png_file(dims, seed=1, index=2, compress_level=9 - level)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(other))), pixels)
+    if level == 0:
+        estimate, exact = datagen.expected_file_size("png", dims)
+        assert not exact and abs(estimate - len(data)) <= 0.01 * len(data) + 64
+
+
+def test_png_file_chunk_crcs_independently() -> None:
+    data = datagen.png_file((20, 30), index=1)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, kinds = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert crc == zlib.crc32(kind + body)
+        kinds.append(kind)
+        if kind == b"IDAT":
+            raw = zlib.decompress(body)
+            assert len(raw) == 20 * 31  # 20 scanlines of a filter byte + 30 pixels
+        pos += 12 + length
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND"
+    assert b"IDAT" in kinds and set(kinds[1:-1]) <= {b"IDAT"}  # Pillow may split IDAT
+
+
+def test_parquet_file_read_by_pyarrow() -> None:
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    data = datagen.parquet_file(10, record_size=100, seed=1, index=2)
+    table = pq.read_table(io.BytesIO(data))
+    assert table.column_names == ["data", "label"]
+    assert str(table.schema.field("data").type) == "binary"
+    assert str(table.schema.field("label").type) == "int64"
+    values = table.column("data").to_pylist()
+    assert all(len(v) == 100 for v in values) and len(set(values)) == 10
+    assert all(v >= 0 for v in table.column("label").to_pylist())
+    assert datagen.parquet_file(10, record_size=100, seed=1, index=2) == data
+    assert datagen.parquet_file(10, record_size=100, seed=1, index=3) != data
+
+
+def test_parquet_file_columns_and_row_groups() -> None:
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    columns = [("img", "binary", 64), ("label", "int32", None), ("emb", "float32", 8), ("u", "uint16", 1)]
+    data = datagen.parquet_file(25, columns=columns, row_group_size=10, index=1)
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    assert meta.num_rows == 25 and meta.num_row_groups == 3
+    table = pq.read_table(io.BytesIO(data))
+    assert table.column_names == ["img", "label", "emb", "u"]
+    assert {len(v) for v in table.column("img").to_pylist()} == {64}
+    emb = table.column("emb").to_pylist()
+    assert all(len(row) == 8 and all(0 <= x < 1 for x in row) for row in emb)
+    assert all(x >= 0 for x in table.column("label").to_pylist())
+    zstd = datagen.parquet_file(25, columns=columns, row_group_size=10, index=1, compression="zstd")
+    assert pq.read_table(io.BytesIO(zstd)).equals(table)
+
+
+@pytest.mark.parametrize(
+    ("columns", "match"),
+    [
+        ([], "at least one"),
+        ([("a", "string", 1)], "binary, int8"),
+        ([("a", "int64", 0)], "size"),
+        ([("a", "int64", 1), ("a", "int32", 1)], "unique"),
+        ([("", "int64", 1)], "non-empty"),
+        ([("a",)], r"\(name, dtype, size\)"),
+        ("data:binary", "sequence"),
+    ],
+)
+def test_parquet_bad_columns(columns: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        datagen.normalize_parquet_columns(columns, 10)
+
+
+def test_parquet_without_pyarrow_raises_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(ImportError, match=r"pip install 'objio\[parquet\]'"):
+        datagen.parquet_file(1, record_size=10)
+    with pytest.raises(ImportError, match=r"objio\[parquet\]"):
+        datagen.dataset_file("parquet", 10)
+
+
+# --------------------------------------------------------------------------
+# dataset_file: every format, determinism, uniqueness, sizes
+# --------------------------------------------------------------------------
+
+
+def _samples_for(fmt: str) -> int:
+    return 1 if fmt in ("jpeg", "png") else 3
+
+
+@pytest.mark.parametrize("fmt", DATASET_FORMATS)
+def test_dataset_file_is_deterministic_and_unique(fmt: str) -> None:
+    _need(fmt)
+    samples = _samples_for(fmt)
+    a = datagen.dataset_file(fmt, 20000, samples=samples, seed=7, index=3, record_size_stdev=2000)
+    assert datagen.dataset_file(fmt, 20000, samples=samples, seed=7, index=3, record_size_stdev=2000) == a
+    others = [
+        datagen.dataset_file(fmt, 20000, samples=samples, seed=7, index=i, record_size_stdev=2000) for i in range(4, 9)
+    ]
+    others.append(datagen.dataset_file(fmt, 20000, samples=samples, seed=8, index=3, record_size_stdev=2000))
+    assert len({bytes(x) for x in [a, *others]}) == 7
+    # no shared 4 KiB block between two files of the dataset
+    other = bytes(others[0])
+    blocks = {other[i : i + 4096] for i in range(0, len(other) - 4096, 512)}
+    mine = bytes(a)
+    assert not any(mine[i : i + 4096] in blocks for i in range(4096, len(mine) - 8192, 4096))
+
+
+@pytest.mark.parametrize("fmt", DATASET_FORMATS)
+def test_dataset_file_sizes_follow_the_record_size(fmt: str) -> None:
+    _need(fmt)
+    samples = _samples_for(fmt)
+    data = datagen.dataset_file(fmt, 10000, samples=samples, seed=1, index=1)
+    dim = int(math.sqrt(10000))
+    size, exact = datagen.expected_file_size(fmt, (dim, dim), samples, record_size=10000 if fmt in ("raw", "parquet") else dim * dim)
+    if exact:
+        assert len(data) == size
+    else:
+        assert 0.8 * size < len(data) < 1.25 * size
+    if fmt == "raw":
+        assert len(data) == 10000 * samples
+
+
+def test_dataset_file_in_the_dlio_layouts() -> None:
+    data = datagen.dataset_file("npz", 114660, samples=2, index=1)
+    with np.load(io.BytesIO(data)) as npz:
+        assert npz["x"].shape == (338, 338, 2)
+    rec = _read_tfrecords(datagen.dataset_file("tfrecord", 114660, samples=2, index=1))
+    assert _parse_example(rec[0])["size"] == [338]
+
+
+def test_dataset_file_with_stdev_uses_record_dims() -> None:
+    dims = datagen.record_dims(50000, 20000, seed=2, index=6)
+    assert dims[0] != dims[1]
+    data = datagen.dataset_file("npz", 50000, samples=2, seed=2, index=6, record_size_stdev=20000)
+    with np.load(io.BytesIO(data)) as npz:
+        assert npz["x"].shape == (*dims, 2)
+    (size,) = datagen.record_sizes_many(50000, 20000, seed=2, start=6)
+    assert len(datagen.dataset_file("raw", 50000, samples=2, seed=2, index=6, record_size_stdev=20000)) == 2 * size
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kwargs", "match"),
+    [
+        ("jpeg", {"samples": 2}, "one sample per file"),
+        ("png", {"samples": 3}, "one sample per file"),
+        ("npz", {"compression": "gzip"}, "compression"),
+        ("tfrecord", {"compression": "zip"}, "compression"),
+        ("raw", {"chunks": True}, "chunks"),
+        ("npz", {"samples": 0}, "samples"),
+        ("npz", {"index": -1}, "index"),
+    ],
+)
+def test_dataset_file_bad_options(fmt: str, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        datagen.dataset_file(fmt, 1000, **kwargs)
+
+
+@pytest.mark.parametrize("record_size", [0, -1])
+def test_dataset_file_record_size_too_small(record_size: int) -> None:
+    with pytest.raises(ValueError, match="record_size"):
+        datagen.dataset_file("npz", record_size)
+
+
+def test_jpeg_side_limit() -> None:
+    with pytest.raises(ValueError, match="65500"):
+        datagen.jpeg_file((10, 70000))
+
+
+def test_generation_speed_is_not_asserted_but_runs_large_files() -> None:
+    # A 16 MiB sample in each fast format, just to exercise the large-buffer paths.
+    for fmt in ("npz", "tfrecord", "png", "raw"):
+        data = datagen.dataset_file(fmt, 16 * MiB, index=1)
+        assert 16 * MiB - 16 * KiB <= len(data) <= 16 * MiB + 16 * KiB

@@ -97,7 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.configure_parser(p)
     p.set_defaults(func=bench.run_from_args)
 
-    from . import _cli_files
+    from . import _cli_files, gen
+
+    p = sub.add_parser(
+        "gen", help="generate a synthetic dataset in DLIO's layouts (npz, tfrecord, hdf5, ...)",
+        description="Write a deterministic synthetic dataset in the layouts DLIO / MLPerf "
+                    "Storage read (train/, valid/, index/, img_<i>_of_<n>.<ext>), from explicit "
+                    "options or a --workload preset (unet3d, resnet50, cosmoflow).")
+    _add_global_flags(p)
+    gen.configure_parser(p)
+    p.set_defaults(func=gen.run_from_args)
 
     _cli_files.register(sub, _add_global_flags)
 
