@@ -20,6 +20,7 @@ from .errors import (
     ObjectStoreError,
     ObjectTimeoutError,
 )
+from .io import open as open  # objio.open; deliberately not in __all__ (would shadow the builtin)
 from .uri import ObjectURI, parse_uri
 
 __version__ = "0.1.0"

@@ -1,0 +1,1504 @@
+"""File-like access to objects: readers, a streaming writer and :func:`open`.
+
+Everything that treats an object as a file (checkpoints, model loading, datasets, ``objio cat``
+and ``objio cp``) goes through these classes. They work the same for ``s3://`` and ``file://``.
+
+Readers (all :class:`io.BufferedIOBase`: ``read``, ``read1``, ``readinto``, ``readinto1``,
+``readline``, iteration, ``seek`` with whence 0/1/2, ``tell``, context manager):
+
+* :class:`SequentialReader` (``reader="sequential"``, the default): streams the object from the
+  position being read. It keeps up to ``window_size // chunk_size`` ranged GETs of
+  ``chunk_size`` bytes in flight ahead of the reader (memory: at most ``window_size`` bytes of
+  chunk buffers), so one reader reaches the throughput of ``get_many``. A ``readinto`` of at
+  least ``chunk_size`` bytes that are not already buffered or in flight lands straight in the
+  caller's buffer (concurrent ranged GETs into slices of it, no copy).
+  Random access: bytes still held in the window (the current chunk, chunks read ahead and
+  chunks read recently, while the window has room) are served from memory; anything else is a
+  new ranged GET of one chunk, after which read-ahead restarts at zero and grows (1, 2, 4, ...
+  up to the window) with each chunk read in order. When the window is full, read-ahead that
+  was never read is dropped first (farthest first), then the chunks read longest ago.
+* :class:`RangeReader` (``reader="range_based"``): each read fetches only the bytes it needs.
+  Reads smaller than ``buffer_size`` (default 8 MiB) are served from a buffer filled
+  ``buffer_size`` bytes at a time; larger reads bypass it (straight into the caller's buffer
+  for ``readinto``); a read overlapping the end of the buffer uses the buffered bytes and
+  fetches only the rest. ``buffer_size=0`` disables the buffer. For sparse reads of big objects.
+* :class:`CoalescingReader` (``reader="coalescing"``, the seed's ``dcp_optimized``): given the
+  byte ranges that will be read, in order, it groups ranges whose gaps are at most
+  ``max_gap_size`` (default 32 MiB; ``float("inf")`` always coalesces, 0 only merges touching
+  ranges) into one ranged GET each, received straight into one buffer per group; every read is
+  served from that buffer (``readview`` returns a memoryview without any copy). It holds the
+  current group and prefetches the next one. Reading before the current group, or bytes outside
+  the declared ranges, raises ValueError (use the sequential reader for arbitrary access).
+
+:class:`ObjectWriter` (``open(uri, "wb")``): data is collected in a part buffer; objects up to
+``part_size`` bytes are sent as one PutObject on ``close()``, larger ones as a multipart upload
+whose parts are uploaded concurrently while the caller keeps writing (at most
+``max_parts_in_flight`` parts in flight; memory at most ``(max_parts_in_flight + 1) *
+part_size``). ``close()`` completes the upload and raises if anything failed; an exception in a
+``with`` block, ``abort()``, or a writer garbage-collected without ``close()`` aborts it, so
+the key never shows a partial object and no multipart upload is left behind.
+
+None of these objects is thread-safe (like Python's own file objects): use one per thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import io
+import logging
+import math
+import operator
+import warnings
+from typing import Any, Iterable, Sequence
+
+from . import engine
+from ._buffers import new_buffer
+from .backend import GetResult
+from .config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB
+from .errors import AlreadyExistsError, NotFoundError, ObjectStoreError
+from .uri import ObjectURI, parse_uri
+
+__all__ = [
+    "open", "ObjectReader", "SequentialReader", "RangeReader", "CoalescingReader",
+    "ObjectWriter", "READER_TYPES", "DEFAULT_WINDOW_SIZE", "DEFAULT_BUFFER_SIZE",
+    "DEFAULT_MAX_GAP_SIZE", "DEFAULT_MAX_PARTS_IN_FLIGHT", "part_size_for",
+]
+
+log = logging.getLogger("objio.io")
+
+DEFAULT_WINDOW_SIZE = 64 * MiB
+"""Default read-ahead window of :class:`SequentialReader` (bytes of chunk buffers)."""
+DEFAULT_BUFFER_SIZE = 8 * MiB
+"""Default buffer of :class:`RangeReader` (the seed's ``range_based`` default)."""
+DEFAULT_MAX_GAP_SIZE = 32 * MiB
+"""Default largest gap :class:`CoalescingReader` bridges (the seed's ``dcp_optimized``)."""
+DEFAULT_MAX_PARTS_IN_FLIGHT = 8
+"""Default number of parts :class:`ObjectWriter` uploads at once."""
+PARTS_PER_SIZE_STEP = 800
+"""The writer doubles its part size after every this many parts (see :func:`part_size_for`)."""
+
+READER_TYPES = ("sequential", "range_based", "coalescing")
+_READER_ALIASES = {"sequential": "sequential", "range_based": "range_based",
+                   "coalescing": "coalescing", "dcp_optimized": "coalescing"}
+_PEEK_SIZE = 64 * 1024  # readline without a buffer (range_based, buffer_size=0) fetches this much
+_DEFAULT_PART = 8 * MiB
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _int_arg(name: str, value: Any, minimum: int, allowed: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return value
+
+
+def _byte_view(b: Any, name: str, writable: bool) -> memoryview:
+    """A 1-D unsigned-byte memoryview of a buffer-protocol object, without copying."""
+    try:
+        mv = memoryview(b)
+    except TypeError:
+        raise TypeError(f"{name} must be a bytes-like object (bytes, bytearray, memoryview, "
+                        f"numpy array), got {type(b).__name__}") from None
+    if writable and mv.readonly:
+        raise TypeError(f"{name} must be a writable bytes-like object (bytearray, memoryview, "
+                        f"numpy array), got a read-only {type(b).__name__}")
+    if not mv.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous buffer; pass numpy.ascontiguousarray(x) "
+                         "or bytes(x) for a strided one")
+    if mv.ndim != 1 or mv.format != "B":
+        mv = mv.cast("B")
+    return mv
+
+
+async def _get(backend: Any, obj: ObjectURI, start: int, stop: int, attempts: int, *,
+               etag: str = "", into: memoryview | None = None) -> GetResult:
+    """One GET of bytes [start, stop) with retries. With ``etag``, a changed object (412) is
+    reported as such instead of as a failed precondition."""
+    try:
+        return await engine.with_retries(
+            lambda: backend.get(obj, start, stop - 1, if_match=etag or None, into=into), attempts)
+    except AlreadyExistsError as e:
+        if not etag:
+            raise
+        raise ObjectStoreError(
+            f"GetObject {obj} failed: the object changed while it was being read (ETag is no "
+            f"longer {etag!r}); open it again", operation="GetObject", uri=str(obj),
+            status=e.status, code=e.code) from e
+
+
+async def _probe(backend: Any, obj: ObjectURI, start: int, stop: int, attempts: int) -> GetResult:
+    """A GET of [start, stop) when the object's size is not known yet: learns size and ETag
+    (with a HEAD when the range starts at or past the end of the object)."""
+    r = await _get(backend, obj, start, stop, attempts)
+    if r.total_size < 0:
+        info = await engine.with_retries(lambda: backend.head(obj), attempts)
+        r.total_size, r.etag = info.size, info.etag
+    return r
+
+
+async def _fill(backend: Any, obj: ObjectURI, start: int, view: memoryview, etag: str,
+                attempts: int, piece: int, parallel: int) -> None:
+    """Fill ``view`` with bytes [start, start + len(view)) (all inside the object): one GET,
+    or concurrent ranged GETs of ``piece`` bytes, each received straight into its slice."""
+    n = len(view)
+    if n == 0:
+        return
+    if n <= piece:
+        await _get(backend, obj, start, start + n, attempts, etag=etag, into=view)
+        return
+
+    async def one(off: int) -> None:
+        end = min(off + piece, n)
+        await _get(backend, obj, start + off, start + end, attempts, etag=etag, into=view[off:end])
+
+    await engine.bounded_map(one, range(0, n, piece), max(1, parallel), keep_results=False)
+
+
+def _resolve_client(client: Any) -> Any:
+    if client is None:
+        from .api import default_client
+
+        return default_client()
+    return client
+
+
+def _object_uri(uri: Any, what: str) -> ObjectURI:
+    obj = parse_uri(uri)
+    if obj.scheme == "s3" and not obj.key:
+        raise ValueError(f"{what} needs an object key, got the bucket {str(uri)!r}")
+    if obj.scheme == "file" and obj.key.endswith(("/",)):
+        raise ValueError(f"{what} needs a file path, got the directory {str(uri)!r}")
+    return obj
+
+
+# ---------------------------------------------------------------------------------- readers
+class ObjectReader(io.BufferedIOBase):
+    """Base class of objio's readers: a read-only, seekable binary file over one object.
+
+    Args:
+        uri: ``s3://bucket/key``, ``file:///path`` or a local path (or an :class:`ObjectURI`).
+        client: the :class:`objio.Client` to use (default: :func:`objio.default_client`).
+        size: the object's size in bytes, if known (e.g. from a listing): saves a request.
+        etag: the object's ETag, if known; reads then fail if the object changes.
+
+    Position and size are in bytes. Seeking to a negative position raises ValueError; seeking
+    past the end is allowed (reads there return ``b""``). Errors: FileNotFoundError,
+    PermissionError, TimeoutError, :class:`objio.ObjectStoreError` (also when the object
+    changes while it is being read), ValueError for bad arguments.
+    """
+
+    reader_type = ""
+
+    def __init__(self, uri: Any, *, client: Any = None, size: int | None = None,
+                 etag: str | None = None) -> None:
+        self._obj = _object_uri(uri, type(self).__name__)
+        self._client = _resolve_client(client)
+        cfg = self._client.config
+        self._backend = self._client._backend(self._obj)
+        self._attempts = cfg.max_attempts or 1
+        self._piece = cfg.part_size or _DEFAULT_PART
+        self._parallel = min(16, cfg.max_in_flight or 16)
+        self._size: int | None = None if size is None else _int_arg("size", size, 0,
+                                                                    "an integer >= 0 or None")
+        self._etag = etag or ""
+        self._pos = 0
+
+    # -- identity ------------------------------------------------------------------------
+    @property
+    def uri(self) -> str:
+        """The object's URI (``s3://bucket/key`` or ``file:///path``)."""
+        return str(self._obj)
+
+    @property
+    def name(self) -> str:
+        return str(self._obj)
+
+    @property
+    def mode(self) -> str:
+        return "rb"
+
+    @property
+    def bucket(self) -> str:
+        """The bucket ("" for file://)."""
+        return self._obj.bucket
+
+    @property
+    def key(self) -> str:
+        """The object key (the absolute path for file://)."""
+        return self._obj.key
+
+    @property
+    def size(self) -> int:
+        """The object's size in bytes (a HEAD request the first time, unless already known)."""
+        return self._ensure_size()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uri!r} pos={self._pos}>"
+
+    # -- io protocol ---------------------------------------------------------------------
+    def readable(self) -> bool:
+        self._check_open()
+        return True
+
+    def seekable(self) -> bool:
+        self._check_open()
+        return True
+
+    def writable(self) -> bool:
+        self._check_open()
+        return False
+
+    def tell(self) -> int:
+        self._check_open()
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        """Move to ``offset`` relative to the start (0), the current position (1) or the end
+        (2, needs the size: one HEAD unless known). Returns the new position. No request is
+        made until the next read."""
+        self._check_open()
+        try:
+            offset = operator.index(offset)
+        except TypeError:
+            raise TypeError(f"seek offset must be an integer, got {type(offset).__name__}") from None
+        if whence == io.SEEK_SET:
+            new = offset
+        elif whence == io.SEEK_CUR:
+            new = self._pos + offset
+        elif whence == io.SEEK_END:
+            new = self._ensure_size() + offset
+        else:
+            raise ValueError(f"whence must be 0 (SEEK_SET), 1 (SEEK_CUR) or 2 (SEEK_END), "
+                             f"got {whence!r}")
+        if new < 0:
+            raise ValueError(f"negative seek position {new} in {self.uri}")
+        self._pos = new
+        return new
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Up to ``size`` bytes from the current position (all the rest when ``size`` is None
+        or negative); ``b""`` at the end."""
+        self._check_open()
+        n = self._want(size)
+        if n == 0:
+            return b""
+        if self._size is None and n > self._piece:
+            self._learn_size()  # never allocate more than the object holds
+        if self._size is not None:
+            n = min(n, max(0, self._size - self._pos))
+            if n == 0:
+                return b""
+        buf = new_buffer(n)
+        got = self._readinto(memoryview(buf))
+        return bytes(memoryview(buf)[:got])
+
+    def read1(self, size: int | None = -1, /) -> bytes:
+        """Like :meth:`read`, from at most one buffered block or one request."""
+        return self.read(size)
+
+    def readinto(self, b: Any, /) -> int:
+        """Read into a writable buffer (bytearray, memoryview, numpy array); returns the number
+        of bytes read (fewer than ``len(b)`` only at the end of the object)."""
+        self._check_open()
+        return self._readinto(_byte_view(b, "readinto() argument", writable=True))
+
+    def readinto1(self, b: Any, /) -> int:
+        return self.readinto(b)
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        """The next line, including its ``b"\\n"`` (at most ``size`` bytes)."""
+        self._check_open()
+        limit = -1 if size is None else operator.index(size)
+        out = bytearray()
+        while limit < 0 or len(out) < limit:
+            buf, lo, hi = self._peek()
+            if lo >= hi:
+                break
+            if limit >= 0:
+                hi = min(hi, lo + limit - len(out))
+            i = buf.find(b"\n", lo, hi)
+            end = hi if i < 0 else i + 1
+            out += memoryview(buf)[lo:end]
+            self._pos += end - lo
+            if i >= 0:
+                break
+        return bytes(out)
+
+    def prefetch(self) -> None:
+        """Start fetching the first bytes now, without waiting (the seed's ``prefetch``)."""
+        self._check_open()
+
+    def close(self) -> None:
+        """Release buffers and cancel requests still in flight. Idempotent."""
+        if not self.closed:
+            try:
+                self._release()
+            finally:
+                super().close()
+
+    # -- for subclasses ------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"I/O operation on closed reader ({self.uri})")
+
+    def _want(self, size: int | None) -> int:
+        """Bytes a read of ``size`` asks for (the rest of the object when negative)."""
+        if size is None:
+            size = -1
+        size = operator.index(size)
+        if size < 0:
+            return max(0, self._ensure_size() - self._pos)
+        return size
+
+    def _head(self) -> None:
+        obj, backend = self._obj, self._backend
+        info = engine.run(engine.with_retries(lambda: backend.head(obj), self._attempts))
+        self._learn(info.size, info.etag)
+
+    def _ensure_size(self) -> int:
+        if self._size is None:
+            self._head()
+        assert self._size is not None
+        return self._size
+
+    def _learn_size(self) -> None:
+        """Learn the size before a large read (the sequential reader uses its first GET)."""
+        self._ensure_size()
+
+    def _learn(self, size: int, etag: str) -> None:
+        if self._size is None:
+            self._size = size
+        if not self._etag:
+            self._etag = etag
+
+    def _readinto(self, mv: memoryview) -> int:
+        raise NotImplementedError
+
+    def _peek(self) -> tuple[Any, int, int]:
+        """(buffer, lo, hi): bytes available at the position without a copy (``buf[lo:hi]``,
+        ``buf`` supports ``find``); lo == hi at the end."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        pass
+
+
+class _Chunk:
+    __slots__ = ("idx", "start", "stop", "fut", "buf", "probe", "used")
+
+    def __init__(self, idx: int, start: int, stop: int, fut: Any, buf: Any, probe: bool) -> None:
+        self.idx = idx
+        self.used = 0             # when it was last read (0: read ahead, never read yet)
+        self.start = start
+        self.stop = stop          # exclusive; for a probe: known once it has completed
+        self.fut = fut            # concurrent future of the GET, None once resolved
+        self.buf = buf            # bytearray holding bytes [start, stop) at offset 0
+        self.probe = probe
+
+
+class SequentialReader(ObjectReader):
+    """Streams an object with concurrent read-ahead (see the module docs for the policy).
+
+    Args:
+        uri, client, size, etag: see :class:`ObjectReader`.
+        chunk_size: bytes per ranged GET (default: the client's ``part_size``, 8 MiB).
+        window_size: read-ahead memory in bytes (default :data:`DEFAULT_WINDOW_SIZE`, 64 MiB;
+            at least ``chunk_size``): up to ``window_size // chunk_size`` chunks are held or in
+            flight.
+
+    The first request is one GET of ``chunk_size`` bytes, which also tells the object's size:
+    an object smaller than a chunk costs exactly one request.
+    """
+
+    reader_type = "sequential"
+
+    def __init__(self, uri: Any, *, client: Any = None, chunk_size: int | None = None,
+                 window_size: int | None = None, size: int | None = None,
+                 etag: str | None = None) -> None:
+        super().__init__(uri, client=client, size=size, etag=etag)
+        cs = self._piece if chunk_size is None else _int_arg("chunk_size", chunk_size, 1,
+                                                             "an integer >= 1 (bytes)")
+        ws = max(DEFAULT_WINDOW_SIZE, cs) if window_size is None else window_size
+        ws = _int_arg("window_size", ws, 1, "an integer >= 1 (bytes)")
+        if ws < cs:
+            raise ValueError(f"window_size ({ws}) must be at least chunk_size ({cs}) bytes")
+        self._cs = cs
+        self._k = ws // cs
+        self._chunks: dict[int, _Chunk] = {}
+        self._free: list[bytearray] = []
+        self._ahead = self._k - 1
+        self._last = -1
+        self._tick = 0
+
+    @property
+    def chunk_size(self) -> int:
+        return self._cs
+
+    @property
+    def window_size(self) -> int:
+        return self._k * self._cs
+
+    def prefetch(self) -> None:
+        self._check_open()
+        if self._size is None or self._pos < self._size:
+            self._plan(self._pos // self._cs)
+
+    # -- chunk management ------------------------------------------------------------------
+    def _schedule(self, idx: int) -> None:
+        start = idx * self._cs
+        if self._size is None:
+            fut = engine.submit(_probe(self._backend, self._obj, start, start + self._cs,
+                                       self._attempts))
+            self._chunks[idx] = _Chunk(idx, start, start, fut, None, True)
+            return
+        stop = min(start + self._cs, self._size)
+        buf = self._free.pop() if self._free else new_buffer(self._cs)
+        view = memoryview(buf)[: stop - start]
+        fut = engine.submit(_get(self._backend, self._obj, start, stop, self._attempts,
+                                 etag=self._etag, into=view))
+        self._chunks[idx] = _Chunk(idx, start, stop, fut, buf, False)
+
+    def _drop(self, idx: int) -> None:
+        ch = self._chunks.pop(idx)
+        if ch.fut is not None:
+            if not ch.fut.done():
+                ch.fut.cancel()  # its buffer may still be written to: never reused
+                return
+            if ch.fut.cancelled() or ch.fut.exception() is not None:
+                return
+        if (isinstance(ch.buf, bytearray) and len(ch.buf) == self._cs
+                and len(self._free) + len(self._chunks) < self._k):  # buffers <= the window
+            self._free.append(ch.buf)
+
+    def _plan(self, idx: int) -> None:
+        """Make chunk ``idx`` and the read-ahead after it held or in flight, within the window."""
+        if self._size is None:
+            if idx not in self._chunks:
+                # Size unknown: one probe at a time; nothing else can be scheduled yet.
+                for i in [i for i in self._chunks if self._chunks[i].fut is not None]:
+                    self._drop(i)
+                self._schedule(idx)
+            return
+        n_chunks = -(-self._size // self._cs)
+        hi = min(idx + 1 + self._ahead, n_chunks)
+        wanted = range(idx, max(hi, idx + 1))
+        # Chunks outside the wanted range stay while the window has room. Evicted first: read-
+        # ahead never read (farthest first), then chunks read longest ago.
+        chunks = self._chunks
+        others = sorted((i for i in chunks if i not in wanted),
+                        key=lambda i: (chunks[i].used, -abs(i - idx)))
+        missing = sum(1 for i in wanted if i not in self._chunks)
+        excess = len(self._chunks) + missing - self._k
+        for i in others[: max(0, excess)]:
+            self._drop(i)
+        for i in wanted:
+            if i not in self._chunks:
+                self._schedule(i)
+
+    def _touch(self, idx: int) -> None:
+        """Adapt the read-ahead depth: doubles while chunks are read in order, drops to none
+        after a jump to a chunk that is not held."""
+        if idx == self._last + 1:
+            if self._ahead < self._k - 1:
+                self._ahead = min(self._k - 1, max(1, 2 * self._ahead))
+        elif idx != self._last and idx not in self._chunks:
+            self._ahead = 0
+        self._last = idx
+
+    def _resolve(self, ch: _Chunk) -> None:
+        fut = ch.fut
+        if fut is None:
+            return
+        try:
+            r: GetResult = fut.result()
+        except BaseException:
+            if fut.done():  # failed or cancelled: forget it so the next read can retry
+                self._chunks.pop(ch.idx, None)
+            raise
+        ch.fut = None
+        if ch.probe:
+            self._learn(r.total_size, r.etag)
+            ch.buf = r.data
+            ch.stop = ch.start + len(r.data)
+
+    def _enter(self, idx: int) -> _Chunk:
+        self._touch(idx)
+        self._plan(idx)
+        ch = self._chunks[idx]
+        self._tick += 1
+        ch.used = self._tick
+        if ch.fut is not None:
+            probe = ch.probe
+            self._resolve(ch)
+            if probe:
+                self._plan(idx)  # the size is known now: start the read-ahead at once
+        return ch
+
+    def _direct_run(self, pos: int, want: int) -> int:
+        """Bytes from ``pos`` that can go straight into the caller's buffer: up to the first
+        chunk that is held or in flight; 0 if that is less than one chunk."""
+        assert self._size is not None
+        n = min(want, self._size - pos)
+        idx = pos // self._cs
+        later = [i for i in self._chunks if i > idx]
+        if later:
+            n = min(n, min(later) * self._cs - pos)
+        return n if n >= self._cs else 0
+
+    # -- reads -----------------------------------------------------------------------------
+    def _readinto(self, mv: memoryview) -> int:
+        n = len(mv)
+        got = 0
+        cs = self._cs
+        while got < n:
+            pos = self._pos
+            if self._size is not None and pos >= self._size:
+                break
+            idx = pos // cs
+            if self._size is not None and idx not in self._chunks:
+                run = self._direct_run(pos, n - got)
+                if run:
+                    end = pos + run
+                    last = (end - 1) // cs
+                    self._touch(idx)
+                    self._last = last
+                    if end < self._size:  # read-ahead of what follows, while the run is fetched
+                        self._plan(end // cs)
+                    engine.run(_fill(self._backend, self._obj, pos, mv[got: got + run],
+                                     self._etag, self._attempts, cs, self._parallel))
+                    got += run
+                    self._pos = end
+                    continue
+            ch = self._enter(idx)
+            off = pos - ch.start
+            k = min(ch.stop - pos, n - got)
+            if k <= 0:
+                break
+            mv[got: got + k] = memoryview(ch.buf)[off: off + k]
+            got += k
+            self._pos = pos + k
+        return got
+
+    def _learn_size(self) -> None:
+        if self._size is None:
+            self._enter(self._pos // self._cs)  # the first chunk's GET tells the size
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self._check_open()
+        if (size is None or operator.index(size) < 0) and self._size is None:
+            self._learn_size()
+        n = self._want(size)
+        if n == 0:
+            return b""
+        pos = self._pos
+        if self._size is not None and pos >= self._size:
+            return b""
+        if n <= self._cs:  # small read: one copy out of the chunk when it covers the range
+            ch = self._enter(pos // self._cs)
+            off = pos - ch.start
+            if pos + n <= ch.stop or ch.stop == self._size:
+                k = max(0, min(n, ch.stop - pos))
+                self._pos = pos + k
+                return bytes(memoryview(ch.buf)[off: off + k])
+        return super().read(n)
+
+    def read1(self, size: int | None = -1, /) -> bytes:
+        self._check_open()
+        size = -1 if size is None else operator.index(size)
+        buf, lo, hi = self._peek()
+        if size >= 0:
+            hi = min(hi, lo + size)
+        self._pos += hi - lo
+        return bytes(memoryview(buf)[lo:hi])
+
+    def readinto1(self, b: Any, /) -> int:
+        self._check_open()
+        mv = _byte_view(b, "readinto1() argument", writable=True)
+        buf, lo, hi = self._peek()
+        k = min(hi - lo, len(mv))
+        mv[:k] = memoryview(buf)[lo: lo + k]
+        self._pos += k
+        return k
+
+    def _peek(self) -> tuple[Any, int, int]:
+        pos = self._pos
+        if self._size is not None and pos >= self._size:
+            return b"", 0, 0
+        ch = self._enter(pos // self._cs)
+        if pos >= ch.stop:
+            return b"", 0, 0
+        return ch.buf, pos - ch.start, ch.stop - ch.start
+
+    def _release(self) -> None:
+        for idx in list(self._chunks):
+            ch = self._chunks.pop(idx)
+            if ch.fut is not None and not ch.fut.done():
+                ch.fut.cancel()
+        self._free.clear()
+
+
+class RangeReader(ObjectReader):
+    """Fetches only the bytes each read needs (the seed's ``range_based`` reader).
+
+    Args:
+        uri, client, size, etag: see :class:`ObjectReader`.
+        buffer_size: bytes per buffer fill (default :data:`DEFAULT_BUFFER_SIZE`, 8 MiB; 0
+            disables the buffer). Reads smaller than this are served from the buffer, filled
+            ``buffer_size`` bytes at a time from the read position; reads of at least this many
+            bytes go straight to the caller (``readinto``: into its buffer, no copy; large ones
+            as concurrent ranged GETs); a read that starts inside the buffer uses its bytes and
+            handles the rest by the same rules.
+    """
+
+    reader_type = "range_based"
+
+    def __init__(self, uri: Any, *, client: Any = None, buffer_size: int | None = None,
+                 size: int | None = None, etag: str | None = None) -> None:
+        super().__init__(uri, client=client, size=size, etag=etag)
+        bs = DEFAULT_BUFFER_SIZE if buffer_size is None else buffer_size
+        self._bs = _int_arg("buffer_size", bs, 0, "an integer >= 0 (bytes; 0 disables the buffer)")
+        self._buf: bytearray | None = None
+        self._buf_start = 0
+        self._buf_len = 0
+
+    @property
+    def buffer_size(self) -> int:
+        return self._bs
+
+    def _covers(self, pos: int) -> bool:
+        return self._buf_start <= pos < self._buf_start + self._buf_len
+
+    def _fill_buffer(self, pos: int) -> None:
+        self._buf_len = 0
+        if self._size is None:  # first request: learn the size from it
+            r = engine.run(_probe(self._backend, self._obj, pos, pos + self._bs, self._attempts))
+            self._learn(r.total_size, r.etag)
+            self._buf = r.data if isinstance(r.data, bytearray) else bytearray(r.data)
+            self._buf_start, self._buf_len = pos, len(r.data)
+            return
+        n = max(0, min(self._bs, self._size - pos))
+        if self._buf is None or len(self._buf) < n:
+            self._buf = new_buffer(self._bs)
+        buf = self._buf
+        self._buf = None  # dropped if the fetch does not complete
+        engine.run(_fill(self._backend, self._obj, pos, memoryview(buf)[:n], self._etag,
+                         self._attempts, self._piece, self._parallel))
+        self._buf, self._buf_start, self._buf_len = buf, pos, n
+
+    def prefetch(self) -> None:
+        self._check_open()
+
+    def _readinto(self, mv: memoryview) -> int:
+        n = len(mv)
+        if n == 0:
+            return 0
+        pos = self._pos
+        got = 0
+        if self._size is None:
+            if self._bs and n < self._bs:
+                self._fill_buffer(pos)
+            else:
+                self._head()
+        assert self._size is not None
+        end = min(pos + n, self._size)
+        if pos >= end:
+            return 0
+        if self._covers(pos):
+            assert self._buf is not None
+            off = pos - self._buf_start
+            got = min(end - pos, self._buf_len - off)
+            mv[:got] = memoryview(self._buf)[off: off + got]
+        rem = end - (pos + got)
+        if rem > 0:
+            p = pos + got
+            if self._bs and rem < self._bs:
+                self._fill_buffer(p)
+                assert self._buf is not None
+                k = min(rem, self._buf_len)
+                mv[got: got + k] = memoryview(self._buf)[:k]
+                got += k
+            else:
+                engine.run(_fill(self._backend, self._obj, p, mv[got: got + rem], self._etag,
+                                 self._attempts, self._piece, self._parallel))
+                got += rem
+        self._pos = pos + got
+        return got
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self._check_open()
+        n = self._want(size)
+        if n == 0:
+            return b""
+        pos = self._pos
+        if self._bs and n < self._bs:
+            if not self._covers(pos):
+                if self._size is not None and pos >= self._size:
+                    return b""
+                self._fill_buffer(pos)
+            assert self._size is not None and self._buf is not None
+            if pos + n <= self._buf_start + self._buf_len or \
+                    self._buf_start + self._buf_len >= self._size:
+                off = pos - self._buf_start
+                k = max(0, min(n, self._buf_len - off))
+                self._pos = pos + k
+                return bytes(memoryview(self._buf)[off: off + k])
+        return super().read(n)
+
+    def _peek(self) -> tuple[Any, int, int]:
+        pos = self._pos
+        if self._bs:
+            if not self._covers(pos):
+                if self._size is not None and pos >= self._size:
+                    return b"", 0, 0
+                self._fill_buffer(pos)
+                if not self._covers(pos):
+                    return b"", 0, 0
+            assert self._buf is not None
+            return self._buf, pos - self._buf_start, self._buf_len
+        size = self._ensure_size()
+        if pos >= size:
+            return b"", 0, 0
+        r = engine.run(_get(self._backend, self._obj, pos, min(pos + _PEEK_SIZE, size),
+                            self._attempts, etag=self._etag))
+        return r.data, 0, len(r.data)
+
+    def _release(self) -> None:
+        self._buf = None
+        self._buf_len = 0
+
+
+def _normalize_ranges(ranges: Any) -> list[tuple[int, int]]:
+    if ranges is None or isinstance(ranges, (str, bytes)):
+        raise ValueError("ranges must be a sequence of (start, end) byte ranges (end exclusive), "
+                         f"got {ranges!r}")
+    out: list[tuple[int, int]] = []
+    prev = -1
+    for i, r in enumerate(ranges):
+        if hasattr(r, "start") and hasattr(r, "end"):
+            s, e = r.start, r.end
+        else:
+            try:
+                s, e = r
+            except (TypeError, ValueError):
+                raise ValueError(f"ranges[{i}] must be a (start, end) pair, got {r!r}") from None
+        if (isinstance(s, bool) or isinstance(e, bool) or not isinstance(s, int)
+                or not isinstance(e, int) or s < 0 or e < s):
+            raise ValueError(f"ranges[{i}] must be integers 0 <= start <= end (end exclusive), "
+                             f"got {r!r}")
+        if s < prev:
+            raise ValueError(
+                f"ranges must be sorted by start offset (ranges[{i}] starts at {s}, before the "
+                f"previous one at {prev}): sort them, or use reader='sequential' "
+                "(S3ReaderConstructor.sequential()) for access in any order")
+        prev = s
+        if e > s:
+            out.append((s, e))
+    return out
+
+
+def _coalesce(ranges: Sequence[tuple[int, int]], max_gap: float) -> list[tuple[int, int]]:
+    groups: list[tuple[int, int]] = []
+    for s, e in ranges:
+        if groups and s - groups[-1][1] <= max_gap:
+            gs, ge = groups[-1]
+            groups[-1] = (gs, max(ge, e))
+        else:
+            groups.append((s, e))
+    return groups
+
+
+def _check_max_gap(max_gap_size: Any) -> float:
+    if (isinstance(max_gap_size, bool) or not isinstance(max_gap_size, (int, float))
+            or math.isnan(max_gap_size) or max_gap_size < 0):
+        raise ValueError("max_gap_size must be a number of bytes >= 0 or float('inf'), "
+                         f"got {max_gap_size!r}")
+    return max_gap_size
+
+
+async def _fetch_group(backend: Any, obj: ObjectURI, start: int, stop: int, size: int | None,
+                       etag: str, attempts: int, piece: int,
+                       parallel: int) -> tuple[bytearray, int, str]:
+    """Bytes [start, min(stop, size)) in one buffer; learns size and ETag when unknown."""
+    if size is None:
+        first = min(stop, start + piece)
+        r = await _probe(backend, obj, start, first, attempts)
+        size, etag = r.total_size, r.etag
+        stop = min(stop, size)
+        head = len(r.data)
+        if start + head >= stop:
+            data = r.data if isinstance(r.data, bytearray) else bytearray(r.data)
+            return data, size, etag
+        buf = new_buffer(stop - start)
+        mv = memoryview(buf)
+        mv[:head] = r.data
+        await _fill(backend, obj, start + head, mv[head:], etag, attempts, piece, parallel)
+        return buf, size, etag
+    stop = min(stop, size)
+    if stop <= start:
+        return bytearray(), size, etag
+    buf = new_buffer(stop - start)
+    await _fill(backend, obj, start, memoryview(buf), etag, attempts, piece, parallel)
+    return buf, size, etag
+
+
+class CoalescingReader(ObjectReader):
+    """Reads known byte ranges with one ranged GET per group of nearby ranges (the seed's
+    ``dcp_optimized`` reader).
+
+    Args:
+        uri, client, size, etag: see :class:`ObjectReader`.
+        ranges: the byte ranges that will be read, as ``(start, end)`` pairs (end exclusive)
+            or objects with ``start``/``end`` attributes, sorted by start.
+        max_gap_size: ranges separated by at most this many bytes are fetched together
+            (default :data:`DEFAULT_MAX_GAP_SIZE`; ``float("inf")``: one request for all; 0:
+            only touching ranges merge).
+
+    Access rules: reads must lie inside one group (a coalesced span of ranges) and move
+    forward from group to group; inside the current group any order works (seek back and
+    forth freely). Moving to a later group releases the earlier ones. A read before the current
+    group or outside every declared range raises ValueError. Memory: the current group and the
+    next one (prefetched).
+    """
+
+    reader_type = "coalescing"
+
+    def __init__(self, uri: Any, ranges: Iterable[Any], *, max_gap_size: float = DEFAULT_MAX_GAP_SIZE,
+                 client: Any = None, size: int | None = None, etag: str | None = None) -> None:
+        super().__init__(uri, client=client, size=size, etag=etag)
+        self._max_gap = _check_max_gap(max_gap_size)
+        self._ranges = _normalize_ranges(ranges)
+        self._groups = _coalesce(self._ranges, self._max_gap)
+        self._starts = [g[0] for g in self._groups]
+        self._cur = -1
+        self._data: dict[int, Any] = {}  # group index -> concurrent future or bytearray
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        """The declared ranges (empty ones dropped)."""
+        return list(self._ranges)
+
+    @property
+    def groups(self) -> list[tuple[int, int]]:
+        """The coalesced spans, one ranged GET each: ``(start, end)``, end exclusive."""
+        return list(self._groups)
+
+    @property
+    def max_gap_size(self) -> float:
+        return self._max_gap
+
+    def prefetch(self) -> None:
+        self._check_open()
+        if self._groups and self._cur < 0:
+            self._submit(0)
+
+    def _submit(self, gi: int) -> None:
+        if gi in self._data or gi >= len(self._groups):
+            return
+        s, e = self._groups[gi]
+        self._data[gi] = engine.submit(_fetch_group(self._backend, self._obj, s, e, self._size,
+                                                    self._etag, self._attempts, self._piece,
+                                                    self._parallel))
+
+    def _group_buffer(self, gi: int) -> bytearray:
+        d = self._data.get(gi)
+        if d is None:
+            self._submit(gi)
+            d = self._data[gi]
+        if not isinstance(d, bytearray):
+            try:
+                buf, size, etag = d.result()
+            except BaseException:
+                if d.done():
+                    self._data.pop(gi, None)
+                raise
+            self._learn(size, etag)
+            self._data[gi] = d = buf
+        if self._size is not None:
+            self._submit(gi + 1)  # prefetch the next group while this one is read
+        return d
+
+    def _locate(self, pos: int) -> int:
+        gi = bisect.bisect_right(self._starts, pos) - 1
+        if gi >= 0 and pos < self._groups[gi][1]:
+            return gi
+        return -1
+
+    def _span(self, pos: int, n: int | None) -> tuple[bytearray | bytes, int, int]:
+        """Buffer and offsets of bytes [pos, pos + n) (to the end of the object when n is
+        None), validating the access pattern."""
+        gi = self._locate(pos)
+        if gi < 0:
+            if self._ensure_size() <= pos:
+                return b"", 0, 0
+            raise ValueError(
+                f"CoalescingReader({self.uri}): offset {pos} is outside the declared byte "
+                f"ranges; declare every range that will be read, or use reader='sequential' / "
+                "'range_based' (S3ReaderConstructor.sequential()) for arbitrary access")
+        if gi < self._cur:
+            s, e = self._groups[gi]
+            raise ValueError(
+                f"CoalescingReader({self.uri}): backward access to offset {pos} (in range group "
+                f"[{s}, {e}), already released; the reader is at group "
+                f"{self._groups[self._cur]}); reads must follow the order of the declared "
+                "ranges. Use reader='sequential' (S3ReaderConstructor.sequential()) for "
+                "out-of-order access")
+        if gi > self._cur:
+            for old in [g for g in self._data if g < gi]:
+                d = self._data.pop(old)
+                if not isinstance(d, bytearray) and not d.done():
+                    d.cancel()
+            self._cur = gi
+        buf = self._group_buffer(gi)
+        assert self._size is not None
+        gs, ge = self._groups[gi]
+        ge = min(ge, self._size)
+        if pos >= self._size:
+            return b"", 0, 0
+        end = self._size if n is None else min(pos + n, self._size)
+        if end > ge:
+            raise ValueError(
+                f"CoalescingReader({self.uri}): the read of bytes [{pos}, {end}) goes past the "
+                f"end of the declared ranges at {ge}; declare the ranges that will be read, or "
+                "use reader='sequential' for reads outside them")
+        return buf, pos - gs, end - gs
+
+    def _readinto(self, mv: memoryview) -> int:
+        if not len(mv):
+            return 0
+        buf, lo, hi = self._span(self._pos, len(mv))
+        k = hi - lo
+        mv[:k] = memoryview(buf)[lo:hi]
+        self._pos += k
+        return k
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        return bytes(self.readview(size))
+
+    def read1(self, size: int | None = -1, /) -> bytes:
+        """Up to ``size`` bytes, at most to the end of the current group."""
+        self._check_open()
+        size = -1 if size is None else operator.index(size)
+        buf, lo, hi = self._peek()
+        if size >= 0:
+            hi = min(hi, lo + size)
+        self._pos += hi - lo
+        return bytes(memoryview(buf)[lo:hi])
+
+    def readinto1(self, b: Any, /) -> int:
+        self._check_open()
+        mv = _byte_view(b, "readinto1() argument", writable=True)
+        if not len(mv):
+            return 0
+        buf, lo, hi = self._peek()
+        k = min(hi - lo, len(mv))
+        mv[:k] = memoryview(buf)[lo: lo + k]
+        self._pos += k
+        return k
+
+    def readview(self, size: int | None = -1, /) -> memoryview:
+        """Like :meth:`read`, but returns a read-only memoryview of the fetched group without
+        copying (it keeps the group's buffer alive while referenced)."""
+        self._check_open()
+        n = None if size is None or operator.index(size) < 0 else operator.index(size)
+        if n == 0:
+            return memoryview(b"")
+        buf, lo, hi = self._span(self._pos, n)
+        self._pos += hi - lo
+        return memoryview(buf)[lo:hi].toreadonly()
+
+    def _peek(self) -> tuple[Any, int, int]:
+        pos = self._pos
+        gi = self._locate(pos)
+        if gi < 0:
+            return self._span(pos, 0)
+        buf, lo, _ = self._span(pos, 0)
+        gs, ge = self._groups[gi]
+        assert self._size is not None
+        return buf, lo, min(ge, self._size) - gs
+
+    def _release(self) -> None:
+        for d in self._data.values():
+            if not isinstance(d, bytearray) and not d.done():
+                d.cancel()
+        self._data.clear()
+
+
+# ---------------------------------------------------------------------------------- writer
+def part_size_for(part_number: int, base: int) -> int:
+    """Size of part ``part_number`` (1-based) of a stream of unknown length: ``base`` for the
+    first :data:`PARTS_PER_SIZE_STEP` (800) parts, then doubling every 800 parts (capped at
+    5 GiB), so 10,000 parts hold more than S3's 5 TiB object limit even at the 5 MiB minimum
+    (13.7 TiB; 16 TiB at the default 8 MiB)."""
+    return min(MAX_PART_SIZE, base << ((part_number - 1) // PARTS_PER_SIZE_STEP))
+
+
+class ObjectWriter(io.BufferedIOBase):
+    """A write-only binary file that uploads one object.
+
+    Args:
+        uri: ``s3://bucket/key``, ``file:///path`` or a local path.
+        client: the :class:`objio.Client` (default :func:`objio.default_client`).
+        part_size: bytes per part (default: the client's ``part_size``, 8 MiB; for s3:// at
+            least 5 MiB, the S3 minimum). Objects up to this size are one PutObject. After
+            every 800 parts the part size doubles (see :func:`part_size_for`) so a stream of
+            any size fits S3's 10,000 parts. (Stores that require equal part sizes, such as R2,
+            see equal parts for objects under 800 parts.)
+        max_parts_in_flight: parts uploaded at once (default
+            :data:`DEFAULT_MAX_PARTS_IN_FLIGHT`); ``write`` waits for the oldest part when the
+            limit is reached. Memory: at most ``(max_parts_in_flight + 1) * part_size``.
+        exist_ok: when False the object must not exist yet: a conditional PutObject
+            (``If-None-Match: *``) for small objects; for multipart uploads a HEAD just before
+            completing (a writer racing between that HEAD and the completion can still win).
+            Raises FileExistsError.
+
+    ``write`` accepts bytes, bytearray, memoryview and any C-contiguous buffer (numpy arrays)
+    and copies the data once, into the part buffer. Two cases send the caller's memory itself,
+    without a copy: whole parts of an immutable ``bytes`` object (kept referenced until sent),
+    and whole parts of a mutable buffer covering at least ``max_parts_in_flight`` parts (then
+    ``write`` returns only once those parts are uploaded, so the caller may reuse it).
+
+    ``close()`` sends the object (completes the multipart upload) and raises if anything
+    failed. ``abort()``, an exception inside ``with``, a failed part, or garbage collection of
+    an unclosed writer abort the upload: the key shows no new object (it stays absent, or the
+    previous object stays unchanged) and no multipart upload is left behind.
+    """
+
+    def __init__(self, uri: Any, *, client: Any = None, part_size: int | None = None,
+                 max_parts_in_flight: int | None = None, exist_ok: bool = True) -> None:
+        self._obj = _object_uri(uri, type(self).__name__)
+        self._client = _resolve_client(client)
+        cfg = self._client.config
+        ps = (cfg.part_size or _DEFAULT_PART) if part_size is None else part_size
+        lo = MIN_PART_SIZE if self._obj.scheme == "s3" else 1
+        _int_arg("part_size", ps, lo, f"an integer between {lo} and {MAX_PART_SIZE} bytes"
+                 + (" (S3's multipart minimum is 5 MiB)" if lo > 1 else ""))
+        if ps > MAX_PART_SIZE:
+            raise ValueError(f"part_size must be at most {MAX_PART_SIZE} bytes (5 GiB), got {ps}")
+        m = DEFAULT_MAX_PARTS_IN_FLIGHT if max_parts_in_flight is None else max_parts_in_flight
+        self._m = _int_arg("max_parts_in_flight", m, 1, "an integer >= 1")
+        if not isinstance(exist_ok, bool):
+            raise ValueError(f"exist_ok must be True or False, got {exist_ok!r}")
+        self._exist_ok = exist_ok
+        self._backend = self._client._backend(self._obj)
+        self._attempts = cfg.max_attempts or 1
+        self._base_part = ps
+        self._ps = ps
+        self._buf: bytearray | None = None
+        self._fill = 0
+        self._free: list[bytearray] = []
+        self._inflight: collections.deque[tuple[int, Any, bytearray | None, bool]] = \
+            collections.deque()
+        self._parts: list[tuple[int, str]] = []
+        self._upload_id: str | None = None
+        self._next_part = 1
+        self._written = 0
+        self._tasks: set[asyncio.Task[Any]] = set()  # part uploads; touched on the loop only
+        self._buffers_allocated = 0
+        self._constructed = True
+
+    # -- identity ------------------------------------------------------------------------
+    @property
+    def uri(self) -> str:
+        return str(self._obj)
+
+    @property
+    def name(self) -> str:
+        return str(self._obj)
+
+    @property
+    def mode(self) -> str:
+        return "wb"
+
+    @property
+    def bucket(self) -> str:
+        return self._obj.bucket
+
+    @property
+    def key(self) -> str:
+        return self._obj.key
+
+    @property
+    def part_size(self) -> int:
+        """The current part size in bytes (grows for very long streams)."""
+        return self._ps
+
+    @property
+    def max_parts_in_flight(self) -> int:
+        return self._m
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uri!r} written={self._written}>"
+
+    # -- io protocol ---------------------------------------------------------------------
+    def readable(self) -> bool:
+        self._check_open()
+        return False
+
+    def writable(self) -> bool:
+        self._check_open()
+        return True
+
+    def seekable(self) -> bool:
+        self._check_open()
+        return False
+
+    def tell(self) -> int:
+        """Bytes written so far."""
+        self._check_open()
+        return self._written
+
+    def flush(self) -> None:
+        """No-op (data is sent as parts fill up and on ``close()``)."""
+        self._check_open()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"I/O operation on closed writer ({self.uri})")
+
+    def write(self, data: Any, /) -> int:
+        """Append ``data`` (a bytes-like object); returns its length in bytes. May wait while
+        ``max_parts_in_flight`` parts are being uploaded. Raises the upload's error (after
+        aborting it) if a part failed."""
+        self._check_open()
+        mv = _byte_view(data, "write() argument", writable=False)
+        n = len(mv)
+        if n == 0:
+            return 0
+        immutable = isinstance(mv.obj, bytes)
+        must_wait = False
+        off = 0
+        try:
+            while off < n:
+                ps = self._ps
+                if self._fill == ps:
+                    self._emit_buffer()
+                    ps = self._ps
+                if self._fill == 0 and n - off > ps and (
+                        immutable or must_wait or n - off >= self._m * ps):
+                    self._emit(mv[off: off + ps], None, wait=not immutable)
+                    must_wait = must_wait or not immutable
+                    off += ps
+                    continue
+                if self._buf is None:
+                    self._buf = self._take_buffer()
+                k = min(ps - self._fill, n - off)
+                self._buf[self._fill: self._fill + k] = mv[off: off + k]
+                self._fill += k
+                off += k
+            if must_wait:
+                while any(e[3] for e in self._inflight):
+                    self._wait_oldest()
+        except BaseException:
+            self._fail()
+            raise
+        self._written += n
+        return n
+
+    def close(self) -> None:
+        """Send the object: one PutObject, or the last part and CompleteMultipartUpload.
+        Raises (after aborting the upload) if anything failed. Idempotent."""
+        if self.closed:
+            return
+        try:
+            if self._upload_id is None:
+                data = memoryview(self._buf)[: self._fill] if self._buf is not None else b""
+                obj, backend, ine = self._obj, self._backend, not self._exist_ok
+                engine.run(engine.with_retries(lambda: backend.put(obj, data, if_none_match=ine),
+                                               self._attempts))
+            else:
+                if self._fill:
+                    self._emit_buffer()
+                while self._inflight:
+                    self._wait_oldest()
+                if not self._exist_ok:
+                    self._check_absent()
+                obj, backend, uid = self._obj, self._backend, self._upload_id
+                parts = sorted(self._parts)
+                engine.run(engine.with_retries(
+                    lambda: backend.complete_multipart(obj, uid, parts), self._attempts))
+                self._upload_id = None
+        except BaseException:
+            self._fail()
+            raise
+        finally:
+            self._drop_buffers()
+            super().close()
+
+    def abort(self) -> None:
+        """Abandon the upload: nothing is written (an open multipart upload is aborted after
+        its part uploads stop). The writer is closed afterwards. Idempotent."""
+        if self.closed:
+            return
+        try:
+            self._abort_upload(wait=True)
+        finally:
+            self._drop_buffers()
+            super().close()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        try:
+            if self.closed or not getattr(self, "_constructed", False):
+                return
+            warnings.warn(f"{type(self).__name__} for {self.uri} was never closed: the upload is "
+                          "aborted (call close() to send it)", ResourceWarning, stacklevel=2)
+            self._abort_upload(wait=False)
+            self._drop_buffers()
+            io.BufferedIOBase.close(self)
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass
+
+    # -- internals -------------------------------------------------------------------------
+    def _take_buffer(self) -> bytearray:
+        while self._free:
+            b = self._free.pop()
+            if len(b) == self._ps:
+                return b
+        self._buffers_allocated += 1
+        return new_buffer(self._ps)
+
+    def _emit_buffer(self) -> None:
+        buf = self._buf
+        assert buf is not None
+        self._buf = None
+        fill, self._fill = self._fill, 0
+        self._emit(memoryview(buf)[:fill], buf, wait=False)
+
+    def _emit(self, view: memoryview, owned: bytearray | None, wait: bool) -> None:
+        """Upload ``view`` as the next part (starting the multipart upload if needed)."""
+        if self._upload_id is None:
+            obj, backend = self._obj, self._backend
+            self._upload_id = engine.run(engine.with_retries(
+                lambda: backend.create_multipart(obj), self._attempts))
+        while self._inflight and self._inflight[0][1].done():
+            self._wait_oldest()  # harvest finished parts early (recycles buffers, fails fast)
+        while len(self._inflight) >= self._m:
+            self._wait_oldest()
+        pn = self._next_part
+        if pn > MAX_PARTS:
+            raise ValueError(f"{self.uri}: more than {MAX_PARTS} parts; use a larger part_size")
+        self._next_part = pn + 1
+        self._ps = part_size_for(self._next_part, self._base_part)
+        fut = engine.submit(_upload_part(self._backend, self._obj, self._upload_id, pn, view,
+                                         self._attempts, self._tasks))
+        self._inflight.append((pn, fut, owned, wait))
+
+    def _wait_oldest(self) -> None:
+        pn, fut, owned, _ = self._inflight[0]
+        etag = fut.result()
+        self._inflight.popleft()
+        self._parts.append((pn, etag))
+        if owned is not None and len(owned) == self._ps and len(self._free) < self._m:
+            self._free.append(owned)
+
+    def _check_absent(self) -> None:
+        obj, backend = self._obj, self._backend
+        try:
+            engine.run(engine.with_retries(lambda: backend.head(obj), self._attempts))
+        except NotFoundError:
+            return
+        raise AlreadyExistsError(f"PutObject {self.uri} failed: the object exists and "
+                                 "exist_ok=False", operation="PutObject", uri=self.uri,
+                                 code="PreconditionFailed")
+
+    def _fail(self) -> None:
+        """After an error: abort the upload and close the writer (the error is re-raised by
+        the caller)."""
+        try:
+            self._abort_upload(wait=True)
+        except BaseException as e:  # noqa: BLE001 - the original error matters more
+            log.warning("aborting the upload of %s failed: %s", self.uri, e)
+        self._drop_buffers()
+        io.BufferedIOBase.close(self)
+
+    def _abort_upload(self, wait: bool) -> None:
+        uid, self._upload_id = self._upload_id, None
+        self._inflight.clear()
+        if uid is None:
+            return
+        coro = _drain_and_abort(self._backend, self._obj, uid, self._attempts, self._tasks)
+        if engine.in_engine_thread():  # a finaliser running on the loop: schedule it there
+            asyncio.get_running_loop().create_task(coro)
+            return
+        fut = engine.submit(coro)
+        if wait:
+            fut.result()
+
+    def _drop_buffers(self) -> None:
+        self._buf = None
+        self._fill = 0
+        self._free.clear()
+
+
+# The coroutines below hold no reference to the writer, so an abandoned writer is collected
+# (and its upload aborted) in the thread that dropped it, not later on the engine loop.
+async def _upload_part(backend: Any, obj: ObjectURI, upload_id: str, pn: int, view: memoryview,
+                       attempts: int, tasks: set[asyncio.Task[Any]]) -> str:
+    task = asyncio.current_task()
+    assert task is not None
+    tasks.add(task)
+    try:
+        return await engine.with_retries(
+            lambda: backend.upload_part(obj, upload_id, pn, view), attempts)
+    finally:
+        tasks.discard(task)
+
+
+async def _drain_and_abort(backend: Any, obj: ObjectURI, upload_id: str, attempts: int,
+                           tasks: set[asyncio.Task[Any]]) -> None:
+    """Stop the part uploads still running, then abort the multipart upload (parts that
+    complete after an abort could otherwise linger)."""
+    await asyncio.sleep(0)  # part uploads submitted just before this one start (and register)
+    running = list(tasks)
+    for t in running:
+        t.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    try:
+        await engine.with_retries(lambda: backend.abort_multipart(obj, upload_id), attempts)
+    except ObjectStoreError as e:
+        log.warning("could not abort multipart upload %s of %s: %s", upload_id, obj, e)
+
+
+class _TextWriter(io.TextIOWrapper):
+    """Text-mode writer: like io.TextIOWrapper, but an exception inside ``with`` aborts the
+    upload instead of completing it."""
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def abort(self) -> None:
+        """Abandon the upload (see :meth:`ObjectWriter.abort`)."""
+        buffer: Any = self.buffer
+        buffer.abort()
+
+
+# ---------------------------------------------------------------------------------- open
+def _parse_mode(mode: Any) -> tuple[str, bool]:
+    allowed = "'rb', 'r', 'wb', 'w', 'xb', 'x' (also 'rt', 'wt', 'xt')"
+    if not isinstance(mode, str) or not mode or len(set(mode)) != len(mode) \
+            or set(mode) - set("rwxbt"):
+        raise ValueError(f"mode must be one of {allowed}, got {mode!r}")
+    kinds = [c for c in mode if c in "rwx"]
+    if len(kinds) != 1 or ("b" in mode and "t" in mode):
+        raise ValueError(f"mode must be one of {allowed}, got {mode!r}")
+    return kinds[0], "b" not in mode
+
+
+def open(  # noqa: A001 - objio.open, like builtins.open
+    uri: Any,
+    mode: str = "rb",
+    *,
+    client: Any = None,
+    reader: str | None = None,
+    buffer_size: int | None = None,
+    chunk_size: int | None = None,
+    window_size: int | None = None,
+    max_gap_size: float | None = None,
+    ranges: Iterable[Any] | None = None,
+    size: int | None = None,
+    part_size: int | None = None,
+    max_parts_in_flight: int | None = None,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    exist_ok: bool = True,
+) -> Any:
+    """Open an object (``s3://bucket/key``, ``file:///path`` or a local path) as a file.
+
+    Modes: ``"rb"`` (a reader), ``"wb"`` (an :class:`ObjectWriter`), ``"xb"`` (a writer with
+    ``exist_ok=False``), and the text modes ``"r"``, ``"w"``, ``"x"`` (an
+    :class:`io.TextIOWrapper`, ``encoding`` default UTF-8; in ``"w"`` mode an exception inside
+    ``with`` aborts the upload too).
+
+    Read options:
+        reader: ``"sequential"`` (default; read-ahead streaming), ``"range_based"`` (fetch what
+            each read needs) or ``"coalescing"`` (alias ``"dcp_optimized"``: known ranges; the
+            default when ``ranges`` is given). See :mod:`objio.io`.
+        chunk_size, window_size: sequential reader (bytes per GET, read-ahead memory).
+        buffer_size: range_based reader (default 8 MiB; 0 disables the buffer).
+        ranges, max_gap_size: coalescing reader.
+        size: the object's size if known (saves a request).
+    Write options: ``part_size``, ``max_parts_in_flight``, ``exist_ok`` (see
+    :class:`ObjectWriter`).
+
+    Opening makes no request: a missing object raises FileNotFoundError on the first read (or
+    a seek relative to the end); a writer sends its data as parts fill up and on ``close()``.
+
+    Raises: ValueError (bad mode, option or URI; an option that does not apply to the mode or
+    reader), FileNotFoundError, PermissionError, FileExistsError (exclusive modes, on close).
+    """
+    kind, text = _parse_mode(mode)
+    if not text:
+        for name, v in (("encoding", encoding), ("errors", errors), ("newline", newline)):
+            if v is not None:
+                raise ValueError(f"binary mode ({mode!r}) takes no {name} argument")
+    read_opts: dict[str, Any] = {"reader": reader, "buffer_size": buffer_size, "chunk_size": chunk_size,
+                 "window_size": window_size, "max_gap_size": max_gap_size, "ranges": ranges,
+                 "size": size}
+    write_opts: dict[str, Any] = {"part_size": part_size, "max_parts_in_flight": max_parts_in_flight}
+    if kind == "r":
+        for name, v in write_opts.items():
+            if v is not None:
+                raise ValueError(f"{name} applies to the write modes ('wb', 'w'), not {mode!r}")
+        if exist_ok is not True:
+            raise ValueError(f"exist_ok applies to the write modes ('wb', 'w'), not {mode!r}")
+        f: Any = _make_reader(uri, client, reader, buffer_size, chunk_size, window_size,
+                              max_gap_size, ranges, size)
+        if text:
+            return io.TextIOWrapper(f, encoding=encoding or "utf-8", errors=errors,
+                                    newline=newline)
+        return f
+    for name, v in read_opts.items():
+        if v is not None:
+            raise ValueError(f"{name} applies to the read modes ('rb', 'r'), not {mode!r}")
+    if kind == "x":
+        exist_ok = False
+    w = ObjectWriter(uri, client=client, part_size=part_size,
+                     max_parts_in_flight=max_parts_in_flight, exist_ok=exist_ok)
+    if text:
+        return _TextWriter(w, encoding=encoding or "utf-8", errors=errors, newline=newline)
+    return w
+
+
+def _make_reader(uri: Any, client: Any, reader: str | None, buffer_size: int | None,
+                 chunk_size: int | None, window_size: int | None, max_gap_size: float | None,
+                 ranges: Iterable[Any] | None, size: int | None) -> ObjectReader:
+    if reader is None:
+        kind = "coalescing" if ranges is not None else "sequential"
+    elif isinstance(reader, str) and reader in _READER_ALIASES:
+        kind = _READER_ALIASES[reader]
+    else:
+        raise ValueError(f"reader must be one of {', '.join(map(repr, READER_TYPES))} (or "
+                         f"'dcp_optimized'), got {reader!r}")
+    given: dict[str, Any] = {"buffer_size": buffer_size, "chunk_size": chunk_size, "window_size": window_size,
+             "max_gap_size": max_gap_size, "ranges": ranges}
+    applies = {"sequential": ("chunk_size", "window_size"), "range_based": ("buffer_size",),
+               "coalescing": ("max_gap_size", "ranges")}[kind]
+    for name, v in given.items():
+        if v is not None and name not in applies:
+            owner = next(k for k, names in (("sequential", ("chunk_size", "window_size")),
+                                            ("range_based", ("buffer_size",)),
+                                            ("coalescing", ("max_gap_size", "ranges")))
+                         if name in names)
+            raise ValueError(f"{name} applies to reader={owner!r}, not reader={kind!r}")
+    if kind == "sequential":
+        return SequentialReader(uri, client=client, chunk_size=chunk_size,
+                                window_size=window_size, size=size)
+    if kind == "range_based":
+        return RangeReader(uri, client=client, buffer_size=buffer_size, size=size)
+    if ranges is None:
+        raise ValueError("reader='coalescing' needs ranges=[(start, end), ...] (the byte "
+                         "ranges that will be read, in order)")
+    return CoalescingReader(uri, ranges, client=client, size=size,
+                            max_gap_size=DEFAULT_MAX_GAP_SIZE if max_gap_size is None
+                            else max_gap_size)
+

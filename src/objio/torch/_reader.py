@@ -1,0 +1,233 @@
+"""``S3Reader`` and ``S3ReaderConstructor`` with s3torchconnector's names and semantics, built
+on objio's readers (:mod:`objio.io`). Importable without torch.
+
+Differences from the seed, by design:
+
+* A constructor (what ``S3ReaderConstructor.*()`` returns) is called as
+  ``constructor(bucket, key, client=None, *, size=None, etag=None)`` instead of receiving the
+  seed's ``get_object_info`` / ``get_stream`` callables: objio's readers fetch through an
+  :class:`objio.Client`. ``size``/``etag`` (e.g. from a listing) save a HEAD request.
+  ``bucket=""`` means ``key`` is a local path (file://).
+* Errors have their Python types (FileNotFoundError, PermissionError, ValueError, ...).
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+import os
+from functools import partial
+from typing import Any, Iterable, Protocol
+
+from ..io import (
+    DEFAULT_BUFFER_SIZE,
+    DEFAULT_MAX_GAP_SIZE,
+    CoalescingReader,
+    RangeReader,
+    SequentialReader,
+    _check_max_gap,
+    _int_arg,
+)
+from ..uri import ObjectURI, parse_uri
+
+__all__ = [
+    "S3Reader", "S3ReaderConstructor", "S3ReaderConstructorProtocol",
+    "DCPS3ReaderConstructorProtocol", "DCPOptimizedConstructor", "SequentialS3Reader",
+    "RangedS3Reader", "DCPOptimizedS3Reader", "DEFAULT_BUFFER_SIZE", "DEFAULT_MAX_GAP_SIZE",
+]
+
+
+def _uri(bucket: str, key: str) -> ObjectURI:
+    if not isinstance(bucket, str) or not isinstance(key, str):
+        raise ValueError(f"bucket and key must be strings, got {bucket!r}, {key!r}")
+    if not bucket:
+        return parse_uri(key)  # a local path (or a full URI)
+    return parse_uri(f"s3://{bucket}/{key}")
+
+
+class S3Reader(abc.ABC, io.BufferedIOBase):
+    """A read-only, file-like representation of one object (the seed's abstract base class).
+
+    Concrete readers: :class:`SequentialS3Reader`, :class:`RangedS3Reader`,
+    :class:`DCPOptimizedS3Reader`, created by :class:`S3ReaderConstructor`.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> S3Reader:
+        # io.BufferedIOBase has its own __new__, which skips ABC's abstract-method check.
+        abstract = getattr(cls, "__abstractmethods__", None)
+        if abstract:
+            raise TypeError(f"Can't instantiate abstract class {cls.__name__} with abstract "
+                            f"methods {', '.join(sorted(abstract))}")
+        return super().__new__(cls)
+
+    @property
+    @abc.abstractmethod
+    def bucket(self) -> str: ...
+
+    @property
+    @abc.abstractmethod
+    def key(self) -> str: ...
+
+    @abc.abstractmethod
+    def read(self, size: int | None = None, /) -> bytes: ...
+
+    @abc.abstractmethod
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int: ...
+
+    @abc.abstractmethod
+    def tell(self) -> int: ...
+
+    @abc.abstractmethod
+    def readinto(self, buf: Any, /) -> int: ...
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+
+class SequentialS3Reader(SequentialReader, S3Reader):
+    """The generic reader: streams the object with concurrent read-ahead and serves any access
+    pattern (:class:`objio.io.SequentialReader`)."""
+
+    def __init__(self, bucket: str, key: str, client: Any = None, *, size: int | None = None,
+                 etag: str | None = None, chunk_size: int | None = None,
+                 window_size: int | None = None) -> None:
+        super().__init__(_uri(bucket, key), client=client, size=size, etag=etag,
+                         chunk_size=chunk_size, window_size=window_size)
+
+
+class RangedS3Reader(RangeReader, S3Reader):
+    """Byte-range reads with an optional buffer (:class:`objio.io.RangeReader`)."""
+
+    def __init__(self, bucket: str, key: str, client: Any = None, *,
+                 buffer_size: int | None = None, size: int | None = None,
+                 etag: str | None = None) -> None:
+        super().__init__(_uri(bucket, key), client=client, buffer_size=buffer_size, size=size,
+                         etag=etag)
+
+
+class DCPOptimizedS3Reader(CoalescingReader, S3Reader):
+    """Coalesced ranged GETs for known, ordered item ranges (:class:`objio.io.CoalescingReader`)."""
+
+    def __init__(self, bucket: str, key: str, item_ranges: Iterable[Any], client: Any = None, *,
+                 max_gap_size: int | float = DEFAULT_MAX_GAP_SIZE,
+                 size: int | None = None, etag: str | None = None) -> None:
+        super().__init__(_uri(bucket, key), item_ranges, max_gap_size=max_gap_size,
+                         client=client, size=size, etag=etag)
+
+
+class S3ReaderConstructorProtocol(Protocol):
+    """What ``S3ReaderConstructor.*()`` returns: ``constructor(bucket, key, client=None,
+    *, size=None, etag=None) -> S3Reader``."""
+
+    def __call__(self, bucket: str, key: str, client: Any = None, **kwargs: Any) -> S3Reader: ...
+
+
+class DCPS3ReaderConstructorProtocol(S3ReaderConstructorProtocol, Protocol):
+    def set_item_ranges_by_file(self, plan_items: list[Any], storage_data: dict[Any, Any],
+                                base_path: str | os.PathLike[str]) -> None: ...
+
+
+class DCPOptimizedConstructor:
+    """Creates :class:`DCPOptimizedS3Reader` for files whose item ranges are known (injected
+    from a DCP load plan by ``set_item_ranges_by_file``, or by :meth:`set_ranges`), and
+    :class:`SequentialS3Reader` for any other file (e.g. ``.metadata``)."""
+
+    def __init__(self, max_gap_size: int | float = DEFAULT_MAX_GAP_SIZE) -> None:
+        self._max_gap_size = _check_max_gap(max_gap_size)
+        self._item_ranges_by_file: dict[str, list[tuple[int, int]]] = {}
+
+    @property
+    def max_gap_size(self) -> int | float:
+        return self._max_gap_size
+
+    def set_item_ranges_by_file(self, plan_items: list[Any], storage_data: dict[Any, Any],
+                                base_path: str | os.PathLike[str]) -> None:
+        """Extract and store item ranges from a DCP load plan: for each ``ReadItem``,
+        ``storage_data[item.storage_index]`` gives ``relative_path``, ``offset`` and
+        ``length``. Replaces any previously stored ranges. Ranges are sorted per file."""
+        base = os.fspath(base_path).rstrip("/")
+        by_file: dict[str, list[tuple[int, int]]] = {}
+        for item in plan_items:
+            info = storage_data[item.storage_index]
+            uri = str(parse_uri(f"{base}/{info.relative_path}"))
+            by_file.setdefault(uri, []).append((int(info.offset), int(info.offset) + int(info.length)))
+        self._item_ranges_by_file = {u: sorted(r) for u, r in by_file.items()}
+
+    def set_ranges(self, uri: Any, ranges: Iterable[Any]) -> None:
+        """objio extension: declare the (start, end) ranges that will be read from ``uri``."""
+        self._item_ranges_by_file[str(parse_uri(uri))] = sorted(
+            (int(r[0]), int(r[1])) for r in ranges)
+
+    def __call__(self, bucket: str, key: str, client: Any = None, **kwargs: Any) -> S3Reader:
+        ranges = self._item_ranges_by_file.get(str(_uri(bucket, key)))
+        if ranges:
+            return DCPOptimizedS3Reader(bucket, key, ranges, client,
+                                        max_gap_size=self._max_gap_size, **kwargs)
+        return SequentialS3Reader(bucket, key, client, **kwargs)
+
+
+class S3ReaderConstructor:
+    """Factories for reader constructors (the seed's ``S3ReaderConstructor``).
+
+    - ``sequential()``: the generic reader (all access patterns; streams with read-ahead).
+    - ``range_based(buffer_size=None)``: fetches only the byte ranges read; for sparse reads.
+    - ``dcp_optimized(max_gap_size=32 MiB)``: coalesced ranged GETs for DCP checkpoint loads.
+    """
+
+    @staticmethod
+    def sequential() -> S3ReaderConstructorProtocol:
+        """Constructor for :class:`SequentialS3Reader` (the generic reader)."""
+        return partial(SequentialS3Reader)
+
+    @staticmethod
+    def range_based(buffer_size: int | None = None) -> S3ReaderConstructorProtocol:
+        """Constructor for :class:`RangedS3Reader`.
+
+        :param buffer_size: internal buffer size in bytes; None uses the default 8 MiB, 0
+            disables buffering. Reads smaller than it are served from a buffer filled
+            ``buffer_size`` bytes at a time; larger reads go straight to the caller; forward
+            overlapping reads reuse the buffered bytes.
+        """
+        if buffer_size is not None:
+            _int_arg("buffer_size", buffer_size, 0,
+                     "an integer >= 0 (bytes; 0 disables buffering) or None")
+        return partial(RangedS3Reader, buffer_size=buffer_size)
+
+    @staticmethod
+    def dcp_optimized(max_gap_size: int | float = DEFAULT_MAX_GAP_SIZE
+                      ) -> DCPS3ReaderConstructorProtocol:
+        """Constructor for DCP-optimized readers: :class:`DCPOptimizedS3Reader` when item
+        ranges are known for the file, :class:`SequentialS3Reader` otherwise.
+
+        :param max_gap_size: largest gap in bytes between ranges fetched in one request
+            (default 32 MiB; ``float("inf")`` coalesces everything; 0 disables coalescing of
+            ranges that do not touch).
+        """
+        return DCPOptimizedConstructor(max_gap_size)
+
+    @staticmethod
+    def default() -> S3ReaderConstructorProtocol:
+        """The default constructor: sequential."""
+        return S3ReaderConstructor.sequential()
+
+    @staticmethod
+    def get_reader_type_string(constructor: S3ReaderConstructorProtocol | None) -> str:
+        """``"sequential"``, ``"range_based"`` or ``"dcp_optimized"`` for a constructor made
+        here (None is the default, sequential); ``"unknown"`` for anything else."""
+        if constructor is None:
+            return "sequential"
+        if isinstance(constructor, DCPOptimizedConstructor):
+            return "dcp_optimized"
+        if not isinstance(constructor, partial):
+            return "unknown"
+        if constructor.func is RangedS3Reader:
+            return "range_based"
+        if constructor.func is SequentialS3Reader:
+            return "sequential"
+        return "unknown"

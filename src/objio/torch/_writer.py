@@ -1,0 +1,42 @@
+"""``S3Writer`` with s3torchconnector's interface, built on :class:`objio.io.ObjectWriter`.
+Importable without torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..io import ObjectWriter
+from ..uri import ObjectURI, parse_uri
+
+__all__ = ["S3Writer"]
+
+
+class S3Writer(ObjectWriter):
+    """A write-only, file-like representation of one object (the seed's ``S3Writer``).
+
+    ``write(data)`` returns the number of bytes written; ``close()`` ensures all bytes are
+    written and raises if the upload failed; ``flush()`` is a no-op; ``tell()`` is the
+    number of bytes written; ``closed``, ``readable()`` (False), ``writable()`` (True).
+    Objects up to ``part_size`` are one PutObject, larger ones a multipart upload with
+    concurrent parts; an exception inside ``with`` or :meth:`abort` leaves no object and no
+    multipart upload (see :class:`objio.io.ObjectWriter`).
+
+    Unlike the seed (which wraps a client stream), it is created from a location:
+    ``S3Writer(bucket, key, client=None, ...)`` or ``S3Writer.from_uri(uri, ...)``;
+    ``bucket=""`` means ``key`` is a local path.
+    """
+
+    def __init__(self, bucket: str, key: str, client: Any = None, *,
+                 part_size: int | None = None, max_parts_in_flight: int | None = None,
+                 exist_ok: bool = True) -> None:
+        if not isinstance(bucket, str) or not isinstance(key, str):
+            raise ValueError(f"bucket and key must be strings, got {bucket!r}, {key!r}")
+        obj: ObjectURI = parse_uri(f"s3://{bucket}/{key}") if bucket else parse_uri(key)
+        super().__init__(obj, client=client, part_size=part_size,
+                         max_parts_in_flight=max_parts_in_flight, exist_ok=exist_ok)
+
+    @classmethod
+    def from_uri(cls, uri: Any, client: Any = None, **options: Any) -> S3Writer:
+        """An S3Writer for ``s3://bucket/key``, ``file:///path`` or a local path."""
+        obj = parse_uri(uri)
+        return cls(obj.bucket, obj.key, client, **options)
