@@ -976,11 +976,9 @@ def run_from_args(args: argparse.Namespace) -> int:
             client.create_bucket(f"s3://{DEFAULT_BUCKET}", exist_ok=True)
             prefix = f"s3://{DEFAULT_BUCKET}/{DEFAULT_PREFIX}"
         else:
-            no_sign = getattr(args, "no_sign_request", False)
-            client = Client(endpoint_url=getattr(args, "endpoint_url", None),
-                            region=getattr(args, "region", None),
-                            profile=getattr(args, "profile", None),
-                            unsigned=True if no_sign else None)
+            from .cli import client_from_args
+
+            client = client_from_args(args)
             prefix = args.uri
             if parse_uri(prefix).scheme != "s3":
                 raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {prefix!r}")
@@ -1021,11 +1019,10 @@ def run_from_args(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m objio.bench [options]``: the ``objio bench`` command on its own, with the
     global ``--endpoint-url``, ``--region``, ``--profile`` and ``--no-sign-request`` options."""
+    from .cli import add_global_flags
+
     parser = argparse.ArgumentParser(prog="python -m objio.bench")
-    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint URL")
-    parser.add_argument("--region", default=None, help="S3 region")
-    parser.add_argument("--profile", default=None, help="AWS profile")
-    parser.add_argument("--no-sign-request", action="store_true", help="anonymous requests")
+    add_global_flags(parser)
     configure_parser(parser)
     return run_from_args(parser.parse_args(argv))
 

@@ -18,7 +18,8 @@ from typing import Any
 from . import __version__
 
 
-def _add_global_flags(p: argparse.ArgumentParser) -> None:
+def add_global_flags(p: argparse.ArgumentParser) -> None:
+    """The connection flags every command takes (aws-cli names)."""
     g = p.add_argument_group("connection (aws-cli names)")
     g.add_argument("--endpoint-url", default=None,
                    help="S3 endpoint, e.g. http://127.0.0.1:9000 (env AWS_ENDPOINT_URL)")
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Put then get synthetic objects and report MiB/s, objects/s, latency "
                     "percentiles (time to first byte, total) and client CPU; --compare runs "
                     "the same get phase with peers (obstore, boto3, s3torchconnector, s3dlio).")
-    _add_global_flags(p)
+    add_global_flags(p)
     bench.configure_parser(p)
     p.set_defaults(func=bench.run_from_args)
 
@@ -104,11 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a deterministic synthetic dataset in the layouts DLIO / MLPerf "
                     "Storage read (train/, valid/, index/, img_<i>_of_<n>.<ext>), from explicit "
                     "options or a --workload preset (unet3d, resnet50, cosmoflow).")
-    _add_global_flags(p)
+    add_global_flags(p)
     gen.configure_parser(p)
     p.set_defaults(func=gen.run_from_args)
 
-    _cli_files.register(sub, _add_global_flags)
+    _cli_files.register(sub, add_global_flags)
 
     p = sub.add_parser("server", help="run a local S3 server (SeaweedFS) in the foreground",
                        description="Start LocalS3Server on free loopback ports with "

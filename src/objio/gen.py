@@ -959,11 +959,10 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m objio.gen [options]``: ``objio gen`` on its own, with the connection options."""
+    from .cli import add_global_flags
+
     parser = argparse.ArgumentParser(prog="python -m objio.gen")
-    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint URL")
-    parser.add_argument("--region", default=None, help="S3 region")
-    parser.add_argument("--profile", default=None, help="AWS profile")
-    parser.add_argument("--no-sign-request", action="store_true", help="anonymous requests")
+    add_global_flags(parser)
     configure_parser(parser)
     return run_from_args(parser.parse_args(argv))
 

@@ -173,7 +173,32 @@ def _object_uri(uri: Any, what: str) -> ObjectURI:
 
 
 # ---------------------------------------------------------------------------------- readers
-class ObjectReader(io.BufferedIOBase):
+class _ObjectIdentity:
+    """``uri``, ``name``, ``bucket`` and ``key`` of the object a reader or writer serves."""
+
+    _obj: ObjectURI
+
+    @property
+    def uri(self) -> str:
+        """The object's URI (``s3://bucket/key`` or ``file:///path``)."""
+        return str(self._obj)
+
+    @property
+    def name(self) -> str:
+        return str(self._obj)
+
+    @property
+    def bucket(self) -> str:
+        """The bucket ("" for file://)."""
+        return self._obj.bucket
+
+    @property
+    def key(self) -> str:
+        """The object key (the absolute path for file://)."""
+        return self._obj.key
+
+
+class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
     """Base class of objio's readers: a read-only, seekable binary file over one object.
 
     Args:
@@ -204,29 +229,10 @@ class ObjectReader(io.BufferedIOBase):
         self._etag = etag or ""
         self._pos = 0
 
-    # -- identity ------------------------------------------------------------------------
-    @property
-    def uri(self) -> str:
-        """The object's URI (``s3://bucket/key`` or ``file:///path``)."""
-        return str(self._obj)
-
-    @property
-    def name(self) -> str:
-        return str(self._obj)
-
+    # -- identity (uri, name, bucket, key: _ObjectIdentity) ---------------------------------
     @property
     def mode(self) -> str:
         return "rb"
-
-    @property
-    def bucket(self) -> str:
-        """The bucket ("" for file://)."""
-        return self._obj.bucket
-
-    @property
-    def key(self) -> str:
-        """The object key (the absolute path for file://)."""
-        return self._obj.key
 
     @property
     def size(self) -> int:
@@ -1033,7 +1039,7 @@ def part_size_for(part_number: int, base: int) -> int:
     return min(MAX_PART_SIZE, base << ((part_number - 1) // PARTS_PER_SIZE_STEP))
 
 
-class ObjectWriter(io.BufferedIOBase):
+class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
     """A write-only binary file that uploads one object.
 
     Args:
@@ -1097,26 +1103,10 @@ class ObjectWriter(io.BufferedIOBase):
         self._buffers_allocated = 0
         self._constructed = True
 
-    # -- identity ------------------------------------------------------------------------
-    @property
-    def uri(self) -> str:
-        return str(self._obj)
-
-    @property
-    def name(self) -> str:
-        return str(self._obj)
-
+    # -- identity (uri, name, bucket, key: _ObjectIdentity) ---------------------------------
     @property
     def mode(self) -> str:
         return "wb"
-
-    @property
-    def bucket(self) -> str:
-        return self._obj.bucket
-
-    @property
-    def key(self) -> str:
-        return self._obj.key
 
     @property
     def part_size(self) -> int:
