@@ -124,8 +124,10 @@ def test_parse_peers() -> None:
 def test_configure_parser_defaults() -> None:
     args = _parse([])
     assert args.uri is None
+    # --num/--size/--epochs stay None in the parser (the training emulation shares it and has
+    # its own defaults); run_from_args applies 64 objects, 1 MiB and 3 epochs.
     assert (args.num, args.size, args.object_type, args.max_in_flight, args.epochs) == (
-        64, "1MiB", "RAW", 64, 3)
+        None, None, "RAW", 64, None)
     assert (args.json, args.keep, args.compare, args.peers, args.seed, args.no_progress) == (
         None, False, False, None, 0, False)
 

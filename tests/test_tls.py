@@ -1,5 +1,5 @@
 """HTTPS: objio's GET path and aiohttp's path both verify and speak TLS (a local TLS server with
-a self-signed certificate that the test trusts through SSL_CERT_FILE)."""
+a self-signed certificate that the test trusts through AWS_CA_BUNDLE)."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TLSServer, P
 def test_get_and_put_over_tls(tls: tuple[TLSServer, Path], fast: str,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     server, cert = tls
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
     monkeypatch.setenv("OBJIO_FAST_GET", fast)
     engine.shutdown()  # backends are cached per config: start from new ones for this case
     c = objio.Client(endpoint_url=f"https://localhost:{server.port}", access_key_id="k",
@@ -102,7 +102,7 @@ def test_get_and_put_over_tls(tls: tuple[TLSServer, Path], fast: str,
 def test_untrusted_certificate_is_refused(tls: tuple[TLSServer, Path],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     server, _ = tls
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
     c = objio.Client(endpoint_url=f"https://localhost:{server.port}", access_key_id="k",
                      secret_access_key="s", max_attempts=1)
     with pytest.raises(objio.ObjectStoreError) as e:

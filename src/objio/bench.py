@@ -920,14 +920,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("uri", nargs="?", default=None,
                         help="s3://bucket/prefix to benchmark (the bucket must exist); "
                              "default: an embedded local server, s3://objio-bench/bench/")
-    parser.add_argument("--num", type=int, default=64, help="number of objects (default 64)")
-    parser.add_argument("--size", default="1MiB",
+    parser.add_argument("--num", type=int, default=None, help="number of objects (default 64)")
+    parser.add_argument("--size", default=None,
                         help="bytes per object, e.g. 128KiB, 16MiB (default 1MiB)")
     parser.add_argument("--object-type", default="RAW", metavar="TYPE",
                         help="RAW (default), NPZ, TFRECORD or HDF5 (case-insensitive)")
     parser.add_argument("--max-in-flight", type=int, default=64,
                         help="concurrent requests, for objio and every peer (default 64)")
-    parser.add_argument("--epochs", type=int, default=3,
+    parser.add_argument("--epochs", type=int, default=None,
                         help="how many times the objects are read back (default 3)")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="write the full report as JSON to FILE ('-' = stdout)")
@@ -950,7 +950,10 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     server: Any = None
     try:
-        size = parse_size(args.size, "--size")
+        # None = not given (the training emulation, sharing this parser, has other defaults)
+        args.num = 64 if args.num is None else args.num
+        args.epochs = 3 if args.epochs is None else args.epochs
+        size = parse_size("1MiB" if args.size is None else args.size, "--size")
         from .datagen import normalize_object_type
 
         otype = normalize_object_type(args.object_type)

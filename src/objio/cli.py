@@ -80,6 +80,18 @@ def _cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_bench(args: argparse.Namespace) -> int:
+    """``objio bench``: put+get (default) or, with --workload/--throughput, the DLIO-style
+    training emulation of :mod:`objio.train`."""
+    if getattr(args, "workload", None) or getattr(args, "throughput", False):
+        from . import train
+
+        return train.run_train_from_args(args)
+    from . import bench
+
+    return bench.run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="objio", description="Fast object-storage I/O for AI/ML (S3 and file://).")
@@ -96,7 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "the same get phase with peers (obstore, boto3, s3torchconnector, s3dlio).")
     add_global_flags(p)
     bench.configure_parser(p)
-    p.set_defaults(func=bench.run_from_args)
+    from . import train
+
+    train.add_train_arguments(p)  # --workload / --throughput: the DataLoader training emulation
+    p.set_defaults(func=_run_bench)
 
     from . import _cli_files, gen
 

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import ssl
 import time
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import unquote_plus, urlsplit
@@ -109,10 +110,15 @@ class S3Backend:
         self._path_style = config.path_style
         self._sign_payload = bool(config.sign_payload)
         self._session: aiohttp.ClientSession | None = None
+        # One TLS context per backend, made now: it honours AWS_CA_BUNDLE (a PEM file of
+        # trusted CAs, as botocore does) and SSL_CERT_FILE/SSL_CERT_DIR as set at this point.
+        self._ssl: ssl.SSLContext | None = None
+        if self._http_scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
         self._fast: FastGetClient | None = None
         if os.environ.get("OBJIO_FAST_GET", "1") != "0":
             self._fast = FastGetClient(self._http_scheme, config.connect_timeout_s or 10.0,
-                                       config.read_timeout_s or 30.0)
+                                       config.read_timeout_s or 30.0, ssl_context=self._ssl)
 
     # ----------------------------------------------------------------------------- plumbing
     def _get_session(self) -> aiohttp.ClientSession:
@@ -123,6 +129,7 @@ class S3Backend:
                 limit_per_host=0,
                 ttl_dns_cache=300,
                 keepalive_timeout=30,
+                ssl=self._ssl if self._ssl is not None else True,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,

@@ -223,12 +223,15 @@ WrongLength = _WrongLength
 class FastGetClient:
     """Keep-alive connection pool and GET requests for one endpoint scheme."""
 
-    def __init__(self, scheme: str, connect_timeout_s: float, read_timeout_s: float) -> None:
+    def __init__(self, scheme: str, connect_timeout_s: float, read_timeout_s: float,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.scheme = scheme
         self.default_port = 443 if scheme == "https" else 80
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
-        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if scheme == "https" else None
+        self.ssl: ssl.SSLContext | None = None
+        if scheme == "https":
+            self.ssl = ssl_context or ssl.create_default_context()
         self.idle: dict[str, list[_Conn]] = {}
         self.closed = False
 

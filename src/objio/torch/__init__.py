@@ -7,6 +7,8 @@ the datasets and checkpoint helpers need torch.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._reader import (
     DEFAULT_BUFFER_SIZE,
     DEFAULT_MAX_GAP_SIZE,
@@ -20,8 +22,26 @@ from ._reader import (
     SequentialS3Reader,
 )
 from ._writer import S3Writer
+from .config import S3ClientConfig
+
+_NEED_TORCH = {"S3MapDataset": "datasets", "S3IterableDataset": "datasets",
+               "PrefetchedS3Reader": "datasets", "FlattenSamples": "datasets"}
+
+
+def __getattr__(name: str) -> Any:
+    """The datasets import torch, so they load on first use: ``from objio.torch import
+    S3MapDataset`` works (with torch installed) while the readers never need torch."""
+    module = _NEED_TORCH.get(name)
+    if module is None:
+        raise AttributeError(f"module 'objio.torch' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
+    "S3MapDataset", "S3IterableDataset", "S3ClientConfig", "PrefetchedS3Reader",
+    "FlattenSamples",
     "S3Reader", "S3ReaderConstructor", "S3Writer", "SequentialS3Reader", "RangedS3Reader",
     "DCPOptimizedS3Reader", "DCPOptimizedConstructor", "S3ReaderConstructorProtocol",
     "DCPS3ReaderConstructorProtocol", "DEFAULT_BUFFER_SIZE", "DEFAULT_MAX_GAP_SIZE",

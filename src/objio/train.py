@@ -1,0 +1,1008 @@
+"""Training emulation (``objio bench --workload unet3d|resnet50|cosmoflow``) and the DataLoader
+throughput benchmark (``python -m objio.train --throughput``).
+
+Training emulation, as DLIO / MLPerf Storage run it (``dlio_benchmark``, configs
+``workload/{unet3d,resnet50,cosmoflow}_h100.yaml``):
+
+1. The workload's dataset (:data:`objio.gen.WORKLOADS`, scaled by ``--scale``) is generated
+   under the prefix unless every planned training file is already there.
+2. A real PyTorch ``DataLoader`` loop runs over ``objio.torch`` datasets: batch size, workers
+   (DLIO ``read_threads``), prefetch factor (``ceil(prefetch_size / read_threads)``, DLIO's
+   ``prefetch_size`` default 2) and epochs from the DLIO config; each step sleeps the
+   per-accelerator ``computation_time`` (the emulated compute).
+3. Per epoch it reports samples/s, MiB/s, AU and whether the AU target is met (unet3d and
+   resnet50 90 %, cosmoflow 70 %), and the client CPU time.
+
+AU (accelerator utilization) follows DLIO's ``StatsCounter.compute_metrics_train``: the first
+step is excluded (``metric_exclude_start_steps = 1``), ``AU = sum(compute time of steps 1..n-1)
+/ (epoch wall time - load and compute time of step 0)``. samples/s and MiB/s use the samples
+and bytes of the same steps over the same time (MiB = 2**20 bytes).
+
+The sample transform is DLIO's reader work on the whole object: ``reader.read()``, then NPZ
+``numpy.load(...)["x"]``, TFRecord records (CRC-checked, each ``tf.train.Example`` parsed; each
+record is one sample: the iterable dataset yields them one by one) or HDF5 datasets; a sample
+is its byte count. unet3d uses the map-style dataset (``shuffle=True`` through a seeded
+``RandomSampler``, as DLIO's PyTorch loader), resnet50 and cosmoflow the iterable dataset with
+sharding over the workers (``--dataset`` overrides).
+
+``--compare s3torchconnector`` runs the identical loop (same DataLoader settings, same
+transform function, same sampler seeds) with s3torchconnector's ``S3MapDataset`` /
+``S3IterableDataset`` on the same objects, epoch by epoch interleaved with objio's (so machine
+noise hits both alike; who goes first alternates between epochs), and reports objio's ratios
+(per library: median over epochs of samples/s, MiB/s and CPU; mean AU, as DLIO averages
+epochs). Both libraries get the same settings:
+``region``, ``endpoint``, ``S3ClientConfig(force_path_style=...)`` and credentials in the
+``AWS_*`` environment variables.
+
+Client CPU is the user + system time of this process and of its reaped children
+(``getrusage(RUSAGE_SELF)`` + ``getrusage(RUSAGE_CHILDREN)``) over the epoch. DataLoader
+workers are started and joined within each epoch (``persistent_workers=False``, the default
+here), so their CPU is counted in the epoch that used them (a child's CPU is accounted when it
+is reaped). The embedded server's CPU is not included (it is not reaped during the run).
+
+Throughput mode (``--throughput``): RAW objects of ``--size`` bytes (``--num`` of them) are
+read by both dataset types (``--dataset map,iterable``) of objio and s3torchconnector with the
+same DataLoader (batch 32, 2 workers, no compute, transform ``len(reader.read())``), interleaved
+over ``--epochs`` after one untimed read of every object (a warm server cache for everyone);
+reports per library and dataset type the median samples/s and MiB/s over whole epochs (every
+sample over the epoch's wall time, worker start-up included: short runs have too few steps for
+DLIO's first-step exclusion, shown as "steady"), client CPU, and objio's ratios.
+
+Without a URI an embedded SeaweedFS server (:class:`objio.server.LocalS3Server`) holds the
+data (then numbers measure the client stack plus a local server, not a network), and the
+workloads are scaled down (:data:`EMBEDDED_SCALE`, 1 to 6 GiB) unless ``--scale`` says
+otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+from . import __version__
+from .api import Client
+from .config import MiB, format_size, parse_size
+from .errors import ObjectStoreError
+from .uri import ObjectURI, parse_uri
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = [
+    "TrainPreset", "PRESETS", "EMBEDDED_SCALE", "LIBRARIES", "au_metrics", "SampleBytes",
+    "run_training", "run_throughput", "print_report", "add_train_arguments",
+    "configure_parser", "run_train_from_args", "main",
+]
+
+DEFAULT_BUCKET = "objio-bench"
+LIBRARIES = ("objio", "s3torchconnector")
+_DLIO_PREFETCH_SIZE = 2
+
+
+@dataclass(frozen=True)
+class TrainPreset:
+    """One DLIO H100 training workload (MLPerf Storage ``workload/<name>_h100.yaml``).
+
+    Attributes:
+        name: ``unet3d``, ``resnet50`` or ``cosmoflow``.
+        batch_size: samples per step (``reader.batch_size``).
+        read_threads: DataLoader workers (``reader.read_threads``).
+        prefetch_size: DLIO's ``reader.prefetch_size`` (batches; default 2).
+        epochs: ``train.epochs``.
+        computation_time: seconds of emulated compute per step (``train.computation_time``).
+        au: AU target as a fraction (``metric.au``).
+        dataset: objio dataset type used by default: ``map`` or ``iterable``.
+    """
+
+    name: str
+    batch_size: int
+    read_threads: int
+    prefetch_size: int
+    epochs: int
+    computation_time: float
+    au: float
+    dataset: str
+
+    @property
+    def prefetch_factor(self) -> int:
+        """DataLoader ``prefetch_factor`` as DLIO computes it: ``ceil(prefetch_size /
+        read_threads)`` (at least 1)."""
+        return max(1, math.ceil(self.prefetch_size / max(1, self.read_threads)))
+
+
+PRESETS: dict[str, TrainPreset] = {
+    # mlcommons/storage configs/dlio/workload/unet3d_h100.yaml
+    "unet3d": TrainPreset("unet3d", batch_size=7, read_threads=4, prefetch_size=_DLIO_PREFETCH_SIZE,
+                          epochs=5, computation_time=0.323, au=0.90, dataset="map"),
+    # mlcommons/storage configs/dlio/workload/resnet50_h100.yaml
+    "resnet50": TrainPreset("resnet50", batch_size=400, read_threads=8,
+                            prefetch_size=_DLIO_PREFETCH_SIZE, epochs=5, computation_time=0.224,
+                            au=0.90, dataset="iterable"),
+    # mlcommons/storage configs/dlio/workload/cosmoflow_h100.yaml
+    "cosmoflow": TrainPreset("cosmoflow", batch_size=1, read_threads=4,
+                             prefetch_size=_DLIO_PREFETCH_SIZE, epochs=5,
+                             computation_time=0.00350, au=0.70, dataset="iterable"),
+}
+"""DLIO's H100 training settings per workload (the data itself: :data:`objio.gen.WORKLOADS`)."""
+
+EMBEDDED_SCALE: dict[str, float] = {"unet3d": 0.25, "resnet50": 0.008, "cosmoflow": 0.0008}
+"""Default ``--scale`` on the embedded server: a few GiB at most, with enough steps per epoch
+for the AU to mean something: unet3d 42 files of ~140 MiB (~5.8 GiB, 6 steps of 7), resnet50
+8 files of 1251 samples (~1.1 GiB, 25 steps of 400), cosmoflow 419 files of ~2.7 MiB
+(~1.1 GiB, 419 steps of 1)."""
+
+
+# ------------------------------------------------------------------------------ metrics
+def au_metrics(steps: Sequence[tuple[float, float, int, int]], wall_s: float,
+               exclude_start: int = 1) -> dict[str, Any]:
+    """DLIO's per-epoch metrics from ``steps`` = ``[(load_s, compute_s, samples, bytes), ...]``
+    and the epoch's wall time.
+
+    The first ``exclude_start`` steps are left out: ``metric_time = wall - sum(load + compute
+    of those steps)``; ``au_pct = 100 * sum(compute of the others) / metric_time``;
+    ``samples_per_s`` and ``mib_per_s`` count the other steps' samples and bytes over
+    ``metric_time``. With no step left, the whole epoch is used. ``epoch_samples_per_s`` and
+    ``epoch_mib_per_s`` count every sample over the whole wall time (worker start-up included).
+    """
+    head = steps[:exclude_start] if len(steps) > exclude_start else []
+    rest = steps[len(head):]
+    metric_time = wall_s - sum(s[0] + s[1] for s in head)
+    compute = sum(s[1] for s in rest)
+    samples = sum(s[2] for s in rest)
+    nbytes = sum(s[3] for s in rest)
+    ok = metric_time > 0
+    return {
+        "steps": len(steps),
+        "metric_steps": len(rest),
+        "samples": sum(s[2] for s in steps),
+        "bytes": sum(s[3] for s in steps),
+        "wall_s": wall_s,
+        "metric_time_s": metric_time,
+        "compute_s": compute,
+        "load_s": sum(s[0] for s in rest),
+        "au_pct": 100.0 * compute / metric_time if ok and compute > 0 else 0.0,
+        "samples_per_s": samples / metric_time if ok else None,
+        "mib_per_s": nbytes / MiB / metric_time if ok else None,
+        "epoch_samples_per_s": sum(s[2] for s in steps) / wall_s if wall_s > 0 else None,
+        "epoch_mib_per_s": sum(s[3] for s in steps) / MiB / wall_s if wall_s > 0 else None,
+    }
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its reaped children."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Unix
+        return time.process_time()
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+# ------------------------------------------------------------------------------ transforms
+class SampleBytes:
+    """DLIO's reader work on one object, the same for every library: ``reader.read()``, then
+    the format's decoding; each sample is its size in bytes (an ``int``).
+
+    ``npz``: ``numpy.load(...)["x"]`` (one sample per file, as DLIO's unet3d files);
+    ``tfrecord``: every record CRC-checked and parsed as a ``tf.train.Example``, one sample per
+    record (a :class:`~objio.torch.transforms.Samples`); ``hdf5``: the ``records`` dataset, one
+    sample per row; anything else: the object is one sample.
+    """
+
+    def __init__(self, fmt: str = "raw", decode: bool = True) -> None:
+        self.fmt = fmt
+        self.decode = decode
+
+    def __call__(self, reader: Any) -> Any:
+        data = reader.read()
+        if not self.decode or self.fmt in ("raw", "", None):
+            return len(data)
+        from . import formats
+
+        if self.fmt == "npz":
+            import numpy as np
+
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                npz["x"]
+            return len(data)
+        from .torch.transforms import Samples
+
+        if self.fmt == "tfrecord":
+            sizes = []
+            for record in formats.iter_tfrecord(data):
+                formats.parse_example(record, copy=False)
+                sizes.append(len(record))
+            return Samples(sizes)
+        if self.fmt == "hdf5":
+            records = formats.read_hdf5(data, "records")
+            per = records[0].nbytes if len(records) else 0
+            return Samples([per] * len(records))
+        return len(data)
+
+
+def _len_read(reader: Any) -> int:
+    """The throughput transform: read the whole object, return its size."""
+    return len(reader.read())
+
+
+def _flat_iterable(inner: Any) -> Any:
+    """s3torchconnector's iterable dataset with :class:`Samples` results flattened (what objio's
+    iterable dataset does itself)."""
+    from .torch.datasets import FlattenSamples
+
+    return FlattenSamples(inner)
+
+
+# ------------------------------------------------------------------------------ access
+@dataclass(frozen=True)
+class _Access:
+    """How both libraries reach the data: the same region, endpoint, addressing and AWS_* env."""
+
+    region: str
+    endpoint: str | None
+    path_style: bool
+    unsigned: bool
+    profile: str | None
+    env: tuple[tuple[str, str | None], ...]
+
+
+def _access(client: Client) -> _Access:
+    cfg = client.config
+    key_id, secret, token = cfg.access_key_id, cfg.secret_access_key, cfg.session_token
+    if not cfg.unsigned and not (key_id and secret):
+        from .s3.credentials import CredentialProvider
+
+        creds = CredentialProvider(cfg).get()
+        if creds is not None:
+            key_id, secret, token = creds.access_key_id, creds.secret_access_key, creds.session_token
+    region = cfg.region or "us-east-1"
+    env = (("AWS_ACCESS_KEY_ID", key_id), ("AWS_SECRET_ACCESS_KEY", secret),
+           ("AWS_SESSION_TOKEN", token), ("AWS_REGION", region), ("AWS_DEFAULT_REGION", region))
+    return _Access(region, cfg.endpoint_url, bool(cfg.path_style), bool(cfg.unsigned),
+                   cfg.profile, env)
+
+
+@contextlib.contextmanager
+def _environ(values: Sequence[tuple[str, str | None]]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k, _ in values}
+    try:
+        for k, v in values:
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _make_dataset(library: str, kind: str, uri: str, transform: Callable[[Any], Any],
+                  access: _Access) -> Any:
+    """A dataset of ``library`` (objio or s3torchconnector) over the objects under ``uri``."""
+    if library == "objio":
+        from .torch import config as cfg_mod
+        from .torch import datasets as ds_mod
+        config_cls: Any = cfg_mod.S3ClientConfig
+        map_cls: Any = ds_mod.S3MapDataset
+        iter_cls: Any = ds_mod.S3IterableDataset
+    else:
+        import s3torchconnector as s3t
+
+        config_cls, map_cls, iter_cls = s3t.S3ClientConfig, s3t.S3MapDataset, s3t.S3IterableDataset
+    cfg = config_cls(force_path_style=access.path_style, unsigned=access.unsigned,
+                     profile=access.profile)
+    common: dict[str, Any] = dict(region=access.region, endpoint=access.endpoint,
+                                  transform=transform, s3client_config=cfg)
+    if kind == "map":
+        return map_cls.from_prefix(uri, **common)
+    ds = iter_cls.from_prefix(uri, enable_sharding=True, **common)
+    return ds if library == "objio" else _flat_iterable(ds)
+
+
+# ------------------------------------------------------------------------------ the loop
+@dataclass
+class LoopSettings:
+    """DataLoader and step settings of one run."""
+
+    batch_size: int
+    workers: int
+    prefetch_factor: int
+    compute_time: float
+    shuffle_map: bool = True
+    seed: int = 0
+    context: str | None = None
+    persistent_workers: bool = False
+
+
+def _loader(dataset: Any, kind: str, s: LoopSettings, epoch: int) -> Any:
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+
+    kw: dict[str, Any] = {"batch_size": s.batch_size, "num_workers": s.workers}
+    if s.workers > 0:
+        kw["prefetch_factor"] = s.prefetch_factor
+        kw["persistent_workers"] = s.persistent_workers
+        if s.context:
+            kw["multiprocessing_context"] = s.context
+    if kind == "map" and s.shuffle_map:
+        g = torch.Generator()
+        g.manual_seed(s.seed * 1_000_003 + epoch)  # the same order for every library
+        kw["sampler"] = RandomSampler(dataset, generator=g)
+    return DataLoader(dataset, **kw)
+
+
+def run_epoch(loader: Any, compute_time: float) -> dict[str, Any]:
+    """One pass over ``loader``: each step waits for a batch (load), then sleeps
+    ``compute_time`` (compute). Returns :func:`au_metrics` plus ``cpu_s``."""
+    cpu0 = _cpu_s()
+    t_start = time.perf_counter()
+    steps: list[tuple[float, float, int, int]] = []
+    it = iter(loader)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            batch = next(it)
+        except StopIteration:
+            break
+        t1 = time.perf_counter()
+        n, b = _count(batch)
+        if compute_time > 0:
+            time.sleep(compute_time)
+        t2 = time.perf_counter()
+        steps.append((t1 - t0, t2 - t1, n, b))
+    del it
+    wall = time.perf_counter() - t_start
+    out = au_metrics(steps, wall)
+    out["cpu_s"] = _cpu_s() - cpu0
+    return out
+
+
+def _count(batch: Any) -> tuple[int, int]:
+    """(samples, bytes) of a batch of per-sample byte counts (a tensor or a list)."""
+    try:
+        import torch
+
+        if isinstance(batch, torch.Tensor):
+            return int(batch.numel()), int(batch.sum())
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(batch, (list, tuple)):
+        return len(batch), sum(int(x) for x in batch)
+    return 1, int(batch)
+
+
+def _check_library(name: str) -> None:
+    if name == "s3torchconnector":
+        try:
+            import s3torchconnector  # noqa: F401
+        except ImportError as e:
+            raise ValueError("--compare s3torchconnector needs s3torchconnector: pip install "
+                             "'objio[bench]'") from e
+
+
+def parse_compare(value: Any) -> list[str]:
+    """Peer libraries from ``--compare``: ``s3torchconnector`` (or True), ``none``/``""``."""
+    if value is None or value is False:
+        return []
+    if value is True:
+        return ["s3torchconnector"]
+    names: list[str] = []
+    for item in str(value).split(","):
+        name = item.strip().lower()
+        if not name or name == "none":
+            continue
+        if name != "s3torchconnector":
+            raise ValueError(f"--compare must be s3torchconnector or none, got {item.strip()!r}")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _interleaved(libraries: Sequence[str], kinds: Sequence[str], epochs: int, uri: str,
+                 transform: Callable[[Any], Any], access: _Access, settings: LoopSettings,
+                 report_epoch: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
+    """Run every (kind, library) once per epoch, epoch by epoch (the libraries' order
+    alternates between epochs); one dataset per (kind, library), listed before the first timed
+    epoch."""
+    datasets: dict[tuple[str, str], Any] = {}
+    runs: list[dict[str, Any]] = []
+    with _environ(access.env):
+        for kind in kinds:
+            for lib in libraries:
+                ds = _make_dataset(lib, kind, uri, transform, access)
+                if kind == "map":
+                    len(ds)  # list now, not inside the first epoch
+                datasets[(kind, lib)] = ds
+        for epoch in range(epochs):
+            # alternate who goes first, so that warm-up or drift does not favour one library
+            order = list(libraries) if epoch % 2 == 0 else list(reversed(libraries))
+            for kind in kinds:
+                for lib in order:
+                    ds = datasets[(kind, lib)]
+                    if hasattr(ds, "set_epoch"):
+                        ds.set_epoch(epoch)
+                    r = run_epoch(_loader(ds, kind, settings, epoch), settings.compute_time)
+                    r.update(library=lib, dataset=kind, epoch=epoch)
+                    runs.append(r)
+                    if report_epoch is not None:
+                        report_epoch(r)
+    return runs
+
+
+def _median(xs: Sequence[float | None]) -> float | None:
+    v = [x for x in xs if x is not None]
+    return statistics.median(v) if v else None
+
+
+def _mean(xs: Sequence[float | None]) -> float | None:
+    v = [x for x in xs if x is not None]
+    return statistics.fmean(v) if v else None
+
+
+def _summary(runs: Sequence[dict[str, Any]], au_target: float | None) -> dict[str, Any]:
+    """Per (dataset, library): median samples/s, MiB/s and CPU s over epochs, mean AU (as DLIO
+    averages epochs); and objio's ratios to each peer."""
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in runs:
+        groups.setdefault(r["dataset"], {}).setdefault(r["library"], []).append(r)
+    out: dict[str, Any] = {}
+    for kind, libs in groups.items():
+        k: dict[str, Any] = {}
+        for lib, rs in libs.items():
+            cpu = _median([r["cpu_s"] for r in rs])
+            samples = _median([float(r["samples"]) for r in rs])
+            s: dict[str, Any] = {
+                "epochs": len(rs),
+                "samples_per_s": _median([r["samples_per_s"] for r in rs]),
+                "epoch_samples_per_s": _median([r["epoch_samples_per_s"] for r in rs]),
+                "epoch_mib_per_s": _median([r["epoch_mib_per_s"] for r in rs]),
+                "mib_per_s": _median([r["mib_per_s"] for r in rs]),
+                "cpu_s": cpu,
+                "cpu_ms_per_sample": 1000.0 * cpu / samples if cpu is not None and samples else None,
+                "au_pct": _mean([r["au_pct"] for r in rs]),
+            }
+            if au_target is not None:
+                s["au_met"] = s["au_pct"] is not None and s["au_pct"] >= 100 * au_target
+            k[lib] = s
+        base = k.get("objio")
+        ratios: dict[str, Any] = {}
+        if base is not None:
+            for lib, s in k.items():
+                if lib == "objio":
+                    continue
+                ratios[lib] = {
+                    "samples_per_s": _ratio(base["samples_per_s"], s["samples_per_s"]),
+                    "epoch_samples_per_s": _ratio(base["epoch_samples_per_s"],
+                                                  s["epoch_samples_per_s"]),
+                    "cpu_s": _ratio(base["cpu_s"], s["cpu_s"]),
+                }
+        k["objio_ratio"] = ratios
+        out[kind] = k
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _environment() -> dict[str, Any]:
+    import importlib.metadata
+
+    def version(d: str) -> str | None:
+        try:
+            return importlib.metadata.version(d)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "objio": __version__, "torch": version("torch"),
+            "s3torchconnector": version("s3torchconnector"), "cpu_count": os.cpu_count()}
+
+
+def _join(prefix: ObjectURI, name: str) -> str:
+    k = prefix.key
+    if k and not k.endswith("/"):
+        k += "/"
+    return str(prefix.with_key(k + name))
+
+
+# ------------------------------------------------------------------------------ training
+def _dataset_present(client: Client, spec: Any, prefix: str) -> bool:
+    """Whether every planned training file of ``spec`` exists under ``prefix`` (one listing)."""
+    from .gen import iter_plan
+
+    obj = parse_uri(prefix)
+    train = _join(obj, "train/")
+    try:
+        have = {i.key for i in client.list_objects(train)}
+    except FileNotFoundError:
+        return False
+    for p in iter_plan(spec, prefix):
+        if p.split != "train":
+            continue
+        if parse_uri(p.uri).key not in have:
+            return False
+    return True
+
+
+def run_training(client: Client, prefix: str, workload: str, *, scale: float = 1.0,
+                 batch_size: int | None = None, workers: int | None = None,
+                 prefetch_factor: int | None = None, epochs: int | None = None,
+                 compute_time: float | None = None, dataset: str | None = None,
+                 compare: Sequence[str] = (), keep: bool = True, seed: int = 0,
+                 context: str | None = None, persistent_workers: bool = False,
+                 decode: bool = True, progress: bool = False,
+                 console: Console | None = None) -> dict[str, Any]:
+    """Emulate DLIO training of ``workload`` on the data under ``prefix`` (generated there
+    first when absent) and return the report (JSON-ready dict; see :func:`print_report`).
+
+    Args:
+        client: the :class:`objio.Client` that generates the data (its settings, endpoint and
+            credentials are given to every library).
+        prefix: ``s3://bucket/prefix`` (DLIO's ``data_folder``).
+        workload: ``unet3d``, ``resnet50`` or ``cosmoflow``.
+        scale: multiply the workload's file count by this (0 < scale <= 1).
+        batch_size, workers, prefetch_factor, epochs, compute_time: override the DLIO values.
+        dataset: ``map`` or ``iterable`` (default: the preset's).
+        compare: peer libraries to run the same loop with (``["s3torchconnector"]``).
+        keep: keep data this run generated (False deletes ``train/`` and ``index/`` after).
+        seed: dataset and sampler seed. context: DataLoader ``multiprocessing_context``.
+        persistent_workers: keep workers across epochs (their CPU is then counted only at the
+            end of the run, in no epoch).
+        decode: decode each object's format (DLIO's reader work); False only reads.
+
+    Raises:
+        ValueError: bad arguments, unknown workload or library; FileNotFoundError (no
+        bucket), PermissionError.
+    """
+    from .gen import generate_dataset, workload_spec
+
+    key = workload.lower() if isinstance(workload, str) else workload
+    if key not in PRESETS:
+        raise ValueError(f"workload must be one of {', '.join(PRESETS)}, got {workload!r}")
+    preset = PRESETS[key]
+    spec = workload_spec(key, scale=scale, seed=seed)
+    settings = LoopSettings(
+        batch_size=_positive("batch_size", batch_size, preset.batch_size),
+        workers=_positive("workers", workers, preset.read_threads, minimum=0),
+        prefetch_factor=_positive("prefetch_factor", prefetch_factor, preset.prefetch_factor),
+        compute_time=_seconds(compute_time, preset.computation_time),
+        seed=seed, context=context, persistent_workers=persistent_workers)
+    n_epochs = _positive("epochs", epochs, preset.epochs)
+    kind = dataset or preset.dataset
+    if kind not in ("map", "iterable"):
+        raise ValueError(f"dataset must be 'map' or 'iterable', got {dataset!r}")
+    peers = list(compare)
+    for p in peers:
+        _check_library(p)
+    obj = parse_uri(prefix)
+    if obj.scheme != "s3":
+        raise ValueError(f"the training emulation needs an s3://bucket/prefix URI, got {prefix!r}")
+
+    report: dict[str, Any] = {
+        "mode": "workload", "workload": key, "uri": str(obj),
+        "config": {"batch_size": settings.batch_size, "workers": settings.workers,
+                   "prefetch_factor": settings.prefetch_factor, "epochs": n_epochs,
+                   "compute_time_s": settings.compute_time, "au_target_pct": 100 * preset.au,
+                   "dataset": kind, "scale": scale, "format": spec.format,
+                   "files": spec.num_files, "samples_per_file": spec.samples_per_file,
+                   "multiprocessing_context": context or "fork",
+                   "persistent_workers": persistent_workers, "decode": decode,
+                   "libraries": ["objio", *peers]},
+        "environment": _environment(),
+    }
+    generated = False
+    if _dataset_present(client, spec, prefix):
+        report["generation"] = {"generated": False}
+    else:
+        report["generation"] = {"generated": True, **generate_dataset(
+            client, prefix, spec, progress=progress, console=console)}
+        report["generation"].pop("spec", None)
+        generated = True
+    train_uri = _join(obj, "train/")
+    access = _access(client)
+    transform = SampleBytes(spec.format, decode=decode)
+
+    def show(r: dict[str, Any]) -> None:
+        if progress and console is not None:
+            console.print(f"epoch {r['epoch']} {r['library']:<16} {r['samples']} samples, "
+                          f"{_f(r['samples_per_s'], '.1f')} samples/s, AU {r['au_pct']:.1f} %",
+                          highlight=False)
+
+    try:
+        runs = _interleaved(["objio", *peers], [kind], n_epochs, train_uri, transform, access,
+                            settings, show)
+    finally:
+        if generated and not keep:
+            client.delete(_join(obj, "train/"))
+            client.delete(_join(obj, "index/"))
+            report["cleanup"] = {"deleted": True}
+    for r in runs:
+        r["au_met"] = r["au_pct"] >= 100 * preset.au
+    report["runs"] = runs
+    report["summary"] = _summary(runs, preset.au)
+    return report
+
+
+def _positive(name: str, value: int | None, default: int, minimum: int = 1) -> int:
+    v = default if value is None else value
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
+    return v
+
+
+def _seconds(value: float | None, default: float) -> float:
+    v = default if value is None else value
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+        raise ValueError(f"compute_time must be a number of seconds >= 0, got {v!r}")
+    return float(v)
+
+
+# ------------------------------------------------------------------------------ throughput
+def run_throughput(client: Client, prefix: str, *, size: int, num: int,
+                   datasets: Sequence[str] = ("map", "iterable"), batch_size: int = 32,
+                   workers: int = 2, prefetch_factor: int = 2, epochs: int = 3,
+                   compare: Sequence[str] = ("s3torchconnector",), keep: bool = True,
+                   context: str | None = None, progress: bool = False,
+                   console: Console | None = None) -> dict[str, Any]:
+    """DataLoader throughput of objio's datasets (and ``compare`` peers) on ``num`` RAW objects
+    of ``size`` bytes under ``prefix`` (written first unless already there), no compute.
+
+    Returns the report (see :func:`print_report`): per (dataset type, library) the median
+    samples/s, MiB/s and client CPU seconds per epoch, and objio's ratios.
+    """
+    kinds = list(datasets)
+    for k in kinds:
+        if k not in ("map", "iterable"):
+            raise ValueError(f"dataset must be 'map' or 'iterable', got {k!r}")
+    if not kinds:
+        raise ValueError("datasets must name at least one of 'map', 'iterable'")
+    size = parse_size(size, "size")
+    num = _positive("num", num, 1)
+    settings = LoopSettings(batch_size=_positive("batch_size", batch_size, 32),
+                            workers=_positive("workers", workers, 2, minimum=0),
+                            prefetch_factor=_positive("prefetch_factor", prefetch_factor, 2),
+                            compute_time=0.0, shuffle_map=False, context=context)
+    epochs = _positive("epochs", epochs, 3)
+    peers = list(compare)
+    for p in peers:
+        _check_library(p)
+    obj = parse_uri(prefix)
+    if obj.scheme != "s3":
+        raise ValueError(f"the throughput benchmark needs an s3://bucket/prefix URI, got {prefix!r}")
+    data_uri = _join(obj, f"throughput-{size}-{num}/")
+    template = "object_{}_of_{}.dat"
+    have = {i.key: i.size for i in client.list_objects(data_uri)}
+    want = [parse_uri(_join(parse_uri(data_uri), template.format(i, num))).key for i in range(num)]
+    generated = not all(have.get(k) == size for k in want) or len(have) != num
+    if generated:
+        if have:
+            client.delete(data_uri)
+        client.put(data_uri, num=num, template=template, size=size, max_in_flight=16)
+    # read everything once, untimed: no library pays for a cold server cache
+    client.get_many_stats([str(obj.with_key(k)) for k in want], max_in_flight=16)
+    report: dict[str, Any] = {
+        "mode": "throughput", "uri": data_uri,
+        "config": {"size": size, "num": num, "batch_size": settings.batch_size,
+                   "workers": settings.workers, "prefetch_factor": settings.prefetch_factor,
+                   "epochs": epochs, "datasets": kinds, "libraries": ["objio", *peers],
+                   "multiprocessing_context": context or "fork", "transform": "len(reader.read())",
+                   "warm_up": "every object read once before the first epoch (untimed)"},
+        "generation": {"generated": generated},
+        "environment": _environment(),
+    }
+
+    def show(r: dict[str, Any]) -> None:
+        if progress and console is not None:
+            console.print(f"epoch {r['epoch']} {r['dataset']:<8} {r['library']:<16} "
+                          f"{_f(r['samples_per_s'], '.1f')} samples/s, cpu {r['cpu_s']:.2f} s",
+                          highlight=False)
+
+    access = _access(client)
+    try:
+        runs = _interleaved(["objio", *peers], kinds, epochs, data_uri, _len_read, access,
+                            settings, show)
+    finally:
+        if generated and not keep:
+            client.delete(data_uri)
+    report["runs"] = runs
+    report["summary"] = _summary(runs, None)
+    return report
+
+
+# ------------------------------------------------------------------------------ report
+def _f(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _x(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def print_report(report: Mapping[str, Any], console: Console | None = None) -> None:
+    """Render a :func:`run_training` / :func:`run_throughput` report as rich tables."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    cfg = report["config"]
+    if report["mode"] == "workload":
+        console.print(
+            f"[bold]{report['workload']}[/] training emulation on {report['uri']}: "
+            f"{cfg['files']} {cfg['format']} files x {cfg['samples_per_file']} samples, "
+            f"batch {cfg['batch_size']}, {cfg['workers']} workers, prefetch factor "
+            f"{cfg['prefetch_factor']}, compute {cfg['compute_time_s'] * 1000:.1f} ms/step, "
+            f"{cfg['dataset']} dataset, AU target {cfg['au_target_pct']:.0f} %", highlight=False)
+        gen = report.get("generation") or {}
+        if gen.get("generated"):
+            console.print(f"generated {gen.get('files')} files, {format_size(gen.get('bytes', 0))} "
+                          f"in {gen.get('seconds', 0):.1f} s", highlight=False)
+        t = Table(box=box.SIMPLE_HEAD, title="per epoch (first step excluded, as DLIO)")
+        for col in ("epoch", "library", "steps", "samples", "samples/s", "MiB/s", "AU %",
+                    "AU met", "CPU s"):
+            t.add_column(col, justify="left" if col == "library" else "right")
+        for r in report["runs"]:
+            t.add_row(str(r["epoch"]), r["library"], str(r["steps"]), str(r["samples"]),
+                      _f(r["samples_per_s"], ".1f"), _f(r["mib_per_s"], ".1f"),
+                      f"{r['au_pct']:.2f}", "yes" if r.get("au_met") else "no",
+                      f"{r['cpu_s']:.2f}")
+        console.print(t)
+    else:
+        console.print(
+            f"DataLoader throughput on {report['uri']}: {cfg['num']} objects of "
+            f"{format_size(cfg['size'])}, batch {cfg['batch_size']}, {cfg['workers']} workers, "
+            f"no compute, {cfg['epochs']} epochs interleaved", highlight=False)
+    workload = report["mode"] == "workload"
+    s = Table(box=box.SIMPLE_HEAD, title="summary (median over epochs" +
+              ("; AU: mean over epochs)" if workload else ")"))
+    if workload:  # DLIO's metrics first
+        cols = ["dataset", "library", "samples/s", "MiB/s", "AU %", "epoch samples/s",
+                "CPU s/epoch", "CPU ms/sample", "objio ratio"]
+    else:  # whole epochs first: short runs have too few steps for DLIO's first-step exclusion
+        cols = ["dataset", "library", "samples/s", "MiB/s", "steady samples/s", "CPU s/epoch",
+                "CPU ms/sample", "objio ratio", "ratio (steady)"]
+    for col in cols:
+        s.add_column(col, justify="left" if col in ("dataset", "library") else "right")
+    for kind, libs in report["summary"].items():
+        ratios = libs.get("objio_ratio", {})
+        for lib, v in libs.items():
+            if lib == "objio_ratio":
+                continue
+            r = ratios.get(lib, {}) if lib != "objio" else {}
+            cpu = [_f(v["cpu_s"], ".2f"), _f(v["cpu_ms_per_sample"], ".3f")]
+            if workload:
+                au = v.get("au_pct")
+                au_text = "-" if au is None else f"{au:.2f}" + (" met" if v.get("au_met") else " low")
+                row = [kind, lib, _f(v["samples_per_s"], ".1f"), _f(v["mib_per_s"], ".1f"), au_text,
+                       _f(v["epoch_samples_per_s"], ".1f"), *cpu, _x(r.get("samples_per_s"))]
+            else:
+                row = [kind, lib, _f(v["epoch_samples_per_s"], ".1f"),
+                       _f(v["epoch_mib_per_s"], ".1f"), _f(v["samples_per_s"], ".1f"), *cpu,
+                       _x(r.get("epoch_samples_per_s")), _x(r.get("samples_per_s"))]
+            s.add_row(*row)
+    console.print(s)
+    if workload:
+        console.print("samples/s, MiB/s, AU: first step excluded (DLIO); epoch samples/s: all "
+                      "samples over the whole epoch, worker start-up included", highlight=False)
+    else:
+        console.print("samples/s, MiB/s: all samples over the whole epoch (worker start-up "
+                      "included); steady: first step excluded, as DLIO", highlight=False)
+    if report.get("server") == "embedded":
+        console.print("server: embedded SeaweedFS on loopback (client stack + local server, "
+                      "no network); CPU: this process and its DataLoader workers",
+                      highlight=False)
+
+
+# ------------------------------------------------------------------------------ CLI
+_TRAIN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--workload",), dict(default=None, choices=sorted(PRESETS),
+                           help="emulate DLIO training of this workload (H100 settings)")),
+    (("--throughput",), dict(action="store_true",
+                             help="DataLoader throughput of objio vs s3torchconnector on RAW "
+                                  "objects of --size bytes (--num of them)")),
+    (("--scale",), dict(type=float, default=None,
+                        help="multiply the workload's file count by this (0 < s <= 1); default "
+                             "1 with a URI; on the embedded server unet3d 0.25, resnet50 0.008, "
+                             "cosmoflow 0.0008")),
+    (("--batch-size",), dict(type=int, default=None, help="samples per step (default: DLIO's)")),
+    (("--workers",), dict(type=int, default=None,
+                          help="DataLoader workers (default: DLIO's read_threads)")),
+    (("--prefetch-factor",), dict(type=int, default=None,
+                                  help="DataLoader prefetch_factor (default: DLIO's)")),
+    (("--epochs",), dict(type=int, default=None, help="epochs (default: DLIO's, 5; throughput 3)")),
+    (("--compute-time",), dict(type=float, default=None,
+                               help="seconds of emulated compute per step (default: DLIO's "
+                                    "per-accelerator value)")),
+    (("--dataset",), dict(default=None,
+                          help="map or iterable (throughput: comma list, default both)")),
+    (("--compare",), dict(nargs="?", const="s3torchconnector", default=None, metavar="LIB",
+                          help="also run the same loop with s3torchconnector (the default "
+                               "with --throughput; 'none' to skip)")),
+    (("--size",), dict(default=None, help="throughput: bytes per object (default 128KiB)")),
+    (("--num",), dict(type=int, default=None, help="throughput: number of objects (default 2048)")),
+    (("--json",), dict(metavar="FILE", default=None, help="write the report as JSON ('-' = stdout)")),
+    (("--keep",), dict(action="store_true",
+                       help="keep data this run generated (with a URI; default: delete it)")),
+    (("--seed",), dict(type=int, default=0, help="dataset and sampler seed (default 0)")),
+    (("--multiprocessing-context",), dict(default=None, choices=["fork", "spawn", "forkserver"],
+                                          help="DataLoader worker start method (default fork)")),
+    (("--persistent-workers",), dict(action="store_true",
+                                     help="keep DataLoader workers across epochs")),
+    (("--no-decode",), dict(action="store_true",
+                            help="only read each object, skip the format's decoding")),
+    (("--no-progress",), dict(action="store_true", help="no progress output")),
+]
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the training-emulation options to ``parser`` (e.g. the ``objio bench`` parser).
+    Options the parser already has (such as bench's ``--json``, ``--keep``, ``--seed``) are
+    left as they are and read from the same attribute. Returns the parser.
+
+    Note: bench's ``--compare`` is a flag; there it means ``--compare s3torchconnector``, and
+    bench's ``--epochs``/``--size``/``--num`` defaults then replace the training defaults."""
+    existing = set(getattr(parser, "_option_string_actions", {}))
+    for flags, kw in _TRAIN_OPTIONS:
+        if not any(f in existing for f in flags):
+            parser.add_argument(*flags, **kw)
+    return parser
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A complete parser for ``python -m objio.train`` / a dedicated subcommand: the URI and
+    every training option."""
+    parser.description = (
+        "DLIO-style training emulation (--workload) and DataLoader throughput (--throughput) "
+        "of objio's PyTorch datasets, optionally against s3torchconnector. Without URI an "
+        "embedded SeaweedFS S3 server is started on loopback.")
+    if "uri" not in {a.dest for a in parser._actions}:
+        parser.add_argument("uri", nargs="?", default=None,
+                            help="s3://bucket/prefix for the data (the bucket must exist); "
+                                 "default: an embedded local server")
+    return add_train_arguments(parser)
+
+
+def _int_opt(args: argparse.Namespace, name: str) -> int | None:
+    v = getattr(args, name, None)
+    return None if v is None else int(v)
+
+
+def run_train_from_args(args: argparse.Namespace) -> int:
+    """Run ``objio bench --workload ...`` / ``--throughput`` from parsed arguments; returns the
+    exit code (0 success, 1 error with a one-line message on stderr, 130 interrupted)."""
+    from rich.console import Console
+
+    server: Any = None
+    try:
+        workload = getattr(args, "workload", None)
+        throughput = bool(getattr(args, "throughput", False))
+        if not workload and not throughput:
+            raise ValueError("give --workload unet3d|resnet50|cosmoflow or --throughput")
+        if workload and throughput:
+            raise ValueError("--workload and --throughput are exclusive")
+        compare_arg = getattr(args, "compare", None)
+        uri = getattr(args, "uri", None)
+        if compare_arg is True and isinstance(uri, str) and uri.lower() in (
+                "s3torchconnector", "none"):
+            # bench's flag-style --compare left "--compare s3torchconnector"'s value in the URI
+            compare_arg, uri = uri, None
+        compare = parse_compare(compare_arg) if compare_arg is not None else \
+            (["s3torchconnector"] if throughput else [])
+        for name, minimum in (("batch_size", 1), ("workers", 0), ("prefetch_factor", 1),
+                              ("epochs", 1), ("num", 1)):
+            v = _int_opt(args, name)
+            if v is not None and v < minimum:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {v}")
+        ct = getattr(args, "compute_time", None)
+        if ct is not None and not ct >= 0:
+            raise ValueError(f"--compute-time must be >= 0 seconds, got {ct}")
+        scale_arg = getattr(args, "scale", None)
+        if scale_arg is not None and not 0 < scale_arg <= 1:
+            raise ValueError(f"--scale must be in (0, 1], got {scale_arg}")
+        json_to_stdout = getattr(args, "json", None) == "-"
+        err = Console(stderr=True)
+        progress = not getattr(args, "no_progress", False) and err.is_terminal
+        if uri is None:
+            from .server import LocalS3Server
+
+            server = LocalS3Server()
+            try:
+                server.start()
+            except RuntimeError as e:
+                raise OSError(f"could not start the embedded S3 server: {e}") from None
+            client = Client(server.config)
+            client.create_bucket(f"s3://{DEFAULT_BUCKET}", exist_ok=True)
+            prefix = f"s3://{DEFAULT_BUCKET}/{workload or 'throughput'}/"
+        else:
+            no_sign = getattr(args, "no_sign_request", False)
+            client = Client(endpoint_url=getattr(args, "endpoint_url", None),
+                            region=getattr(args, "region", None),
+                            profile=getattr(args, "profile", None),
+                            unsigned=True if no_sign else None)
+            prefix = uri
+        keep = bool(getattr(args, "keep", False)) or server is not None
+        context = getattr(args, "multiprocessing_context", None)
+        if workload:
+            scale = getattr(args, "scale", None)
+            if scale is None:
+                scale = EMBEDDED_SCALE[workload] if server is not None else 1.0
+            report = run_training(
+                client, prefix, workload, scale=scale, batch_size=_int_opt(args, "batch_size"),
+                workers=_int_opt(args, "workers"), prefetch_factor=_int_opt(args, "prefetch_factor"),
+                epochs=_int_opt(args, "epochs"), compute_time=getattr(args, "compute_time", None),
+                dataset=getattr(args, "dataset", None), compare=compare, keep=keep,
+                seed=int(getattr(args, "seed", 0) or 0), context=context,
+                persistent_workers=bool(getattr(args, "persistent_workers", False)),
+                decode=not getattr(args, "no_decode", False), progress=progress, console=err)
+        else:
+            kinds = [k.strip() for k in (getattr(args, "dataset", None) or "map,iterable").split(",")
+                     if k.strip()]
+            size = getattr(args, "size", None) or "128KiB"
+            report = run_throughput(
+                client, prefix, size=parse_size(size, "--size"),
+                num=_int_opt(args, "num") or 2048, datasets=kinds,
+                batch_size=_int_opt(args, "batch_size") or 32,
+                workers=2 if _int_opt(args, "workers") is None else int(args.workers),
+                prefetch_factor=_int_opt(args, "prefetch_factor") or 2,
+                epochs=_int_opt(args, "epochs") or 3, compare=compare, keep=keep,
+                context=context, progress=progress, console=err)
+        if server is not None:
+            report["server"] = "embedded"
+        out = err if json_to_stdout else Console()
+        if not out.is_terminal:
+            out.width = max(out.width, 160)
+        print_report(report, out)
+        path = getattr(args, "json", None)
+        if path:
+            text = json.dumps(report, indent=2, default=str)
+            if json_to_stdout:
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+            else:
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text + "\n")
+        return 0
+    except KeyboardInterrupt:
+        print("objio bench: interrupted", file=sys.stderr)
+        return 130
+    except (ObjectStoreError, OSError, ValueError) as e:
+        kind = ("not found: " if isinstance(e, FileNotFoundError)
+                else "access denied: " if isinstance(e, PermissionError) else "")
+        line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"objio bench: error: {kind}{line}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m objio.train [URI] --workload NAME | --throughput [options]``, with the global
+    ``--endpoint-url``, ``--region``, ``--profile`` and ``--no-sign-request`` options."""
+    parser = argparse.ArgumentParser(prog="python -m objio.train")
+    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint URL")
+    parser.add_argument("--region", default=None, help="S3 region")
+    parser.add_argument("--profile", default=None, help="AWS profile")
+    parser.add_argument("--no-sign-request", action="store_true", help="anonymous requests")
+    configure_parser(parser)
+    return run_train_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
