@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from . import __version__
 from .api import Client
-from .config import MiB, format_size, parse_size
+from .config import MiB, format_size, parse_size, temporary_environ
 from .engine import RequestRecord
 from .errors import ObjectStoreError
 from .uri import ObjectURI, parse_uri
@@ -201,25 +201,6 @@ def parse_peers(value: str | Sequence[str] | None) -> list[str] | None:
     if not names:
         raise ValueError(f"--peers is empty; choose from {', '.join(PEERS)}")
     return names
-
-
-@contextlib.contextmanager
-def _environ(values: Mapping[str, str | None]) -> Iterator[None]:
-    """Set (str) or unset (None) environment variables, restoring the old values after."""
-    old = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # ----------------------------------------------------------------------------------- progress
@@ -470,7 +451,7 @@ class _S3TorchPeer(_Peer):
         from s3torchconnector._s3client import S3Client, S3ClientConfig
 
         self._env = target.aws_env()
-        with _environ(self._env):
+        with temporary_environ(self._env):
             self._client = S3Client(
                 target.region, endpoint=target.endpoint_url,
                 s3client_config=S3ClientConfig(force_path_style=target.path_style,
@@ -488,7 +469,7 @@ class _S3TorchPeer(_Peer):
                 advance(1, n)
             return n
 
-        with _environ(self._env):
+        with temporary_environ(self._env):
             sizes = list(self._pool.map(one, self.target.keys))
         return len(sizes), sum(sizes)
 
@@ -519,7 +500,7 @@ class _S3dlioPeer(_Peer):
                 "s3dlio keeps one S3 client per process, already bound to "
                 f"{_s3dlio_bound[0] or 'AWS'}; run the benchmark in a fresh process")
         self._env = {**target.aws_env(), "AWS_ENDPOINT_URL": target.endpoint_url}
-        with _environ(self._env):
+        with temporary_environ(self._env):
             import s3dlio
 
             s3dlio.configure_s3(endpoint_url=target.endpoint_url, region=target.region)
@@ -527,7 +508,7 @@ class _S3dlioPeer(_Peer):
         _s3dlio_bound = binding
 
     def run(self, advance: Advance | None) -> tuple[int, int]:
-        with _environ(self._env):
+        with temporary_environ(self._env):
             count, nbytes = self._s3dlio.get_many_stats(self.target.uris, self.max_in_flight)
         if advance is not None:
             advance(int(count), int(nbytes))

@@ -23,9 +23,11 @@ Sizes in env vars and CLI flags accept suffixes: ``128KiB``, ``16MiB``, ``1GiB``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -77,6 +79,26 @@ def format_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"  # pragma: no cover
+
+
+@contextlib.contextmanager
+def temporary_environ(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (str) or unset (None) environment variables for the ``with`` block, restoring the
+    old values after (e.g. credentials for a peer library that reads only the environment)."""
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _env_bool(name: str, raw: str) -> bool:

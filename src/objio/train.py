@@ -57,7 +57,6 @@ otherwise.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import math
@@ -67,11 +66,11 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import __version__
 from .api import Client
-from .config import MiB, format_size, parse_size
+from .config import MiB, format_size, parse_size, temporary_environ
 from .errors import ObjectStoreError
 from .uri import ObjectURI, parse_uri
 
@@ -273,24 +272,6 @@ def _access(client: Client) -> _Access:
                    cfg.profile, env)
 
 
-@contextlib.contextmanager
-def _environ(values: Sequence[tuple[str, str | None]]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k, _ in values}
-    try:
-        for k, v in values:
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _make_dataset(library: str, kind: str, uri: str, transform: Callable[[Any], Any],
                   access: _Access) -> Any:
     """A dataset of ``library`` (objio or s3torchconnector) over the objects under ``uri``."""
@@ -421,7 +402,7 @@ def _interleaved(libraries: Sequence[str], kinds: Sequence[str], epochs: int, ur
     epoch."""
     datasets: dict[tuple[str, str], Any] = {}
     runs: list[dict[str, Any]] = []
-    with _environ(access.env):
+    with temporary_environ(dict(access.env)):
         for kind in kinds:
             for lib in libraries:
                 ds = _make_dataset(lib, kind, uri, transform, access)
