@@ -26,7 +26,7 @@ from .backend import ObjectInfo
 from .config import ClientConfig, MiB
 from .engine import Observer, RequestRecord
 from .errors import NotFoundError, ObjectStoreError
-from .uri import ObjectURI, has_glob, parse_uri
+from .uri import ObjectURI, has_glob, parse_uri, split_glob
 
 _list = builtins.list
 
@@ -103,13 +103,7 @@ class Client:
     # ------------------------------------------------------------------------ list
     async def _list_info(self, uri: URI, recursive: bool = True) -> List[ObjectInfo]:
         obj = parse_uri(uri)
-        key = obj.key
-        pattern: str | None = None
-        if has_glob(key):
-            d, _, pattern = key.rpartition("/")
-            key = d + "/" if d else ""
-            if obj.is_local and not key:
-                key = "/"
+        key, pattern = split_glob(obj)
         backend = self._backend(obj)
         out: List[ObjectInfo] = []
         delimiter = None if recursive and pattern is None else ("/" if obj.scheme == "s3" else "/")

@@ -924,6 +924,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
+def start_embedded() -> tuple[Any, Client]:
+    """Start the embedded LocalS3Server and return it with a Client whose bucket
+    ``objio-bench`` exists. Raises OSError (with the server's reason) if it cannot start."""
+    from .server import LocalS3Server
+
+    server = LocalS3Server()
+    try:
+        server.start()
+    except RuntimeError as e:
+        raise OSError(f"could not start the embedded S3 server: {_one_line(e)}") from None
+    client = Client(server.config)
+    client.create_bucket(f"s3://{DEFAULT_BUCKET}", exist_ok=True)
+    return server, client
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """Run ``objio bench`` from parsed arguments; returns the process exit code (0 success,
     1 error with a one-line message on stderr, 130 interrupted)."""
@@ -949,15 +964,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         progress = not args.no_progress and err_console.is_terminal
 
         if args.uri is None:
-            from .server import LocalS3Server
-
-            server = LocalS3Server()
-            try:
-                server.start()
-            except RuntimeError as e:
-                raise OSError(f"could not start the embedded S3 server: {_one_line(e)}") from None
-            client = Client(server.config)
-            client.create_bucket(f"s3://{DEFAULT_BUCKET}", exist_ok=True)
+            server, client = start_embedded()
             prefix = f"s3://{DEFAULT_BUCKET}/{DEFAULT_PREFIX}"
         else:
             from .cli import client_from_args

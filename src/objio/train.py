@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import __version__
 from .api import Client
+from .bench import DEFAULT_BUCKET
 from .config import MiB, format_size, parse_size, temporary_environ
 from .errors import ObjectStoreError
 from .uri import ObjectURI, parse_uri
@@ -83,7 +84,7 @@ __all__ = [
     "configure_parser", "run_train_from_args", "main",
 ]
 
-DEFAULT_BUCKET = "objio-bench"
+
 LIBRARIES = ("objio", "s3torchconnector")
 _DLIO_PREFETCH_SIZE = 2
 
@@ -900,22 +901,14 @@ def run_train_from_args(args: argparse.Namespace) -> int:
         err = Console(stderr=True)
         progress = not getattr(args, "no_progress", False) and err.is_terminal
         if uri is None:
-            from .server import LocalS3Server
+            from .bench import start_embedded
 
-            server = LocalS3Server()
-            try:
-                server.start()
-            except RuntimeError as e:
-                raise OSError(f"could not start the embedded S3 server: {e}") from None
-            client = Client(server.config)
-            client.create_bucket(f"s3://{DEFAULT_BUCKET}", exist_ok=True)
+            server, client = start_embedded()
             prefix = f"s3://{DEFAULT_BUCKET}/{workload or 'throughput'}/"
         else:
-            no_sign = getattr(args, "no_sign_request", False)
-            client = Client(endpoint_url=getattr(args, "endpoint_url", None),
-                            region=getattr(args, "region", None),
-                            profile=getattr(args, "profile", None),
-                            unsigned=True if no_sign else None)
+            from .cli import client_from_args
+
+            client = client_from_args(args)
             prefix = uri
         keep = bool(getattr(args, "keep", False)) or server is not None
         context = getattr(args, "multiprocessing_context", None)

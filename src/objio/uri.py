@@ -118,3 +118,17 @@ def has_glob(key: str) -> bool:
     """True if the last path segment of ``key`` contains a ``*`` or ``?`` wildcard."""
     last = key.rsplit("/", 1)[-1]
     return "*" in last or "?" in last
+
+
+def split_glob(obj: ObjectURI) -> tuple[str, str | None]:
+    """(prefix to list, pattern) for a listing URI: a ``*``/``?`` glob in the last segment
+    becomes the pattern and the listing prefix stops at its directory (``/`` at least for local
+    paths); without a glob the key is the prefix and the pattern is None."""
+    key = obj.key
+    if not has_glob(key):
+        return key, None
+    d, _, pattern = key.rpartition("/")
+    key = d + "/" if d else ""
+    if obj.is_local and not key:
+        key = "/"
+    return key, pattern

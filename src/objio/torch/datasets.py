@@ -107,7 +107,7 @@ from ..api import Client
 from ..config import ClientConfig, MiB
 from ..errors import ObjectStoreError
 from ..io import SequentialReader, _byte_view
-from ..uri import ObjectURI, has_glob, parse_uri
+from ..uri import ObjectURI, parse_uri, split_glob
 from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader
 from .config import S3ClientConfig, client_config_for
 from .transforms import Samples
@@ -342,13 +342,7 @@ async def _list_pages(client: Client, obj: ObjectURI) -> AsyncIterator[tuple[lis
     """(keys, sizes) per listing page under ``obj`` (a prefix, or a glob in its last segment as
     :meth:`objio.Client.list`), in key order. A failed page request is retried (resuming after
     the last key seen) as the client's ``max_attempts`` allows."""
-    key = obj.key
-    pattern: str | None = None
-    if has_glob(key):
-        d, _, pattern = key.rpartition("/")
-        key = d + "/" if d else ""
-        if obj.is_local and not key:
-            key = "/"
+    key, pattern = split_glob(obj)
     backend = client._backend(obj)
     root = obj.with_key("") if obj.scheme == "s3" else obj
     delimiter = None if pattern is None else "/"
