@@ -25,9 +25,9 @@ from ..io import (
     CoalescingReader,
     RangeReader,
     SequentialReader,
-    _check_max_gap,
-    _int_arg,
 )
+from ..io._common import _int_arg
+from ..io.readers import _check_max_gap
 from ..uri import ObjectURI, parse_uri
 
 __all__ = [

@@ -106,7 +106,8 @@ from .. import engine
 from ..api import Client
 from ..config import ClientConfig, MiB
 from ..errors import ObjectStoreError
-from ..io import SequentialReader, _byte_view
+from ..io import SequentialReader
+from ..io._common import _byte_view
 from ..uri import ObjectURI, parse_uri, split_glob
 from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader
 from .config import S3ClientConfig, client_config_for

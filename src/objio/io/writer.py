@@ -1,0 +1,369 @@
+"""The writer behind ``objio.open(uri, "wb")``: one PutObject, or a multipart upload with parts
+uploading while the caller writes (see :mod:`objio.io`)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import io
+import warnings
+from typing import Any
+
+from .. import engine
+from .._buffers import new_buffer
+from ..config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
+from ..errors import AlreadyExistsError, NotFoundError, ObjectStoreError
+from ..uri import ObjectURI
+from ._common import (
+    _DEFAULT_PART,
+    DEFAULT_MAX_PARTS_IN_FLIGHT,
+    PARTS_PER_SIZE_STEP,
+    _byte_view,
+    _int_arg,
+    _object_uri,
+    _ObjectIdentity,
+    _resolve_client,
+    log,
+)
+
+
+# ---------------------------------------------------------------------------------- writer
+def part_size_for(part_number: int, base: int) -> int:
+    """Size of part ``part_number`` (1-based) of a stream of unknown length: ``base`` for the
+    first :data:`PARTS_PER_SIZE_STEP` (800) parts, then doubling every 800 parts (capped at
+    5 GiB), so 10,000 parts hold more than S3's 5 TiB object limit even at the 5 MiB minimum
+    (13.7 TiB; 16 TiB at the default 8 MiB)."""
+    return min(MAX_PART_SIZE, base << ((part_number - 1) // PARTS_PER_SIZE_STEP))
+
+
+class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
+    """A write-only binary file that uploads one object.
+
+    Args:
+        uri: ``s3://bucket/key``, ``file:///path`` or a local path.
+        client: the :class:`objio.Client` (default :func:`objio.default_client`).
+        part_size: bytes per part (default: the client's ``part_size``, 8 MiB; for s3:// at
+            least 5 MiB, the S3 minimum). Objects up to this size are one PutObject. After
+            every 800 parts the part size doubles (see :func:`part_size_for`) so a stream of
+            any size fits S3's 10,000 parts. (Stores that require equal part sizes, such as R2,
+            see equal parts for objects under 800 parts.)
+        max_parts_in_flight: parts uploaded at once (default
+            :data:`DEFAULT_MAX_PARTS_IN_FLIGHT`); ``write`` waits for the oldest part when the
+            limit is reached. Memory: at most ``(max_parts_in_flight + 1) * part_size``.
+        exist_ok: when False the object must not exist yet: a conditional PutObject
+            (``If-None-Match: *``) for small objects; for multipart uploads a HEAD just before
+            completing (a writer racing between that HEAD and the completion can still win).
+            Raises FileExistsError.
+
+    ``write`` accepts bytes, bytearray, memoryview and any C-contiguous buffer (numpy arrays)
+    and copies the data once, into the part buffer. Two cases send the caller's memory itself,
+    without a copy: whole parts of an immutable ``bytes`` object (kept referenced until sent),
+    and whole parts of a mutable buffer covering at least ``max_parts_in_flight`` parts (then
+    ``write`` returns only once those parts are uploaded, so the caller may reuse it).
+
+    ``close()`` sends the object (completes the multipart upload) and raises if anything
+    failed. ``abort()``, an exception inside ``with``, a failed part, or garbage collection of
+    an unclosed writer abort the upload: the key shows no new object (it stays absent, or the
+    previous object stays unchanged) and no multipart upload is left behind.
+    """
+
+    def __init__(self, uri: Any, *, client: Any = None, part_size: int | None = None,
+                 max_parts_in_flight: int | None = None, exist_ok: bool = True) -> None:
+        self._obj = _object_uri(uri, type(self).__name__)
+        self._client = _resolve_client(client)
+        cfg = self._client.config
+        ps = (cfg.part_size or _DEFAULT_PART) if part_size is None else part_size
+        lo = MIN_PART_SIZE if self._obj.scheme == "s3" else 1
+        _int_arg("part_size", ps, lo, f"an integer between {lo} and {MAX_PART_SIZE} bytes"
+                 + (" (S3's multipart minimum is 5 MiB)" if lo > 1 else ""))
+        if ps > MAX_PART_SIZE:
+            raise ValueError(f"part_size must be at most {MAX_PART_SIZE} bytes (5 GiB), got {ps}")
+        m = DEFAULT_MAX_PARTS_IN_FLIGHT if max_parts_in_flight is None else max_parts_in_flight
+        self._m = _int_arg("max_parts_in_flight", m, 1, "an integer >= 1")
+        if not isinstance(exist_ok, bool):
+            raise ValueError(f"exist_ok must be True or False, got {exist_ok!r}")
+        self._exist_ok = exist_ok
+        self._backend = self._client._backend(self._obj)
+        self._attempts = cfg.max_attempts or 1
+        self._base_part = ps
+        self._ps = ps
+        self._buf: bytearray | None = None
+        self._fill = 0
+        self._free: list[bytearray] = []
+        self._inflight: collections.deque[tuple[int, Any, bytearray | None, bool]] = \
+            collections.deque()
+        self._parts: list[tuple[int, str]] = []
+        self._upload_id: str | None = None
+        self._next_part = 1
+        self._written = 0
+        self._tasks: set[asyncio.Task[Any]] = set()  # part uploads; touched on the loop only
+        self._buffers_allocated = 0
+        self._constructed = True
+
+    # -- identity (uri, name, bucket, key: _ObjectIdentity) ---------------------------------
+    @property
+    def mode(self) -> str:
+        return "wb"
+
+    @property
+    def part_size(self) -> int:
+        """The current part size in bytes (grows for very long streams)."""
+        return self._ps
+
+    @property
+    def max_parts_in_flight(self) -> int:
+        return self._m
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uri!r} written={self._written}>"
+
+    # -- io protocol ---------------------------------------------------------------------
+    def readable(self) -> bool:
+        self._check_open()
+        return False
+
+    def writable(self) -> bool:
+        self._check_open()
+        return True
+
+    def seekable(self) -> bool:
+        self._check_open()
+        return False
+
+    def tell(self) -> int:
+        """Bytes written so far."""
+        self._check_open()
+        return self._written
+
+    def flush(self) -> None:
+        """No-op (data is sent as parts fill up and on ``close()``)."""
+        self._check_open()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"I/O operation on closed writer ({self.uri})")
+
+    def write(self, data: Any, /) -> int:
+        """Append ``data`` (a bytes-like object); returns its length in bytes. May wait while
+        ``max_parts_in_flight`` parts are being uploaded. Raises the upload's error (after
+        aborting it) if a part failed."""
+        self._check_open()
+        mv = _byte_view(data, "write() argument", writable=False)
+        n = len(mv)
+        if n == 0:
+            return 0
+        immutable = isinstance(mv.obj, bytes)
+        must_wait = False
+        off = 0
+        try:
+            while off < n:
+                ps = self._ps
+                if self._fill == ps:
+                    self._emit_buffer()
+                    ps = self._ps
+                if self._fill == 0 and n - off > ps and (
+                        immutable or must_wait or n - off >= self._m * ps):
+                    self._emit(mv[off: off + ps], None, wait=not immutable)
+                    must_wait = must_wait or not immutable
+                    off += ps
+                    continue
+                if self._buf is None:
+                    self._buf = self._take_buffer()
+                k = min(ps - self._fill, n - off)
+                self._buf[self._fill: self._fill + k] = mv[off: off + k]
+                self._fill += k
+                off += k
+            if must_wait:
+                while any(e[3] for e in self._inflight):
+                    self._wait_oldest()
+        except BaseException:
+            self._fail()
+            raise
+        self._written += n
+        return n
+
+    def close(self) -> None:
+        """Send the object: one PutObject, or the last part and CompleteMultipartUpload.
+        Raises (after aborting the upload) if anything failed. Idempotent."""
+        if self.closed:
+            return
+        try:
+            if self._upload_id is None:
+                data = memoryview(self._buf)[: self._fill] if self._buf is not None else b""
+                obj, backend, ine = self._obj, self._backend, not self._exist_ok
+                engine.run(engine.with_retries(lambda: backend.put(obj, data, if_none_match=ine),
+                                               self._attempts))
+            else:
+                if self._fill:
+                    self._emit_buffer()
+                while self._inflight:
+                    self._wait_oldest()
+                if not self._exist_ok:
+                    self._check_absent()
+                obj, backend, uid = self._obj, self._backend, self._upload_id
+                parts = sorted(self._parts)
+                engine.run(engine.with_retries(
+                    lambda: backend.complete_multipart(obj, uid, parts), self._attempts))
+                self._upload_id = None
+        except BaseException:
+            self._fail()
+            raise
+        finally:
+            self._drop_buffers()
+            super().close()
+
+    def abort(self) -> None:
+        """Abandon the upload: nothing is written (an open multipart upload is aborted after
+        its part uploads stop). The writer is closed afterwards. Idempotent."""
+        if self.closed:
+            return
+        try:
+            self._abort_upload(wait=True)
+        finally:
+            self._drop_buffers()
+            super().close()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        try:
+            if self.closed or not getattr(self, "_constructed", False):
+                return
+            warnings.warn(f"{type(self).__name__} for {self.uri} was never closed: the upload is "
+                          "aborted (call close() to send it)", ResourceWarning, stacklevel=2)
+            self._abort_upload(wait=False)
+            self._drop_buffers()
+            io.BufferedIOBase.close(self)
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass
+
+    # -- internals -------------------------------------------------------------------------
+    def _take_buffer(self) -> bytearray:
+        while self._free:
+            b = self._free.pop()
+            if len(b) == self._ps:
+                return b
+        self._buffers_allocated += 1
+        return new_buffer(self._ps)
+
+    def _emit_buffer(self) -> None:
+        buf = self._buf
+        assert buf is not None
+        self._buf = None
+        fill, self._fill = self._fill, 0
+        self._emit(memoryview(buf)[:fill], buf, wait=False)
+
+    def _emit(self, view: memoryview, owned: bytearray | None, wait: bool) -> None:
+        """Upload ``view`` as the next part (starting the multipart upload if needed)."""
+        if self._upload_id is None:
+            obj, backend = self._obj, self._backend
+            self._upload_id = engine.run(engine.with_retries(
+                lambda: backend.create_multipart(obj), self._attempts))
+        while self._inflight and self._inflight[0][1].done():
+            self._wait_oldest()  # harvest finished parts early (recycles buffers, fails fast)
+        while len(self._inflight) >= self._m:
+            self._wait_oldest()
+        pn = self._next_part
+        if pn > MAX_PARTS:
+            raise ValueError(f"{self.uri}: more than {MAX_PARTS} parts; use a larger part_size")
+        self._next_part = pn + 1
+        self._ps = part_size_for(self._next_part, self._base_part)
+        fut = engine.submit(_upload_part(self._backend, self._obj, self._upload_id, pn, view,
+                                         self._attempts, self._tasks))
+        self._inflight.append((pn, fut, owned, wait))
+
+    def _wait_oldest(self) -> None:
+        pn, fut, owned, _ = self._inflight[0]
+        etag = fut.result()
+        self._inflight.popleft()
+        self._parts.append((pn, etag))
+        if owned is not None and len(owned) == self._ps and len(self._free) < self._m:
+            self._free.append(owned)
+
+    def _check_absent(self) -> None:
+        obj, backend = self._obj, self._backend
+        try:
+            engine.run(engine.with_retries(lambda: backend.head(obj), self._attempts))
+        except NotFoundError:
+            return
+        raise AlreadyExistsError(f"PutObject {self.uri} failed: the object exists and "
+                                 "exist_ok=False", operation="PutObject", uri=self.uri,
+                                 code="PreconditionFailed")
+
+    def _fail(self) -> None:
+        """After an error: abort the upload and close the writer (the error is re-raised by
+        the caller)."""
+        try:
+            self._abort_upload(wait=True)
+        except BaseException as e:  # noqa: BLE001 - the original error matters more
+            log.warning("aborting the upload of %s failed: %s", self.uri, e)
+        self._drop_buffers()
+        io.BufferedIOBase.close(self)
+
+    def _abort_upload(self, wait: bool) -> None:
+        uid, self._upload_id = self._upload_id, None
+        self._inflight.clear()
+        if uid is None:
+            return
+        coro = _drain_and_abort(self._backend, self._obj, uid, self._attempts, self._tasks)
+        if engine.in_engine_thread():  # a finaliser running on the loop: schedule it there
+            asyncio.get_running_loop().create_task(coro)
+            return
+        fut = engine.submit(coro)
+        if wait:
+            fut.result()
+
+    def _drop_buffers(self) -> None:
+        self._buf = None
+        self._fill = 0
+        self._free.clear()
+
+
+# The coroutines below hold no reference to the writer, so an abandoned writer is collected
+# (and its upload aborted) in the thread that dropped it, not later on the engine loop.
+async def _upload_part(backend: Any, obj: ObjectURI, upload_id: str, pn: int, view: memoryview,
+                       attempts: int, tasks: set[asyncio.Task[Any]]) -> str:
+    task = asyncio.current_task()
+    assert task is not None
+    tasks.add(task)
+    try:
+        return await engine.with_retries(
+            lambda: backend.upload_part(obj, upload_id, pn, view), attempts)
+    finally:
+        tasks.discard(task)
+
+
+async def _drain_and_abort(backend: Any, obj: ObjectURI, upload_id: str, attempts: int,
+                           tasks: set[asyncio.Task[Any]]) -> None:
+    """Stop the part uploads still running, then abort the multipart upload (parts that
+    complete after an abort could otherwise linger)."""
+    await asyncio.sleep(0)  # part uploads submitted just before this one start (and register)
+    running = list(tasks)
+    for t in running:
+        t.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    try:
+        await engine.with_retries(lambda: backend.abort_multipart(obj, upload_id), attempts)
+    except ObjectStoreError as e:
+        log.warning("could not abort multipart upload %s of %s: %s", upload_id, obj, e)
+
+
+class _TextWriter(io.TextIOWrapper):
+    """Text-mode writer: like io.TextIOWrapper, but an exception inside ``with`` aborts the
+    upload instead of completing it."""
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def abort(self) -> None:
+        """Abandon the upload (see :meth:`ObjectWriter.abort`)."""
+        buffer: Any = self.buffer
+        buffer.abort()
+
