@@ -39,7 +39,7 @@ bench: install-dev
 	$(VENV)/bin/objio bench --compare --num 1000 --size 128KiB --max-in-flight 64 --epochs 5 --json bench-results/small.json
 	$(VENV)/bin/objio bench --compare --num 32 --size 16MiB --max-in-flight 16 --epochs 5 --json bench-results/large.json
 	$(VENV)/bin/objio gen file:///tmp/objio-gen-measure --measure --json bench-results/gen-speed.json
-	$(PY) -m objio.bench_io --size 1GiB --rounds 3 --json bench-results/io.json
+	$(VENV)/bin/objio bench stream --size 1GiB --rounds 3 --json bench-results/io.json
 	$(VENV)/bin/objio bench --throughput --size 128KiB --num 2048 --epochs 5 --json bench-results/torch-small.json
 	$(VENV)/bin/objio bench --throughput --size 16MiB --num 256 --epochs 5 --json bench-results/torch-large.json
 	$(VENV)/bin/objio bench --workload cosmoflow --compare s3torchconnector --epochs 3 --json bench-results/train-cosmoflow.json

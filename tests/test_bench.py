@@ -16,6 +16,9 @@ import pytest
 
 import objio
 from objio import bench
+from objio.bench import _common as bench_common
+from objio.bench import peers
+from objio.cli import bench as bench_cli
 from objio.server import LocalS3Server, _find_weed
 
 try:
@@ -72,7 +75,7 @@ def aws_env(server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> LocalS3Se
 
 def _parse(argv: list[str], server: LocalS3Server | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    bench.configure_parser(parser)
+    bench_cli.configure_objects_parser(parser)
     args = parser.parse_args(argv)
     # Global CLI options, set by objio.cli in real use.
     args.endpoint_url = server.endpoint_url if server is not None else None
@@ -102,12 +105,12 @@ def _check_run(s: dict[str, Any], objects: int, nbytes: int, *, ttfb: bool) -> N
 
 # ----------------------------------------------------------------------------- pure helpers
 def test_percentiles_are_ordered_and_in_ms() -> None:
-    p = bench._percentiles_ms([0.001 * i for i in range(1, 101)])
+    p = bench_common.percentiles_ms([0.001 * i for i in range(1, 101)])
     assert p is not None
     assert p["p50"] <= p["p90"] <= p["p99"] <= 100.0
     assert p["p50"] == pytest.approx(50.5)
-    assert bench._percentiles_ms([]) is None
-    one = bench._percentiles_ms([0.002])
+    assert bench_common.percentiles_ms([]) is None
+    one = bench_common.percentiles_ms([0.002])
     assert one == {"p50": pytest.approx(2.0), "p90": pytest.approx(2.0), "p99": pytest.approx(2.0)}
 
 
@@ -246,14 +249,12 @@ def test_compare_with_obstore_and_boto3(client: objio.Client, prefix: str) -> No
 def test_compare_reports_missing_and_failing_peers(client: objio.Client, prefix: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("boto3")
-    real_is_installed = bench._is_installed
-    monkeypatch.setattr(bench, "_is_installed",
-                        lambda m: False if m == "obstore" else real_is_installed(m))
+    monkeypatch.setattr(peers.Obstore, "installed", classmethod(lambda cls: False))
 
-    def broken_run(self: Any, advance: Any) -> tuple[int, int]:
+    def broken_run(advance: Any) -> tuple[int, int]:
         raise ConnectionError("boom\nsecond line")
 
-    monkeypatch.setattr(bench._Boto3Peer, "run", broken_run)
+    monkeypatch.setattr(peers.Boto3, "getter", lambda self, *args: peers.Getter(broken_run))
     report = bench.run_bench(client, prefix, num=4, size=1024, epochs=2, compare=True,
                              peers=["obstore", "boto3"])
     compare = report["compare"]
@@ -269,7 +270,8 @@ def test_compare_reports_missing_and_failing_peers(client: objio.Client, prefix:
 def test_compare_detects_short_reads(client: objio.Client, prefix: str,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("boto3")
-    monkeypatch.setattr(bench._Boto3Peer, "run", lambda self, advance: (4, 10))
+    monkeypatch.setattr(peers.Boto3, "getter",
+                        lambda self, *args: peers.Getter(lambda advance: (4, 10)))
     report = bench.run_bench(client, prefix, num=4, size=1024, epochs=1, compare=True,
                              peers="boto3")
     assert report["compare"]["boto3"]["status"] == "skipped"
@@ -297,7 +299,7 @@ def test_cli_json_file(aws_env: LocalS3Server, client: objio.Client, prefix: str
     out = tmp_path / "report.json"
     args = _parse([prefix, "--num", "4", "--size", "64KiB", "--epochs", "1", "--max-in-flight",
                    "2", "--object-type", "tfrecord", "--seed", "7", "--json", str(out)], aws_env)
-    assert bench.run_from_args(args) == 0
+    assert bench_cli.run_from_args(args) == 0
     report = json.loads(out.read_text())
     assert report["config"]["num"] == 4 and report["config"]["object_type"] == "TFRECORD"
     assert report["config"]["seed"] == 7 and report["config"]["max_in_flight"] == 2
@@ -313,7 +315,7 @@ def test_cli_json_stdout_keeps_stdout_pure_json(aws_env: LocalS3Server, client: 
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     args = _parse([prefix, "--num", "2", "--size", "1KiB", "--epochs", "1", "--keep",
                    "--json", "-"], aws_env)
-    assert bench.run_from_args(args) == 0
+    assert bench_cli.run_from_args(args) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert report["cleanup"]["kept"] is True
@@ -325,7 +327,7 @@ def test_cli_json_stdout_keeps_stdout_pure_json(aws_env: LocalS3Server, client: 
 def test_cli_missing_bucket(aws_env: LocalS3Server, capsys: pytest.CaptureFixture[str]) -> None:
     args = _parse(["s3://objio-no-such-bucket/bench/", "--num", "2", "--size", "1KiB",
                    "--no-progress"], aws_env)
-    assert bench.run_from_args(args) == 1
+    assert bench_cli.run_from_args(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("objio bench: error: ")
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -337,7 +339,7 @@ def test_cli_bad_credentials(aws_env: LocalS3Server, prefix: str,
                              capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
     args = _parse([prefix, "--num", "2", "--size", "1KiB", "--epochs", "1"], aws_env)
-    assert bench.run_from_args(args) == 1
+    assert bench_cli.run_from_args(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("objio bench: error: ") and err.count("\n") == 1
 
@@ -352,7 +354,7 @@ def test_cli_bad_credentials(aws_env: LocalS3Server, prefix: str,
 def test_cli_bad_input(argv: list[str], match: str, capsys: pytest.CaptureFixture[str]) -> None:
     if not argv[0].startswith("file:"):
         argv = ["s3://objio-bench-test/x/", *argv]
-    assert bench.run_from_args(_parse(argv)) == 1
+    assert bench_cli.run_from_args(_parse(argv)) == 1
     err = capsys.readouterr().err
     assert err.startswith("objio bench: error: ") and err.count("\n") == 1
     assert match in err
@@ -363,8 +365,8 @@ def test_cli_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch,
     def interrupted(*a: Any, **k: Any) -> dict[str, Any]:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bench, "run_bench", interrupted)
-    assert bench.run_from_args(_parse(["s3://objio-bench-test/x/"])) == 130
+    monkeypatch.setattr(bench_cli, "run_bench", interrupted)
+    assert bench_cli.run_from_args(_parse(["s3://objio-bench-test/x/"])) == 130
     assert "interrupted" in capsys.readouterr().err
 
 
@@ -373,7 +375,7 @@ def test_cli_embedded_server(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         pytest.skip(f"no SeaweedFS: {_NO_WEED}")
     out = tmp_path / "r.json"
     args = _parse(["--num", "3", "--size", "4KiB", "--epochs", "1", "--json", str(out)])
-    assert bench.run_from_args(args) == 0
+    assert bench_cli.run_from_args(args) == 0
     report = json.loads(out.read_text())
     assert report["server"] == "embedded"
     assert report["config"]["uri"] == f"s3://{bench.DEFAULT_BUCKET}/{bench.DEFAULT_PREFIX}"

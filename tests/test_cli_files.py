@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import objio
-from objio import _cli_files
+from objio.cli import files as _cli_files
 from objio.cli import main
 from objio.config import MiB
 from objio.server import LocalS3Server

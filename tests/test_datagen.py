@@ -39,6 +39,8 @@ from objio.datagen import (
     random_bytes,
     tfrecord_index,
 )
+from objio.formats import hdf5 as hdf5_format
+from objio.formats import npz as npz_format
 
 FORMATS = ("NPZ", "TFRECORD", "HDF5")
 KiB = 1024
@@ -373,12 +375,12 @@ def test_npz_zip64_fallback_path_is_equivalent() -> None:
     # The >= 4 GiB fallback goes through zipfile; check it on a small archive.
     records = np.arange(2 * 5 * 5, dtype=np.uint8).reshape(5, 5, 2)
     labels = np.zeros(2, dtype="<i8")
-    fast = datagen._npz_stored(records, labels)
-    slow = datagen._npz_zipfile(records, labels, False)
+    fast = npz_format._npz_stored(records, labels)
+    slow = npz_format._npz_zipfile(records, labels, False)
     for data in (fast, slow):
         with np.load(io.BytesIO(data)) as npz:
             assert np.array_equal(npz["x"], records) and np.array_equal(npz["y"], labels)
-    assert len(fast) == datagen._npz_file_size(5, 2)
+    assert len(fast) == npz_format._npz_file_size(5, 2)
 
 
 # --------------------------------------------------------------------------
@@ -612,7 +614,7 @@ def test_hdf5_concurrent_generation() -> None:
 
 def test_hdf5_without_h5py_raises_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "h5py", None)  # makes `import h5py` fail
-    datagen._hdf5_overhead.cache_clear()
+    hdf5_format._hdf5_overhead.cache_clear()
     try:
         with pytest.raises(ImportError) as info:
             generate("hdf5", 10 * KiB)
@@ -620,7 +622,7 @@ def test_hdf5_without_h5py_raises_import_error(monkeypatch: pytest.MonkeyPatch) 
         with pytest.raises(ImportError, match=r"objio\[hdf5\]"):
             generate_hdf5(10 * KiB)
     finally:
-        datagen._hdf5_overhead.cache_clear()
+        hdf5_format._hdf5_overhead.cache_clear()
 
 
 # ==========================================================================

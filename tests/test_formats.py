@@ -392,5 +392,11 @@ def test_read_parquet_bytes() -> None:
 
 
 def test_module_exports() -> None:
+    for name in ("decode_image", "iter_tfrecord", "parse_example", "read_hdf5", "read_npz_bytes",
+                 "read_parquet_bytes", "read_tfrecord"):
+        assert name in formats.__all__ and callable(getattr(formats, name))
     for name in formats.__all__:
-        assert callable(getattr(formats, name))
+        assert hasattr(formats, name)
+    for fmt in formats.FORMATS:  # every registered format has its writer and its reader
+        entry = formats.get_format(fmt)
+        assert entry.name == fmt and callable(entry.build) and callable(entry.read)

@@ -13,7 +13,10 @@ import pytest
 
 import objio
 from objio import datagen, gen
+from objio.cli import gen as gen_cli
+from objio.formats import npz as npz_format
 from objio.gen import WORKLOADS, GenSpec, generate_dataset, plan, plan_summary, workload_spec
+from objio.gen import generate as gen_generate
 from test_datagen import _parse_example, _read_tfrecords, _walk_tfrecords
 
 # --------------------------------------------------------------------------
@@ -173,7 +176,7 @@ def test_plan_sizes_and_shapes() -> None:
     spec = GenSpec(format="npz", num_files=20, record_size=146_600_628, record_size_stdev=68_341_808, seed=4)
     files = plan(spec, "s3://bucket/u")
     assert [f.dims for f in files] == datagen.record_dims_many(146_600_628, 68_341_808, seed=4, count=20)
-    assert all(f.exact and f.size == datagen._npz_file_size(f.dims[0], 1, f.dims[1]) for f in files)
+    assert all(f.exact and f.size == npz_format._npz_file_size(f.dims[0], 1, f.dims[1]) for f in files)
     assert plan(spec, "s3://bucket/u") == files  # deterministic
 
 
@@ -285,7 +288,7 @@ def test_generate_dataset_keeps_at_most_max_in_flight_files(
 ) -> None:
     lock = threading.Lock()
     state = {"alive": 0, "peak": 0}
-    real_build = gen._build
+    real_build = gen_generate.build_planned
 
     def build(spec: GenSpec, p: Any) -> Any:
         with lock:
@@ -298,7 +301,7 @@ def test_generate_dataset_keeps_at_most_max_in_flight_files(
             with lock:
                 state["alive"] -= 1
 
-    monkeypatch.setattr(gen, "_build", build)
+    monkeypatch.setattr(gen_generate, "build_planned", build)
     spec = GenSpec(format="raw", num_files=40, record_size=64 * 1024)
     summary = generate_dataset(client, prefix, spec, max_in_flight=4, observer=uploaded)
     assert summary["files"] == 40
@@ -309,7 +312,7 @@ def test_missing_bucket_fails_before_any_generation(client: objio.Client, monkey
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("generated data for a missing bucket")
 
-    monkeypatch.setattr(gen, "_build", boom)
+    monkeypatch.setattr(gen_generate, "build_planned", boom)
     with pytest.raises(FileNotFoundError, match="objio-no-such-bucket") as info:
         generate_dataset(client, "s3://objio-no-such-bucket/data", GenSpec(num_files=3))
     assert isinstance(info.value, objio.NotFoundError)
@@ -348,7 +351,7 @@ def _args(server: Any, *argv: str) -> argparse.Namespace:
     parser.add_argument("--region", default=None)
     parser.add_argument("--profile", default=None)
     parser.add_argument("--no-sign-request", action="store_true")
-    gen.configure_parser(parser)
+    gen_cli.configure_parser(parser)
     extra = ["--endpoint-url", server.endpoint_url] if server is not None else []
     return parser.parse_args([*extra, *argv])
 
@@ -369,7 +372,7 @@ def test_cli_generates_with_json_summary(
         s3_env, prefix, "--format", "TFRecord", "--num-files", "3", "--num-files-eval", "1",
         "--samples-per-file", "4", "--record-size", "1KiB", "--seed", "2", "--json", "-", "--no-progress",
     )  # fmt: skip
-    assert gen.run_from_args(args) == 0
+    assert gen_cli.run_from_args(args) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     assert summary["files"] == 4 and summary["index_files"] == 4 and summary["objects"] == 8
@@ -386,7 +389,7 @@ def test_cli_workload_scale_and_overrides(
         s3_env, prefix, "--workload", "unet3d", "--scale", "0.02", "--record-size", "4KiB",
         "--record-size-stdev", "1000", "--json", str(out), "--no-progress",
     )  # fmt: skip
-    assert gen.run_from_args(args) == 0
+    assert gen_cli.run_from_args(args) == 0
     summary = json.loads(out.read_text())
     assert summary["workload"] == "unet3d" and summary["scale"] == 0.02
     assert summary["spec"]["format"] == "npz" and summary["files"] == 3  # round(168 * 0.02)
@@ -397,7 +400,7 @@ def test_cli_workload_scale_and_overrides(
 
 def test_cli_dry_run_prints_a_summary_and_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     args = _args(None, "s3://objio-no-such-bucket/cosmo", "--workload", "cosmoflow", "--scale", "0.01", "--dry-run")
-    assert gen.run_from_args(args) == 0  # no server contacted: the bucket is not checked
+    assert gen_cli.run_from_args(args) == 0  # no server contacted: the bucket is not checked
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert len(lines) < 15
@@ -409,7 +412,7 @@ def test_cli_dry_run_prints_a_summary_and_writes_nothing(capsys: pytest.CaptureF
 def test_cli_dry_run_json(capsys: pytest.CaptureFixture[str]) -> None:
     args = _args(None, "s3://bucket/p", "--format", "jpeg", "--num-files", "2", "--record-size", "100", "--dry-run",
                  "--json", "-")  # fmt: skip
-    assert gen.run_from_args(args) == 0
+    assert gen_cli.run_from_args(args) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     assert summary["dry_run"] is True and summary["files"] == 2 and not summary["bytes_exact"]
@@ -439,7 +442,7 @@ def test_cli_dry_run_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_user_errors_exit_1_with_one_line(
     argv: list[str], match: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert gen.run_from_args(_args(None, "s3://bucket/p", "--dry-run", *argv)) == 1
+    assert gen_cli.run_from_args(_args(None, "s3://bucket/p", "--dry-run", *argv)) == 1
     err = capsys.readouterr().err
     assert err.startswith("objio: error: ") and err.count("\n") == 1
     assert match in err
@@ -448,7 +451,7 @@ def test_cli_user_errors_exit_1_with_one_line(
 
 def test_cli_missing_bucket_exits_1(s3_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
     args = _args(s3_env, "s3://objio-no-such-bucket/x", "--format", "raw", "--num-files", "2", "--no-progress")
-    assert gen.run_from_args(args) == 1
+    assert gen_cli.run_from_args(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("objio: error: bucket 'objio-no-such-bucket' does not exist")
     assert err.count("\n") == 1
@@ -459,8 +462,8 @@ def test_cli_ctrl_c_exits_130(s3_env: Any, prefix: str, monkeypatch: pytest.Monk
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gen, "generate_dataset", interrupted)
-    assert gen.run_from_args(_args(s3_env, prefix, "--format", "raw", "--no-progress")) == 130
+    monkeypatch.setattr(gen_cli, "generate_dataset", interrupted)
+    assert gen_cli.run_from_args(_args(s3_env, prefix, "--format", "raw", "--no-progress")) == 130
     assert "interrupted" in capsys.readouterr().err
 
 
@@ -477,7 +480,7 @@ def test_cli_progress_bar_renders(client: objio.Client, prefix: str) -> None:
 
 def test_cli_parser_lists_the_workloads() -> None:
     parser = argparse.ArgumentParser()
-    gen.configure_parser(parser)
+    gen_cli.configure_parser(parser)
     text = parser.format_help()
     for name in ("unet3d", "resnet50", "cosmoflow", "--dry-run", "--scale", "--json"):
         assert name in text
@@ -500,7 +503,7 @@ def test_measure_generation() -> None:
 def test_cli_measure_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     args = _args(None, "s3://objio-no-such-bucket/p", "--format", "raw", "--record-size", "1KiB", "--num-files", "2",
                  "--measure", "--json", "-")  # fmt: skip
-    assert gen.run_from_args(args) == 0
+    assert gen_cli.run_from_args(args) == 0
     captured = capsys.readouterr()
     (result,) = json.loads(captured.out)["generation"]
     assert result["format"] == "raw" and result["files"] == 2 and result["bytes"] == 2048

@@ -544,7 +544,7 @@ def test_large_object_default_settings(client: objio.Client, big_object: tuple[s
 
 
 def test_bench_io_smoke(s3_server: Any) -> None:
-    from objio import bench_io
+    from objio.bench import stream as bench_io
 
     lines: list[str] = []
     report = bench_io.run(3 * MiB + 5, 1, MiB, server=s3_server, libs=["objio"],

@@ -12,7 +12,9 @@ import pytest
 pytest.importorskip("torch")
 
 import objio  # noqa: E402
-from objio import train  # noqa: E402
+from objio.bench import train  # noqa: E402
+from objio.cli import bench as bench_cli  # noqa: E402
+from objio.cli import main as cli_main  # noqa: E402
 from objio.gen import GenSpec, generate_dataset  # noqa: E402
 from objio.torch.datasets import PrefetchedS3Reader  # noqa: E402
 from objio.torch.transforms import Samples  # noqa: E402
@@ -68,24 +70,21 @@ def test_parse_compare_and_arguments() -> None:
     with pytest.raises(ValueError, match="compare"):
         train.parse_compare("boto3")
     # alongside bench's own options: no conflicts, shared options reused
-    from objio import bench
-
     p = argparse.ArgumentParser()
-    bench.configure_parser(p)
-    train.add_train_arguments(p)
+    bench_cli.configure_objects_parser(p)
+    bench_cli.add_train_arguments(p)
     a = p.parse_args(["--workload", "unet3d", "--scale", "0.1", "--compute-time", "0", "--compare"])
     assert a.workload == "unet3d" and a.scale == 0.1 and a.compute_time == 0.0
     assert train.parse_compare(a.compare) == ["s3torchconnector"]
     # bench's flag-style --compare: "--compare s3torchconnector" leaves the name in the URI
     c = p.parse_args(["--workload", "cosmoflow", "--compare", "s3torchconnector", "--epochs", "0"])
     assert c.compare is True and c.uri == "s3torchconnector"
-    assert train.run_train_from_args(c) == 1  # reaches the epochs check: the name was taken
-    assert train.main(["--workload", "unet3d", "--scale", "2"]) == 1  # before any server starts
-    q = train.configure_parser(argparse.ArgumentParser())
-    b = q.parse_args(["s3://b/p", "--throughput", "--size", "16MiB", "--num", "64",
-                      "--compare", "none", "--dataset", "map"])
+    assert bench_cli.run_train_from_args(c) == 1  # reaches the epochs check: the name was taken
+    assert cli_main(["bench", "--workload", "unet3d", "--scale", "2"]) == 1  # before any server
+    b = p.parse_args(["s3://b/p", "--throughput", "--size", "16MiB", "--num", "64",
+                      "--dataset", "map"])
     assert (b.uri, b.throughput, b.size, b.num, b.compare, b.dataset) == \
-        ("s3://b/p", True, "16MiB", 64, "none", "map")
+        ("s3://b/p", True, "16MiB", 64, False, "map")
 
 
 def test_bad_arguments(client: objio.Client, prefix: str) -> None:
@@ -99,8 +98,8 @@ def test_bad_arguments(client: objio.Client, prefix: str) -> None:
         train.run_throughput(client, prefix, size=10, num=1, datasets=["table"])
     with pytest.raises(ValueError, match="s3://"):
         train.run_throughput(client, "/tmp/x", size=10, num=1)
-    assert train.main(["--workload", "cosmoflow", "--throughput", "s3://objio-test/x"]) == 1
-    assert train.main(["s3://objio-test/x"]) == 1
+    assert cli_main(["bench", "train", "--workload", "cosmoflow", "--throughput", "s3://objio-test/x"]) == 1
+    assert cli_main(["bench", "train", "s3://objio-test/x"]) == 1
 
 
 @pytest.mark.timeout(600)
@@ -149,7 +148,7 @@ def test_throughput_and_cli(s3_server: Any, client: objio.Client, prefix: str, t
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
     out = tmp_path / "r.json"
-    code = train.main(["--endpoint-url", s3_server.endpoint_url, "--region", s3_server.region,
+    code = cli_main(["bench", "train", "--endpoint-url", s3_server.endpoint_url, "--region", s3_server.region,
                        prefix, "--throughput", "--size", "16KiB", "--num", "20", "--epochs", "1",
                        "--dataset", "iterable", "--compare", "none", "--json", str(out)])
     assert code == 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 import builtins
 import fnmatch
 import inspect
-import io
 import string
 import threading
 from typing import Any, Callable, Iterable, List, Sequence, cast
@@ -23,7 +22,7 @@ from typing import Any, Callable, Iterable, List, Sequence, cast
 from . import engine
 from ._buffers import BufferPool
 from .backend import ObjectInfo
-from .config import ClientConfig, MiB
+from .config import ClientConfig, MiB, default_config, set_default_config
 from .engine import Observer, RequestRecord
 from .errors import NotFoundError, ObjectStoreError
 from .uri import ObjectURI, has_glob, parse_uri, split_glob
@@ -64,13 +63,6 @@ def _check_template(template: str) -> str:
             f"'object_{{}}_of_{{}}.dat', got {template!r}"
         )
     return template
-
-
-def _join(obj: ObjectURI, name: str) -> ObjectURI:
-    k = obj.key
-    if k and not k.endswith("/"):
-        k += "/"
-    return obj.with_key(k + name)
 
 
 def _bucket_root(obj: ObjectURI) -> ObjectURI:
@@ -319,7 +311,7 @@ class Client:
 
     def _put_plan(self, prefix: URI, num: int, template: str, max_in_flight: int,
                   size: int | None, object_type: str) -> tuple[ObjectURI, List[ObjectURI], int, str]:
-        from . import datagen
+        from .formats import normalize_object_type
 
         obj = parse_uri(prefix)
         if isinstance(num, bool) or not isinstance(num, int) or num < 0:
@@ -330,14 +322,14 @@ class Client:
             raise ValueError(f"size must be an integer >= 0 (bytes) or None, got {size!r}")
         _check_template(template)
         _check_max_in_flight(max_in_flight)
-        otype = datagen.normalize_object_type(object_type)
-        targets = [_join(obj, template.format(i, num)) for i in range(num)]
+        otype = normalize_object_type(object_type)
+        targets = [obj.joinpath(template.format(i, num)) for i in range(num)]
         return obj, targets, size, otype
 
     async def _put(self, prefix: URI, num: int, template: str, max_in_flight: int,
                    size: int | None, should_create_bucket: bool, object_type: str, seed: int,
                    observer: Observer | None = None) -> None:
-        from . import datagen
+        from .formats import generate
 
         obj, targets, nbytes, otype = self._put_plan(prefix, num, template, max_in_flight, size,
                                                      object_type)
@@ -349,7 +341,7 @@ class Client:
             await engine.with_retries(lambda: backend.head_bucket(root), self._attempts)
 
         async def one(i: int) -> None:
-            data = await engine.to_thread(datagen.generate, otype, nbytes, seed=seed, index=i)
+            data = await engine.to_thread(generate, otype, nbytes, seed=seed, index=i)
             await engine.put_object(backend, targets[i], data, self.config, observer=observer)
 
         await engine.bounded_map(one, range(num), max_in_flight, keep_results=False)
@@ -363,7 +355,7 @@ class Client:
         (a ``/`` is added after a non-empty prefix that lacks one).
 
         ``object_type`` is ``NPZ``, ``TFRECORD``, ``HDF5`` or ``RAW`` (case-insensitive); each
-        object is a valid file of its format (see :mod:`objio.datagen`), its content fixed by
+        object is a valid file of its format (see :mod:`objio.formats`), its content fixed by
         ``(seed, i)``. Generation overlaps with upload; at most ``max_in_flight`` objects are
         in memory.
 
@@ -549,20 +541,12 @@ class Client:
 
 
 def _decode_npz(data: bytearray, uri: URI, array_name: str | None) -> Any:
-    import numpy as np
+    from .formats.npz import read_npz_array
 
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            names = _list(npz.files)
-            if not names:
-                raise ValueError(f"{uri}: the NPZ archive holds no arrays")
-            name = names[0] if array_name is None else array_name
-            if name not in names:
-                raise ValueError(f"array_name {array_name!r} is not in {uri}; arrays: "
-                                 + ", ".join(names))
-            return npz[name]
-    except (OSError, EOFError) as e:
-        raise ValueError(f"{uri} is not an NPZ file: {e}") from e
+        return read_npz_array(data, array_name)
+    except ValueError as e:
+        raise ValueError(f"{uri}: {e}") from None
 
 
 # ------------------------------------------------------------------------------- module level
@@ -578,6 +562,7 @@ def configure(config: ClientConfig | None = None, **kw: Any) -> Client:
     client = Client(config, **kw)
     with _default_lock:
         _default = client
+        set_default_config(client.config)
     return client
 
 
@@ -588,7 +573,7 @@ def default_client() -> Client:
     if c is None:
         with _default_lock:
             if _default is None:
-                _default = Client()
+                _default = Client(default_config())
             c = _default
     return c
 

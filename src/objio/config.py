@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -272,3 +273,25 @@ def _from_env(name: str, var: str, raw: str) -> Any:
     except ValueError as e:
         raise ValueError(f"environment variable {var}={raw!r} is invalid: {e}") from None
     return raw
+
+
+_default_config: ClientConfig | None = None
+_default_lock = threading.Lock()
+
+
+def set_default_config(config: ClientConfig | None) -> None:
+    """Make ``config`` (resolved) the process default; None forgets it (the environment is read
+    again at the next use). :func:`objio.configure` calls this."""
+    global _default_config
+    with _default_lock:
+        _default_config = None if config is None else config.resolved()
+
+
+def default_config() -> ClientConfig:
+    """The process default configuration: what :func:`objio.configure` set, else the
+    environment and the defaults, resolved at the first call."""
+    global _default_config
+    with _default_lock:
+        if _default_config is None:
+            _default_config = ClientConfig().resolved()
+        return _default_config

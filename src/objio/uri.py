@@ -44,6 +44,15 @@ class ObjectURI:
         """Same bucket (or local file system), another key."""
         return ObjectURI(self.scheme, self.bucket, key)
 
+    def joinpath(self, name: str) -> ObjectURI:
+        """``name`` under this prefix: the key, a ``/`` when the key is not empty and does not
+        end with one, then ``name`` (``s3://b/p`` + ``x`` -> ``s3://b/p/x``; ``s3://b`` + ``x``
+        -> ``s3://b/x``)."""
+        key = self.key
+        if key and not key.endswith("/"):
+            key += "/"
+        return ObjectURI(self.scheme, self.bucket, key + name)
+
     def __str__(self) -> str:
         if self.scheme == "file":
             return "file://" + self.key

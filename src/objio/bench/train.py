@@ -1,5 +1,5 @@
 """Training emulation (``objio bench --workload unet3d|resnet50|cosmoflow``) and the DataLoader
-throughput benchmark (``python -m objio.train --throughput``).
+throughput benchmark (``objio bench --throughput``).
 
 Training emulation, as DLIO / MLPerf Storage run it (``dlio_benchmark``, configs
 ``workload/{unet3d,resnet50,cosmoflow}_h100.yaml``):
@@ -56,36 +56,31 @@ otherwise.
 
 from __future__ import annotations
 
-import argparse
-import io
-import json
 import math
-import os
-import platform
-import statistics
-import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .api import Client
-from .bench import DEFAULT_BUCKET
-from .config import MiB, format_size, parse_size, temporary_environ
-from .errors import ObjectStoreError
-from .uri import ObjectURI, parse_uri
+from ..api import Client
+from ..config import MiB, format_size, parse_size, temporary_environ
+from ..uri import parse_uri
+from ._common import cpu_seconds, environment, mean, median, ratio
+from .peers import Access, library
+from .report import fmt, times
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 __all__ = [
     "TrainPreset", "PRESETS", "EMBEDDED_SCALE", "LIBRARIES", "au_metrics", "SampleBytes",
-    "run_training", "run_throughput", "print_report", "add_train_arguments",
-    "configure_parser", "run_train_from_args", "main",
+    "LoopSettings", "run_epoch", "parse_compare", "run_training", "run_throughput",
+    "print_report",
 ]
 
-
 LIBRARIES = ("objio", "s3torchconnector")
+
+
 _DLIO_PREFETCH_SIZE = 2
 
 
@@ -135,6 +130,7 @@ PRESETS: dict[str, TrainPreset] = {
 }
 """DLIO's H100 training settings per workload (the data itself: :data:`objio.gen.WORKLOADS`)."""
 
+
 EMBEDDED_SCALE: dict[str, float] = {"unet3d": 0.25, "resnet50": 0.008, "cosmoflow": 0.0008}
 """Default ``--scale`` on the embedded server: a few GiB at most, with enough steps per epoch
 for the AU to mean something: unet3d 42 files of ~140 MiB (~5.8 GiB, 6 steps of 7), resnet50
@@ -142,7 +138,6 @@ for the AU to mean something: unet3d 42 files of ~140 MiB (~5.8 GiB, 6 steps of 
 (~1.1 GiB, 419 steps of 1)."""
 
 
-# ------------------------------------------------------------------------------ metrics
 def au_metrics(steps: Sequence[tuple[float, float, int, int]], wall_s: float,
                exclude_start: int = 1) -> dict[str, Any]:
     """DLIO's per-epoch metrics from ``steps`` = ``[(load_s, compute_s, samples, bytes), ...]``
@@ -178,18 +173,6 @@ def au_metrics(steps: Sequence[tuple[float, float, int, int]], wall_s: float,
     }
 
 
-def _cpu_s() -> float:
-    """CPU seconds (user + system) of this process and its reaped children."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Unix
-        return time.process_time()
-    a = resource.getrusage(resource.RUSAGE_SELF)
-    b = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
-
-
-# ------------------------------------------------------------------------------ transforms
 class SampleBytes:
     """DLIO's reader work on one object, the same for every library: ``reader.read()``, then
     the format's decoding; each sample is its size in bytes (an ``int``).
@@ -208,15 +191,12 @@ class SampleBytes:
         data = reader.read()
         if not self.decode or self.fmt in ("raw", "", None):
             return len(data)
-        from . import formats
+        from .. import formats
 
         if self.fmt == "npz":
-            import numpy as np
-
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                npz["x"]
+            formats.read_npz_bytes(data, "x")
             return len(data)
-        from .torch.transforms import Samples
+        from ..torch.transforms import Samples
 
         if self.fmt == "tfrecord":
             sizes = []
@@ -236,67 +216,6 @@ def _len_read(reader: Any) -> int:
     return len(reader.read())
 
 
-def _flat_iterable(inner: Any) -> Any:
-    """s3torchconnector's iterable dataset with :class:`Samples` results flattened (what objio's
-    iterable dataset does itself)."""
-    from .torch.datasets import FlattenSamples
-
-    return FlattenSamples(inner)
-
-
-# ------------------------------------------------------------------------------ access
-@dataclass(frozen=True)
-class _Access:
-    """How both libraries reach the data: the same region, endpoint, addressing and AWS_* env."""
-
-    region: str
-    endpoint: str | None
-    path_style: bool
-    unsigned: bool
-    profile: str | None
-    env: tuple[tuple[str, str | None], ...]
-
-
-def _access(client: Client) -> _Access:
-    cfg = client.config
-    key_id, secret, token = cfg.access_key_id, cfg.secret_access_key, cfg.session_token
-    if not cfg.unsigned and not (key_id and secret):
-        from .s3.credentials import CredentialProvider
-
-        creds = CredentialProvider(cfg).get()
-        if creds is not None:
-            key_id, secret, token = creds.access_key_id, creds.secret_access_key, creds.session_token
-    region = cfg.region or "us-east-1"
-    env = (("AWS_ACCESS_KEY_ID", key_id), ("AWS_SECRET_ACCESS_KEY", secret),
-           ("AWS_SESSION_TOKEN", token), ("AWS_REGION", region), ("AWS_DEFAULT_REGION", region))
-    return _Access(region, cfg.endpoint_url, bool(cfg.path_style), bool(cfg.unsigned),
-                   cfg.profile, env)
-
-
-def _make_dataset(library: str, kind: str, uri: str, transform: Callable[[Any], Any],
-                  access: _Access) -> Any:
-    """A dataset of ``library`` (objio or s3torchconnector) over the objects under ``uri``."""
-    if library == "objio":
-        from .torch import config as cfg_mod
-        from .torch import datasets as ds_mod
-        config_cls: Any = cfg_mod.S3ClientConfig
-        map_cls: Any = ds_mod.S3MapDataset
-        iter_cls: Any = ds_mod.S3IterableDataset
-    else:
-        import s3torchconnector as s3t
-
-        config_cls, map_cls, iter_cls = s3t.S3ClientConfig, s3t.S3MapDataset, s3t.S3IterableDataset
-    cfg = config_cls(force_path_style=access.path_style, unsigned=access.unsigned,
-                     profile=access.profile)
-    common: dict[str, Any] = dict(region=access.region, endpoint=access.endpoint,
-                                  transform=transform, s3client_config=cfg)
-    if kind == "map":
-        return map_cls.from_prefix(uri, **common)
-    ds = iter_cls.from_prefix(uri, enable_sharding=True, **common)
-    return ds if library == "objio" else _flat_iterable(ds)
-
-
-# ------------------------------------------------------------------------------ the loop
 @dataclass
 class LoopSettings:
     """DataLoader and step settings of one run."""
@@ -331,7 +250,7 @@ def _loader(dataset: Any, kind: str, s: LoopSettings, epoch: int) -> Any:
 def run_epoch(loader: Any, compute_time: float) -> dict[str, Any]:
     """One pass over ``loader``: each step waits for a batch (load), then sleeps
     ``compute_time`` (compute). Returns :func:`au_metrics` plus ``cpu_s``."""
-    cpu0 = _cpu_s()
+    cpu0 = cpu_seconds(children=True)
     t_start = time.perf_counter()
     steps: list[tuple[float, float, int, int]] = []
     it = iter(loader)
@@ -350,7 +269,7 @@ def run_epoch(loader: Any, compute_time: float) -> dict[str, Any]:
     del it
     wall = time.perf_counter() - t_start
     out = au_metrics(steps, wall)
-    out["cpu_s"] = _cpu_s() - cpu0
+    out["cpu_s"] = cpu_seconds(children=True) - cpu0
     return out
 
 
@@ -396,17 +315,17 @@ def parse_compare(value: Any) -> list[str]:
 
 
 def _interleaved(libraries: Sequence[str], kinds: Sequence[str], epochs: int, uri: str,
-                 transform: Callable[[Any], Any], access: _Access, settings: LoopSettings,
+                 transform: Callable[[Any], Any], access: Access, settings: LoopSettings,
                  report_epoch: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
     """Run every (kind, library) once per epoch, epoch by epoch (the libraries' order
     alternates between epochs); one dataset per (kind, library), listed before the first timed
     epoch."""
     datasets: dict[tuple[str, str], Any] = {}
     runs: list[dict[str, Any]] = []
-    with temporary_environ(dict(access.env)):
+    with temporary_environ(access.aws_env()):
         for kind in kinds:
             for lib in libraries:
-                ds = _make_dataset(lib, kind, uri, transform, access)
+                ds = library(lib, access).dataset(kind, uri, transform)
                 if kind == "map":
                     len(ds)  # list now, not inside the first epoch
                 datasets[(kind, lib)] = ds
@@ -426,16 +345,6 @@ def _interleaved(libraries: Sequence[str], kinds: Sequence[str], epochs: int, ur
     return runs
 
 
-def _median(xs: Sequence[float | None]) -> float | None:
-    v = [x for x in xs if x is not None]
-    return statistics.median(v) if v else None
-
-
-def _mean(xs: Sequence[float | None]) -> float | None:
-    v = [x for x in xs if x is not None]
-    return statistics.fmean(v) if v else None
-
-
 def _summary(runs: Sequence[dict[str, Any]], au_target: float | None) -> dict[str, Any]:
     """Per (dataset, library): median samples/s, MiB/s and CPU s over epochs, mean AU (as DLIO
     averages epochs); and objio's ratios to each peer."""
@@ -446,17 +355,17 @@ def _summary(runs: Sequence[dict[str, Any]], au_target: float | None) -> dict[st
     for kind, libs in groups.items():
         k: dict[str, Any] = {}
         for lib, rs in libs.items():
-            cpu = _median([r["cpu_s"] for r in rs])
-            samples = _median([float(r["samples"]) for r in rs])
+            cpu = median([r["cpu_s"] for r in rs])
+            samples = median([float(r["samples"]) for r in rs])
             s: dict[str, Any] = {
                 "epochs": len(rs),
-                "samples_per_s": _median([r["samples_per_s"] for r in rs]),
-                "epoch_samples_per_s": _median([r["epoch_samples_per_s"] for r in rs]),
-                "epoch_mib_per_s": _median([r["epoch_mib_per_s"] for r in rs]),
-                "mib_per_s": _median([r["mib_per_s"] for r in rs]),
+                "samples_per_s": median([r["samples_per_s"] for r in rs]),
+                "epoch_samples_per_s": median([r["epoch_samples_per_s"] for r in rs]),
+                "epoch_mib_per_s": median([r["epoch_mib_per_s"] for r in rs]),
+                "mib_per_s": median([r["mib_per_s"] for r in rs]),
                 "cpu_s": cpu,
                 "cpu_ms_per_sample": 1000.0 * cpu / samples if cpu is not None and samples else None,
-                "au_pct": _mean([r["au_pct"] for r in rs]),
+                "au_pct": mean([r["au_pct"] for r in rs]),
             }
             if au_target is not None:
                 s["au_met"] = s["au_pct"] is not None and s["au_pct"] >= 100 * au_target
@@ -468,48 +377,22 @@ def _summary(runs: Sequence[dict[str, Any]], au_target: float | None) -> dict[st
                 if lib == "objio":
                     continue
                 ratios[lib] = {
-                    "samples_per_s": _ratio(base["samples_per_s"], s["samples_per_s"]),
-                    "epoch_samples_per_s": _ratio(base["epoch_samples_per_s"],
+                    "samples_per_s": ratio(base["samples_per_s"], s["samples_per_s"]),
+                    "epoch_samples_per_s": ratio(base["epoch_samples_per_s"],
                                                   s["epoch_samples_per_s"]),
-                    "cpu_s": _ratio(base["cpu_s"], s["cpu_s"]),
+                    "cpu_s": ratio(base["cpu_s"], s["cpu_s"]),
                 }
         k["objio_ratio"] = ratios
         out[kind] = k
     return out
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
-def _environment() -> dict[str, Any]:
-    import importlib.metadata
-
-    def version(d: str) -> str | None:
-        try:
-            return importlib.metadata.version(d)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "objio": __version__, "torch": version("torch"),
-            "s3torchconnector": version("s3torchconnector"), "cpu_count": os.cpu_count()}
-
-
-def _join(prefix: ObjectURI, name: str) -> str:
-    k = prefix.key
-    if k and not k.endswith("/"):
-        k += "/"
-    return str(prefix.with_key(k + name))
-
-
-# ------------------------------------------------------------------------------ training
 def _dataset_present(client: Client, spec: Any, prefix: str) -> bool:
     """Whether every planned training file of ``spec`` exists under ``prefix`` (one listing)."""
-    from .gen import iter_plan
+    from ..gen import iter_plan
 
     obj = parse_uri(prefix)
-    train = _join(obj, "train/")
+    train = str(obj.joinpath("train/"))
     try:
         have = {i.key for i in client.list_objects(train)}
     except FileNotFoundError:
@@ -552,7 +435,7 @@ def run_training(client: Client, prefix: str, workload: str, *, scale: float = 1
         ValueError: bad arguments, unknown workload or library; FileNotFoundError (no
         bucket), PermissionError.
     """
-    from .gen import generate_dataset, workload_spec
+    from ..gen import generate_dataset, workload_spec
 
     key = workload.lower() if isinstance(workload, str) else workload
     if key not in PRESETS:
@@ -586,7 +469,7 @@ def run_training(client: Client, prefix: str, workload: str, *, scale: float = 1
                    "multiprocessing_context": context or "fork",
                    "persistent_workers": persistent_workers, "decode": decode,
                    "libraries": ["objio", *peers]},
-        "environment": _environment(),
+        "environment": environment(LIBRARIES),
     }
     generated = False
     if _dataset_present(client, spec, prefix):
@@ -596,14 +479,14 @@ def run_training(client: Client, prefix: str, workload: str, *, scale: float = 1
             client, prefix, spec, progress=progress, console=console)}
         report["generation"].pop("spec", None)
         generated = True
-    train_uri = _join(obj, "train/")
-    access = _access(client)
+    train_uri = str(obj.joinpath("train/"))
+    access = Access.from_client(client)
     transform = SampleBytes(spec.format, decode=decode)
 
     def show(r: dict[str, Any]) -> None:
         if progress and console is not None:
             console.print(f"epoch {r['epoch']} {r['library']:<16} {r['samples']} samples, "
-                          f"{_f(r['samples_per_s'], '.1f')} samples/s, AU {r['au_pct']:.1f} %",
+                          f"{fmt(r['samples_per_s'], '.1f')} samples/s, AU {r['au_pct']:.1f} %",
                           highlight=False)
 
     try:
@@ -611,8 +494,8 @@ def run_training(client: Client, prefix: str, workload: str, *, scale: float = 1
                             settings, show)
     finally:
         if generated and not keep:
-            client.delete(_join(obj, "train/"))
-            client.delete(_join(obj, "index/"))
+            client.delete(str(obj.joinpath("train/")))
+            client.delete(str(obj.joinpath("index/")))
             report["cleanup"] = {"deleted": True}
     for r in runs:
         r["au_met"] = r["au_pct"] >= 100 * preset.au
@@ -635,7 +518,6 @@ def _seconds(value: float | None, default: float) -> float:
     return float(v)
 
 
-# ------------------------------------------------------------------------------ throughput
 def run_throughput(client: Client, prefix: str, *, size: int, num: int,
                    datasets: Sequence[str] = ("map", "iterable"), batch_size: int = 32,
                    workers: int = 2, prefetch_factor: int = 2, epochs: int = 3,
@@ -667,10 +549,10 @@ def run_throughput(client: Client, prefix: str, *, size: int, num: int,
     obj = parse_uri(prefix)
     if obj.scheme != "s3":
         raise ValueError(f"the throughput benchmark needs an s3://bucket/prefix URI, got {prefix!r}")
-    data_uri = _join(obj, f"throughput-{size}-{num}/")
+    data_uri = str(obj.joinpath(f"throughput-{size}-{num}/"))
     template = "object_{}_of_{}.dat"
     have = {i.key: i.size for i in client.list_objects(data_uri)}
-    want = [parse_uri(_join(parse_uri(data_uri), template.format(i, num))).key for i in range(num)]
+    want = [parse_uri(data_uri).joinpath(template.format(i, num)).key for i in range(num)]
     generated = not all(have.get(k) == size for k in want) or len(have) != num
     if generated:
         if have:
@@ -686,16 +568,16 @@ def run_throughput(client: Client, prefix: str, *, size: int, num: int,
                    "multiprocessing_context": context or "fork", "transform": "len(reader.read())",
                    "warm_up": "every object read once before the first epoch (untimed)"},
         "generation": {"generated": generated},
-        "environment": _environment(),
+        "environment": environment(LIBRARIES),
     }
 
     def show(r: dict[str, Any]) -> None:
         if progress and console is not None:
             console.print(f"epoch {r['epoch']} {r['dataset']:<8} {r['library']:<16} "
-                          f"{_f(r['samples_per_s'], '.1f')} samples/s, cpu {r['cpu_s']:.2f} s",
+                          f"{fmt(r['samples_per_s'], '.1f')} samples/s, cpu {r['cpu_s']:.2f} s",
                           highlight=False)
 
-    access = _access(client)
+    access = Access.from_client(client)
     try:
         runs = _interleaved(["objio", *peers], kinds, epochs, data_uri, _len_read, access,
                             settings, show)
@@ -705,15 +587,6 @@ def run_throughput(client: Client, prefix: str, *, size: int, num: int,
     report["runs"] = runs
     report["summary"] = _summary(runs, None)
     return report
-
-
-# ------------------------------------------------------------------------------ report
-def _f(v: float | None, fmt: str) -> str:
-    return "-" if v is None else format(v, fmt)
-
-
-def _x(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}x"
 
 
 def print_report(report: Mapping[str, Any], console: Console | None = None) -> None:
@@ -741,7 +614,7 @@ def print_report(report: Mapping[str, Any], console: Console | None = None) -> N
             t.add_column(col, justify="left" if col == "library" else "right")
         for r in report["runs"]:
             t.add_row(str(r["epoch"]), r["library"], str(r["steps"]), str(r["samples"]),
-                      _f(r["samples_per_s"], ".1f"), _f(r["mib_per_s"], ".1f"),
+                      fmt(r["samples_per_s"], ".1f"), fmt(r["mib_per_s"], ".1f"),
                       f"{r['au_pct']:.2f}", "yes" if r.get("au_met") else "no",
                       f"{r['cpu_s']:.2f}")
         console.print(t)
@@ -767,16 +640,16 @@ def print_report(report: Mapping[str, Any], console: Console | None = None) -> N
             if lib == "objio_ratio":
                 continue
             r = ratios.get(lib, {}) if lib != "objio" else {}
-            cpu = [_f(v["cpu_s"], ".2f"), _f(v["cpu_ms_per_sample"], ".3f")]
+            cpu = [fmt(v["cpu_s"], ".2f"), fmt(v["cpu_ms_per_sample"], ".3f")]
             if workload:
                 au = v.get("au_pct")
                 au_text = "-" if au is None else f"{au:.2f}" + (" met" if v.get("au_met") else " low")
-                row = [kind, lib, _f(v["samples_per_s"], ".1f"), _f(v["mib_per_s"], ".1f"), au_text,
-                       _f(v["epoch_samples_per_s"], ".1f"), *cpu, _x(r.get("samples_per_s"))]
+                row = [kind, lib, fmt(v["samples_per_s"], ".1f"), fmt(v["mib_per_s"], ".1f"), au_text,
+                       fmt(v["epoch_samples_per_s"], ".1f"), *cpu, times(r.get("samples_per_s"))]
             else:
-                row = [kind, lib, _f(v["epoch_samples_per_s"], ".1f"),
-                       _f(v["epoch_mib_per_s"], ".1f"), _f(v["samples_per_s"], ".1f"), *cpu,
-                       _x(r.get("epoch_samples_per_s")), _x(r.get("samples_per_s"))]
+                row = [kind, lib, fmt(v["epoch_samples_per_s"], ".1f"),
+                       fmt(v["epoch_mib_per_s"], ".1f"), fmt(v["samples_per_s"], ".1f"), *cpu,
+                       times(r.get("epoch_samples_per_s")), times(r.get("samples_per_s"))]
             s.add_row(*row)
     console.print(s)
     if workload:
@@ -789,194 +662,3 @@ def print_report(report: Mapping[str, Any], console: Console | None = None) -> N
         console.print("server: embedded SeaweedFS on loopback (client stack + local server, "
                       "no network); CPU: this process and its DataLoader workers",
                       highlight=False)
-
-
-# ------------------------------------------------------------------------------ CLI
-_TRAIN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("--workload",), dict(default=None, choices=sorted(PRESETS),
-                           help="emulate DLIO training of this workload (H100 settings)")),
-    (("--throughput",), dict(action="store_true",
-                             help="DataLoader throughput of objio vs s3torchconnector on RAW "
-                                  "objects of --size bytes (--num of them)")),
-    (("--scale",), dict(type=float, default=None,
-                        help="multiply the workload's file count by this (0 < s <= 1); default "
-                             "1 with a URI; on the embedded server unet3d 0.25, resnet50 0.008, "
-                             "cosmoflow 0.0008")),
-    (("--batch-size",), dict(type=int, default=None, help="samples per step (default: DLIO's)")),
-    (("--workers",), dict(type=int, default=None,
-                          help="DataLoader workers (default: DLIO's read_threads)")),
-    (("--prefetch-factor",), dict(type=int, default=None,
-                                  help="DataLoader prefetch_factor (default: DLIO's)")),
-    (("--epochs",), dict(type=int, default=None, help="epochs (default: DLIO's, 5; throughput 3)")),
-    (("--compute-time",), dict(type=float, default=None,
-                               help="seconds of emulated compute per step (default: DLIO's "
-                                    "per-accelerator value)")),
-    (("--dataset",), dict(default=None,
-                          help="map or iterable (throughput: comma list, default both)")),
-    (("--compare",), dict(nargs="?", const="s3torchconnector", default=None, metavar="LIB",
-                          help="also run the same loop with s3torchconnector (the default "
-                               "with --throughput; 'none' to skip)")),
-    (("--size",), dict(default=None, help="throughput: bytes per object (default 128KiB)")),
-    (("--num",), dict(type=int, default=None, help="throughput: number of objects (default 2048)")),
-    (("--json",), dict(metavar="FILE", default=None, help="write the report as JSON ('-' = stdout)")),
-    (("--keep",), dict(action="store_true",
-                       help="keep data this run generated (with a URI; default: delete it)")),
-    (("--seed",), dict(type=int, default=0, help="dataset and sampler seed (default 0)")),
-    (("--multiprocessing-context",), dict(default=None, choices=["fork", "spawn", "forkserver"],
-                                          help="DataLoader worker start method (default fork)")),
-    (("--persistent-workers",), dict(action="store_true",
-                                     help="keep DataLoader workers across epochs")),
-    (("--no-decode",), dict(action="store_true",
-                            help="only read each object, skip the format's decoding")),
-    (("--no-progress",), dict(action="store_true", help="no progress output")),
-]
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the training-emulation options to ``parser`` (e.g. the ``objio bench`` parser).
-    Options the parser already has (such as bench's ``--json``, ``--keep``, ``--seed``) are
-    left as they are and read from the same attribute. Returns the parser.
-
-    Note: bench's ``--compare`` is a flag; there it means ``--compare s3torchconnector``, and
-    bench's ``--epochs``/``--size``/``--num`` defaults then replace the training defaults."""
-    existing = set(getattr(parser, "_option_string_actions", {}))
-    for flags, kw in _TRAIN_OPTIONS:
-        if not any(f in existing for f in flags):
-            parser.add_argument(*flags, **kw)
-    return parser
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """A complete parser for ``python -m objio.train`` / a dedicated subcommand: the URI and
-    every training option."""
-    parser.description = (
-        "DLIO-style training emulation (--workload) and DataLoader throughput (--throughput) "
-        "of objio's PyTorch datasets, optionally against s3torchconnector. Without URI an "
-        "embedded SeaweedFS S3 server is started on loopback.")
-    if "uri" not in {a.dest for a in parser._actions}:
-        parser.add_argument("uri", nargs="?", default=None,
-                            help="s3://bucket/prefix for the data (the bucket must exist); "
-                                 "default: an embedded local server")
-    return add_train_arguments(parser)
-
-
-def _int_opt(args: argparse.Namespace, name: str) -> int | None:
-    v = getattr(args, name, None)
-    return None if v is None else int(v)
-
-
-def run_train_from_args(args: argparse.Namespace) -> int:
-    """Run ``objio bench --workload ...`` / ``--throughput`` from parsed arguments; returns the
-    exit code (0 success, 1 error with a one-line message on stderr, 130 interrupted)."""
-    from rich.console import Console
-
-    server: Any = None
-    try:
-        workload = getattr(args, "workload", None)
-        throughput = bool(getattr(args, "throughput", False))
-        if not workload and not throughput:
-            raise ValueError("give --workload unet3d|resnet50|cosmoflow or --throughput")
-        if workload and throughput:
-            raise ValueError("--workload and --throughput are exclusive")
-        compare_arg = getattr(args, "compare", None)
-        uri = getattr(args, "uri", None)
-        if compare_arg is True and isinstance(uri, str) and uri.lower() in (
-                "s3torchconnector", "none"):
-            # bench's flag-style --compare left "--compare s3torchconnector"'s value in the URI
-            compare_arg, uri = uri, None
-        compare = parse_compare(compare_arg) if compare_arg is not None else \
-            (["s3torchconnector"] if throughput else [])
-        for name, minimum in (("batch_size", 1), ("workers", 0), ("prefetch_factor", 1),
-                              ("epochs", 1), ("num", 1)):
-            v = _int_opt(args, name)
-            if v is not None and v < minimum:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {v}")
-        ct = getattr(args, "compute_time", None)
-        if ct is not None and not ct >= 0:
-            raise ValueError(f"--compute-time must be >= 0 seconds, got {ct}")
-        scale_arg = getattr(args, "scale", None)
-        if scale_arg is not None and not 0 < scale_arg <= 1:
-            raise ValueError(f"--scale must be in (0, 1], got {scale_arg}")
-        json_to_stdout = getattr(args, "json", None) == "-"
-        err = Console(stderr=True)
-        progress = not getattr(args, "no_progress", False) and err.is_terminal
-        if uri is None:
-            from .bench import start_embedded
-
-            server, client = start_embedded()
-            prefix = f"s3://{DEFAULT_BUCKET}/{workload or 'throughput'}/"
-        else:
-            from .cli import client_from_args
-
-            client = client_from_args(args)
-            prefix = uri
-        keep = bool(getattr(args, "keep", False)) or server is not None
-        context = getattr(args, "multiprocessing_context", None)
-        if workload:
-            scale = getattr(args, "scale", None)
-            if scale is None:
-                scale = EMBEDDED_SCALE[workload] if server is not None else 1.0
-            report = run_training(
-                client, prefix, workload, scale=scale, batch_size=_int_opt(args, "batch_size"),
-                workers=_int_opt(args, "workers"), prefetch_factor=_int_opt(args, "prefetch_factor"),
-                epochs=_int_opt(args, "epochs"), compute_time=getattr(args, "compute_time", None),
-                dataset=getattr(args, "dataset", None), compare=compare, keep=keep,
-                seed=int(getattr(args, "seed", 0) or 0), context=context,
-                persistent_workers=bool(getattr(args, "persistent_workers", False)),
-                decode=not getattr(args, "no_decode", False), progress=progress, console=err)
-        else:
-            kinds = [k.strip() for k in (getattr(args, "dataset", None) or "map,iterable").split(",")
-                     if k.strip()]
-            size = getattr(args, "size", None) or "128KiB"
-            report = run_throughput(
-                client, prefix, size=parse_size(size, "--size"),
-                num=_int_opt(args, "num") or 2048, datasets=kinds,
-                batch_size=_int_opt(args, "batch_size") or 32,
-                workers=2 if _int_opt(args, "workers") is None else int(args.workers),
-                prefetch_factor=_int_opt(args, "prefetch_factor") or 2,
-                epochs=_int_opt(args, "epochs") or 3, compare=compare, keep=keep,
-                context=context, progress=progress, console=err)
-        if server is not None:
-            report["server"] = "embedded"
-        out = err if json_to_stdout else Console()
-        if not out.is_terminal:
-            out.width = max(out.width, 160)
-        print_report(report, out)
-        path = getattr(args, "json", None)
-        if path:
-            text = json.dumps(report, indent=2, default=str)
-            if json_to_stdout:
-                sys.stdout.write(text + "\n")
-                sys.stdout.flush()
-            else:
-                with open(path, "w", encoding="utf-8") as fh:
-                    fh.write(text + "\n")
-        return 0
-    except KeyboardInterrupt:
-        print("objio bench: interrupted", file=sys.stderr)
-        return 130
-    except (ObjectStoreError, OSError, ValueError) as e:
-        kind = ("not found: " if isinstance(e, FileNotFoundError)
-                else "access denied: " if isinstance(e, PermissionError) else "")
-        line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        print(f"objio bench: error: {kind}{line}", file=sys.stderr)
-        return 1
-    finally:
-        if server is not None:
-            server.stop()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m objio.train [URI] --workload NAME | --throughput [options]``, with the global
-    ``--endpoint-url``, ``--region``, ``--profile`` and ``--no-sign-request`` options."""
-    parser = argparse.ArgumentParser(prog="python -m objio.train")
-    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint URL")
-    parser.add_argument("--region", default=None, help="S3 region")
-    parser.add_argument("--profile", default=None, help="AWS profile")
-    parser.add_argument("--no-sign-request", action="store_true", help="anonymous requests")
-    configure_parser(parser)
-    return run_train_from_args(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from .config import MiB, format_size
-from .uri import ObjectURI, parse_uri
+from ..config import MiB, format_size
+from ..uri import ObjectURI, parse_uri
+from ._common import add_global_flags, client_from_args
 
 STREAM_THRESHOLD = 64 * MiB  # cp: larger objects are streamed, smaller ones copied in memory
 
@@ -27,8 +28,6 @@ def _iso(ts: float) -> str:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from .cli import client_from_args
-
     return client_from_args(args)
 
 
@@ -91,7 +90,7 @@ def cmd_cat(args: argparse.Namespace) -> int:
     client = _client(args)
     out = sys.stdout.buffer
     try:
-        from .io import open as obj_open
+        from ..io import open as obj_open
     except ImportError:  # pragma: no cover - objio.io is part of the package
         out.write(client.get(args.uri))
         out.flush()
@@ -153,7 +152,7 @@ def _plan_copy(client: Any, src: str, dst: str, recursive: bool) -> list[tuple[s
 
 
 def _stream_copy(client: Any, src: str, dst: str, progress: Callable[[int], None]) -> None:
-    from .io import open as obj_open
+    from ..io import open as obj_open
 
     buf = bytearray(8 * MiB)
     mv = memoryview(buf)
@@ -167,7 +166,7 @@ def _stream_copy(client: Any, src: str, dst: str, progress: Callable[[int], None
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
-    from .engine import RequestRecord
+    from ..engine import RequestRecord
 
     client = _client(args)
     plan = _plan_copy(client, args.src, args.dst, args.recursive)
@@ -274,7 +273,7 @@ def cmd_mb(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any, add_global_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(sub: Any) -> None:
     """Add ls/stat/cat/cp/rm/mb to the ``objio`` sub-command parser."""
     p = sub.add_parser("ls", help="list buckets, or objects under a prefix",
                        description="List buckets (no URI), or objects and common prefixes "

@@ -1,0 +1,112 @@
+"""What every benchmark measures the same way: CPU seconds, latency percentiles, medians and
+ratios, the environment of a run, and the embedded server."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .. import __version__
+from .peers import installed_version
+
+DEFAULT_BUCKET = "objio-bench"
+"""Bucket created on the embedded server when no URI is given."""
+
+_REASON_MAX_CHARS = 240
+
+
+def cpu_seconds(children: bool = False) -> float:
+    """User + system CPU seconds of this process so far (all threads); with ``children``, plus
+    those of its reaped child processes (DataLoader workers)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Unix
+        return time.process_time()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    total = ru.ru_utime + ru.ru_stime
+    if children:
+        rc = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += rc.ru_utime + rc.ru_stime
+    return total
+
+
+def one_line(e: BaseException) -> str:
+    """First line of an exception's message, prefixed with its type when that helps."""
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else ""
+    if not line:
+        return type(e).__name__
+    if isinstance(e, (ImportError, RuntimeError, KeyError, TypeError, AttributeError)) or \
+            type(e).__module__ not in ("builtins", "objio.errors"):
+        line = f"{type(e).__name__}: {line}"
+    if len(line) > _REASON_MAX_CHARS:
+        line = line[: _REASON_MAX_CHARS - 3] + "..."
+    return line
+
+
+def percentiles_ms(values_s: Sequence[float]) -> dict[str, float] | None:
+    """p50/p90/p99 of durations in seconds, as milliseconds (linear interpolation)."""
+    if not values_s:
+        return None
+    xs = sorted(values_s)
+    n = len(xs)
+
+    def pct(q: float) -> float:
+        pos = (n - 1) * q
+        lo = int(pos)
+        hi = min(lo + 1, n - 1)
+        return (xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)) * 1000.0
+
+    return {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99)}
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    """Median of the values that are not None (None if there are none)."""
+    xs = [v for v in values if v is not None]
+    return statistics.median(xs) if xs else None
+
+
+def mean(values: Sequence[float | None]) -> float | None:
+    """Mean of the values that are not None (None if there are none)."""
+    xs = [v for v in values if v is not None]
+    return statistics.fmean(xs) if xs else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b``, or None when either is missing or ``b`` is 0."""
+    return a / b if a is not None and b else None
+
+
+def environment(libraries: Sequence[str]) -> dict[str, Any]:
+    """Python, platform, objio version, CPU count and the installed versions of ``libraries``
+    (pip names)."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "objio": __version__,
+        "cpu_count": os.cpu_count(),
+        "peer_versions": {name: installed_version(name) for name in libraries},
+    }
+
+
+def start_embedded() -> tuple[Any, Any]:
+    """Start the embedded LocalS3Server and return it with an :class:`objio.Client` whose
+    bucket :data:`DEFAULT_BUCKET` exists.
+
+    Raises: OSError (with the server's reason) if it cannot start."""
+    from ..api import Client
+    from ..server import LocalS3Server
+
+    server = LocalS3Server()
+    try:
+        server.start()
+    except RuntimeError as e:
+        raise OSError(f"could not start the embedded S3 server: {one_line(e)}") from None
+    client = Client(server.config)
+    client.create_bucket(f"s3://{DEFAULT_BUCKET}", exist_ok=True)
+    return server, client

@@ -1,0 +1,429 @@
+"""``objio bench``: a DLIO-style put + get benchmark, optionally against peer libraries.
+
+The benchmark writes ``num`` synthetic objects of ``size`` bytes (``RAW``, ``NPZ``,
+``TFRECORD`` or ``HDF5``, see :mod:`objio.formats`) under a prefix, reads all of them back
+``epochs`` times, and reports per phase:
+
+* throughput in MiB/s (MiB = 2**20 bytes) and objects/s, over the phase's wall time (seconds);
+* per-request latency percentiles p50/p90/p99 in milliseconds, of the time to first byte
+  (GET only) and of the whole transfer;
+* client CPU time in seconds (user + system of the whole process, all threads, from
+  ``getrusage(RUSAGE_SELF)``), and CPU milliseconds per object and per MiB.
+
+With ``compare`` the same objects are also read, in the same process and with the same
+``max_in_flight``, by peer libraries (``obstore``, ``boto3``, ``s3torchconnector``,
+``s3dlio``), interleaved epoch by epoch (objio, then each peer, then the next epoch) so that
+machine noise hits every tool alike. Each tool's result is the median over epochs, and
+``objio_ratio`` is objio's median MiB/s divided by the tool's (above 1: objio is faster).
+A peer that is not installed, or fails, is reported as skipped with a one-line reason.
+
+Without a URI the CLI starts an embedded SeaweedFS server (:class:`objio.server.LocalS3Server`)
+on loopback, so the numbers then measure the client stack plus a local server, not a network.
+
+Python API: :func:`run_bench` returns the report as a JSON-ready dict; :func:`print_report`
+renders it. The command line (``objio bench``, ``python -m objio.bench``) is
+:mod:`objio.cli.bench`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..api import Client
+from ..config import MiB, format_size, parse_size
+from ..engine import RequestRecord
+from ..uri import ObjectURI, parse_uri
+from ._common import cpu_seconds, environment, median, one_line, percentiles_ms
+from .peers import PEERS, Access, Advance, Getter, library
+from .report import Progress, fmt, latencies
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
+__all__ = ["PEERS", "DEFAULT_PREFIX", "TEMPLATE", "parse_peers", "run_bench", "print_report"]
+
+
+DEFAULT_PREFIX = "bench/"
+"""Prefix used on the embedded server when no URI is given."""
+
+
+TEMPLATE = "object_{}_of_{}.dat"
+"""Object names under the prefix: ``TEMPLATE.format(index, num)``."""
+
+
+def parse_peers(value: str | Sequence[str] | None) -> list[str] | None:
+    """Peer names from a comma list (``"obstore,boto3"``) or a sequence; None stays None
+    (meaning all of :data:`PEERS`). Raises: ValueError naming an unknown peer."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        name = item.strip().lower()
+        if not name:
+            continue
+        if name not in PEERS:
+            raise ValueError(f"unknown peer {item.strip()!r}; choose from {', '.join(PEERS)}")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ValueError(f"--peers is empty; choose from {', '.join(PEERS)}")
+    return names
+
+
+def _record_weight(r: RequestRecord) -> tuple[int, int]:
+    return 1, r.nbytes
+
+
+def _pair_weight(p: tuple[int, int]) -> tuple[int, int]:
+    return p
+
+
+def _run_stats(objects: int, nbytes: int, wall_s: float, cpu_s: float,
+               records: Sequence[RequestRecord] | None = None, *,
+               ttfb: bool = True) -> dict[str, Any]:
+    """Statistics of one run: counts, bytes, seconds, MiB/s, objects/s, CPU, latencies (ms)."""
+    mib = nbytes / MiB
+    out: dict[str, Any] = {
+        "objects": objects,
+        "bytes": nbytes,
+        "wall_s": wall_s,
+        "mib_per_s": mib / wall_s if wall_s > 0 else None,
+        "objects_per_s": objects / wall_s if wall_s > 0 else None,
+        "cpu_s": cpu_s,
+        "cpu_ms_per_object": 1000.0 * cpu_s / objects if objects else None,
+        "cpu_ms_per_mib": 1000.0 * cpu_s / mib if mib else None,
+    }
+    if records is not None:
+        out["latency_ms"] = {
+            "ttfb": percentiles_ms([r.ttfb_s for r in records]) if ttfb else None,
+            "total": percentiles_ms([r.total_s for r in records]),
+        }
+    return out
+
+
+def run_bench(
+    client: Client,
+    prefix_uri: str | ObjectURI,
+    *,
+    num: int,
+    size: int | str,
+    object_type: str = "RAW",
+    max_in_flight: int = 64,
+    epochs: int = 3,
+    compare: bool = False,
+    peers: str | Sequence[str] | None = None,
+    seed: int = 0,
+    keep: bool = False,
+    progress: bool = False,
+    peer_credentials: Mapping[str, Any] | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run the put + get benchmark (and the peer comparison) and return the report.
+
+    Args:
+        client: the objio client to benchmark (its config also tells peers where to go).
+        prefix_uri: ``s3://bucket/prefix`` (the bucket must exist); objects are written as
+            ``prefix/object_{i}_of_{num}.dat``, overwriting same-named objects.
+        num: number of objects (>= 1).
+        size: bytes per object (an int or a string such as ``"128KiB"``; NPZ/TFRECORD/HDF5
+            objects are at most this size, see :mod:`objio.formats`).
+        object_type: ``RAW``, ``NPZ``, ``TFRECORD`` or ``HDF5`` (case-insensitive).
+        max_in_flight: concurrent requests, for objio and every peer.
+        epochs: how many times the objects are read back (>= 1).
+        compare: also read the objects with the peer libraries, interleaved per epoch.
+        peers: peer names (comma string or sequence), default all of :data:`PEERS` (those
+            not installed are reported as skipped); used only with ``compare``.
+        seed: seed of the synthetic data.
+        keep: leave the objects in place (otherwise the ``object_*_of_{num}.dat`` objects under
+            the prefix are deleted, also when the benchmark fails).
+        progress: show rich progress bars on ``console`` (default: a stderr console).
+        peer_credentials: overrides for the peers: any of ``endpoint_url``, ``region``,
+            ``access_key_id``, ``secret_access_key``, ``session_token``, ``unsigned``,
+            ``path_style``; by default the client's configuration and credentials are used.
+        console: where progress bars go.
+
+    Returns:
+        ``{"config", "server", "phases": {"put", "get": {"epochs", "summary"}}, "compare",
+        "cleanup", "environment"}``; times in seconds, sizes in bytes, latencies in ms,
+        throughput in MiB/s (2**20 bytes) and objects/s; ``compare`` maps each tool (objio
+        first) to its per-epoch results, medians and ``objio_ratio``, or to
+        ``{"status": "skipped", "reason": ...}``.
+
+    Raises:
+        ValueError: invalid arguments. FileNotFoundError (bucket missing), PermissionError,
+        objio.ObjectStoreError: from objio's own put/get (peer failures are reported instead).
+    """
+    size_b = parse_size(size, "size")
+    for name, v in (("num", num), ("epochs", epochs), ("max_in_flight", max_in_flight)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    from ..formats import normalize_object_type
+
+    otype = normalize_object_type(object_type)
+    prefix = parse_uri(prefix_uri)
+    peer_names = (parse_peers(peers) or list(PEERS)) if compare else []
+    uris = [str(prefix.joinpath(TEMPLATE.format(i, num))) for i in range(num)]
+    cfg = client.config
+
+    report: dict[str, Any] = {
+        "config": {
+            "uri": str(prefix), "num": num, "size": size_b, "object_type": otype,
+            "max_in_flight": max_in_flight, "epochs": epochs, "compare": compare,
+            "peers": peer_names, "seed": seed, "keep": keep,
+        },
+        "server": (cfg.endpoint_url or f"AWS S3 ({cfg.region})") if prefix.scheme == "s3"
+        else "local files",
+        "phases": {},
+        "compare": {},
+        "cleanup": {},
+        "environment": environment(PEERS),
+    }
+    if progress and console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+    ok = False
+    try:
+        with Progress(progress, console) as prog:
+            _put_phase(client, prefix, report, prog, num=num, size=size_b, otype=otype,
+                       max_in_flight=max_in_flight, seed=seed)
+            _get_phases(client, prefix, uris, report, prog, epochs=epochs,
+                        max_in_flight=max_in_flight, peer_names=peer_names,
+                        peer_credentials=peer_credentials)
+        ok = True
+    finally:
+        if keep:
+            report["cleanup"] = {"kept": True, "deleted": 0}
+        else:
+            pattern = str(prefix.joinpath(TEMPLATE.format("*", num)))
+            try:
+                report["cleanup"] = {"kept": False, "deleted": client.delete(pattern)}
+            except Exception:  # noqa: BLE001 - the benchmark's own error matters more
+                if ok:
+                    raise
+    return report
+
+
+def _put_phase(client: Client, prefix: ObjectURI, report: dict[str, Any], prog: Progress, *,
+               num: int, size: int, otype: str, max_in_flight: int, seed: int) -> None:
+    records: list[RequestRecord] = []
+    task = prog.add_task("put", num)
+    with prog.track(task, "put", records, _record_weight):
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        client.put(prefix, num=num, template=TEMPLATE, size=size, object_type=otype,
+                   max_in_flight=max_in_flight, should_create_bucket=False, seed=seed,
+                   observer=records.append)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    report["phases"]["put"] = _run_stats(len(records), sum(r.nbytes for r in records), wall,
+                                         cpu, records, ttfb=False)
+
+
+def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict[str, Any],
+                prog: Progress, *, epochs: int, max_in_flight: int, peer_names: list[str],
+                peer_credentials: Mapping[str, Any] | None) -> None:
+    num = len(uris)
+    expected_bytes = report["phases"]["put"]["bytes"]
+    compare: dict[str, Any] = report["compare"]
+    active: dict[str, Getter] = {}
+    peer_runs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        if peer_names:
+            compare["objio"] = {"status": "ok", "version": __version__}
+            access: Access | None = None
+            try:
+                if prefix.scheme != "s3":
+                    raise ValueError("peers need an s3:// URI")
+                access = Access.from_client(client, peer_credentials)
+            except Exception as e:  # noqa: BLE001 - reported per peer, never a traceback
+                for name in peer_names:
+                    compare[name] = {"status": "skipped", "reason": one_line(e)}
+            keys = [parse_uri(u).key for u in uris]
+            for name in peer_names if access is not None else []:
+                lib = library(name, access)  # type: ignore[arg-type]
+                version = lib.version()
+                if not lib.installed():
+                    compare[name] = {"status": "skipped",
+                                     "reason": f"not installed (pip install {lib.dist})"}
+                    continue
+                try:
+                    getter = lib.getter(prefix.bucket, keys, uris, max_in_flight)
+                except Exception as e:  # noqa: BLE001 - reported, never a traceback
+                    compare[name] = {"status": "skipped", "version": version,
+                                     "reason": f"setup failed: {one_line(e)}"}
+                    continue
+                active[name] = getter
+                peer_runs[name] = []
+                compare[name] = {"status": "ok", "version": version}
+
+        task = prog.add_task("get", num * epochs * (1 + len(active)))
+        epoch_stats: list[dict[str, Any]] = []
+        all_records: list[RequestRecord] = []
+        def run_objio(epoch: int) -> None:
+            records: list[RequestRecord] = []
+            with prog.track(task, f"get {epoch}/{epochs} objio", records, _record_weight):
+                c0, t0 = cpu_seconds(), time.perf_counter()
+                count, nbytes = client.get_many_stats(uris, max_in_flight=max_in_flight,
+                                                      observer=records.append)
+                wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+            stats = _run_stats(count, nbytes, wall, cpu, records)
+            stats["epoch"] = epoch
+            epoch_stats.append(stats)
+            all_records.extend(records)
+
+        def run_peer(name: str, epoch: int) -> None:
+            try:
+                pcount, pbytes, wall, cpu = _timed_peer_run(
+                    active[name], prog, task, f"get {epoch}/{epochs} {name}")
+                if (pcount, pbytes) != (num, expected_bytes):
+                    raise RuntimeError(f"read {pcount} objects / {pbytes} bytes, expected "
+                                       f"{num} / {expected_bytes}")
+            except Exception as e:  # noqa: BLE001 - reported, never a traceback
+                active.pop(name).close()
+                compare[name] = {"status": "skipped", "version": compare[name].get("version"),
+                                 "reason": f"failed in epoch {epoch}: {one_line(e)}"}
+                return
+            ps = _run_stats(pcount, pbytes, wall, cpu)
+            ps["epoch"] = epoch
+            peer_runs[name].append(ps)
+
+        for epoch in range(1, epochs + 1):
+            # Rotate who goes first each epoch: no tool always runs right after the put phase
+            # (server still busy) or always right after a given peer.
+            order = ["objio", *active]
+            shift = (epoch - 1) % len(order)
+            for name in order[shift:] + order[:shift]:
+                if name == "objio":
+                    run_objio(epoch)
+                elif name in active:
+                    run_peer(name, epoch)
+        prog.finish(task)
+    finally:
+        for peer in active.values():
+            peer.close()
+
+    summary = _summary(epoch_stats)
+    summary["latency_ms"] = {
+        "ttfb": percentiles_ms([r.ttfb_s for r in all_records]),
+        "total": percentiles_ms([r.total_s for r in all_records]),
+    }
+    report["phases"]["get"] = {"epochs": epoch_stats, "summary": summary}
+    if peer_names:
+        compare["objio"].update(_summary(epoch_stats), epochs=_strip_latency(epoch_stats))
+        compare["objio"]["objio_ratio"] = 1.0
+        objio_mibs = compare["objio"]["mib_per_s"]
+        for name, runs in peer_runs.items():
+            if compare[name]["status"] != "ok":
+                continue
+            compare[name].update(_summary(runs), epochs=runs)
+            peer_mibs = compare[name]["mib_per_s"]
+            compare[name]["objio_ratio"] = (objio_mibs / peer_mibs
+                                            if objio_mibs and peer_mibs else None)
+
+
+def _timed_peer_run(peer: Getter, prog: Progress, task: TaskID | None,
+                    description: str) -> tuple[int, int, float, float]:
+    """One timed run of a peer: (objects, bytes, wall seconds, CPU seconds)."""
+    done: list[tuple[int, int]] = []
+    advance: Advance | None = (lambda c, b: done.append((c, b))) if prog.enabled else None
+    with prog.track(task, description, done, _pair_weight):
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        count, nbytes = peer.run(advance)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return count, nbytes, wall, cpu
+
+
+def _strip_latency(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != "latency_ms"} for r in runs]
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over runs, and medians over runs of the rates and of the CPU per object/MiB."""
+    objects = sum(r["objects"] for r in runs)
+    nbytes = sum(r["bytes"] for r in runs)
+    wall = sum(r["wall_s"] for r in runs)
+    cpu = sum(r["cpu_s"] for r in runs)
+    return {
+        "runs": len(runs),
+        "objects": objects,
+        "bytes": nbytes,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "mib_per_s": median([r["mib_per_s"] for r in runs]),
+        "objects_per_s": median([r["objects_per_s"] for r in runs]),
+        "cpu_ms_per_object": median([r["cpu_ms_per_object"] for r in runs]),
+        "cpu_ms_per_mib": median([r["cpu_ms_per_mib"] for r in runs]),
+    }
+
+
+def print_report(report: Mapping[str, Any], console: Console | None = None) -> None:
+    """Render a :func:`run_bench` report as rich tables (plain text when not a terminal)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    if console is None:
+        console = Console()
+    cfg = report["config"]
+    console.print(
+        f"objio bench: {cfg['num']} x {format_size(cfg['size'])} {cfg['object_type']} objects "
+        f"under {cfg['uri']} ({report['server']}), max_in_flight {cfg['max_in_flight']}, "
+        f"{cfg['epochs']} get epoch(s)", highlight=False)
+
+    table = Table(title="phases", box=box.SIMPLE_HEAD, title_justify="left")
+    for col, just in (("phase", "left"), ("objects", "right"), ("data", "right"),
+                      ("wall s", "right"), ("MiB/s", "right"), ("obj/s", "right"),
+                      ("TTFB ms p50/p90/p99", "right"), ("total ms p50/p90/p99", "right"),
+                      ("CPU s", "right"), ("CPU ms/obj", "right"), ("CPU ms/MiB", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+
+    def row(label: str, s: Mapping[str, Any], *, end_section: bool = False) -> None:
+        lat = s.get("latency_ms") or {}
+        table.add_row(label, str(s["objects"]), format_size(s["bytes"]), fmt(s["wall_s"], ".3f"),
+                      fmt(s["mib_per_s"], ".1f"), fmt(s["objects_per_s"], ".0f"),
+                      latencies(lat.get("ttfb")), latencies(lat.get("total")), fmt(s["cpu_s"], ".3f"),
+                      fmt(s["cpu_ms_per_object"], ".3f"), fmt(s["cpu_ms_per_mib"], ".2f"),
+                      end_section=end_section)
+
+    phases = report["phases"]
+    if "put" in phases:
+        row("put", phases["put"], end_section=True)
+    get = phases.get("get")
+    if get:
+        for s in get["epochs"]:
+            row(f"get epoch {s['epoch']}", s)
+        row("get (all epochs)", get["summary"])
+    console.print(table)
+    if get:
+        console.print("  get (all epochs): objects, data, wall s and CPU s are totals; MiB/s, obj/s "
+                      "and CPU per obj/MiB are medians over epochs; latencies are pooled.",
+                      highlight=False)
+
+    compare = report.get("compare") or {}
+    if compare:
+        ct = Table(title="compare (median over epochs, same objects, interleaved)",
+                   box=box.SIMPLE_HEAD, title_justify="left")
+        for col in ("tool", "MiB/s", "obj/s", "CPU ms/GET", "CPU ms/MiB", "objio/tool"):
+            ct.add_column(col, justify="left" if col == "tool" else "right")
+        skipped: list[tuple[str, str]] = []
+        for name, r in compare.items():
+            if r.get("status") != "ok":
+                skipped.append((name, r.get("reason", "")))
+                continue
+            ratio = r.get("objio_ratio")
+            ct.add_row(name, fmt(r.get("mib_per_s"), ".1f"), fmt(r.get("objects_per_s"), ".0f"),
+                       fmt(r.get("cpu_ms_per_object"), ".3f"), fmt(r.get("cpu_ms_per_mib"), ".2f"),
+                       "-" if ratio is None else f"{ratio:.2f}x")
+        console.print(ct)
+        for name, reason in skipped:
+            console.print(f"  {name}: skipped: {reason}", highlight=False, markup=False)
+    cleanup = report.get("cleanup") or {}
+    if cleanup.get("kept"):
+        note = " (until the embedded server stops)" if report["server"] == "embedded" else ""
+        console.print(f"objects kept under {cfg['uri']}{note}", highlight=False)
+    elif "deleted" in cleanup:
+        console.print(f"deleted {cleanup['deleted']} objects", highlight=False)

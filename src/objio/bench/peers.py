@@ -1,0 +1,492 @@
+"""Every library the benchmarks compare, each set up once, here.
+
+A benchmark never builds a peer's client itself: it takes an :class:`Access` (how to reach the
+store, derived from an objio :class:`~objio.Client`) and asks the library's adapter for the
+operation it measures:
+
+=====================  =======================================================================
+operation              adapters that have it
+=====================  =======================================================================
+``getter``             obstore, boto3, s3torchconnector, s3dlio: read every object of a list
+                       fully into memory, ``max_in_flight`` at a time (objects benchmark)
+``stream_reader``      objio (``objio.open(...).readinto``), boto3 (``download_fileobj``),
+                       obstore (``get().stream()``); ``file_reader``: obstore ``open_reader``
+``stream_writer``      objio (``objio.open(..., "wb")``), boto3 (``upload_fileobj``)
+``dataset``            objio and s3torchconnector: ``S3MapDataset`` / ``S3IterableDataset``
+=====================  =======================================================================
+
+Setting up (imports, clients, thread pools) is never timed; what an adapter method returns is
+the callable a benchmark times. Libraries are imported only inside the adapters: obstore is not
+fork-safe (DESIGN.md), so it must never be imported at objio import time. Adding a library is
+adding one adapter class here and its entry in :data:`LIBRARIES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import importlib.metadata
+import importlib.util
+import io
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import ClientConfig, temporary_environ
+
+__all__ = [
+    "Access", "Advance", "Getter", "Library", "LIBRARIES", "PEERS", "library",
+    "installed_version", "is_installed",
+]
+
+Advance = Callable[[int, int], None]
+"""Progress callback of a timed run: ``advance(objects, nbytes)``."""
+
+
+def installed_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist``, or None."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def is_installed(module: str) -> bool:
+    """Whether ``module`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Access:
+    """How every library reaches the store: the same endpoint, region, addressing and
+    credentials (resolved once, by objio's credential chain, when not given explicitly)."""
+
+    endpoint_url: str | None
+    region: str
+    access_key_id: str | None
+    secret_access_key: str | None
+    session_token: str | None
+    unsigned: bool
+    path_style: bool
+    profile: str | None = None
+
+    _OVERRIDES = ("endpoint_url", "region", "access_key_id", "secret_access_key",
+                  "session_token", "unsigned", "path_style")
+
+    @classmethod
+    def from_client(cls, client: Any, overrides: Mapping[str, Any] | None = None) -> Access:
+        """The settings of ``client`` (an :class:`objio.Client`), with ``overrides`` (any of
+        ``endpoint_url``, ``region``, ``access_key_id``, ``secret_access_key``,
+        ``session_token``, ``unsigned``, ``path_style``) applied. Credentials given nowhere come
+        from objio's resolver (env, profile, SSO, instance metadata).
+
+        Raises: ValueError (an unknown override key)."""
+        cfg = client.config
+        over = dict(overrides or {})
+        unknown = set(over) - set(cls._OVERRIDES)
+        if unknown:
+            raise ValueError(f"peer_credentials has unknown keys: {', '.join(sorted(unknown))}")
+        unsigned = bool(over.get("unsigned", cfg.unsigned))
+        key_id = over.get("access_key_id", cfg.access_key_id)
+        secret = over.get("secret_access_key", cfg.secret_access_key)
+        token = over.get("session_token", cfg.session_token)
+        if not unsigned and not (key_id and secret):
+            from ..s3.credentials import CredentialProvider
+
+            creds = CredentialProvider(cfg).get()
+            if creds is not None:
+                key_id, secret, token = (creds.access_key_id, creds.secret_access_key,
+                                         creds.session_token)
+        return cls(
+            endpoint_url=over.get("endpoint_url", cfg.endpoint_url),
+            region=over.get("region", cfg.region) or "us-east-1",
+            access_key_id=key_id,
+            secret_access_key=secret,
+            session_token=token,
+            unsigned=unsigned,
+            path_style=bool(over.get("path_style", cfg.path_style)),
+            profile=cfg.profile,
+        )
+
+    def aws_env(self) -> dict[str, str | None]:
+        """``AWS_*`` environment for libraries that read their settings from it."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_SESSION_TOKEN": self.session_token,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
+    def client_config(self) -> ClientConfig:
+        """The same settings as an objio :class:`~objio.ClientConfig`."""
+        return ClientConfig(endpoint_url=self.endpoint_url, region=self.region,
+                            access_key_id=self.access_key_id,
+                            secret_access_key=self.secret_access_key,
+                            session_token=self.session_token, unsigned=self.unsigned,
+                            force_path_style=self.path_style)
+
+
+class Getter:
+    """A prepared "read every object" run of one library: :meth:`run` (timed, repeatable)
+    returns ``(objects, bytes)``; :meth:`close` frees threads and clients."""
+
+    def __init__(self, run: Callable[[Advance | None], tuple[int, int]],
+                 close: Callable[[], None] | None = None) -> None:
+        self._run = run
+        self._close = close
+
+    def run(self, advance: Advance | None) -> tuple[int, int]:
+        return self._run(advance)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+
+class _Sink:
+    """A write-only file that discards what it gets (download target)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, b: Any) -> int:
+        n = len(memoryview(b))
+        self.n += n
+        return n
+
+
+def _thread_getter(fetch: Callable[[str], int], keys: list[str], max_in_flight: int,
+                   name: str, env: Mapping[str, str | None] | None = None,
+                   close: Callable[[], None] | None = None) -> Getter:
+    """A getter running ``fetch(key) -> bytes read`` on a pool of ``max_in_flight`` threads."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_in_flight, thread_name_prefix=f"bench-{name}")
+
+    def run(advance: Advance | None) -> tuple[int, int]:
+        def one(key: str) -> int:
+            n = fetch(key)
+            if advance is not None:
+                advance(1, n)
+            return n
+
+        with temporary_environ(env) if env is not None else contextlib.nullcontext():
+            sizes = list(pool.map(one, keys))
+        return len(sizes), sum(sizes)
+
+    def shut() -> None:
+        pool.shutdown(wait=False, cancel_futures=True)
+        if close is not None:
+            close()
+
+    return Getter(run, shut)
+
+
+class Library:
+    """One library's adapter. ``name`` is how reports call it; ``dist`` its pip name; ``module``
+    what is imported. Methods the library has no equivalent for raise NotImplementedError."""
+
+    name = ""
+    dist = ""
+    module = ""
+
+    def __init__(self, access: Access) -> None:
+        self.access = access
+
+    @classmethod
+    def installed(cls) -> bool:
+        return is_installed(cls.module)
+
+    @classmethod
+    def version(cls) -> str | None:
+        return installed_version(cls.dist)
+
+    def getter(self, bucket: str, keys: list[str], uris: list[str], max_in_flight: int) -> Getter:
+        raise NotImplementedError(f"{self.name} has no bulk get in the benchmarks")
+
+    def stream_reader(self, bucket: str, key: str, chunk: int) -> Callable[[], int]:
+        raise NotImplementedError(f"{self.name} has no streaming read in the benchmarks")
+
+    def stream_writer(self, bucket: str, key: str, data: Any, chunk: int) -> Callable[[], None]:
+        raise NotImplementedError(f"{self.name} has no streaming write in the benchmarks")
+
+    def dataset(self, kind: str, uri: str, transform: Callable[[Any], Any]) -> Any:
+        raise NotImplementedError(f"{self.name} has no PyTorch dataset")
+
+
+def _torch_dataset(module: Any, kind: str, uri: str, transform: Callable[[Any], Any],
+                   access: Access) -> Any:
+    """``S3MapDataset`` / ``S3IterableDataset`` (sharded) of a module with s3torchconnector's
+    API (objio.torch or s3torchconnector itself), with the same settings for both."""
+    cfg = module.S3ClientConfig(force_path_style=access.path_style, unsigned=access.unsigned,
+                                profile=access.profile)
+    common: dict[str, Any] = dict(region=access.region, endpoint=access.endpoint_url,
+                                  transform=transform, s3client_config=cfg)
+    if kind == "map":
+        return module.S3MapDataset.from_prefix(uri, **common)
+    return module.S3IterableDataset.from_prefix(uri, enable_sharding=True, **common)
+
+
+class Objio(Library):
+    """objio itself, where a benchmark runs every library through the same code path."""
+
+    name = dist = module = "objio"
+
+    def client(self) -> Any:
+        from ..api import Client
+
+        return Client(self.access.client_config())
+
+    def stream_reader(self, bucket: str, key: str, chunk: int) -> Callable[[], int]:
+        from ..io import open as oopen
+
+        client, buf = self.client(), bytearray(chunk)
+
+        def run() -> int:
+            n = 0
+            with oopen(f"s3://{bucket}/{key}", "rb", client=client) as f:
+                while got := f.readinto(buf):
+                    n += got
+            return n
+
+        return run
+
+    def stream_writer(self, bucket: str, key: str, data: Any, chunk: int) -> Callable[[], None]:
+        from ..io import open as oopen
+
+        client, mv = self.client(), memoryview(data)
+
+        def run() -> None:
+            with oopen(f"s3://{bucket}/{key}", "wb", client=client) as f:
+                for off in range(0, len(mv), chunk):
+                    f.write(mv[off: off + chunk])
+
+        return run
+
+    def dataset(self, kind: str, uri: str, transform: Callable[[Any], Any]) -> Any:
+        from .. import torch as objio_torch
+
+        return _torch_dataset(objio_torch, kind, uri, transform, self.access)
+
+
+class Obstore(Library):
+    """obstore (Rust object_store): asyncio ``get_async`` + ``bytes_async`` under a semaphore;
+    streaming with ``get().stream()`` or ``open_reader``."""
+
+    name = dist = module = "obstore"
+
+    def store(self, bucket: str) -> Any:
+        from obstore.store import S3Store  # not fork-safe: imported only here
+
+        a = self.access
+        kwargs: dict[str, Any] = {
+            "region": a.region,
+            "virtual_hosted_style_request": not a.path_style,
+            "client_options": {"allow_http": True},
+        }
+        if a.endpoint_url:
+            kwargs["endpoint"] = a.endpoint_url
+        if a.unsigned:
+            kwargs["skip_signature"] = True
+        else:
+            kwargs["access_key_id"] = a.access_key_id
+            kwargs["secret_access_key"] = a.secret_access_key
+            if a.session_token:
+                kwargs["session_token"] = a.session_token
+        return S3Store(bucket, **kwargs)
+
+    def getter(self, bucket: str, keys: list[str], uris: list[str], max_in_flight: int) -> Getter:
+        import obstore
+
+        store = self.store(bucket)
+
+        def run(advance: Advance | None) -> tuple[int, int]:
+            async def main() -> tuple[int, int]:
+                sem = asyncio.Semaphore(max_in_flight)
+
+                async def one(key: str) -> int:
+                    async with sem:
+                        r = await obstore.get_async(store, key)
+                        n = len(await r.bytes_async())
+                    if advance is not None:
+                        advance(1, n)
+                    return n
+
+                sizes = await asyncio.gather(*(one(k) for k in keys))
+                return len(sizes), sum(sizes)
+
+            return asyncio.run(main())
+
+        return Getter(run)
+
+    def stream_reader(self, bucket: str, key: str, chunk: int) -> Callable[[], int]:
+        import obstore
+
+        store = self.store(bucket)
+
+        def run() -> int:
+            n = 0
+            for part in obstore.get(store, key).stream(min_chunk_size=chunk):
+                n += len(memoryview(part))
+            return n
+
+        return run
+
+    def file_reader(self, bucket: str, key: str, chunk: int) -> Callable[[], int]:
+        """``obstore.open_reader(...).read(chunk)`` to the end."""
+        import obstore
+
+        store = self.store(bucket)
+
+        def run() -> int:
+            n = 0
+            f = obstore.open_reader(store, key, buffer_size=chunk)
+            while k := len(memoryview(f.read(chunk))):
+                n += k
+            return n
+
+        return run
+
+
+class Boto3(Library):
+    """boto3: one client; bulk gets on a pool of ``max_in_flight`` threads with
+    ``get_object()["Body"].read()``; streaming with the managed transfers ``download_fileobj``
+    / ``upload_fileobj`` (default TransferConfig: 10 threads, 8 MiB parts)."""
+
+    name = dist = module = "boto3"
+
+    def client(self, max_pool_connections: int = 10) -> Any:
+        import boto3
+        import botocore
+        from botocore.config import Config
+
+        a = self.access
+        cfg = Config(
+            max_pool_connections=max_pool_connections,
+            s3={"addressing_style": "path" if a.path_style else "auto"},
+            signature_version=botocore.UNSIGNED if a.unsigned else None,
+        )
+        return boto3.session.Session().client(
+            "s3", endpoint_url=a.endpoint_url, region_name=a.region,
+            aws_access_key_id=None if a.unsigned else a.access_key_id,
+            aws_secret_access_key=None if a.unsigned else a.secret_access_key,
+            aws_session_token=None if a.unsigned else a.session_token,
+            config=cfg,
+        )
+
+    def getter(self, bucket: str, keys: list[str], uris: list[str], max_in_flight: int) -> Getter:
+        client = self.client(max_in_flight)
+
+        def fetch(key: str) -> int:
+            return len(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+        def close() -> None:
+            with contextlib.suppress(Exception):  # noqa: BLE001 - best-effort cleanup
+                client.close()
+
+        return _thread_getter(fetch, keys, max_in_flight, self.name, close=close)
+
+    def stream_reader(self, bucket: str, key: str, chunk: int) -> Callable[[], int]:
+        client = self.client()
+
+        def run() -> int:
+            sink = _Sink()
+            client.download_fileobj(bucket, key, sink)
+            return sink.n
+
+        return run
+
+    def stream_writer(self, bucket: str, key: str, data: Any, chunk: int) -> Callable[[], None]:
+        client = self.client()
+        return lambda: client.upload_fileobj(io.BytesIO(data), bucket, key)
+
+
+class S3TorchConnector(Library):
+    """s3torchconnector: its ``S3Client`` (mountpoint-s3 CRT) for bulk gets, ``get_object().read()``
+    on a pool of ``max_in_flight`` threads; its datasets. Credentials come from the ``AWS_*``
+    environment, set while it is built and while it runs."""
+
+    name = dist = module = "s3torchconnector"
+
+    def getter(self, bucket: str, keys: list[str], uris: list[str], max_in_flight: int) -> Getter:
+        from s3torchconnector._s3client import S3Client, S3ClientConfig
+
+        a = self.access
+        env = a.aws_env()
+        with temporary_environ(env):
+            client = S3Client(a.region, endpoint=a.endpoint_url,
+                              s3client_config=S3ClientConfig(force_path_style=a.path_style,
+                                                             unsigned=a.unsigned))
+
+        def fetch(key: str) -> int:
+            return len(client.get_object(bucket, key).read())
+
+        return _thread_getter(fetch, keys, max_in_flight, "s3torch", env=env)
+
+    def dataset(self, kind: str, uri: str, transform: Callable[[Any], Any]) -> Any:
+        import s3torchconnector
+
+        ds = _torch_dataset(s3torchconnector, kind, uri, transform, self.access)
+        if kind == "map":
+            return ds
+        from ..torch.datasets import FlattenSamples
+
+        return FlattenSamples(ds)  # objio's iterable flattens Samples itself
+
+
+# s3dlio builds one process-wide S3 client on first use and cannot be re-pointed afterwards.
+_s3dlio_bound: tuple[str | None, str | None] | None = None
+
+
+class S3dlio(Library):
+    """s3dlio: its bulk ``get_many_stats(uris, max_in_flight)`` (Rust, tokio), configured through
+    ``AWS_*`` variables and ``configure_s3``."""
+
+    name = dist = module = "s3dlio"
+
+    def getter(self, bucket: str, keys: list[str], uris: list[str], max_in_flight: int) -> Getter:
+        global _s3dlio_bound
+        a = self.access
+        if a.unsigned:
+            raise RuntimeError("unsigned (anonymous) requests are not supported with s3dlio here")
+        binding = (a.endpoint_url, a.access_key_id)
+        if _s3dlio_bound is not None and _s3dlio_bound != binding:
+            raise RuntimeError(
+                "s3dlio keeps one S3 client per process, already bound to "
+                f"{_s3dlio_bound[0] or 'AWS'}; run the benchmark in a fresh process")
+        env = {**a.aws_env(), "AWS_ENDPOINT_URL": a.endpoint_url}
+        with temporary_environ(env):
+            import s3dlio
+
+            s3dlio.configure_s3(endpoint_url=a.endpoint_url, region=a.region)
+        _s3dlio_bound = binding
+
+        def run(advance: Advance | None) -> tuple[int, int]:
+            with temporary_environ(env):
+                count, nbytes = s3dlio.get_many_stats(uris, max_in_flight)
+            if advance is not None:
+                advance(int(count), int(nbytes))
+            return int(count), int(nbytes)
+
+        return Getter(run)
+
+
+LIBRARIES: dict[str, type[Library]] = {
+    cls.name: cls for cls in (Objio, Obstore, Boto3, S3TorchConnector, S3dlio)
+}
+"""Every library the benchmarks know, by report name."""
+
+PEERS: tuple[str, ...] = ("obstore", "boto3", "s3torchconnector", "s3dlio")
+"""Peer libraries the objects benchmark (``compare``) can run, in the order they run within an
+epoch."""
+
+
+def library(name: str, access: Access) -> Library:
+    """The adapter of library ``name`` for ``access``. Raises: ValueError (unknown name)."""
+    try:
+        return LIBRARIES[name](access)
+    except KeyError:
+        raise ValueError(f"unknown library {name!r}; choose from {', '.join(LIBRARIES)}") from None

@@ -1,0 +1,395 @@
+"""``objio bench``: parse the arguments, run one benchmark of :mod:`objio.bench`, print its
+report (rich tables; ``--json FILE`` for the whole report).
+
+Kinds (``objio bench KIND ...``; without a kind, ``objects``):
+
+* ``objects`` (default): put + get of many objects, ``--compare`` with peer libraries; with
+  ``--workload`` or ``--throughput`` the DataLoader training emulation instead.
+* ``stream``: one large object through the file-like reader and writer vs boto3 and obstore.
+* ``train``: the DataLoader training emulation alone (``--workload`` / ``--throughput``, with
+  ``--compare [LIB]`` taking a value).
+
+Exit codes: 0 success, 1 error (one line on stderr), 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..bench import train
+from ..bench._common import DEFAULT_BUCKET, one_line, start_embedded
+from ..bench.objects import DEFAULT_PREFIX, parse_peers, print_report, run_bench
+from ..bench.peers import PEERS
+from ..config import parse_size
+from ..errors import ObjectStoreError
+from ..uri import parse_uri
+from ._common import add_global_flags, client_from_args, write_json
+
+KINDS = ("objects", "stream", "train")
+"""The benchmarks ``objio bench KIND`` runs; ``objects`` when no kind is given."""
+
+DESCRIPTION = (
+    "Benchmarks of objio against its peers, side by side in one run. KIND is objects (the "
+    "default: put+get of many objects; --workload/--throughput for the DataLoader training "
+    "emulation), train (the training emulation alone) or stream (one large object through "
+    "file-like readers and writers).")
+
+
+def _fail(e: BaseException) -> int:
+    """Report a benchmark that could not run: one line on stderr; the exit code (130 for
+    Ctrl-C, else 1)."""
+    if isinstance(e, KeyboardInterrupt):
+        print("objio bench: interrupted", file=sys.stderr)
+        return 130
+    kind = ("not found: " if isinstance(e, FileNotFoundError)
+            else "access denied: " if isinstance(e, PermissionError) else "")
+    print(f"objio bench: error: {kind}{one_line(e)}", file=sys.stderr)
+    return 1
+
+
+def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``objio bench`` arguments to ``parser`` (a subcommand parser); returns it."""
+    parser.description = (
+        "DLIO-style benchmark: write NUM synthetic objects of SIZE bytes, read them back "
+        "EPOCHS times, and report MiB/s, objects/s, latency percentiles and client CPU. "
+        "Without URI, an embedded SeaweedFS S3 server is started on loopback.")
+    parser.add_argument("uri", nargs="?", default=None,
+                        help="s3://bucket/prefix to benchmark (the bucket must exist); "
+                             "default: an embedded local server, s3://objio-bench/bench/")
+    parser.add_argument("--num", type=int, default=None, help="number of objects (default 64)")
+    parser.add_argument("--size", default=None,
+                        help="bytes per object, e.g. 128KiB, 16MiB (default 1MiB)")
+    parser.add_argument("--object-type", default="RAW", metavar="TYPE",
+                        help="RAW (default), NPZ, TFRECORD or HDF5 (case-insensitive)")
+    parser.add_argument("--max-in-flight", type=int, default=64,
+                        help="concurrent requests, for objio and every peer (default 64)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="how many times the objects are read back (default 3)")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="write the full report as JSON to FILE ('-' = stdout)")
+    parser.add_argument("--keep", action="store_true",
+                        help="do not delete the objects afterwards")
+    parser.add_argument("--compare", action="store_true",
+                        help="also read the objects with peer libraries, interleaved per epoch")
+    parser.add_argument("--peers", default=None, metavar="LIST",
+                        help=f"comma list of peers for --compare (implies it); default all: "
+                             f"{','.join(PEERS)}")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run ``objio bench`` from parsed arguments; returns the process exit code (0 success,
+    1 error with a one-line message on stderr, 130 interrupted)."""
+    from rich.console import Console
+
+    server: Any = None
+    try:
+        # None = not given (the training emulation, sharing this parser, has other defaults)
+        args.num = 64 if args.num is None else args.num
+        args.epochs = 3 if args.epochs is None else args.epochs
+        size = parse_size("1MiB" if args.size is None else args.size, "--size")
+        from ..formats import normalize_object_type
+
+        otype = normalize_object_type(args.object_type)
+        peers = parse_peers(args.peers)
+        compare = bool(args.compare) or peers is not None
+        for flag, v in (("--num", args.num), ("--epochs", args.epochs),
+                        ("--max-in-flight", args.max_in_flight)):
+            if v < 1:
+                raise ValueError(f"{flag} must be >= 1, got {v}")
+        json_to_stdout = args.json == "-"
+        err_console = Console(stderr=True)
+        progress = not args.no_progress and err_console.is_terminal
+
+        if args.uri is None:
+            server, client = start_embedded()
+            prefix = f"s3://{DEFAULT_BUCKET}/{DEFAULT_PREFIX}"
+        else:
+            client = client_from_args(args)
+            prefix = args.uri
+            if parse_uri(prefix).scheme != "s3":
+                raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {prefix!r}")
+
+        report = run_bench(client, prefix, num=args.num, size=size, object_type=otype,
+                           max_in_flight=args.max_in_flight, epochs=args.epochs, compare=compare,
+                           peers=peers, seed=args.seed, keep=args.keep, progress=progress,
+                           console=err_console)
+        if server is not None:
+            report["server"] = "embedded"
+
+        out = err_console if json_to_stdout else Console()
+        if not out.is_terminal:
+            out.width = max(out.width, 200)  # pipes default to 80 columns: keep rows whole
+        print_report(report, out)
+        if args.json:
+            write_json(args.json, report)
+        return 0
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError) as e:
+        return _fail(e)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+_TRAIN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--workload",), dict(default=None, choices=sorted(train.PRESETS),
+                           help="emulate DLIO training of this workload (H100 settings)")),
+    (("--throughput",), dict(action="store_true",
+                             help="DataLoader throughput of objio vs s3torchconnector on RAW "
+                                  "objects of --size bytes (--num of them)")),
+    (("--scale",), dict(type=float, default=None,
+                        help="multiply the workload's file count by this (0 < s <= 1); default "
+                             "1 with a URI; on the embedded server unet3d 0.25, resnet50 0.008, "
+                             "cosmoflow 0.0008")),
+    (("--batch-size",), dict(type=int, default=None, help="samples per step (default: DLIO's)")),
+    (("--workers",), dict(type=int, default=None,
+                          help="DataLoader workers (default: DLIO's read_threads)")),
+    (("--prefetch-factor",), dict(type=int, default=None,
+                                  help="DataLoader prefetch_factor (default: DLIO's)")),
+    (("--epochs",), dict(type=int, default=None, help="epochs (default: DLIO's, 5; throughput 3)")),
+    (("--compute-time",), dict(type=float, default=None,
+                               help="seconds of emulated compute per step (default: DLIO's "
+                                    "per-accelerator value)")),
+    (("--dataset",), dict(default=None,
+                          help="map or iterable (throughput: comma list, default both)")),
+    (("--compare",), dict(nargs="?", const="s3torchconnector", default=None, metavar="LIB",
+                          help="also run the same loop with s3torchconnector (the default "
+                               "with --throughput; 'none' to skip)")),
+    (("--size",), dict(default=None, help="throughput: bytes per object (default 128KiB)")),
+    (("--num",), dict(type=int, default=None, help="throughput: number of objects (default 2048)")),
+    (("--json",), dict(metavar="FILE", default=None, help="write the report as JSON ('-' = stdout)")),
+    (("--keep",), dict(action="store_true",
+                       help="keep data this run generated (with a URI; default: delete it)")),
+    (("--seed",), dict(type=int, default=0, help="dataset and sampler seed (default 0)")),
+    (("--multiprocessing-context",), dict(default=None, choices=["fork", "spawn", "forkserver"],
+                                          help="DataLoader worker start method (default fork)")),
+    (("--persistent-workers",), dict(action="store_true",
+                                     help="keep DataLoader workers across epochs")),
+    (("--no-decode",), dict(action="store_true",
+                            help="only read each object, skip the format's decoding")),
+    (("--no-progress",), dict(action="store_true", help="no progress output")),
+]
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the training-emulation options to ``parser`` (e.g. the ``objio bench`` parser).
+    Options the parser already has (such as bench's ``--json``, ``--keep``, ``--seed``) are
+    left as they are and read from the same attribute. Returns the parser.
+
+    Note: bench's ``--compare`` is a flag; there it means ``--compare s3torchconnector``, and
+    bench's ``--epochs``/``--size``/``--num`` defaults then replace the training defaults."""
+    existing = set(getattr(parser, "_option_string_actions", {}))
+    for flags, kw in _TRAIN_OPTIONS:
+        if not any(f in existing for f in flags):
+            parser.add_argument(*flags, **kw)
+    return parser
+
+
+def configure_train_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A complete parser for ``objio bench train``: the URI and every training option."""
+    parser.description = (
+        "DLIO-style training emulation (--workload) and DataLoader throughput (--throughput) "
+        "of objio's PyTorch datasets, optionally against s3torchconnector. Without URI an "
+        "embedded SeaweedFS S3 server is started on loopback.")
+    parser.add_argument("uri", nargs="?", default=None,
+                        help="s3://bucket/prefix for the data (the bucket must exist); "
+                             "default: an embedded local server")
+    return add_train_arguments(parser)
+
+
+def _int_opt(args: argparse.Namespace, name: str) -> int | None:
+    v = getattr(args, name, None)
+    return None if v is None else int(v)
+
+
+def run_train_from_args(args: argparse.Namespace) -> int:
+    """Run ``objio bench --workload ...`` / ``--throughput`` from parsed arguments; returns the
+    exit code (0 success, 1 error with a one-line message on stderr, 130 interrupted)."""
+    from rich.console import Console
+
+    server: Any = None
+    try:
+        workload = getattr(args, "workload", None)
+        throughput = bool(getattr(args, "throughput", False))
+        if not workload and not throughput:
+            raise ValueError("give --workload unet3d|resnet50|cosmoflow or --throughput")
+        if workload and throughput:
+            raise ValueError("--workload and --throughput are exclusive")
+        compare_arg = getattr(args, "compare", None)
+        uri = getattr(args, "uri", None)
+        if compare_arg is True and isinstance(uri, str) and uri.lower() in (
+                "s3torchconnector", "none"):
+            # bench's flag-style --compare left "--compare s3torchconnector"'s value in the URI
+            compare_arg, uri = uri, None
+        compare = train.parse_compare(compare_arg) if compare_arg is not None else \
+            (["s3torchconnector"] if throughput else [])
+        for name, minimum in (("batch_size", 1), ("workers", 0), ("prefetch_factor", 1),
+                              ("epochs", 1), ("num", 1)):
+            v = _int_opt(args, name)
+            if v is not None and v < minimum:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {v}")
+        ct = getattr(args, "compute_time", None)
+        if ct is not None and not ct >= 0:
+            raise ValueError(f"--compute-time must be >= 0 seconds, got {ct}")
+        scale_arg = getattr(args, "scale", None)
+        if scale_arg is not None and not 0 < scale_arg <= 1:
+            raise ValueError(f"--scale must be in (0, 1], got {scale_arg}")
+        json_to_stdout = getattr(args, "json", None) == "-"
+        err = Console(stderr=True)
+        progress = not getattr(args, "no_progress", False) and err.is_terminal
+        if uri is None:
+            server, client = start_embedded()
+            prefix = f"s3://{DEFAULT_BUCKET}/{workload or 'throughput'}/"
+        else:
+            client = client_from_args(args)
+            prefix = uri
+        keep = bool(getattr(args, "keep", False)) or server is not None
+        context = getattr(args, "multiprocessing_context", None)
+        if workload:
+            scale = getattr(args, "scale", None)
+            if scale is None:
+                scale = train.EMBEDDED_SCALE[workload] if server is not None else 1.0
+            report = train.run_training(
+                client, prefix, workload, scale=scale, batch_size=_int_opt(args, "batch_size"),
+                workers=_int_opt(args, "workers"), prefetch_factor=_int_opt(args, "prefetch_factor"),
+                epochs=_int_opt(args, "epochs"), compute_time=getattr(args, "compute_time", None),
+                dataset=getattr(args, "dataset", None), compare=compare, keep=keep,
+                seed=int(getattr(args, "seed", 0) or 0), context=context,
+                persistent_workers=bool(getattr(args, "persistent_workers", False)),
+                decode=not getattr(args, "no_decode", False), progress=progress, console=err)
+        else:
+            kinds = [k.strip() for k in (getattr(args, "dataset", None) or "map,iterable").split(",")
+                     if k.strip()]
+            size = getattr(args, "size", None) or "128KiB"
+            report = train.run_throughput(
+                client, prefix, size=parse_size(size, "--size"),
+                num=_int_opt(args, "num") or 2048, datasets=kinds,
+                batch_size=_int_opt(args, "batch_size") or 32,
+                workers=2 if _int_opt(args, "workers") is None else int(args.workers),
+                prefetch_factor=_int_opt(args, "prefetch_factor") or 2,
+                epochs=_int_opt(args, "epochs") or 3, compare=compare, keep=keep,
+                context=context, progress=progress, console=err)
+        if server is not None:
+            report["server"] = "embedded"
+        out = err if json_to_stdout else Console()
+        if not out.is_terminal:
+            out.width = max(out.width, 160)
+        train.print_report(report, out)
+        path = getattr(args, "json", None)
+        if path:
+            write_json(path, report)
+        return 0
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError) as e:
+        return _fail(e)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+# ------------------------------------------------------------------------------ stream
+def configure_stream_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``objio bench stream`` arguments to ``parser``; returns it."""
+    from ..bench.stream import CASES
+
+    labels = sorted({k for cases in CASES.values() for k in cases})
+    parser.description = (
+        "One large object written and read through file-like streams by objio "
+        "(objio.open), boto3 (upload_fileobj/download_fileobj) and obstore, each run in a "
+        "fresh forked process on an embedded LocalS3Server, rounds interleaved.")
+    parser.add_argument("--size", default="1GiB", help="object size (default 1GiB)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, interleaved (default 3)")
+    parser.add_argument("--chunk", default="8MiB", help="bytes per read/write call (default 8MiB)")
+    parser.add_argument("--ops", default="write,read", help="comma list of write, read")
+    parser.add_argument("--libs", default=None,
+                        help=f"comma list of {', '.join(labels)} (default: all)")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the report as JSON to FILE ('-' = stdout)")
+    return parser
+
+
+def run_stream_from_args(args: argparse.Namespace) -> int:
+    """Run ``objio bench stream`` from parsed arguments; returns the exit code."""
+    from ..bench import stream
+
+    try:
+        size = parse_size(args.size, "--size")
+        chunk = parse_size(args.chunk, "--chunk")
+        if args.rounds < 1 or chunk < 1:
+            raise ValueError("--rounds and --chunk must be >= 1")
+        ops = [o.strip() for o in args.ops.split(",") if o.strip()]
+        if not ops or set(ops) - set(stream.CASES):
+            raise ValueError(f"--ops must be a comma list of {', '.join(stream.CASES)}")
+        libs = None
+        if args.libs:
+            libs = [x.strip() for x in args.libs.split(",") if x.strip()]
+            known = {k for cases in stream.CASES.values() for k in cases}
+            if not libs or set(libs) - known:
+                raise ValueError(f"--libs must be a comma list of {', '.join(sorted(known))}")
+        to_stdout = args.json == "-"
+        log = (lambda line: print(line, file=sys.stderr)) if to_stdout else print
+        report = stream.run(size, args.rounds, chunk, ops=ops, libs=libs, log=log)
+        stream.print_report(report, sys.stderr if to_stdout else sys.stdout)
+        if args.json:
+            write_json(args.json, report)
+        return 0
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError) as e:
+        return _fail(e)
+
+
+# ------------------------------------------------------------------------------ the command
+def _run_objects(args: argparse.Namespace) -> int:
+    """``objio bench [objects]``: put+get, or with --workload/--throughput the training
+    emulation of :mod:`objio.bench.train`."""
+    if getattr(args, "workload", None) or getattr(args, "throughput", False):
+        return run_train_from_args(args)
+    return run_from_args(args)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add every ``objio bench`` kind to ``parser`` (the ``bench`` subcommand, or the parser of
+    ``python -m objio.bench``) as sub-parsers; returns it. Use :func:`normalize_argv` on the
+    arguments so that a missing kind means ``objects``."""
+    kinds = parser.add_subparsers(dest="bench_kind", metavar="KIND")
+    kinds.required = True
+    p = kinds.add_parser(
+        "objects", help="put+get of many objects, --compare with peers (the default kind)",
+        description="Put then get synthetic objects and report MiB/s, objects/s, latency "
+                    "percentiles (time to first byte, total) and client CPU; --compare runs "
+                    "the same get phase with peers (obstore, boto3, s3torchconnector, s3dlio). "
+                    "--workload / --throughput run the DataLoader training emulation instead.")
+    add_global_flags(p)
+    configure_objects_parser(p)
+    add_train_arguments(p)  # --workload / --throughput: the DataLoader training emulation
+    p.set_defaults(func=_run_objects)
+    p = kinds.add_parser("train", help="DataLoader training emulation / throughput "
+                                       "(--workload, --throughput)")
+    add_global_flags(p)
+    configure_train_parser(p)
+    p.set_defaults(func=run_train_from_args)
+    p = kinds.add_parser("stream", help="one large object: file-like read and write vs boto3, "
+                                        "obstore")
+    configure_stream_parser(p)
+    p.set_defaults(func=run_stream_from_args)
+    return parser
+
+
+def normalize_argv(argv: Sequence[str]) -> list[str]:
+    """The arguments after ``bench`` with the default kind made explicit: ``--compare`` ->
+    ``objects --compare``; ``stream --size 1GiB`` unchanged; ``-h`` unchanged."""
+    args = list(argv)
+    if not args or (args[0] not in KINDS and args[0] not in ("-h", "--help")):
+        args.insert(0, "objects")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m objio.bench [KIND] [options]``: the ``objio bench`` command on its own."""
+    parser = argparse.ArgumentParser(prog="python -m objio.bench", description=DESCRIPTION)
+    configure_parser(parser)
+    args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
+    return int(args.func(args))

@@ -1,0 +1,62 @@
+"""``objio server``: run :class:`objio.server.LocalS3Server` in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from ..server import LocalS3Server
+
+    server = LocalS3Server(data_dir=args.data_dir, access_key_id=args.access_key_id,
+                           secret_access_key=args.secret_access_key)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    with server:
+        info = {
+            "endpoint_url": server.endpoint_url,
+            "region": server.region,
+            "access_key_id": server.access_key_id,
+            "secret_access_key": server.secret_access_key,
+        }
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            print(f"LocalS3Server (SeaweedFS) ready at {server.endpoint_url}", flush=True)
+            print("Use it with:")
+            print(f"  export AWS_ENDPOINT_URL={server.endpoint_url}")
+            print(f"  export AWS_ACCESS_KEY_ID={server.access_key_id}")
+            print(f"  export AWS_SECRET_ACCESS_KEY={server.secret_access_key}")
+            print(f"  export AWS_REGION={server.region}")
+            print("Press Ctrl-C to stop.", flush=True)
+        try:
+            while not stop.wait(0.5):
+                if not server.running:
+                    print("objio: error: the server exited; log: " + str(server.log_path),
+                          file=sys.stderr)
+                    return 1
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``server`` to the ``objio`` sub-command parser."""
+    p = sub.add_parser("server", help="run a local S3 server (SeaweedFS) in the foreground",
+                       description="Start LocalS3Server on free loopback ports with "
+                                   "authentication on, print the endpoint and keys, and run "
+                                   "until Ctrl-C.")
+    p.add_argument("--data-dir", default=None, help="keep the data here (default: a temp dir)")
+    p.add_argument("--access-key-id", default=None, help="default: generated")
+    p.add_argument("--secret-access-key", default=None, help="default: generated")
+    p.add_argument("--json", action="store_true", help="print the endpoint and keys as JSON")
+    p.set_defaults(func=cmd_server)
