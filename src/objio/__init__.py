@@ -16,6 +16,7 @@ from .engine import RequestRecord
 from .errors import (
     AccessDeniedError,
     AlreadyExistsError,
+    IntegrityError,
     NotFoundError,
     ObjectStoreError,
     ObjectTimeoutError,
@@ -64,6 +65,6 @@ __all__ = [
     "DEFAULT_OBJECT_SIZE", "Client", "ClientConfig", "configure", "default_client", "ObjectInfo",
     "ObjectURI", "parse_uri", "parse_size", "RequestRecord",
     "ObjectStoreError", "NotFoundError", "AccessDeniedError", "AlreadyExistsError",
-    "ObjectTimeoutError",
+    "ObjectTimeoutError", "IntegrityError",
     *_api.API_FUNCTIONS,
 ]

@@ -6,6 +6,7 @@
 | credentials rejected, access denied         | ``PermissionError`` (``objio.AccessDeniedError``)      |
 | object exists where it must not / precondition | ``FileExistsError`` (``objio.AlreadyExistsError``)  |
 | timeout after retries                       | ``TimeoutError`` (``objio.ObjectTimeoutError``)        |
+| bytes that do not match their checksum      | ``objio.IntegrityError`` (an ``ObjectStoreError`` and a ``ValueError``) |
 | anything else from the store                | ``objio.ObjectStoreError`` (an ``OSError``)            |
 
 Every error carries ``operation``, ``uri``, ``status`` (HTTP status or None) and ``code`` (the S3
@@ -23,6 +24,7 @@ __all__ = [
     "AccessDeniedError",
     "AlreadyExistsError",
     "ObjectTimeoutError",
+    "IntegrityError",
     "error_from_response",
 ]
 
@@ -88,6 +90,14 @@ class AlreadyExistsError(ObjectStoreError, FileExistsError):
 
 class ObjectTimeoutError(ObjectStoreError, TimeoutError):
     """No progress within the configured timeout, after all retries (a ``TimeoutError``)."""
+
+
+class IntegrityError(ObjectStoreError, ValueError):
+    """Data that does not match its recorded checksum (CRC32C) or length: a flipped byte in
+    storage or in transit, or an object rewritten underneath its checkpoint. Both an
+    :class:`ObjectStoreError` (an ``OSError``: ``uri``, ``operation``, ``code``) and a
+    ``ValueError`` (the data is wrong, not the request). Never retried silently: the message
+    names the object and the byte range that failed."""
 
 
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
