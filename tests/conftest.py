@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Every new receive buffer starts filled with 0xDB (objio._buffers): a slice the receive path
+# failed to write shows up in any test that compares data. Set before objio is imported.
+os.environ.setdefault("OBJIO_POISON_BUFFERS", "1")
+
 import re
 import uuid
 from collections.abc import Iterator
@@ -12,6 +18,14 @@ import objio
 from objio.server import LocalS3Server
 
 BUCKET = "objio-test"
+
+
+@pytest.fixture(autouse=True)
+def _full_retry_quota() -> None:
+    """Each test starts with a full retry quota (objio.engine), whatever earlier tests spent."""
+    from objio import engine
+
+    engine.reset_retry_quota()
 
 
 @pytest.fixture(scope="session")

@@ -495,8 +495,9 @@ def test_object_changed_while_reading(client: objio.Client, prefix: str) -> None
     r = RangeReader(prefix + "o", client=client, buffer_size=0)
     assert len(r.read(10)) == 10              # learns size and ETag
     client.put_bytes(prefix + "o", make_data(4000, 2))
-    with pytest.raises(objio.ObjectStoreError, match="changed while it was being read"):
+    with pytest.raises(objio.ObjectStoreError, match="changed while it was read") as e:
         r.read(10)
+    assert e.value.code == "ObjectChanged"
 
 
 def test_reader_in_forked_child(client: objio.Client, prefix: str) -> None:

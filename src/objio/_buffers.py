@@ -3,17 +3,30 @@
 ``new_buffer(n)`` returns a ``bytearray`` of ``n`` bytes WITHOUT zero-filling it (CPython's
 ``PyByteArray_FromStringAndSize(NULL, n)``): zero-filling a 16 MiB buffer costs as much as
 receiving it, and every byte is overwritten by the body before the buffer is handed out (a GET
-that ends early raises and drops its buffer). ``BufferPool`` recycles buffers for callers that
+that ends early raises and drops its buffer).
+
+Debug switch: with ``OBJIO_POISON_BUFFERS=1`` in the environment (read at import; the test
+suite sets it) every new or recycled buffer is filled with the byte ``0xDB`` first, so a slice
+that the receive path failed to write shows up as a run of ``0xDB`` instead of stale memory. ``BufferPool`` recycles buffers for callers that
 discard the data (``get_many_stats``), so steady-state reads cause no page faults.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 from typing import Any
 
 _UNINIT_MIN = 64 * 1024
+POISON_BYTE = 0xDB
+_poison = os.environ.get("OBJIO_POISON_BUFFERS", "") == "1"
+
+
+def set_poison(enabled: bool) -> None:
+    """Turn the poison fill of new buffers on or off (see the module docstring)."""
+    global _poison
+    _poison = bool(enabled)
 
 _from_string_and_size: Any = None
 if platform.python_implementation() == "CPython":
@@ -26,8 +39,11 @@ def new_buffer(n: int) -> bytearray:
     """A ``bytearray`` of ``n`` bytes whose content is unspecified (to be overwritten)."""
     if n >= _UNINIT_MIN and _from_string_and_size is not None:
         buf: bytearray = _from_string_and_size(None, n)
-        return buf
-    return bytearray(n)
+    else:
+        buf = bytearray(n)
+    if _poison:
+        buf[:] = bytes([POISON_BYTE]) * n
+    return buf
 
 
 class BufferPool:
@@ -45,6 +61,8 @@ class BufferPool:
                 break
         if buf is None:
             buf = new_buffer(max(n, 1))
+        elif _poison:
+            buf[:n] = bytes([POISON_BYTE]) * n
         return memoryview(buf)[:n]
 
     def give(self, data: object) -> None:

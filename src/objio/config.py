@@ -14,6 +14,9 @@
 | max_attempts | OBJIO_MAX_ATTEMPTS | 5 |
 | connect_timeout_s | OBJIO_CONNECT_TIMEOUT_S | 10.0 seconds |
 | read_timeout_s | OBJIO_READ_TIMEOUT_S | 30.0 seconds without receiving a byte |
+| request_timeout_s | OBJIO_REQUEST_TIMEOUT_S | 60.0 seconds: a request's deadline, or more for large bodies (below) |
+| min_transfer_rate | OBJIO_MIN_TRANSFER_RATE | 1 MiB (bytes per second): a request moving N bytes may take max(request_timeout_s, N / rate) |
+| checksums | OBJIO_CHECKSUMS | True: send CRC32C with uploads, verify full-object CRC32C on downloads |
 | part_size | OBJIO_PART_SIZE | 8 MiB (bytes; also the ranged-GET chunk) |
 | range_threshold | OBJIO_RANGE_THRESHOLD | 32 MiB (bytes; larger GETs split into ranged GETs) |
 | max_in_flight | OBJIO_MAX_IN_FLIGHT | 64 requests per client |
@@ -124,6 +127,9 @@ _ENV: dict[str, tuple[str, ...]] = {
     "max_attempts": ("OBJIO_MAX_ATTEMPTS",),
     "connect_timeout_s": ("OBJIO_CONNECT_TIMEOUT_S",),
     "read_timeout_s": ("OBJIO_READ_TIMEOUT_S",),
+    "request_timeout_s": ("OBJIO_REQUEST_TIMEOUT_S",),
+    "min_transfer_rate": ("OBJIO_MIN_TRANSFER_RATE",),
+    "checksums": ("OBJIO_CHECKSUMS",),
     "part_size": ("OBJIO_PART_SIZE",),
     "range_threshold": ("OBJIO_RANGE_THRESHOLD",),
     "max_in_flight": ("OBJIO_MAX_IN_FLIGHT",),
@@ -136,6 +142,9 @@ _DEFAULTS: dict[str, Any] = {
     "max_attempts": 5,
     "connect_timeout_s": 10.0,
     "read_timeout_s": 30.0,
+    "request_timeout_s": 60.0,
+    "min_transfer_rate": 1 * MiB,
+    "checksums": True,
     "part_size": 8 * MiB,
     "range_threshold": 32 * MiB,
     "max_in_flight": 64,
@@ -165,6 +174,9 @@ class ClientConfig:
     max_attempts: int | None = None
     connect_timeout_s: float | None = None
     read_timeout_s: float | None = None
+    request_timeout_s: float | None = None
+    min_transfer_rate: int | None = None
+    checksums: bool | None = None
     part_size: int | None = None
     range_threshold: int | None = None
     max_in_flight: int | None = None
@@ -175,7 +187,7 @@ class ClientConfig:
                 raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
 
         # Size fields may be given as "16MiB" strings.
-        for name in ("part_size", "range_threshold"):
+        for name in ("part_size", "range_threshold", "min_transfer_rate"):
             v = getattr(self, name)
             if isinstance(v, str):
                 object.__setattr__(self, name, parse_size(v, name))
@@ -187,7 +199,7 @@ class ClientConfig:
         if self.max_attempts is not None:
             check("max_attempts", _is_int(self.max_attempts) and self.max_attempts >= 1,
                   "an integer >= 1")
-        for name in ("connect_timeout_s", "read_timeout_s"):
+        for name in ("connect_timeout_s", "read_timeout_s", "request_timeout_s"):
             v = getattr(self, name)
             if v is not None:
                 check(name, isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
@@ -199,10 +211,13 @@ class ClientConfig:
         if self.range_threshold is not None:
             check("range_threshold", _is_int(self.range_threshold) and self.range_threshold >= 1,
                   "a number of bytes >= 1")
+        if self.min_transfer_rate is not None:
+            check("min_transfer_rate", _is_int(self.min_transfer_rate) and self.min_transfer_rate >= 1,
+                  "a number of bytes per second >= 1")
         if self.max_in_flight is not None:
             check("max_in_flight", _is_int(self.max_in_flight) and self.max_in_flight >= 1,
                   "an integer >= 1")
-        for name in ("unsigned", "force_path_style", "sign_payload"):
+        for name in ("unsigned", "force_path_style", "sign_payload", "checksums"):
             v = getattr(self, name)
             if v is not None:
                 check(name, isinstance(v, bool), "True, False or None")
@@ -248,6 +263,14 @@ class ClientConfig:
             values["session_token"] = self.session_token
         return ClientConfig(**values)
 
+    def deadline_s(self, nbytes: int | None) -> float:
+        """How long one request moving ``nbytes`` bytes may take in all, in seconds:
+        ``max(request_timeout_s, nbytes / min_transfer_rate)`` (a resolved config)."""
+        base = self.request_timeout_s or 60.0
+        if not nbytes:
+            return base
+        return max(base, nbytes / (self.min_transfer_rate or MiB))
+
     @property
     def path_style(self) -> bool:
         """Whether requests use path-style addressing (``endpoint/bucket/key``)."""
@@ -262,13 +285,13 @@ def _is_int(v: object) -> bool:
 
 def _from_env(name: str, var: str, raw: str) -> Any:
     try:
-        if name in ("unsigned", "force_path_style", "sign_payload"):
+        if name in ("unsigned", "force_path_style", "sign_payload", "checksums"):
             return _env_bool(var, raw)
         if name in ("max_attempts", "max_in_flight"):
             return int(raw)
-        if name in ("connect_timeout_s", "read_timeout_s"):
+        if name in ("connect_timeout_s", "read_timeout_s", "request_timeout_s"):
             return float(raw)
-        if name in ("part_size", "range_threshold"):
+        if name in ("part_size", "range_threshold", "min_transfer_rate"):
             return parse_size(raw, var)
     except ValueError as e:
         raise ValueError(f"environment variable {var}={raw!r} is invalid: {e}") from None

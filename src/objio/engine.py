@@ -5,8 +5,20 @@
 * Sync calls submit a coroutine to that loop and wait on a future: the waiting thread holds no
   GIL while the I/O runs. Async calls from the caller's own loop await a wrapped future and never
   block it.
-* Retries with exponential backoff and full jitter for transient errors (connection errors,
-  timeouts, HTTP 500/502/503/504, 408/429, bodies shorter than Content-Length).
+* Retries as the AWS SDKs' standard retry mode: exponential backoff with full jitter
+  (``random() * 2**attempt`` seconds, at most 20 s) for transient errors (connection errors,
+  timeouts, HTTP 500/502/503/504, 408/429, bodies shorter than declared), within a retry quota
+  (500 tokens per process; a retry costs 5, 10 after a timeout; a success gives 1 back, a
+  success after retries gives their cost back): a 5 s server restart is ridden out, a dead
+  server fails fast once the quota is spent.
+* The receive path returns a buffer only when every byte of it was written by a response for
+  exactly the range asked: the backends check status, Content-Range and lengths; here every
+  part of a multi-request GET must come from the same version of the object as the first
+  response (same ETag and total size), or the whole GET starts again once, then raises
+  ``ObjectStoreError`` with code ``ObjectChanged``.
+* Multipart uploads are created through :func:`create_multipart`, which aborts the duplicate
+  uploads a retried CreateMultipartUpload may leave, and aborted through
+  :func:`abort_multipart`, retried like every request: none is left behind.
 * Bounded concurrency (``max_in_flight``) with results kept in input order.
 * GETs of objects larger than ``range_threshold`` are split into concurrent ranged GETs written
   into one preallocated buffer.
@@ -28,7 +40,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Iterable, NamedTuple, Ty
 from ._buffers import BufferPool, new_buffer
 from .backend import Backend, GetResult
 from .config import ClientConfig
-from .errors import ObjectStoreError
+from .errors import AlreadyExistsError, ObjectStoreError
 from .uri import ObjectURI
 
 log = logging.getLogger("objio.engine")
@@ -37,8 +49,11 @@ builtins_list = list
 T = TypeVar("T")
 R = TypeVar("R")
 
-_BACKOFF_BASE_S = 0.05
-_BACKOFF_CAP_S = 10.0
+_BACKOFF_BASE_S = 1.0  # AWS standard mode: random() * 2**attempt seconds
+_BACKOFF_CAP_S = 20.0  # AWS standard mode's max backoff
+_RETRY_QUOTA = 500  # AWS standard mode: initial retry tokens
+_RETRY_COST = 5
+_TIMEOUT_RETRY_COST = 10
 _MAX_PARTS_PER_OBJECT = 16
 
 
@@ -226,25 +241,57 @@ async def to_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 # ----------------------------------------------------------------------------------- retries
 def backoff_s(attempt: int) -> float:
-    """Full-jitter exponential backoff for retry number ``attempt`` (1-based), in seconds."""
-    return random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * (2 ** attempt)))
+    """Full-jitter exponential backoff before retry number ``attempt`` (1-based), in seconds:
+    ``random() * 2**attempt``, at most 20 s (AWS standard retry mode)."""
+    return min(_BACKOFF_CAP_S, random.random() * _BACKOFF_BASE_S * (2 ** attempt))
+
+
+class _RetryQuota:
+    """The AWS SDKs' retry quota (token bucket), one per process: retries stop when a server
+    keeps failing, so an outage fails fast instead of multiplying the load."""
+
+    def __init__(self) -> None:
+        self.available = _RETRY_QUOTA
+
+    def take(self, cost: int) -> bool:
+        if self.available < cost:
+            return False
+        self.available -= cost
+        return True
+
+    def give(self, amount: int) -> None:
+        self.available = min(_RETRY_QUOTA, self.available + amount)
+
+
+_quota = _RetryQuota()
+
+
+def reset_retry_quota() -> None:
+    """Refill the retry quota (tests start each case with a full one)."""
+    _quota.available = _RETRY_QUOTA
 
 
 async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
     """Call ``fn`` until it succeeds, retrying ``retryable`` errors up to ``max_attempts``
-    requests in all; the last error is raised."""
+    requests in all while the retry quota lasts; the last error is raised."""
     attempt = 1
+    spent = 0
     while True:
         try:
-            return await fn()
+            result = await fn()
         except ObjectStoreError as e:
-            if not e.retryable or attempt >= max_attempts:
+            cost = _TIMEOUT_RETRY_COST if isinstance(e, TimeoutError) else _RETRY_COST
+            if not e.retryable or attempt >= max_attempts or not _quota.take(cost):
                 raise
+            spent += cost
             delay = backoff_s(attempt)
             log.debug("retrying %s %s after %s (attempt %d/%d, %.3fs)", e.operation, e.uri,
                       e.code, attempt, max_attempts, delay)
             attempt += 1
             await asyncio.sleep(delay)
+        else:
+            _quota.give(spent if spent else 1)
+            return result
 
 
 # ----------------------------------------------------------------------------------- bounded map
@@ -302,6 +349,34 @@ async def bounded_map(
 
 
 # ----------------------------------------------------------------------------------- GET
+def _changed(obj: ObjectURI, detail: str) -> ObjectStoreError:
+    return ObjectStoreError(f"GetObject {obj} failed: the object changed while it was read: "
+                            f"{detail}; read it again", operation="GetObject", uri=str(obj),
+                            code="ObjectChanged")
+
+
+async def get_range(backend: Backend, obj: ObjectURI, start: int, stop: int, attempts: int, *,
+                    etag: str = "", total: int = -1,
+                    into: memoryview | None = None) -> GetResult:
+    """Bytes [start, stop) of ``obj`` with retries, from the same version as an earlier
+    response: with ``etag`` the request carries If-Match and the response must have that ETag;
+    with ``total`` its total size must be that. Anything else (a 412, another ETag or size)
+    raises ``ObjectStoreError`` with code ``ObjectChanged``; the backend has already checked
+    status, Content-Range and length (:meth:`objio.s3.S3Backend.get`)."""
+    try:
+        r = await with_retries(
+            lambda: backend.get(obj, start, stop - 1, if_match=etag or None, into=into), attempts)
+    except AlreadyExistsError as e:  # 412: If-Match failed
+        if not etag:
+            raise
+        raise _changed(obj, f"its ETag is no longer {etag!r}") from e
+    if etag and r.etag and r.etag != etag:  # a server that ignores If-Match
+        raise _changed(obj, f"bytes {start}-{stop - 1} came from ETag {r.etag!r}, not {etag!r}")
+    if total >= 0 and r.total_size >= 0 and r.total_size != total:
+        raise _changed(obj, f"it is now {r.total_size} bytes, not {total}")
+    return r
+
+
 async def get_object(
     backend: Backend,
     obj: ObjectURI,
@@ -311,10 +386,24 @@ async def get_object(
 ) -> bytearray | memoryview:
     """Whole object into memory. The first request asks for ``range_threshold`` bytes; when
     the object is larger, the rest is fetched with concurrent ranged GETs of ``part_size``
-    bytes into one preallocated buffer (checked with If-Match against the first ETag).
+    bytes into one preallocated buffer, every part checked to come from the same version as
+    the first response (If-Match, ETag and total size). If the object changed meanwhile, the
+    whole GET starts again once; then ``ObjectStoreError`` (code ``ObjectChanged``).
 
     Returns a bytearray, or with ``pool`` a memoryview of a pooled buffer (give it back with
     ``pool.give``)."""
+    try:
+        return await _get_object_once(backend, obj, config, observer, pool)
+    except ObjectStoreError as e:
+        if e.code != "ObjectChanged":
+            raise
+        log.info("%s changed while it was read; reading it again", obj)
+    return await _get_object_once(backend, obj, config, observer, pool)
+
+
+async def _get_object_once(backend: Backend, obj: ObjectURI, config: ClientConfig,
+                           observer: Observer | None,
+                           pool: BufferPool | None) -> bytearray | memoryview:
     assert config.range_threshold and config.part_size and config.max_attempts
     t0 = time.perf_counter()
     attempts = config.max_attempts
@@ -345,10 +434,8 @@ async def get_object(
 
         async def fetch(r: tuple[int, int]) -> None:
             s, e = r
-            await with_retries(
-                lambda: backend.get(obj, s, e - 1, if_match=first.etag or None, into=mv[s:e]),
-                attempts,
-            )
+            await get_range(backend, obj, s, e, attempts, etag=first.etag, total=total,
+                            into=mv[s:e])
 
         try:
             await bounded_map(fetch, ranges, min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8),

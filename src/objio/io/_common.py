@@ -9,7 +9,6 @@ from typing import Any
 from .. import engine
 from ..backend import GetResult
 from ..config import MiB
-from ..errors import AlreadyExistsError, ObjectStoreError
 from ..uri import ObjectURI, parse_uri
 
 log = logging.getLogger("objio.io")
@@ -58,19 +57,13 @@ def _byte_view(b: Any, name: str, writable: bool) -> memoryview:
 
 
 async def _get(backend: Any, obj: ObjectURI, start: int, stop: int, attempts: int, *,
-               etag: str = "", into: memoryview | None = None) -> GetResult:
-    """One GET of bytes [start, stop) with retries. With ``etag``, a changed object (412) is
-    reported as such instead of as a failed precondition."""
-    try:
-        return await engine.with_retries(
-            lambda: backend.get(obj, start, stop - 1, if_match=etag or None, into=into), attempts)
-    except AlreadyExistsError as e:
-        if not etag:
-            raise
-        raise ObjectStoreError(
-            f"GetObject {obj} failed: the object changed while it was being read (ETag is no "
-            f"longer {etag!r}); open it again", operation="GetObject", uri=str(obj),
-            status=e.status, code=e.code) from e
+               etag: str = "", total: int | None = -1,
+               into: memoryview | None = None) -> GetResult:
+    """One GET of bytes [start, stop) with retries, checked to come from the version the
+    reader first saw (``etag``, ``total``; see :func:`objio.engine.get_range`): a changed
+    object raises ``ObjectStoreError`` with code ``ObjectChanged``."""
+    return await engine.get_range(backend, obj, start, stop, attempts, etag=etag,
+                                  total=-1 if total is None else total, into=into)
 
 
 async def _probe(backend: Any, obj: ObjectURI, start: int, stop: int, attempts: int) -> GetResult:
@@ -84,19 +77,20 @@ async def _probe(backend: Any, obj: ObjectURI, start: int, stop: int, attempts: 
 
 
 async def _fill(backend: Any, obj: ObjectURI, start: int, view: memoryview, etag: str,
-                attempts: int, piece: int, parallel: int) -> None:
+                attempts: int, piece: int, parallel: int, total: int | None = -1) -> None:
     """Fill ``view`` with bytes [start, start + len(view)) (all inside the object): one GET,
     or concurrent ranged GETs of ``piece`` bytes, each received straight into its slice."""
     n = len(view)
     if n == 0:
         return
     if n <= piece:
-        await _get(backend, obj, start, start + n, attempts, etag=etag, into=view)
+        await _get(backend, obj, start, start + n, attempts, etag=etag, total=total, into=view)
         return
 
     async def one(off: int) -> None:
         end = min(off + piece, n)
-        await _get(backend, obj, start + off, start + end, attempts, etag=etag, into=view[off:end])
+        await _get(backend, obj, start + off, start + end, attempts, etag=etag, total=total,
+                   into=view[off:end])
 
     await engine.bounded_map(one, range(0, n, piece), max(1, parallel), keep_results=False)
 

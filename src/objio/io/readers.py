@@ -207,8 +207,12 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
     def _learn(self, size: int, etag: str) -> None:
         if self._size is None:
             self._size = size
+        elif size >= 0 and size != self._size:
+            raise engine._changed(self._obj, f"it is now {size} bytes, not {self._size}")
         if not self._etag:
             self._etag = etag
+        elif etag and etag != self._etag:
+            raise engine._changed(self._obj, f"its ETag is now {etag!r}, not {self._etag!r}")
 
     def _readinto(self, mv: memoryview) -> int:
         raise NotImplementedError
@@ -294,7 +298,7 @@ class SequentialReader(ObjectReader):
         buf = self._free.pop() if self._free else new_buffer(self._cs)
         view = memoryview(buf)[: stop - start]
         fut = engine.submit(_get(self._backend, self._obj, start, stop, self._attempts,
-                                 etag=self._etag, into=view))
+                                 etag=self._etag, total=self._size, into=view))
         self._chunks[idx] = _Chunk(idx, start, stop, fut, buf, False)
 
     def _drop(self, idx: int) -> None:
@@ -404,7 +408,7 @@ class SequentialReader(ObjectReader):
                     if end < self._size:  # read-ahead of what follows, while the run is fetched
                         self._plan(end // cs)
                     engine.run(_fill(self._backend, self._obj, pos, mv[got: got + run],
-                                     self._etag, self._attempts, cs, self._parallel))
+                                     self._etag, self._attempts, cs, self._parallel, self._size))
                     got += run
                     self._pos = end
                     continue
@@ -521,7 +525,7 @@ class RangeReader(ObjectReader):
         buf = self._buf
         self._buf = None  # dropped if the fetch does not complete
         engine.run(_fill(self._backend, self._obj, pos, memoryview(buf)[:n], self._etag,
-                         self._attempts, self._piece, self._parallel))
+                         self._attempts, self._piece, self._parallel, self._size))
         self._buf, self._buf_start, self._buf_len = buf, pos, n
 
     def prefetch(self) -> None:
@@ -558,7 +562,7 @@ class RangeReader(ObjectReader):
                 got += k
             else:
                 engine.run(_fill(self._backend, self._obj, p, mv[got: got + rem], self._etag,
-                                 self._attempts, self._piece, self._parallel))
+                                 self._attempts, self._piece, self._parallel, self._size))
                 got += rem
         self._pos = pos + got
         return got
@@ -598,7 +602,7 @@ class RangeReader(ObjectReader):
         if pos >= size:
             return b"", 0, 0
         r = engine.run(_get(self._backend, self._obj, pos, min(pos + _PEEK_SIZE, size),
-                            self._attempts, etag=self._etag))
+                            self._attempts, etag=self._etag, total=size))
         return r.data, 0, len(r.data)
 
     def _release(self) -> None:
@@ -670,13 +674,13 @@ async def _fetch_group(backend: Any, obj: ObjectURI, start: int, stop: int, size
         buf = new_buffer(stop - start)
         mv = memoryview(buf)
         mv[:head] = r.data
-        await _fill(backend, obj, start + head, mv[head:], etag, attempts, piece, parallel)
+        await _fill(backend, obj, start + head, mv[head:], etag, attempts, piece, parallel, size)
         return buf, size, etag
     stop = min(stop, size)
     if stop <= start:
         return bytearray(), size, etag
     buf = new_buffer(stop - start)
-    await _fill(backend, obj, start, memoryview(buf), etag, attempts, piece, parallel)
+    await _fill(backend, obj, start, memoryview(buf), etag, attempts, piece, parallel, size)
     return buf, size, etag
 
 

@@ -19,15 +19,17 @@ from urllib.parse import unquote_plus, urlsplit
 from xml.etree import ElementTree as ET
 
 import aiohttp
+import google_crc32c
+import numpy as np
 from yarl import URL
 
 from .._buffers import new_buffer
 from ..backend import GetResult, ListPage, ObjectInfo
 from ..config import ClientConfig, MiB
-from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response
+from ..errors import IntegrityError, ObjectStoreError, ObjectTimeoutError, error_from_response
 from ..uri import ObjectURI
 from .credentials import CredentialProvider
-from .fastget import FastGetClient, ShortBody, Unsupported, WrongLength
+from .fastget import FastGetClient, ShortBody, Unsupported
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, SigV4Signer, canonical_query, uri_encode_path
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -115,10 +117,13 @@ class S3Backend:
         self._ssl: ssl.SSLContext | None = None
         if self._http_scheme == "https":
             self._ssl = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+        self._checksums = bool(config.checksums)
+        self._part_crcs: dict[str, dict[int, str]] = {}  # upload id -> part number -> CRC32C
         self._fast: FastGetClient | None = None
         if os.environ.get("OBJIO_FAST_GET", "1") != "0":
             self._fast = FastGetClient(self._http_scheme, config.connect_timeout_s or 10.0,
-                                       config.read_timeout_s or 30.0, ssl_context=self._ssl)
+                                       config.read_timeout_s or 30.0, ssl_context=self._ssl,
+                                       deadline_s=config.deadline_s)
 
     # ----------------------------------------------------------------------------- plumbing
     def _get_session(self) -> aiohttp.ClientSession:
@@ -206,11 +211,15 @@ class S3Backend:
     ) -> tuple[int, Any, bytes]:
         """Send one request, read the whole (small) response; raise translated errors."""
         host, target, hdrs = self._prepare(method, bucket, key, params, headers, body)
-        if body is not None and not isinstance(body, str) and len(body) >= _SPLIT_BODY_MIN:
+        nbytes = 0 if body is None else len(body)
+        if body is not None and not isinstance(body, str) and nbytes >= _SPLIT_BODY_MIN:
             body = _SplitBodyPayload(body)
+        cfg = self.config
+        timeout = aiohttp.ClientTimeout(total=cfg.deadline_s(nbytes), sock_connect=cfg.connect_timeout_s,
+                                        sock_read=cfg.read_timeout_s)
         try:
             async with self._get_session().request(method, self._url(host, target), headers=hdrs,
-                                                   data=body) as r:
+                                                   data=body, timeout=timeout) as r:
                 payload = await r.read()
                 status, rh = r.status, r.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
@@ -230,12 +239,26 @@ class S3Backend:
         into: memoryview | None = None,
         alloc: Callable[[int], memoryview] | None = None,
     ) -> GetResult:
-        """GetObject, optionally of the byte range [start, end] (inclusive, like HTTP).
+        """GetObject of the whole object, or of the byte range [start, end] (inclusive, like
+        HTTP; ``end`` None: to the end of the object).
 
-        With ``into`` (a writable byte memoryview of exactly the expected length) the body is
-        written there and ``data`` is empty; with ``alloc`` the body goes into ``alloc(n)``
-        (returned as ``data``); else into a new bytearray. A range starting past the end gives
-        empty data.
+        The result holds exactly the bytes ``[start, stop)`` of one response, ``stop =
+        min(end + 1, total)``: written into ``into`` (a writable byte memoryview that must have
+        that length), into ``alloc(n)`` (returned as ``data``), or into a new bytearray.
+        Whatever the server does, nothing else is returned:
+
+        * a 206 must carry a Content-Range starting at ``start`` and a body of the length it
+          declares (a short body raises ``IncompleteBody``, retryable; chunked bodies too);
+        * a 200 to a ranged request (a server or proxy that ignores Range) is sliced to the
+          range;
+        * a 416 (range past the end) gives empty data and the total from Content-Range; with
+          ``into`` (the caller knows the object is longer) it raises ``ObjectChanged``;
+        * with ``into``, any other length than ``len(into)`` raises ``ObjectChanged``;
+        * with checksums on, a whole-object response carrying ``x-amz-checksum-crc32c`` is
+          verified (:class:`objio.IntegrityError` on a mismatch).
+
+        ``etag`` and ``total_size`` of the response are returned for the caller to compare
+        across parts (the engine does).
         """
         uri = str(obj)
         hdrs: dict[str, str] = {}
@@ -243,12 +266,16 @@ class S3Backend:
             hdrs["range"] = f"bytes={start}-{'' if end is None else end}"
         if if_match:
             hdrs["if-match"] = f'"{if_match}"'
+        if self._checksums:
+            hdrs["x-amz-checksum-mode"] = "ENABLED"
         host, target, hdrs = self._prepare("GET", obj.bucket, obj.key, (), hdrs)
         if self._fast is not None:
             try:
-                return await self._fast_get(uri, host, target, hdrs, into, alloc)
+                raw = await self._fast_get(uri, host, target, hdrs, into, alloc)
             except Unsupported:
-                pass  # e.g. a chunked response: the general client handles it
+                raw = None  # e.g. a chunked response: the general client handles it
+            if raw is not None:
+                return self._checked_get(uri, start, end, into, alloc, *raw)
         t0 = time.perf_counter()
         try:
             async with self._get_session().get(self._url(host, target), headers=hdrs) as r:
@@ -256,59 +283,104 @@ class S3Backend:
                 status = r.status
                 if status not in (200, 206):
                     body = await r.read()
-                    if status == 416:  # range starts at/after the end of the object
-                        return GetResult(bytearray(), _total_from_range(r.headers, -1), "", ttfb)
+                    if status == 416:
+                        return self._checked_get(uri, start, end, into, alloc, status,
+                                                 r.headers, None, False, ttfb)
                     raise error_from_response("GetObject", uri, status, body)
                 n = r.content_length
-                etag = r.headers.get("ETag", "").strip('"')
-                total = _total_from_range(r.headers, n) if status == 206 else (n or 0)
+                # The request's deadline, now that its size is known (chunked: the base one).
+                left = self.config.deadline_s(n) - (time.perf_counter() - t0)
+                data: bytearray | memoryview | None
+                wrote = False
                 if n is None:  # chunked transfer: no preallocation possible
-                    data = bytearray(await r.read())
-                    if into is not None:
-                        into[: len(data)] = data
-                        data = bytearray()
-                    return GetResult(data, total if total >= 0 else len(data), etag, ttfb)
-                if into is not None:
-                    if len(into) != n:
-                        raise ObjectStoreError(
-                            f"GetObject {uri}: expected {len(into)} bytes, server sends {n}",
-                            operation="GetObject", uri=uri, code="UnexpectedLength",
-                        )
-                    await _read_body_into(r.content, into, n, uri)
-                    return GetResult(bytearray(), total, etag, ttfb)
-                if alloc is not None:
-                    mv = alloc(n)
-                    await _read_body_into(r.content, mv, n, uri)
-                    return GetResult(mv, total, etag, ttfb)
-                buf = new_buffer(n)
-                await _read_body_into(r.content, memoryview(buf), n, uri)
-                return GetResult(buf, total, etag, ttfb)
+                    data = bytearray(await asyncio.wait_for(r.read(), left))
+                elif into is not None and n == len(into):
+                    await asyncio.wait_for(_read_body_into(r.content, into, n, uri), left)
+                    data, wrote = None, True
+                else:
+                    data = alloc(n) if (alloc is not None and into is None) else new_buffer(n)
+                    await asyncio.wait_for(_read_body_into(r.content, memoryview(data), n, uri),
+                                           left)
+                return self._checked_get(uri, start, end, into, alloc, status, r.headers, data,
+                                         wrote, ttfb)
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             raise _connection_error("GetObject", uri, e) from e
 
     async def _fast_get(self, uri: str, host: str, target: str, hdrs: dict[str, str],
-                        into: memoryview | None,
-                        alloc: Callable[[int], memoryview] | None) -> GetResult:
+                        into: memoryview | None, alloc: Callable[[int], memoryview] | None,
+                        ) -> tuple[int, Any, bytearray | memoryview | None, bool, float]:
+        """One GET through objio's receive path: (status, headers, body or None when written
+        into ``into``, whether it was written into ``into``, ttfb)."""
         assert self._fast is not None
         try:
             r = await self._fast.get(host, target, hdrs, into, alloc)
         except ShortBody as e:
             raise ObjectStoreError(f"GetObject {uri} failed: {e}", operation="GetObject", uri=uri,
                                    code="IncompleteBody", retryable=True) from e
-        except WrongLength as e:
-            raise ObjectStoreError(f"GetObject {uri}: {e}", operation="GetObject", uri=uri,
-                                   code="UnexpectedLength") from e
         except (OSError, asyncio.TimeoutError) as e:  # ConnectionError, TimeoutError, socket errors
             raise _connection_error("GetObject", uri, e) from e
-        status = r.status
-        if status not in (200, 206):
-            if status == 416:  # range starts at/after the end of the object
-                return GetResult(bytearray(), _total_from_range(r.headers, -1), "", r.ttfb_s)
-            raise error_from_response("GetObject", uri, status, bytes(r.body or b""))
-        n = int(r.headers["content-length"])
-        total = _total_from_range(r.headers, n) if status == 206 else n
-        etag = r.headers.get("etag", "").strip('"')
-        return GetResult(r.body if r.body is not None else bytearray(), total, etag, r.ttfb_s)
+        if r.status not in (200, 206, 416):
+            raise error_from_response("GetObject", uri, r.status, bytes(r.body or b""))
+        return r.status, r.headers, r.body, r.body is None and r.status != 416, r.ttfb_s
+
+    def _checked_get(self, uri: str, start: int | None, end: int | None,
+                     into: memoryview | None, alloc: Callable[[int], memoryview] | None,
+                     status: int, headers: Any, body: bytearray | memoryview | None,
+                     wrote_into: bool, ttfb: float) -> GetResult:
+        """The checks and slicing of :meth:`get` on a received response."""
+        etag = headers.get("etag", "").strip('"')
+        if status == 416:
+            if into is not None:
+                raise _changed(uri, f"the server has no bytes {start}- any more (416; the "
+                                    f"object is now {_content_range(headers)[2]} bytes)")
+            return GetResult(bytearray(), _content_range(headers)[2], etag, ttfb)
+        got = len(into) if wrote_into else len(body)  # type: ignore[arg-type]
+        whole = False
+        if status == 206:
+            first, last, total = _content_range(headers)
+            if first < 0 or last < first:
+                raise _bad_range(uri, start, end, headers.get("content-range"))
+            if got < last - first + 1:  # e.g. a cleanly terminated short chunked body
+                raise ObjectStoreError(
+                    f"GetObject {uri} failed: body cut short ({got} of {last - first + 1} "
+                    f"bytes)", operation="GetObject", uri=uri, code="IncompleteBody",
+                    retryable=True)
+            want_first = 0 if start is None else start
+            want_last = (total - 1) if end is None or total < 0 else min(end, total - 1)
+            if got != last - first + 1 or first != want_first or (
+                    total >= 0 and last != want_last):
+                raise _bad_range(uri, start, end, headers.get("content-range"))
+            if total < 0:
+                total = first + got if end is None else -1
+            whole = first == 0 and last == total - 1
+        else:  # 200: the whole object, whatever was asked
+            total = got
+            whole = True
+            lo = 0 if start is None else start
+            hi = total if end is None else min(end + 1, total)
+            if (lo, hi) != (0, total):  # a Range the server ignored: take the slice asked
+                received = into if wrote_into else body
+                assert received is not None
+                piece = memoryview(received)[lo:max(lo, hi)]
+                if into is not None:
+                    if len(into) != len(piece):
+                        raise _changed(uri, f"expected {len(into)} bytes at {lo}, the object "
+                                            f"has {len(piece)} there ({total} bytes in all)")
+                    into[:] = piece
+                    return GetResult(bytearray(), total, etag, ttfb)
+                sliced = alloc(len(piece)) if alloc is not None else new_buffer(len(piece))
+                sliced[:] = piece
+                return GetResult(sliced, total, etag, ttfb)
+        if whole and self._checksums:
+            _verify_crc32c(uri, headers, into if wrote_into else body)
+        if into is not None and not wrote_into:
+            assert body is not None
+            if len(body) != len(into):
+                raise _changed(uri, f"expected {len(into)} bytes at {start}, the server sent "
+                                    f"{len(body)} ({headers.get('content-range') or 'no range'})")
+            into[:] = body
+            body = None
+        return GetResult(bytearray() if body is None else body, total, etag, ttfb)
 
     async def head(self, obj: ObjectURI) -> ObjectInfo:
         """HeadObject. Raises FileNotFoundError if absent."""
@@ -324,6 +396,8 @@ class S3Backend:
         """PutObject of a bytes-like ``data``; returns the ETag. With ``if_none_match`` the
         write fails with FileExistsError when the key exists (conditional write)."""
         hdrs = {"if-none-match": "*"} if if_none_match else {}
+        if self._checksums:  # the server refuses the body if it does not match (BadDigest)
+            hdrs["x-amz-checksum-crc32c"] = _crc32c_b64(data)
         _, h, _ = await self._simple("PutObject", str(obj), "PUT", obj.bucket, obj.key,
                                      headers=hdrs, body=data)
         return str(h.get("ETag", "")).strip('"')
@@ -355,9 +429,12 @@ class S3Backend:
 
     # ----------------------------------------------------------------------------- multipart
     async def create_multipart(self, obj: ObjectURI) -> str:
-        """CreateMultipartUpload; returns the UploadId."""
+        """CreateMultipartUpload; returns the UploadId. With checksums on, the upload is
+        created with ``x-amz-checksum-algorithm: CRC32C`` and every part carries its CRC32C."""
+        hdrs = {"x-amz-checksum-algorithm": "CRC32C"} if self._checksums else {}
         _, _, payload = await self._simple("CreateMultipartUpload", str(obj), "POST",
-                                           obj.bucket, obj.key, params=(("uploads", ""),))
+                                           obj.bucket, obj.key, params=(("uploads", ""),),
+                                           headers=hdrs)
         upload_id = _text(_xml(payload), "UploadId")
         if not upload_id:
             raise ObjectStoreError(f"CreateMultipartUpload {obj}: no UploadId in response",
@@ -365,21 +442,31 @@ class S3Backend:
         return upload_id
 
     async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any) -> str:
-        """UploadPart (part_number 1..10000); returns the part's ETag (quoted, as S3 sends)."""
+        """UploadPart (part_number 1..10000); returns the part's ETag (quoted, as S3 sends).
+        With checksums on, the part's CRC32C is sent (and kept for the completion request)."""
+        hdrs: dict[str, str] = {}
+        if self._checksums:
+            hdrs["x-amz-checksum-crc32c"] = crc = _crc32c_b64(data)
         _, h, _ = await self._simple(
             "UploadPart", str(obj), "PUT", obj.bucket, obj.key,
             params=(("partNumber", str(part_number)), ("uploadId", upload_id)), body=data,
+            headers=hdrs,
         )
+        if self._checksums:
+            self._part_crcs.setdefault(upload_id, {})[part_number] = crc
         return str(h.get("ETag", ""))
 
     async def complete_multipart(self, obj: ObjectURI, upload_id: str,
                                  parts: Sequence[tuple[int, str]]) -> str:
         """CompleteMultipartUpload with (part_number, etag) pairs; returns the ETag."""
         root = ET.Element("CompleteMultipartUpload")
+        crcs = self._part_crcs.get(upload_id, {})
         for num, etag in parts:
             p = ET.SubElement(root, "Part")
             ET.SubElement(p, "PartNumber").text = str(num)
             ET.SubElement(p, "ETag").text = etag
+            if num in crcs:
+                ET.SubElement(p, "ChecksumCRC32C").text = crcs[num]
         body = ET.tostring(root, encoding="utf-8")
         _, _, payload = await self._simple(
             "CompleteMultipartUpload", str(obj), "POST", obj.bucket, obj.key,
@@ -388,10 +475,12 @@ class S3Backend:
         )
         if b"<Error>" in payload:  # S3 may report a failure inside a 200 response
             raise error_from_response("CompleteMultipartUpload", str(obj), 500, payload)
+        self._part_crcs.pop(upload_id, None)
         return _text(_xml(payload), "ETag").strip('"')
 
     async def abort_multipart(self, obj: ObjectURI, upload_id: str) -> None:
         """AbortMultipartUpload (a missing upload is not an error)."""
+        self._part_crcs.pop(upload_id, None)
         try:
             await self._simple("AbortMultipartUpload", str(obj), "DELETE", obj.bucket, obj.key,
                                params=(("uploadId", upload_id),), ok=(200, 204))
@@ -497,13 +586,63 @@ async def _read_body_into(content: aiohttp.StreamReader, mv: memoryview, n: int,
         )
 
 
-def _total_from_range(headers: Any, default: int | None) -> int:
-    cr = headers.get("content-range", "")  # aiohttp headers are case-insensitive
-    if "/" in cr:
-        tail = cr.rsplit("/", 1)[1]
-        if tail.isdigit():
-            return int(tail)
-    return -1 if default is None else default
+def _content_range(headers: Any) -> tuple[int, int, int]:
+    """(first, last, total) of a ``Content-Range: bytes first-last/total`` header; -1 for what is
+    absent or ``*`` (``bytes */total`` of a 416 gives (-1, -1, total))."""
+    cr = headers.get("content-range", "") or ""  # header lookups are case-insensitive
+    first = last = total = -1
+    unit, _, rest = cr.strip().partition(" ")
+    if unit.lower() != "bytes":
+        return first, last, total
+    span, _, tail = rest.partition("/")
+    if tail.strip().isdigit():
+        total = int(tail)
+    a, _, b = span.partition("-")
+    if a.strip().isdigit() and b.strip().isdigit():
+        first, last = int(a), int(b)
+    return first, last, total
+
+
+def _changed(uri: str, detail: str) -> ObjectStoreError:
+    """The object is not what the first response of this read said (size or version): the
+    whole read must start again (the engine does, once) or fail."""
+    return ObjectStoreError(f"GetObject {uri} failed: the object changed while it was read: "
+                            f"{detail}", operation="GetObject", uri=uri, code="ObjectChanged")
+
+
+def _bad_range(uri: str, start: int | None, end: int | None, cr: str | None) -> ObjectStoreError:
+    asked = "the whole object" if start is None else f"bytes={start}-{'' if end is None else end}"
+    return ObjectStoreError(f"GetObject {uri} failed: the server answered {asked} with "
+                            f"Content-Range {cr!r}", operation="GetObject", uri=uri,
+                            code="InvalidRangeResponse", retryable=True)
+
+
+def _crc32c_b64(data: Any) -> str:
+    """The base64 of the big-endian CRC32C of ``data``, as S3's x-amz-checksum-crc32c."""
+    return base64.b64encode(_crc32c(data).to_bytes(4, "big")).decode("ascii")
+
+
+def _crc32c(data: Any) -> int:
+    # google_crc32c takes only read-only buffers: a read-only numpy view costs no copy.
+    if isinstance(data, bytes):
+        return int(google_crc32c.value(data))
+    view = np.frombuffer(data, dtype=np.uint8)
+    view.flags.writeable = False
+    return int(google_crc32c.value(view))
+
+
+def _verify_crc32c(uri: str, headers: Any, data: Any) -> None:
+    """Check a whole-object body against the full-object ``x-amz-checksum-crc32c`` the server
+    sent with it (composite multipart checksums, ``...-N``, cannot be checked this way)."""
+    sent = headers.get("x-amz-checksum-crc32c")
+    if not sent or "-" in sent:
+        return
+    got = _crc32c_b64(data)
+    if got != sent:
+        raise IntegrityError(
+            f"GetObject {uri} failed: the {len(data)} bytes received (0-{len(data) - 1}) do not "
+            f"match the object's CRC32C (server {sent}, received {got})",
+            operation="GetObject", uri=uri, code="ChecksumMismatch")
 
 
 def _xml(payload: bytes) -> ET.Element:

@@ -35,7 +35,8 @@ class Unsupported(Exception):
 
 
 class Response:
-    """Status, lower-case headers and the body (``None`` when received ``into`` a buffer)."""
+    """Status, lower-case headers and the body (``None`` when it was received ``into`` the
+    caller's buffer, which happens only for a 2xx response whose length is the buffer's)."""
 
     __slots__ = ("status", "headers", "body", "ttfb_s")
 
@@ -157,15 +158,13 @@ class _Conn(asyncio.BufferedProtocol):
             return
         self.length = length
         ok = 200 <= status < 300
-        if ok and self.into is not None:
-            if len(self.into) != length:
-                self._fail(_WrongLength(len(self.into), length))
-                return
+        if ok and self.into is not None and len(self.into) == length:
             self.body_mv = self.into
             self.body = None
-        elif ok and self.alloc is not None:
+        elif ok and self.alloc is not None and self.into is None:
             self.body = self.body_mv = self.alloc(length)
-        else:
+        else:  # an error body, or not the length the caller's buffer expects: kept aside
+            self.into = None
             self.body = new_buffer(length) if ok else bytearray(length)
             self.body_mv = memoryview(self.body)
         n = len(extra)
@@ -179,8 +178,7 @@ class _Conn(asyncio.BufferedProtocol):
     def _finish(self) -> None:
         self.state = _IDLE
         fut = self.fut
-        resp = Response(self.status, self.headers,
-                        self.body if (self.into is None or not 200 <= self.status < 300) else None,
+        resp = Response(self.status, self.headers, self.body if self.into is None else None,
                         self.ttfb)
         self.body_mv = None
         self.body = None
@@ -211,21 +209,18 @@ class _ShortBody(ConnectionError):
         self.expected = expected
 
 
-class _WrongLength(ValueError):
-    def __init__(self, want: int, got: int) -> None:
-        super().__init__(f"expected {want} bytes, server sends {got}")
-
-
 ShortBody = _ShortBody
-WrongLength = _WrongLength
 
 
 class FastGetClient:
     """Keep-alive connection pool and GET requests for one endpoint scheme."""
 
     def __init__(self, scheme: str, connect_timeout_s: float, read_timeout_s: float,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 deadline_s: Callable[[int], float] | None = None) -> None:
         self.scheme = scheme
+        # deadline_s(body bytes) -> seconds a whole response may take (0 before the headers)
+        self.deadline_s = deadline_s
         self.default_port = 443 if scheme == "https" else 80
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -285,17 +280,31 @@ class FastGetClient:
         loop = conn.loop
         fut = conn.start(request, into, alloc)
         timeout = self.read_timeout_s
+        deadline_s = self.deadline_s
+        started = loop.time()
         handle: asyncio.TimerHandle | None = None
 
         def watchdog() -> None:
+            # Two limits: no byte for read_timeout_s (a stall), and the whole response taking
+            # longer than its deadline (a server trickling bytes just fast enough).
             nonlocal handle
-            idle = loop.time() - conn.last_activity
+            now = loop.time()
+            idle = now - conn.last_activity
             if idle >= timeout:
                 conn._fail(TimeoutError(f"no data from {host} for {timeout}s"))
-            else:
-                handle = loop.call_later(timeout - idle, watchdog)
+                return
+            wait = timeout - idle
+            if deadline_s is not None:
+                limit = deadline_s(conn.length if conn.state == _BODY else 0)
+                if now - started >= limit:
+                    conn._fail(TimeoutError(f"the response from {host} took longer than its "
+                                            f"deadline of {limit:.0f}s"))
+                    return
+                wait = min(wait, limit - (now - started))
+            handle = loop.call_later(max(wait, 0.01), watchdog)
 
-        handle = loop.call_later(timeout, watchdog)
+        first = timeout if deadline_s is None else min(timeout, deadline_s(0))
+        handle = loop.call_later(first, watchdog)
         try:
             resp = await fut
         except BaseException:
