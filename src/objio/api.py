@@ -15,17 +15,19 @@ from __future__ import annotations
 import builtins
 import fnmatch
 import inspect
+import os
 import string
 import threading
+import time
 from typing import Any, Callable, Iterable, List, Sequence, cast
 
 from . import engine
 from ._buffers import BufferPool
-from .backend import ObjectInfo
+from .backend import ObjectInfo, UploadInfo
 from .config import ClientConfig, MiB, default_config, set_default_config
 from .engine import Observer, RequestRecord
 from .errors import NotFoundError, ObjectStoreError
-from .uri import ObjectURI, has_glob, parse_uri, split_glob
+from .uri import ObjectURI, check_uri_list, is_prefix, object_uri, parse_uri, split_glob
 
 _list = builtins.list
 
@@ -128,7 +130,7 @@ class Client:
 
     # ------------------------------------------------------------------------ get
     async def _get(self, uri: URI, observer: Observer | None = None) -> bytearray:
-        obj = parse_uri(uri)
+        obj = object_uri(uri, "get")
         return cast(bytearray, await engine.get_object(self._backend(obj), obj, self.config,
                                                        observer))
 
@@ -147,7 +149,7 @@ class Client:
         return await engine.run_async(self._get(uri))
 
     async def _get_range(self, uri: URI, offset: int, length: int | None) -> bytearray:
-        obj = parse_uri(uri)
+        obj = object_uri(uri, "get_range")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise ValueError(f"offset must be an integer >= 0 (bytes), got {offset!r}")
         if length is not None and (isinstance(length, bool) or not isinstance(length, int)
@@ -174,7 +176,8 @@ class Client:
     async def _get_many(self, uris: Iterable[URI], max_in_flight: int, return_exceptions: bool,
                         observer: Observer | None) -> List[tuple[str, Any]]:
         _check_max_in_flight(max_in_flight)
-        pairs = [(u, parse_uri(u)) for u in uris]
+        check_uri_list(uris, "uris", "get_many([uri, ...])")
+        pairs = [(u, object_uri(u, "get_many")) for u in uris]
 
         async def one(p: tuple[Any, ObjectURI]) -> bytearray:
             return cast(bytearray, await engine.get_object(self._backend(p[1]), p[1],
@@ -206,11 +209,12 @@ class Client:
     async def _get_many_stats(self, uris: Iterable[URI], max_in_flight: int,
                               observer: Observer | None) -> tuple[int, int]:
         _check_max_in_flight(max_in_flight)
+        check_uri_list(uris, "uris", "get_many_stats([uri, ...])")
         totals = [0, 0]
         pool = BufferPool()  # the data is discarded: reuse at most max_in_flight buffers
 
         async def one(u: URI) -> None:
-            obj = parse_uri(u)
+            obj = object_uri(u, "get_many_stats")
             data = await engine.get_object(self._backend(obj), obj, self.config, observer, pool)
             totals[0] += 1
             totals[1] += len(data)
@@ -236,9 +240,7 @@ class Client:
     # ------------------------------------------------------------------------ put
     async def _put_bytes(self, uri: URI, data: Any, exist_ok: bool,
                          observer: Observer | None = None) -> None:
-        obj = parse_uri(uri)
-        if obj.scheme == "s3" and not obj.key:
-            raise ValueError(f"put_bytes needs an object key, got the bucket {str(uri)!r}")
+        obj = object_uri(uri, "put_bytes")
         try:
             memoryview(data)
         except TypeError:
@@ -264,6 +266,7 @@ class Client:
     async def _put_many(self, items: Iterable[tuple[URI, Any]], max_in_flight: int,
                         observer: Observer | None = None) -> None:
         _check_max_in_flight(max_in_flight)
+        check_uri_list(items, "items", "put_many([(uri, data), ...])")
 
         async def one(item: tuple[URI, Any]) -> None:
             await self._put_bytes(item[0], item[1], True, observer)
@@ -324,6 +327,13 @@ class Client:
         _check_max_in_flight(max_in_flight)
         otype = normalize_object_type(object_type)
         targets = [obj.joinpath(template.format(i, num)) for i in range(num)]
+        if obj.scheme == "file":  # a template with ../ must not write outside the prefix
+            root = os.path.normpath(obj.joinpath("").key)
+            for t in targets:
+                path = os.path.normpath(t.key)
+                if os.path.commonpath([root, path]) != root:
+                    raise ValueError(f"template {template!r} puts {path!r} outside the prefix "
+                                     f"{root!r}")
         return obj, targets, size, otype
 
     async def _put(self, prefix: URI, num: int, template: str, max_in_flight: int,
@@ -376,9 +386,12 @@ class Client:
     # ------------------------------------------------------------------------ delete
     async def _delete(self, uri: URI) -> int:
         obj = parse_uri(uri)
+        prefix = is_prefix(uri)
+        if obj.scheme == "s3" and not obj.key and not prefix:
+            raise ValueError(f"delete: {str(uri)!r} has no key: to delete everything in the "
+                             f"bucket, pass s3://{obj.bucket}/ (with the slash)")
         backend = self._backend(obj)
-        is_prefix = obj.key == "" or obj.key.endswith("/") or has_glob(obj.key)
-        if not is_prefix:
+        if not prefix:
             await engine.with_retries(lambda: backend.delete(obj), self._attempts)
             return 1
         keys = [i.key for i in await self._list_info(obj)]
@@ -401,9 +414,10 @@ class Client:
     def delete(self, uri: URI) -> int:
         """Delete one object, or every object under a prefix when ``uri`` ends with ``/`` (or
         has a glob), with DeleteObjects in batches of 1000. Deleting a missing key is not an
-        error (as in S3). Returns: the number of keys deleted (requested, for one key: 1).
-        Raises: FileNotFoundError (no bucket), PermissionError, ObjectStoreError listing keys
-        the server refused to delete."""
+        error (as in S3). ``s3://bucket`` without the slash names the bucket, not a prefix:
+        ValueError (pass ``s3://bucket/`` to empty it). Returns: the number of keys deleted
+        (requested, for one key: 1). Raises: ValueError, FileNotFoundError (no bucket),
+        PermissionError, ObjectStoreError listing keys the server refused to delete."""
         return engine.run(self._delete(uri))
 
     async def delete_async(self, uri: URI) -> int:
@@ -411,8 +425,8 @@ class Client:
         return await engine.run_async(self._delete(uri))
 
     # ------------------------------------------------------------------------ stat / exists
-    async def _stat(self, uri: URI) -> ObjectInfo:
-        obj = parse_uri(uri)
+    async def _stat(self, uri: URI, operation: str = "stat") -> ObjectInfo:
+        obj = object_uri(uri, operation)
         backend = self._backend(obj)
         return await engine.with_retries(lambda: backend.head(obj), self._attempts)
 
@@ -427,7 +441,7 @@ class Client:
 
     async def _exists(self, uri: URI) -> bool:
         try:
-            await self._stat(uri)
+            await self._stat(uri, "exists")
         except NotFoundError:
             return False
         return True
@@ -483,10 +497,11 @@ class Client:
     async def _copy_many(self, pairs: Iterable[tuple[URI, URI]], max_in_flight: int,
                          observer: Observer | None) -> tuple[int, int]:
         _check_max_in_flight(max_in_flight)
+        check_uri_list(pairs, "pairs", "copy_many([(src, dst), ...])")
         totals = [0, 0]
 
         async def one(pair: tuple[URI, URI]) -> None:
-            src, dst = parse_uri(pair[0]), parse_uri(pair[1])
+            src, dst = object_uri(pair[0], "copy"), object_uri(pair[1], "copy")
             data = await engine.get_object(self._backend(src), src, self.config)
             await engine.put_object(self._backend(dst), dst, data, self.config, observer=observer)
             totals[0] += 1
@@ -530,6 +545,40 @@ class Client:
         return cast(List[tuple[str, float]],
                     engine.run(self._backend(obj).list_buckets()))
 
+
+    async def _abort_multipart_uploads(self, uri: URI, older_than_s: float,
+                                       dry_run: bool) -> List[UploadInfo]:
+        if isinstance(older_than_s, bool) or not isinstance(older_than_s, (int, float)) \
+                or not older_than_s >= 0:
+            raise ValueError(f"older_than_s must be a number of seconds >= 0, got {older_than_s!r}")
+        obj = parse_uri(uri)
+        if obj.scheme != "s3":
+            return []
+        backend = self._backend(obj)
+        uploads = await engine.with_retries(
+            lambda: backend.list_uploads(_bucket_root(obj), obj.key), self._attempts)
+        cutoff = time.time() - older_than_s
+        old = [u for u in uploads if u.initiated <= cutoff]
+        if not dry_run:
+            async def one(u: UploadInfo) -> None:
+                await engine.with_retries(
+                    lambda: backend.abort_multipart(obj.with_key(u.key), u.upload_id),
+                    self._attempts)
+
+            await engine.bounded_map(one, old, 16, keep_results=False)
+        return old
+
+    def abort_multipart_uploads(self, uri: URI, older_than_s: float = 0, *,
+                                dry_run: bool = False) -> int:
+        """Abort the multipart uploads in progress under an ``s3://bucket/prefix`` that were
+        started at least ``older_than_s`` seconds ago (what crashed writers leave behind;
+        ``aws s3api abort-multipart-upload`` for a whole prefix). ``dry_run`` only counts them.
+        file:// URIs have none (returns 0).
+
+        Returns: the number of uploads aborted (or that would be).
+        Raises: ValueError (bad URI or ``older_than_s < 0``), FileNotFoundError (no bucket),
+        PermissionError."""
+        return len(engine.run(self._abort_multipart_uploads(uri, older_than_s, dry_run)))
 
     def list_multipart_uploads(self, uri: URI) -> List[tuple[str, str]]:
         """(key, upload_id) of the multipart uploads in progress under an s3:// prefix."""
@@ -598,6 +647,6 @@ API_FUNCTIONS: Sequence[str] = (
     "put_bytes", "put_bytes_async", "put_many", "put_many_async", "delete", "delete_async",
     "stat", "stat_async", "exists", "exists_async", "create_bucket", "create_bucket_async",
     "read_npz", "read_npz_async", "list_multipart_uploads", "list_buckets", "list_level",
-    "copy", "copy_many", "put_generated",
+    "copy", "copy_many", "put_generated", "abort_multipart_uploads",
     "put_generated_async",
 )

@@ -39,6 +39,15 @@ class GetResult:
 
 
 @dataclass(frozen=True)
+class UploadInfo:
+    """A multipart upload in progress: ``key``, ``upload_id``, ``initiated`` (epoch seconds)."""
+
+    key: str
+    upload_id: str
+    initiated: float
+
+
+@dataclass(frozen=True)
 class ListPage:
     """One listing page: objects and, when listing with a delimiter, common prefixes."""
 

@@ -35,7 +35,7 @@ import os
 import random
 import threading
 import time
-from typing import Any, Awaitable, Callable, Coroutine, Iterable, NamedTuple, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Generic, Iterable, NamedTuple, Sequence, TypeVar
 
 from ._buffers import BufferPool, new_buffer
 from .backend import Backend, GetResult
@@ -172,14 +172,29 @@ def in_engine_thread() -> bool:
     return threading.current_thread() is _engine.thread
 
 
+_CANCEL_WAIT_S = 30.0  # how long an interrupted call waits for its clean-up (aborts) to finish
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the engine loop and wait for its result (the GIL is released while
-    waiting). Raises whatever the coroutine raises."""
+    waiting). Raises whatever the coroutine raises.
+
+    Interrupted while waiting (Ctrl-C): the work is cancelled and this call waits (up to 30 s)
+    until the coroutine has finished its clean-up, such as aborting multipart uploads, before
+    the KeyboardInterrupt goes on; so a process that exits next leaves nothing behind."""
     if in_engine_thread():
         coro.close()
         raise RuntimeError("a synchronous objio call was made from inside the objio engine "
                            "loop (e.g. from an observer callback); use the *_async function")
-    fut = asyncio.run_coroutine_threadsafe(coro, _engine.get_loop())
+    finished = threading.Event()
+
+    async def tracked() -> T:
+        try:
+            return await coro
+        finally:
+            finished.set()
+
+    fut = asyncio.run_coroutine_threadsafe(tracked(), _engine.get_loop())
     try:
         return fut.result()
     except concurrent.futures.CancelledError:
@@ -187,6 +202,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except BaseException:
         if not fut.done():  # KeyboardInterrupt while waiting: stop the work too
             fut.cancel()
+            finished.wait(_CANCEL_WAIT_S)
         raise
 
 
@@ -468,10 +484,10 @@ async def put_object(
     n = len(mv)
     attempts = config.max_attempts
     if n <= config.range_threshold or if_none_match:
-        await with_retries(lambda: backend.put(obj, mv, if_none_match=if_none_match), attempts)
+        await put_single(backend, obj, mv, attempts, if_none_match=if_none_match)
     else:
         part = max(config.part_size, -(-n // 10_000))
-        upload_id = await with_retries(lambda: backend.create_multipart(obj), attempts)
+        upload_id = await create_multipart(backend, obj, attempts)
         try:
             starts = list(range(0, n, part))
 
@@ -484,19 +500,123 @@ async def put_object(
 
             parts = await bounded_map(send, range(len(starts)),
                                       min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8))
-            await with_retries(
-                lambda: backend.complete_multipart(obj, upload_id, parts),  # type: ignore[arg-type]
-                attempts,
-            )
+            await complete_multipart(backend, obj, upload_id, parts, attempts)  # type: ignore[arg-type]
         except BaseException:
-            await asyncio.shield(_abort_quietly(backend, obj, upload_id))
+            await asyncio.shield(abort_multipart(backend, obj, upload_id, attempts))
             raise
     if observer is not None:
         observer(RequestRecord(str(obj), n, 0.0, time.perf_counter() - t0))
 
 
-async def _abort_quietly(backend: Backend, obj: ObjectURI, upload_id: str) -> None:
+class _Counted(Generic[T]):
+    """Calls ``fn`` and counts the calls, so a caller knows whether a request was retried (a
+    retried request may have succeeded before: its response was lost)."""
+
+    def __init__(self, fn: Callable[[], Awaitable[T]]) -> None:
+        self.fn = fn
+        self.calls = 0
+
+    def __call__(self) -> Awaitable[T]:
+        self.calls += 1
+        return self.fn()
+
+
+def _md5_etag(data: Any) -> str:
+    import hashlib
+
+    return hashlib.md5(data).hexdigest()
+
+
+async def put_single(backend: Backend, obj: ObjectURI, data: Any, attempts: int, *,
+                     if_none_match: bool = False) -> str:
+    """One PutObject with retries; returns the ETag. With ``if_none_match`` (fail if the key
+    exists): when a retry finds the key existing, the object is checked to be the one this
+    call sent (its ETag is the MD5 of ``data``: the first response was lost), and then that is
+    success, not FileExistsError."""
+    call = _Counted(lambda: backend.put(obj, data, if_none_match=if_none_match))
     try:
-        await backend.abort_multipart(obj, upload_id)
-    except ObjectStoreError as e:  # the original error matters more; this one is logged
+        return await with_retries(call, attempts)
+    except AlreadyExistsError:
+        if not (if_none_match and call.calls > 1):
+            raise
+        info = await with_retries(lambda: backend.head(obj), attempts)
+        if info.etag != _md5_etag(data) or info.size != len(memoryview(data)):
+            raise
+        log.info("PutObject %s: the first response was lost; the object is ours", obj)
+        return info.etag
+
+
+_STRAY_WINDOW_S = 60.0  # clock skew tolerated when matching a lost upload's initiation time
+
+
+async def create_multipart(backend: Backend, obj: ObjectURI, attempts: int) -> str:
+    """CreateMultipartUpload with retries; returns the upload id. If the request had to be
+    retried (or finally failed), an earlier attempt may have created an upload whose response
+    was lost: the key's uploads in progress initiated since the first attempt (within a minute
+    of clock skew), other than the one returned, are aborted. (Another writer uploading the
+    same key in that same minute would lose its upload: writing one key from two places at
+    once has no defined result on S3 anyway.)"""
+    t0 = time.time()
+    call = _Counted(lambda: backend.create_multipart(obj))
+    try:
+        upload_id: str = await with_retries(call, attempts)
+    except BaseException:
+        if call.calls > 0:
+            await asyncio.shield(_abort_strays(backend, obj, t0, None, attempts))
+        raise
+    if call.calls > 1:
+        await _abort_strays(backend, obj, t0, upload_id, attempts)
+    return upload_id
+
+
+async def _abort_strays(backend: Backend, obj: ObjectURI, since: float, keep: str | None,
+                        attempts: int) -> None:
+    list_uploads = getattr(backend, "list_uploads", None)
+    if list_uploads is None:  # file://: no lost responses
+        return
+    root = obj.with_key("")
+    try:
+        uploads = await with_retries(lambda: list_uploads(root, obj.key), attempts)
+    except ObjectStoreError as e:
+        log.warning("could not list the multipart uploads of %s to abort lost ones: %s", obj, e)
+        return
+    now = time.time()
+    for u in uploads:
+        if u.key == obj.key and u.upload_id != keep and \
+                since - _STRAY_WINDOW_S <= u.initiated <= now + _STRAY_WINDOW_S:
+            log.info("aborting multipart upload %s of %s (its creation response was lost)",
+                     u.upload_id, obj)
+            await abort_multipart(backend, obj, u.upload_id, attempts)
+
+
+async def complete_multipart(backend: Backend, obj: ObjectURI, upload_id: str,
+                             parts: Sequence[tuple[int, str]], attempts: int) -> str:
+    """CompleteMultipartUpload with retries; returns the ETag. If a retry finds the upload gone
+    (NoSuchUpload: the first response was lost after the server completed it), the object's
+    ETag is compared with the one these parts make (MD5 of the parts' MD5s, ``-N``): equal means
+    success."""
+    call = _Counted(lambda: backend.complete_multipart(obj, upload_id, parts))
+    try:
+        etag: str = await with_retries(call, attempts)
+        return etag
+    except FileNotFoundError:
+        if call.calls < 2:
+            raise
+        import hashlib
+
+        digest = hashlib.md5(b"".join(bytes.fromhex(e.strip('"')) for _, e in sorted(parts)))
+        expected = f"{digest.hexdigest()}-{len(parts)}"
+        info = await with_retries(lambda: backend.head(obj), attempts)
+        if info.etag != expected:
+            raise
+        log.info("CompleteMultipartUpload %s: the first response was lost; completed", obj)
+        return info.etag
+
+
+async def abort_multipart(backend: Backend, obj: ObjectURI, upload_id: str, attempts: int) -> None:
+    """AbortMultipartUpload with retries, like every request; a failure is logged, not raised
+    (the error that made the caller abort matters more)."""
+    try:
+        await with_retries(lambda: backend.abort_multipart(obj, upload_id), attempts)
+    except ObjectStoreError as e:
         log.warning("could not abort multipart upload %s of %s: %s", upload_id, obj, e)

@@ -141,3 +141,48 @@ def split_glob(obj: ObjectURI) -> tuple[str, str | None]:
     if obj.is_local and not key:
         key = "/"
     return key, pattern
+
+
+def object_uri(uri: str | os.PathLike[str] | ObjectURI, operation: str) -> ObjectURI:
+    """Parse ``uri`` as ONE object: ``s3://bucket/key`` with a key, or a local file path.
+
+    A URI without a key (``s3://bucket``, ``s3://bucket/``) names a bucket, and a path ending
+    with ``/`` names a directory: neither is an object, so every single-object operation
+    refuses them instead of returning a listing or a directory.
+
+    Raises:
+        ValueError: naming ``operation`` and the URI; TypeError: not a str/path/ObjectURI.
+    """
+    obj = parse_uri(uri)
+    if obj.scheme == "s3" and not obj.key:
+        raise ValueError(f"{operation} needs an object key: {str(uri)!r} names the bucket "
+                         f"{obj.bucket!r}, not an object; give s3://{obj.bucket}/key")
+    if obj.scheme == "file" and obj.key.endswith(("/", os.sep)):
+        raise ValueError(f"{operation} needs a file path: {str(uri)!r} names a directory, "
+                         "not a file")
+    return obj
+
+
+def is_prefix(uri: str | os.PathLike[str] | ObjectURI) -> bool:
+    """Whether ``uri`` is written as a prefix (everything under it), not as one object: it ends
+    with ``/`` (``s3://bucket/``, ``s3://bucket/dir/``, a directory path) or has a ``*``/``?``
+    glob in its last segment. ``s3://bucket`` without the slash is neither: it names the
+    bucket itself (an already parsed ObjectURI with an empty key prints as ``s3://bucket/``,
+    a prefix)."""
+    if isinstance(uri, ObjectURI):
+        return not uri.key or uri.key.endswith(("/", os.sep)) or has_glob(uri.key)
+    raw = os.fspath(uri) if isinstance(uri, os.PathLike) else uri
+    obj = parse_uri(uri)
+    if isinstance(raw, str) and raw.endswith(("/", os.sep)):
+        return True
+    return bool(obj.key) and (obj.key.endswith(("/", os.sep)) or has_glob(obj.key))
+
+
+def check_uri_list(value: object, name: str, example: str) -> None:
+    """Refuse a single string (or path) where an iterable of URIs (or pairs) is expected:
+    iterating a str would give its characters.
+
+    Raises: TypeError naming the argument and how to call it."""
+    if isinstance(value, (str, bytes, os.PathLike, ObjectURI)):
+        raise TypeError(f"{name} must be an iterable of URIs, got a single {type(value).__name__} "
+                        f"{str(value)!r}; wrap it in a list: {example}")

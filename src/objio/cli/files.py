@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..config import MiB, format_size
-from ..uri import ObjectURI, parse_uri
+from ..uri import ObjectURI, has_glob, parse_uri
 from ._common import add_global_flags, client_from_args
 
 STREAM_THRESHOLD = 64 * MiB  # cp: larger objects are streamed, smaller ones copied in memory
@@ -244,23 +244,44 @@ class _progress:
 def cmd_rm(args: argparse.Namespace) -> int:
     client = _client(args)
     obj = parse_uri(args.uri)
-    if args.recursive:
+    say = (lambda line: None) if (args.quiet or args.json) else print
+    dry = "(dryrun) " if args.dryrun else ""
+    if args.incomplete_uploads:
+        if obj.scheme != "s3":
+            raise ValueError(f"--incomplete-uploads takes an s3://bucket/prefix, got {args.uri!r}")
+        uploads = client.list_multipart_uploads(args.uri)
+        for key, upload_id in uploads:
+            say(f"{dry}abort: s3://{obj.bucket}/{key} (upload {upload_id})")
+        n = client.abort_multipart_uploads(args.uri, args.older_than, dry_run=args.dryrun)
+        if args.json:
+            print(json.dumps({"aborted": 0 if args.dryrun else n, "found": len(uploads)}))
+        else:
+            say(f"{dry}aborted {n} incomplete multipart upload(s) under {args.uri}")
+        return 0
+    if args.recursive or has_glob(obj.key):
         key = obj.key
-        if key and not key.endswith(("/", os.sep)):
+        if args.recursive and key and not has_glob(key) and not key.endswith(("/", os.sep)):
             key += "/" if obj.scheme == "s3" else os.sep
-        n = client.delete(str(obj.with_key(key)))
+        target = str(obj.with_key(key))
+        if args.dryrun:
+            infos = client.list_objects(target)
+            for info in infos:
+                say(f"{dry}delete: {obj.with_key(info.key)}")
+            n = len(infos)
+        else:
+            n = client.delete(target)
+            say(f"delete: {n} object(s) under {args.uri}")
     else:
         if obj.key == "" or obj.key.endswith(("/", os.sep)):
             raise ValueError(f"{args.uri} is a prefix: use --recursive to delete everything "
                              "under it")
-        if not client.exists(args.uri):
-            raise FileNotFoundError(f"rm: {args.uri} does not exist")
-        n = client.delete(args.uri)
+        n = 1
+        if not args.dryrun:  # a missing key is fine, as with aws s3 rm
+            client.delete(args.uri)
+        say(f"{dry}delete: {args.uri}")
     if args.json:
-        print(json.dumps({"deleted": n}))
-    else:
-        print(f"delete: {n} object(s) under {args.uri}" if args.recursive
-              else f"delete: {args.uri}")
+        print(json.dumps({"deleted": 0, "dryrun": True, "would_delete": n} if args.dryrun
+                         else {"deleted": n}))
     return 0
 
 
@@ -312,11 +333,26 @@ def register(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_cp)
 
-    p = sub.add_parser("rm", help="delete an object, or a prefix with --recursive")
+    p = sub.add_parser("rm", help="delete an object, a prefix (--recursive) or a glob",
+                       description="Delete one object (a missing one is not an error, as with "
+                                   "aws s3 rm), every object under a prefix with --recursive, "
+                                   "or the objects a wildcard matches (s3://b/train/*.npz). "
+                                   "--incomplete-uploads aborts the multipart uploads in "
+                                   "progress under a prefix instead.")
     add_global_flags(p)
-    p.add_argument("uri")
-    p.add_argument("--recursive", "-r", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("uri", help="s3://bucket/key, s3://bucket/prefix/ with -r, a glob, or a "
+                               "local path")
+    p.add_argument("--recursive", "-r", action="store_true",
+                   help="delete every object under the prefix")
+    p.add_argument("--dryrun", action="store_true",
+                   help="print what would be deleted; delete nothing")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    p.add_argument("--incomplete-uploads", action="store_true",
+                   help="abort the incomplete multipart uploads under the s3:// prefix")
+    p.add_argument("--older-than", type=float, default=0.0, metavar="SECONDS",
+                   help="with --incomplete-uploads: only uploads started at least this long "
+                        "ago (default 0: all)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser("mb", help="make a bucket")

@@ -9,7 +9,7 @@ from typing import Any
 from .. import engine
 from ..backend import GetResult
 from ..config import MiB
-from ..uri import ObjectURI, parse_uri
+from ..uri import ObjectURI, object_uri
 
 log = logging.getLogger("objio.io")
 
@@ -104,12 +104,7 @@ def _resolve_client(client: Any) -> Any:
 
 
 def _object_uri(uri: Any, what: str) -> ObjectURI:
-    obj = parse_uri(uri)
-    if obj.scheme == "s3" and not obj.key:
-        raise ValueError(f"{what} needs an object key, got the bucket {str(uri)!r}")
-    if obj.scheme == "file" and obj.key.endswith(("/",)):
-        raise ValueError(f"{what} needs a file path, got the directory {str(uri)!r}")
-    return obj
+    return object_uri(uri, what)
 
 
 class _ObjectIdentity:

@@ -12,7 +12,7 @@ from typing import Any
 from .. import engine
 from .._buffers import new_buffer
 from ..config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
-from ..errors import AlreadyExistsError, NotFoundError, ObjectStoreError
+from ..errors import AlreadyExistsError, NotFoundError
 from ..uri import ObjectURI
 from ._common import (
     _DEFAULT_PART,
@@ -190,9 +190,8 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         try:
             if self._upload_id is None:
                 data = memoryview(self._buf)[: self._fill] if self._buf is not None else b""
-                obj, backend, ine = self._obj, self._backend, not self._exist_ok
-                engine.run(engine.with_retries(lambda: backend.put(obj, data, if_none_match=ine),
-                                               self._attempts))
+                engine.run(engine.put_single(self._backend, self._obj, data, self._attempts,
+                                             if_none_match=not self._exist_ok))
             else:
                 if self._fill:
                     self._emit_buffer()
@@ -200,10 +199,8 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                     self._wait_oldest()
                 if not self._exist_ok:
                     self._check_absent()
-                obj, backend, uid = self._obj, self._backend, self._upload_id
-                parts = sorted(self._parts)
-                engine.run(engine.with_retries(
-                    lambda: backend.complete_multipart(obj, uid, parts), self._attempts))
+                engine.run(engine.complete_multipart(self._backend, self._obj, self._upload_id,
+                                                     sorted(self._parts), self._attempts))
                 self._upload_id = None
         except BaseException:
             self._fail()
@@ -260,9 +257,8 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
     def _emit(self, view: memoryview, owned: bytearray | None, wait: bool) -> None:
         """Upload ``view`` as the next part (starting the multipart upload if needed)."""
         if self._upload_id is None:
-            obj, backend = self._obj, self._backend
-            self._upload_id = engine.run(engine.with_retries(
-                lambda: backend.create_multipart(obj), self._attempts))
+            self._upload_id = engine.run(engine.create_multipart(self._backend, self._obj,
+                                                                 self._attempts))
         while self._inflight and self._inflight[0][1].done():
             self._wait_oldest()  # harvest finished parts early (recycles buffers, fails fast)
         while len(self._inflight) >= self._m:
@@ -346,10 +342,7 @@ async def _drain_and_abort(backend: Any, obj: ObjectURI, upload_id: str, attempt
     for t in running:
         t.cancel()
     await asyncio.gather(*running, return_exceptions=True)
-    try:
-        await engine.with_retries(lambda: backend.abort_multipart(obj, upload_id), attempts)
-    except ObjectStoreError as e:
-        log.warning("could not abort multipart upload %s of %s: %s", upload_id, obj, e)
+    await engine.abort_multipart(backend, obj, upload_id, attempts)
 
 
 class _TextWriter(io.TextIOWrapper):

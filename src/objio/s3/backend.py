@@ -24,7 +24,7 @@ import numpy as np
 from yarl import URL
 
 from .._buffers import new_buffer
-from ..backend import GetResult, ListPage, ObjectInfo
+from ..backend import GetResult, ListPage, ObjectInfo, UploadInfo
 from ..config import ClientConfig, MiB
 from ..errors import IntegrityError, ObjectStoreError, ObjectTimeoutError, error_from_response
 from ..uri import ObjectURI
@@ -146,6 +146,12 @@ class S3Backend:
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
                 read_bufsize=4 * MiB,
             )
+            # aiohttp >= 3.10 silently sends an idempotent request (GET, PUT, DELETE) again when
+            # a pooled connection drops; the engine does every retry itself, and must know
+            # (a PUT whose first response was lost may have been applied: see
+            # engine.put_single).
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     async def close(self) -> None:
@@ -487,15 +493,33 @@ class S3Backend:
         except FileNotFoundError:
             pass
 
+    async def list_uploads(self, bucket_uri: ObjectURI, prefix: str = "") -> list[UploadInfo]:
+        """ListMultipartUploads under ``prefix``, every page: the uploads in progress with
+        their key, upload id and initiation time (epoch seconds)."""
+        out: list[UploadInfo] = []
+        key_marker = id_marker = ""
+        while True:
+            params = [("uploads", "")]
+            if prefix:
+                params.append(("prefix", prefix))
+            if key_marker:
+                params.append(("key-marker", key_marker))
+            if id_marker:
+                params.append(("upload-id-marker", id_marker))
+            _, _, payload = await self._simple("ListMultipartUploads", str(bucket_uri), "GET",
+                                               bucket_uri.bucket, None, params=params)
+            root = _xml(payload)
+            out += [UploadInfo(_text(u, "Key"), _text(u, "UploadId"),
+                               _parse_iso_date(_text(u, "Initiated")))
+                    for u in root.iter(f"{_NS}Upload")]
+            key_marker = _text(root, "NextKeyMarker")
+            id_marker = _text(root, "NextUploadIdMarker")
+            if _text(root, "IsTruncated") != "true" or not (key_marker or id_marker):
+                return out
+
     async def list_multipart_uploads(self, bucket_uri: ObjectURI, prefix: str = "") -> list[tuple[str, str]]:
         """ListMultipartUploads: (key, upload_id) of uploads in progress under ``prefix``."""
-        params = [("uploads", "")]
-        if prefix:
-            params.append(("prefix", prefix))
-        _, _, payload = await self._simple("ListMultipartUploads", str(bucket_uri), "GET",
-                                           bucket_uri.bucket, None, params=params)
-        return [(_text(u, "Key"), _text(u, "UploadId"))
-                for u in _xml(payload).iter(f"{_NS}Upload")]
+        return [(u.key, u.upload_id) for u in await self.list_uploads(bucket_uri, prefix)]
 
     # ----------------------------------------------------------------------------- listing
     async def list_pages(
