@@ -132,7 +132,7 @@ def test_configure_parser_defaults() -> None:
     assert (args.num, args.size, args.object_type, args.max_in_flight, args.epochs) == (
         None, None, "RAW", 64, None)
     assert (args.json, args.keep, args.compare, args.peers, args.seed, args.no_progress) == (
-        None, False, False, None, 0, False)
+        None, False, None, None, 0, False)
 
 
 def test_importing_bench_does_not_import_peers() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import objio
-from objio.cli import files as _cli_files
+from objio import transfer
 from objio.cli import main
 from objio.config import MiB
 from objio.server import LocalS3Server
@@ -101,7 +101,7 @@ def test_cp_single_and_recursive_roundtrip(cli_env: list[str], client: objio.Cli
 def test_cp_large_object_is_streamed(cli_env: list[str], client: objio.Client, prefix: str,
                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(_cli_files, "STREAM_THRESHOLD", 1 * MiB)
+    monkeypatch.setattr(transfer, "STREAM_THRESHOLD", 1 * MiB)
     payload = np.random.default_rng(3).integers(0, 256, 3 * MiB + 17, dtype=np.uint8)
     (tmp_path / "big.bin").write_bytes(payload.tobytes())
     code, _, _ = run(capsys, "cp", str(tmp_path / "big.bin"), prefix + "big.bin", flags=cli_env)

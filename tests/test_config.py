@@ -71,12 +71,16 @@ def test_path_style_auto() -> None:
 
 
 @pytest.mark.parametrize("text,n", [("128KiB", 128 * 1024), ("16MiB", 16 * MiB), ("1GiB", 1 << 30),
-                                    ("10MB", 10_000_000), ("512", 512), ("1.5KiB", 1536), (7, 7)])
+                                    ("10MB", 10_000_000), ("512", 512), ("1.5KiB", 1536), (7, 7),
+                                    ("4K", 4096), ("4k", 4096), ("16M", 16 * MiB), ("2Gi", 2 << 30),
+                                    ("10kB", 10_000), ("10KB", 10_000), ("3GB", 3 * 10**9),
+                                    ("512B", 512), ("1T", 1 << 40)])
 def test_parse_size(text: str | int, n: int) -> None:
     assert parse_size(text) == n
 
 
-@pytest.mark.parametrize("bad", ["-1", "12XB", "", "MiB", -5, True])
+@pytest.mark.parametrize("bad", ["-1", "12XB", "", "MiB", -5, True, "4Kb", "4kb", "10Mb", "3b",
+                                 "5 KIB", "1KBB"])
 def test_parse_size_rejects(bad: object) -> None:
     with pytest.raises(ValueError, match="size"):
         parse_size(bad)  # type: ignore[arg-type]

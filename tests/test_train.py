@@ -76,15 +76,15 @@ def test_parse_compare_and_arguments() -> None:
     a = p.parse_args(["--workload", "unet3d", "--scale", "0.1", "--compute-time", "0", "--compare"])
     assert a.workload == "unet3d" and a.scale == 0.1 and a.compute_time == 0.0
     assert train.parse_compare(a.compare) == ["s3torchconnector"]
-    # bench's flag-style --compare: "--compare s3torchconnector" leaves the name in the URI
+    # bench's --compare takes an optional value: a name, or a URI given after it
     c = p.parse_args(["--workload", "cosmoflow", "--compare", "s3torchconnector", "--epochs", "0"])
-    assert c.compare is True and c.uri == "s3torchconnector"
+    assert c.compare == "s3torchconnector" and c.uri is None
     assert bench_cli.run_train_from_args(c) == 1  # reaches the epochs check: the name was taken
     assert cli_main(["bench", "--workload", "unet3d", "--scale", "2"]) == 1  # before any server
     b = p.parse_args(["s3://b/p", "--throughput", "--size", "16MiB", "--num", "64",
                       "--dataset", "map"])
     assert (b.uri, b.throughput, b.size, b.num, b.compare, b.dataset) == \
-        ("s3://b/p", True, "16MiB", 64, False, "map")
+        ("s3://b/p", True, "16MiB", 64, None, "map")
 
 
 def test_bad_arguments(client: objio.Client, prefix: str) -> None:

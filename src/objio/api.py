@@ -395,6 +395,13 @@ class Client:
             await engine.with_retries(lambda: backend.delete(obj), self._attempts)
             return 1
         keys = [i.key for i in await self._list_info(obj)]
+        await self._delete_keys(obj, keys, 4)
+        return len(keys)
+
+    async def _delete_keys(self, obj: ObjectURI, keys: List[str], max_in_flight: int) -> None:
+        """Delete ``keys`` of the bucket (or file system) of ``obj`` with DeleteObjects in
+        batches of 1000."""
+        backend = self._backend(obj)
         root = _bucket_root(obj)
         batches = [keys[i:i + 1000] for i in range(0, len(keys), 1000)]
 
@@ -402,14 +409,30 @@ class Client:
             return await engine.with_retries(lambda: backend.delete_many(root, batch),
                                              self._attempts)
 
-        failed = [f for fs in await engine.bounded_map(one, batches, 4) for f in fs]  # type: ignore[union-attr]
+        failed = [f for fs in await engine.bounded_map(one, batches, max_in_flight) for f in fs]  # type: ignore[union-attr]
         if failed:
             k, code, msg = failed[0]
             raise ObjectStoreError(
-                f"DeleteObjects {uri}: {len(failed)} of {len(keys)} keys not deleted, "
-                f"first {k!r}: {code}: {msg}", operation="DeleteObjects", uri=str(uri), code=code,
+                f"DeleteObjects {obj}: {len(failed)} of {len(keys)} keys not deleted, "
+                f"first {k!r}: {code}: {msg}", operation="DeleteObjects", uri=str(obj), code=code,
             )
-        return len(keys)
+
+    async def _delete_many(self, uris: Iterable[URI], max_in_flight: int) -> int:
+        check_uri_list(uris, "uris", "delete_many([uri, ...])")
+        groups: dict[tuple[str, str], tuple[ObjectURI, List[str]]] = {}
+        for u in uris:
+            o = object_uri(u, "delete_many")
+            groups.setdefault((o.scheme, o.bucket), (o, []))[1].append(o.key)
+        for o, keys in groups.values():
+            await self._delete_keys(o, keys, max_in_flight)
+        return sum(len(k) for _, k in groups.values())
+
+    def delete_many(self, uris: Iterable[URI], max_in_flight: int = 4) -> int:
+        """Delete these objects (a list of object URIs, any buckets), with DeleteObjects in
+        batches of 1000 keys, ``max_in_flight`` batches at once. Missing keys are not an error.
+        Returns: the number of URIs. Raises: TypeError (a single str), ValueError (a URI
+        without a key), ObjectStoreError naming keys the server refused to delete."""
+        return engine.run(self._delete_many(uris, max_in_flight))
 
     def delete(self, uri: URI) -> int:
         """Delete one object, or every object under a prefix when ``uri`` ends with ``/`` (or
@@ -546,6 +569,48 @@ class Client:
                     engine.run(self._backend(obj).list_buckets()))
 
 
+    def delete_bucket(self, uri: URI) -> None:
+        """Delete an empty S3 bucket (``s3://bucket``). Raises: ValueError (not a bucket URI),
+        FileNotFoundError (no such bucket), ObjectStoreError (code ``BucketNotEmpty``),
+        PermissionError."""
+        obj = parse_uri(uri)
+        if obj.scheme != "s3" or obj.key:
+            raise ValueError(f"delete_bucket takes a bucket URI such as s3://my-bucket, got "
+                             f"{str(uri)!r}")
+        backend = self._backend(obj)
+
+        async def run() -> None:
+            # Checked here too: some S3 servers (SeaweedFS) delete a bucket with its objects.
+            async for page in backend.list_pages(obj, "", None, None, 1):
+                if page.objects:
+                    raise ObjectStoreError(
+                        f"DeleteBucket s3://{obj.bucket} failed: BucketNotEmpty: the bucket "
+                        "holds objects (delete them first, e.g. objio rb --force)",
+                        operation="DeleteBucket", uri=f"s3://{obj.bucket}", code="BucketNotEmpty")
+                break
+            await engine.with_retries(lambda: backend.delete_bucket(obj), self._attempts)
+
+        engine.run(run())
+
+    def presign(self, uri: URI, expires_s: int = 3600, method: str = "GET") -> str:
+        """A presigned URL for one object: anyone holding it may ``GET`` (or ``PUT``) that
+        object for ``expires_s`` seconds (1 to 604800, S3's 7-day limit), without credentials
+        of their own (SigV4 query authorization, as ``aws s3 presign``). No request is sent.
+
+        Raises: ValueError (no key, a file:// URI, expires_s or method out of range, an
+        unsigned client), PermissionError (no credentials)."""
+        obj = object_uri(uri, "presign")
+        if obj.scheme != "s3":
+            raise ValueError(f"presign needs an s3:// URI, got {str(uri)!r}")
+        if isinstance(expires_s, bool) or not isinstance(expires_s, int) \
+                or not 1 <= expires_s <= 604800:
+            raise ValueError(f"expires_s must be an integer number of seconds from 1 to 604800 "
+                             f"(7 days), got {expires_s!r}")
+        if method not in ("GET", "PUT"):
+            raise ValueError(f"method must be 'GET' or 'PUT', got {method!r}")
+        url: str = self._backend(obj).presign(obj, method, expires_s)
+        return url
+
     async def _abort_multipart_uploads(self, uri: URI, older_than_s: float,
                                        dry_run: bool) -> List[UploadInfo]:
         if isinstance(older_than_s, bool) or not isinstance(older_than_s, (int, float)) \
@@ -647,6 +712,7 @@ API_FUNCTIONS: Sequence[str] = (
     "put_bytes", "put_bytes_async", "put_many", "put_many_async", "delete", "delete_async",
     "stat", "stat_async", "exists", "exists_async", "create_bucket", "create_bucket_async",
     "read_npz", "read_npz_async", "list_multipart_uploads", "list_buckets", "list_level",
-    "copy", "copy_many", "put_generated", "abort_multipart_uploads",
+    "copy", "copy_many", "put_generated", "abort_multipart_uploads", "delete_bucket", "presign",
+    "delete_many",
     "put_generated_async",
 )

@@ -43,23 +43,21 @@ MIN_PART_SIZE = 5 * MiB  # S3 multipart minimum (except the last part)
 MAX_PART_SIZE = 5 * GiB
 MAX_PARTS = 10_000
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?i?B?)?\s*$", re.IGNORECASE)
-_UNITS = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "kib": KiB, "ki": KiB,
-    "m": 1000**2, "mb": 1000**2, "mib": MiB, "mi": MiB,
-    "g": 1000**3, "gb": 1000**3, "gib": GiB, "gi": GiB,
-    "t": 1000**4, "tb": 1000**4, "tib": 1024 * GiB, "ti": 1024 * GiB,
-}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+_PREFIX = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 
 
 def parse_size(value: str | int, name: str = "size") -> int:
-    """Parse a byte count: an int, or a string such as ``"128KiB"``, ``"16MiB"``, ``"10MB"``.
+    """Parse a byte count: an int, or a string such as ``"128KiB"``, ``"16M"``, ``"10MB"``.
 
-    KiB/MiB/GiB/TiB are powers of 1024; KB/MB/GB/TB powers of 1000.
+    One rule, stated once (s5cmd's and the IEC's): a bare prefix or an ``i`` prefix is binary
+    (``4K`` = ``4Ki`` = ``4KiB`` = 4096; ``16M``, ``16MiB``; ``G``, ``T``, ``P``), and only a
+    prefix followed by ``B`` is decimal (``10kB`` = ``10KB`` = 10,000; ``MB``, ``GB``, ``TB``).
+    ``B`` alone is bytes. A lower-case ``b`` after a prefix (``4Kb``) would mean bits and is
+    refused. Fractions are allowed (``1.5GiB``) and rounded down to whole bytes.
 
     Raises:
-        ValueError: not a non-negative size; the message names ``name``.
+        ValueError: not a non-negative size; the message names ``name`` and the rule.
     """
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a byte count, got {value!r}")
@@ -68,12 +66,26 @@ def parse_size(value: str | int, name: str = "size") -> int:
             raise ValueError(f"{name} must be >= 0 bytes, got {value}")
         return value
     m = _SIZE_RE.match(str(value))
-    unit = (m.group(2) or "").lower() if m else ""
-    if m is None or unit not in _UNITS:
+    factor = None
+    if m is not None:
+        unit = m.group(2)
+        prefix, rest = (unit[:1], unit[1:]) if unit[:1].lower() in _PREFIX and unit[:1] else ("", unit)
+        power = _PREFIX.get(prefix.lower())
+        if power is not None:
+            if rest in ("", "i", "iB"):
+                factor = 1024 ** power
+            elif rest == "B":
+                factor = 1000 ** power
+            elif rest == "" and not prefix:
+                factor = 1
+        if unit == "B":
+            factor = 1
+    if m is None or factor is None:
         raise ValueError(
-            f"{name} must be a byte count such as 4096, 128KiB, 16MiB or 1GiB, got {value!r}"
+            f"{name} must be a byte count such as 4096, 128K, 128KiB, 16M or 1GiB (binary), or "
+            f"10kB, 10MB (decimal), got {value!r}"
         )
-    return int(float(m.group(1)) * _UNITS[unit])
+    return int(float(m.group(1)) * factor)
 
 
 def format_size(n: float) -> str:
@@ -261,6 +273,11 @@ class ClientConfig:
             values["access_key_id"] = self.access_key_id
             values["secret_access_key"] = self.secret_access_key
             values["session_token"] = self.session_token
+        elif self.profile is not None:
+            # An explicit profile wins over AWS_ACCESS_KEY_ID & co. in the environment, as in
+            # aws-cli and botocore (AWS_PROFILE from the environment does not).
+            values["access_key_id"] = values["secret_access_key"] = None
+            values["session_token"] = None
         return ClientConfig(**values)
 
     def deadline_s(self, nbytes: int | None) -> float:

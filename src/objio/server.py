@@ -69,6 +69,7 @@ _INSTALL_HINT = "pip install 'objio[server]'"
 _LOG_TAIL_LINES = 40
 _POLL_INTERVAL_S = 0.1
 _PROBE_TIMEOUT_S = 2.0
+_PORTS_FILE = "objio-server-ports.json"  # in data_dir: the ports of its last run
 _PORT_ATTEMPTS = 3
 # Longest Unix-socket path we hand to weed (the kernel limit is 107 bytes).
 _MAX_SOCKET_PATH = 100
@@ -135,6 +136,17 @@ def _free_ports(count: int) -> list[int]:
     if len(set(ports)) != count:  # pragma: no cover - the kernel never does this
         raise RuntimeError(f"could not pick {count} distinct free ports: {ports}")
     return ports
+
+
+def _port_free(port: int) -> bool:
+    """Whether a TCP listener could bind 127.0.0.1:``port`` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
@@ -338,13 +350,17 @@ class LocalS3Server:
             ready (see :meth:`start`).
         weed_path: Path of the ``weed`` binary.  Default: ``weed`` on ``PATH``,
             else next to ``sys.executable`` or in the interpreter's scripts dir.
+        port: The S3 port.  Default: a free one.
 
     Raises:
-        ValueError: an empty key or a non-positive ``startup_timeout_s``.
+        ValueError: an empty key, a non-positive ``startup_timeout_s`` or a bad
+            ``port``; OSError on :meth:`start` if ``port`` is taken.
 
     The server listens on 127.0.0.1 only; every port (S3, master, volume,
     filer and their gRPC ports) is picked free at :meth:`start`, so several
-    servers can run at once.  Use it as a context manager, or call
+    servers can run at once.  With a ``data_dir``, the ports are saved there
+    (``objio-server-ports.json``) and used again by the next start on that
+    directory when they are free: the endpoint stays the same across restarts.  Use it as a context manager, or call
     :meth:`start` and :meth:`stop`.  It can be started again after a stop (on
     new ports).
     """
@@ -362,6 +378,7 @@ class LocalS3Server:
         region: str = "us-east-1",
         startup_timeout_s: float = 60.0,
         weed_path: str | None = None,
+        port: int | None = None,
     ) -> None:
         if access_key_id is not None and not access_key_id:
             raise ValueError("access_key_id must not be empty")
@@ -369,6 +386,10 @@ class LocalS3Server:
             raise ValueError("secret_access_key must not be empty")
         if not startup_timeout_s > 0:
             raise ValueError(f"startup_timeout_s must be > 0, got {startup_timeout_s!r}")
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                                 or not 1 <= port <= 65535):
+            raise ValueError(f"port must be a TCP port number 1-65535, got {port!r}")
+        self.port: int | None = port
         self.access_key_id: str = (
             access_key_id if access_key_id is not None else secrets.token_hex(10)
         )
@@ -534,7 +555,7 @@ class LocalS3Server:
             if k not in _SCRUBBED_ENV and not k.startswith("WEED_")  # WEED_* overrides *.toml
         }
         for attempt in range(1, _PORT_ATTEMPTS + 1):
-            ports = _free_ports(8)
+            ports = self._ports(data_dir, fresh=attempt > 1)
             cmd = self._command(weed, run_dir, data_dir, identities_path, ports)
             self._cmd = cmd
             self._s3_port = ports[6]
@@ -573,6 +594,33 @@ class LocalS3Server:
                 resources.stop_process()  # keeps run_dir for the next attempt
                 continue
             raise RuntimeError(self._failure_message(error))
+
+    def _ports(self, data_dir: Path, fresh: bool) -> list[int]:
+        """The 8 ports (master, its gRPC, volume, gRPC, filer, gRPC, S3, gRPC): the S3 one is
+        ``port`` when given; with a ``data_dir`` the ports of its last run when they are all
+        free (a volume server registered under one address keeps it across restarts), saved
+        there for the next run."""
+        saved_path = self._data_dir / _PORTS_FILE if self._data_dir is not None else None
+        ports: list[int] | None = None
+        if saved_path is not None and not fresh and saved_path.exists():
+            try:
+                saved = json.loads(saved_path.read_text())
+                if isinstance(saved, list) and len(saved) == 8 and all(
+                        isinstance(p, int) for p in saved):
+                    ports = saved
+            except (OSError, ValueError):
+                ports = None
+        if ports is not None and self.port is not None:
+            ports[6] = self.port
+        if ports is None or not all(_port_free(p) for p in ports if p != self.port):
+            ports = _free_ports(8)
+            if self.port is not None:
+                ports[6] = self.port
+        if self.port is not None and not _port_free(self.port):
+            raise OSError(f"port {self.port} on 127.0.0.1 is in use; choose another --port")
+        if saved_path is not None:
+            saved_path.write_text(json.dumps(ports))
+        return ports
 
     def _command(
         self, weed: str, run_dir: Path, data_dir: Path, identities: Path, ports: list[int]

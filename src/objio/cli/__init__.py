@@ -7,7 +7,8 @@ flags every command takes are in :mod:`~objio.cli._common`.
 
 Exit codes: 0 success; 1 for an error the user can fix (missing object or bucket, bad URI,
 access denied, invalid value), printed as one line without a traceback; 2 for usage errors
-(argparse); 130 on Ctrl-C.
+(argparse); 130 on Ctrl-C; 141 (silently) when the reader of the output went away
+(``objio ls | head``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from . import bench, files, gen, server
-from ._common import add_global_flags, client_from_args, error_line
+from ._common import add_global_flags, broken_pipe, client_from_args, error_line
 
 __all__ = ["main", "build_parser", "add_global_flags", "client_from_args"]
 
@@ -67,10 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, while we can still handle it
+        return code
+    except BrokenPipeError:
+        return broken_pipe()
     except KeyboardInterrupt:
         print("objio: interrupted", file=sys.stderr)
         return 130
-    except (ObjectStoreError, OSError, ValueError, RuntimeError) as e:
+    except (ObjectStoreError, OSError, ValueError, TypeError, RuntimeError) as e:
         print(f"objio: error: {error_line(e)}", file=sys.stderr)
         return 1

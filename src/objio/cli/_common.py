@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 
 def add_global_flags(p: argparse.ArgumentParser) -> None:
     """The connection flags every command takes (aws-cli names)."""
-    g = p.add_argument_group("connection (aws-cli names)")
-    g.add_argument("--endpoint-url", default=None,
-                   help="S3 endpoint, e.g. http://127.0.0.1:9000 (env AWS_ENDPOINT_URL)")
-    g.add_argument("--region", default=None, help="region (env AWS_REGION; default us-east-1)")
-    g.add_argument("--profile", default=None, help="profile of ~/.aws/config (env AWS_PROFILE)")
+    g = p.add_argument_group("connection (aws-cli names; explicit flags beat the environment)")
+    g.add_argument("--endpoint-url", default=None, metavar="URL",
+                   help="S3 endpoint, e.g. http://127.0.0.1:9000 (else the environment: "
+                        "OBJIO_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; else AWS S3)")
+    g.add_argument("--region", default=None,
+                   help="region (else OBJIO_REGION, AWS_REGION, AWS_DEFAULT_REGION; "
+                        "default us-east-1)")
+    g.add_argument("--profile", default=None,
+                   help="profile of ~/.aws/config and ~/.aws/credentials (else OBJIO_PROFILE, "
+                        "AWS_PROFILE); an explicit --profile wins over AWS_ACCESS_KEY_ID")
     g.add_argument("--no-sign-request", action="store_true", default=False,
-                   help="anonymous requests (no credentials)")
+                   help="anonymous requests, no credentials (public buckets)")
 
 
 def client_from_args(args: argparse.Namespace) -> Any:
@@ -44,5 +50,25 @@ def write_json(path: str, data: Any) -> None:
 
 
 def error_line(e: BaseException) -> str:
-    """An exception as one line: its message with whitespace folded, or its type's name."""
-    return " ".join(str(e).split()) or type(e).__name__
+    """An exception as one line: its message with whitespace folded (or its type's name), plus
+    the command-line hint where the message speaks of library arguments."""
+    line = " ".join(str(e).split()) or type(e).__name__
+    if getattr(e, "operation", "") == "ResolveCredentials":
+        line += " (on the command line: --profile, or --no-sign-request for public data)"
+    return line
+
+
+BROKEN_PIPE_EXIT = 141
+"""Exit status when the reader of our output went away (``objio ls | head``): 128 + SIGPIPE,
+what ls or cat report in the same pipe; nothing is printed."""
+
+
+def broken_pipe() -> int:
+    """After a BrokenPipeError on stdout: silence the interpreter's exit-time flush of stdout
+    (which would raise again) and return :data:`BROKEN_PIPE_EXIT`."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return BROKEN_PIPE_EXIT

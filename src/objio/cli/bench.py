@@ -26,7 +26,7 @@ from ..bench.peers import PEERS
 from ..config import parse_size
 from ..errors import ObjectStoreError
 from ..uri import parse_uri
-from ._common import add_global_flags, client_from_args, write_json
+from ._common import add_global_flags, broken_pipe, client_from_args, write_json
 
 KINDS = ("objects", "stream", "train")
 """The benchmarks ``objio bench KIND`` runs; ``objects`` when no kind is given."""
@@ -41,6 +41,8 @@ DESCRIPTION = (
 def _fail(e: BaseException) -> int:
     """Report a benchmark that could not run: one line on stderr; the exit code (130 for
     Ctrl-C, else 1)."""
+    if isinstance(e, BrokenPipeError):
+        return broken_pipe()
     if isinstance(e, KeyboardInterrupt):
         print("objio bench: interrupted", file=sys.stderr)
         return 130
@@ -48,6 +50,15 @@ def _fail(e: BaseException) -> int:
             else "access denied: " if isinstance(e, PermissionError) else "")
     print(f"objio bench: error: {kind}{one_line(e)}", file=sys.stderr)
     return 1
+
+
+def _compare_value(args: argparse.Namespace) -> None:
+    """``--compare`` takes an optional value, so ``objio bench --compare s3://b/p`` would read
+    the URI as the value: give it back to the URI (``--compare`` alone then)."""
+    value = getattr(args, "compare", None)
+    if isinstance(value, str) and getattr(args, "uri", None) is None and (
+            "://" in value or value.startswith(("/", ".", "~"))):
+        args.uri, args.compare = value, True
 
 
 def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -72,8 +83,10 @@ def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.Argume
                         help="write the full report as JSON to FILE ('-' = stdout)")
     parser.add_argument("--keep", action="store_true",
                         help="do not delete the objects afterwards")
-    parser.add_argument("--compare", action="store_true",
-                        help="also read the objects with peer libraries, interleaved per epoch")
+    parser.add_argument("--compare", nargs="?", const=True, default=None, metavar="PEERS",
+                        help="also read the objects with peer libraries, interleaved per epoch: "
+                             f"all of {','.join(PEERS)}, or a comma list of them (with "
+                             "--workload/--throughput: s3torchconnector, or none)")
     parser.add_argument("--peers", default=None, metavar="LIST",
                         help=f"comma list of peers for --compare (implies it); default all: "
                              f"{','.join(PEERS)}")
@@ -96,7 +109,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         from ..formats import normalize_object_type
 
         otype = normalize_object_type(args.object_type)
-        peers = parse_peers(args.peers)
+        _compare_value(args)
+        named = args.compare if isinstance(args.compare, str) else None
+        peers = parse_peers(args.peers if named is None else named)
         compare = bool(args.compare) or peers is not None
         for flag, v in (("--num", args.num), ("--epochs", args.epochs),
                         ("--max-in-flight", args.max_in_flight)):
@@ -181,8 +196,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     Options the parser already has (such as bench's ``--json``, ``--keep``, ``--seed``) are
     left as they are and read from the same attribute. Returns the parser.
 
-    Note: bench's ``--compare`` is a flag; there it means ``--compare s3torchconnector``, and
-    bench's ``--epochs``/``--size``/``--num`` defaults then replace the training defaults."""
+    Note: bench's ``--compare`` (optional value) is reused: alone it means s3torchconnector
+    here; bench's ``--epochs``/``--size``/``--num`` defaults stay None, so the training
+    defaults apply."""
     existing = set(getattr(parser, "_option_string_actions", {}))
     for flags, kw in _TRAIN_OPTIONS:
         if not any(f in existing for f in flags):
@@ -220,12 +236,9 @@ def run_train_from_args(args: argparse.Namespace) -> int:
             raise ValueError("give --workload unet3d|resnet50|cosmoflow or --throughput")
         if workload and throughput:
             raise ValueError("--workload and --throughput are exclusive")
+        _compare_value(args)
         compare_arg = getattr(args, "compare", None)
         uri = getattr(args, "uri", None)
-        if compare_arg is True and isinstance(uri, str) and uri.lower() in (
-                "s3torchconnector", "none"):
-            # bench's flag-style --compare left "--compare s3torchconnector"'s value in the URI
-            compare_arg, uri = uri, None
         compare = train.parse_compare(compare_arg) if compare_arg is not None else \
             (["s3torchconnector"] if throughput else [])
         for name, minimum in (("batch_size", 1), ("workers", 0), ("prefetch_factor", 1),

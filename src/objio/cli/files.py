@@ -1,5 +1,8 @@
-"""File commands of the ``objio`` CLI, with aws-cli names and flags:
-``ls``, ``stat``, ``cat``, ``cp``, ``rm``, ``mb``."""
+"""File commands of the ``objio`` CLI, with aws-cli's names and flags (and s5cmd's wildcards):
+``ls``, ``stat``, ``cat``, ``cp``, ``mv``, ``sync``, ``rm``, ``mb``, ``rb``, ``presign``.
+
+Each parses its arguments, calls :mod:`objio.api` / :mod:`objio.transfer`, and prints.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..config import MiB, format_size
-from ..uri import ObjectURI, has_glob, parse_uri
+from ..transfer import (
+    CopyPlan,
+    copy_from_file,
+    copy_to_file,
+    plan_copy,
+    plan_sync,
+    run_copy,
+)
+from ..uri import has_glob, object_uri, parse_uri
 from ._common import add_global_flags, client_from_args
-
-STREAM_THRESHOLD = 64 * MiB  # cp: larger objects are streamed, smaller ones copied in memory
 
 
 def _when(ts: float) -> str:
@@ -31,11 +40,57 @@ def _client(args: argparse.Namespace) -> Any:
     return client_from_args(args)
 
 
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    """Print a line on stdout unless --quiet or --json."""
+    if getattr(args, "quiet", False) or getattr(args, "json", False):
+        return lambda line: None
+    return print
+
+
+class _progress:
+    """A rich progress bar in bytes (binary units, bytes/s) on a TTY; a no-op otherwise."""
+
+    def __init__(self, enabled: bool, total: int, label: str = "cp") -> None:
+        self.enabled = enabled
+        self.total = total
+        self.label = label
+        self._p: Any = None
+
+    def __enter__(self) -> Callable[[int], None]:
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._p = Progress(TextColumn(self.label), BarColumn(),
+                           DownloadColumn(binary_units=True), TransferSpeedColumn(),
+                           TimeRemainingColumn(), console=None, transient=True)
+        self._p.start()
+        task = self._p.add_task(self.label, total=self.total or None)
+        p = self._p
+        return lambda n: p.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    return sys.stderr.isatty() and not getattr(args, "no_progress", False) \
+        and not getattr(args, "json", False) and not getattr(args, "quiet", False)
+
+
 # ------------------------------------------------------------------------------------ ls
 def cmd_ls(args: argparse.Namespace) -> int:
     client = _client(args)
     out = sys.stdout
-    if not args.uri:
+    if not args.uri or args.uri.rstrip("/") in ("s3:", "s3:/"):
         buckets = client.list_buckets()
         if args.json:
             json.dump([{"bucket": n, "created": _iso(t)} for n, t in buckets], out)
@@ -45,19 +100,23 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 out.write(f"{_when(created)} {name}\n")
         return 0
     obj = parse_uri(args.uri)
-    if args.recursive:
+    if args.recursive or has_glob(obj.key):
         prefixes: list[str] = []
         objects = client.list_objects(args.uri)
     else:  # one level, like aws s3 ls: "s3://b/dir" lists what starts with "dir" there
         prefixes, objects = client.list_level(args.uri)
-    base = obj.key if (obj.key.endswith(("/", os.sep)) and not args.recursive) else ""
+    if has_glob(obj.key):
+        base = obj.key.rsplit("/", 1)[0] + "/" if "/" in obj.key else ""
+    else:
+        base = obj.key if (obj.key.endswith(("/", os.sep)) and not args.recursive) else ""
+    found = bool(prefixes or objects)
     if args.json:
         rows: list[dict[str, Any]] = [{"prefix": p} for p in prefixes]
         rows += [{"key": o.key, "size": o.size, "last_modified": _iso(o.last_modified),
                   "etag": o.etag} for o in objects]
         json.dump(rows, out)
         out.write("\n")
-        return 0
+        return 0 if found else 1
     for p in prefixes:
         out.write(f"{'PRE':>30} {p[len(base):]}\n")
     for o in objects:
@@ -68,8 +127,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         out.write(line + "\n")
     if args.summarize:
         total = sum(o.size for o in objects)
-        out.write(f"\nTotal Objects: {len(objects)}\n   Total Size: {total}\n")
-    return 0
+        size_text = format_size(total) if args.human_readable else str(total)
+        out.write(f"\nTotal Objects: {len(objects)}\n   Total Size: {size_text}\n")
+    return 0 if found else 1  # nothing there: exit 1, as aws s3 ls
 
 
 # ------------------------------------------------------------------------------------ stat
@@ -87,164 +147,104 @@ def cmd_stat(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ cat
 def cmd_cat(args: argparse.Namespace) -> int:
-    client = _client(args)
-    out = sys.stdout.buffer
-    try:
-        from ..io import open as obj_open
-    except ImportError:  # pragma: no cover - objio.io is part of the package
-        out.write(client.get(args.uri))
-        out.flush()
-        return 0
-    buf = bytearray(8 * MiB)
-    mv = memoryview(buf)
-    try:
-        with obj_open(args.uri, "rb", client=client) as f:
-            while True:
-                n = f.readinto(mv)
-                if not n:
-                    break
-                out.write(mv[:n])
-        out.flush()
-    except BrokenPipeError:  # `objio cat ... | head`: the reader left, not an error
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the exit-time flush
-        except OSError:
-            pass
+    copy_to_file(_client(args), args.uri, sys.stdout.buffer)
     return 0
 
 
-# ------------------------------------------------------------------------------------ cp
-def _is_dir_like(obj: ObjectURI) -> bool:
-    if obj.key.endswith(("/", os.sep)) or (obj.scheme == "s3" and obj.key == ""):
-        return True
-    return obj.scheme == "file" and os.path.isdir(obj.key)
+# ------------------------------------------------------------------------------------ cp / mv
+def _warn_skipped(plan: CopyPlan, args: argparse.Namespace) -> None:
+    if not getattr(args, "quiet", False):
+        for uri, reason in plan.skipped:
+            print(f"warning: skipping {uri}: {reason}", file=sys.stderr)
 
 
-def _join(obj: ObjectURI, rel: str) -> ObjectURI:
-    key = obj.key
-    sep = "/" if obj.scheme == "s3" else os.sep
-    if key and not key.endswith(sep):
-        key += sep
-    if obj.scheme == "file":
-        rel = rel.replace("/", os.sep)
-    return obj.with_key(key + rel)
-
-
-def _plan_copy(client: Any, src: str, dst: str, recursive: bool) -> list[tuple[str, str, int]]:
-    s, d = parse_uri(src), parse_uri(dst)
-    if not recursive:
-        info = client.stat(src)
-        target = _join(d, os.path.basename(s.key.rstrip("/" + os.sep))) if _is_dir_like(d) else d
-        return [(str(s), str(target), info.size)]
-    prefix = s.key
-    if prefix and not prefix.endswith(("/", os.sep)):
-        prefix += "/" if s.scheme == "s3" else os.sep
-    src_root = s.with_key(prefix)
-    plan = []
-    for info in client.list_objects(str(src_root)):
-        rel = info.key[len(prefix):]
-        if s.scheme == "file":
-            rel = rel.replace(os.sep, "/")
-        plan.append((str(s.with_key(info.key)), str(_join(d, rel)), info.size))
-    if not plan:
-        raise FileNotFoundError(f"cp --recursive: nothing under {src}")
-    return plan
-
-
-def _stream_copy(client: Any, src: str, dst: str, progress: Callable[[int], None]) -> None:
-    from ..io import open as obj_open
-
-    buf = bytearray(8 * MiB)
-    mv = memoryview(buf)
-    with obj_open(src, "rb", client=client) as r, obj_open(dst, "wb", client=client) as w:
-        while True:
-            n = r.readinto(mv)
-            if not n:
-                break
-            w.write(mv[:n])
-            progress(n)
-
-
-def cmd_cp(args: argparse.Namespace) -> int:
-    from ..engine import RequestRecord
-
-    client = _client(args)
-    plan = _plan_copy(client, args.src, args.dst, args.recursive)
-    total_bytes = sum(size for _, _, size in plan)
-    small = [(s, d) for s, d, size in plan if size <= STREAM_THRESHOLD]
-    large = [(s, d, size) for s, d, size in plan if size > STREAM_THRESHOLD]
-    show = sys.stderr.isatty() and not args.no_progress and not args.json
-    t0 = time.perf_counter()
-    done = [0, 0]
-    with _progress(show, total_bytes) as advance:
-        def on_object(r: RequestRecord) -> None:
-            done[0] += 1
-            done[1] += r.nbytes
-            advance(r.nbytes)
-
-        if small:
-            client.copy_many(small, max_in_flight=args.max_in_flight, observer=on_object)
-        for s, d, size in large:
-            try:
-                _stream_copy(client, s, d, advance)
-            except ImportError:  # pragma: no cover - objio.io is part of the package
-                client.copy(s, d)
-                advance(size)
-            done[0] += 1
-            done[1] += size
-    wall = time.perf_counter() - t0
-    summary = {"objects": done[0], "bytes": done[1], "seconds": round(wall, 6),
-               "mib_per_s": round(done[1] / MiB / wall, 3) if wall > 0 else None}
+def _summary(args: argparse.Namespace, verb: str, objects: int, nbytes: int, wall: float,
+             plan: CopyPlan, extra: dict[str, Any] | None = None) -> None:
+    summary: dict[str, Any] = {"objects": objects, "bytes": nbytes, "seconds": round(wall, 6),
+                               "mib_per_s": round(nbytes / MiB / wall, 3) if wall > 0 else None,
+                               "skipped": len(plan.skipped), "dryrun": bool(args.dryrun)}
+    summary.update(extra or {})
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:
-        for s, d, _ in plan[:1000]:
-            print(f"copy: {s} to {d}")
-        if len(plan) > 1000:
-            print(f"... and {len(plan) - 1000} more")
-        print(f"copied {done[0]} object(s), {format_size(done[1])} in {wall:.2f} s",
+        skipped = f", skipped {len(plan.skipped)}" if plan.skipped else ""
+        print(f"{verb} {objects} object(s), {format_size(nbytes)} in {wall:.2f} s{skipped}",
               file=sys.stderr)
+
+
+def _copy(args: argparse.Namespace, verb: str, move: bool) -> int:
+    client = _client(args)
+    say = _say(args)
+    t0 = time.perf_counter()
+    if args.src == "-" or args.dst == "-":  # standard input / output, streamed
+        if move:
+            raise ValueError("mv cannot take '-' (standard input or output); use cp")
+        if args.src == "-":
+            object_uri(args.dst, "cp -")  # an object, not a prefix
+            with _progress(_show_progress(args), 0, verb) as advance:
+                n = copy_from_file(client, sys.stdin.buffer, args.dst, advance)
+        else:
+            n = copy_to_file(client, args.src, sys.stdout.buffer)
+        _summary(args, "copied", 1, n, time.perf_counter() - t0, CopyPlan())
+        return 0
+    plan = plan_copy(client, args.src, args.dst, args.recursive)
+    _warn_skipped(plan, args)
+    for item in plan.items[:1000]:
+        say(f"{'(dryrun) ' if args.dryrun else ''}{verb}: {item.src} to {item.dst}")
+    if len(plan.items) > 1000:
+        say(f"... and {len(plan.items) - 1000} more")
+    if args.dryrun:
+        _summary(args, f"would {verb}", len(plan.items), plan.bytes, 0.0, plan)
+        return 0
+    with _progress(_show_progress(args), plan.bytes, verb) as advance:
+        objects, nbytes = run_copy(client, plan.items, max_in_flight=args.max_in_flight,
+                                   advance=advance)
+    if move:  # only the sources that were copied: whatever appeared since stays
+        client.delete_many([i.src for i in plan.items])
+    _summary(args, "moved" if move else "copied", objects, nbytes, time.perf_counter() - t0,
+             plan)
     return 0
 
 
-class _progress:
-    """A rich progress bar in bytes (with bytes/s) on a TTY; a no-op otherwise."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled
-        self.total = total
-        self._p: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._p = Progress(BarColumn(), DownloadColumn(binary_units=True),
-                           TransferSpeedColumn(), TimeRemainingColumn(),
-                           console=None, transient=True)
-        self._p.start()
-        self._task = self._p.add_task("cp", total=self.total)
-        p, task = self._p, self._task
-        return lambda n: p.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.stop()
+def cmd_cp(args: argparse.Namespace) -> int:
+    return _copy(args, "copy", move=False)
 
 
-# ------------------------------------------------------------------------------------ rm / mb
+def cmd_mv(args: argparse.Namespace) -> int:
+    return _copy(args, "move", move=True)
+
+
+# ------------------------------------------------------------------------------------ sync
+def cmd_sync(args: argparse.Namespace) -> int:
+    client = _client(args)
+    say = _say(args)
+    t0 = time.perf_counter()
+    plan = plan_sync(client, args.src, args.dst, delete=args.delete)
+    _warn_skipped(plan, args)
+    dry = "(dryrun) " if args.dryrun else ""
+    for item in plan.items[:1000]:
+        say(f"{dry}copy: {item.src} to {item.dst}")
+    for uri in plan.delete[:1000]:
+        say(f"{dry}delete: {uri}")
+    objects = nbytes = 0
+    if not args.dryrun:
+        with _progress(_show_progress(args), plan.bytes, "sync") as advance:
+            objects, nbytes = run_copy(client, plan.items, max_in_flight=args.max_in_flight,
+                                       advance=advance, keep_mtime=True)
+        if plan.delete:
+            client.delete_many(plan.delete)
+    _summary(args, "synced", objects if not args.dryrun else len(plan.items),
+             nbytes if not args.dryrun else plan.bytes, time.perf_counter() - t0, plan,
+             {"deleted": 0 if args.dryrun else len(plan.delete),
+              "up_to_date": plan.up_to_date})
+    return 0
+
+
+# ------------------------------------------------------------------------------------ rm
 def cmd_rm(args: argparse.Namespace) -> int:
     client = _client(args)
     obj = parse_uri(args.uri)
-    say = (lambda line: None) if (args.quiet or args.json) else print
+    say = _say(args)
     dry = "(dryrun) " if args.dryrun else ""
     if args.incomplete_uploads:
         if obj.scheme != "s3":
@@ -285,53 +285,115 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_mb(args: argparse.Namespace) -> int:
-    obj = parse_uri(args.uri)
+# ------------------------------------------------------------------------------------ buckets
+def _bucket(uri: str, command: str) -> Any:
+    obj = parse_uri(uri)
     if obj.scheme != "s3" or obj.key:
-        raise ValueError(f"mb takes a bucket URI such as s3://my-bucket, got {args.uri!r}")
+        raise ValueError(f"{command} takes a bucket URI such as s3://my-bucket, got {uri!r}")
+    return obj
+
+
+def cmd_mb(args: argparse.Namespace) -> int:
+    obj = _bucket(args.uri, "mb")
     _client(args).create_bucket(args.uri)
     print(f"make_bucket: {obj.bucket}")
     return 0
 
 
+def cmd_rb(args: argparse.Namespace) -> int:
+    obj = _bucket(args.uri, "rb")
+    client = _client(args)
+    if args.force:  # aws s3 rb --force: empty it first
+        n = client.delete(f"s3://{obj.bucket}/")
+        client.abort_multipart_uploads(f"s3://{obj.bucket}/")
+        if n:
+            print(f"delete: {n} object(s) in s3://{obj.bucket}/")
+    client.delete_bucket(f"s3://{obj.bucket}")
+    print(f"remove_bucket: {obj.bucket}")
+    return 0
+
+
+def cmd_presign(args: argparse.Namespace) -> int:
+    print(_client(args).presign(args.uri, expires_s=args.expires_in, method=args.method))
+    return 0
+
+
+# ------------------------------------------------------------------------------------ parser
+def _copy_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-in-flight", type=int, default=16,
+                   help="objects copied at once (default 16)")
+    p.add_argument("--dryrun", action="store_true", help="print what would happen; change nothing")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
+
+
 def register(sub: Any) -> None:
-    """Add ls/stat/cat/cp/rm/mb to the ``objio`` sub-command parser."""
-    p = sub.add_parser("ls", help="list buckets, or objects under a prefix",
-                       description="List buckets (no URI), or objects and common prefixes "
-                                   "under s3://bucket/prefix or a local directory.")
+    """Add the file commands to the ``objio`` sub-command parser."""
+    p = sub.add_parser("ls", help="list buckets, or objects under a prefix or matching a glob",
+                       description="List buckets (no URI, or s3://), or the objects and common "
+                                   "prefixes one level under s3://bucket/prefix or a local "
+                                   "directory; --recursive for every object; a * or ? in the "
+                                   "last segment matches within it. Exit 1 when nothing "
+                                   "matches, as aws s3 ls.")
     add_global_flags(p)
-    p.add_argument("uri", nargs="?", help="s3://bucket/prefix, file:///dir/ or a local path")
+    p.add_argument("uri", nargs="?",
+                   help="s3://bucket/prefix, s3://bucket/dir/*.npz, file:///dir/ or a local path")
     p.add_argument("--recursive", "-r", action="store_true", help="every object under the prefix")
     p.add_argument("--long", "-l", action="store_true", help="also show the ETag")
-    p.add_argument("--human-readable", action="store_true", help="sizes in KiB/MiB/GiB")
+    p.add_argument("--human-readable", "-H", action="store_true",
+                   help="sizes in KiB/MiB/GiB (powers of 1024)")
     p.add_argument("--summarize", action="store_true", help="print object count and total size")
     p.add_argument("--json", action="store_true", help="one JSON array on stdout")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("stat", help="size, last modified and ETag of one object")
     add_global_flags(p)
-    p.add_argument("uri")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("uri", help="s3://bucket/key or a local file")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=cmd_stat)
 
-    p = sub.add_parser("cat", help="write an object to stdout")
+    p = sub.add_parser("cat", help="write an object to standard output")
     add_global_flags(p)
-    p.add_argument("uri")
+    p.add_argument("uri", help="s3://bucket/key or a local file")
     p.set_defaults(func=cmd_cat)
 
-    p = sub.add_parser("cp", help="copy objects: local->s3, s3->local, s3->s3",
-                       description="Copy one object, or with --recursive every object under a "
-                                   "prefix or directory. Objects up to 64 MiB are copied "
-                                   "--max-in-flight at a time; larger ones are streamed.")
+    for name, func, help_text in (
+            ("cp", cmd_cp, "copy objects: local->s3, s3->local, s3->s3, '-' for stdin/stdout"),
+            ("mv", cmd_mv, "move objects (copy, then delete the sources that were copied)")):
+        p = sub.add_parser(name, help=help_text,
+                           description="Copy one object, every object under a prefix "
+                                       "(--recursive), or the objects a glob in the source's "
+                                       "last segment matches (s3://b/train/*.npz). Objects up "
+                                       "to 64 MiB are copied --max-in-flight at a time; larger "
+                                       "ones are streamed. With cp, '-' as source or "
+                                       "destination is standard input or output (streamed; "
+                                       "multipart for large input). Local destinations never "
+                                       "receive files outside their directory: keys with '..' "
+                                       "are skipped with a warning, as aws-cli does.")
+        add_global_flags(p)
+        p.add_argument("src", help="s3://bucket/key, a prefix with -r, a glob, a local path"
+                                   + (", or -" if name == "cp" else ""))
+        p.add_argument("dst", help="s3://bucket/key or prefix/, a local path or directory"
+                                   + (", or -" if name == "cp" else ""))
+        p.add_argument("--recursive", "-r", action="store_true",
+                       help="every object under the source prefix")
+        _copy_flags(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("sync", help="copy what is new or changed from SRC to DST (aws s3 sync)",
+                       description="Copy every object under SRC that is missing at DST, has "
+                                   "another size there, or is newer at SRC (the rules of aws "
+                                   "s3 sync); local files written get the source's "
+                                   "modification time. --delete removes what DST has that SRC "
+                                   "does not.")
     add_global_flags(p)
-    p.add_argument("src")
-    p.add_argument("dst")
-    p.add_argument("--recursive", "-r", action="store_true")
-    p.add_argument("--max-in-flight", type=int, default=16, help="objects copied at once")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
-    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_cp)
+    p.add_argument("src", help="s3://bucket/prefix/ or a local directory")
+    p.add_argument("dst", help="s3://bucket/prefix/ or a local directory")
+    p.add_argument("--delete", action="store_true",
+                   help="delete objects at DST that SRC does not have")
+    _copy_flags(p)
+    p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("rm", help="delete an object, a prefix (--recursive) or a glob",
                        description="Delete one object (a missing one is not an error, as with "
@@ -359,3 +421,22 @@ def register(sub: Any) -> None:
     add_global_flags(p)
     p.add_argument("uri", help="s3://bucket")
     p.set_defaults(func=cmd_mb)
+
+    p = sub.add_parser("rb", help="remove a bucket (--force: empty it first)")
+    add_global_flags(p)
+    p.add_argument("uri", help="s3://bucket")
+    p.add_argument("--force", action="store_true",
+                   help="delete every object (and incomplete upload) in it first")
+    p.set_defaults(func=cmd_rb)
+
+    p = sub.add_parser("presign", help="a URL that gives access to one object for a while",
+                       description="Print a presigned URL (SigV4 query authorization) with "
+                                   "which anyone can GET (or PUT) the object until it "
+                                   "expires, as aws s3 presign. No request is sent.")
+    add_global_flags(p)
+    p.add_argument("uri", help="s3://bucket/key")
+    p.add_argument("--expires-in", type=int, default=3600, metavar="SECONDS",
+                   help="seconds the URL stays valid, 1 to 604800 (default 3600)")
+    p.add_argument("--method", default="GET", choices=["GET", "PUT"],
+                   help="what the URL allows (default GET)")
+    p.set_defaults(func=cmd_presign)

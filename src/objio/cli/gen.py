@@ -9,11 +9,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..config import format_size, parse_size
+from ..config import GiB, format_size, parse_size
 from ..formats import FORMATS, JPEG_QUALITY, normalize_format, normalize_parquet_columns
 from ..gen import WORKLOADS, GenSpec, generate_dataset, measure_generation, plan_summary
 from ..uri import parse_uri
-from ._common import add_global_flags, client_from_args, write_json
+from ._common import add_global_flags, broken_pipe, client_from_args, error_line, write_json
+
+CONFIRM_ABOVE = 10 * GiB
+"""``objio gen`` asks before writing more than this many bytes (on a terminal, without
+``--yes``)."""
 
 
 def _parse_columns(text: str) -> tuple[tuple[str, str, int | None], ...]:
@@ -87,6 +91,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         "every format (16 MiB samples) and preset; writes nothing (URI only names the files)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--yes", "-y", action="store_true",
+                        help=f"do not ask before writing more than {format_size(CONFIRM_ABOVE)} "
+                             "(asked only on a terminal)")
     return parser
 
 
@@ -127,6 +134,13 @@ def spec_from_args(args: argparse.Namespace) -> GenSpec:
     overrides.update({k: v for k, v in simple.items() if v is not None})
     if args.record_size is not None:
         overrides["record_size"] = parse_size(args.record_size, "--record-size")
+        if args.record_size_stdev is None and base.record_size_stdev:
+            # The preset's spread belongs to its own record size: 146 MB +- 68 MB around a
+            # 459-byte record would make 1-pixel "images". Drop it, and say so.
+            overrides["record_size_stdev"] = 0
+            print(f"objio gen: note: --record-size replaces the {args.workload} record size; "
+                  f"its stdev ({base.record_size_stdev:,.0f} bytes) is dropped (give "
+                  "--record-size-stdev to set one)", file=sys.stderr)
     if args.record_size_stdev is not None:
         overrides["record_size_stdev"] = parse_size(args.record_size_stdev, "--record-size-stdev")
     if args.chunks is not None:
@@ -209,6 +223,15 @@ def run_from_args(args: argparse.Namespace) -> int:
 
         err_console = Console(stderr=True)
         show = not args.no_progress and err_console.is_terminal
+        approx = spec.total_files * spec.samples_per_file * spec.record_size
+        if approx > CONFIRM_ABOVE:  # say how much before a long run
+            print(f"objio gen: writing {spec.total_files:,} {spec.format} files, about "
+                  f"{format_size(approx)}, under {prefix}", file=sys.stderr)
+        if approx > CONFIRM_ABOVE and not args.yes and sys.stdin.isatty() and sys.stderr.isatty():
+            answer = input(f"That is more than {format_size(CONFIRM_ABOVE)}. Go on? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("objio gen: nothing written", file=sys.stderr)
+                return 1
         client = client_from_args(args)
         result = generate_dataset(
             client, prefix, spec, max_in_flight=args.max_in_flight, progress=show, console=err_console
@@ -226,12 +249,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         if args.json:
             write_json(args.json, result)
         return 0
+    except BrokenPipeError:
+        return broken_pipe()
     except KeyboardInterrupt:
         print("objio: interrupted", file=sys.stderr)
         return 130
     except (ObjectStoreError, OSError, ValueError, ImportError) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"objio: error: {message}", file=sys.stderr)
+        print(f"objio: error: {error_line(exc)}", file=sys.stderr)
         return 1
 
 

@@ -14,7 +14,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     from ..server import LocalS3Server
 
     server = LocalS3Server(data_dir=args.data_dir, access_key_id=args.access_key_id,
-                           secret_access_key=args.secret_access_key)
+                           secret_access_key=args.secret_access_key, port=args.port)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -55,8 +55,14 @@ def register(sub: Any) -> None:
                        description="Start LocalS3Server on free loopback ports with "
                                    "authentication on, print the endpoint and keys, and run "
                                    "until Ctrl-C.")
-    p.add_argument("--data-dir", default=None, help="keep the data here (default: a temp dir)")
-    p.add_argument("--access-key-id", default=None, help="default: generated")
-    p.add_argument("--secret-access-key", default=None, help="default: generated")
+    p.add_argument("--data-dir", default=None,
+                   help="keep the data here, and the ports: a restart on the same directory "
+                        "serves the same endpoint (default: a temp dir, removed at exit)")
+    p.add_argument("--port", type=int, default=None,
+                   help="the S3 port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--access-key-id", default=None,
+                   help="the access key clients use (default: generated)")
+    p.add_argument("--secret-access-key", default=None,
+                   help="its secret (default: generated)")
     p.add_argument("--json", action="store_true", help="print the endpoint and keys as JSON")
     p.set_defaults(func=cmd_server)

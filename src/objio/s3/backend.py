@@ -584,6 +584,20 @@ class S3Backend:
         return [(_text(b, "Name"), _parse_iso_date(_text(b, "CreationDate")))
                 for b in _xml(payload).iter(f"{_NS}Bucket")]
 
+    async def delete_bucket(self, bucket_uri: ObjectURI) -> None:
+        """DeleteBucket (it must be empty: BucketNotEmpty otherwise)."""
+        await self._simple("DeleteBucket", f"s3://{bucket_uri.bucket}", "DELETE",
+                           bucket_uri.bucket, None, ok=(200, 204))
+
+    def presign(self, obj: ObjectURI, method: str, expires_s: int) -> str:
+        """A presigned URL for ``method`` (GET or PUT) on ``obj``, valid ``expires_s`` seconds."""
+        creds = self._creds.get()
+        if creds is None:
+            raise ValueError("presigning needs credentials (an unsigned client has none)")
+        host, path = self._target(obj.bucket, obj.key)
+        query = self._signer.presign(method, host, path, [], creds, expires_s)
+        return f"{self._http_scheme}://{host}{path}?{query}"
+
     async def head_bucket(self, bucket_uri: ObjectURI) -> None:
         """HeadBucket. Raises FileNotFoundError if the bucket does not exist."""
         await self._simple("HeadBucket", f"s3://{bucket_uri.bucket}", "HEAD", bucket_uri.bucket,

@@ -38,6 +38,7 @@ class CredentialProvider:
 
         Raises:
             PermissionError (AccessDeniedError): no credentials anywhere and not unsigned.
+            ValueError: the configured profile does not exist.
         """
         if self._config.unsigned:
             return None
@@ -50,10 +51,17 @@ class CredentialProvider:
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token or None)
 
     def _load_botocore(self) -> Any:
+        import botocore.exceptions
         import botocore.session
 
-        session = botocore.session.Session(profile=self._config.profile)
-        creds = session.get_credentials()
+        profile = self._config.profile
+        try:
+            session = botocore.session.Session(profile=profile)
+            creds = session.get_credentials()
+        except botocore.exceptions.ProfileNotFound:
+            raise ValueError(f"profile {profile!r} not found in the AWS config files "
+                             "(~/.aws/config, ~/.aws/credentials, or AWS_CONFIG_FILE / "
+                             "AWS_SHARED_CREDENTIALS_FILE)") from None
         if creds is None:
             raise AccessDeniedError(
                 "no AWS credentials found (looked at explicit config, AWS_ACCESS_KEY_ID/"

@@ -1,4 +1,5 @@
-"""AWS Signature Version 4 for S3 (header authorization).
+"""AWS Signature Version 4 for S3 (header authorization, and query authorization for
+presigned URLs).
 
 Implements the algorithm of the AWS documentation "Signature Version 4 signing process":
 canonical request -> string to sign -> HMAC-SHA256 with a key derived from the secret, date,
@@ -127,3 +128,31 @@ class SigV4Signer:
             f"SignedHeaders={signed_headers}, Signature={sig}"
         )
         return headers
+
+    def presign(self, method: str, host: str, encoded_path: str, params: list[tuple[str, str]],
+                creds: Credentials, expires_s: int, timestamp: str | None = None) -> str:
+        """The query string of a presigned URL (SigV4 query authorization: the
+        ``X-Amz-Algorithm``, ``X-Amz-Credential``, ``X-Amz-Date``, ``X-Amz-Expires``,
+        ``X-Amz-SignedHeaders=host`` parameters, ``X-Amz-Security-Token`` for temporary
+        credentials, and ``X-Amz-Signature`` over an ``UNSIGNED-PAYLOAD`` canonical request)."""
+        ts = timestamp or amz_date()
+        date = ts[:8]
+        scope = f"{date}/{self.region}/{self.service}/aws4_request"
+        q = list(params) + [
+            ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
+            ("X-Amz-Credential", f"{creds.access_key_id}/{scope}"),
+            ("X-Amz-Date", ts),
+            ("X-Amz-Expires", str(expires_s)),
+            ("X-Amz-SignedHeaders", "host"),
+        ]
+        if creds.session_token:
+            q.append(("X-Amz-Security-Token", creds.session_token))
+        query = canonical_query(q)
+        creq = "\n".join((method, encoded_path, query, f"host:{host}\n", "host",
+                          UNSIGNED_PAYLOAD))
+        sts = "\n".join(
+            ("AWS4-HMAC-SHA256", ts, scope, hashlib.sha256(creq.encode()).hexdigest())
+        )
+        sig = hmac.digest(self._signing_key(creds.secret_access_key, date), sts.encode(),
+                          "sha256").hex()
+        return f"{query}&X-Amz-Signature={sig}"
