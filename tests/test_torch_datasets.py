@@ -55,6 +55,10 @@ def reader_kind(reader: S3Reader) -> tuple[str, str, bytes]:
     return type(reader).__name__, reader.key, reader.read()
 
 
+def is_sequential(reader: S3Reader) -> bool:
+    return isinstance(reader, SequentialS3Reader)
+
+
 def forbid_listing(worker_id: int) -> None:
     """worker_init_fn: any listing in a worker fails loudly."""
     import objio.api
@@ -100,14 +104,22 @@ def test_s3clientconfig_matches_the_seed() -> None:
 @pytest.mark.parametrize("field,value", [
     ("throughput_target_gbps", 0), ("throughput_target_gbps", -1.0),
     ("throughput_target_gbps", float("nan")), ("throughput_target_gbps", float("inf")),
-    ("throughput_target_gbps", "10"), ("throughput_target_gbps", True),
-    ("part_size", 1), ("part_size", 6 * 1024**3), ("part_size", 8.0 * MiB), ("part_size", "8MiB"),
-    ("unsigned", "yes"), ("unsigned", 1), ("force_path_style", None),
-    ("max_attempts", 0), ("max_attempts", -3), ("max_attempts", 2.5), ("max_attempts", False),
-    ("profile", ""), ("profile", 7),
+    ("part_size", 1), ("part_size", 6 * 1024**3),
+    ("max_attempts", 0), ("max_attempts", -3), ("profile", ""),
 ])
-def test_s3clientconfig_validation_is_a_valueerror(field: str, value: Any) -> None:
+def test_s3clientconfig_bad_value_is_a_valueerror(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):
+        S3ClientConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field,value", [
+    ("throughput_target_gbps", "10"), ("throughput_target_gbps", True),
+    ("part_size", 8.0 * MiB), ("part_size", "8MiB"),
+    ("unsigned", "yes"), ("unsigned", 1), ("force_path_style", None),
+    ("max_attempts", 2.5), ("max_attempts", False), ("profile", 7),
+])
+def test_s3clientconfig_bad_type_is_a_typeerror(field: str, value: Any) -> None:
+    with pytest.raises(TypeError, match=field):
         S3ClientConfig(**{field: value})
 
 
@@ -125,7 +137,7 @@ def test_s3clientconfig_maps_onto_clientconfig() -> None:
     assert S3ClientConfig(throughput_target_gbps=1e6).max_in_flight == 1024
     with pytest.raises(ValueError, match="endpoint"):
         S3ClientConfig().to_client_config("us-east-1", "ftp://x")
-    with pytest.raises(ValueError, match="s3client_config"):
+    with pytest.raises(TypeError, match="s3client_config"):
         S3MapDataset.from_objects("s3://objio-test/x", region="us-east-1", s3client_config=42)
 
 
@@ -146,6 +158,9 @@ def test_dataset_signatures_match_the_seed(cls_name: str, method: str) -> None:
     s3t = pytest.importorskip("s3torchconnector")
     seed = _params(getattr(getattr(s3t, cls_name), method))
     ours = _params(getattr(getattr(dsmod, cls_name), method))
+    if method != "__init__":  # one deliberate difference: region may be left out (env/config)
+        assert ("region", inspect.Parameter.KEYWORD_ONLY, None) in ours
+        seed = [("region", k, None) if n == "region" else (n, k, d) for n, k, d in seed]
     assert ours[: len(seed)] == seed
     assert all(kind == inspect.Parameter.KEYWORD_ONLY for _, kind, _ in ours[len(seed):])
     assert all(name in ("shuffle", "seed", "prefetch_objects", "prefetch_bytes")
@@ -251,20 +266,29 @@ def test_from_objects_missing_object_names_it(s3_server: Any, client: objio.Clie
     local = S3MapDataset.from_objects([str(tmp_path / "nope.bin")], region="x", transform=key_of)
     with pytest.raises(FileNotFoundError, match="nope.bin"):
         local.__getitems__([0])
-    for bad in (["http://x/y"], ["s3://Bad_Bucket/k"], ["s3://objio-test/"], 42):
+    for bad in (["http://x/y"], ["s3://Bad_Bucket/k"], ["s3://objio-test/"]):
         with pytest.raises(ValueError):
-            S3MapDataset.from_objects(bad, region="us-east-1")  # type: ignore[arg-type]
+            S3MapDataset.from_objects(bad, region="us-east-1")
+    with pytest.raises(TypeError, match="object_uris"):
+        S3MapDataset.from_objects(42, region="us-east-1")  # type: ignore[arg-type]
 
 
-def test_bad_arguments_are_valueerrors(s3_server: Any) -> None:
+def test_bad_arguments_types_and_values(s3_server: Any) -> None:
     cfg = cfg_of(s3_server)
     mk = S3IterableDataset.from_prefix
-    for kw in ({"shuffle": 1}, {"seed": -1}, {"prefetch_objects": 0}, {"prefetch_bytes": -1},
-               {"enable_sharding": "yes"}, {"transform": 3}, {"reader_constructor": 5}):
-        with pytest.raises(ValueError):
+    for kw in ({"seed": -1}, {"prefetch_objects": 0}, {"prefetch_bytes": -1}):
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            mk("s3://objio-test/x/", region="us-east-1", s3client_config=cfg, **kw)
+    for kw in ({"shuffle": 1}, {"seed": "1"}, {"prefetch_objects": 2.0}, {"enable_sharding": "yes"},
+               {"transform": 3}, {"reader_constructor": 5}):
+        with pytest.raises(TypeError, match=next(iter(kw))):
             mk("s3://objio-test/x/", region="us-east-1", s3client_config=cfg, **kw)
     with pytest.raises(ValueError):
         mk("ftp://x/y", region="us-east-1")
+    with pytest.raises(TypeError, match="s3_uri"):
+        mk(42, region="us-east-1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="region"):
+        mk("s3://objio-test/x/", region=5)  # type: ignore[arg-type]
 
 
 def test_rank_env_errors(s3_server: Any, client: objio.Client, prefix: str,
@@ -413,6 +437,26 @@ def test_sharding_exactly_once(s3_server: Any, client: objio.Client, prefix: str
     assert collections.Counter(got) == collections.Counter({k: 2 for k in data})
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_sharding_with_uneven_worker_counts_per_rank(s3_server: Any, client: objio.Client,
+                                                     prefix: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank 0 with 1 DataLoader worker and rank 1 with 3 still read every object once: shards
+    are cut by rank first, then by worker within the rank."""
+    data = put_objects(client, prefix, 61, 10)
+    ds = S3IterableDataset.from_prefix(prefix, region="us-east-1",
+                                       s3client_config=cfg_of(s3_server),
+                                       enable_sharding=True, transform=key_of)
+    seen: collections.Counter[str] = collections.Counter()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank, workers in ((0, 1), (1, 3)):
+        monkeypatch.setenv("RANK", str(rank))
+        for key in DataLoader(ds, batch_size=None, num_workers=workers, timeout=TIMEOUT_S):
+            seen[key] += 1
+    assert seen == collections.Counter(list(data))
+
+
 # ------------------------------------------------------------------------------ shuffling
 def test_shuffle_is_deterministic_and_varies(s3_server: Any, client: objio.Client,
                                              prefix: str) -> None:
@@ -519,6 +563,12 @@ def test_large_objects_stream_and_range_based(s3_server: Any, client: objio.Clie
     assert bytes(seq[0]) == big and bytes(seq.__getitems__([0, 1])[0]) == big
     assert isinstance(S3MapDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg)[0],
                       SequentialS3Reader)
+    # the constructor's class, also for objects served from memory (users' isinstance checks)
+    checked = S3MapDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg,
+                                       transform=is_sequential)
+    assert checked.__getitems__([0, 1]) == [True, True]
+    assert list(S3IterableDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg,
+                                              transform=is_sequential)) == [True, True]
     assert isinstance(S3MapDataset.from_prefix(
         prefix, region="us-east-1", s3client_config=cfg,
         reader_constructor=S3ReaderConstructor.range_based())[1], RangedS3Reader)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import fnmatch
 import inspect
+import io
 import os
 import string
 import threading
@@ -505,6 +506,20 @@ class Client:
         await engine.run_async(self._create_bucket(uri, exist_ok))
 
     # ------------------------------------------------------------------------ npz
+    def put_npz(self, uri: URI, /, **arrays: Any) -> None:
+        """Write ``arrays`` (name -> numpy array or array-like) as one ``.npz`` object in
+        numpy's own format (:func:`numpy.savez`, uncompressed; ``numpy.load`` and
+        :meth:`read_npz` read it back). The archive is built in memory.
+
+        Raises: ValueError (no arrays, a URI without a key), TypeError (an object numpy cannot
+        store without pickling), and the errors of :meth:`put_bytes`."""
+        engine.run(self._put_bytes(uri, _npz_bytes(arrays), True))
+
+    async def put_npz_async(self, uri: URI, /, **arrays: Any) -> None:
+        """Async :meth:`put_npz` (the archive is built in a worker thread)."""
+        data = await engine.run_async(engine.to_thread(_npz_bytes, arrays))
+        await engine.run_async(self._put_bytes(uri, data, True))
+
     def read_npz(self, uri: URI, array_name: str | None = None) -> Any:
         """Download an ``.npz`` object and return one array (``numpy.ndarray``): ``array_name``,
         or the first array in the archive when None.
@@ -654,6 +669,19 @@ class Client:
         return engine.run(backend.list_multipart_uploads(_bucket_root(obj), obj.key))
 
 
+def _npz_bytes(arrays: dict[str, Any]) -> bytes:
+    import numpy as np
+
+    if not arrays:
+        raise ValueError("put_npz needs at least one array: put_npz(uri, x=array, ...)")
+    out = io.BytesIO()
+    try:
+        np.savez(out, allow_pickle=False, **arrays)
+    except ValueError as e:  # object arrays: numpy would have to pickle them
+        raise TypeError(f"put_npz stores numeric and string arrays only: {e}") from None
+    return out.getvalue()
+
+
 def _decode_npz(data: bytearray, uri: URI, array_name: str | None) -> Any:
     from .formats.npz import read_npz_array
 
@@ -711,7 +739,7 @@ API_FUNCTIONS: Sequence[str] = (
     "get_many", "get_many_async", "get_many_stats", "get_many_stats_async", "put", "put_async",
     "put_bytes", "put_bytes_async", "put_many", "put_many_async", "delete", "delete_async",
     "stat", "stat_async", "exists", "exists_async", "create_bucket", "create_bucket_async",
-    "read_npz", "read_npz_async", "list_multipart_uploads", "list_buckets", "list_level",
+    "read_npz", "read_npz_async", "put_npz", "put_npz_async", "list_multipart_uploads", "list_buckets", "list_level",
     "copy", "copy_many", "put_generated", "abort_multipart_uploads", "delete_bucket", "presign",
     "delete_many",
     "put_generated_async",

@@ -236,12 +236,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         result = generate_dataset(
             client, prefix, spec, max_in_flight=args.max_in_flight, progress=show, console=err_console
         )
+        if result["rank"] != 0:  # one summary per job (mpirun, torchrun, srun): rank 0's
+            return 0
         if args.workload is not None:
             result["workload"] = args.workload
             result["scale"] = args.scale
         index = f" + {result['index_files']:,} index files" if result["index_files"] else ""
+        share = f"rank 0 of {result['world_size']} " if result["world_size"] > 1 else ""
         print(
-            f"wrote {result['files']:,} {result['format']} files{index}, {format_size(result['bytes'])} in "
+            f"{share}wrote {result['files']:,} {result['format']} files{index}, {format_size(result['bytes'])} in "
             f"{result['seconds']:.2f} s: {result['files_per_s']:.1f} files/s, {result['mib_per_s']:.1f} MiB/s "
             f"-> {result['uri']}",
             file=human,

@@ -39,6 +39,7 @@ from .generate import (
     check_bucket,
     default_measure_specs,
     generate_dataset,
+    job_rank,
     measure_generation,
 )
 from .plan import PlannedFile, iter_plan, plan, plan_summary
@@ -55,6 +56,7 @@ __all__ = [
     "default_measure_specs",
     "generate_dataset",
     "iter_plan",
+    "job_rank",
     "measure_generation",
     "plan",
     "plan_summary",

@@ -3,6 +3,7 @@ overlapping the uploads), and measure single-core generation speed."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -88,6 +89,8 @@ def generate_dataset(
     progress: bool = False,
     console: Any = None,
     observer: Any = None,
+    rank: int | None = None,
+    world_size: int | None = None,
 ) -> dict[str, Any]:
     """Generate the dataset ``spec`` and upload it under ``prefix_uri``.
 
@@ -107,13 +110,20 @@ def generate_dataset(
         console: a :class:`rich.console.Console` (default: stderr).
         observer: also called with each object's :class:`objio.RequestRecord`
             (on the engine thread: keep it cheap).
+        rank, world_size: this process's share of a job of ``world_size``
+            processes (mpirun, torchrun, srun): it writes the files whose place
+            in the plan is ``rank`` modulo ``world_size``, so every file is
+            written exactly once by the job, as DLIO splits generation over MPI
+            ranks. Default: :func:`job_rank` (the launcher's environment).
 
     Returns:
-        Summary: ``{"uri", "format", "files", "files_train", "files_eval",
-        "index_files", "objects", "bytes", "seconds", "mib_per_s",
-        "files_per_s", "max_in_flight", "spec"}``; ``bytes`` counts every
-        object uploaded (index files included), in bytes; ``seconds`` is wall
-        time from the first generation to the last upload.
+        Summary of what this process wrote: ``{"uri", "format", "files",
+        "files_train", "files_eval", "index_files", "objects", "bytes",
+        "seconds", "mib_per_s", "files_per_s", "max_in_flight", "rank",
+        "world_size", "spec"}``; ``files_train``/``files_eval`` are the whole
+        dataset's; ``bytes`` counts every object uploaded (index files
+        included), in bytes; ``seconds`` is wall time from the first
+        generation to the last upload.
 
     Raises:
         ValueError: invalid spec or URI, ``max_in_flight < 1``.
@@ -129,7 +139,13 @@ def generate_dataset(
         raise ValueError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
     obj = parse_uri(prefix_uri)
     get_format(spec.format).requires()
+    if rank is None and world_size is None:
+        rank, world_size = job_rank()
+    rank, world_size = _check_rank(rank, world_size)
     check_bucket(client, obj)
+    if obj.scheme == "file":  # DLIO lists both splits, even an empty one
+        for split in ("train", "valid"):
+            os.makedirs(obj.joinpath(split).key, exist_ok=True)
 
     counter = _Counter()
 
@@ -142,7 +158,8 @@ def generate_dataset(
             observer(record)
 
     # Generated lazily as put_generated pulls them: the plan is never held whole.
-    factories = (lambda p=p: build_planned(spec, p) for p in iter_plan(spec, obj))
+    factories = (lambda p=p: build_planned(spec, p)
+                 for i, p in enumerate(iter_plan(spec, obj)) if i % world_size == rank)
     t0 = time.perf_counter()
     with _ProgressBar(progress, console, spec, counter, t0):
         client.put_generated(factories, max_in_flight, observer=observe)
@@ -160,8 +177,47 @@ def generate_dataset(
         "mib_per_s": counter.bytes / MiB / seconds if seconds > 0 else 0.0,
         "files_per_s": counter.files / seconds if seconds > 0 else 0.0,
         "max_in_flight": max_in_flight,
+        "rank": rank,
+        "world_size": world_size,
         "spec": spec.to_dict(),
     }
+
+
+_RANK_VARIABLES = (
+    ("RANK", "WORLD_SIZE"),  # torchrun, torch.distributed
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),  # Open MPI's mpirun
+    ("PMI_RANK", "PMI_SIZE"),  # MPICH / Intel MPI (Hydra)
+    ("SLURM_PROCID", "SLURM_NTASKS"),  # srun
+)
+
+
+def job_rank(environ: Any = None) -> tuple[int, int]:
+    """``(rank, world_size)`` of this process in a job started by torchrun (``RANK``,
+    ``WORLD_SIZE``), Open MPI (``OMPI_COMM_WORLD_RANK``/``_SIZE``), MPICH or Intel MPI
+    (``PMI_RANK``/``PMI_SIZE``) or Slurm's srun (``SLURM_PROCID``/``SLURM_NTASKS``), the first
+    pair that is set; ``(0, 1)`` outside such a job.
+
+    Raises: ValueError (a variable that is not a valid rank or size, naming it)."""
+    env = os.environ if environ is None else environ
+    for rank_var, size_var in _RANK_VARIABLES:
+        raw_rank, raw_size = env.get(rank_var), env.get(size_var)
+        if raw_rank is None or raw_size is None:
+            continue
+        try:
+            rank, size = int(raw_rank), int(raw_size)
+        except ValueError:
+            raise ValueError(f"{rank_var}={raw_rank!r} / {size_var}={raw_size!r} must be "
+                             "integers") from None
+        return _check_rank(rank, size, f"{rank_var}/{size_var}")
+    return 0, 1
+
+
+def _check_rank(rank: Any, world_size: Any, what: str = "rank/world_size") -> tuple[int, int]:
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"{what}: world size must be an integer >= 1, got {world_size!r}")
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
+        raise ValueError(f"{what}: rank must be an integer in [0, {world_size}), got {rank!r}")
+    return rank, world_size
 
 
 class _ProgressBar:

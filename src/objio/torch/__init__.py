@@ -1,14 +1,18 @@
-"""PyTorch-facing classes with s3torchconnector's names (``S3Reader``, ``S3ReaderConstructor``,
-``S3Writer``), built on :mod:`objio.io`.
+"""PyTorch-facing classes with s3torchconnector's names, built on :mod:`objio.io`: a drop-in
+for ``from s3torchconnector import ...`` (everything its ``__init__`` exports: the datasets,
+``S3Reader``, ``S3ReaderConstructor``, ``S3Writer``, ``S3Exception``, ``S3ClientConfig``,
+``__version__``), plus ``S3Client`` with its direct-use methods.
 
-The readers, the constructors and the writer import and work without torch installed; only
-the datasets and checkpoint helpers need torch.
+The readers, the constructors, the writer and the client import and work without torch
+installed; only the datasets and checkpoint helpers need torch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .. import __version__
+from ..errors import ObjectStoreError as S3Exception
 from ._reader import (
     DEFAULT_BUFFER_SIZE,
     DEFAULT_MAX_GAP_SIZE,
@@ -22,6 +26,7 @@ from ._reader import (
     SequentialS3Reader,
 )
 from ._writer import S3Writer
+from .client import S3Client
 from .config import S3ClientConfig
 
 _NEED_TORCH = {"S3MapDataset": "datasets", "S3IterableDataset": "datasets",
@@ -40,7 +45,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "S3MapDataset", "S3IterableDataset", "S3ClientConfig", "PrefetchedS3Reader",
+    "S3MapDataset", "S3IterableDataset", "S3ClientConfig", "S3Client", "S3Exception",
+    "__version__", "PrefetchedS3Reader",
     "FlattenSamples",
     "S3Reader", "S3ReaderConstructor", "S3Writer", "SequentialS3Reader", "RangedS3Reader",
     "DCPOptimizedS3Reader", "DCPOptimizedConstructor", "S3ReaderConstructorProtocol",

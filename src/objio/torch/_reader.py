@@ -39,7 +39,7 @@ __all__ = [
 
 def _uri(bucket: str, key: str) -> ObjectURI:
     if not isinstance(bucket, str) or not isinstance(key, str):
-        raise ValueError(f"bucket and key must be strings, got {bucket!r}, {key!r}")
+        raise TypeError(f"bucket and key must be strings, got {bucket!r}, {key!r}")
     if not bucket:
         return parse_uri(key)  # a local path (or a full URI)
     return parse_uri(f"s3://{bucket}/{key}")

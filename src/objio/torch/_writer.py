@@ -30,7 +30,7 @@ class S3Writer(ObjectWriter):
                  part_size: int | None = None, max_parts_in_flight: int | None = None,
                  exist_ok: bool = True) -> None:
         if not isinstance(bucket, str) or not isinstance(key, str):
-            raise ValueError(f"bucket and key must be strings, got {bucket!r}, {key!r}")
+            raise TypeError(f"bucket and key must be strings, got {bucket!r}, {key!r}")
         obj: ObjectURI = parse_uri(f"s3://{bucket}/{key}") if bucket else parse_uri(key)
         super().__init__(obj, client=client, part_size=part_size,
                          max_parts_in_flight=max_parts_in_flight, exist_ok=exist_ok)

@@ -68,7 +68,8 @@ class S3ClientConfig:
         profile: AWS profile name for credentials.
 
     Raises:
-        ValueError: a field has the wrong type or is out of range (the message names it).
+        TypeError: a field has the wrong type; ValueError: a value out of range (the message
+        names the field and the allowed values).
     """
 
     throughput_target_gbps: float = 10.0
@@ -80,22 +81,30 @@ class S3ClientConfig:
 
     def __post_init__(self) -> None:
         g = self.throughput_target_gbps
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g <= 0:
+        if isinstance(g, bool) or not isinstance(g, (int, float)):
+            raise TypeError(f"throughput_target_gbps must be a number of Gbit/s, got {g!r}")
+        if not math.isfinite(g) or g <= 0:
             raise ValueError(f"throughput_target_gbps must be a finite number of Gbit/s > 0, "
                              f"got {g!r}")
         p = self.part_size
-        if isinstance(p, bool) or not isinstance(p, int) or not MIN_PART_SIZE <= p <= MAX_PART_SIZE:
-            raise ValueError(f"part_size must be an integer number of bytes between {MIN_PART_SIZE} "
-                             f"(5 MiB) and {MAX_PART_SIZE} (5 GiB), got {p!r}")
+        if isinstance(p, bool) or not isinstance(p, int):
+            raise TypeError(f"part_size must be an integer number of bytes, got {p!r}")
+        if not MIN_PART_SIZE <= p <= MAX_PART_SIZE:
+            raise ValueError(f"part_size must be between {MIN_PART_SIZE} (5 MiB) and "
+                             f"{MAX_PART_SIZE} (5 GiB) bytes, got {p!r}")
         for name in ("unsigned", "force_path_style"):
             v = getattr(self, name)
             if not isinstance(v, bool):
-                raise ValueError(f"{name} must be True or False, got {v!r}")
+                raise TypeError(f"{name} must be True or False, got {v!r}")
         m = self.max_attempts
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        if isinstance(m, bool) or not isinstance(m, int):
+            raise TypeError(f"max_attempts must be an integer, got {m!r}")
+        if m < 1:
             raise ValueError(f"max_attempts must be an integer >= 1, got {m!r}")
-        if self.profile is not None and (not isinstance(self.profile, str) or not self.profile):
-            raise ValueError(f"profile must be a non-empty string or None, got {self.profile!r}")
+        if self.profile is not None and not isinstance(self.profile, str):
+            raise TypeError(f"profile must be a string or None, got {self.profile!r}")
+        if self.profile is not None and not self.profile:
+            raise ValueError("profile must be a non-empty string or None, got ''")
 
     @property
     def max_in_flight(self) -> int:
@@ -125,7 +134,7 @@ def _region(region: Any) -> str | None:
     if region is None or region == "":
         return None
     if not isinstance(region, str):
-        raise ValueError(f"region must be a string such as 'us-east-1', got {region!r}")
+        raise TypeError(f"region must be a string such as 'us-east-1', got {region!r}")
     return region
 
 
@@ -133,8 +142,8 @@ def _endpoint(endpoint: Any) -> str | None:
     if endpoint is None or endpoint == "":
         return None
     if not isinstance(endpoint, str):
-        raise ValueError(f"endpoint must be a URL string such as 'http://localhost:9000', "
-                         f"got {endpoint!r}")
+        raise TypeError(f"endpoint must be a URL string such as 'http://localhost:9000', "
+                        f"got {endpoint!r}")
     if "://" not in endpoint:
         endpoint = "https://" + endpoint  # the seed accepts a bare host name
     if not endpoint.startswith(("http://", "https://")):
@@ -152,7 +161,8 @@ def client_config_for(s3client_config: Any, region: str | None = None,
     only the fields it leaves unset).
 
     Raises:
-        ValueError: invalid settings; any other type of ``s3client_config``.
+        ValueError: invalid settings; TypeError: any other type of ``s3client_config``, a
+        region or endpoint that is not a string.
     """
     if s3client_config is None:
         return ClientConfig(region=_region(region), endpoint_url=_endpoint(endpoint))
@@ -164,7 +174,7 @@ def client_config_for(s3client_config: Any, region: str | None = None,
         if all(hasattr(s3client_config, f) for f in _FIELDS):  # s3torchconnector's own class
             s3client_config = S3ClientConfig(**{f: getattr(s3client_config, f) for f in _FIELDS})
         else:
-            raise ValueError("s3client_config must be an objio.torch.S3ClientConfig, an "
-                             "objio.ClientConfig or None, got "
-                             f"{type(s3client_config).__name__}")
+            raise TypeError("s3client_config must be an objio.torch.S3ClientConfig, an "
+                            "objio.ClientConfig or None, got "
+                            f"{type(s3client_config).__name__}")
     return s3client_config.to_client_config(region, endpoint)

@@ -120,6 +120,8 @@ __all__ = [
 
 log = logging.getLogger("objio.torch")
 
+_warned_unsharded = False  # the one-time warning of S3IterableDataset.__iter__
+
 PREFETCH_OBJECT_MAX = 64 * MiB
 """Objects up to this size are fetched whole into memory; larger ones are streamed."""
 DEFAULT_PREFETCH_BYTES = 128 * MiB
@@ -135,22 +137,38 @@ def identity(obj: S3Reader) -> S3Reader:
 
 
 # ------------------------------------------------------------------------------ reader
-class PrefetchedS3Reader(S3Reader):
-    """An :class:`~objio.torch.S3Reader` over an object already fetched into memory.
+class PrefetchedS3Reader(SequentialS3Reader):
+    """A :class:`~objio.torch.SequentialS3Reader` whose object was already fetched into memory.
 
-    What the datasets hand to the transform for objects fetched whole. It has the reader
-    interface (``bucket``, ``key``, ``read``, ``readinto``, ``readline``, ``seek``, ``tell``,
-    iteration, context manager) plus ``size``, ``uri`` and two zero-copy accessors:
-    :meth:`getbuffer` (the whole object) and :meth:`readview` (like ``read``). Reads never make
-    a request. Picklable (the bytes travel with it).
+    What the datasets hand to the transform for objects fetched whole with the (default)
+    sequential reader constructor, so ``isinstance(reader, SequentialS3Reader)`` holds as it
+    does with s3torchconnector. It has the reader interface (``bucket``, ``key``, ``read``,
+    ``readinto``, ``readline``, ``seek``, ``tell``, iteration, context manager) plus ``size``,
+    ``uri`` and two zero-copy accessors: :meth:`getbuffer` (the whole object) and
+    :meth:`readview` (like ``read``). Reads never make a request. Picklable (the bytes travel
+    with it).
     """
 
-    def __init__(self, bucket: str, key: str, data: Any) -> None:
+    def __init__(self, bucket: str, key: str, data: Any) -> None:  # noqa: D107
+        # No SequentialReader.__init__: nothing here streams; every method below serves the
+        # bytes in memory.
+        self._obj = ObjectURI("s3", bucket, key) if bucket else ObjectURI("file", "", key)
         self._bucket = bucket
         self._key = key
         self._data = data
         self._view = _byte_view(data, "data", writable=False)
         self._pos = 0
+
+    @property
+    def chunk_size(self) -> int:
+        return max(1, len(self._view))
+
+    @property
+    def window_size(self) -> int:
+        return max(1, len(self._view))
+
+    def prefetch(self) -> None:
+        """Nothing to fetch: the object is in memory."""
 
     # identity
     @property
@@ -277,7 +295,7 @@ class PrefetchedS3Reader(S3Reader):
 
     def close(self) -> None:
         if not self.closed:
-            super().close()
+            io.BufferedIOBase.close(self)
             self._view = memoryview(b"")
             self._data = b""
 
@@ -510,8 +528,8 @@ def _items_from(items: Iterable[Any]) -> list[ObjectURI]:
         elif isinstance(it, tuple) and len(it) == 2:
             o = parse_uri(f"s3://{it[0]}/{it[1]}") if it[0] else parse_uri(it[1])
         else:
-            raise ValueError(f"get_dataset_objects must yield URIs or objects with bucket and "
-                             f"key, got {it!r}")
+            raise TypeError(f"get_dataset_objects must yield URIs or objects with bucket and "
+                            f"key, got {it!r}")
         out.append(_check_object(o, it))
     return out
 
@@ -601,8 +619,8 @@ def _normalize_constructor(c: Any) -> Any:
     not switched): they become objio's equivalents."""
     if c is None or not isinstance(c, partial):
         if c is not None and not callable(c):
-            raise ValueError(f"reader_constructor must be made by S3ReaderConstructor "
-                             f"(sequential(), range_based(...)), got {c!r}")
+            raise TypeError(f"reader_constructor must be made by S3ReaderConstructor "
+                            f"(sequential(), range_based(...)), got {c!r}")
         return c
     mod = getattr(c.func, "__module__", "") or ""
     if mod.startswith("s3torchconnector"):
@@ -615,7 +633,9 @@ def _normalize_constructor(c: Any) -> Any:
 
 
 def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
 
@@ -626,14 +646,14 @@ def _parse_object_uris(object_uris: Any) -> list[ObjectURI]:
     try:
         items = list(object_uris)
     except TypeError:
-        raise ValueError(f"object_uris must be a URI string or an iterable of URI strings, "
-                         f"got {type(object_uris).__name__}") from None
+        raise TypeError(f"object_uris must be a URI string or an iterable of URI strings, "
+                        f"got {type(object_uris).__name__}") from None
     return [_check_object(parse_uri(u), u) for u in items]
 
 
 def _parse_prefix(s3_uri: Any) -> ObjectURI:
     if not isinstance(s3_uri, (str, os.PathLike)):
-        raise ValueError(f"s3_uri must be a string such as 's3://bucket/prefix/', got {s3_uri!r}")
+        raise TypeError(f"s3_uri must be a string such as 's3://bucket/prefix/', got {s3_uri!r}")
     return parse_uri(s3_uri)
 
 
@@ -688,14 +708,14 @@ class _Base:
 
     _kind = ""
 
-    def _setup(self, region: str, get_dataset_objects: Any, endpoint: str | None,
+    def _setup(self, region: str | None, get_dataset_objects: Any, endpoint: str | None,
                transform: Callable[[S3Reader], Any], s3client_config: Any,
                reader_constructor: Any, shuffle: bool, seed: int, prefetch_objects: int,
                prefetch_bytes: int) -> None:
         if not callable(transform):
-            raise ValueError(f"transform must be callable, got {transform!r}")
+            raise TypeError(f"transform must be callable, got {transform!r}")
         if not isinstance(shuffle, bool):
-            raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         _check_count("seed", seed, 0)
         self._region = region
         self._endpoint = endpoint
@@ -717,13 +737,14 @@ class _Base:
         elif callable(get_dataset_objects):
             self._listing = _Listing(get_dataset_objects, self._config)
         else:
-            raise ValueError("get_dataset_objects must be callable (use from_prefix or "
-                             f"from_objects), got {get_dataset_objects!r}")
+            raise TypeError("get_dataset_objects must be callable (use from_prefix or "
+                            f"from_objects), got {get_dataset_objects!r}")
 
     # -- seed properties -----------------------------------------------------------------
     @property
     def region(self) -> str:
-        return self._region
+        """The region given, else the one the environment resolves to."""
+        return self._region or self._config.resolved().region or "us-east-1"
 
     @property
     def endpoint(self) -> str | None:
@@ -874,11 +895,33 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
     ``shuffle=True``); ``len(dataset)`` is the number of objects (0 for an empty prefix).
     DataLoader batches go through :meth:`__getitems__`, which fetches a batch concurrently.
     See the module documentation for listing, prefetching, memory and processes.
+
+    Args:
+        region: the bucket's region (None: ``AWS_REGION`` & co., else us-east-1; the
+            ``from_*`` constructors default to None).
+        get_dataset_objects: ``fn(client) -> iterable`` of URIs, ``(bucket, key)`` pairs or
+            objects with ``bucket``/``key`` (what ``from_prefix``/``from_objects`` build).
+        endpoint: custom S3 endpoint URL, or None.
+        transform: ``fn(reader) -> sample``, applied to an :class:`~objio.torch.S3Reader` per
+            object (module-level functions or picklable objects for spawn/forkserver workers;
+            return :class:`~objio.torch.transforms.Samples` for several samples per object).
+        s3client_config: :class:`~objio.torch.S3ClientConfig` (or s3torchconnector's, or an
+            :class:`objio.ClientConfig`), None for defaults and the environment.
+        reader_constructor: from :class:`~objio.torch.S3ReaderConstructor` (default
+            sequential: objects up to 64 MiB come fetched whole, larger ones stream).
+        shuffle: a new deterministic permutation per ``(seed, epoch)`` (objio extension).
+        seed: the permutation's seed, an int >= 0.
+        prefetch_objects: objects fetched ahead of the consumer, >= 1.
+        prefetch_bytes: bytes those may hold in memory, >= 0 (default 128 MiB).
+
+    Raises:
+        TypeError: an argument of the wrong type; ValueError: a value out of range or a
+        malformed URI; when read: FileNotFoundError, PermissionError, objio.ObjectStoreError.
     """
 
     _kind = "map"
 
-    def __init__(self, region: str, get_dataset_objects: Callable[[Any], Iterable[Any]] | Any,
+    def __init__(self, region: str | None, get_dataset_objects: Callable[[Any], Iterable[Any]] | Any,
                  endpoint: str | None = None,
                  transform: Callable[[S3Reader], Any] = identity,
                  s3client_config: S3ClientConfig | None = None,
@@ -889,7 +932,7 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
                     reader_constructor, shuffle, seed, prefetch_objects, prefetch_bytes)
 
     @classmethod
-    def from_objects(cls, object_uris: str | Iterable[str], *, region: str,
+    def from_objects(cls, object_uris: str | Iterable[str], *, region: str | None = None,
                      endpoint: str | None = None,
                      transform: Callable[[S3Reader], Any] = identity,
                      s3client_config: S3ClientConfig | None = None,
@@ -898,7 +941,8 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
                      prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3MapDataset:
         """A dataset of the given objects (``s3://bucket/key``, ``file:///path`` or paths).
 
-        Raises: ValueError (a malformed URI, bad arguments). A missing object raises
+        Raises: TypeError (an argument of the wrong type), ValueError (a malformed URI, a value
+        out of range). A missing object raises
         FileNotFoundError naming it when it is read.
         """
         return cls(region, _objects_listing(object_uris), endpoint, transform=transform,
@@ -907,7 +951,7 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
                    prefetch_bytes=prefetch_bytes)
 
     @classmethod
-    def from_prefix(cls, s3_uri: str, *, region: str, endpoint: str | None = None,
+    def from_prefix(cls, s3_uri: str, *, region: str | None = None, endpoint: str | None = None,
                     transform: Callable[[S3Reader], Any] = identity,
                     s3client_config: S3ClientConfig | None = None,
                     reader_constructor: Any = None, shuffle: bool = False, seed: int = 0,
@@ -916,7 +960,8 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         """A dataset of every object under ``s3_uri`` (``s3://bucket/prefix``: a string prefix;
         ``file:///dir/`` or a local path), listed once, lazily.
 
-        Raises: ValueError (malformed URI, bad arguments); on first use FileNotFoundError (no
+        Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
+        out of range); on first use FileNotFoundError (no
         such bucket), PermissionError.
         """
         obj = _parse_prefix(s3_uri)
@@ -964,11 +1009,38 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
     result), keeping ``prefetch_objects`` objects in flight. With ``enable_sharding=True`` the
     objects are split over ranks and DataLoader workers (exactly once per epoch). See the module
     documentation for listing, sharding, shuffling, memory and processes.
+
+    Args:
+        region: the bucket's region (None: ``AWS_REGION`` & co., else us-east-1; the
+            ``from_*`` constructors default to None).
+        get_dataset_objects: ``fn(client) -> iterable`` of URIs, ``(bucket, key)`` pairs or
+            objects with ``bucket``/``key`` (what ``from_prefix``/``from_objects`` build).
+        endpoint: custom S3 endpoint URL, or None.
+        transform: ``fn(reader) -> sample``, applied to an :class:`~objio.torch.S3Reader` per
+            object (module-level functions or picklable objects for spawn/forkserver workers;
+            return :class:`~objio.torch.transforms.Samples` for several samples per object).
+        s3client_config: :class:`~objio.torch.S3ClientConfig` (or s3torchconnector's, or an
+            :class:`objio.ClientConfig`), None for defaults and the environment.
+        reader_constructor: from :class:`~objio.torch.S3ReaderConstructor` (default
+            sequential: objects up to 64 MiB come fetched whole, larger ones stream).
+        shuffle: a new deterministic permutation per ``(seed, epoch)`` (objio extension).
+        seed: the permutation's seed, an int >= 0.
+        enable_sharding: split the objects over ranks (torch.distributed, else RANK and
+            WORLD_SIZE), then over each rank's DataLoader workers. Without it every worker
+            yields every object (s3torchconnector's behaviour; objio warns once with 2+
+            workers).
+        prefetch_objects: objects fetched ahead of the consumer, >= 1.
+        prefetch_bytes: bytes those may hold in memory, >= 0 (default 128 MiB).
+
+    Raises:
+        TypeError: an argument of the wrong type; ValueError: a value out of range or a
+        malformed URI; when iterated: FileNotFoundError, PermissionError,
+        objio.ObjectStoreError.
     """
 
     _kind = "iterable"
 
-    def __init__(self, region: str, get_dataset_objects: Callable[[Any], Iterable[Any]] | Any,
+    def __init__(self, region: str | None, get_dataset_objects: Callable[[Any], Iterable[Any]] | Any,
                  endpoint: str | None = None,
                  transform: Callable[[S3Reader], Any] = identity,
                  s3client_config: S3ClientConfig | None = None, enable_sharding: bool = False,
@@ -976,14 +1048,14 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
                  prefetch_objects: int = DEFAULT_ITERABLE_PREFETCH_OBJECTS,
                  prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> None:
         if not isinstance(enable_sharding, bool):
-            raise ValueError(f"enable_sharding must be True or False, got {enable_sharding!r}")
+            raise TypeError(f"enable_sharding must be True or False, got {enable_sharding!r}")
         self._setup(region, get_dataset_objects, endpoint, transform, s3client_config,
                     reader_constructor, shuffle, seed, prefetch_objects, prefetch_bytes)
         self._enable_sharding = enable_sharding
         self._dist = _dist_at_creation()
 
     @classmethod
-    def from_objects(cls, object_uris: str | Iterable[str], *, region: str,
+    def from_objects(cls, object_uris: str | Iterable[str], *, region: str | None = None,
                      endpoint: str | None = None,
                      transform: Callable[[S3Reader], Any] = identity,
                      s3client_config: S3ClientConfig | None = None,
@@ -993,7 +1065,8 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
                      prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3IterableDataset:
         """A dataset of the given objects (``s3://bucket/key``, ``file:///path`` or paths).
 
-        Raises: ValueError (a malformed URI, bad arguments). A missing object raises
+        Raises: TypeError (an argument of the wrong type), ValueError (a malformed URI, a value
+        out of range). A missing object raises
         FileNotFoundError naming it when it is reached.
         """
         return cls(region, _objects_listing(object_uris), endpoint, transform=transform,
@@ -1002,7 +1075,7 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
                    prefetch_objects=prefetch_objects, prefetch_bytes=prefetch_bytes)
 
     @classmethod
-    def from_prefix(cls, s3_uri: str, *, region: str, endpoint: str | None = None,
+    def from_prefix(cls, s3_uri: str, *, region: str | None = None, endpoint: str | None = None,
                     transform: Callable[[S3Reader], Any] = identity,
                     s3client_config: S3ClientConfig | None = None,
                     enable_sharding: bool = False, reader_constructor: Any = None,
@@ -1012,7 +1085,8 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         """A dataset of every object under ``s3_uri`` (``s3://bucket/prefix``: a string prefix;
         ``file:///dir/`` or a local path), listed once, lazily.
 
-        Raises: ValueError (malformed URI, bad arguments); on first use FileNotFoundError (no
+        Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
+        out of range); on first use FileNotFoundError (no
         such bucket), PermissionError.
         """
         obj = _parse_prefix(s3_uri)
@@ -1026,13 +1100,19 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         return self._enable_sharding
 
     def shard(self) -> tuple[int, int]:
-        """(shard index, number of shards) for the calling process and DataLoader worker."""
+        """(first index, stride) of the objects the calling process and DataLoader worker read:
+        indices ``first, first + stride, ...`` of the epoch's order.
+
+        Sharded by rank first (rank ``r`` of ``world`` takes every ``world``-th object from
+        ``r``), then by worker within the rank (worker ``w`` of that rank's ``nw`` takes every
+        ``nw``-th of those): every object is read exactly once per epoch even when ranks run
+        different numbers of DataLoader workers."""
         if not self._enable_sharding:
             return 0, 1
         rank, world = _rank_world(self._dist)
         info = torch.utils.data.get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        return rank * nw + wid, world * nw
+        return rank + world * wid, world * nw
 
     def _indices(self, shard: int, total: int, order: np.ndarray | None) -> Iterator[int]:
         if order is not None:
@@ -1040,6 +1120,14 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         return _ListingIndices(self._listing, shard, total)
 
     def __iter__(self) -> Iterator[Any]:
+        global _warned_unsharded
+        info = torch.utils.data.get_worker_info()
+        if not self._enable_sharding and info is not None and info.num_workers > 1 \
+                and info.id == 0 and not _warned_unsharded:
+            _warned_unsharded = True
+            log.warning("S3IterableDataset without enable_sharding in %d DataLoader workers: "
+                        "every worker yields every object (each sample %d times); pass "
+                        "enable_sharding=True to split them", info.num_workers, info.num_workers)
         shard, total = self.shard()
         ep = self.epoch
         self._passes += 1

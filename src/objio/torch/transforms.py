@@ -133,10 +133,18 @@ class DecodeNPZ:
         return tuple(torch.from_numpy(np.ascontiguousarray(arrays[k])) for k in self.keys)
 
 
-def decode_npz(reader: Any) -> Any:
-    """NPZ object -> ``(x, y)`` tensors (``x``: uint8 ``(dim1, dim2, samples)``, ``y``: int64
-    ``(samples,)`` for objio/DLIO files)."""
-    return DecodeNPZ()(reader)
+def decode_npz(reader: Any = None, *, keys: tuple[str, ...] | None = ("x", "y")) -> Any:
+    """NPZ object -> a tuple of tensors, one per array name in ``keys`` (default ``("x", "y")``:
+    ``x`` uint8 ``(dim1, dim2, samples)`` and ``y`` int64 ``(samples,)`` for objio/DLIO files;
+    ``keys=None``: a dict of every array).
+
+    Use it as ``transform=decode_npz`` for x and y, or ``transform=decode_npz(keys=("a", "b"))``
+    (called without a reader it returns the transform, a picklable :class:`DecodeNPZ`).
+
+    Raises: ValueError (not an NPZ file, or a missing array: the message lists the arrays)."""
+    if reader is None:
+        return DecodeNPZ(keys)
+    return DecodeNPZ(keys)(reader)
 
 
 # ------------------------------------------------------------------------------ TFRecord
