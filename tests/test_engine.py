@@ -86,3 +86,20 @@ def test_to_thread_runs_off_the_loop() -> None:
         return await engine.to_thread(lambda: threading.current_thread().name)
 
     assert engine.run(which()) != "objio-engine"
+
+
+def test_buffer_pool_reuses_and_caps() -> None:
+    from objio._buffers import BufferPool
+
+    pool = BufferPool(max_bytes=3000)
+    a = pool.take(1000)
+    owner = a.obj
+    pool.give(a)
+    b = pool.take(800)  # the smallest free buffer that fits is reused
+    assert b.obj is owner and len(b) == 800
+    pool.give(b)
+    c, d = pool.take(2000), pool.take(1500)  # new ones (the 1000-byte one is too small)
+    pool.give(c)
+    pool.give(d)
+    assert sum(len(x) for x in pool.free) <= 3000  # over the cap: the largest is dropped
+    assert sorted(len(x) for x in pool.free) == [1000, 1500]

@@ -224,3 +224,17 @@ def test_retry_quota_stops_retries_when_spent(pclient: objio.Client, proxy: Faul
     assert e.value.code == "SlowDown"
     assert len([r for r in proxy.log if r.method == "GET"]) == 1  # no retry without quota
 
+
+
+def test_a_slow_but_steady_body_is_not_a_stall(proxy: FaultProxy, s3_server: LocalS3Server,
+                                               client: objio.Client, prefix: str) -> None:
+    """A large body is read with a receive low-water mark of up to 1 MiB; a link slower than
+    that per read timeout still delivers (the watchdog sees the bytes waiting)."""
+    data = os.urandom(600 * 1024)
+    client.put_bytes(prefix + "slow", data)
+    proxy.clear()
+    proxy.add(_is("GET"), Trickle(32 * 1024, 0.1), times=None)  # ~320 KiB/s
+    c = objio.Client(s3_server.config.replace(endpoint_url=proxy.endpoint_url),
+                     read_timeout_s=0.5, max_attempts=1)
+    assert bytes(c.get(prefix + "slow")) == data
+    proxy.clear()

@@ -47,22 +47,32 @@ def new_buffer(n: int) -> bytearray:
 
 
 class BufferPool:
-    """Free buffers for reuse; ``take(n)`` gives a memoryview of exactly ``n`` bytes."""
+    """Free buffers for reuse; ``take(n)`` gives a memoryview of exactly ``n`` bytes.
 
-    def __init__(self) -> None:
+    Reusing buffers saves the page faults (and the kernel's zeroing of fresh pages) that a new
+    large allocation costs on its first write: about a tenth of the CPU of receiving the data.
+    At most ``max_bytes`` of free buffers are kept (the largest are dropped first); the pool is
+    used from the engine's loop thread only.
+    """
+
+    def __init__(self, max_bytes: int | None = None) -> None:
         self.free: list[bytearray] = []
+        self.max_bytes = max_bytes
+        self._held = 0
 
     def take(self, n: int) -> memoryview:
         buf = None
-        while self.free:
-            cand = self.free.pop()
-            if len(cand) >= n:
-                buf = cand
-                break
-        if buf is None:
+        best = -1
+        for i, cand in enumerate(self.free):  # the smallest buffer that fits
+            if len(cand) >= n and (best < 0 or len(cand) < len(self.free[best])):
+                best = i
+        if best >= 0:
+            buf = self.free.pop(best)
+            self._held -= len(buf)
+            if _poison:
+                buf[:n] = bytes([POISON_BYTE]) * n
+        else:
             buf = new_buffer(max(n, 1))
-        elif _poison:
-            buf[:n] = bytes([POISON_BYTE]) * n
         return memoryview(buf)[:n]
 
     def give(self, data: object) -> None:
@@ -72,3 +82,8 @@ class BufferPool:
             data.release()
             if isinstance(owner, bytearray):
                 self.free.append(owner)
+                self._held += len(owner)
+                if self.max_bytes is not None:
+                    while self._held > self.max_bytes and self.free:
+                        big = max(range(len(self.free)), key=lambda i: len(self.free[i]))
+                        self._held -= len(self.free.pop(big))
