@@ -36,7 +36,8 @@ def pclient(proxy: FaultProxy, s3_server: LocalS3Server,
     monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
     proxy.clear()
     c = objio.Client(s3_server.config.replace(endpoint_url=proxy.endpoint_url),
-                     range_threshold=THRESHOLD, part_size=5 * MiB, max_attempts=3)
+                     range_threshold=THRESHOLD, part_size=5 * MiB, max_attempts=3,
+                     checksums=True)
     yield c
     proxy.clear()
 
@@ -264,6 +265,9 @@ def test_checksums_can_be_switched_off(s3_server: LocalS3Server, proxy: FaultPro
     assert "x-amz-checksum-crc32c" not in [r for r in proxy.log if r.method == "PUT"][-1].headers
     assert bytes(c.get(prefix + "nock")) == b"abc"
     assert "x-amz-checksum-mode" not in _gets(proxy)[-1].headers
+    # off by default (CRC32C costs ~30% of an upload's client CPU); the environment turns it on
+    assert objio.ClientConfig().resolved(environ={}).checksums is False
+    assert objio.ClientConfig().resolved(environ={"OBJIO_CHECKSUMS": "1"}).checksums is True
 
 
 def test_corrupt_download_with_a_checksum_raises_integrity_error(
