@@ -11,6 +11,7 @@ os.environ.setdefault("OBJIO_POISON_BUFFERS", "1")
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -46,3 +47,23 @@ def prefix(client: objio.Client, request: pytest.FixtureRequest) -> str:
     """A fresh ``s3://objio-test/<test>-<random>/`` prefix for one test."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[:60]
     return f"s3://{BUCKET}/{name}-{uuid.uuid4().hex[:8]}/"
+
+
+@pytest.fixture
+def cli_env(s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """AWS_* credentials of the session's server in the environment; returns the
+    ``--endpoint-url`` flags for a CLI call."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    monkeypatch.setenv("AWS_REGION", s3_server.region)
+    return ["--endpoint-url", s3_server.endpoint_url]
+
+
+@pytest.fixture(scope="module")
+def proxy(s3_server: LocalS3Server) -> Iterator[Any]:
+    """A fault-injecting proxy (tests/faultproxy.py) in front of the session's server."""
+    from faultproxy import FaultProxy
+
+    p = FaultProxy(s3_server.endpoint_url)
+    yield p
+    p.stop()

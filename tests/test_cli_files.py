@@ -15,14 +15,6 @@ from objio.config import MiB
 from objio.server import LocalS3Server
 
 
-@pytest.fixture
-def cli_env(s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
-    monkeypatch.setenv("AWS_REGION", s3_server.region)
-    return ["--endpoint-url", s3_server.endpoint_url]
-
-
 def run(capsys: pytest.CaptureFixture[str], cmd: str, *args: str,
         flags: list[str]) -> tuple[int, str, str]:
     code = main([cmd, *flags, *args])

@@ -21,14 +21,6 @@ from objio.server import LocalS3Server
 SRC = str(Path(objio.__file__).resolve().parents[1])
 
 
-@pytest.fixture
-def cli_env(s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
-    monkeypatch.setenv("AWS_REGION", s3_server.region)
-    return ["--endpoint-url", s3_server.endpoint_url]
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -18,13 +18,6 @@ from objio.config import MiB
 from objio.server import LocalS3Server
 
 
-@pytest.fixture(scope="module")
-def proxy(s3_server: LocalS3Server) -> Iterator[FaultProxy]:
-    p = FaultProxy(s3_server.endpoint_url)
-    yield p
-    p.stop()
-
-
 @pytest.fixture
 def pclient(proxy: FaultProxy, s3_server: LocalS3Server,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:

@@ -23,13 +23,6 @@ SIZE = 12 * MiB + 12345
 THRESHOLD = 1 * MiB  # the first GET asks for 1 MiB; the rest comes in 5 MiB ranged parts
 
 
-@pytest.fixture(scope="module")
-def proxy(s3_server: LocalS3Server) -> Iterator[FaultProxy]:
-    p = FaultProxy(s3_server.endpoint_url)
-    yield p
-    p.stop()
-
-
 @pytest.fixture
 def pclient(proxy: FaultProxy, s3_server: LocalS3Server,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:

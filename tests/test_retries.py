@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import objio
+from faultproxy import stop_loop_thread
 from objio import engine
 
 ERR = ('<?xml version="1.0"?><Error><Code>{code}</Code><Message>injected</Message></Error>')
@@ -76,16 +77,7 @@ class FaultServer:
             writer.close()
 
     def stop(self) -> None:
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+        stop_loop_thread(self.loop, self.thread)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import objio
+from faultproxy import stop_loop_thread
 from objio import engine
 
 BODY = b"tls-body-" * 1000
@@ -59,16 +60,7 @@ class TLSServer:
             writer.close()
 
     def stop(self) -> None:
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+        stop_loop_thread(self.loop, self.thread)
 
 
 @pytest.fixture(scope="module")
