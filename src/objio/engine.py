@@ -413,3 +413,35 @@ async def _abort_quietly(backend: Backend, obj: ObjectURI, upload_id: str) -> No
         await backend.abort_multipart(obj, upload_id)
     except ObjectStoreError as e:  # the original error matters more; this one is logged
         log.warning("could not abort multipart upload %s of %s: %s", upload_id, obj, e)
+
+
+# ----------------------------------------------------------------------------------- blocking work
+def map_blocking(fn: Callable[[T], R], items: Iterable[T], max_workers: int) -> builtins_list[R]:
+    """Call the blocking ``fn(item)`` for every item in up to ``max_workers`` threads; the
+    results come back in input order.
+
+    For work that is itself a sequence of synchronous objio calls, such as serializing several
+    files at once, each through its own streaming writer (DCP checkpoints). The threads are
+    made for this call and are not the event loop's executor (which file:// I/O runs in), so
+    ``fn`` may use objio's sync API freely. The first exception (the first call to fail) is
+    raised once every call already started has returned (nothing is left running behind the caller); items not started
+    by then are skipped. ``max_workers <= 1`` runs the items one by one in the calling thread.
+    """
+    work = builtins_list(items)
+    if max_workers <= 1 or len(work) <= 1:
+        return [fn(x) for x in work]
+    first: BaseException | None = None
+    with concurrent.futures.ThreadPoolExecutor(min(max_workers, len(work)),
+                                               thread_name_prefix="objio-blocking") as pool:
+        futs = [pool.submit(fn, x) for x in work]
+        try:
+            for f in concurrent.futures.as_completed(futs):
+                first = f.exception()
+                if first is not None:
+                    break
+        finally:
+            for f in futs:
+                f.cancel()  # those not started yet; the pool's exit waits for the others
+    if first is not None:
+        raise first
+    return [f.result() for f in futs]

@@ -22,6 +22,7 @@ import aiohttp
 from yarl import URL
 
 from .._buffers import new_buffer
+from .._crc32c import from_base64, to_base64
 from ..backend import GetResult, ListPage, ObjectInfo
 from ..config import ClientConfig, MiB
 from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response
@@ -310,20 +311,33 @@ class S3Backend:
         etag = r.headers.get("etag", "").strip('"')
         return GetResult(r.body if r.body is not None else bytearray(), total, etag, r.ttfb_s)
 
-    async def head(self, obj: ObjectURI) -> ObjectInfo:
-        """HeadObject. Raises FileNotFoundError if absent."""
-        _, h, _ = await self._simple("HeadObject", str(obj), "HEAD", obj.bucket, obj.key)
+    async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo:
+        """HeadObject. Raises FileNotFoundError if absent. With ``checksum`` it asks for the
+        object's checksums (``x-amz-checksum-mode: ENABLED``) and reports a whole-object
+        CRC32C (type FULL_OBJECT) in ``crc32c``."""
+        hdrs = {"x-amz-checksum-mode": "ENABLED"} if checksum else None
+        _, h, _ = await self._simple("HeadObject", str(obj), "HEAD", obj.bucket, obj.key,
+                                     headers=hdrs)
+        crc = None
+        if checksum and h.get("x-amz-checksum-type", "FULL_OBJECT").upper() == "FULL_OBJECT":
+            crc = from_base64(h.get("x-amz-checksum-crc32c", ""))
         return ObjectInfo(
             key=obj.key,
             size=int(h.get("Content-Length", 0)),
             last_modified=_parse_http_date(h.get("Last-Modified")),
             etag=h.get("ETag", "").strip('"'),
+            crc32c=crc,
         )
 
-    async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False) -> str:
+    async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False,
+                  checksum_crc32c: int | None = None) -> str:
         """PutObject of a bytes-like ``data``; returns the ETag. With ``if_none_match`` the
-        write fails with FileExistsError when the key exists (conditional write)."""
+        write fails with FileExistsError when the key exists (conditional write). With
+        ``checksum_crc32c`` (the CRC32C of ``data``) the store checks the body against it and
+        keeps it with the object (``x-amz-checksum-crc32c``)."""
         hdrs = {"if-none-match": "*"} if if_none_match else {}
+        if checksum_crc32c is not None:
+            hdrs["x-amz-checksum-crc32c"] = to_base64(checksum_crc32c)
         _, h, _ = await self._simple("PutObject", str(obj), "PUT", obj.bucket, obj.key,
                                      headers=hdrs, body=data)
         return str(h.get("ETag", "")).strip('"')
@@ -354,37 +368,58 @@ class S3Backend:
         return errors
 
     # ----------------------------------------------------------------------------- multipart
-    async def create_multipart(self, obj: ObjectURI) -> str:
-        """CreateMultipartUpload; returns the UploadId."""
+    async def create_multipart(self, obj: ObjectURI, *, checksum: str | None = None) -> str:
+        """CreateMultipartUpload; returns the UploadId. ``checksum="crc32c"`` declares a
+        whole-object CRC32C (``x-amz-checksum-algorithm: CRC32C``, type FULL_OBJECT): each
+        part then carries its CRC32C and the completion the whole object's."""
+        hdrs: dict[str, str] = {}
+        if checksum is not None:
+            if checksum != "crc32c":
+                raise ValueError(f"checksum must be 'crc32c' or None, got {checksum!r}")
+            hdrs = {"x-amz-checksum-algorithm": "CRC32C", "x-amz-checksum-type": "FULL_OBJECT"}
         _, _, payload = await self._simple("CreateMultipartUpload", str(obj), "POST",
-                                           obj.bucket, obj.key, params=(("uploads", ""),))
+                                           obj.bucket, obj.key, params=(("uploads", ""),),
+                                           headers=hdrs)
         upload_id = _text(_xml(payload), "UploadId")
         if not upload_id:
             raise ObjectStoreError(f"CreateMultipartUpload {obj}: no UploadId in response",
                                    operation="CreateMultipartUpload", uri=str(obj))
         return upload_id
 
-    async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any) -> str:
-        """UploadPart (part_number 1..10000); returns the part's ETag (quoted, as S3 sends)."""
+    async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any, *,
+                          checksum_crc32c: int | None = None) -> str:
+        """UploadPart (part_number 1..10000); returns the part's ETag (quoted, as S3 sends).
+        ``checksum_crc32c``: the part's CRC32C, checked by the store."""
+        hdrs = None if checksum_crc32c is None else {
+            "x-amz-checksum-crc32c": to_base64(checksum_crc32c)}
         _, h, _ = await self._simple(
             "UploadPart", str(obj), "PUT", obj.bucket, obj.key,
-            params=(("partNumber", str(part_number)), ("uploadId", upload_id)), body=data,
+            params=(("partNumber", str(part_number)), ("uploadId", upload_id)), headers=hdrs,
+            body=data,
         )
         return str(h.get("ETag", ""))
 
     async def complete_multipart(self, obj: ObjectURI, upload_id: str,
-                                 parts: Sequence[tuple[int, str]]) -> str:
-        """CompleteMultipartUpload with (part_number, etag) pairs; returns the ETag."""
+                                 parts: Sequence[tuple[int, str] | tuple[int, str, int]], *,
+                                 checksum_crc32c: int | None = None) -> str:
+        """CompleteMultipartUpload with (part_number, etag) pairs, or (part_number, etag,
+        crc32c) for an upload created with ``checksum="crc32c"``; ``checksum_crc32c`` is then
+        the whole object's CRC32C, checked by the store. Returns the ETag."""
         root = ET.Element("CompleteMultipartUpload")
-        for num, etag in parts:
+        for part in parts:
             p = ET.SubElement(root, "Part")
-            ET.SubElement(p, "PartNumber").text = str(num)
-            ET.SubElement(p, "ETag").text = etag
+            ET.SubElement(p, "PartNumber").text = str(part[0])
+            ET.SubElement(p, "ETag").text = part[1]
+            if len(part) > 2:
+                ET.SubElement(p, "ChecksumCRC32C").text = to_base64(part[2])  # type: ignore[misc]
         body = ET.tostring(root, encoding="utf-8")
+        hdrs = {"content-type": "application/xml"}
+        if checksum_crc32c is not None:
+            hdrs["x-amz-checksum-crc32c"] = to_base64(checksum_crc32c)
+            hdrs["x-amz-checksum-type"] = "FULL_OBJECT"
         _, _, payload = await self._simple(
             "CompleteMultipartUpload", str(obj), "POST", obj.bucket, obj.key,
-            params=(("uploadId", upload_id),), headers={"content-type": "application/xml"},
-            body=body,
+            params=(("uploadId", upload_id),), headers=hdrs, body=body,
         )
         if b"<Error>" in payload:  # S3 may report a failure inside a 200 response
             raise error_from_response("CompleteMultipartUpload", str(obj), 500, payload)

@@ -1,8 +1,10 @@
 """PyTorch-facing classes with s3torchconnector's names (``S3Reader``, ``S3ReaderConstructor``,
-``S3Writer``), built on :mod:`objio.io`.
+``S3Writer``, the datasets, ``S3Checkpoint``, DCP's ``S3StorageWriter``/``S3StorageReader`` from
+:mod:`objio.torch.dcp`, Lightning's ``S3LightningCheckpoint`` from :mod:`objio.torch.lightning`),
+built on :mod:`objio.io`.
 
-The readers, the constructors and the writer import and work without torch installed; only
-the datasets and checkpoint helpers need torch.
+The readers, the constructors and the writer import and work without torch installed; the
+datasets, the checkpoints and the Lightning plugin load on first use.
 """
 
 from __future__ import annotations
@@ -25,12 +27,19 @@ from ._writer import S3Writer
 from .config import S3ClientConfig
 
 _NEED_TORCH = {"S3MapDataset": "datasets", "S3IterableDataset": "datasets",
-               "PrefetchedS3Reader": "datasets", "FlattenSamples": "datasets"}
+               "PrefetchedS3Reader": "datasets", "FlattenSamples": "datasets",
+               "S3Checkpoint": "checkpoint", "VerifyingS3Reader": "checkpoint",
+               "S3StorageWriter": "dcp", "S3StorageReader": "dcp", "S3FileSystem": "dcp",
+               "S3PrefixStrategyBase": "dcp", "DefaultPrefixStrategy": "dcp",
+               "NumericPrefixStrategy": "dcp", "BinaryPrefixStrategy": "dcp",
+               "HexPrefixStrategy": "dcp", "RoundRobinPrefixStrategy": "dcp",
+               "S3LightningCheckpoint": "lightning"}
 
 
 def __getattr__(name: str) -> Any:
-    """The datasets import torch, so they load on first use: ``from objio.torch import
-    S3MapDataset`` works (with torch installed) while the readers never need torch."""
+    """The datasets, checkpoints (DCP) and the Lightning plugin load on first use (they import
+    torch, Lightning): ``from objio.torch import S3MapDataset, S3Checkpoint, S3StorageWriter``
+    works with torch installed, while the readers and the writer never need torch."""
     module = _NEED_TORCH.get(name)
     if module is None:
         raise AttributeError(f"module 'objio.torch' has no attribute {name!r}")
@@ -41,7 +50,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "S3MapDataset", "S3IterableDataset", "S3ClientConfig", "PrefetchedS3Reader",
-    "FlattenSamples",
+    "FlattenSamples", "S3Checkpoint", "VerifyingS3Reader", "S3StorageWriter", "S3StorageReader",
+    "S3FileSystem", "S3PrefixStrategyBase", "DefaultPrefixStrategy", "NumericPrefixStrategy",
+    "BinaryPrefixStrategy", "HexPrefixStrategy", "RoundRobinPrefixStrategy",
+    "S3LightningCheckpoint",
     "S3Reader", "S3ReaderConstructor", "S3Writer", "SequentialS3Reader", "RangedS3Reader",
     "DCPOptimizedS3Reader", "DCPOptimizedConstructor", "S3ReaderConstructorProtocol",
     "DCPS3ReaderConstructorProtocol", "DEFAULT_BUFFER_SIZE", "DEFAULT_MAX_GAP_SIZE",
