@@ -25,7 +25,9 @@ What objio adds (none of it changes that layout):
   :data:`DEFAULT_THREAD_COUNT`, balanced by size, as torch does) that are serialized and
   uploaded at the same time (:func:`objio.engine.map_blocking`), each streamed as a multipart
   upload: memory stays within ``thread_count x (max_parts_in_flight + 1) x part_size`` (4 x 9
-  x 8 MiB) beyond the state dict. Loading reads the files of a rank concurrently too.
+  x 8 MiB) beyond the state dict. Loading reads the files of a rank concurrently too. Each
+  tensor item is torch.save's format without the zip CRC32 of its records (objio's CRC32C
+  covers it; torch.load does not check the zip CRC32), which saves 0.2-0.3 CPU s/GiB.
 * Atomic checkpoints. ``.metadata`` is written last, by the coordinator, only once every rank
   reported success; a save that fails anywhere (an exception, a rank killed) leaves no
   ``.metadata``, and :class:`S3StorageReader` then raises FileNotFoundError saying the
@@ -442,6 +444,42 @@ class _ItemStream(io.RawIOBase):
         pass
 
 
+def _zip_writer_without_crc32() -> Any:
+    """``save(tensor, stream)`` writing torch.save's exact format but without the zip CRC32 of
+    each record (torch.save computes it at ~3-6 GB/s, 0.2-0.3 CPU s/GiB; objio records a
+    CRC32C of every item instead, and torch.load does not check the zip CRC32). Built on
+    torch.serialization's internals as of torch 2.x; None when they are not there (then
+    torch.save is used)."""
+    import inspect
+    import pickle as _pickle
+
+    ser = torch.serialization
+    writer_cls = getattr(torch._C, "PyTorchFileWriter", None)
+    records = getattr(ser, "_save", None)
+    alignment = getattr(ser, "_get_storage_alignment", None)
+    if writer_cls is None or records is None or alignment is None:
+        return None
+    try:
+        params = list(inspect.signature(records).parameters)
+    except (TypeError, ValueError):
+        return None
+    if params[:5] != ["obj", "zip_file", "pickle_module", "pickle_protocol",
+                      "_disable_byteorder_record"]:
+        return None
+    protocol = getattr(ser, "DEFAULT_PROTOCOL", 2)
+
+    def save(tensor: Any, stream: Any) -> None:
+        zf = writer_cls(stream, False, alignment())
+        records(tensor, zf, _pickle, protocol, False)
+        zf.write_end_of_file()
+        stream.flush()
+
+    return save
+
+
+_save_item = _zip_writer_without_crc32() or torch.save
+
+
 class _SaveAborted(Exception):
     """Another file of the same save failed: this one stops (and aborts its upload)."""
 
@@ -599,7 +637,7 @@ class S3StorageWriter(FileSystemWriter):
             tensor = data.detach().cpu()
             if tensor.untyped_storage().size() != tensor.nbytes:
                 tensor = tensor.clone()  # a view: save only its own elements
-            torch.save(tensor, cast(Any, target))
+            _save_item(tensor, target)
         target.close()
         length = stream.tell() - offset
         info = _StorageInfo(name, offset, length,
