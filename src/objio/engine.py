@@ -424,8 +424,9 @@ def map_blocking(fn: Callable[[T], R], items: Iterable[T], max_workers: int) -> 
     files at once, each through its own streaming writer (DCP checkpoints). The threads are
     made for this call and are not the event loop's executor (which file:// I/O runs in), so
     ``fn`` may use objio's sync API freely. The first exception (the first call to fail) is
-    raised once every call already started has returned (nothing is left running behind the caller); items not started
-    by then are skipped. ``max_workers <= 1`` runs the items one by one in the calling thread.
+    raised once every call already started has returned (nothing is left running behind the
+    caller); items not started by then are skipped. ``max_workers <= 1`` runs the items one by
+    one in the calling thread.
     """
     work = builtins_list(items)
     if max_workers <= 1 or len(work) <= 1:

@@ -529,7 +529,7 @@ class S3TorchConnector(Library):
         with temporary_environ(self.env()):
             writer = S3StorageWriter(a.region, path, s3client_config=self._config(),
                                      thread_count=thread_count)
-            writer.fs = S3FileSystem(a.region, s3_client=self._client())
+            writer.fs = S3FileSystem(a.region, s3_client=self._client())  # type: ignore[assignment]
             writer.path = writer.fs.init_path(path)
         return writer
 

@@ -427,8 +427,13 @@ def run_checkpoint_from_args(args: argparse.Namespace) -> int:
         progress: Any = None
         task: Any = None
         if show:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-                TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             progress = Progress(TextColumn("{task.description:<36}"), BarColumn(),
                                 MofNCompleteColumn(), TimeElapsedColumn(), console=err)

@@ -414,8 +414,6 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         self._free.clear()
 
 
-# The coroutines below hold no reference to the writer, so an abandoned writer is collected
-# (and its upload aborted) in the thread that dropped it, not later on the engine loop.
 def _checksum_refused(e: ObjectStoreError) -> bool:
     """Whether a store answered a request with checksum headers as one that does not support
     them (rather than with a real failure)."""
@@ -423,6 +421,8 @@ def _checksum_refused(e: ObjectStoreError) -> bool:
             and e.code in ("NotImplemented", "InvalidArgument", "InvalidRequest"))
 
 
+# The coroutines below hold no reference to the writer, so an abandoned writer is collected
+# (and its upload aborted) in the thread that dropped it, not later on the engine loop.
 async def _upload_part(backend: Any, obj: ObjectURI, upload_id: str, pn: int, view: memoryview,
                        attempts: int, tasks: set[asyncio.Task[Any]],
                        crc: int | None = None) -> str:

@@ -133,8 +133,8 @@ class S3PrefixStrategyBase(ABC):
     """How a rank's data files are named: ``strategy(rank)`` is the prefix of its files
     (``<prefix>0.distcp``, ``<prefix>1.distcp``, ...) inside the checkpoint."""
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self) -> None:  # noqa: B027 - s3torchconnector's base takes no arguments
+        super().__init__()
 
     def __call__(self, rank: int) -> str:
         return self.generate_prefix(rank)
@@ -853,7 +853,7 @@ class S3StorageReader(FileSystemReader):
             idx = missing[0].storage_index
             raise ValueError(
                 f"the load plan asks for {len(missing)} item(s) that checkpoint {self.path} "
-                f"does not have, e.g. {idx.fqn!r} at offset {list(idx.offset)} (storage_data "
+                f"does not have, e.g. {idx.fqn!r} at offset {list(idx.offset or ())} (storage_data "
                 f"has {len(storage)} entries); the plan does not belong to this checkpoint")
         plan.items.sort(key=lambda i: (storage[i.storage_index].relative_path,
                                        storage[i.storage_index].offset))

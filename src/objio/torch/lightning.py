@@ -30,7 +30,7 @@ works without it.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 try:
     import lightning
@@ -101,7 +101,7 @@ class S3LightningCheckpoint(CheckpointIO):  # type: ignore[misc]
         PermissionError, TypeError (``path`` not a string), ValueError (not an object URI)."""
         uri = self._path(path)
         with self._checkpoint.writer(uri) as writer:
-            torch.save(checkpoint, writer)
+            torch.save(checkpoint, cast(Any, writer))
 
     def load_checkpoint(self, path: Any, map_location: Any = None,
                         weights_only: bool | None = None) -> dict[str, Any]:
@@ -115,8 +115,8 @@ class S3LightningCheckpoint(CheckpointIO):  # type: ignore[misc]
         if weights_only is None and _lightning_before("2.6.0"):
             weights_only = False
         with self._checkpoint.reader(uri) as reader:
-            return torch.load(reader, map_location=map_location,  # type: ignore[no-any-return]
-                              weights_only=weights_only)
+            return cast(dict[str, Any], torch.load(cast(Any, reader), map_location=map_location,
+                                                   weights_only=weights_only))
 
     def remove_checkpoint(self, path: Any) -> None:
         """Delete the checkpoint object at ``path`` (a missing object is not an error)."""
