@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # torch==2.13.0 is a local CPU build here; any other spec pulls a multi-GB CUDA build, so it is
-# installed explicitly before the extras that need it (s3torchconnector in the bench peers).
+# installed explicitly before the extras that need it (s3torchconnector in the bench peers,
+# lightning).
 TORCH  ?= torch==2.13.0
 
 .PHONY: demo test bench lint install-dev install-demo clean
@@ -19,7 +20,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev,server,hdf5,bench]"
+	$(PIP) install -q -e ".[dev,server,hdf5,bench,lightning]"
 	touch $@ $(VENV)/.demo-installed
 
 install-demo: $(VENV)/.demo-installed
@@ -43,6 +44,7 @@ bench: install-dev
 	$(VENV)/bin/objio bench --throughput --size 128KiB --num 2048 --epochs 5 --json bench-results/torch-small.json
 	$(VENV)/bin/objio bench --throughput --size 16MiB --num 256 --epochs 5 --json bench-results/torch-large.json
 	$(VENV)/bin/objio bench --workload cosmoflow --compare s3torchconnector --epochs 3 --json bench-results/train-cosmoflow.json
+	$(VENV)/bin/objio bench checkpoint --size 1GiB --ranks 2 --rounds 2 --json bench-results/checkpoint.json
 
 lint: install-dev
 	$(VENV)/bin/ruff check src tests

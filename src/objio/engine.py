@@ -37,6 +37,7 @@ import threading
 import time
 from typing import Any, Awaitable, Callable, Coroutine, Generic, Iterable, NamedTuple, Sequence, TypeVar
 
+from . import _crc32c
 from ._buffers import BufferPool, new_buffer
 from .backend import Backend, GetResult
 from .config import ClientConfig
@@ -483,24 +484,40 @@ async def put_object(
     mv = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else memoryview(data)
     n = len(mv)
     attempts = config.max_attempts
+    sums = bool(config.checksums)  # CRC32C of the body / of each part and the whole object
     if n <= config.range_threshold or if_none_match:
-        await put_single(backend, obj, mv, attempts, if_none_match=if_none_match)
+        crc = await to_thread(_crc32c.crc32c, mv) if sums else None
+        await put_single(backend, obj, mv, attempts, if_none_match=if_none_match,
+                         checksum_crc32c=crc)
     else:
         part = max(config.part_size, -(-n // 10_000))
-        upload_id = await create_multipart(backend, obj, attempts)
+        upload_id = await create_multipart(backend, obj, attempts,
+                                           checksum="crc32c" if sums else None)
         try:
             starts = list(range(0, n, part))
 
-            async def send(i: int) -> tuple[int, str]:
+            async def send(i: int) -> tuple[int, str] | tuple[int, str, int]:
                 s = starts[i]
+                view = mv[s: s + part]
+                if not sums:
+                    etag = await with_retries(
+                        lambda: backend.upload_part(obj, upload_id, i + 1, view), attempts)
+                    return i + 1, etag
+                c = await to_thread(_crc32c.crc32c, view)
                 etag = await with_retries(
-                    lambda: backend.upload_part(obj, upload_id, i + 1, mv[s: s + part]), attempts
-                )
-                return i + 1, etag
+                    lambda: backend.upload_part(obj, upload_id, i + 1, view, checksum_crc32c=c),
+                    attempts)
+                return i + 1, etag, c
 
             parts = await bounded_map(send, range(len(starts)),
                                       min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8))
-            await complete_multipart(backend, obj, upload_id, parts, attempts)  # type: ignore[arg-type]
+            whole = None
+            if sums:
+                whole = 0
+                for (s, (_, _, c)) in zip(starts, parts, strict=True):  # type: ignore[misc]
+                    whole = _crc32c.combine(whole, c, min(part, n - s))
+            await complete_multipart(backend, obj, upload_id, parts, attempts,  # type: ignore[arg-type]
+                                     checksum_crc32c=whole)
         except BaseException:
             await asyncio.shield(abort_multipart(backend, obj, upload_id, attempts))
             raise
@@ -528,12 +545,13 @@ def _md5_etag(data: Any) -> str:
 
 
 async def put_single(backend: Backend, obj: ObjectURI, data: Any, attempts: int, *,
-                     if_none_match: bool = False) -> str:
+                     if_none_match: bool = False, checksum_crc32c: int | None = None) -> str:
     """One PutObject with retries; returns the ETag. With ``if_none_match`` (fail if the key
     exists): when a retry finds the key existing, the object is checked to be the one this
     call sent (its ETag is the MD5 of ``data``: the first response was lost), and then that is
     success, not FileExistsError."""
-    call = _Counted(lambda: backend.put(obj, data, if_none_match=if_none_match))
+    kw: dict[str, Any] = {} if checksum_crc32c is None else {"checksum_crc32c": checksum_crc32c}
+    call = _Counted(lambda: backend.put(obj, data, if_none_match=if_none_match, **kw))
     try:
         return await with_retries(call, attempts)
     except AlreadyExistsError:
@@ -549,7 +567,8 @@ async def put_single(backend: Backend, obj: ObjectURI, data: Any, attempts: int,
 _STRAY_WINDOW_S = 60.0  # clock skew tolerated when matching a lost upload's initiation time
 
 
-async def create_multipart(backend: Backend, obj: ObjectURI, attempts: int) -> str:
+async def create_multipart(backend: Backend, obj: ObjectURI, attempts: int, *,
+                           checksum: str | None = None) -> str:
     """CreateMultipartUpload with retries; returns the upload id. If the request had to be
     retried (or finally failed), an earlier attempt may have created an upload whose response
     was lost: the key's uploads in progress initiated since the first attempt (within a minute
@@ -557,7 +576,8 @@ async def create_multipart(backend: Backend, obj: ObjectURI, attempts: int) -> s
     same key in that same minute would lose its upload: writing one key from two places at
     once has no defined result on S3 anyway.)"""
     t0 = time.time()
-    call = _Counted(lambda: backend.create_multipart(obj))
+    kw: dict[str, Any] = {} if checksum is None else {"checksum": checksum}
+    call = _Counted(lambda: backend.create_multipart(obj, **kw))
     try:
         upload_id: str = await with_retries(call, attempts)
     except BaseException:
@@ -590,12 +610,14 @@ async def _abort_strays(backend: Backend, obj: ObjectURI, since: float, keep: st
 
 
 async def complete_multipart(backend: Backend, obj: ObjectURI, upload_id: str,
-                             parts: Sequence[tuple[int, str]], attempts: int) -> str:
+                             parts: Sequence[tuple[int, str] | tuple[int, str, int]],
+                             attempts: int, *, checksum_crc32c: int | None = None) -> str:
     """CompleteMultipartUpload with retries; returns the ETag. If a retry finds the upload gone
     (NoSuchUpload: the first response was lost after the server completed it), the object's
     ETag is compared with the one these parts make (MD5 of the parts' MD5s, ``-N``): equal means
     success."""
-    call = _Counted(lambda: backend.complete_multipart(obj, upload_id, parts))
+    kw: dict[str, Any] = {} if checksum_crc32c is None else {"checksum_crc32c": checksum_crc32c}
+    call = _Counted(lambda: backend.complete_multipart(obj, upload_id, parts, **kw))
     try:
         etag: str = await with_retries(call, attempts)
         return etag
@@ -604,7 +626,7 @@ async def complete_multipart(backend: Backend, obj: ObjectURI, upload_id: str,
             raise
         import hashlib
 
-        digest = hashlib.md5(b"".join(bytes.fromhex(e.strip('"')) for _, e in sorted(parts)))
+        digest = hashlib.md5(b"".join(bytes.fromhex(p[1].strip('"')) for p in sorted(parts)))
         expected = f"{digest.hexdigest()}-{len(parts)}"
         info = await with_retries(lambda: backend.head(obj), attempts)
         if info.etag != expected:
@@ -620,3 +642,36 @@ async def abort_multipart(backend: Backend, obj: ObjectURI, upload_id: str, atte
         await with_retries(lambda: backend.abort_multipart(obj, upload_id), attempts)
     except ObjectStoreError as e:
         log.warning("could not abort multipart upload %s of %s: %s", upload_id, obj, e)
+
+
+# ----------------------------------------------------------------------------------- blocking work
+def map_blocking(fn: Callable[[T], R], items: Iterable[T], max_workers: int) -> builtins_list[R]:
+    """Call the blocking ``fn(item)`` for every item in up to ``max_workers`` threads; the
+    results come back in input order.
+
+    For work that is itself a sequence of synchronous objio calls, such as serializing several
+    files at once, each through its own streaming writer (DCP checkpoints). The threads are
+    made for this call and are not the event loop's executor (which file:// I/O runs in), so
+    ``fn`` may use objio's sync API freely. The first exception (the first call to fail) is
+    raised once every call already started has returned (nothing is left running behind the
+    caller); items not started by then are skipped. ``max_workers <= 1`` runs the items one by
+    one in the calling thread.
+    """
+    work = builtins_list(items)
+    if max_workers <= 1 or len(work) <= 1:
+        return [fn(x) for x in work]
+    first: BaseException | None = None
+    with concurrent.futures.ThreadPoolExecutor(min(max_workers, len(work)),
+                                               thread_name_prefix="objio-blocking") as pool:
+        futs = [pool.submit(fn, x) for x in work]
+        try:
+            for f in concurrent.futures.as_completed(futs):
+                first = f.exception()
+                if first is not None:
+                    break
+        finally:
+            for f in futs:
+                f.cancel()  # those not started yet; the pool's exit waits for the others
+    if first is not None:
+        raise first
+    return [f.result() for f in futs]

@@ -111,6 +111,8 @@ _RETRYABLE_STATUS = {500, 502, 503, 504, 408, 429}
 _RETRYABLE_CODES = {
     "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
     "ThrottlingException",
+    # the body arrived damaged (its checksum or digest did not match): send it again
+    "BadDigest", "XAmzContentSHA256Mismatch",
 }
 
 _CODE_RE = re.compile(rb"<Code>([^<]*)</Code>")

@@ -8,7 +8,9 @@ engine loop's default executor.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -17,6 +19,7 @@ import uuid
 from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
 from ._buffers import new_buffer
+from ._crc32c import from_base64, to_base64
 from .backend import GetResult, ListPage, ObjectInfo
 from .errors import (
     AccessDeniedError,
@@ -28,6 +31,8 @@ from .uri import ObjectURI
 
 T = TypeVar("T")
 _UPLOAD_DIR = ".objio-uploads"
+_CRC_XATTR = "user.objio.crc32c"
+log = logging.getLogger("objio.local")
 
 
 def _translate(op: str, path: str, e: OSError) -> ObjectStoreError:
@@ -92,7 +97,30 @@ def _read(path: str, start: int | None, end: int | None, into: memoryview | None
         return GetResult(buf, size, _info(path, st).etag, ttfb)
 
 
-def _write_atomic(path: str, chunks: Sequence[Any], exclusive: bool) -> str:
+def _set_crc32c(path: str, crc: int | None) -> None:
+    """Record a CRC32C in the file's ``user.objio.crc32c`` extended attribute (skipped where
+    the file system has no user xattrs)."""
+    if crc is None or not hasattr(os, "setxattr"):
+        return
+    try:
+        os.setxattr(path, _CRC_XATTR, to_base64(crc).encode("ascii"))
+    except OSError as e:
+        if e.errno not in (errno.ENOTSUP, errno.EPERM, errno.EOPNOTSUPP):
+            raise
+        log.debug("%s: no extended attributes here, CRC32C not recorded (%s)", path, e)
+
+
+def _get_crc32c(path: str) -> int | None:
+    if not hasattr(os, "getxattr"):
+        return None
+    try:
+        return from_base64(os.getxattr(path, _CRC_XATTR).decode("ascii", "replace"))
+    except OSError:
+        return None
+
+
+def _write_atomic(path: str, chunks: Sequence[Any], exclusive: bool,
+                  crc32c: int | None = None) -> str:
     d = os.path.dirname(path)
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".objio-", suffix=".tmp", dir=d)
@@ -100,6 +128,7 @@ def _write_atomic(path: str, chunks: Sequence[Any], exclusive: bool) -> str:
         with os.fdopen(fd, "wb") as f:
             for c in chunks:
                 f.write(c)
+        _set_crc32c(tmp, crc32c)
         if exclusive:
             os.link(tmp, path)  # fails with FileExistsError if the key exists
             os.unlink(tmp)
@@ -165,15 +194,21 @@ class LocalBackend:
                   alloc: Callable[[int], memoryview] | None = None) -> GetResult:
         return await _run("GetObject", obj.key, _read, obj.key, start, end, into, alloc)
 
-    async def head(self, obj: ObjectURI) -> ObjectInfo:
+    async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo:
         st = await _run("HeadObject", obj.key, os.stat, obj.key)
         if not os.path.isfile(obj.key):
             raise NotFoundError(f"HeadObject file://{obj.key} failed: not a file",
                                 operation="HeadObject", uri=str(obj))
-        return _info(obj.key, st)
+        info = _info(obj.key, st)
+        if checksum:
+            crc = await _run("HeadObject", obj.key, _get_crc32c, obj.key)
+            info = dataclasses.replace(info, crc32c=crc)
+        return info
 
-    async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False) -> str:
-        return await _run("PutObject", obj.key, _write_atomic, obj.key, [data], if_none_match)
+    async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False,
+                  checksum_crc32c: int | None = None) -> str:
+        return await _run("PutObject", obj.key, _write_atomic, obj.key, [data], if_none_match,
+                          checksum_crc32c)
 
     async def delete(self, obj: ObjectURI) -> None:
         def rm(path: str) -> None:
@@ -197,25 +232,27 @@ class LocalBackend:
     def _upload_dir(self, obj: ObjectURI, upload_id: str) -> str:
         return os.path.join(os.path.dirname(obj.key), _UPLOAD_DIR, upload_id)
 
-    async def create_multipart(self, obj: ObjectURI) -> str:
+    async def create_multipart(self, obj: ObjectURI, *, checksum: str | None = None) -> str:
         upload_id = uuid.uuid4().hex
         await _run("CreateMultipartUpload", obj.key, lambda: os.makedirs(self._upload_dir(obj, upload_id)))
         return upload_id
 
-    async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any) -> str:
+    async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any, *,
+                          checksum_crc32c: int | None = None) -> str:
         part = os.path.join(self._upload_dir(obj, upload_id), f"{part_number:05d}")
         return await _run("UploadPart", obj.key, _write_atomic, part, [data], False)
 
     async def complete_multipart(self, obj: ObjectURI, upload_id: str,
-                                 parts: Sequence[tuple[int, str]]) -> str:
+                                 parts: Sequence[tuple[int, str] | tuple[int, str, int]], *,
+                                 checksum_crc32c: int | None = None) -> str:
         d = self._upload_dir(obj, upload_id)
 
         def join() -> str:
             chunks = []
-            for num, _ in sorted(parts):
+            for num in sorted(p[0] for p in parts):
                 with open(os.path.join(d, f"{num:05d}"), "rb") as f:
                     chunks.append(f.read())
-            etag = _write_atomic(obj.key, chunks, False)
+            etag = _write_atomic(obj.key, chunks, False, checksum_crc32c)
             _remove_upload_dir(d)
             return etag
 

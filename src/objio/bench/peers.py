@@ -13,6 +13,9 @@ operation              adapters that have it
                        obstore (``get().stream()``); ``file_reader``: obstore ``open_reader``
 ``stream_writer``      objio (``objio.open(..., "wb")``), boto3 (``upload_fileobj``)
 ``dataset``            objio and s3torchconnector: ``S3MapDataset`` / ``S3IterableDataset``
+``checkpoint_*``       objio and s3torchconnector: ``S3Checkpoint`` writer (``torch.save``) and
+                       reader (``torch.load``); ``dcp_storage_writer`` / ``dcp_storage_reader``:
+                       their DCP ``S3StorageWriter`` / ``S3StorageReader`` (checkpoint benchmark)
 =====================  =======================================================================
 
 Setting up (imports, clients, thread pools) is never timed; what an adapter method returns is
@@ -216,6 +219,29 @@ class Library:
     def dataset(self, kind: str, uri: str, transform: Callable[[Any], Any]) -> Any:
         raise NotImplementedError(f"{self.name} has no PyTorch dataset")
 
+    def env(self) -> dict[str, str | None]:
+        """Environment variables the library reads its settings from while it runs (set them
+        around the timed calls); empty when it takes everything as arguments."""
+        return {}
+
+    def checkpoint_writer(self, uri: str) -> Any:
+        """A binary writer for ``torch.save`` to the object ``uri`` (a context manager; the
+        object exists once it is closed)."""
+        raise NotImplementedError(f"{self.name} has no checkpoint writer")
+
+    def checkpoint_reader(self, uri: str) -> Any:
+        """A binary reader of the object ``uri`` for ``torch.load``."""
+        raise NotImplementedError(f"{self.name} has no checkpoint reader")
+
+    def dcp_storage_writer(self, path: str, thread_count: int) -> Any:
+        """A ``torch.distributed.checkpoint`` StorageWriter for the checkpoint at ``path``
+        writing ``thread_count`` files per rank at once."""
+        raise NotImplementedError(f"{self.name} has no DCP storage writer")
+
+    def dcp_storage_reader(self, path: str, thread_count: int) -> Any:
+        """A ``torch.distributed.checkpoint`` StorageReader for the checkpoint at ``path``."""
+        raise NotImplementedError(f"{self.name} has no DCP storage reader")
+
 
 def _torch_dataset(module: Any, kind: str, uri: str, transform: Callable[[Any], Any],
                    access: Access) -> Any:
@@ -270,6 +296,32 @@ class Objio(Library):
         from .. import torch as objio_torch
 
         return _torch_dataset(objio_torch, kind, uri, transform, self.access)
+
+    def _checkpoint(self) -> Any:
+        from ..torch.checkpoint import S3Checkpoint
+
+        return S3Checkpoint(self.access.region, self.access.endpoint_url,
+                            s3client_config=self.access.client_config())
+
+    def checkpoint_writer(self, uri: str) -> Any:
+        return self._checkpoint().writer(uri)
+
+    def checkpoint_reader(self, uri: str) -> Any:
+        return self._checkpoint().reader(uri)
+
+    def dcp_storage_writer(self, path: str, thread_count: int) -> Any:
+        from ..torch.dcp import S3StorageWriter
+
+        return S3StorageWriter(self.access.region, path,
+                               s3client_config=self.access.client_config(),
+                               thread_count=thread_count)
+
+    def dcp_storage_reader(self, path: str, thread_count: int) -> Any:
+        from ..torch.dcp import S3StorageReader
+
+        return S3StorageReader(self.access.region, path,
+                               s3client_config=self.access.client_config(),
+                               thread_count=thread_count)
 
 
 class Obstore(Library):
@@ -435,6 +487,62 @@ class S3TorchConnector(Library):
         from ..torch.datasets import FlattenSamples
 
         return FlattenSamples(ds)  # objio's iterable flattens Samples itself
+
+    def env(self) -> dict[str, str | None]:
+        return self.access.aws_env()
+
+    def _config(self) -> Any:
+        from s3torchconnector import S3ClientConfig
+
+        return S3ClientConfig(force_path_style=self.access.path_style,
+                              unsigned=self.access.unsigned)
+
+    def _client(self) -> Any:
+        from s3torchconnector._s3client import S3Client
+
+        a = self.access
+        with temporary_environ(self.env()):
+            return S3Client(a.region, endpoint=a.endpoint_url, s3client_config=self._config())
+
+    def checkpoint_writer(self, uri: str) -> Any:
+        from s3torchconnector import S3Checkpoint
+
+        a = self.access
+        with temporary_environ(self.env()):
+            return S3Checkpoint(a.region, endpoint=a.endpoint_url,
+                                s3client_config=self._config()).writer(uri)
+
+    def checkpoint_reader(self, uri: str) -> Any:
+        from s3torchconnector import S3Checkpoint
+
+        a = self.access
+        with temporary_environ(self.env()):
+            return S3Checkpoint(a.region, endpoint=a.endpoint_url,
+                                s3client_config=self._config()).reader(uri)
+
+    def dcp_storage_writer(self, path: str, thread_count: int) -> Any:
+        # Its DCP classes take no endpoint: their file system is rebuilt around a client
+        # that has one (the same S3Client they would make, plus the endpoint).
+        from s3torchconnector.dcp import S3FileSystem, S3StorageWriter
+
+        a = self.access
+        with temporary_environ(self.env()):
+            writer = S3StorageWriter(a.region, path, s3client_config=self._config(),
+                                     thread_count=thread_count)
+            writer.fs = S3FileSystem(a.region, s3_client=self._client())  # type: ignore[assignment]
+            writer.path = writer.fs.init_path(path)
+        return writer
+
+    def dcp_storage_reader(self, path: str, thread_count: int) -> Any:
+        from s3torchconnector.dcp import S3FileSystem, S3StorageReader
+
+        a = self.access
+        with temporary_environ(self.env()):
+            reader = S3StorageReader(a.region, path, s3client_config=self._config())
+            reader.fs = S3FileSystem(a.region, s3_client=self._client(),
+                                     reader_constructor=reader._reader_constructor)
+            reader.path = reader.fs.init_path(path)
+        return reader
 
 
 # s3dlio builds one process-wide S3 client on first use and cannot be re-pointed afterwards.

@@ -8,6 +8,8 @@ Kinds (``objio bench KIND ...``; without a kind, ``objects``):
 * ``stream``: one large object through the file-like reader and writer vs boto3 and obstore.
 * ``train``: the DataLoader training emulation alone (``--workload`` / ``--throughput``, with
   ``--compare [LIB]`` taking a value).
+* ``checkpoint``: torch.save/torch.load and DCP checkpoints through objio vs s3torchconnector,
+  with a local-disk baseline (:mod:`objio.bench.checkpoint`).
 
 Exit codes: 0 success, 1 error (one line on stderr), 2 usage error, 130 interrupted.
 """
@@ -28,14 +30,15 @@ from ..errors import ObjectStoreError
 from ..uri import parse_uri
 from ._common import add_global_flags, broken_pipe, client_from_args, write_json
 
-KINDS = ("objects", "stream", "train")
+KINDS = ("objects", "stream", "train", "checkpoint")
 """The benchmarks ``objio bench KIND`` runs; ``objects`` when no kind is given."""
 
 DESCRIPTION = (
     "Benchmarks of objio against its peers, side by side in one run. KIND is objects (the "
     "default: put+get of many objects; --workload/--throughput for the DataLoader training "
-    "emulation), train (the training emulation alone) or stream (one large object through "
-    "file-like readers and writers).")
+    "emulation), train (the training emulation alone), stream (one large object through "
+    "file-like readers and writers) or checkpoint (torch.save/torch.load and DCP checkpoints "
+    "vs s3torchconnector).")
 
 
 def _fail(e: BaseException) -> int:
@@ -354,6 +357,136 @@ def run_stream_from_args(args: argparse.Namespace) -> int:
         return _fail(e)
 
 
+# ------------------------------------------------------------------------------ checkpoint
+def configure_checkpoint_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``objio bench checkpoint`` arguments to ``parser``; returns it."""
+    from ..bench.checkpoint import CASES, PRESETS
+
+    parser.description = (
+        "Save and load a transformer-shaped state dict (bf16 weights + fp32 Adam state, many "
+        "tensors of mixed sizes) with torch.save/torch.load through objio's S3Checkpoint and "
+        "s3torchconnector's, with torch.distributed.checkpoint on --ranks real processes "
+        "through both libraries' S3StorageWriter/S3StorageReader, and to a local file as a "
+        "baseline; rounds interleaved with the order rotated. Reports GiB/s, client CPU s/GiB, "
+        "peak RSS and the ratios to s3torchconnector. Without URI an embedded SeaweedFS S3 "
+        "server is started on loopback.")
+    parser.add_argument("uri", nargs="?", default=None,
+                        help="s3://bucket/prefix to write the checkpoints under (the bucket must "
+                             "exist; everything written is deleted afterwards); default: an "
+                             "embedded local server")
+    parser.add_argument("--size", default=None,
+                        help="total bytes of the state dict, e.g. 256MiB, 1GiB (default 1GiB; "
+                             "with --workload: the preset's size x --scale)")
+    parser.add_argument("--ranks", type=int, default=None,
+                        help="processes of the DCP cases (default 2; with --workload: the "
+                             "preset's)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="files each DCP rank writes (and reads) at once, for both "
+                             "libraries (default 4)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds of every case, interleaved (default 2)")
+    parser.add_argument("--cases", default=None, metavar="LIST",
+                        help=f"comma list of {', '.join(CASES)} (default: all)")
+    parser.add_argument("--workload", default=None, choices=sorted(PRESETS),
+                        help="an MLPerf Storage v2.0 checkpointing workload (published total "
+                             "size and process count, from mlcommons/storage "
+                             "mlpstorage/config.py); use with --scale")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="with --workload: multiply the preset's size by this (0 < s <= 1; "
+                             "default 1)")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="write the full report as JSON to FILE ('-' = stdout)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress output (it is shown on a terminal only)")
+    return parser
+
+
+def run_checkpoint_from_args(args: argparse.Namespace) -> int:
+    """Run ``objio bench checkpoint`` from parsed arguments; returns the exit code (0 success,
+    1 error with a one-line message on stderr, 130 interrupted)."""
+    from rich.console import Console
+
+    from ..bench import checkpoint as ck
+
+    server: Any = None
+    try:
+        workload = args.workload
+        if args.scale is not None and workload is None:
+            raise ValueError("--scale applies to --workload presets only")
+        if args.scale is not None and not 0 < args.scale <= 1:
+            raise ValueError(f"--scale must be in (0, 1], got {args.scale}")
+        if workload is not None:
+            preset = ck.PRESETS[workload]
+            if args.size is not None:
+                raise ValueError("--size and --workload are exclusive (use --scale)")
+            scale = 1.0 if args.scale is None else args.scale
+            size = int(preset.total_bytes * scale)
+            ranks = preset.ranks if args.ranks is None else args.ranks
+        else:
+            scale = None
+            size = parse_size("1GiB" if args.size is None else args.size, "--size")
+            ranks = 2 if args.ranks is None else args.ranks
+        cases = list(ck.CASES) if args.cases is None else \
+            [c.strip() for c in args.cases.split(",") if c.strip()]
+        json_to_stdout = args.json == "-"
+        err = Console(stderr=True)
+        show = not args.no_progress and err.is_terminal
+        if args.uri is None:
+            server, client = start_embedded()
+            prefix = f"s3://{DEFAULT_BUCKET}/checkpoint"
+        else:
+            client = client_from_args(args)
+            prefix = args.uri
+        progress: Any = None
+        task: Any = None
+        if show:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            progress = Progress(TextColumn("{task.description:<36}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), console=err)
+            progress.start()
+            task = progress.add_task("checkpoint", total=args.rounds * len(cases))
+
+        started = [0]
+
+        def advance(label: str) -> None:  # a run starts: the previous one is done
+            if progress is not None:
+                progress.update(task, description=label, advance=1 if started[0] else 0)
+            started[0] += 1
+
+        def log(line: str) -> None:
+            if progress is not None:
+                progress.console.print(line)
+
+        try:
+            report = ck.run_checkpoint(client, prefix, size=size, ranks=ranks,
+                                       rounds=args.rounds, threads=args.threads, cases=cases,
+                                       workload=workload, scale=scale, log=log, advance=advance)
+        finally:
+            if progress is not None:
+                progress.stop()
+        if server is not None:
+            report["server"] = "embedded"
+        out = err if json_to_stdout else Console()
+        if not out.is_terminal:
+            out.width = max(out.width, 160)
+        ck.print_report(report, out)
+        if args.json:
+            write_json(args.json, report)
+        return 0
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError) as e:
+        return _fail(e)
+    finally:
+        if server is not None:
+            server.stop()
+
+
 # ------------------------------------------------------------------------------ the command
 def _run_objects(args: argparse.Namespace) -> int:
     """``objio bench [objects]``: put+get, or with --workload/--throughput the training
@@ -388,6 +521,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                                         "obstore")
     configure_stream_parser(p)
     p.set_defaults(func=run_stream_from_args)
+    p = kinds.add_parser("checkpoint", help="torch.save/load and DCP checkpoints vs "
+                                            "s3torchconnector, with a local-disk baseline")
+    add_global_flags(p)
+    configure_checkpoint_parser(p)
+    p.set_defaults(func=run_checkpoint_from_args)
     return parser
 
 

@@ -225,6 +225,11 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
     def _release(self) -> None:
         pass
 
+    def _on_data(self, start: int, view: memoryview) -> None:
+        """Called with bytes [start, start + len(view)) of the object as they arrive from the
+        store (the sequential reader: each chunk, each direct read); for subclasses that
+        check what they receive (:class:`objio.torch.checkpoint` verifies CRC32C here)."""
+
 
 class _Chunk:
     __slots__ = ("idx", "start", "stop", "fut", "buf", "probe", "used")
@@ -363,6 +368,7 @@ class SequentialReader(ObjectReader):
             self._learn(r.total_size, r.etag)
             ch.buf = r.data
             ch.stop = ch.start + len(r.data)
+        self._on_data(ch.start, memoryview(ch.buf)[: ch.stop - ch.start])
 
     def _enter(self, idx: int) -> _Chunk:
         self._touch(idx)
@@ -409,6 +415,7 @@ class SequentialReader(ObjectReader):
                         self._plan(end // cs)
                     engine.run(_fill(self._backend, self._obj, pos, mv[got: got + run],
                                      self._etag, self._attempts, cs, self._parallel, self._size))
+                    self._on_data(pos, mv[got: got + run])
                     got += run
                     self._pos = end
                     continue

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import io
+import sys
 import warnings
 from typing import Any
 
-from .. import engine
+from .. import _crc32c, engine
 from .._buffers import new_buffer
 from ..config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
-from ..errors import AlreadyExistsError, NotFoundError
+from ..errors import AlreadyExistsError, NotFoundError, ObjectStoreError
 from ..uri import ObjectURI
 from ._common import (
     _DEFAULT_PART,
@@ -54,9 +55,19 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             (``If-None-Match: *``) for small objects; for multipart uploads a HEAD just before
             completing (a writer racing between that HEAD and the completion can still win).
             Raises FileExistsError.
+        checksum: ``"crc32c"`` (the default when the client's ``ClientConfig.checksums`` is
+            on) computes the CRC32C of every part while it is written and
+            hands it to the store, which checks what it received and keeps the whole
+            object's CRC32C with it (S3 ``x-amz-checksum-crc32c``, type FULL_OBJECT; file://
+            the ``user.objio.crc32c`` extended attribute); :attr:`crc32c` gives it after
+            ``close()``. A store that rejects checksum headers (HTTP 400/501
+            NotImplemented/InvalidArgument/InvalidRequest) gets the object without one (a
+            warning is logged). Cost: about 0.07 CPU seconds per GiB.
 
     ``write`` accepts bytes, bytearray, memoryview and any C-contiguous buffer (numpy arrays)
-    and copies the data once, into the part buffer. Two cases send the caller's memory itself,
+    and copies the data once, into the part buffer (a write that fits in the current part
+    buffer, such as the many small writes of ``torch.save``, takes a short path: one slice
+    assignment, about 1 microsecond). Two cases send the caller's memory itself,
     without a copy: whole parts of an immutable ``bytes`` object (kept referenced until sent),
     and whole parts of a mutable buffer covering at least ``max_parts_in_flight`` parts (then
     ``write`` returns only once those parts are uploaded, so the caller may reuse it).
@@ -68,7 +79,8 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
     """
 
     def __init__(self, uri: Any, *, client: Any = None, part_size: int | None = None,
-                 max_parts_in_flight: int | None = None, exist_ok: bool = True) -> None:
+                 max_parts_in_flight: int | None = None, exist_ok: bool = True,
+                 checksum: str | None = None) -> None:
         self._obj = _object_uri(uri, type(self).__name__)
         self._client = _resolve_client(client)
         cfg = self._client.config
@@ -83,6 +95,15 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         if not isinstance(exist_ok, bool):
             raise ValueError(f"exist_ok must be True or False, got {exist_ok!r}")
         self._exist_ok = exist_ok
+        if checksum not in (None, "crc32c"):
+            raise ValueError(f"checksum must be 'crc32c' or None, got {checksum!r}")
+        if checksum is None and cfg.checksums:  # ClientConfig.checksums turns it on for all
+            checksum = "crc32c"
+        self._checksum = checksum
+        self._send_checksum = checksum is not None
+        self._crc = 0            # CRC32C of the parts emitted so far, in order
+        self._part_crcs: dict[int, int] = {}
+        self._crc_final: int | None = None
         self._backend = self._client._backend(self._obj)
         self._attempts = cfg.max_attempts or 1
         self._base_part = ps
@@ -113,6 +134,12 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
     @property
     def max_parts_in_flight(self) -> int:
         return self._m
+
+    @property
+    def crc32c(self) -> int | None:
+        """The CRC32C (unsigned 32-bit) of the whole object, once ``close()`` has sent it;
+        None without ``checksum="crc32c"`` or before."""
+        return self._crc_final
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.uri!r} written={self._written}>"
@@ -147,6 +174,20 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         """Append ``data`` (a bytes-like object); returns its length in bytes. May wait while
         ``max_parts_in_flight`` parts are being uploaded. Raises the upload's error (after
         aborting it) if a part failed."""
+        buf = self._buf
+        if buf is not None:  # open, with a part buffer: small writes (torch.save) stop here
+            try:
+                mv = memoryview(data)
+            except TypeError:
+                mv = None
+            if mv is not None and mv.ndim == 1 and mv.c_contiguous:
+                n = mv.nbytes
+                fill = self._fill
+                if fill + n < self._ps:
+                    buf[fill: fill + n] = mv
+                    self._fill = fill + n
+                    self._written += n
+                    return n
         self._check_open()
         mv = _byte_view(data, "write() argument", writable=False)
         n = len(mv)
@@ -190,8 +231,9 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         try:
             if self._upload_id is None:
                 data = memoryview(self._buf)[: self._fill] if self._buf is not None else b""
-                engine.run(engine.put_single(self._backend, self._obj, data, self._attempts,
-                                             if_none_match=not self._exist_ok))
+                crc = None if self._checksum is None else _crc32c.crc32c(data)
+                self._put_small(data, crc)
+                self._crc_final = crc
             else:
                 if self._fill:
                     self._emit_buffer()
@@ -199,9 +241,16 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                     self._wait_oldest()
                 if not self._exist_ok:
                     self._check_absent()
+                full = self._crc if self._send_checksum else None
+                pcrc = self._part_crcs
+                parts: list[Any] = sorted((pn, etag, pcrc[pn]) if full is not None else (pn, etag)
+                                          for pn, etag in self._parts)
                 engine.run(engine.complete_multipart(self._backend, self._obj, self._upload_id,
-                                                     sorted(self._parts), self._attempts))
+                                                     parts, self._attempts,
+                                                     checksum_crc32c=full))
                 self._upload_id = None
+                if self._checksum is not None:
+                    self._crc_final = self._crc
         except BaseException:
             self._fail()
             raise
@@ -228,8 +277,8 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
 
     def __del__(self) -> None:
         try:
-            if self.closed or not getattr(self, "_constructed", False):
-                return
+            if self.closed or not getattr(self, "_constructed", False) or sys.is_finalizing():
+                return  # (at interpreter exit no new engine thread can start: nothing to do)
             warnings.warn(f"{type(self).__name__} for {self.uri} was never closed: the upload is "
                           "aborted (call close() to send it)", ResourceWarning, stacklevel=2)
             self._abort_upload(wait=False)
@@ -254,11 +303,51 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         fill, self._fill = self._fill, 0
         self._emit(memoryview(buf)[:fill], buf, wait=False)
 
+    def _put_small(self, data: Any, crc: int | None) -> None:
+        """The whole object as one PutObject (with its CRC32C when asked and accepted)."""
+        obj, backend, ine = self._obj, self._backend, not self._exist_ok
+
+        def put(c: int | None) -> None:
+            engine.run(engine.put_single(backend, obj, data, self._attempts, if_none_match=ine,
+                                         checksum_crc32c=c))
+
+        if crc is None:
+            put(None)
+            return
+        try:
+            put(crc)
+        except ObjectStoreError as e:
+            if not _checksum_refused(e):
+                raise
+            self._checksum_unsupported(e)
+            put(None)
+
+    def _create_upload(self) -> str:
+        obj, backend = self._obj, self._backend
+
+        def create(checksum: str | None) -> str:
+            return engine.run(engine.create_multipart(backend, obj, self._attempts,
+                                                      checksum=checksum))
+
+        if not self._send_checksum:
+            return create(None)
+        try:
+            return create("crc32c")
+        except ObjectStoreError as e:
+            if not _checksum_refused(e):
+                raise
+            self._checksum_unsupported(e)
+            return create(None)
+
+    def _checksum_unsupported(self, e: ObjectStoreError) -> None:
+        log.warning("%s: the store refused the CRC32C checksum (%s); the object is written "
+                    "without one", self.uri, e)
+        self._send_checksum = False
+
     def _emit(self, view: memoryview, owned: bytearray | None, wait: bool) -> None:
         """Upload ``view`` as the next part (starting the multipart upload if needed)."""
         if self._upload_id is None:
-            self._upload_id = engine.run(engine.create_multipart(self._backend, self._obj,
-                                                                 self._attempts))
+            self._upload_id = self._create_upload()
         while self._inflight and self._inflight[0][1].done():
             self._wait_oldest()  # harvest finished parts early (recycles buffers, fails fast)
         while len(self._inflight) >= self._m:
@@ -266,10 +355,16 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         pn = self._next_part
         if pn > MAX_PARTS:
             raise ValueError(f"{self.uri}: more than {MAX_PARTS} parts; use a larger part_size")
+        crc = None
+        if self._checksum is not None:
+            crc = _crc32c.crc32c(view)
+            self._crc = _crc32c.combine(self._crc, crc, len(view))
+            self._part_crcs[pn] = crc
         self._next_part = pn + 1
         self._ps = part_size_for(self._next_part, self._base_part)
         fut = engine.submit(_upload_part(self._backend, self._obj, self._upload_id, pn, view,
-                                         self._attempts, self._tasks))
+                                         self._attempts, self._tasks,
+                                         crc if self._send_checksum else None))
         self._inflight.append((pn, fut, owned, wait))
 
     def _wait_oldest(self) -> None:
@@ -319,16 +414,27 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         self._free.clear()
 
 
+def _checksum_refused(e: ObjectStoreError) -> bool:
+    """Whether a store answered a request with checksum headers as one that does not support
+    them (rather than with a real failure)."""
+    return (e.status in (400, 501)
+            and e.code in ("NotImplemented", "InvalidArgument", "InvalidRequest"))
+
+
 # The coroutines below hold no reference to the writer, so an abandoned writer is collected
 # (and its upload aborted) in the thread that dropped it, not later on the engine loop.
 async def _upload_part(backend: Any, obj: ObjectURI, upload_id: str, pn: int, view: memoryview,
-                       attempts: int, tasks: set[asyncio.Task[Any]]) -> str:
+                       attempts: int, tasks: set[asyncio.Task[Any]],
+                       crc: int | None = None) -> str:
     task = asyncio.current_task()
     assert task is not None
     tasks.add(task)
     try:
+        if crc is None:
+            return await engine.with_retries(
+                lambda: backend.upload_part(obj, upload_id, pn, view), attempts)
         return await engine.with_retries(
-            lambda: backend.upload_part(obj, upload_id, pn, view), attempts)
+            lambda: backend.upload_part(obj, upload_id, pn, view, checksum_crc32c=crc), attempts)
     finally:
         tasks.discard(task)
 

@@ -19,11 +19,10 @@ from urllib.parse import unquote_plus, urlsplit
 from xml.etree import ElementTree as ET
 
 import aiohttp
-import google_crc32c
-import numpy as np
 from yarl import URL
 
 from .._buffers import new_buffer
+from .._crc32c import crc32c, from_base64, to_base64
 from ..backend import GetResult, ListPage, ObjectInfo, UploadInfo
 from ..config import ClientConfig, MiB
 from ..errors import IntegrityError, ObjectStoreError, ObjectTimeoutError, error_from_response
@@ -118,7 +117,6 @@ class S3Backend:
         if self._http_scheme == "https":
             self._ssl = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
         self._checksums = bool(config.checksums)
-        self._part_crcs: dict[str, dict[int, str]] = {}  # upload id -> part number -> CRC32C
         self._fast: FastGetClient | None = None
         if os.environ.get("OBJIO_FAST_GET", "1") != "0":
             self._fast = FastGetClient(self._http_scheme, config.connect_timeout_s or 10.0,
@@ -388,22 +386,33 @@ class S3Backend:
             body = None
         return GetResult(bytearray() if body is None else body, total, etag, ttfb)
 
-    async def head(self, obj: ObjectURI) -> ObjectInfo:
-        """HeadObject. Raises FileNotFoundError if absent."""
-        _, h, _ = await self._simple("HeadObject", str(obj), "HEAD", obj.bucket, obj.key)
+    async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo:
+        """HeadObject. Raises FileNotFoundError if absent. With ``checksum`` it asks for the
+        object's checksums (``x-amz-checksum-mode: ENABLED``) and reports a whole-object
+        CRC32C (type FULL_OBJECT) in ``crc32c``."""
+        hdrs = {"x-amz-checksum-mode": "ENABLED"} if checksum else None
+        _, h, _ = await self._simple("HeadObject", str(obj), "HEAD", obj.bucket, obj.key,
+                                     headers=hdrs)
+        crc = None
+        if checksum and h.get("x-amz-checksum-type", "FULL_OBJECT").upper() == "FULL_OBJECT":
+            crc = from_base64(h.get("x-amz-checksum-crc32c", ""))
         return ObjectInfo(
             key=obj.key,
             size=int(h.get("Content-Length", 0)),
             last_modified=_parse_http_date(h.get("Last-Modified")),
             etag=h.get("ETag", "").strip('"'),
+            crc32c=crc,
         )
 
-    async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False) -> str:
+    async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False,
+                  checksum_crc32c: int | None = None) -> str:
         """PutObject of a bytes-like ``data``; returns the ETag. With ``if_none_match`` the
-        write fails with FileExistsError when the key exists (conditional write)."""
+        write fails with FileExistsError when the key exists (conditional write). With
+        ``checksum_crc32c`` (the CRC32C of ``data``) the store checks the body against it and
+        keeps it with the object (``x-amz-checksum-crc32c``)."""
         hdrs = {"if-none-match": "*"} if if_none_match else {}
-        if self._checksums:  # the server refuses the body if it does not match (BadDigest)
-            hdrs["x-amz-checksum-crc32c"] = _crc32c_b64(data)
+        if checksum_crc32c is not None:
+            hdrs["x-amz-checksum-crc32c"] = to_base64(checksum_crc32c)
         _, h, _ = await self._simple("PutObject", str(obj), "PUT", obj.bucket, obj.key,
                                      headers=hdrs, body=data)
         return str(h.get("ETag", "")).strip('"')
@@ -434,10 +443,15 @@ class S3Backend:
         return errors
 
     # ----------------------------------------------------------------------------- multipart
-    async def create_multipart(self, obj: ObjectURI) -> str:
-        """CreateMultipartUpload; returns the UploadId. With checksums on, the upload is
-        created with ``x-amz-checksum-algorithm: CRC32C`` and every part carries its CRC32C."""
-        hdrs = {"x-amz-checksum-algorithm": "CRC32C"} if self._checksums else {}
+    async def create_multipart(self, obj: ObjectURI, *, checksum: str | None = None) -> str:
+        """CreateMultipartUpload; returns the UploadId. ``checksum="crc32c"`` declares a
+        whole-object CRC32C (``x-amz-checksum-algorithm: CRC32C``, type FULL_OBJECT): each
+        part then carries its CRC32C and the completion the whole object's."""
+        hdrs: dict[str, str] = {}
+        if checksum is not None:
+            if checksum != "crc32c":
+                raise ValueError(f"checksum must be 'crc32c' or None, got {checksum!r}")
+            hdrs = {"x-amz-checksum-algorithm": "CRC32C", "x-amz-checksum-type": "FULL_OBJECT"}
         _, _, payload = await self._simple("CreateMultipartUpload", str(obj), "POST",
                                            obj.bucket, obj.key, params=(("uploads", ""),),
                                            headers=hdrs)
@@ -447,46 +461,47 @@ class S3Backend:
                                    operation="CreateMultipartUpload", uri=str(obj))
         return upload_id
 
-    async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any) -> str:
+    async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any, *,
+                          checksum_crc32c: int | None = None) -> str:
         """UploadPart (part_number 1..10000); returns the part's ETag (quoted, as S3 sends).
-        With checksums on, the part's CRC32C is sent (and kept for the completion request)."""
-        hdrs: dict[str, str] = {}
-        if self._checksums:
-            hdrs["x-amz-checksum-crc32c"] = crc = _crc32c_b64(data)
+        ``checksum_crc32c``: the part's CRC32C, checked by the store."""
+        hdrs = None if checksum_crc32c is None else {
+            "x-amz-checksum-crc32c": to_base64(checksum_crc32c)}
         _, h, _ = await self._simple(
             "UploadPart", str(obj), "PUT", obj.bucket, obj.key,
-            params=(("partNumber", str(part_number)), ("uploadId", upload_id)), body=data,
-            headers=hdrs,
+            params=(("partNumber", str(part_number)), ("uploadId", upload_id)), headers=hdrs,
+            body=data,
         )
-        if self._checksums:
-            self._part_crcs.setdefault(upload_id, {})[part_number] = crc
         return str(h.get("ETag", ""))
 
     async def complete_multipart(self, obj: ObjectURI, upload_id: str,
-                                 parts: Sequence[tuple[int, str]]) -> str:
-        """CompleteMultipartUpload with (part_number, etag) pairs; returns the ETag."""
+                                 parts: Sequence[tuple[int, str] | tuple[int, str, int]], *,
+                                 checksum_crc32c: int | None = None) -> str:
+        """CompleteMultipartUpload with (part_number, etag) pairs, or (part_number, etag,
+        crc32c) for an upload created with ``checksum="crc32c"``; ``checksum_crc32c`` is then
+        the whole object's CRC32C, checked by the store. Returns the ETag."""
         root = ET.Element("CompleteMultipartUpload")
-        crcs = self._part_crcs.get(upload_id, {})
-        for num, etag in parts:
+        for part in parts:
             p = ET.SubElement(root, "Part")
-            ET.SubElement(p, "PartNumber").text = str(num)
-            ET.SubElement(p, "ETag").text = etag
-            if num in crcs:
-                ET.SubElement(p, "ChecksumCRC32C").text = crcs[num]
+            ET.SubElement(p, "PartNumber").text = str(part[0])
+            ET.SubElement(p, "ETag").text = part[1]
+            if len(part) > 2:
+                ET.SubElement(p, "ChecksumCRC32C").text = to_base64(part[2])  # type: ignore[misc]
         body = ET.tostring(root, encoding="utf-8")
+        hdrs = {"content-type": "application/xml"}
+        if checksum_crc32c is not None:
+            hdrs["x-amz-checksum-crc32c"] = to_base64(checksum_crc32c)
+            hdrs["x-amz-checksum-type"] = "FULL_OBJECT"
         _, _, payload = await self._simple(
             "CompleteMultipartUpload", str(obj), "POST", obj.bucket, obj.key,
-            params=(("uploadId", upload_id),), headers={"content-type": "application/xml"},
-            body=body,
+            params=(("uploadId", upload_id),), headers=hdrs, body=body,
         )
         if b"<Error>" in payload:  # S3 may report a failure inside a 200 response
             raise error_from_response("CompleteMultipartUpload", str(obj), 500, payload)
-        self._part_crcs.pop(upload_id, None)
         return _text(_xml(payload), "ETag").strip('"')
 
     async def abort_multipart(self, obj: ObjectURI, upload_id: str) -> None:
         """AbortMultipartUpload (a missing upload is not an error)."""
-        self._part_crcs.pop(upload_id, None)
         try:
             await self._simple("AbortMultipartUpload", str(obj), "DELETE", obj.bucket, obj.key,
                                params=(("uploadId", upload_id),), ok=(200, 204))
@@ -655,27 +670,13 @@ def _bad_range(uri: str, start: int | None, end: int | None, cr: str | None) -> 
                             code="InvalidRangeResponse", retryable=True)
 
 
-def _crc32c_b64(data: Any) -> str:
-    """The base64 of the big-endian CRC32C of ``data``, as S3's x-amz-checksum-crc32c."""
-    return base64.b64encode(_crc32c(data).to_bytes(4, "big")).decode("ascii")
-
-
-def _crc32c(data: Any) -> int:
-    # google_crc32c takes only read-only buffers: a read-only numpy view costs no copy.
-    if isinstance(data, bytes):
-        return int(google_crc32c.value(data))
-    view = np.frombuffer(data, dtype=np.uint8)
-    view.flags.writeable = False
-    return int(google_crc32c.value(view))
-
-
 def _verify_crc32c(uri: str, headers: Any, data: Any) -> None:
     """Check a whole-object body against the full-object ``x-amz-checksum-crc32c`` the server
     sent with it (composite multipart checksums, ``...-N``, cannot be checked this way)."""
     sent = headers.get("x-amz-checksum-crc32c")
     if not sent or "-" in sent:
         return
-    got = _crc32c_b64(data)
+    got = to_base64(crc32c(data))
     if got != sent:
         raise IntegrityError(
             f"GetObject {uri} failed: the {len(data)} bytes received (0-{len(data) - 1}) do not "

@@ -28,12 +28,13 @@ class S3Writer(ObjectWriter):
 
     def __init__(self, bucket: str, key: str, client: Any = None, *,
                  part_size: int | None = None, max_parts_in_flight: int | None = None,
-                 exist_ok: bool = True) -> None:
+                 exist_ok: bool = True, checksum: str | None = None) -> None:
         if not isinstance(bucket, str) or not isinstance(key, str):
             raise TypeError(f"bucket and key must be strings, got {bucket!r}, {key!r}")
         obj: ObjectURI = parse_uri(f"s3://{bucket}/{key}") if bucket else parse_uri(key)
         super().__init__(obj, client=client, part_size=part_size,
-                         max_parts_in_flight=max_parts_in_flight, exist_ok=exist_ok)
+                         max_parts_in_flight=max_parts_in_flight, exist_ok=exist_ok,
+                         checksum=checksum)
 
     @classmethod
     def from_uri(cls, uri: Any, client: Any = None, **options: Any) -> S3Writer:

@@ -1,0 +1,353 @@
+"""objio.torch.dcp: DCP storage writer/reader on LocalS3Server and file://, with real
+torch.distributed process groups (gloo, CPU, spawned ranks) for the multi-rank cases."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import multiprocessing
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.distributed.checkpoint as dcp  # noqa: E402
+from torch.distributed.checkpoint import FileSystemReader, FileSystemWriter  # noqa: E402
+from torch.distributed.checkpoint.api import CheckpointException  # noqa: E402
+from torch.distributed.checkpoint.planner import LoadItemType, LoadPlan, ReadItem  # noqa: E402
+from torch.distributed.checkpoint.state_dict import get_state_dict  # noqa: E402
+
+import dist_workers as W  # noqa: E402
+import objio  # noqa: E402
+from objio.torch import dcp as odcp  # noqa: E402
+from objio.torch.dcp import (  # noqa: E402
+    BinaryPrefixStrategy,
+    DefaultPrefixStrategy,
+    HexPrefixStrategy,
+    NumericPrefixStrategy,
+    RoundRobinPrefixStrategy,
+    S3StorageReader,
+    S3StorageWriter,
+)
+
+BUCKET = "objio-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_ranks(fn: Any, world: int, *args: Any, out: Path) -> list[dict[str, Any]]:
+    """Run ``fn(rank, world, port, *args, out)`` in ``world`` spawned processes (a real gloo
+    process group) and return each rank's JSON report."""
+    import torch.multiprocessing as tmp
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp.start_processes(fn, args=(world, free_port(), *args, str(out)), nprocs=world,
+                        join=True, start_method="spawn")
+    results = [json.loads((out / f"rank{r}.json").read_text()) for r in range(world)]
+    for r, res in enumerate(results):
+        assert "error" not in res, f"rank {r}: {res['error']}"
+    return results
+
+
+def unwrap(e: BaseException) -> BaseException:
+    """The first rank's original exception inside DCP's CheckpointException."""
+    if isinstance(e, CheckpointException):
+        failure = next(iter(e.failures.values()))
+        return failure[0] if isinstance(failure, tuple) else failure
+    return e
+
+
+def small_state(seed: int = 0) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(seed)
+    return {"w": torch.randn(300, 200, generator=g), "b": torch.randn(77, generator=g),
+            "h": torch.randn(64, 64, generator=g).to(torch.bfloat16),
+            "step": 3, "meta": {"name": "run", "lr": 0.1}}
+
+
+def zeros_like_state(sd: dict[str, Any]) -> dict[str, Any]:
+    return {"w": torch.zeros_like(sd["w"]), "b": torch.zeros_like(sd["b"]),
+            "h": torch.zeros_like(sd["h"]), "step": 0, "meta": {"name": "", "lr": 0.0}}
+
+
+# ------------------------------------------------------------------------------ prefix strategies
+def test_prefix_strategy_key_layouts() -> None:
+    assert DefaultPrefixStrategy()(3) == "__3_"
+    b = BinaryPrefixStrategy(prefix_count=4, min_prefix_length=3)
+    assert b.prefix_map == ["000", "100", "010", "110"]          # reversed binary digits
+    assert [b(r) for r in (0, 1, 5)] == ["000/__0_", "100/__1_", "100/__5_"]
+    h = HexPrefixStrategy(epoch_num=2, prefix_count=20, min_prefix_length=1)
+    assert len(h.prefix_map[0]) == 2 and h(17) == "11/epoch_2/__17_" and h(15) == "f0/epoch_2/__15_"
+    assert HexPrefixStrategy(prefix_count=1)(0) == "0000000000/__0_"  # default: 10 digits
+    rr = RoundRobinPrefixStrategy(["fast", "faster"], epoch_num=1)
+    assert [rr(r) for r in range(3)] == ["fast/epoch_1/__0_", "faster/epoch_1/__1_",
+                                        "fast/epoch_1/__2_"]
+    for bad in ({"min_prefix_length": 0}, {"prefix_count": 0}, {"epoch_num": "1"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            NumericPrefixStrategy(16, **bad)
+    with pytest.raises(ValueError, match="user_prefixes"):
+        RoundRobinPrefixStrategy([])
+
+
+def test_prefix_strategies_match_the_seed() -> None:
+    s3t = pytest.importorskip("s3torchconnector.dcp")
+    from s3torchconnector.dcp.s3_prefix_strategy import RoundRobinPrefixStrategy as SeedRR
+
+    for ours, seed in ((BinaryPrefixStrategy, s3t.BinaryPrefixStrategy),
+                       (HexPrefixStrategy, s3t.HexPrefixStrategy)):
+        for kw in ({}, {"prefix_count": 37}, {"epoch_num": 4, "prefix_count": 3,
+                                              "min_prefix_length": 2}):
+            assert [ours(**kw)(r) for r in range(40)] == [seed(**kw)(r) for r in range(40)]
+    assert [RoundRobinPrefixStrategy(["a", "b", "c"], 2)(r) for r in range(7)] == \
+        [SeedRR(["a", "b", "c"], 2)(r) for r in range(7)]
+
+
+def test_signatures_match_the_seed() -> None:
+    seed = pytest.importorskip("s3torchconnector.dcp")
+    for name in ("S3StorageWriter", "S3StorageReader", "S3FileSystem"):
+        mine = inspect.signature(getattr(odcp, name)).parameters
+        theirs = inspect.signature(getattr(seed, name)).parameters
+        for p in theirs.values():
+            assert p.name in mine, (name, p.name)
+            assert mine[p.name].kind == p.kind, (name, p.name)
+            if p.name != "thread_count" and p.default is not inspect.Parameter.empty:
+                assert mine[p.name].default == p.default, (name, p.name)  # (thread_count: 4, 1)
+    assert inspect.signature(S3StorageWriter).parameters["thread_count"].default > 1
+
+
+# ------------------------------------------------------------------------------ one process
+def test_save_load_verified_and_corruption_detected(s3_server: Any, client: objio.Client,
+                                                    prefix: str) -> None:
+    cfg = s3_server.config
+    path = prefix + "ckpt"
+    sd = small_state()
+    dcp.save(sd, storage_writer=S3StorageWriter(None, path, s3client_config=cfg,
+                                                prefix_strategy=HexPrefixStrategy(prefix_count=2)))
+    keys = sorted(k[len(objio.parse_uri(path).key) + 1:] for k in client.list(path + "/"))
+    assert keys[:2] == [".metadata", ".metadata.crc32c"]
+    assert all(k.startswith("0000000000/__0_") and k.endswith(".distcp") for k in keys[2:])
+    manifest = json.loads(bytes(client.get(path + "/.metadata.crc32c")))
+    assert manifest["algorithm"] == "crc32c" and set(manifest["files"]) == set(keys[2:])
+
+    out = zeros_like_state(sd)
+    reader = S3StorageReader(None, path, s3client_config=cfg)
+    dcp.load(out, storage_reader=reader)
+    assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h"))
+    assert out["step"] == 3 and out["meta"] == sd["meta"]
+
+    # flip one byte of a data file (rewritten without touching the manifest): detected
+    victim = max(keys[2:], key=lambda k: client.stat(f"{path}/{k}").size)
+    data = bytearray(client.get(f"{path}/{victim}"))
+    data[len(data) // 2] ^= 0x40
+    client.put_bytes(f"{path}/{victim}", bytes(data))
+    with pytest.raises(CheckpointException) as ei:
+        dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path,
+                                                                        s3client_config=cfg))
+    err = unwrap(ei.value)
+    assert isinstance(err, objio.IntegrityError) and isinstance(err, ValueError)
+    assert f"{path}/{victim}" in str(err) and "bytes [" in str(err) and "CRC32C" in str(err)
+    # verify=False reads it anyway (the flipped byte is in a tensor's data)
+    dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path, s3client_config=cfg,
+                                                                   verify=False))
+
+
+def test_layout_is_dcp_s_own_both_ways(tmp_path: Path) -> None:
+    sd = small_state(1)
+    ours = tmp_path / "ours"
+    dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{ours}"))
+    out = zeros_like_state(sd)
+    dcp.load(out, storage_reader=FileSystemReader(str(ours)))        # torch's reader
+    assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h"))
+
+    theirs = tmp_path / "theirs"
+    dcp.save(sd, storage_writer=FileSystemWriter(str(theirs)))       # torch's writer
+    out = zeros_like_state(sd)
+    dcp.load(out, storage_reader=S3StorageReader(None, theirs))      # no manifest: unverified
+    assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h")) and out["step"] == 3
+
+
+def test_files_of_a_rank_are_written_concurrently(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    running, peak, lock = [0], [0], threading.Lock()
+    original = S3StorageWriter._write_file
+
+    def tracked(self: Any, *args: Any) -> Any:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for the other files to start
+            return original(self, *args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(S3StorageWriter, "_write_file", tracked)
+    sd = {f"t{i}": torch.full((1000,), float(i)) for i in range(8)}
+    dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{tmp_path}/c", thread_count=4))
+    assert peak[0] == 4
+    assert len([p for p in os.listdir(tmp_path / "c") if p.endswith(".distcp")]) == 4
+
+
+def test_bad_load_plans_are_valueerrors(tmp_path: Path) -> None:
+    sd = small_state()
+    dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{tmp_path}"))
+    reader = S3StorageReader(None, f"file://{tmp_path}")
+    metadata = reader.read_metadata()
+    reader.set_up_storage_reader(metadata, True)
+    item = next(iter(metadata.storage_data))
+    bogus = ReadItem(type=LoadItemType.TENSOR, dest_index=item, dest_offsets=torch.Size([0]),
+                     storage_index=type(item)("no.such.tensor", torch.Size([0])),
+                     storage_offsets=torch.Size([0]), lengths=torch.Size([1]))
+    with pytest.raises(ValueError, match="does not have, e.g. .no.such.tensor."):
+        reader.prepare_local_plan(LoadPlan([bogus]))
+    reader.storage_data = {}
+    with pytest.raises(ValueError, match="no storage entries"):
+        reader.prepare_local_plan(LoadPlan([bogus]))
+
+
+def test_overwrite_retires_the_old_checkpoint_first(s3_server: Any, client: objio.Client,
+                                                    prefix: str) -> None:
+    cfg, path = s3_server.config, prefix + "ow"
+    dcp.save(small_state(1), storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
+    first_manifest = bytes(client.get(path + "/.metadata.crc32c"))
+    sd2 = small_state(2)
+    dcp.save(sd2, storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
+    assert bytes(client.get(path + "/.metadata.crc32c")) != first_manifest
+    out = zeros_like_state(sd2)
+    dcp.load(out, storage_reader=S3StorageReader(None, path, s3client_config=cfg))
+    assert torch.equal(out["w"], sd2["w"])
+    with pytest.raises(CheckpointException) as ei:
+        dcp.save(sd2, storage_writer=S3StorageWriter(None, path, s3client_config=cfg,
+                                                     overwrite=False))
+    assert isinstance(unwrap(ei.value), FileExistsError)
+
+
+def test_bad_input_fails_early_with_the_right_type(s3_server: Any, client: objio.Client,
+                                                   prefix: str) -> None:
+    cfg = s3_server.config
+    with pytest.raises(FileNotFoundError, match="no-such-bucket-x"):
+        S3StorageWriter(None, "s3://no-such-bucket-x/ckpt", s3client_config=cfg)
+    bad = cfg.replace(secret_access_key="not-the-secret")
+    with pytest.raises(PermissionError):
+        S3StorageWriter(None, prefix + "c", s3client_config=bad)
+    with pytest.raises(PermissionError):
+        S3StorageReader(None, prefix + "c", s3client_config=bad)
+    with pytest.raises(FileNotFoundError, match=f"{prefix}nothing-here is not a checkpoint"):
+        S3StorageReader(None, prefix + "nothing-here", s3client_config=cfg)
+    client.put_bytes(prefix + "partial/__0_0.distcp", b"x" * 10)
+    with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
+        S3StorageReader(None, prefix + "partial", s3client_config=cfg)
+    with pytest.raises(ValueError, match="thread_count"):
+        S3StorageWriter(None, prefix + "c", s3client_config=cfg, thread_count=0)
+    with pytest.raises(ValueError, match="prefix inside the bucket"):
+        S3StorageWriter(None, f"s3://{BUCKET}", s3client_config=cfg)
+
+
+# ------------------------------------------------------------------------------ real ranks
+@pytest.fixture(scope="module")
+def two_rank_session(s3_server: Any, client: objio.Client,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One 2-rank run (spawned, gloo) doing several things; the tests below check its parts."""
+    import uuid
+
+    base = f"s3://{BUCKET}/dcp-2ranks-{uuid.uuid4().hex[:8]}"
+    data_prefix = f"{base}/data/"
+    keys = [f"{data_prefix}obj_{i:03d}.bin" for i in range(24)]
+    client.put_many([(k, f"object {k}".encode()) for k in keys])
+    out = tmp_path_factory.mktemp("two-ranks")
+    results = run_ranks(W.session, 2, s3_server.config, base, data_prefix, out=out)
+    yield {"base": base, "keys": [objio.parse_uri(k).key for k in keys], "ranks": results}
+
+
+def test_dcp_two_ranks_save_and_load(two_rank_session: dict[str, Any]) -> None:
+    r0, r1 = two_rank_session["ranks"]
+    assert r0["saved"] == r1["saved"]               # full_tensor() of the DTensor: same everywhere
+    for r in (r0, r1):
+        assert r["loaded"] == r["saved"]
+        assert r["local_shard_equal"] is True
+    assert any(k.startswith(".dt") for k in r0["saved"])
+    assert any(k.startswith(".optim") for k in r0["saved"])
+
+
+def test_dcp_async_save_then_load(two_rank_session: dict[str, Any]) -> None:
+    for r in two_rank_session["ranks"]:
+        assert r["async_loaded"] == r["saved"]
+
+
+def test_a_failed_save_leaves_no_metadata_and_no_upload(two_rank_session: dict[str, Any],
+                                                        s3_server: Any,
+                                                        client: objio.Client) -> None:
+    path = two_rank_session["base"] + "/failed"
+    for r in two_rank_session["ranks"]:
+        assert "CheckpointException" in r["failed_save"] and "injected failure" in r["failed_save"]
+    assert not client.exists(path + "/.metadata")
+    assert client.list_multipart_uploads(path + "/") == []
+    with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
+        S3StorageReader(None, path, s3client_config=s3_server.config)
+
+
+def test_datasets_shard_exactly_once_over_ranks_and_workers(
+        two_rank_session: dict[str, Any]) -> None:
+    keys = sorted(two_rank_session["keys"])
+    r0, r1 = (r["datasets"] for r in two_rank_session["ranks"])
+    for kind in ("iterable", "map"):
+        for epoch in range(2):
+            got = r0[kind][epoch] + r1[kind][epoch]
+            assert sorted(got) == keys, (kind, epoch)   # every object exactly once
+            assert r0[kind][epoch] and r1[kind][epoch]
+        assert r0[kind][0] != r0[kind][1]                # shuffled differently per epoch
+
+
+def test_resharding_two_ranks_to_one(two_rank_session: dict[str, Any], s3_server: Any) -> None:
+    model, opt = W.make_model(seed=9)
+    msd, osd = get_state_dict(model, opt)
+    target = {"model": msd, "optim": osd, "dt": torch.zeros(W.DT_SHAPE), "step": 0}
+    dcp.load(target, storage_reader=S3StorageReader(None, two_rank_session["base"] + "/sync",
+                                                    s3client_config=s3_server.config))
+    assert torch.equal(target["dt"], W.full_dtensor_value())
+    saved_model, _ = W.make_model(seed=1)
+    assert all(torch.equal(v, saved_model.state_dict()[k]) for k, v in target["model"].items())
+    assert W.digest(target) == two_rank_session["ranks"][0]["saved"]
+
+
+def test_resharding_two_ranks_to_three(two_rank_session: dict[str, Any], s3_server: Any,
+                                       tmp_path: Path) -> None:
+    results = run_ranks(W.load_resharded, 3, s3_server.config,
+                        two_rank_session["base"] + "/sync", out=tmp_path)
+    for r in results:
+        assert r["loaded"] == two_rank_session["ranks"][0]["saved"]
+        assert r["local_shard_equal"] is True
+
+
+def test_a_killed_rank_leaves_an_incomplete_checkpoint(s3_server: Any, client: objio.Client,
+                                                      prefix: str, tmp_path: Path) -> None:
+    path = prefix + "killed"
+    ctx = multiprocessing.get_context("spawn")
+    port = free_port()
+    procs = [ctx.Process(target=W.save_and_die,
+                         args=(r, 2, port, s3_server.config, path, str(tmp_path)))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        if p.is_alive():
+            p.kill()
+            p.join()
+    assert procs[1].exitcode == -9                       # SIGKILL in the middle of its save
+    rank0 = json.loads((tmp_path / "rank0.json").read_text())
+    assert rank0["save"] != "no error"
+    assert not client.exists(path + "/.metadata")
+    assert client.list(path + "/")                       # data was being written
+    with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
+        S3StorageReader(None, path, s3client_config=s3_server.config)
