@@ -260,7 +260,8 @@ class FaultProxy:
     def _pick(self, req: Request) -> Action:
         with self.lock:
             self.state.log.append(req)
-            if time.monotonic() < self.state.down_until:
+            now = time.monotonic()
+            if self.state.down_until > now:  # "restarting": refuse
                 return Reset()
             for rule in self.state.rules:
                 if (rule.times is None or rule.hits < rule.times) and rule.match(req):
