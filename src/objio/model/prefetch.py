@@ -7,10 +7,12 @@ into its own buffer), while the bytes fetched and not yet consumed stay within
 ``prefetch_memory``:
 
 * The scheduler always takes the first chunk not yet fetched of the earliest opened object
-  that still has one (an object being read on demand goes first, see below). Its first
-  request is one chunk, which also tells the object's size; the next object's first request
-  may go out before that answer arrives, but once the size is known the rest of the earlier
-  object comes first. So objects complete in open order (exactly so with ``max_in_flight=1``).
+  that still has one (an object being read on demand goes first, see below). An object's
+  first request is its first chunk, which also tells its size; while that answer is on its
+  way, later objects are asked for their size with a HEAD request (no data, no budget), so
+  their chunks can follow without a pause. No chunk of a later object is requested before
+  every chunk of an earlier one has been, so objects complete in open order (exactly so with
+  ``max_in_flight=1``).
 * A chunk's bytes count against the budget from the moment its request is sent until the
   reader has consumed them (read past the chunk's end, or moved on to a later chunk: the
   chunks before the read position are released), or the object is closed or garbage
@@ -67,7 +69,7 @@ class _Chunk:
 
 class _Object:
     __slots__ = ("seq", "obj", "backend", "size", "etag", "chunks", "next_idx", "closed",
-                 "on_demand", "sizing", "fetched", "complete", "__weakref__")
+                 "on_demand", "sizing", "head", "failed", "fetched", "complete", "__weakref__")
 
     def __init__(self, seq: int, obj: ObjectURI, backend: Any, size: int | None) -> None:
         self.seq = seq
@@ -80,6 +82,8 @@ class _Object:
         self.closed = False
         self.on_demand = False      # read on demand: first in the queue
         self.sizing: _Chunk | None = None  # the request that will tell the size
+        self.head: asyncio.Task[None] | None = None  # a HEAD asking for the size
+        self.failed = False         # a prefetch request failed: reads will ask again
         self.fetched: set[int] = set()  # chunks that arrived at least once
         self.complete = False       # every chunk arrived once (for the completion order)
 
@@ -107,6 +111,9 @@ class Prefetcher:
         self.peak_used = 0
         self.demand_bytes = 0       # bytes fetched on demand and not yet consumed
         self.in_flight = 0
+        self.heads = 0
+        self.max_heads = max(1, max_in_flight // 4)
+        self.head_requests = 0
         self.requests = 0
         self.demand_requests = 0
         self.completed: list[str] = []  # objects whose every chunk arrived, in that order
@@ -153,11 +160,12 @@ class Prefetcher:
     def stats(self) -> dict[str, Any]:
         """Counters (read without a lock: a snapshot): ``prefetch_memory``, ``prefetched_bytes``
         (held or in flight, not consumed), ``peak_prefetched_bytes``, ``demand_bytes``,
-        ``requests``, ``demand_requests``, ``open_objects``, ``completed`` (URIs in the order
+        ``requests`` (GETs), ``head_requests``, ``demand_requests``, ``open_objects``, ``completed`` (URIs in the order
         their last chunk arrived)."""
         return {"prefetch_memory": self.budget, "chunk_size": self.chunk_size,
                 "prefetched_bytes": self.used, "peak_prefetched_bytes": self.peak_used,
                 "demand_bytes": self.demand_bytes, "requests": self.requests,
+                "head_requests": self.head_requests,
                 "demand_requests": self.demand_requests, "queued_objects": len(self._queue),
                 "completed": list(self.completed)}
 
@@ -174,20 +182,30 @@ class Prefetcher:
             pass
 
     def _start_next(self) -> bool:
-        """Start the next prefetch request, if the order and the budget allow one."""
+        """Start the next request, if the order and the budget allow one: the next chunk of
+        the first object in the order (its first chunk tells its size), or, while that first
+        object's size is still unknown, a HEAD of a later object (no data, no budget) so its
+        chunks can follow at once; never a chunk of a later object."""
         order = sorted(self._queue, key=lambda s: (not s.on_demand, s.seq))
+        blocked = False  # an earlier object is still waiting for its size
         for s in order:
-            if s.closed:
+            if s.closed or s.failed:
                 self._queue.remove(s)
                 continue
             if s.size is None:
-                if s.sizing is not None:
-                    continue  # its size comes with that answer; the next object may start
-                need = self.chunk_size
-                if self.used + need > self.budget and self.used > 0:
-                    return False
-                self._fetch(s, s.next_idx, demand=False)
-                return True
+                if not blocked and s.sizing is None:
+                    need = self.chunk_size
+                    if self.used + need > self.budget and self.used > 0:
+                        return False
+                    self._fetch(s, s.next_idx, demand=False)
+                    return True
+                if s.sizing is None and s.head is None and self.heads < self.max_heads:
+                    self._head(s)
+                    return True
+                blocked = True
+                continue
+            if blocked:
+                continue
             n_chunks = -(-s.size // self.chunk_size)
             idx = s.next_idx
             while idx < n_chunks and idx in s.chunks:
@@ -203,6 +221,28 @@ class Prefetcher:
             self._fetch(s, idx, demand=False)
             return True
         return False
+
+    def _head(self, s: _Object) -> None:
+        self.heads += 1
+        self.in_flight += 1
+        self.head_requests += 1
+
+        async def head() -> None:
+            try:
+                info = await engine.with_retries(lambda: s.backend.head(s.obj), self.attempts)
+                if s.size is None and s.sizing is None:
+                    self._learn(s, info.size, info.etag)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the object's own GET will report it
+                log.debug("HEAD %s failed: %s", s.obj, e)
+                s.failed = True
+            finally:
+                self.heads -= 1
+                self.in_flight -= 1
+                self._poke()
+
+        s.head = asyncio.ensure_future(head())
 
     def _fetch(self, s: _Object, idx: int, *, demand: bool) -> _Chunk:
         start = idx * self.chunk_size
@@ -269,6 +309,8 @@ class Prefetcher:
                 ch.done.set_result(None)
             if ch.error is not None and s.chunks.get(ch.idx) is ch:
                 self._drop(s, ch)  # a later read asks again and gets the error itself
+                if not ch.demand:
+                    s.failed = True  # no more prefetch of it
             self._check_complete(s)
             self._poke()
 
@@ -323,6 +365,8 @@ class Prefetcher:
         if s.closed:
             return
         s.closed = True
+        if s.head is not None and not s.head.done():
+            s.head.cancel()
         for ch in list(s.chunks.values()):
             self._drop(s, ch)
         if s in self._queue:
