@@ -71,7 +71,8 @@ def _common_prefix_len(a: str, b: str) -> int:
 
 
 def split_points(sample: list[str], lo: str, hi: str | None, base: int, *,
-                 target: float = _TARGET_PAGES * PAGE_SIZE,
+                 target: float = _TARGET_PAGES * PAGE_SIZE, slots: int = 0,
+                 min_target: float = PAGE_SIZE,
                  max_points: int = _MAX_POINTS) -> list[tuple[str, float]]:
     """Where to cut the key range after ``lo`` (a key) and before ``hi`` (a split point, or
     None for the end of the prefix): ``[(point, expected keys before it), ...]`` ascending,
@@ -83,8 +84,9 @@ def split_points(sample: list[str], lo: str, hi: str | None, base: int, *,
     the sample's density at the position where its keys differ, scaled up by the alphabet
     sizes of the deeper positions, estimates how many keys each candidate range holds, and
     candidates are merged until a range is expected to hold about ``target`` keys (at most
-    ``max_points`` points). The estimate only decides efficiency (how many requests), never
-    which keys are listed.
+    ``max_points`` points). With ``slots`` (requests that could run at once), the target
+    shrinks to spread the expected keys over them, but not below ``min_target``. The estimate
+    only decides efficiency (how many requests), never which keys are listed.
     """
     if not sample or len(lo) <= base:
         return []
@@ -127,9 +129,12 @@ def split_points(sample: list[str], lo: str, hi: str | None, base: int, *,
                 break
             candidates.append((p, (r - prev) * per_step[d]))
             prev = r
+    total = sum(n for _, n in candidates)
+    if slots > 0:
+        target = max(min_target, min(target, total / slots))
     # a range expected to hold fewer than two targets goes on as it is (each cut costs a
-    # page read past its end)
-    if sum(n for _, n in candidates) < 2 * target:
+    # request that reads past its end)
+    if total < 2 * target:
         return []
     while True:
         points: list[tuple[str, float]] = []
@@ -148,18 +153,37 @@ class _Range:
     """Keys after ``origin`` (a split point; None: the start of the prefix), or after the page
     whose continuation ``token`` it holds, and before ``end``."""
 
-    __slots__ = ("end", "items", "children", "origin", "token", "started", "page_size", "probe")
+    __slots__ = ("end", "items", "children", "origin", "token", "started", "page_size", "probe",
+                 "expected", "floor")
 
     def __init__(self, end: str | None, origin: str | None, page_size: int, *,
-                 token: str | None = None, probe: int = 0) -> None:
+                 token: str | None = None, probe: int = 0, expected: float | None = None) -> None:
         self.end = end
         self.origin = origin
         self.token = token      # resume after the last page read (continuation token)
         self.started = token is not None
         self.page_size = page_size
         self.probe = probe      # > 0: the first request asks for only this many keys
+        self.expected = expected  # keys the split expected here (None: unknown)
+        self.floor = _MIN_PAGE  # the smallest request once past the expected keys (doubles)
         self.items: list[ObjectInfo] = []
         self.children: list[_Range] = []
+
+    def request_size(self) -> int:
+        """max-keys of the next request: the probe, else about the keys still expected (a
+        request reading past the range's end is wasted), else a full page."""
+        if self.probe:
+            size, self.probe = self.probe, 0
+            return size
+        if self.expected is None:
+            return self.page_size
+        rest = self.expected - len(self.items)
+        if rest * 1.25 + 20 >= self.page_size:
+            return self.page_size
+        size = max(self.floor, int(rest * 1.25) + 20)
+        if rest <= 0:
+            self.floor = min(self.page_size, 2 * self.floor)
+        return min(self.page_size, size)
 
     def flatten(self, out: list[ObjectInfo]) -> None:
         out.extend(self.items)
@@ -213,9 +237,7 @@ class _FastList:
         self.active += 1
         try:
             while True:
-                size = r.probe or r.page_size
-                r.probe = 0
-                page = await self._page(r, size)
+                page = await self._page(r, r.request_size())
                 if page is None:
                     return
                 end = r.end
@@ -228,23 +250,23 @@ class _FastList:
                 if r.token is None or len(objs) < self.page_size or idle <= 0:
                     continue  # the last page, a probe, or every request slot is busy
                 points = split_points([o.key for o in objs], objs[-1].key, end, len(self.prefix),
-                                      target=_TARGET_PAGES * self.page_size,
+                                      target=_TARGET_PAGES * self.page_size, slots=idle + 1,
+                                      min_target=self.page_size,
                                       max_points=min(_MAX_POINTS, idle))
                 if not points:
                     continue
-                first = _Range(points[0][0], None, r.page_size, token=r.token)
+                first = _Range(points[0][0], None, self.page_size, token=r.token,
+                               expected=points[0][1])
                 r.children = [first]
                 for i, (p, _) in enumerate(points):
                     nxt = points[i + 1] if i + 1 < len(points) else None
-                    # A range expected to be small asks for fewer keys (less to discard past its
-                    # end); the estimate is a guess, so never below _MIN_PAGE. Every new range
-                    # starts with a small probe: split points are often followed by no keys of
-                    # their own, and such a range's request would return a full page of the next
-                    # range's keys.
-                    expected = nxt[1] if nxt is not None else float(self.page_size)
-                    size = min(self.page_size, max(_MIN_PAGE, int(expected * 1.5)))
-                    r.children.append(_Range(nxt[0] if nxt is not None else end, p, size,
-                                             probe=_PROBE))
+                    # Every new range starts with a small probe: a split point is often followed
+                    # by no keys of its own, and such a range's first request would return a
+                    # page of the next range's keys. Then each request asks for about the keys
+                    # still expected (_Range.request_size).
+                    r.children.append(_Range(nxt[0] if nxt is not None else end, p,
+                                             self.page_size, probe=_PROBE,
+                                             expected=nxt[1] if nxt is not None else None))
                 r.token = None
                 for child in r.children[1:]:
                     self._spawn(child)

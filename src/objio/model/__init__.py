@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from .connector import CONFIG_KEYS, ModelConnector, OssModelConnector, default_prefetch_memory
 from .prefetch import PrefetchedObject
-from .safetensors import INDEX_NAME, iter_safetensors, load_safetensors
+from .safetensors import INDEX_NAME, iter_safetensors, load_safetensors, tensors_from_buffer
 
 __all__ = [
     "CONFIG_KEYS", "INDEX_NAME", "ModelConnector", "OssModelConnector", "PrefetchedObject",
-    "default_prefetch_memory", "iter_safetensors", "load_safetensors",
+    "default_prefetch_memory", "iter_safetensors", "load_safetensors", "tensors_from_buffer",
 ]

@@ -345,6 +345,24 @@ def _tensor(torch: Any, s: _Shard, t: TensorInfo, dtypes: dict[str, Any], dev: A
     return x if dev.type == "cpu" else x.to(dev)
 
 
+def tensors_from_buffer(data: Any, name: str = "safetensors file", *,
+                        device: Any = "cpu") -> dict[str, Any]:
+    """Every tensor of a whole safetensors file held in memory (a writable buffer such as a
+    ``bytearray``: the tensors are views of it, no copy; a read-only one such as ``bytes`` is
+    copied once), in file order. Raises: ValueError (a malformed file, naming ``name``)."""
+    import torch
+
+    view = memoryview(data)
+    buf = data if not view.readonly else bytearray(view)
+    header = parse_header(buf, name)
+    base = header.data_start
+    shard = _Shard(ObjectURI("file", "", name), name, len(view), header,
+                   memoryview(buf)[base:] if base else buf)  # type: ignore[arg-type]
+    dtypes = _torch_dtypes()
+    dev = torch.device(device)
+    return {t.name: _tensor(torch, shard, t, dtypes, dev) for t in header.tensors}
+
+
 def load_safetensors(uri_or_uris: Any, *, device: Any = "cpu", client: Client | None = None,
                      max_in_flight: int | None = None) -> dict[str, Any]:
     """Every tensor of the safetensors file(s) as ``{name: torch.Tensor}`` (see
