@@ -395,7 +395,7 @@ class Client:
         if not is_prefix:
             await engine.with_retries(lambda: backend.delete(obj), self._attempts)
             return 1
-        keys = [i.key for i in await self._list_info(obj)]
+        keys = [i.key for i in await self._list_info(obj, fast=True)]  # FastList: large prefixes
         root = _bucket_root(obj)
         batches = [keys[i:i + 1000] for i in range(0, len(keys), 1000)]
 
