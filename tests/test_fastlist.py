@@ -114,6 +114,8 @@ def test_objio_ls_fast(client: objio.Client, big_prefix: str, s3_server: Any,
     assert cli_main([*args, "--fast"]) == 0
     assert json.loads(capsys.readouterr().out) == seq
     assert len(seq) == N_BIG + 200
+    assert cli_main(["ls", "--endpoint-url", s3_server.endpoint_url, big_prefix, "--fast"]) == 1
+    assert "--fast (FastList) applies to --recursive" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ a server that fails lists

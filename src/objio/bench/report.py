@@ -159,10 +159,12 @@ def plot_bars(path: str, title: str, rows: Sequence[PlotRow], *,
         labels = [lbl for lbl, _ in mine][::-1]
         values = [v for _, v in mine][::-1]
         bars = ax.barh(labels, values,
-                       color=[colors[0] if lbl.startswith("objio") else colors[1] for lbl in labels])
+                       color=[colors[0] if lbl.startswith(("objio", "fastlist")) else colors[1]
+                              for lbl in labels])
         top = max(values) if values else 1.0
         for b, v in zip(bars, values, strict=True):
-            ax.text(b.get_width() + top * 0.01, b.get_y() + b.get_height() / 2, f"{v:.3g}",
+            text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+            ax.text(b.get_width() + top * 0.01, b.get_y() + b.get_height() / 2, text,
                     va="center", fontsize=8)
         ax.set_xlabel(unit)
         ax.set_xlim(0, top * 1.18 if top > 0 else 1)
@@ -170,6 +172,10 @@ def plot_bars(path: str, title: str, rows: Sequence[PlotRow], *,
     if dist:
         ax = axes[0][-1]
         many = max(len(v) for v in dist.values()) > 20
+        if not many:  # the same order top to bottom as the bars
+            order = [lbl for lbl, _, _ in rows if lbl in dist]
+            dist = {lbl: dist[lbl] for lbl in order + [k for k in dist if k not in order]}
+            ax.invert_yaxis()
         for i, (label, values) in enumerate(dist.items()):
             xs = sorted(values)
             if many:

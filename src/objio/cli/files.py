@@ -45,6 +45,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 out.write(f"{_when(created)} {name}\n")
         return 0
     obj = parse_uri(args.uri)
+    if args.fast and not args.recursive:
+        raise ValueError("--fast (FastList) applies to --recursive listings")
     if args.recursive:
         prefixes: list[str] = []
         objects = client.list_objects(args.uri, fast=args.fast)
