@@ -28,9 +28,11 @@ BUCKET = "objio-test"  # the session bucket of tests/conftest.py
 
 # Characters that sort before '/' (0x2F) in byte order, '/', and after it (digits, letters,
 # '~', unicode): where AWS S3 (bytes) and SeaweedFS (path components) order keys differently.
-_SPECIAL = ["a", "a-b", "a/x", "a/y", "a0", "a.b", "a!", "a~", "é", "é/1", "日本/1", "日本-x",
-            "sp ace", "plus+sign", "pct%20", "q?r", "amp&lt", "0", "0/1", "0!", "z/y/x",
-            "big"]  # 'big' is a file and, below, a directory with 99% of the keys
+# No key is also a "directory" of others ('a' and 'a/x'): SeaweedFS keeps only one of the two
+# (the in-memory servers below cover that case).
+_SPECIAL = ["a-b", "a/x", "a/y", "a0", "a.b", "a!", "a~", "é-", "é/1", "日本/1", "日本-x",
+            "sp ace", "plus+sign", "pct%20", "q?r", "amp&lt", "0!", "0/1", "0.", "z/y/x",
+            "big-", "big!"]
 N_BIG = 19_800
 
 
