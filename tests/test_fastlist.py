@@ -71,20 +71,24 @@ def test_fastlist_uniform_equals_the_sequential_listing(client: objio.Client, bi
     assert fast == seq  # keys, sizes, dates and ETags
 
 
+def _list_fast(client: objio.Client, uri: str, **kw: Any) -> tuple[list[str], dict[str, Any]]:
+    obj = objio.parse_uri(uri)
+    stats: dict[str, Any] = {}
+    out = engine.run(fastlist.list_fast(client._backend(obj), obj.with_key(""), obj.key,
+                                        stats=stats, **kw))
+    return _keys(out), stats
+
+
 def test_fastlist_really_lists_concurrently(client: objio.Client, big_prefix: str) -> None:
-    obj = objio.parse_uri(big_prefix)
-    backend = client._backend(obj)
-    fl = fastlist._FastList(backend, obj.with_key(""), obj.key, 16, 3, 1000)
-    out = engine.run(fl.run())
-    assert _keys(out) == client.list(big_prefix)
-    assert fl.requests > 21  # split into ranges: more requests than the 21 sequential pages
+    keys, stats = _list_fast(client, big_prefix, max_in_flight=16)
+    assert keys == client.list(big_prefix)
+    # split into ranges (more requests than the 21 sequential pages), not a sequential fallback
+    assert stats["order"] in ("bytes", "path") and stats["requests"] > 21
 
 
 def test_fastlist_with_small_pages_splits_deeply(client: objio.Client, big_prefix: str) -> None:
-    obj = objio.parse_uri(big_prefix)
-    backend = client._backend(obj)
-    fl = fastlist._FastList(backend, obj.with_key(""), obj.key, 32, 3, 97)
-    assert _keys(engine.run(fl.run())) == client.list(big_prefix)
+    keys, stats = _list_fast(client, big_prefix, max_in_flight=32, page_size=97)
+    assert keys == client.list(big_prefix) and stats["order"] != "sequential"
 
 
 def test_fastlist_glob_small_and_missing(client: objio.Client, prefix: str) -> None:
@@ -247,20 +251,29 @@ def test_fastlist_every_key_once_in_both_server_orders(keys: set[str], order: st
                                                        max_in_flight: int) -> None:
     keys = {"p/" + k for k in keys} | {"q/not-listed"}
     server = _MemoryServer(keys, order)
-    got = asyncio.run(fastlist._FastList(server, ObjectURI("s3", "b", ""), "p/", max_in_flight, 3,
-                                         page_size).run())
+    stats: dict[str, Any] = {}
+    got = asyncio.run(fastlist.list_fast(server, ObjectURI("s3", "b", ""), "p/",
+                                         max_in_flight=max_in_flight, page_size=page_size,
+                                         stats=stats))
     assert _keys(got) == server.sequential("p/")
+    if order == "bytes":  # the order assumed first: never a second pass
+        assert stats["order"] == "bytes"
+    else:
+        assert stats["order"] in ("bytes", "path")  # bytes when no key tells them apart
 
 
 @pytest.mark.parametrize("order", ["bytes", "path"])
 def test_fastlist_splits_skewed_layouts_in_memory(order: str) -> None:
     keys = {f"p/big/{i:06d}" for i in range(9_900)} | {f"p/{c}{i}" for i, c in
                                                          zip(range(100), "abcxyz!-._~é" * 10, strict=False)}
+    keys |= {"p/big!x", "p/big-1", "p/big.2"}  # byte order: before big/...; path order: after
     server = _MemoryServer(keys, order)
-    fl = fastlist._FastList(server, ObjectURI("s3", "b", ""), "p/", 16, 3, 100)
-    got = asyncio.run(fl.run())
+    stats: dict[str, Any] = {}
+    got = asyncio.run(fastlist.list_fast(server, ObjectURI("s3", "b", ""), "p/",
+                                         max_in_flight=16, page_size=100, stats=stats))
     assert _keys(got) == server.sequential("p/")
-    assert fl.requests > 100  # split (the 100-key sequential pages alone would be 100)
+    assert stats["order"] == order  # a path-order server is recognised (and listed right)
+    assert stats["requests"] > 100  # split (the 100-key sequential pages alone would be 100)
 
 
 def test_split_points_are_safe_and_between() -> None:

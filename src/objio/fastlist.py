@@ -18,14 +18,21 @@ under the prefix into disjoint ranges and lists them concurrently:
 * The result is the concatenation of the ranges in key order: the same list, in the same
   order, as the sequential listing (so ``sorted()`` is not even needed).
 
-Why the split points look odd (``<prefix><char>\\U0010FFFF``): servers do not all order keys
-the same way. AWS S3, MinIO and Ceph compare UTF-8 bytes; SeaweedFS walks its directory tree,
-so ``a/x`` comes before ``a!`` although ``!`` (0x21) sorts before ``/`` (0x2F). The two
-orders only disagree when ``/`` meets a character below it (`` !"#$%&'()*+,-.``); a split
-point whose varying character is ``>= '0'`` is ordered the same way against every key by
-both, and ending it in U+10FFFF (the largest code point, which no real key contains) puts a
-whole sub-tree ``<c>/...`` on one side of it, so no server can skip it by treating the split
-point as a directory name. Keys containing U+10FFFF are not supported by FastList.
+Server orders, and why the result is verified: servers do not all order keys the same way.
+AWS S3, MinIO and Ceph compare UTF-8 bytes; SeaweedFS walks its directory tree, so ``a/x`` and
+the rest of ``a/`` come before ``a!`` although ``!`` (0x21) sorts before ``/`` (0x2F) ("path
+order"). A range must stop where the server's order puts its end, so FastList compares keys in
+the order the server uses: byte order first. Split points are ``<prefix><chars>\U0010FFFF``:
+their own characters are ``>= '0'`` (both orders agree on those), and ending in U+10FFFF (the
+largest code point, which no real key contains) puts a whole sub-tree ``<c>/...`` on one side,
+so no server can skip it by reading the split point as a directory name. Keys containing
+U+10FFFF are not supported by FastList.
+
+The result is checked before it is returned: the first key each range's server listing gave
+must be the key at which the range before it stopped (every range's listing starts right where
+the previous one ends, so together they are exactly the server's sequential listing). A page
+whose keys are out of byte order, or a check that fails, means the server uses the other order:
+the listing is done again in path order, and if that fails too, sequentially.
 
 Concurrency is the engine's (this module only runs coroutines on the engine loop); at most
 ``max_in_flight`` list requests are in flight. Each request is one page (a range resumes with
@@ -37,7 +44,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import weakref
+from typing import Any, Callable
 
 from . import engine
 from .backend import ListPage, ObjectInfo
@@ -72,8 +80,8 @@ def _common_prefix_len(a: str, b: str) -> int:
 
 def split_points(sample: list[str], lo: str, hi: str | None, base: int, *,
                  target: float = _TARGET_PAGES * PAGE_SIZE, slots: int = 0,
-                 min_target: float = PAGE_SIZE,
-                 max_points: int = _MAX_POINTS) -> list[tuple[str, float]]:
+                 min_target: float = PAGE_SIZE, max_points: int = _MAX_POINTS,
+                 order: Callable[[str], str] | None = None) -> list[tuple[str, float]]:
     """Where to cut the key range after ``lo`` (a key) and before ``hi`` (a split point, or
     None for the end of the prefix): ``[(point, expected keys before it), ...]`` ascending,
     each point ``lo[:d] + c + MAX_CHAR`` with ``c > lo[d]``, ``c >= '0'`` and ``d >= base``
@@ -85,7 +93,8 @@ def split_points(sample: list[str], lo: str, hi: str | None, base: int, *,
     sizes of the deeper positions, estimates how many keys each candidate range holds, and
     candidates are merged until a range is expected to hold about ``target`` keys (at most
     ``max_points`` points). With ``slots`` (requests that could run at once), the target
-    shrinks to spread the expected keys over them, but not below ``min_target``. The estimate
+    shrinks to spread the expected keys over them, but not below ``min_target``. ``order``:
+    the sort key of the server's order (default: the string itself, byte order). The estimate
     only decides efficiency (how many requests), never which keys are listed.
     """
     if not sample or len(lo) <= base:
@@ -125,7 +134,7 @@ def split_points(sample: list[str], lo: str, hi: str | None, base: int, *,
             if c < _LOWEST_SPLIT_CHAR or c == MAX_CHAR:
                 continue
             p = head + c + MAX_CHAR
-            if hi is not None and p >= hi:
+            if hi is not None and (p >= hi if order is None else order(p) >= order(hi)):
                 break
             candidates.append((p, (r - prev) * per_step[d]))
             prev = r
@@ -154,7 +163,7 @@ class _Range:
     whose continuation ``token`` it holds, and before ``end``."""
 
     __slots__ = ("end", "items", "children", "origin", "token", "started", "page_size", "probe",
-                 "expected", "floor")
+                 "expected", "floor", "first_seen", "stopped_at")
 
     def __init__(self, end: str | None, origin: str | None, page_size: int, *,
                  token: str | None = None, probe: int = 0, expected: float | None = None) -> None:
@@ -168,6 +177,8 @@ class _Range:
         self.floor = _MIN_PAGE  # the smallest request once past the expected keys (doubles)
         self.items: list[ObjectInfo] = []
         self.children: list[_Range] = []
+        self.first_seen: str | None = None  # the first key its own first request returned
+        self.stopped_at: str | None = None  # the first key it did not take (None: the end)
 
     def request_size(self) -> int:
         """max-keys of the next request: the probe, else about the keys still expected (a
@@ -191,9 +202,29 @@ class _Range:
             c.flatten(out)
 
 
+def path_order(key: str) -> str:
+    """The sort key of path order (SeaweedFS): ``/`` below every other character."""
+    return key.replace("/", "\x00")
+
+
+def byte_order(key: str) -> str:
+    """The sort key of UTF-8 byte order (AWS S3): code point order, the string itself."""
+    return key
+
+
+# The order each backend (one per endpoint and configuration) was found to list in, when a
+# listing told byte and path order apart: the next listing assumes it first.
+_learned: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+class _OrderMismatch(Exception):
+    """The server does not list in the order FastList assumed."""
+
+
 class _FastList:
     def __init__(self, backend: Any, bucket_uri: ObjectURI, prefix: str, max_in_flight: int,
-                 attempts: int, page_size: int) -> None:
+                 attempts: int, page_size: int, order: Callable[[str], str] = byte_order) -> None:
+        self.order = order
         self.backend = backend
         self.bucket_uri = bucket_uri
         self.prefix = prefix
@@ -225,8 +256,14 @@ class _FastList:
                 await gen.aclose()
 
         page = await engine.with_retries(one, self.attempts)
+        if not r.started:
+            r.first_seen = page.objects[0].key if page is not None and page.objects else None
         r.started = True
         r.token = page.next_token if page is not None else None
+        if page is not None:
+            keys = [self.order(o.key) for o in page.objects]
+            if any(a >= b for a, b in zip(keys, keys[1:], strict=False)):
+                raise _OrderMismatch
         return page
 
     def _spawn(self, r: _Range) -> None:
@@ -242,8 +279,12 @@ class _FastList:
                     return
                 end = r.end
                 objs = page.objects
-                if end is not None and objs and objs[-1].key >= end:
-                    r.items.extend(o for o in objs if o.key < end)
+                order = self.order
+                if end is not None and objs and order(objs[-1].key) >= order(end):
+                    cut = order(end)
+                    i = next(i for i, o in enumerate(objs) if order(o.key) >= cut)
+                    r.items.extend(objs[:i])
+                    r.stopped_at = objs[i].key
                     return
                 r.items.extend(objs)
                 idle = self.max_in_flight - self.active
@@ -252,7 +293,7 @@ class _FastList:
                 points = split_points([o.key for o in objs], objs[-1].key, end, len(self.prefix),
                                       target=_TARGET_PAGES * self.page_size, slots=idle + 1,
                                       min_target=self.page_size,
-                                      max_points=min(_MAX_POINTS, idle))
+                                      max_points=min(_MAX_POINTS, idle), order=order)
                 if not points:
                     continue
                 first = _Range(points[0][0], None, self.page_size, token=r.token,
@@ -288,6 +329,8 @@ class _FastList:
                 t.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
             raise
+        if _chain(root) is not None:  # the last range ends the listing: it stops nowhere
+            raise _OrderMismatch
         out: list[ObjectInfo] = []
         root.flatten(out)
         log.debug("FastList %s%s: %d keys in %d requests", self.bucket_uri, self.prefix,
@@ -295,16 +338,33 @@ class _FastList:
         return out
 
 
+def _chain(r: _Range) -> str | None:
+    """Check that the ranges of ``r``'s tree follow each other without a gap or an overlap
+    (each range's first key is where the one before it stopped); returns where ``r``'s tree
+    stopped. Raises _OrderMismatch."""
+    if not r.children:
+        return r.stopped_at
+    stopped = _chain(r.children[0])  # continues r's own listing (its continuation token)
+    for child in r.children[1:]:
+        if child.first_seen != stopped:
+            raise _OrderMismatch
+        stopped = _chain(child)
+    return stopped
+
+
 async def list_fast(backend: Any, bucket_uri: ObjectURI, prefix: str, *,
                     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, attempts: int = 5,
-                    page_size: int = PAGE_SIZE) -> list[ObjectInfo]:
+                    page_size: int = PAGE_SIZE,
+                    stats: dict[str, Any] | None = None) -> list[ObjectInfo]:
     """Every object under ``prefix`` of the bucket ``bucket_uri``, listed with concurrent
     ListObjectsV2 requests over disjoint key ranges (see the module docs), in the server's
     listing order (the order of a sequential listing).
 
     Runs on the engine loop. For ``file://`` (no request latency to hide) it is the plain
-    listing. Raises: as a sequential listing (FileNotFoundError for a missing bucket,
-    PermissionError, ObjectStoreError); ValueError for ``max_in_flight < 1``.
+    listing. ``stats``, if given, receives ``requests`` (ListObjectsV2 requests in all) and
+    ``order`` (``"bytes"``, ``"path"`` or ``"sequential"``: how the listing was done).
+    Raises: as a sequential listing (FileNotFoundError for a missing bucket, PermissionError,
+    ObjectStoreError); ValueError for ``max_in_flight < 1``.
     """
     if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
         raise ValueError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
@@ -313,4 +373,28 @@ async def list_fast(backend: Any, bucket_uri: ObjectURI, prefix: str, *,
         async for page in backend.list_pages(bucket_uri, prefix, None, None, page_size):
             out.extend(page.objects)
         return out
-    return await _FastList(backend, bucket_uri, prefix, max_in_flight, attempts, page_size).run()
+    stats = stats if stats is not None else {}
+    stats["requests"] = 0
+    orders = [("bytes", byte_order), ("path", path_order)]
+    if _learned.get(backend) == "path":  # this server was seen to list in path order
+        orders.reverse()
+    for name, order in orders:
+        fl = _FastList(backend, bucket_uri, prefix, max_in_flight, attempts, page_size, order)
+        try:
+            out = await fl.run()
+        except _OrderMismatch:
+            log.debug("FastList %s%s: the server does not list in %s order; trying again",
+                      bucket_uri, prefix, name)
+            continue
+        finally:
+            stats["requests"] += fl.requests
+        if name != orders[0][0]:
+            _learned[backend] = name
+        stats["order"] = name
+        return out
+    stats["order"] = "sequential"
+    out = []
+    async for page in backend.list_pages(bucket_uri, prefix, None, None, page_size):
+        stats["requests"] += 1
+        out.extend(page.objects)
+    return out
