@@ -124,6 +124,7 @@ class Client:
         to ``min(max_in_flight, 32)`` concurrent requests, split adaptively; for large prefixes on a
         remote store many times faster, for a prefix of at most 1000 keys the same single
         request. It returns the same keys (in the server's order, as the sequential listing).
+        A glob is listed one level deep (one "directory": few keys) whether ``fast`` or not.
 
         Returns: keys without ``s3://bucket/`` (for local files: absolute paths).
         Raises: ValueError (bad URI), FileNotFoundError (no such bucket), PermissionError.
@@ -137,7 +138,8 @@ class Client:
     def list_objects(self, uri: URI, recursive: bool = True, *,
                      fast: bool = False) -> List[ObjectInfo]:
         """Like :meth:`list` with metadata: ObjectInfo(key, size, last_modified, etag).
-        ``fast=True``: FastList (see :meth:`list`; only for ``recursive`` listings)."""
+        ``fast=True``: FastList (see :meth:`list`) for a ``recursive`` listing without a glob;
+        the one-level listings (``recursive=False``, globs) are the same with or without it."""
         return engine.run(self._list_info(uri, recursive, fast))
 
     # ------------------------------------------------------------------------ get

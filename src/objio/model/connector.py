@@ -157,6 +157,11 @@ class ModelConnector:
 
     Precedence: these arguments > ``config_path`` > ``config`` > environment > defaults.
 
+    A connector and the objects it opened belong to the process that made them (their
+    prefetch state lives on that process's engine loop): make one per process, e.g. in each
+    DataLoader worker. Opening and reading from several threads is safe; one opened object
+    is not thread-safe (like a file).
+
     Raises: ValueError (a bad setting, named), TypeError (a cred_provider without usable
     credentials), FileNotFoundError (``config_path`` missing).
     """

@@ -424,6 +424,7 @@ class PrefetchedObject(ObjectReader):
         self._cur: _Chunk | None = None
         # closing on garbage collection without keeping the object alive
         self._finalizer = weakref.finalize(self, prefetcher.close, self._state)
+        self._finalizer.atexit = False  # at exit the engine is gone: nothing to release
 
     # -- chunk access ----------------------------------------------------------------------
     def _chunk(self, pos: int) -> _Chunk | None:
