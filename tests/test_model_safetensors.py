@@ -325,3 +325,18 @@ def test_objio_gen_format_safetensors(s3_server: Any, client: objio.Client, pref
     code = cli_main(["gen", *flags, "s3://no-such-bucket-st/x/", "--format", "safetensors",
                      "--scale", "0.0001"])
     assert code == 1 and "does not exist" in capsys.readouterr().err
+
+
+def test_tensors_from_buffer_views_or_copies() -> None:
+    from objio.model import tensors_from_buffer
+
+    tensors = _all_dtypes()
+    data = st_torch.save(tensors)
+    buf = bytearray(data)
+    views = tensors_from_buffer(buf, "m.safetensors")
+    _same(views, tensors)
+    views["f32"][0, 0] = 123.0  # a view of buf: no copy
+    assert tensors_from_buffer(buf)["f32"][0, 0].item() == 123.0
+    _same(tensors_from_buffer(data), tensors)  # read-only bytes: copied once
+    with pytest.raises(ValueError, match="m.safetensors: truncated"):
+        tensors_from_buffer(bytearray(data[:5]), "m.safetensors")

@@ -35,6 +35,7 @@ from typing import Any
 from .. import engine
 from .._buffers import new_buffer
 from ..api import Client, default_client
+from ..errors import AlreadyExistsError, ObjectStoreError
 from ..formats.safetensors import (
     SafetensorsHeader,
     TensorInfo,
@@ -71,6 +72,7 @@ class _Shard:
     obj: ObjectURI
     name: str
     size: int = 0
+    etag: str = ""
     header: SafetensorsHeader | None = None
     buf: bytearray | None = None
     expected: set[str] | None = None  # the tensors the index says this shard holds
@@ -156,6 +158,7 @@ async def _read_header(client: Client, shard: _Shard, part: int) -> tuple[int, b
     head = r.data if isinstance(r.data, bytearray) else bytearray(r.data)
     size = r.total_size if r.total_size >= 0 else len(head)
     shard.size = size
+    shard.etag = r.etag
     start = header_length(head, shard.name)  # ValueError if fewer than 8 bytes
     if start > size:
         raise ValueError(f"{shard.name}: truncated safetensors file: the header needs {start} "
@@ -228,9 +231,16 @@ async def _produce(client: Client, plan: _Plan, out: queue.Queue[Any]) -> None:
         backend = client._backend(s.obj)
         base = s.header.data_start
         view = memoryview(s.buf)[lo:hi]
-        await engine.with_retries(
-            lambda: backend.get(s.obj, base + lo, base + hi - 1, into=view),
-            client.config.max_attempts or 1)
+        try:
+            await engine.with_retries(
+                lambda: backend.get(s.obj, base + lo, base + hi - 1, if_match=s.etag or None,
+                                    into=view),
+                client.config.max_attempts or 1)
+        except AlreadyExistsError as e:  # 412: If-Match failed
+            raise ObjectStoreError(
+                f"GetObject {s.name} failed: the object changed while it was being loaded "
+                f"(ETag is no longer {s.etag!r}); load it again", operation="GetObject",
+                uri=s.name, status=e.status, code=e.code) from e
         done[i][lo] = hi
         n = upto[i]
         while n in done[i]:
@@ -356,8 +366,8 @@ def tensors_from_buffer(data: Any, name: str = "safetensors file", *,
     buf = data if not view.readonly else bytearray(view)
     header = parse_header(buf, name)
     base = header.data_start
-    shard = _Shard(ObjectURI("file", "", name), name, len(view), header,
-                   memoryview(buf)[base:] if base else buf)  # type: ignore[arg-type]
+    shard = _Shard(ObjectURI("file", "", name), name, len(view), header=header,
+                   buf=memoryview(buf)[base:] if base else buf)  # type: ignore[arg-type]
     dtypes = _torch_dtypes()
     dev = torch.device(device)
     return {t.name: _tensor(torch, shard, t, dtypes, dev) for t in header.tensors}
