@@ -640,7 +640,7 @@ def _need(fmt: str) -> None:
 
 
 def test_formats_list() -> None:
-    assert DATASET_FORMATS == ("npz", "tfrecord", "hdf5", "jpeg", "png", "parquet", "raw")
+    assert DATASET_FORMATS == ("npz", "tfrecord", "hdf5", "jpeg", "png", "parquet", "raw", "safetensors")
 
 
 @pytest.mark.parametrize("given", ["npz", "NPZ", "TFRecord", "Hdf5", "JPEG", "png", "Parquet", "raw"])

@@ -229,6 +229,11 @@ def _check_file(fmt: str, data: bytes, dims: tuple[int, int], samples: int, samp
         table = pq.read_table(io.BytesIO(data))
         assert table.num_rows == samples
         assert {len(v) for v in table.column("data").to_pylist()} == {sample_bytes}
+    elif fmt == "safetensors":
+        safetensors_numpy = pytest.importorskip("safetensors.numpy")
+        arrays = safetensors_numpy.load(bytes(data))
+        assert arrays["x"].shape == (samples, *dims) and arrays["x"].dtype == np.uint8
+        assert arrays["y"].shape == (samples,) and arrays["y"].dtype == np.int64
     else:
         assert len(data) == sample_bytes * samples
 

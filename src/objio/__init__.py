@@ -22,6 +22,7 @@ from .errors import (
     ObjectTimeoutError,
 )
 from .io import open as open  # objio.open; deliberately not in __all__ (would shadow the builtin)
+from .model import ModelConnector
 from .uri import ObjectURI, parse_uri
 
 __version__ = "0.1.0"
@@ -71,6 +72,6 @@ __all__ = [
     "DEFAULT_OBJECT_SIZE", "Client", "ClientConfig", "configure", "default_client", "ObjectInfo",
     "ObjectURI", "parse_uri", "parse_size", "RequestRecord",
     "ObjectStoreError", "NotFoundError", "AccessDeniedError", "AlreadyExistsError",
-    "ObjectTimeoutError", "IntegrityError",
+    "ObjectTimeoutError", "IntegrityError", "ModelConnector",
     *_api.API_FUNCTIONS,
 ]

@@ -53,10 +53,13 @@ class UploadInfo:
 
 @dataclass(frozen=True)
 class ListPage:
-    """One listing page: objects and, when listing with a delimiter, common prefixes."""
+    """One listing page: objects and, when listing with a delimiter, common prefixes;
+    ``next_token``: the continuation token that resumes the listing after this page (None
+    on the last page, and for backends without tokens)."""
 
     objects: list[ObjectInfo]
     prefixes: list[str]
+    next_token: str | None = None
 
 
 class Backend(Protocol):
@@ -80,7 +83,8 @@ class Backend(Protocol):
                                  checksum_crc32c: int | None = None) -> str: ...
     async def abort_multipart(self, obj: ObjectURI, upload_id: str) -> None: ...
     def list_pages(self, bucket_uri: ObjectURI, prefix: str = "", delimiter: str | None = None,
-                   start_after: str | None = None, page_size: int = 1000) -> AsyncIterator[ListPage]: ...
+                   start_after: str | None = None, page_size: int = 1000,
+                   continuation_token: str | None = None) -> AsyncIterator[ListPage]: ...
     async def create_bucket(self, bucket_uri: ObjectURI) -> None: ...
     async def head_bucket(self, bucket_uri: ObjectURI) -> None: ...
     async def close(self) -> None: ...

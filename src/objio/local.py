@@ -262,7 +262,8 @@ class LocalBackend:
         await _run("AbortMultipartUpload", obj.key, _remove_upload_dir, self._upload_dir(obj, upload_id))
 
     async def list_pages(self, bucket_uri: ObjectURI, prefix: str = "", delimiter: str | None = None,
-                         start_after: str | None = None, page_size: int = 1000) -> AsyncIterator[ListPage]:
+                         start_after: str | None = None, page_size: int = 1000,
+                         continuation_token: str | None = None) -> AsyncIterator[ListPage]:
         items = await _run("ListObjects", prefix, _walk, prefix, delimiter, start_after)
         for i in range(0, max(len(items), 1), page_size):
             chunk = items[i:i + page_size]

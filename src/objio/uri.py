@@ -70,8 +70,13 @@ def validate_bucket_name(bucket: str, uri: str | None = None) -> str:
     return bucket
 
 
-def parse_uri(uri: str | os.PathLike[str] | ObjectURI) -> ObjectURI:
+def parse_uri(uri: str | os.PathLike[str] | ObjectURI, *,
+              s3_aliases: tuple[str, ...] = ()) -> ObjectURI:
     """Parse ``uri`` into an :class:`ObjectURI`.
+
+    ``s3_aliases`` names extra schemes read as ``s3://`` (the S3 API on the configured
+    endpoint), e.g. ``("oss",)`` for the OSS Model Connector's ``oss://bucket/key`` URIs
+    (:class:`objio.model.ModelConnector`).
 
     Raises:
         ValueError: unsupported scheme, missing or invalid bucket name, or an empty URI.
@@ -102,10 +107,12 @@ def parse_uri(uri: str | os.PathLike[str] | ObjectURI) -> ObjectURI:
         if not rest.startswith("/"):
             raise ValueError(f"invalid file URI {uri!r}: expected file:///absolute/path")
         return ObjectURI("file", "", _local_path(unquote(rest)))
+    if scheme in s3_aliases:
+        scheme = "s3"
     if scheme != "s3":
         raise ValueError(
             f"unsupported URI scheme {scheme!r} in {uri!r}: supported schemes are "
-            + ", ".join(f"{s}://" for s in SUPPORTED_SCHEMES)
+            + ", ".join(f"{s}://" for s in (*SUPPORTED_SCHEMES, *s3_aliases))
             + " (or a local path)"
         )
     bucket, _, key = rest.partition("/")

@@ -122,6 +122,7 @@ def run_bench(
     progress: bool = False,
     peer_credentials: Mapping[str, Any] | None = None,
     console: Console | None = None,
+    latency_samples: bool = False,
 ) -> dict[str, Any]:
     """Run the put + get benchmark (and the peer comparison) and return the report.
 
@@ -146,6 +147,8 @@ def run_bench(
             ``access_key_id``, ``secret_access_key``, ``session_token``, ``unsigned``,
             ``path_style``; by default the client's configuration and credentials are used.
         console: where progress bars go.
+        latency_samples: also keep every objio GET's latencies (ms) in
+            ``phases.get.latency_samples_ms`` (``{"ttfb": [...], "total": [...]}``: for plots).
 
     Returns:
         ``{"config", "server", "phases": {"put", "get": {"epochs", "summary"}}, "compare",
@@ -194,7 +197,7 @@ def run_bench(
                        max_in_flight=max_in_flight, seed=seed)
             _get_phases(client, prefix, uris, report, prog, epochs=epochs,
                         max_in_flight=max_in_flight, peer_names=peer_names,
-                        peer_credentials=peer_credentials)
+                        peer_credentials=peer_credentials, latency_samples=latency_samples)
         ok = True
     finally:
         if keep:
@@ -225,7 +228,7 @@ def _put_phase(client: Client, prefix: ObjectURI, report: dict[str, Any], prog: 
 
 def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict[str, Any],
                 prog: Progress, *, epochs: int, max_in_flight: int, peer_names: list[str],
-                peer_credentials: Mapping[str, Any] | None) -> None:
+                peer_credentials: Mapping[str, Any] | None, latency_samples: bool = False) -> None:
     num = len(uris)
     expected_bytes = report["phases"]["put"]["bytes"]
     compare: dict[str, Any] = report["compare"]
@@ -312,6 +315,10 @@ def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict
         "total": percentiles_ms([r.total_s for r in all_records]),
     }
     report["phases"]["get"] = {"epochs": epoch_stats, "summary": summary}
+    if latency_samples:
+        report["phases"]["get"]["latency_samples_ms"] = {
+            "ttfb": [1000.0 * r.ttfb_s for r in all_records],
+            "total": [1000.0 * r.total_s for r in all_records]}
     if peer_names:
         compare["objio"].update(_summary(epoch_stats), epochs=_strip_latency(epoch_stats))
         compare["objio"]["objio_ratio"] = 1.0

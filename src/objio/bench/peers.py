@@ -16,6 +16,10 @@ operation              adapters that have it
 ``checkpoint_*``       objio and s3torchconnector: ``S3Checkpoint`` writer (``torch.save``) and
                        reader (``torch.load``); ``dcp_storage_writer`` / ``dcp_storage_reader``:
                        their DCP ``S3StorageWriter`` / ``S3StorageReader`` (checkpoint benchmark)
+``model_loader``       objio (``load_safetensors``; ``connector_loader``: ``ModelConnector``
+                       open-all-then-read), Run:ai Model Streamer (``SafetensorsStreamer``),
+                       boto3 and s3torchconnector (whole shards + ``safetensors.torch.load``):
+                       every tensor of a list of safetensors shards (model benchmark)
 =====================  =======================================================================
 
 Setting up (imports, clients, thread pools) is never timed; what an adapter method returns is
@@ -45,6 +49,11 @@ __all__ = [
 
 Advance = Callable[[int, int], None]
 """Progress callback of a timed run: ``advance(objects, nbytes)``."""
+
+ModelRun = Callable[[Callable[[str], None]], dict[str, Any]]
+"""A prepared model load: ``run(on_tensor)`` returns ``{name: torch.Tensor}``, calling
+``on_tensor(name)`` as each tensor becomes available (the first call is the time to first
+tensor)."""
 
 
 def installed_version(dist: str) -> str | None:
@@ -219,9 +228,10 @@ class Library:
     def dataset(self, kind: str, uri: str, transform: Callable[[Any], Any]) -> Any:
         raise NotImplementedError(f"{self.name} has no PyTorch dataset")
 
-    def env(self) -> dict[str, str | None]:
+    def env(self, max_in_flight: int | None = None) -> dict[str, str | None]:
         """Environment variables the library reads its settings from while it runs (set them
-        around the timed calls); empty when it takes everything as arguments."""
+        around the timed calls; ``max_in_flight`` for those that take their concurrency from
+        there); empty when it takes everything as arguments."""
         return {}
 
     def checkpoint_writer(self, uri: str) -> Any:
@@ -241,6 +251,32 @@ class Library:
     def dcp_storage_reader(self, path: str, thread_count: int) -> Any:
         """A ``torch.distributed.checkpoint`` StorageReader for the checkpoint at ``path``."""
         raise NotImplementedError(f"{self.name} has no DCP storage reader")
+
+    def model_loader(self, bucket: str, keys: list[str], uris: list[str],
+                     max_in_flight: int) -> ModelRun:
+        raise NotImplementedError(f"{self.name} has no safetensors model loading")
+
+
+def _shards_with_threads(fetch: Callable[[str], Any], keys: list[str], max_in_flight: int,
+                         name: str) -> ModelRun:
+    """A model load that fetches each shard whole (``fetch(key) -> bytes``) on up to
+    ``max_in_flight`` threads, one shard per thread, and builds its tensors with
+    ``safetensors.torch.load`` (a copy), shards in order."""
+    from safetensors.torch import load
+
+    def run(on_tensor: Callable[[str], None]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with concurrent.futures.ThreadPoolExecutor(
+                max(1, min(max_in_flight, len(keys))), thread_name_prefix=f"bench-{name}") as pool:
+            for data in pool.map(fetch, keys):
+                tensors = load(data)
+                del data
+                for n in tensors:
+                    on_tensor(n)
+                out.update(tensors)
+        return out
+
+    return run
 
 
 def _torch_dataset(module: Any, kind: str, uri: str, transform: Callable[[Any], Any],
@@ -322,6 +358,52 @@ class Objio(Library):
         return S3StorageReader(self.access.region, path,
                                s3client_config=self.access.client_config(),
                                thread_count=thread_count)
+
+    def model_loader(self, bucket: str, keys: list[str], uris: list[str],
+                     max_in_flight: int) -> ModelRun:
+        """``objio.model.iter_safetensors`` over the shards (ranged GETs straight into one
+        buffer per shard, tensors as ``torch.frombuffer`` views)."""
+        from ..model import iter_safetensors
+
+        client = self.client()
+
+        def run(on_tensor: Callable[[str], None]) -> dict[str, Any]:
+            out = {}
+            for name, t in iter_safetensors(uris, client=client, max_in_flight=max_in_flight):
+                on_tensor(name)
+                out[name] = t
+            return out
+
+        return run
+
+    def connector_loader(self, bucket: str, keys: list[str], uris: list[str],
+                         max_in_flight: int, prefetch_memory: int | None = None) -> ModelRun:
+        """``objio.ModelConnector`` as the reference's example uses it: open every shard
+        (prefetch starts in that order), then read each whole into its own buffer and make
+        its tensors (``objio.model.tensors_from_buffer``: views, no copy)."""
+        from .._buffers import new_buffer
+        from ..model import ModelConnector, tensors_from_buffer
+
+        cfg = self.access.client_config()
+
+        def run(on_tensor: Callable[[str], None]) -> dict[str, Any]:
+            mc = ModelConnector(config=cfg, prefetch_memory=prefetch_memory,
+                                max_in_flight=max_in_flight)
+            files = [mc.open(u) for u in uris]
+            out = {}
+            for u, f in zip(uris, files, strict=True):
+                buf = new_buffer(f.size)  # overwritten whole by the read: not zero-filled
+                if f.readinto(buf) != len(buf):
+                    raise RuntimeError(f"short read of {u}")
+                f.close()
+                tensors = tensors_from_buffer(buf, u)
+                for n in tensors:
+                    on_tensor(n)
+                out.update(tensors)
+            mc.close()
+            return out
+
+        return run
 
 
 class Obstore(Library):
@@ -455,6 +537,15 @@ class Boto3(Library):
         client = self.client()
         return lambda: client.upload_fileobj(io.BytesIO(data), bucket, key)
 
+    def model_loader(self, bucket: str, keys: list[str], uris: list[str],
+                     max_in_flight: int) -> ModelRun:
+        """``get_object()["Body"].read()`` of each shard (one thread per shard) +
+        ``safetensors.torch.load``."""
+        client = self.client(max_in_flight)
+        return _shards_with_threads(
+            lambda key: client.get_object(Bucket=bucket, Key=key)["Body"].read(), keys,
+            max_in_flight, self.name)
+
 
 class S3TorchConnector(Library):
     """s3torchconnector: its ``S3Client`` (mountpoint-s3 CRT) for bulk gets, ``get_object().read()``
@@ -478,6 +569,27 @@ class S3TorchConnector(Library):
 
         return _thread_getter(fetch, keys, max_in_flight, "s3torch", env=env)
 
+    def model_loader(self, bucket: str, keys: list[str], uris: list[str],
+                     max_in_flight: int) -> ModelRun:
+        """Its ``S3Client.get_object`` (an ``S3Reader``) ``.read()`` of each shard (one thread
+        per shard) + ``safetensors.torch.load``."""
+        from s3torchconnector._s3client import S3Client, S3ClientConfig
+
+        a = self.access
+        env = a.aws_env()
+        with temporary_environ(env):
+            client = S3Client(a.region, endpoint=a.endpoint_url,
+                              s3client_config=S3ClientConfig(force_path_style=a.path_style,
+                                                             unsigned=a.unsigned))
+        run = _shards_with_threads(lambda key: client.get_object(bucket, key).read(), keys,
+                                   max_in_flight, "s3torch")
+
+        def with_env(on_tensor: Callable[[str], None]) -> dict[str, Any]:
+            with temporary_environ(env):
+                return run(on_tensor)
+
+        return with_env
+
     def dataset(self, kind: str, uri: str, transform: Callable[[Any], Any]) -> Any:
         import s3torchconnector
 
@@ -488,7 +600,7 @@ class S3TorchConnector(Library):
 
         return FlattenSamples(ds)  # objio's iterable flattens Samples itself
 
-    def env(self) -> dict[str, str | None]:
+    def env(self, max_in_flight: int | None = None) -> dict[str, str | None]:
         return self.access.aws_env()
 
     def _config(self) -> Any:
@@ -582,8 +694,56 @@ class S3dlio(Library):
         return Getter(run)
 
 
+class RunaiModelStreamer(Library):
+    """Run:ai Model Streamer (``runai-model-streamer`` + ``runai-model-streamer-s3``): its
+    ``SafetensorsStreamer`` on the shards' s3:// URIs. It reads its settings from the
+    environment, set while it is built and while it runs: the credentials, ``AWS_ENDPOINT_URL``,
+    ``RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING=0`` (path-style, for S3-compatible servers),
+    ``AWS_EC2_METADATA_DISABLED=true``, ``RUNAI_STREAMER_CONCURRENCY`` (reader threads) and
+    ``RUNAI_STREAMER_CHUNK_BYTESIZE`` (bytes per read). Both are left at its own defaults for
+    object storage, 8 threads and 8 MiB (:attr:`concurrency`, :attr:`chunk_bytes`): on the
+    2-core benchmark machine 4, 16 and 32 threads and 32 MiB reads were all slower (0.18-0.38
+    GiB/s against 0.45 for 8 x 8 MiB, 2 GiB model, embedded server). ``concurrency = None``
+    gives it the benchmark's ``max_in_flight``."""
+
+    name = dist = "runai-model-streamer"
+    module = "runai_model_streamer"
+    concurrency: int | None = 8
+    chunk_bytes = 8 * 1024 * 1024
+
+    @classmethod
+    def installed(cls) -> bool:
+        return is_installed(cls.module) and installed_version("runai-model-streamer-s3") is not None
+
+    def env(self, max_in_flight: int | None = None) -> dict[str, str | None]:
+        a = self.access
+        return {**a.aws_env(), "AWS_ENDPOINT_URL": a.endpoint_url,
+                "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING": "0" if a.path_style else "1",
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "RUNAI_STREAMER_CONCURRENCY": str(self.concurrency or max_in_flight or 8),
+                "RUNAI_STREAMER_CHUNK_BYTESIZE": str(self.chunk_bytes),
+                "RUNAI_STREAMER_LOG_LEVEL": "WARNING"}
+
+    def model_loader(self, bucket: str, keys: list[str], uris: list[str],
+                     max_in_flight: int) -> ModelRun:
+        env = self.env(max_in_flight)
+        with temporary_environ(env):
+            from runai_model_streamer import SafetensorsStreamer
+
+        def run(on_tensor: Callable[[str], None]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            with temporary_environ(env), SafetensorsStreamer() as streamer:
+                streamer.stream_files(uris)
+                for name, tensor in streamer.get_tensors():
+                    on_tensor(name)
+                    out[name] = tensor
+            return out
+
+        return run
+
+
 LIBRARIES: dict[str, type[Library]] = {
-    cls.name: cls for cls in (Objio, Obstore, Boto3, S3TorchConnector, S3dlio)
+    cls.name: cls for cls in (Objio, Obstore, Boto3, S3TorchConnector, S3dlio, RunaiModelStreamer)
 }
 """Every library the benchmarks know, by report name."""
 

@@ -1,14 +1,15 @@
-"""Rendering shared by the benchmarks: number formatting for tables and rich progress bars."""
+"""Rendering shared by the benchmarks: number formatting for tables, rich progress bars, and
+the ``--plot`` PNGs (:func:`plot_bars`, :func:`plot_report`; matplotlib, extra ``plot``)."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..config import MiB
+from ..config import GiB, MiB
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -119,3 +120,145 @@ class Progress:
             stop.set()
             thread.join()
             poll()
+
+
+# ------------------------------------------------------------------------------ plots
+PlotRow = tuple[str, float, str]
+"""One bar of a plot: (library or case label, throughput value, unit)."""
+
+
+def plot_bars(path: str, title: str, rows: Sequence[PlotRow], *,
+              samples: Mapping[str, Sequence[float]] | None = None,
+              samples_label: str = "latency (ms)", note: str = "") -> None:
+    """Write a PNG to ``path``: ``rows`` as horizontal bars side by side (throughput per
+    library; one panel per unit), and, when ``samples`` is given (label -> values, e.g.
+    per-request latencies or per-run times), their distribution in a second panel: the
+    empirical CDF when there are many values per label, each value as a dot when few.
+
+    This is the plot every benchmark uses (``--plot FILE.png``); a new benchmark gives its
+    rows and samples. Raises: ImportError naming the extra when matplotlib is missing;
+    ValueError (no rows)."""
+    if not rows:
+        raise ValueError("nothing to plot: no results")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("--plot needs matplotlib: pip install 'objio[plot]'") from None
+    units = list(dict.fromkeys(u for _, _, u in rows))
+    dist = {k: [float(x) for x in v if x is not None] for k, v in (samples or {}).items()}
+    dist = {k: v for k, v in dist.items() if v}
+    panels = len(units) + (1 if dist else 0)
+    height = max(2.2, 0.42 * max(sum(1 for r in rows if r[2] == u) for u in units) + 1.2)
+    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, height), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, unit in zip(axes[0], units, strict=False):
+        mine = [(label, value) for label, value, u in rows if u == unit]
+        labels = [lbl for lbl, _ in mine][::-1]
+        values = [v for _, v in mine][::-1]
+        bars = ax.barh(labels, values,
+                       color=[colors[0] if lbl.startswith(("objio", "fastlist")) else colors[1]
+                              for lbl in labels])
+        top = max(values) if values else 1.0
+        for b, v in zip(bars, values, strict=True):
+            text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+            ax.text(b.get_width() + top * 0.01, b.get_y() + b.get_height() / 2, text,
+                    va="center", fontsize=8)
+        ax.set_xlabel(unit)
+        ax.set_xlim(0, top * 1.18 if top > 0 else 1)
+        ax.grid(axis="x", alpha=0.3)
+    if dist:
+        ax = axes[0][-1]
+        many = max(len(v) for v in dist.values()) > 20
+        if not many:  # the same order top to bottom as the bars
+            order = [lbl for lbl, _, _ in rows if lbl in dist]
+            dist = {lbl: dist[lbl] for lbl in order + [k for k in dist if k not in order]}
+            ax.invert_yaxis()
+        for i, (label, values) in enumerate(dist.items()):
+            xs = sorted(values)
+            if many:
+                ys = [(k + 1) / len(xs) for k in range(len(xs))]
+                ax.step(xs, ys, where="post", label=label)
+            else:
+                ax.plot(xs, [label] * len(xs), "o", alpha=0.7, color=colors[i % len(colors)])
+        ax.set_xlabel(samples_label)
+        if many:
+            ax.set_ylabel("fraction of requests")
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, alpha=0.8)
+    fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 0.95))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_report(kind: str, report: Mapping[str, Any], path: str) -> None:
+    """The ``--plot`` of a benchmark: ``kind`` is ``objects``, ``train``, ``stream``,
+    ``model`` or ``list``, ``report`` what that benchmark returned. Writes a PNG to ``path``
+    (see :func:`plot_bars`). Raises: ValueError (unknown kind, nothing to plot), ImportError
+    (no matplotlib)."""
+    rows: list[PlotRow] = []
+    samples: dict[str, list[float]] = {}
+    label = "latency (ms)"
+    note = ""
+    if kind == "objects":
+        cfg = report["config"]
+        title = (f"objio bench: get of {cfg['num']} x {cfg['size'] / MiB:g} MiB objects, "
+                 f"max_in_flight {cfg['max_in_flight']} (median over epochs)")
+        for name, r in (report.get("compare") or {}).items():
+            if r.get("status") == "ok" and r.get("mib_per_s"):
+                rows.append((name, r["mib_per_s"], "MiB/s"))
+        get = (report.get("phases") or {}).get("get") or {}
+        if not rows and get:
+            rows.append(("objio", get["summary"]["mib_per_s"], "MiB/s"))
+        lat = get.get("latency_samples_ms") or {}
+        if lat.get("total"):
+            samples["objio GET (whole object)"] = lat["total"]
+        if lat.get("ttfb"):
+            samples["objio GET (first byte)"] = lat["ttfb"]
+    elif kind == "train":
+        title = f"objio bench {report.get('mode', 'train')}: DataLoader samples/s (median over epochs)"
+        for dataset, libs in report["summary"].items():
+            for lib, v in libs.items():
+                if lib != "objio_ratio" and v.get("epoch_samples_per_s"):
+                    rows.append((f"{lib} {dataset}", v["epoch_samples_per_s"], "samples/s"))
+        for r in report.get("runs", []):
+            samples.setdefault(f"{r['library']} {r['dataset']}", []).append(r["samples_per_s"])
+        label = "samples/s of each epoch"
+    elif kind == "stream":
+        title = f"objio bench stream: one {report['size'] / MiB:g} MiB object (median of rounds)"
+        for op, libs in report["summary"].items():
+            for lib, row in libs.items():
+                if row:
+                    rows.append((f"{lib} {op}", row["mib_s"], "MiB/s"))
+        for op, libs in report.get("results", {}).items():
+            for lib, runs in libs.items():
+                samples[f"{lib} {op}"] = [r["wall_s"] for r in runs if r.get("ok")]
+        label = "seconds per transfer"
+    elif kind == "model":
+        cfg, m = report["config"], report["model"]
+        lat_txt = f", +{cfg['latency_ms']:g} ms per request" if cfg["latency_ms"] else ""
+        title = (f"objio bench model: {m['bytes'] / GiB:.2f} GiB {cfg['model']}-shaped model, "
+                 f"{m['shards']} shards{lat_txt} (median of {cfg['rounds']} rounds)")
+        for name, row in report["summary"].items():
+            if not name.startswith("_") and row.get("status") == "ok":
+                rows.append((name, row["gib_per_s"], "GiB/s"))
+                samples[name] = [1000.0 * x for x in row.get("ttft_samples_s", []) if x is not None]
+        label = "time to first tensor (ms), each round"
+        note = "each run in a fresh process; GiB = 2^30 bytes"
+    elif kind == "list":
+        cfg = report["config"]
+        title = (f"objio bench list: {cfg['keys']:,} keys ({cfg['layout']}), "
+                 f"+{cfg['latency_ms']:g} ms per request (median of {cfg['rounds']} rounds)")
+        for name, row in report["summary"].items():
+            if isinstance(row, dict) and row.get("keys_per_s"):
+                rows.append((name, row["keys_per_s"], "keys/s"))
+                samples[name] = [1000.0 * x for x in row.get("wall_s_samples", [])]
+        label = "listing time (ms), each round"
+    else:
+        raise ValueError(f"plot kind must be objects, train, stream, model or list, got {kind!r}")
+    plot_bars(path, title, rows, samples=samples or None, samples_label=label, note=note)

@@ -10,6 +10,11 @@ Kinds (``objio bench KIND ...``; without a kind, ``objects``):
   ``--compare [LIB]`` taking a value).
 * ``checkpoint``: torch.save/torch.load and DCP checkpoints through objio vs s3torchconnector,
   with a local-disk baseline (:mod:`objio.bench.checkpoint`).
+* ``model``: load a sharded safetensors model with objio (``load_safetensors``, the
+  ``ModelConnector``), Run:ai Model Streamer, boto3 and s3torchconnector.
+* ``list``: FastList against the sequential listing (``--keys``, ``--latency-ms``).
+
+Every kind takes ``--plot FILE.png`` (matplotlib, extra ``plot``) and ``--json FILE``.
 
 Exit codes: 0 success, 1 error (one line on stderr), 2 usage error, 130 interrupted.
 """
@@ -30,15 +35,25 @@ from ..errors import ObjectStoreError
 from ..uri import parse_uri
 from ._common import add_global_flags, broken_pipe, client_from_args, write_json
 
-KINDS = ("objects", "stream", "train", "checkpoint")
+KINDS = ("objects", "stream", "train", "checkpoint", "model", "list")
 """The benchmarks ``objio bench KIND`` runs; ``objects`` when no kind is given."""
 
 DESCRIPTION = (
     "Benchmarks of objio against its peers, side by side in one run. KIND is objects (the "
     "default: put+get of many objects; --workload/--throughput for the DataLoader training "
     "emulation), train (the training emulation alone), stream (one large object through "
-    "file-like readers and writers) or checkpoint (torch.save/torch.load and DCP checkpoints "
-    "vs s3torchconnector).")
+    "file-like readers and writers), checkpoint (torch.save/torch.load and DCP checkpoints "
+    "vs s3torchconnector), model (loading a sharded safetensors model) or list (FastList vs "
+    "sequential listing).")
+
+_PLOT_HELP = "also draw the results as a PNG (throughput per library; latencies where recorded)"
+
+
+def _plot(kind: str, report: Any, path: str | None) -> None:
+    if path:
+        from ..bench.report import plot_report
+
+        plot_report(kind, report, path)
 
 
 def _fail(e: BaseException) -> int:
@@ -95,6 +110,7 @@ def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.Argume
                              f"{','.join(PEERS)}")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--plot", metavar="FILE.png", default=None, help=_PLOT_HELP)
     return parser
 
 
@@ -136,7 +152,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         report = run_bench(client, prefix, num=args.num, size=size, object_type=otype,
                            max_in_flight=args.max_in_flight, epochs=args.epochs, compare=compare,
                            peers=peers, seed=args.seed, keep=args.keep, progress=progress,
-                           console=err_console)
+                           console=err_console, latency_samples=bool(args.plot))
         if server is not None:
             report["server"] = "embedded"
 
@@ -144,10 +160,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         if not out.is_terminal:
             out.width = max(out.width, 200)  # pipes default to 80 columns: keep rows whole
         print_report(report, out)
+        _plot("objects", report, args.plot)
         if args.json:
+            if "latency_samples_ms" in report["phases"].get("get", {}):
+                del report["phases"]["get"]["latency_samples_ms"]  # for the plot only
             write_json(args.json, report)
         return 0
-    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError) as e:
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
         return _fail(e)
     finally:
         if server is not None:
@@ -191,6 +210,7 @@ _TRAIN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--no-decode",), dict(action="store_true",
                             help="only read each object, skip the format's decoding")),
     (("--no-progress",), dict(action="store_true", help="no progress output")),
+    (("--plot",), dict(metavar="FILE.png", default=None, help=_PLOT_HELP)),
 ]
 
 
@@ -296,11 +316,12 @@ def run_train_from_args(args: argparse.Namespace) -> int:
         if not out.is_terminal:
             out.width = max(out.width, 160)
         train.print_report(report, out)
+        _plot("train", report, getattr(args, "plot", None))
         path = getattr(args, "json", None)
         if path:
             write_json(path, report)
         return 0
-    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError) as e:
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
         return _fail(e)
     finally:
         if server is not None:
@@ -325,6 +346,7 @@ def configure_stream_parser(parser: argparse.ArgumentParser) -> argparse.Argumen
                         help=f"comma list of {', '.join(labels)} (default: all)")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="also write the report as JSON to FILE ('-' = stdout)")
+    parser.add_argument("--plot", metavar="FILE.png", default=None, help=_PLOT_HELP)
     return parser
 
 
@@ -350,10 +372,11 @@ def run_stream_from_args(args: argparse.Namespace) -> int:
         log = (lambda line: print(line, file=sys.stderr)) if to_stdout else print
         report = stream.run(size, args.rounds, chunk, ops=ops, libs=libs, log=log)
         stream.print_report(report, sys.stderr if to_stdout else sys.stdout)
+        _plot("stream", report, args.plot)
         if args.json:
             write_json(args.json, report)
         return 0
-    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError) as e:
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
         return _fail(e)
 
 
@@ -482,6 +505,148 @@ def run_checkpoint_from_args(args: argparse.Namespace) -> int:
         return 0
     except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError) as e:
         return _fail(e)
+
+
+# ------------------------------------------------------------------------------ model, list
+def _common_uri_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("uri", nargs="?", default=None,
+                        help=f"s3://bucket/prefix for {what} (the bucket must exist); default: "
+                             "an embedded local server")
+    parser.add_argument("--latency-ms", type=float, default=0.0, metavar="N",
+                        help="add N ms to every request with a delay proxy between the clients "
+                             "and the server, to emulate a store in another region (default 0)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds, cases interleaved, order rotated (default 3)")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the report as JSON to FILE ('-' = stdout)")
+    parser.add_argument("--plot", metavar="FILE.png", default=None, help=_PLOT_HELP)
+
+
+def configure_model_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``objio bench model`` arguments to ``parser``; returns it."""
+    from ..bench.model import CASES, DEFAULT_MODEL, DEFAULT_SHARDS
+    from ..gen.models import MODELS
+
+    parser.description = (
+        "Load a sharded safetensors model (synthetic, shaped like a real checkpoint, generated "
+        "once) into torch tensors with objio (load_safetensors; ModelConnector open-all-then-"
+        "read), Run:ai Model Streamer, boto3 and s3torchconnector (get_object/S3Reader + "
+        "safetensors.torch.load). Each run in a fresh process, cases interleaved; reports "
+        "GiB/s, time to first tensor, client CPU s/GiB and peak RSS growth.")
+    _common_uri_options(parser, "the model")
+    parser.add_argument("--model", default=DEFAULT_MODEL, type=str.lower, choices=sorted(MODELS),
+                        help=f"model preset whose shape is scaled to --size (default {DEFAULT_MODEL})")
+    parser.add_argument("--size", default="2GiB", help="model bytes, e.g. 2GiB (default 2GiB)")
+    parser.add_argument("--shards", type=int, default=DEFAULT_SHARDS,
+                        help=f"number of safetensors shards (default {DEFAULT_SHARDS})")
+    parser.add_argument("--libs", default=None, metavar="LIST",
+                        help=f"comma list of cases (default all): {','.join(CASES)}")
+    parser.add_argument("--max-in-flight", type=int, default=32,
+                        help="concurrent requests for objio; threads (one per shard, at most "
+                             "this many) for boto3 and s3torchconnector (default 32)")
+    parser.add_argument("--prefetch-memory", default=None,
+                        help="the ModelConnector's prefetch budget, e.g. 1GiB (default: its own, "
+                             "min(4 GiB, RAM/4))")
+    parser.add_argument("--keep", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep the generated model for the next run (default: keep)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the model's bytes (default 0)")
+    return parser
+
+
+def run_model_from_args(args: argparse.Namespace) -> int:
+    """Run ``objio bench model`` from parsed arguments; returns the exit code."""
+    from rich.console import Console
+
+    from ..bench import model
+
+    server: Any = None
+    try:
+        size = parse_size(args.size, "--size")
+        libs = None
+        if args.libs:
+            libs = [x.strip() for x in args.libs.split(",") if x.strip()]
+            if not libs or set(libs) - set(model.CASES):
+                raise ValueError(f"--libs must be a comma list of {', '.join(model.CASES)}")
+        if args.latency_ms < 0:
+            raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
+        budget = None if args.prefetch_memory is None else parse_size(args.prefetch_memory,
+                                                                      "--prefetch-memory")
+        to_stdout = args.json == "-"
+        log = (lambda line: print(line, file=sys.stderr)) if to_stdout else print
+        if args.uri is None:
+            server, client = start_embedded()
+            prefix = f"s3://{DEFAULT_BUCKET}/{model.DEFAULT_PREFIX}"
+        else:
+            client = client_from_args(args)
+            prefix = args.uri
+        report = model.run_model_bench(
+            client, prefix, model=args.model, size=size, shards=args.shards, rounds=args.rounds,
+            libs=libs, max_in_flight=args.max_in_flight, prefetch_memory=budget,
+            latency_ms=args.latency_ms, keep=args.keep or server is not None, seed=args.seed,
+            log=log)
+        if server is not None:
+            report["server"] = "embedded"
+        out = Console(stderr=True) if to_stdout else Console()
+        if not out.is_terminal:
+            out.width = max(out.width, 160)
+        model.print_report(report, out)
+        _plot("model", report, args.plot)
+        if args.json:
+            write_json(args.json, report)
+        return 0
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
+        return _fail(e)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def configure_list_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``objio bench list`` arguments to ``parser``; returns it."""
+    from ..bench.listing import LAYOUTS
+
+    parser.description = (
+        "List a prefix of --keys keys sequentially (one ListObjectsV2 after another) and with "
+        "FastList (concurrent requests over disjoint key ranges), rounds interleaved; checks "
+        "both give the same keys and reports seconds, keys/s, client CPU and the speedup. The "
+        "keys are created once and kept.")
+    _common_uri_options(parser, "the keys")
+    parser.add_argument("--keys", type=int, default=100_000, help="number of keys (default 100000)")
+    parser.add_argument("--layout", default="uniform", choices=LAYOUTS,
+                        help="uniform ({i:06d}.bin) or skewed (99%% under big/) (default uniform)")
+    parser.add_argument("--max-in-flight", type=int, default=32,
+                        help="FastList's concurrent requests (default 32)")
+    return parser
+
+
+def run_list_from_args(args: argparse.Namespace) -> int:
+    """Run ``objio bench list`` from parsed arguments; returns the exit code."""
+    from ..bench import listing
+
+    server: Any = None
+    try:
+        if args.latency_ms < 0:
+            raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
+        to_stdout = args.json == "-"
+        log = (lambda line: print(line, file=sys.stderr)) if to_stdout else print
+        if args.uri is None:
+            server, client = start_embedded()
+            prefix = f"s3://{DEFAULT_BUCKET}/"
+        else:
+            client = client_from_args(args)
+            prefix = args.uri
+        report = listing.run_list_bench(client, prefix, keys=args.keys, layout=args.layout,
+                                        latency_ms=args.latency_ms, rounds=args.rounds,
+                                        max_in_flight=args.max_in_flight, log=log)
+        if server is not None:
+            report["server"] = "embedded"
+        listing.print_report(report, sys.stderr if to_stdout else sys.stdout)
+        _plot("list", report, args.plot)
+        if args.json:
+            write_json(args.json, report)
+        return 0
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
+        return _fail(e)
     finally:
         if server is not None:
             server.stop()
@@ -526,6 +691,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     add_global_flags(p)
     configure_checkpoint_parser(p)
     p.set_defaults(func=run_checkpoint_from_args)
+    p = kinds.add_parser("model", help="load a sharded safetensors model: objio vs Run:ai Model "
+                                       "Streamer, boto3, s3torchconnector")
+    add_global_flags(p)
+    configure_model_parser(p)
+    p.set_defaults(func=run_model_from_args)
+    p = kinds.add_parser("list", help="FastList vs sequential listing (--keys, --latency-ms)")
+    add_global_flags(p)
+    configure_list_parser(p)
+    p.set_defaults(func=run_list_from_args)
     return parser
 
 

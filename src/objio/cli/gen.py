@@ -94,7 +94,65 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--yes", "-y", action="store_true",
                         help=f"do not ask before writing more than {format_size(CONFIRM_ABOVE)} "
                              "(asked only on a terminal)")
+    _add_model_arguments(parser)
     return parser
+
+
+# --------------------------------------------------------------- --format safetensors (models)
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..gen.models import MODELS, describe
+
+    g = parser.add_argument_group(
+        "models (--format safetensors: a sharded Hugging Face checkpoint; --scale multiplies "
+        "its bytes, keeping every tensor name; --seed, --max-in-flight, --json, --dry-run apply)")
+    g.add_argument("--model", default=None, type=str.lower, choices=sorted(MODELS),
+                   help="model preset (default llama3-8b): " + "; ".join(
+                       describe(n, p) for n, p in MODELS.items()))
+    g.add_argument("--max-shard-size", default=None,
+                   help="largest shard, e.g. 5GB (Hugging Face's default), 256MiB")
+
+
+def _run_model(args: argparse.Namespace, human: Any) -> int:
+    """``objio gen --format safetensors``: a synthetic model (objio.gen.models)."""
+    from ..gen.models import DEFAULT_MAX_SHARD_SIZE, generate_model, model_files, model_preset
+
+    dataset_only = {"--num-files": args.num_files, "--num-files-eval": args.num_files_eval,
+                    "--samples-per-file": args.samples_per_file, "--record-size": args.record_size,
+                    "--workload": args.workload, "--measure": args.measure or None}
+    given = [flag for flag, v in dataset_only.items() if v is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to datasets; --format safetensors writes a "
+                         "model (--model, --scale, --max-shard-size)")
+    preset = model_preset(args.model or "llama3-8b", args.scale)
+    shard = (DEFAULT_MAX_SHARD_SIZE if args.max_shard_size is None
+             else parse_size(args.max_shard_size, "--max-shard-size"))
+    prefix = parse_uri(args.uri)
+    if args.dry_run:
+        files = model_files(preset, shard)
+        summary = {"dry_run": True, "uri": str(prefix), "model": args.model or "llama3-8b",
+                   "scale": args.scale, "files": files, "total_size": preset.total_bytes(),
+                   "tensors": len(preset.tensors())}
+        print(f"dry run: would write {len(files)} files ({format_size(preset.total_bytes())} of "
+              f"tensors, {len(preset.tensors())} tensors) under {prefix}: {', '.join(files[:3])}"
+              f"{' ...' if len(files) > 3 else ''}", file=human)
+        if args.json:
+            write_json(args.json, summary)
+        return 0
+    from rich.console import Console
+
+    err_console = Console(stderr=True)
+    result = generate_model(client_from_args(args), prefix, preset, max_shard_size=shard,
+                            seed=args.seed or 0, max_in_flight=args.max_in_flight,
+                            progress=not args.no_progress and err_console.is_terminal,
+                            console=err_console)
+    result["model"] = args.model or "llama3-8b"
+    result["scale"] = args.scale
+    print(f"wrote {result['shards']} safetensors shards ({result['tensors']} tensors, "
+          f"{format_size(result['bytes'])}) in {result['seconds']:.2f} s, "
+          f"{result['mib_per_s']:.1f} MiB/s -> {result['uri']}", file=human)
+    if args.json:
+        write_json(args.json, result)
+    return 0
 
 
 def _describe(name: str, spec: GenSpec) -> str:
@@ -195,6 +253,8 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     try:
         human = sys.stderr if args.json == "-" else sys.stdout
+        if getattr(args, "model", None) or (args.format or "").lower() == "safetensors":
+            return _run_model(args, human)
         if getattr(args, "measure", False):
             parse_uri(args.uri)
             if args.format is None and args.workload is None:

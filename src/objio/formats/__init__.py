@@ -14,6 +14,9 @@ hdf5        :func:`hdf5_file`, :func:`generate_hdf5`               :func:`read_h
 jpeg, png   :func:`jpeg_file`, :func:`png_file` (Pillow)           :func:`decode_image`
 parquet     :func:`parquet_file` (pyarrow)                         :func:`read_parquet_bytes`
 raw         :func:`random_bytes`                                   the bytes themselves
+safetensors :func:`safetensors_bytes`, :func:`build_header`        :func:`parse_header`,
+                                                                   :func:`read_safetensors_bytes`,
+                                                                   :func:`parse_index`
 ==========  =====================================================  ==============================
 
 Everything else uses the registry: :func:`get_format` gives a format's :class:`FileFormat`
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import hdf5, image, npz, parquet, raw, tfrecord
+from . import hdf5, image, npz, parquet, raw, safetensors, tfrecord
 from ._common import (
     JPEG_QUALITY,
     FileFormat,
@@ -65,6 +68,13 @@ from .parquet import (
     read_parquet_bytes,
 )
 from .raw import read_raw
+from .safetensors import (
+    build_header,
+    parse_header,
+    parse_index,
+    read_safetensors_bytes,
+    safetensors_bytes,
+)
 from .tfrecord import (
     generate_tfrecord,
     iter_tfrecord,
@@ -78,10 +88,12 @@ from .tfrecord import (
 __all__ = [
     # readers
     "decode_image", "iter_tfrecord", "parse_example", "read_hdf5", "read_npz_bytes",
-    "read_parquet_bytes", "read_raw", "read_tfrecord", "read_tfrecord_bytes",
+    "read_parquet_bytes", "read_raw", "read_tfrecord", "read_tfrecord_bytes", "parse_header",
+    "parse_index", "read_safetensors_bytes",
     # writers
     "generate_hdf5", "generate_npz", "generate_tfrecord", "hdf5_file", "jpeg_file", "npz_file",
     "parquet_file", "png_file", "random_bytes", "tfrecord_file", "tfrecord_index",
+    "build_header", "safetensors_bytes",
     # the registry and datasets
     "FORMATS", "OBJECT_TYPES", "FileFormat", "FileOptions", "get_format", "normalize_format",
     "normalize_object_type", "check_options", "dataset_file", "build_file",
@@ -92,7 +104,7 @@ __all__ = [
 
 _REGISTRY: dict[str, FileFormat] = {
     f.name: f for f in (npz.FORMAT, tfrecord.FORMAT, hdf5.FORMAT, image.JPEG, image.PNG,
-                        parquet.FORMAT, raw.FORMAT)
+                        parquet.FORMAT, raw.FORMAT, safetensors.FORMAT)
 }
 
 FORMATS: tuple[str, ...] = tuple(_REGISTRY)
@@ -108,7 +120,7 @@ def normalize_format(fmt: str) -> str:
 
     Args:
         fmt: one of :data:`FORMATS` (``npz``, ``tfrecord``, ``hdf5``,
-            ``jpeg``, ``png``, ``parquet``, ``raw``) in any letter case.
+            ``jpeg``, ``png``, ``parquet``, ``raw``, ``safetensors``) in any letter case.
 
     Raises:
         ValueError: unknown format; the message lists the formats.
@@ -255,7 +267,9 @@ def dataset_file(
       ``samples`` must be 1;
     * ``parquet``: :func:`parquet_file`, ``samples`` rows (``columns``,
       ``row_group_size``, ``compression`` = codec);
-    * ``raw``: :func:`random_bytes`, ``samples * size`` bytes.
+    * ``raw``: :func:`random_bytes`, ``samples * size`` bytes;
+    * ``safetensors``: tensors ``x`` (``uint8``, ``(samples, dim1, dim2)``) and ``y``
+      (``int64`` zeros, ``(samples,)``), see :mod:`objio.formats.safetensors`.
 
     Every file is fixed by ``(seed, index)``; distinct indices give distinct
     random payloads.
