@@ -91,6 +91,65 @@ def test_fastlist_with_small_pages_splits_deeply(client: objio.Client, big_prefi
     assert keys == client.list(big_prefix) and stats["order"] != "sequential"
 
 
+def test_datasets_from_a_large_prefix_use_fastlist(client: objio.Client, big_prefix: str,
+                                                   s3_server: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """from_prefix of more than one page: the first page at once, the rest from FastList;
+    every key once, in the sequential listing's order, in both datasets."""
+    pytest.importorskip("torch")
+    from objio.torch import S3IterableDataset, S3MapDataset
+    from objio.torch import datasets as ds
+
+    calls: list[str] = []
+
+    async def counting(*args: Any, **kwargs: Any) -> list[ObjectInfo]:
+        calls.append(args[2])
+        return await fastlist.list_fast(*args, **kwargs)
+
+    monkeypatch.setattr(ds, "list_fast", counting)
+
+    def keys_of(d: Any) -> list[str]:
+        n = d._listing.wait_all()
+        return [d._listing.objects.get(i)[0].key for i in range(n)]
+
+    seq = client.list(big_prefix)
+    cfg = s3_server.config
+    m = S3MapDataset.from_prefix(big_prefix, region="us-east-1", s3client_config=cfg)
+    assert keys_of(m) == seq and len(m) == len(seq)
+    assert m[len(seq) - 1].key == seq[-1]
+    it = S3IterableDataset.from_prefix(big_prefix + "big/", region="us-east-1",
+                                       s3client_config=cfg)
+    base = big_prefix.split("/", 3)[3]
+    assert keys_of(it) == [k for k in seq if k.startswith(base + "big/")]
+    assert len(calls) == 2
+    small = S3MapDataset.from_prefix(big_prefix + "big/0000", region="us-east-1",
+                                     s3client_config=cfg)
+    assert keys_of(small) == [k for k in seq if k.startswith(base + "big/0000")]
+    assert len(keys_of(small)) == 10 and len(calls) == 2  # one page: no FastList
+
+
+def test_cp_recursive_lists_with_fastlist(client: objio.Client, prefix: str, tmp_path: Any,
+                                          s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = fastlist.list_fast
+
+    async def counting(*args: Any, **kwargs: Any) -> list[ObjectInfo]:
+        calls.append(args[2])
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(fastlist, "list_fast", counting)
+    client.put_many((f"{prefix}d/{i}", b"x" * i) for i in range(5))
+    for k, v in (("AWS_ACCESS_KEY_ID", s3_server.access_key_id),
+                 ("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key),
+                 ("AWS_REGION", s3_server.region)):
+        monkeypatch.setenv(k, v)
+    assert cli_main(["cp", "-r", "-q", "--endpoint-url", s3_server.endpoint_url,
+                     f"{prefix}d", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [str(i) for i in range(5)]
+    assert (tmp_path / "out" / "3").read_bytes() == b"xxx"
+    assert len(calls) == 1 and calls[0].endswith("d/")
+
+
 def test_fastlist_glob_small_and_missing(client: objio.Client, prefix: str) -> None:
     client.put_many([(prefix + k, b"x") for k in ("a.npz", "b.npz", "c.txt", "d/e.npz")])
     assert client.list(prefix, fast=True) == client.list(prefix)

@@ -68,6 +68,7 @@ def forbid_listing(worker_id: int) -> None:
         raise AssertionError(f"worker {worker_id} tried to list")
 
     d._list_pages = boom  # type: ignore[assignment]
+    d.list_fast = boom  # type: ignore[assignment]
     objio.api.Client.list_objects = boom  # type: ignore[method-assign]
     objio.api.Client.list = boom  # type: ignore[method-assign]
 
@@ -363,12 +364,12 @@ def test_iteration_starts_before_the_listing_ends(tmp_path: Any,
     first_item = threading.Event()
     events: list[str] = []
 
-    async def two_pages(client: Any, obj: Any) -> Any:
-        yield [str(tmp_path / "f0")], [2]
+    async def two_pages(client: Any, obj: Any, first_page_only: bool = False) -> Any:
+        yield [str(tmp_path / "f0")], [2], True
         # the second page only comes once the consumer got the first object (or after 30 s)
         await asyncio.get_running_loop().run_in_executor(None, first_item.wait, 30)
         events.append("page 2 listed")
-        yield [str(tmp_path / "f1"), str(tmp_path / "f2")], [2, 2]
+        yield [str(tmp_path / "f1"), str(tmp_path / "f2")], [2, 2], False
 
     monkeypatch.setattr(dsmod, "_list_pages", two_pages)
     ds = S3IterableDataset.from_prefix(f"{tmp_path}/", region="x", transform=T.read_bytes)

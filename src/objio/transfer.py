@@ -102,7 +102,8 @@ def _source_listing(client: Any, src: ObjectURI, recursive: bool) -> tuple[str, 
     prefix = src.key
     if prefix and not prefix.endswith(("/", os.sep)):
         prefix += "/" if src.scheme == "s3" else os.sep
-    return prefix, client.list_objects(str(src.with_key(prefix)))
+    # FastList (objio.fastlist): concurrent listing for large prefixes, one request for small
+    return prefix, client.list_objects(str(src.with_key(prefix)), fast=True)
 
 
 def _rel(src: ObjectURI, base: str, key: str) -> str:

@@ -86,6 +86,7 @@ import array
 import asyncio
 import bisect
 import collections
+import contextlib
 import fnmatch
 import io
 import logging
@@ -106,6 +107,7 @@ from .. import engine
 from ..api import Client
 from ..config import ClientConfig, MiB
 from ..errors import ObjectStoreError
+from ..fastlist import list_fast
 from ..io import SequentialReader
 from ..io._common import _byte_view
 from ..uri import ObjectURI, parse_uri, split_glob
@@ -357,10 +359,12 @@ class _ObjectList:
         return total
 
 
-async def _list_pages(client: Client, obj: ObjectURI) -> AsyncIterator[tuple[list[str], list[int]]]:
-    """(keys, sizes) per listing page under ``obj`` (a prefix, or a glob in its last segment as
-    :meth:`objio.Client.list`), in key order. A failed page request is retried (resuming after
-    the last key seen) as the client's ``max_attempts`` allows."""
+async def _list_pages(client: Client, obj: ObjectURI, first_page_only: bool = False
+                      ) -> AsyncIterator[tuple[list[str], list[int], bool]]:
+    """(keys, sizes, more) per listing page under ``obj`` (a prefix, or a glob in its last
+    segment as :meth:`objio.Client.list`), in key order; ``more``: pages follow (with
+    ``first_page_only`` the listing stops after the first page). A failed page request is
+    retried (resuming after the last key seen) as the client's ``max_attempts`` allows."""
     key, pattern = split_glob(obj)
     backend = client._backend(obj)
     root = obj.with_key("") if obj.scheme == "s3" else obj
@@ -370,20 +374,26 @@ async def _list_pages(client: Client, obj: ObjectURI) -> AsyncIterator[tuple[lis
     last: str | None = None
     while True:
         try:
-            async for page in backend.list_pages(root, key, delimiter, start_after=last):
-                keys: list[str] = []
-                sizes: list[int] = []
-                for info in page.objects:
-                    k = info.key
-                    if k.endswith("/") or (pattern is not None
-                                           and not fnmatch.fnmatchcase(k[len(key):], pattern)):
-                        continue
-                    keys.append(k)
-                    sizes.append(info.size)
-                if page.objects:
-                    last = page.objects[-1].key
-                if keys:
-                    yield keys, sizes
+            async with contextlib.aclosing(
+                    backend.list_pages(root, key, delimiter, start_after=last)) as pages:
+                async for page in pages:
+                    keys: list[str] = []
+                    sizes: list[int] = []
+                    for info in page.objects:
+                        k = info.key
+                        if k.endswith("/") or (
+                                pattern is not None
+                                and not fnmatch.fnmatchcase(k[len(key):], pattern)):
+                            continue
+                        keys.append(k)
+                        sizes.append(info.size)
+                    if page.objects:
+                        last = page.objects[-1].key
+                    more = page.next_token is not None
+                    if keys or first_page_only:
+                        yield keys, sizes, more
+                    if first_page_only:
+                        return
             return
         except ObjectStoreError as e:
             if not e.retryable or attempt >= attempts:
@@ -447,13 +457,32 @@ class _Listing:
         else:
             self._run_callable(self.source)
 
+    def _add(self, obj: ObjectURI, keys: list[str], sizes: list[int]) -> None:
+        if keys:
+            with self.cond:
+                self.objects.add(obj.scheme, obj.bucket, keys, sizes)
+                self.cond.notify_all()
+
     async def _run_prefix(self, obj: ObjectURI) -> None:
         try:
             client = Client(self.config)
-            async for keys, sizes in _list_pages(client, obj):
-                with self.cond:
-                    self.objects.add(obj.scheme, obj.bucket, keys, sizes)
-                    self.cond.notify_all()
+            if obj.scheme == "s3" and split_glob(obj)[1] is None:
+                # The first page now (the first samples need nothing more); a prefix of more
+                # than one page then comes from FastList (objio.fastlist), which also lists
+                # the first page again: only the keys not seen yet are added, in listing order.
+                more, seen = False, set[str]()
+                async for page in _list_pages(client, obj, first_page_only=True):
+                    keys, sizes, more = page
+                    seen.update(keys)
+                    self._add(obj, keys, sizes)
+                if more:
+                    infos = await list_fast(client._backend(obj), obj.with_key(""), obj.key,
+                                            attempts=max(client.config.max_attempts or 1, 1))
+                    rest = [i for i in infos if not i.key.endswith("/") and i.key not in seen]
+                    self._add(obj, [i.key for i in rest], [i.size for i in rest])
+            else:
+                async for keys, sizes, _ in _list_pages(client, obj):
+                    self._add(obj, keys, sizes)
         except BaseException as e:  # noqa: BLE001 - kept and raised to the reader
             self.error = e
         finally:
@@ -958,7 +987,8 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
                     prefetch_objects: int = DEFAULT_MAP_PREFETCH_OBJECTS,
                     prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3MapDataset:
         """A dataset of every object under ``s3_uri`` (``s3://bucket/prefix``: a string prefix;
-        ``file:///dir/`` or a local path), listed once, lazily.
+        ``file:///dir/`` or a local path), listed once, lazily: the first page at once, a
+        larger S3 prefix then with FastList (:mod:`objio.fastlist`).
 
         Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
         out of range); on first use FileNotFoundError (no
@@ -1083,7 +1113,8 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
                     prefetch_objects: int = DEFAULT_ITERABLE_PREFETCH_OBJECTS,
                     prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3IterableDataset:
         """A dataset of every object under ``s3_uri`` (``s3://bucket/prefix``: a string prefix;
-        ``file:///dir/`` or a local path), listed once, lazily.
+        ``file:///dir/`` or a local path), listed once, lazily: the first page at once, a
+        larger S3 prefix then with FastList (:mod:`objio.fastlist`).
 
         Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
         out of range); on first use FileNotFoundError (no
