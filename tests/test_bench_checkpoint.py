@@ -50,9 +50,12 @@ def test_small_run_reports_every_number(s3_server: Any, client: objio.Client, pr
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", cfg.secret_access_key)
     rc = main(["bench", "checkpoint", prefix, "--endpoint-url", s3_server.endpoint_url,
                "--size", "2MiB", "--rounds", "1", "--cases", "disk,objio",
-               "--json", str(tmp_path / "r.json")])
+               "--json", str(tmp_path / "r.json"),
+               *(["--plot", str(tmp_path / "r.png")] if _has_matplotlib() else [])])
     assert rc == 0
     out = capsys.readouterr().out
+    if _has_matplotlib():
+        assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert "objio" in out and "GiB/s" in out and "disk" in out
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["kind"] == "checkpoint"
@@ -63,6 +66,31 @@ def test_small_run_reports_every_number(s3_server: Any, client: objio.Client, pr
             assert r[op]["gib_s"] > 0 and r[op]["cpu_s_per_gib"] >= 0 and r[op]["peak_rss"] > 0
     assert report["summary"]["objio"]["load"]["gib_s"] > 0
     assert client.list(prefix) == []                    # everything written was deleted
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_cli_stops_the_embedded_server_when_the_run_fails(
+        s3_server: Any, client: objio.Client, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import objio.cli.bench as cb
+
+    stopped: list[bool] = []
+
+    class Embedded:
+        def stop(self) -> None:
+            stopped.append(True)
+
+    monkeypatch.setattr(cb, "start_embedded", lambda: (Embedded(), client))
+    assert main(["bench", "checkpoint", "--cases", "disk,nope"]) == 1
+    assert "--cases must be a comma list" in capsys.readouterr().err
+    assert stopped == [True]
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -88,5 +116,5 @@ def test_cli_help_describes_every_option(capsys: pytest.CaptureFixture[str]) -> 
         main(["bench", "checkpoint", "--help"])
     text = capsys.readouterr().out
     for opt in ("--size", "--ranks", "--threads", "--rounds", "--cases", "--workload", "--scale",
-                "--json", "--no-progress"):
+                "--json", "--plot", "--no-progress"):
         assert opt in text

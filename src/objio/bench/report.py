@@ -198,7 +198,7 @@ def plot_bars(path: str, title: str, rows: Sequence[PlotRow], *,
 
 def plot_report(kind: str, report: Mapping[str, Any], path: str) -> None:
     """The ``--plot`` of a benchmark: ``kind`` is ``objects``, ``train``, ``stream``,
-    ``model`` or ``list``, ``report`` what that benchmark returned. Writes a PNG to ``path``
+    ``checkpoint``, ``model`` or ``list``, ``report`` what that benchmark returned. Writes a PNG to ``path``
     (see :func:`plot_bars`). Raises: ValueError (unknown kind, nothing to plot), ImportError
     (no matplotlib)."""
     rows: list[PlotRow] = []
@@ -250,6 +250,21 @@ def plot_report(kind: str, report: Mapping[str, Any], path: str) -> None:
                 samples[name] = [1000.0 * x for x in row.get("ttft_samples_s", []) if x is not None]
         label = "time to first tensor (ms), each round"
         note = "each run in a fresh process; GiB = 2^30 bytes"
+    elif kind == "checkpoint":
+        title = (f"objio bench checkpoint: {report['state_dict_bytes'] / GiB:.2f} GiB state dict, "
+                 f"DCP on {report['ranks']} ranks (median of {report['rounds']} rounds)")
+        for case, ops in report["summary"].items():
+            for op in ("save", "load"):
+                row = ops.get(op)
+                if row and row.get("gib_s"):
+                    rows.append((f"{case} {op}", row["gib_s"], "GiB/s"))
+                    rows.append((f"{case} {op}", row["cpu_s_per_gib"], "client CPU s/GiB"))
+        for r in report.get("runs", []):
+            if r.get("ok"):
+                for op in ("save", "load"):
+                    samples.setdefault(f"{r['case']} {op}", []).append(r[op]["gib_s"])
+        label = "GiB/s of each round"
+        note = "GiB = 2^30 bytes; client CPU: user + system seconds of the client process(es)"
     elif kind == "list":
         cfg = report["config"]
         title = (f"objio bench list: {cfg['keys']:,} keys ({cfg['layout']}), "
@@ -260,5 +275,6 @@ def plot_report(kind: str, report: Mapping[str, Any], path: str) -> None:
                 samples[name] = [1000.0 * x for x in row.get("wall_s_samples", [])]
         label = "listing time (ms), each round"
     else:
-        raise ValueError(f"plot kind must be objects, train, stream, model or list, got {kind!r}")
+        raise ValueError("plot kind must be objects, train, stream, checkpoint, model or list, "
+                         f"got {kind!r}")
     plot_bars(path, title, rows, samples=samples or None, samples_label=label, note=note)

@@ -419,6 +419,7 @@ def configure_checkpoint_parser(parser: argparse.ArgumentParser) -> argparse.Arg
                              "default 1)")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="write the full report as JSON to FILE ('-' = stdout)")
+    parser.add_argument("--plot", metavar="FILE.png", default=None, help=_PLOT_HELP)
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress output (it is shown on a terminal only)")
     return parser
@@ -500,11 +501,15 @@ def run_checkpoint_from_args(args: argparse.Namespace) -> int:
         if not out.is_terminal:
             out.width = max(out.width, 160)
         ck.print_report(report, out)
+        _plot("checkpoint", report, args.plot)
         if args.json:
             write_json(args.json, report)
         return 0
-    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError) as e:
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
         return _fail(e)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 # ------------------------------------------------------------------------------ model, list
