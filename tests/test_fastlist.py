@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any, AsyncIterator
@@ -184,73 +183,31 @@ def test_objio_ls_fast(client: objio.Client, big_prefix: str, s3_server: Any,
 
 
 # ------------------------------------------------------------------ a server that fails lists
-class _FailingProxy:
-    """An HTTP proxy in front of the real server answering every ``every``-th ListObjectsV2
-    request (only requests that continue a listing or start after a key) with 503 SlowDown."""
-
-    def __init__(self, upstream: tuple[str, int], every: int) -> None:
-        self.upstream = upstream
-        self.every = every
-        self.lists = 0
-        self.failed = 0
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def main() -> None:
-            asyncio.set_event_loop(self.loop)
-            srv = self.loop.run_until_complete(asyncio.start_server(self.handle, "127.0.0.1", 0))
-            self.port = srv.sockets[0].getsockname()[1]
-            ready.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=main, daemon=True)
-        self.thread.start()
-        ready.wait()
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            line = head.split(b"\r\n", 1)[0]
-            if b"list-type=2" in line:
-                self.lists += 1
-                if self.lists % self.every == 0:
-                    self.failed += 1
-                    body = (b'<?xml version="1.0"?><Error><Code>SlowDown</Code>'
-                            b"<Message>injected</Message></Error>")
-                    writer.write(b"HTTP/1.1 503 Slow Down\r\nConnection: close\r\n"
-                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-                    await writer.drain()
-                    return
-            ur, uw = await asyncio.open_connection(*self.upstream)
-            uw.write(head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
-            await uw.drain()
-            while data := await ur.read(1 << 16):
-                writer.write(data)
-                await writer.drain()
-            uw.close()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
 def test_fastlist_retries_failed_list_requests(client: objio.Client, big_prefix: str,
-                                               s3_server: Any) -> None:
-    from urllib.parse import urlsplit
+                                               s3_server: Any, proxy: Any) -> None:
+    """Every 7th ListObjectsV2 request (of those continuing a listing or starting after a
+    key) answered 503 SlowDown by the fault proxy: the listing is still every key once."""
+    from faultproxy import Forge, Response
 
-    parts = urlsplit(s3_server.config.endpoint_url)
-    proxy = _FailingProxy((parts.hostname, parts.port), every=7)
+    lists = [0]
+
+    def every_7th(r: Any) -> bool:
+        if r.query.get("list-type") != "2" or not ({"continuation-token", "start-after"}
+                                                   & r.query.keys()):
+            return False
+        lists[0] += 1
+        return lists[0] % 7 == 0
+
+    body = (b'<?xml version="1.0"?><Error><Code>SlowDown</Code>'
+            b"<Message>injected</Message></Error>")
+    rule = proxy.add(every_7th, Forge(lambda r: Response(503, "Slow Down", [], body)),
+                     times=None)
     try:
-        flaky = objio.Client(s3_server.config, endpoint_url=f"http://127.0.0.1:{proxy.port}",
-                             max_attempts=5)
+        flaky = objio.Client(s3_server.config, endpoint_url=proxy.endpoint_url, max_attempts=5)
         assert flaky.list(big_prefix, fast=True) == client.list(big_prefix)
-        assert proxy.failed >= 2
+        assert rule.hits >= 2
     finally:
-        proxy.stop()
+        proxy.clear()
 
 
 # ------------------------------------------------------------------ in-memory servers, both orders

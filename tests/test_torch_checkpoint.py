@@ -3,12 +3,9 @@ checksums, and objio._crc32c."""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,85 +170,35 @@ def test_save_and_load_verified_on_file_uris(tmp_path: Path) -> None:
     torch.load(S3Checkpoint(verify=False).reader(f"file://{tmp_path}/ck.pt"))
 
 
-class FlipProxy:
-    """A TCP proxy in front of the S3 server that flips one byte in the middle of every GET
-    body whose path contains ``target`` (HTTP/1.1 with Content-Length bodies)."""
+def test_a_byte_flipped_in_transit_is_detected(s3_server: Any, prefix: str, proxy: Any) -> None:
+    """The fault proxy flips one byte in the middle of every GET body of the checkpoint."""
+    import dataclasses
 
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
-        self.target = ""
-        self.flipped = 0
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
+    from faultproxy import Rewrite
 
-        def main() -> None:
-            asyncio.set_event_loop(self.loop)
-            srv = self.loop.run_until_complete(asyncio.start_server(self.handle, "127.0.0.1", 0))
-            self.port = srv.sockets[0].getsockname()[1]
-            ready.set()
-            self.loop.run_forever()
+    flipped = [0]
 
-        self.thread = threading.Thread(target=main, daemon=True)
-        self.thread.start()
-        ready.wait()
+    def flip(req: Any, resp: Any) -> Any:
+        if not resp.body:
+            return resp
+        body = bytearray(resp.body)
+        body[len(body) // 2] ^= 0x01
+        flipped[0] += 1
+        return dataclasses.replace(resp, body=bytes(body))
 
-    @staticmethod
-    def _length(head: bytes) -> int:
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                return int(value.strip())
-        return 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                method, path = head.split(b" ", 2)[:2]
-                body = await reader.readexactly(self._length(head))
-                up_w.write(head + body)
-                await up_w.drain()
-                rhead = await up_r.readuntil(b"\r\n\r\n")
-                n = 0 if method == b"HEAD" else self._length(rhead)
-                rbody = bytearray(await up_r.readexactly(n))
-                if method == b"GET" and self.target and self.target.encode() in path and n:
-                    rbody[n // 2] ^= 0x20
-                    self.flipped += 1
-                writer.write(rhead + rbody)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-            up_w.close()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
-@pytest.fixture
-def flip_proxy(s3_server: Any) -> Iterator[FlipProxy]:
-    from urllib.parse import urlsplit
-
-    p = FlipProxy(int(urlsplit(s3_server.endpoint_url).port or 80))
-    yield p
-    p.stop()
-
-
-def test_a_byte_flipped_in_transit_is_detected(s3_server: Any, prefix: str,
-                                               flip_proxy: FlipProxy) -> None:
-    cfg = s3_server.config.replace(endpoint_url=f"http://127.0.0.1:{flip_proxy.port}")
+    cfg = s3_server.config.replace(endpoint_url=proxy.endpoint_url)
     ck = S3Checkpoint(s3client_config=cfg)
     sd = state_dict(2, mib=2)
     with ck.writer(prefix + "t.pt") as w:
         torch.save(sd, w)
     assert same(torch.load(ck.reader(prefix + "t.pt")), sd)     # the proxy alone is harmless
-    flip_proxy.target = "t.pt"
-    with pytest.raises(objio.IntegrityError) as ei:
-        torch.load(ck.reader(prefix + "t.pt"))
-    assert flip_proxy.flipped and f"{prefix}t.pt" in str(ei.value)
+    proxy.add(lambda r: r.method == "GET" and r.path.endswith("t.pt"), Rewrite(flip), times=None)
+    try:
+        with pytest.raises(objio.IntegrityError) as ei:
+            torch.load(ck.reader(prefix + "t.pt"))
+    finally:
+        proxy.clear()
+    assert flipped[0] and f"{prefix}t.pt" in str(ei.value)
     assert ei.value.uri == f"{prefix}t.pt" and "bytes [0, " in str(ei.value)
 
 
