@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Callable
 
 from ..bench import train
 from ..bench._common import DEFAULT_BUCKET, one_line, start_embedded
@@ -68,6 +68,79 @@ def _fail(e: BaseException) -> int:
             else "access denied: " if isinstance(e, PermissionError) else "")
     print(f"objio bench: error: {kind}{one_line(e)}", file=sys.stderr)
     return 1
+
+
+class _Target:
+    """Where a benchmark runs: the ``uri`` argument, or (without one) an embedded local S3
+    server that :meth:`open` starts and :func:`_guarded` stops when the run ends."""
+
+    def __init__(self) -> None:
+        self.server: Any = None
+
+    def open(self, args: argparse.Namespace, default_prefix: str) -> tuple[Any, str]:
+        """(client, s3://bucket/prefix) of the run."""
+        uri = getattr(args, "uri", None)
+        if uri is None:
+            self.server, client = start_embedded()
+            return client, f"s3://{DEFAULT_BUCKET}/{default_prefix}"
+        return client_from_args(args), uri
+
+    @property
+    def embedded(self) -> bool:
+        return self.server is not None
+
+
+def _guarded(run: Callable[[_Target], int]) -> int:
+    """Run one benchmark: its exit code; 1 with one line on stderr for an error (bad input, an
+    unreachable or refusing server, a missing extra), 130 for Ctrl-C. An embedded server the
+    run started is stopped in every case."""
+    target = _Target()
+    try:
+        return run(target)
+    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
+        return _fail(e)
+    finally:
+        if target.server is not None:
+            target.server.stop()
+
+
+def _report_console(args: argparse.Namespace, width: int = 160) -> Any:
+    """The rich console the report tables go to: stderr when ``--json -`` takes stdout; wide
+    enough off a terminal (pipes default to 80 columns) to keep rows whole."""
+    from rich.console import Console
+
+    out = Console(stderr=True) if getattr(args, "json", None) == "-" else Console()
+    if not out.is_terminal:
+        out.width = max(out.width, width)
+    return out
+
+
+def _log(args: argparse.Namespace) -> Callable[[str], None]:
+    """Progress lines: to stderr when ``--json -`` takes stdout."""
+    if getattr(args, "json", None) == "-":
+        return lambda line: print(line, file=sys.stderr)
+    return print
+
+
+def _text_out(args: argparse.Namespace) -> Any:
+    """Where plain-text reports go: stderr when ``--json -`` takes stdout."""
+    return sys.stderr if getattr(args, "json", None) == "-" else sys.stdout
+
+
+def _finish(kind: str, report: dict[str, Any], args: argparse.Namespace, target: _Target,
+            show: Callable[[dict[str, Any]], None],
+            before_json: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """The end of every benchmark: show the report, ``--plot`` it, write ``--json``."""
+    if target.embedded:
+        report["server"] = "embedded"
+    show(report)
+    _plot(kind, report, getattr(args, "plot", None))
+    path = getattr(args, "json", None)
+    if path:
+        if before_json is not None:
+            before_json(report)
+        write_json(path, report)
+    return 0
 
 
 def _compare_value(args: argparse.Namespace) -> None:
@@ -117,60 +190,43 @@ def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.Argume
 def run_from_args(args: argparse.Namespace) -> int:
     """Run ``objio bench`` from parsed arguments; returns the process exit code (0 success,
     1 error with a one-line message on stderr, 130 interrupted)."""
+    return _guarded(lambda target: _objects(args, target))
+
+
+def _objects(args: argparse.Namespace, target: _Target) -> int:
     from rich.console import Console
 
-    server: Any = None
-    try:
-        # None = not given (the training emulation, sharing this parser, has other defaults)
-        args.num = 64 if args.num is None else args.num
-        args.epochs = 3 if args.epochs is None else args.epochs
-        size = parse_size("1MiB" if args.size is None else args.size, "--size")
-        from ..formats import normalize_object_type
+    # None = not given (the training emulation, sharing this parser, has other defaults)
+    args.num = 64 if args.num is None else args.num
+    args.epochs = 3 if args.epochs is None else args.epochs
+    size = parse_size("1MiB" if args.size is None else args.size, "--size")
+    from ..formats import normalize_object_type
 
-        otype = normalize_object_type(args.object_type)
-        _compare_value(args)
-        named = args.compare if isinstance(args.compare, str) else None
-        peers = parse_peers(args.peers if named is None else named)
-        compare = bool(args.compare) or peers is not None
-        for flag, v in (("--num", args.num), ("--epochs", args.epochs),
-                        ("--max-in-flight", args.max_in_flight)):
-            if v < 1:
-                raise ValueError(f"{flag} must be >= 1, got {v}")
-        json_to_stdout = args.json == "-"
-        err_console = Console(stderr=True)
-        progress = not args.no_progress and err_console.is_terminal
+    otype = normalize_object_type(args.object_type)
+    _compare_value(args)
+    named = args.compare if isinstance(args.compare, str) else None
+    peers = parse_peers(args.peers if named is None else named)
+    compare = bool(args.compare) or peers is not None
+    for flag, v in (("--num", args.num), ("--epochs", args.epochs),
+                    ("--max-in-flight", args.max_in_flight)):
+        if v < 1:
+            raise ValueError(f"{flag} must be >= 1, got {v}")
+    err_console = Console(stderr=True)
+    progress = not args.no_progress and err_console.is_terminal
+    if args.uri is not None and parse_uri(args.uri).scheme != "s3":
+        raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {args.uri!r}")
+    client, prefix = target.open(args, DEFAULT_PREFIX)
 
-        if args.uri is None:
-            server, client = start_embedded()
-            prefix = f"s3://{DEFAULT_BUCKET}/{DEFAULT_PREFIX}"
-        else:
-            client = client_from_args(args)
-            prefix = args.uri
-            if parse_uri(prefix).scheme != "s3":
-                raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {prefix!r}")
+    report = run_bench(client, prefix, num=args.num, size=size, object_type=otype,
+                       max_in_flight=args.max_in_flight, epochs=args.epochs, compare=compare,
+                       peers=peers, seed=args.seed, keep=args.keep, progress=progress,
+                       console=err_console, latency_samples=bool(args.plot))
 
-        report = run_bench(client, prefix, num=args.num, size=size, object_type=otype,
-                           max_in_flight=args.max_in_flight, epochs=args.epochs, compare=compare,
-                           peers=peers, seed=args.seed, keep=args.keep, progress=progress,
-                           console=err_console, latency_samples=bool(args.plot))
-        if server is not None:
-            report["server"] = "embedded"
+    def drop_samples(r: dict[str, Any]) -> None:  # for the plot only
+        r["phases"].get("get", {}).pop("latency_samples_ms", None)
 
-        out = err_console if json_to_stdout else Console()
-        if not out.is_terminal:
-            out.width = max(out.width, 200)  # pipes default to 80 columns: keep rows whole
-        print_report(report, out)
-        _plot("objects", report, args.plot)
-        if args.json:
-            if "latency_samples_ms" in report["phases"].get("get", {}):
-                del report["phases"]["get"]["latency_samples_ms"]  # for the plot only
-            write_json(args.json, report)
-        return 0
-    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
-        return _fail(e)
-    finally:
-        if server is not None:
-            server.stop()
+    return _finish("objects", report, args, target,
+                   lambda r: print_report(r, _report_console(args, 200)), drop_samples)
 
 
 _TRAIN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
@@ -249,83 +305,64 @@ def _int_opt(args: argparse.Namespace, name: str) -> int | None:
 def run_train_from_args(args: argparse.Namespace) -> int:
     """Run ``objio bench --workload ...`` / ``--throughput`` from parsed arguments; returns the
     exit code (0 success, 1 error with a one-line message on stderr, 130 interrupted)."""
+    return _guarded(lambda target: _train(args, target))
+
+
+def _train(args: argparse.Namespace, target: _Target) -> int:
     from rich.console import Console
 
-    server: Any = None
-    try:
-        workload = getattr(args, "workload", None)
-        throughput = bool(getattr(args, "throughput", False))
-        if not workload and not throughput:
-            raise ValueError("give --workload unet3d|resnet50|cosmoflow or --throughput")
-        if workload and throughput:
-            raise ValueError("--workload and --throughput are exclusive")
-        _compare_value(args)
-        compare_arg = getattr(args, "compare", None)
-        uri = getattr(args, "uri", None)
-        compare = train.parse_compare(compare_arg) if compare_arg is not None else \
-            (["s3torchconnector"] if throughput else [])
-        for name, minimum in (("batch_size", 1), ("workers", 0), ("prefetch_factor", 1),
-                              ("epochs", 1), ("num", 1)):
-            v = _int_opt(args, name)
-            if v is not None and v < minimum:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {v}")
-        ct = getattr(args, "compute_time", None)
-        if ct is not None and not ct >= 0:
-            raise ValueError(f"--compute-time must be >= 0 seconds, got {ct}")
-        scale_arg = getattr(args, "scale", None)
-        if scale_arg is not None and not 0 < scale_arg <= 1:
-            raise ValueError(f"--scale must be in (0, 1], got {scale_arg}")
-        json_to_stdout = getattr(args, "json", None) == "-"
-        err = Console(stderr=True)
-        progress = not getattr(args, "no_progress", False) and err.is_terminal
-        if uri is None:
-            server, client = start_embedded()
-            prefix = f"s3://{DEFAULT_BUCKET}/{workload or 'throughput'}/"
-        else:
-            client = client_from_args(args)
-            prefix = uri
-        keep = bool(getattr(args, "keep", False)) or server is not None
-        context = getattr(args, "multiprocessing_context", None)
-        if workload:
-            scale = getattr(args, "scale", None)
-            if scale is None:
-                scale = train.EMBEDDED_SCALE[workload] if server is not None else 1.0
-            report = train.run_training(
-                client, prefix, workload, scale=scale, batch_size=_int_opt(args, "batch_size"),
-                workers=_int_opt(args, "workers"), prefetch_factor=_int_opt(args, "prefetch_factor"),
-                epochs=_int_opt(args, "epochs"), compute_time=getattr(args, "compute_time", None),
-                dataset=getattr(args, "dataset", None), compare=compare, keep=keep,
-                seed=int(getattr(args, "seed", 0) or 0), context=context,
-                persistent_workers=bool(getattr(args, "persistent_workers", False)),
-                decode=not getattr(args, "no_decode", False), progress=progress, console=err)
-        else:
-            kinds = [k.strip() for k in (getattr(args, "dataset", None) or "map,iterable").split(",")
-                     if k.strip()]
-            size = getattr(args, "size", None) or "128KiB"
-            report = train.run_throughput(
-                client, prefix, size=parse_size(size, "--size"),
-                num=_int_opt(args, "num") or 2048, datasets=kinds,
-                batch_size=_int_opt(args, "batch_size") or 32,
-                workers=2 if _int_opt(args, "workers") is None else int(args.workers),
-                prefetch_factor=_int_opt(args, "prefetch_factor") or 2,
-                epochs=_int_opt(args, "epochs") or 3, compare=compare, keep=keep,
-                context=context, progress=progress, console=err)
-        if server is not None:
-            report["server"] = "embedded"
-        out = err if json_to_stdout else Console()
-        if not out.is_terminal:
-            out.width = max(out.width, 160)
-        train.print_report(report, out)
-        _plot("train", report, getattr(args, "plot", None))
-        path = getattr(args, "json", None)
-        if path:
-            write_json(path, report)
-        return 0
-    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
-        return _fail(e)
-    finally:
-        if server is not None:
-            server.stop()
+    workload = getattr(args, "workload", None)
+    throughput = bool(getattr(args, "throughput", False))
+    if not workload and not throughput:
+        raise ValueError("give --workload unet3d|resnet50|cosmoflow or --throughput")
+    if workload and throughput:
+        raise ValueError("--workload and --throughput are exclusive")
+    _compare_value(args)
+    compare_arg = getattr(args, "compare", None)
+    compare = train.parse_compare(compare_arg) if compare_arg is not None else \
+        (["s3torchconnector"] if throughput else [])
+    for name, minimum in (("batch_size", 1), ("workers", 0), ("prefetch_factor", 1),
+                          ("epochs", 1), ("num", 1)):
+        v = _int_opt(args, name)
+        if v is not None and v < minimum:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {v}")
+    ct = getattr(args, "compute_time", None)
+    if ct is not None and not ct >= 0:
+        raise ValueError(f"--compute-time must be >= 0 seconds, got {ct}")
+    scale_arg = getattr(args, "scale", None)
+    if scale_arg is not None and not 0 < scale_arg <= 1:
+        raise ValueError(f"--scale must be in (0, 1], got {scale_arg}")
+    err = Console(stderr=True)
+    progress = not getattr(args, "no_progress", False) and err.is_terminal
+    client, prefix = target.open(args, f"{workload or 'throughput'}/")
+    keep = bool(getattr(args, "keep", False)) or target.embedded
+    context = getattr(args, "multiprocessing_context", None)
+    if workload:
+        scale = getattr(args, "scale", None)
+        if scale is None:
+            scale = train.EMBEDDED_SCALE[workload] if target.embedded else 1.0
+        report = train.run_training(
+            client, prefix, workload, scale=scale, batch_size=_int_opt(args, "batch_size"),
+            workers=_int_opt(args, "workers"), prefetch_factor=_int_opt(args, "prefetch_factor"),
+            epochs=_int_opt(args, "epochs"), compute_time=getattr(args, "compute_time", None),
+            dataset=getattr(args, "dataset", None), compare=compare, keep=keep,
+            seed=int(getattr(args, "seed", 0) or 0), context=context,
+            persistent_workers=bool(getattr(args, "persistent_workers", False)),
+            decode=not getattr(args, "no_decode", False), progress=progress, console=err)
+    else:
+        kinds = [k.strip() for k in (getattr(args, "dataset", None) or "map,iterable").split(",")
+                 if k.strip()]
+        size = getattr(args, "size", None) or "128KiB"
+        report = train.run_throughput(
+            client, prefix, size=parse_size(size, "--size"),
+            num=_int_opt(args, "num") or 2048, datasets=kinds,
+            batch_size=_int_opt(args, "batch_size") or 32,
+            workers=2 if _int_opt(args, "workers") is None else int(args.workers),
+            prefetch_factor=_int_opt(args, "prefetch_factor") or 2,
+            epochs=_int_opt(args, "epochs") or 3, compare=compare, keep=keep,
+            context=context, progress=progress, console=err)
+    return _finish("train", report, args, target,
+                   lambda r: train.print_report(r, _report_console(args)))
 
 
 # ------------------------------------------------------------------------------ stream
@@ -352,32 +389,27 @@ def configure_stream_parser(parser: argparse.ArgumentParser) -> argparse.Argumen
 
 def run_stream_from_args(args: argparse.Namespace) -> int:
     """Run ``objio bench stream`` from parsed arguments; returns the exit code."""
+    return _guarded(lambda target: _stream(args, target))
+
+
+def _stream(args: argparse.Namespace, target: _Target) -> int:
     from ..bench import stream
 
-    try:
-        size = parse_size(args.size, "--size")
-        chunk = parse_size(args.chunk, "--chunk")
-        if args.rounds < 1 or chunk < 1:
-            raise ValueError("--rounds and --chunk must be >= 1")
-        ops = [o.strip() for o in args.ops.split(",") if o.strip()]
-        if not ops or set(ops) - set(stream.CASES):
-            raise ValueError(f"--ops must be a comma list of {', '.join(stream.CASES)}")
-        libs = None
-        if args.libs:
-            libs = [x.strip() for x in args.libs.split(",") if x.strip()]
-            known = {k for cases in stream.CASES.values() for k in cases}
-            if not libs or set(libs) - known:
-                raise ValueError(f"--libs must be a comma list of {', '.join(sorted(known))}")
-        to_stdout = args.json == "-"
-        log = (lambda line: print(line, file=sys.stderr)) if to_stdout else print
-        report = stream.run(size, args.rounds, chunk, ops=ops, libs=libs, log=log)
-        stream.print_report(report, sys.stderr if to_stdout else sys.stdout)
-        _plot("stream", report, args.plot)
-        if args.json:
-            write_json(args.json, report)
-        return 0
-    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
-        return _fail(e)
+    size = parse_size(args.size, "--size")
+    chunk = parse_size(args.chunk, "--chunk")
+    if args.rounds < 1 or chunk < 1:
+        raise ValueError("--rounds and --chunk must be >= 1")
+    ops = [o.strip() for o in args.ops.split(",") if o.strip()]
+    if not ops or set(ops) - set(stream.CASES):
+        raise ValueError(f"--ops must be a comma list of {', '.join(stream.CASES)}")
+    libs = None
+    if args.libs:
+        libs = [x.strip() for x in args.libs.split(",") if x.strip()]
+        known = {k for cases in stream.CASES.values() for k in cases}
+        if not libs or set(libs) - known:
+            raise ValueError(f"--libs must be a comma list of {', '.join(sorted(known))}")
+    report = stream.run(size, args.rounds, chunk, ops=ops, libs=libs, log=_log(args))
+    return _finish("stream", report, args, target, lambda r: stream.print_report(r, _text_out(args)))
 
 
 # ------------------------------------------------------------------------------ checkpoint
@@ -428,88 +460,71 @@ def configure_checkpoint_parser(parser: argparse.ArgumentParser) -> argparse.Arg
 def run_checkpoint_from_args(args: argparse.Namespace) -> int:
     """Run ``objio bench checkpoint`` from parsed arguments; returns the exit code (0 success,
     1 error with a one-line message on stderr, 130 interrupted)."""
+    return _guarded(lambda target: _checkpoint(args, target))
+
+
+def _checkpoint(args: argparse.Namespace, target: _Target) -> int:
     from rich.console import Console
 
     from ..bench import checkpoint as ck
 
-    server: Any = None
+    workload = args.workload
+    if args.scale is not None and workload is None:
+        raise ValueError("--scale applies to --workload presets only")
+    if args.scale is not None and not 0 < args.scale <= 1:
+        raise ValueError(f"--scale must be in (0, 1], got {args.scale}")
+    if workload is not None:
+        preset = ck.PRESETS[workload]
+        if args.size is not None:
+            raise ValueError("--size and --workload are exclusive (use --scale)")
+        scale = 1.0 if args.scale is None else args.scale
+        size = int(preset.total_bytes * scale)
+        ranks = preset.ranks if args.ranks is None else args.ranks
+    else:
+        scale = None
+        size = parse_size("1GiB" if args.size is None else args.size, "--size")
+        ranks = 2 if args.ranks is None else args.ranks
+    cases = list(ck.CASES) if args.cases is None else \
+        [c.strip() for c in args.cases.split(",") if c.strip()]
+    err = Console(stderr=True)
+    show = not args.no_progress and err.is_terminal
+    client, prefix = target.open(args, "checkpoint")
+    progress: Any = None
+    task: Any = None
+    if show:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        progress = Progress(TextColumn("{task.description:<36}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), console=err)
+        progress.start()
+        task = progress.add_task("checkpoint", total=args.rounds * len(cases))
+
+    started = [0]
+
+    def advance(label: str) -> None:  # a run starts: the previous one is done
+        if progress is not None:
+            progress.update(task, description=label, advance=1 if started[0] else 0)
+        started[0] += 1
+
+    def log(line: str) -> None:
+        if progress is not None:
+            progress.console.print(line)
+
     try:
-        workload = args.workload
-        if args.scale is not None and workload is None:
-            raise ValueError("--scale applies to --workload presets only")
-        if args.scale is not None and not 0 < args.scale <= 1:
-            raise ValueError(f"--scale must be in (0, 1], got {args.scale}")
-        if workload is not None:
-            preset = ck.PRESETS[workload]
-            if args.size is not None:
-                raise ValueError("--size and --workload are exclusive (use --scale)")
-            scale = 1.0 if args.scale is None else args.scale
-            size = int(preset.total_bytes * scale)
-            ranks = preset.ranks if args.ranks is None else args.ranks
-        else:
-            scale = None
-            size = parse_size("1GiB" if args.size is None else args.size, "--size")
-            ranks = 2 if args.ranks is None else args.ranks
-        cases = list(ck.CASES) if args.cases is None else \
-            [c.strip() for c in args.cases.split(",") if c.strip()]
-        json_to_stdout = args.json == "-"
-        err = Console(stderr=True)
-        show = not args.no_progress and err.is_terminal
-        if args.uri is None:
-            server, client = start_embedded()
-            prefix = f"s3://{DEFAULT_BUCKET}/checkpoint"
-        else:
-            client = client_from_args(args)
-            prefix = args.uri
-        progress: Any = None
-        task: Any = None
-        if show:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            progress = Progress(TextColumn("{task.description:<36}"), BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(), console=err)
-            progress.start()
-            task = progress.add_task("checkpoint", total=args.rounds * len(cases))
-
-        started = [0]
-
-        def advance(label: str) -> None:  # a run starts: the previous one is done
-            if progress is not None:
-                progress.update(task, description=label, advance=1 if started[0] else 0)
-            started[0] += 1
-
-        def log(line: str) -> None:
-            if progress is not None:
-                progress.console.print(line)
-
-        try:
-            report = ck.run_checkpoint(client, prefix, size=size, ranks=ranks,
-                                       rounds=args.rounds, threads=args.threads, cases=cases,
-                                       workload=workload, scale=scale, log=log, advance=advance)
-        finally:
-            if progress is not None:
-                progress.stop()
-        if server is not None:
-            report["server"] = "embedded"
-        out = err if json_to_stdout else Console()
-        if not out.is_terminal:
-            out.width = max(out.width, 160)
-        ck.print_report(report, out)
-        _plot("checkpoint", report, args.plot)
-        if args.json:
-            write_json(args.json, report)
-        return 0
-    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
-        return _fail(e)
+        report = ck.run_checkpoint(client, prefix, size=size, ranks=ranks,
+                                   rounds=args.rounds, threads=args.threads, cases=cases,
+                                   workload=workload, scale=scale, log=log, advance=advance)
     finally:
-        if server is not None:
-            server.stop()
+        if progress is not None:
+            progress.stop()
+    return _finish("checkpoint", report, args, target,
+                   lambda r: ck.print_report(r, _report_console(args)))
 
 
 # ------------------------------------------------------------------------------ model, list
@@ -560,50 +575,30 @@ def configure_model_parser(parser: argparse.ArgumentParser) -> argparse.Argument
 
 def run_model_from_args(args: argparse.Namespace) -> int:
     """Run ``objio bench model`` from parsed arguments; returns the exit code."""
-    from rich.console import Console
+    return _guarded(lambda target: _model(args, target))
 
+
+def _model(args: argparse.Namespace, target: _Target) -> int:
     from ..bench import model
 
-    server: Any = None
-    try:
-        size = parse_size(args.size, "--size")
-        libs = None
-        if args.libs:
-            libs = [x.strip() for x in args.libs.split(",") if x.strip()]
-            if not libs or set(libs) - set(model.CASES):
-                raise ValueError(f"--libs must be a comma list of {', '.join(model.CASES)}")
-        if args.latency_ms < 0:
-            raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
-        budget = None if args.prefetch_memory is None else parse_size(args.prefetch_memory,
-                                                                      "--prefetch-memory")
-        to_stdout = args.json == "-"
-        log = (lambda line: print(line, file=sys.stderr)) if to_stdout else print
-        if args.uri is None:
-            server, client = start_embedded()
-            prefix = f"s3://{DEFAULT_BUCKET}/{model.DEFAULT_PREFIX}"
-        else:
-            client = client_from_args(args)
-            prefix = args.uri
-        report = model.run_model_bench(
-            client, prefix, model=args.model, size=size, shards=args.shards, rounds=args.rounds,
-            libs=libs, max_in_flight=args.max_in_flight, prefetch_memory=budget,
-            latency_ms=args.latency_ms, keep=args.keep or server is not None, seed=args.seed,
-            log=log)
-        if server is not None:
-            report["server"] = "embedded"
-        out = Console(stderr=True) if to_stdout else Console()
-        if not out.is_terminal:
-            out.width = max(out.width, 160)
-        model.print_report(report, out)
-        _plot("model", report, args.plot)
-        if args.json:
-            write_json(args.json, report)
-        return 0
-    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
-        return _fail(e)
-    finally:
-        if server is not None:
-            server.stop()
+    size = parse_size(args.size, "--size")
+    libs = None
+    if args.libs:
+        libs = [x.strip() for x in args.libs.split(",") if x.strip()]
+        if not libs or set(libs) - set(model.CASES):
+            raise ValueError(f"--libs must be a comma list of {', '.join(model.CASES)}")
+    if args.latency_ms < 0:
+        raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
+    budget = None if args.prefetch_memory is None else parse_size(args.prefetch_memory,
+                                                                  "--prefetch-memory")
+    client, prefix = target.open(args, model.DEFAULT_PREFIX)
+    report = model.run_model_bench(
+        client, prefix, model=args.model, size=size, shards=args.shards, rounds=args.rounds,
+        libs=libs, max_in_flight=args.max_in_flight, prefetch_memory=budget,
+        latency_ms=args.latency_ms, keep=args.keep or target.embedded, seed=args.seed,
+        log=_log(args))
+    return _finish("model", report, args, target,
+                   lambda r: model.print_report(r, _report_console(args)))
 
 
 def configure_list_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -626,35 +621,20 @@ def configure_list_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentP
 
 def run_list_from_args(args: argparse.Namespace) -> int:
     """Run ``objio bench list`` from parsed arguments; returns the exit code."""
+    return _guarded(lambda target: _list(args, target))
+
+
+def _list(args: argparse.Namespace, target: _Target) -> int:
     from ..bench import listing
 
-    server: Any = None
-    try:
-        if args.latency_ms < 0:
-            raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
-        to_stdout = args.json == "-"
-        log = (lambda line: print(line, file=sys.stderr)) if to_stdout else print
-        if args.uri is None:
-            server, client = start_embedded()
-            prefix = f"s3://{DEFAULT_BUCKET}/"
-        else:
-            client = client_from_args(args)
-            prefix = args.uri
-        report = listing.run_list_bench(client, prefix, keys=args.keys, layout=args.layout,
-                                        latency_ms=args.latency_ms, rounds=args.rounds,
-                                        max_in_flight=args.max_in_flight, log=log)
-        if server is not None:
-            report["server"] = "embedded"
-        listing.print_report(report, sys.stderr if to_stdout else sys.stdout)
-        _plot("list", report, args.plot)
-        if args.json:
-            write_json(args.json, report)
-        return 0
-    except (KeyboardInterrupt, ObjectStoreError, OSError, ValueError, ImportError) as e:
-        return _fail(e)
-    finally:
-        if server is not None:
-            server.stop()
+    if args.latency_ms < 0:
+        raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
+    client, prefix = target.open(args, "")
+    report = listing.run_list_bench(client, prefix, keys=args.keys, layout=args.layout,
+                                    latency_ms=args.latency_ms, rounds=args.rounds,
+                                    max_in_flight=args.max_in_flight, log=_log(args))
+    return _finish("list", report, args, target,
+                   lambda r: listing.print_report(r, _text_out(args)))
 
 
 # ------------------------------------------------------------------------------ the command
