@@ -7,7 +7,7 @@ import bisect
 import io
 import math
 import operator
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .. import engine
 from .._buffers import new_buffer
@@ -231,6 +231,39 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         check what they receive (:class:`objio.torch.checkpoint` verifies CRC32C here)."""
 
 
+class _BufferedRead1:
+    """``read1``/``readinto1`` of the readers that buffer blocks: at most what :meth:`_peek`
+    has at the position (the current chunk or group), without another request when it is
+    there."""
+
+    _pos: int
+    if TYPE_CHECKING:  # ObjectReader's (declared only: the mixin comes first in the MRO)
+        def _check_open(self) -> None: ...
+        def _peek(self) -> tuple[Any, int, int]: ...
+
+    def read1(self, size: int | None = -1, /) -> bytes:
+        """Up to ``size`` bytes, at most to the end of the current buffered block."""
+        self._check_open()
+        size = -1 if size is None else operator.index(size)
+        buf, lo, hi = self._peek()
+        if size >= 0:
+            hi = min(hi, lo + size)
+        self._pos += hi - lo
+        return bytes(memoryview(buf)[lo:hi])
+
+    def readinto1(self, b: Any, /) -> int:
+        """Like :meth:`read1` into a writable buffer; returns the number of bytes read."""
+        self._check_open()
+        mv = _byte_view(b, "readinto1() argument", writable=True)
+        if not len(mv):
+            return 0
+        buf, lo, hi = self._peek()
+        k = min(hi - lo, len(mv))
+        mv[:k] = memoryview(buf)[lo: lo + k]
+        self._pos += k
+        return k
+
+
 class _Chunk:
     __slots__ = ("idx", "start", "stop", "fut", "buf", "probe", "used")
 
@@ -244,7 +277,7 @@ class _Chunk:
         self.probe = probe
 
 
-class SequentialReader(ObjectReader):
+class SequentialReader(_BufferedRead1, ObjectReader):
     """Streams an object with concurrent read-ahead (see the module docs for the policy).
 
     Args:
@@ -451,24 +484,6 @@ class SequentialReader(ObjectReader):
                 self._pos = pos + k
                 return bytes(memoryview(ch.buf)[off: off + k])
         return super().read(n)
-
-    def read1(self, size: int | None = -1, /) -> bytes:
-        self._check_open()
-        size = -1 if size is None else operator.index(size)
-        buf, lo, hi = self._peek()
-        if size >= 0:
-            hi = min(hi, lo + size)
-        self._pos += hi - lo
-        return bytes(memoryview(buf)[lo:hi])
-
-    def readinto1(self, b: Any, /) -> int:
-        self._check_open()
-        mv = _byte_view(b, "readinto1() argument", writable=True)
-        buf, lo, hi = self._peek()
-        k = min(hi - lo, len(mv))
-        mv[:k] = memoryview(buf)[lo: lo + k]
-        self._pos += k
-        return k
 
     def _peek(self) -> tuple[Any, int, int]:
         pos = self._pos
@@ -691,7 +706,7 @@ async def _fetch_group(backend: Any, obj: ObjectURI, start: int, stop: int, size
     return buf, size, etag
 
 
-class CoalescingReader(ObjectReader):
+class CoalescingReader(_BufferedRead1, ObjectReader):
     """Reads known byte ranges with one ranged GET per group of nearby ranges (the seed's
     ``dcp_optimized`` reader).
 
@@ -823,27 +838,6 @@ class CoalescingReader(ObjectReader):
 
     def read(self, size: int | None = -1, /) -> bytes:
         return bytes(self.readview(size))
-
-    def read1(self, size: int | None = -1, /) -> bytes:
-        """Up to ``size`` bytes, at most to the end of the current group."""
-        self._check_open()
-        size = -1 if size is None else operator.index(size)
-        buf, lo, hi = self._peek()
-        if size >= 0:
-            hi = min(hi, lo + size)
-        self._pos += hi - lo
-        return bytes(memoryview(buf)[lo:hi])
-
-    def readinto1(self, b: Any, /) -> int:
-        self._check_open()
-        mv = _byte_view(b, "readinto1() argument", writable=True)
-        if not len(mv):
-            return 0
-        buf, lo, hi = self._peek()
-        k = min(hi - lo, len(mv))
-        mv[:k] = memoryview(buf)[lo: lo + k]
-        self._pos += k
-        return k
 
     def readview(self, size: int | None = -1, /) -> memoryview:
         """Like :meth:`read`, but returns a read-only memoryview of the fetched group without
