@@ -280,6 +280,37 @@ def test_file_backend(tmp_path: Path) -> None:
     assert target.read_bytes() == data
 
 
+def test_file_abort_waits_for_the_part_writes_in_flight(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Aborting cancels the part uploads; a part being written by a thread is finished before
+    the parts are removed, so no temporary file or upload directory is left behind."""
+    import time
+
+    import objio.local as local
+
+    real = local._write_atomic
+    started: list[str] = []
+    finished: list[str] = []
+
+    def slow(path: str, *args: Any) -> Any:
+        if f"{os.sep}.objio-uploads{os.sep}" not in path:
+            return real(path, *args)
+        started.append(path)
+        time.sleep(0.3)
+        try:
+            return real(path, *args)
+        finally:
+            finished.append(path)
+
+    monkeypatch.setattr(local, "_write_atomic", slow)
+    with pytest.raises(RuntimeError):
+        with oopen(tmp_path / "a.bin", "wb", part_size=1000, max_parts_in_flight=2) as f:
+            f.write(payload(2500, 1))
+            raise RuntimeError
+    assert started and sorted(finished) == sorted(started)
+    assert os.listdir(tmp_path) == []
+
+
 def test_part_size_grows_to_fit_10000_parts() -> None:
     base = 5 * MiB
     sizes = [part_size_for(n, base) for n in range(1, MAX_PARTS + 1)]

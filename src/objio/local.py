@@ -50,8 +50,15 @@ def _translate(op: str, path: str, e: OSError) -> ObjectStoreError:
 
 
 async def _run(op: str, path: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread, OSError translated. A cancelled caller still waits for
+    the thread (it cannot be stopped): an aborted upload's part writes are over before the
+    abort removes the parts, and nothing writes on after its caller gave up."""
+    fut = asyncio.get_running_loop().run_in_executor(None, fn, *args)
     try:
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait({fut})
+        raise
     except ObjectStoreError:
         raise
     except OSError as e:
