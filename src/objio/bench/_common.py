@@ -34,6 +34,42 @@ def cpu_seconds(children: bool = False) -> float:
     return total
 
 
+def rss_bytes() -> int:
+    """Resident memory of this process now, in bytes (``/proc/self/statm``; 0 where there is
+    no /proc)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's resident-memory high-water mark (VmHWM, Linux ``clear_refs`` 5), so
+    that :func:`peak_rss_bytes` measures from now; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory in bytes: VmHWM (since the last :func:`reset_peak_rss`), else the
+    process's lifetime peak (``ru_maxrss``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
 def one_line(e: BaseException) -> str:
     """First line of an exception's message, prefixed with its type when that helps."""
     text = str(e).strip()

@@ -39,7 +39,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -53,7 +52,7 @@ from typing import Any
 from .. import engine
 from ..config import GiB, MiB, format_size
 from ..uri import parse_uri
-from ._common import environment, median, ratio
+from ._common import cpu_seconds, environment, median, peak_rss_bytes, ratio, reset_peak_rss, rss_bytes
 from .peers import Access, library
 
 __all__ = ["CASES", "PRESETS", "Preset", "run_checkpoint", "print_report", "plan_layers"]
@@ -182,45 +181,13 @@ def _equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------------------ measuring
-def _hwm_reset() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _hwm_bytes() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            m = re.search(r"VmHWM:\s+(\d+)", f.read())
-        return int(m.group(1)) * 1024 if m else 0
-    except OSError:
-        return 0
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
-
-
-def _cpu_s() -> float:
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
 def _measure(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
-    base = _rss_bytes()
-    _hwm_reset()
-    c0, t0 = _cpu_s(), time.perf_counter()
+    base = rss_bytes()
+    reset_peak_rss()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     out = fn()
-    wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
-    peak = max(_hwm_bytes(), base)
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    peak = max(peak_rss_bytes(), base)
     return out, {"wall_s": wall, "cpu_s": cpu, "peak_rss": peak, "peak_extra": peak - base}
 
 

@@ -37,7 +37,6 @@ import dataclasses
 import hashlib
 import multiprocessing as mp
 import os
-import resource
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -46,7 +45,7 @@ from typing import Any
 from ..api import Client
 from ..config import GiB, MiB, format_size
 from ..uri import parse_uri
-from ._common import environment, median, one_line
+from ._common import cpu_seconds, environment, median, one_line, peak_rss_bytes, reset_peak_rss, rss_bytes
 from .peers import Access, library
 
 CASES: dict[str, tuple[str, str]] = {
@@ -62,32 +61,6 @@ DEFAULT_SIZE = 2 * GiB
 DEFAULT_SHARDS = 8
 DEFAULT_MODEL = "llama3-8b"
 DEFAULT_PREFIX = "model-bench/"
-
-
-def _status(field: str) -> int:
-    """A ``/proc/self/status`` size field in bytes (0 when unavailable)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _cpu(who: int) -> float:
-    ru = resource.getrusage(who)
-    return ru.ru_utime + ru.ru_stime
 
 
 def _digest(t: Any) -> str:
@@ -110,14 +83,14 @@ def _child(case: tuple[str, str], env: dict[str, Any], conn: Any) -> None:
             if not first:
                 first.append(time.perf_counter())
 
-        hwm = _reset_peak_rss()
-        rss0 = _status("VmRSS:")
-        c0, k0 = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
+        reset_peak_rss()
+        rss0 = rss_bytes()
+        c0 = cpu_seconds(children=True)
         t0 = time.perf_counter()
         tensors = run(on_tensor)
         wall = time.perf_counter() - t0
-        cpu = _cpu(resource.RUSAGE_SELF) - c0 + _cpu(resource.RUSAGE_CHILDREN) - k0
-        peak = _status("VmHWM:") if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        cpu = cpu_seconds(children=True) - c0
+        peak = peak_rss_bytes()
         nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
         check = env["check_tensor"]
         conn.send({"ok": True, "wall_s": wall, "ttft_s": (first[0] - t0) if first else None,

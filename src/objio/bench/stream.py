@@ -33,21 +33,13 @@ from typing import Any, cast
 
 from ..api import Client
 from ..config import MiB, format_size
-from ._common import median
+from ._common import median, rss_bytes
 from .peers import Access, library
 
 BUCKET = "objio-bench-io"
 
 
 _SEED_BLOCK = 64 * MiB
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
 
 
 def _payload(size: int) -> bytes:
@@ -89,7 +81,7 @@ def _setup(op: str, case: tuple[str, str], env: dict[str, Any]) -> Callable[[], 
 def _child(op: str, case: tuple[str, str], env: dict[str, Any], conn: Any) -> None:
     try:
         fn = _setup(op, case, env)
-        rss0 = _rss_bytes()
+        rss0 = rss_bytes()
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         fn()
