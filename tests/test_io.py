@@ -231,6 +231,7 @@ def test_coalescing_reader_serves_declared_ranges(
     groups = r.groups
     for (_, ge), (gs2, _) in zip(groups, groups[1:], strict=False):
         assert gs2 - ge > gap  # groups are split only at gaps larger than max_gap_size
+        # (objects here are far below MAX_GROUP_SIZE, the other place groups split)
     for s, e in ranges:
         if s == e:
             continue
@@ -269,6 +270,59 @@ def test_coalescing_reader_serves_declared_ranges(
         # one ranged GET per group read, plus at most one prefetched group
         assert len(touched) <= len(gets) <= len(touched) + 1
     r.close()
+
+
+def test_coalesced_groups_stop_at_max_group_size_between_ranges() -> None:
+    from objio.io.readers import MAX_GROUP_SIZE, _coalesce
+
+    four = 4 * MiB
+    touching = [(i * four, (i + 1) * four) for i in range(10)]          # 40 MiB, no gaps
+    groups = _coalesce(touching, float("inf"), MAX_GROUP_SIZE)
+    assert groups == [(0, 16 * MiB), (16 * MiB, 32 * MiB), (32 * MiB, 40 * MiB)]
+    assert _coalesce(touching, float("inf")) == [(0, 40 * MiB)]        # no cap: one group
+    assert _coalesce([(0, 40 * MiB)], 0, MAX_GROUP_SIZE) == [(0, 40 * MiB)]  # one range: whole
+    overlapping = [(0, 10 * MiB), (9 * MiB, 20 * MiB), (19 * MiB, 30 * MiB)]
+    assert _coalesce(overlapping, 0, MAX_GROUP_SIZE) == [(0, 30 * MiB)]  # never split a range
+    # every range lies inside exactly one group
+    for ranges in (touching, overlapping, [(0, 5), (7, 9 * MiB), (9 * MiB, 30 * MiB)]):
+        groups = _coalesce(ranges, 1, MAX_GROUP_SIZE)
+        assert all(sum(gs <= s and e <= ge for gs, ge in groups) == 1 for s, e in ranges)
+
+
+@pytest.mark.parametrize("scheme", ["s3", "file"])
+def test_coalescing_reader_reuses_group_buffers(objects: dict[int, tuple[str, str, bytes]],
+                                                client: objio.Client, scheme: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """With GroupBuffers, a group's buffer is reused once the reader has moved past it, and
+    every byte read is still the object's."""
+    from objio.io import readers
+
+    uri, path, data = objects[10 * CS + 7]
+    allocated = []
+    real_new = readers.new_buffer
+    monkeypatch.setattr(readers, "new_buffer", lambda n: allocated.append(n) or real_new(n))
+    monkeypatch.setattr(readers, "GROUP_WINDOW_SIZE", 1)   # one group ahead
+    ranges = [(i * 1000, i * 1000 + 900) for i in range(10)]   # 10 groups (gaps of 100)
+    pool = readers.GroupBuffers()
+    r = CoalescingReader(uri if scheme == "s3" else path, ranges, max_gap_size=0, client=client,
+                         size=len(data), buffers=pool)
+    assert len(r.groups) == 10
+    for s, e in ranges:
+        r.seek(s)
+        assert bytes(r.readview(e - s, writable=True)) == data[s:e]
+    r.close()
+    assert len(allocated) <= 3, allocated   # 10 groups in at most 3 buffers
+    # without it, every group takes fresh memory
+    allocated.clear()
+    r = CoalescingReader(uri if scheme == "s3" else path, ranges, max_gap_size=0, client=client,
+                         size=len(data))
+    for s, e in ranges:
+        r.seek(s)
+        assert r.read(e - s) == data[s:e]
+    r.close()
+    assert len(allocated) == 10
+    with pytest.raises(ValueError, match="buffers must be a GroupBuffers"):
+        CoalescingReader(uri, ranges, client=client, buffers=bytearray(10))  # type: ignore[arg-type]
 
 
 def test_coalescing_rejects_backward_and_outside_access(objects: dict[int, tuple[str, str, bytes]],

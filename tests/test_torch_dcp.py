@@ -175,6 +175,47 @@ def test_layout_is_dcp_s_own_both_ways(tmp_path: Path) -> None:
     assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h")) and out["step"] == 3
 
 
+@pytest.mark.parametrize("scheme", ["s3", "file"])
+def test_tensors_load_without_torch_load_and_fall_back_when_needed(
+        scheme: str, s3_server: Any, prefix: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain tensor items are copied from the fetched bytes into the state dict (no torch.load);
+    anything tensor_view does not take still loads through torch.load."""
+    cfg = s3_server.config if scheme == "s3" else None
+    path = prefix + "fast" if scheme == "s3" else f"file://{tmp_path}/fast"
+    g = torch.Generator().manual_seed(5)
+    sd = {"big": torch.randn(700, 300, generator=g),
+          "strided": torch.randn(40, 30, generator=g).t(),     # saved as a transposed view
+          "bf16": torch.randn(1000, generator=g).to(torch.bfloat16)}  # tensors only: the
+    # planner's own load_bytes calls torch.load for non-tensor items
+    dcp.save(sd, storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
+
+    def no_torch_load(*a: Any, **k: Any) -> Any:
+        raise AssertionError("torch.load was called for a plain tensor item")
+
+    monkeypatch.setattr(odcp.torch, "load", no_torch_load)
+    out = {"big": torch.zeros(700, 300), "strided": torch.zeros(30, 40),
+           "bf16": torch.zeros(1000, dtype=torch.bfloat16)}
+    dcp.load(out, storage_reader=S3StorageReader(None, path, s3client_config=cfg))
+    assert all(torch.equal(out[k], sd[k]) for k in ("big", "strided", "bf16"))
+
+    monkeypatch.undo()
+    calls = []
+    real_load = torch.load
+
+    def counted(*a: Any, **k: Any) -> Any:
+        calls.append(1)
+        return real_load(*a, **k)
+
+    monkeypatch.setattr(odcp, "tensor_view", lambda data: None)
+    monkeypatch.setattr(odcp.torch, "load", counted)
+    out = {"big": torch.zeros(700, 300), "strided": torch.zeros(30, 40),
+           "bf16": torch.zeros(1000, dtype=torch.bfloat16)}
+    dcp.load(out, storage_reader=S3StorageReader(None, path, s3client_config=cfg))
+    assert all(torch.equal(out[k], sd[k]) for k in ("big", "strided", "bf16"))
+    assert len(calls) == 3
+
+
 def test_files_of_a_rank_are_written_concurrently(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     running, peak, lock = [0], [0], threading.Lock()

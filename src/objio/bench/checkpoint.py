@@ -162,10 +162,13 @@ def state_bytes(sd: dict[str, Any]) -> tuple[int, int]:
     return n, t
 
 
-def _empty_like(sd: dict[str, Any]) -> dict[str, Any]:
+def _resident_like(sd: dict[str, Any]) -> dict[str, Any]:
+    """A state dict shaped like ``sd`` to load into, zero-filled: resident before the clock
+    starts, as a resuming job's model and optimizer are (built and initialized before the
+    load), so the load is not charged with first-touch page faults on the target."""
     import torch
 
-    return {g: {k: torch.empty_like(v) for k, v in d.items()} for g, d in sd.items()}
+    return {g: {k: torch.zeros_like(v) for k, v in d.items()} for g, d in sd.items()}
 
 
 def _equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -282,7 +285,7 @@ def _rank_child(rank: int, world: int, port: int, case: str, access: Access, pat
             dist.barrier()
 
         _, res["save"] = _measure(save)
-        target = _empty_like(sd)
+        target = _resident_like(sd)
         with _environ(env):
             reader = lib.dcp_storage_reader(path, threads)
 

@@ -25,10 +25,13 @@ Readers (all :class:`io.BufferedIOBase`: ``read``, ``read1``, ``readinto``, ``re
 * :class:`CoalescingReader` (``reader="coalescing"``, the seed's ``dcp_optimized``): given the
   byte ranges that will be read, in order, it groups ranges whose gaps are at most
   ``max_gap_size`` (default 32 MiB; ``float("inf")`` always coalesces, 0 only merges touching
-  ranges) into one ranged GET each, received straight into one buffer per group; every read is
-  served from that buffer (``readview`` returns a memoryview without any copy). It holds the
-  current group and prefetches the next one. Reading before the current group, or bytes outside
-  the declared ranges, raises ValueError (use the sequential reader for arbitrary access).
+  ranges) into one ranged GET each (a group stops growing at 16 MiB between two ranges, so the
+  first ranges are served while later ones still arrive), received straight into one buffer
+  per group; every read is served from that buffer (``readview`` returns a memoryview without
+  any copy). It holds the current group and fetches up to 32 MiB of the next ones ahead; with
+  a :class:`GroupBuffers` (for callers that keep no view of a group they have moved past) the
+  groups reuse each other's buffers. Reading before the current group, or bytes outside the
+  declared ranges, raises ValueError (use the sequential reader for arbitrary access).
 
 :class:`ObjectWriter` (``open(uri, "wb")``): data is collected in a part buffer; objects up to
 ``part_size`` bytes are sent as one PutObject on ``close()``, larger ones as a multipart upload
@@ -54,12 +57,12 @@ from ._common import (
     DEFAULT_WINDOW_SIZE,
     READER_TYPES,
 )
-from .readers import CoalescingReader, ObjectReader, RangeReader, SequentialReader
+from .readers import CoalescingReader, GroupBuffers, ObjectReader, RangeReader, SequentialReader
 from .writer import ObjectWriter, _TextWriter, part_size_for
 
 __all__ = [
     "open", "ObjectReader", "SequentialReader", "RangeReader", "CoalescingReader",
-    "ObjectWriter", "READER_TYPES", "DEFAULT_WINDOW_SIZE", "DEFAULT_BUFFER_SIZE",
+    "GroupBuffers", "ObjectWriter", "READER_TYPES", "DEFAULT_WINDOW_SIZE", "DEFAULT_BUFFER_SIZE",
     "DEFAULT_MAX_GAP_SIZE", "DEFAULT_MAX_PARTS_IN_FLIGHT", "part_size_for",
 ]
 

@@ -19,6 +19,12 @@ DEFAULT_BUFFER_SIZE = 8 * MiB
 """Default buffer of :class:`RangeReader` (the seed's ``range_based`` default)."""
 DEFAULT_MAX_GAP_SIZE = 32 * MiB
 """Default largest gap :class:`CoalescingReader` bridges (the seed's ``dcp_optimized``)."""
+MAX_GROUP_SIZE = 16 * MiB
+"""Largest span :class:`CoalescingReader` fetches as one group when it can split between
+ranges (a range larger than this is one group of its own)."""
+GROUP_WINDOW_SIZE = 32 * MiB
+"""Bytes of groups :class:`CoalescingReader` fetches ahead of the one being read (at least one
+group)."""
 DEFAULT_MAX_PARTS_IN_FLIGHT = 8
 """Default number of parts :class:`ObjectWriter` uploads at once."""
 PARTS_PER_SIZE_STEP = 800

@@ -27,7 +27,7 @@ from ..io import (
     SequentialReader,
 )
 from ..io._common import _int_arg
-from ..io.readers import _check_max_gap
+from ..io.readers import GroupBuffers, _check_max_gap
 from ..uri import ObjectURI, parse_uri
 
 __all__ = [
@@ -116,9 +116,10 @@ class DCPOptimizedS3Reader(CoalescingReader, S3Reader):
 
     def __init__(self, bucket: str, key: str, item_ranges: Iterable[Any], client: Any = None, *,
                  max_gap_size: int | float = DEFAULT_MAX_GAP_SIZE,
-                 size: int | None = None, etag: str | None = None) -> None:
+                 size: int | None = None, etag: str | None = None,
+                 buffers: GroupBuffers | None = None) -> None:
         super().__init__(_uri(bucket, key), item_ranges, max_gap_size=max_gap_size,
-                         client=client, size=size, etag=etag)
+                         client=client, size=size, etag=etag, buffers=buffers)
 
 
 class S3ReaderConstructorProtocol(Protocol):

@@ -99,8 +99,10 @@ from torch.futures import Future
 from .. import _crc32c, engine
 from ..api import Client
 from ..errors import IntegrityError, NotFoundError
+from ..io.readers import CoalescingReader, GroupBuffers
 from ..uri import ObjectURI, parse_uri
-from ._reader import S3ReaderConstructor, S3ReaderConstructorProtocol
+from ._reader import DCPOptimizedConstructor, S3ReaderConstructor, S3ReaderConstructorProtocol
+from ._tensorzip import tensor_view
 from ._writer import S3Writer
 from .config import client_config_for
 
@@ -679,6 +681,22 @@ class S3StorageWriter(FileSystemWriter):
 
 
 # ------------------------------------------------------------------------------ reading
+def _read_exactly(stream: Any, n: int) -> Any:
+    """The next ``n`` bytes of ``stream`` (fewer at the end of the object) as a writable
+    buffer: a view of the coalescing reader's own buffer (no copy), else a new bytearray."""
+    if isinstance(stream, CoalescingReader):
+        return stream.readview(n, writable=True)
+    buf = bytearray(n)
+    mv = memoryview(buf)
+    got = 0
+    while got < n:
+        k = stream.readinto(mv[got:])
+        if not k:
+            break
+        got += k
+    return buf if got == n else buf[:got]
+
+
 class _ViewFile(io.BufferedIOBase):
     """A read-only, seekable file over a buffer (for ``torch.load`` of one item, no copy)."""
 
@@ -870,14 +888,18 @@ class S3StorageReader(FileSystemReader):
         for item in plan.items:
             per_file.setdefault(storage[item.storage_index].relative_path, []).append(item)
         lock = threading.Lock()
-        engine.map_blocking(lambda kv: self._read_file(kv[0], kv[1], planner, lock),
-                            list(per_file.items()), self._thread_count)
+        buffers = GroupBuffers()  # the files' group buffers, reused from group to group
+        try:
+            engine.map_blocking(lambda kv: self._read_file(kv[0], kv[1], planner, lock, buffers),
+                                list(per_file.items()), self._thread_count)
+        finally:
+            buffers.clear()
         fut: Future[None] = Future()
         fut.set_result(None)
         return fut
 
     def _read_file(self, name: str, items: list[ReadItem], planner: LoadPlanner,
-                   lock: threading.Lock) -> None:
+                   lock: threading.Lock, buffers: GroupBuffers) -> None:
         storage = self.storage_data
         uri = self._fs.concat_path(self.path, name)
         checks = None if self._manifest is None else self._manifest.get(name)
@@ -885,12 +907,12 @@ class S3StorageReader(FileSystemReader):
             raise IntegrityError(f"GetObject {uri}: the checkpoint's CRC32C manifest does not "
                                  "list this file", operation="GetObject", uri=uri,
                                  code="ChecksumMissing")
-        with self._fs.create_stream(uri, "rb") as stream:
+        with self._open(uri, buffers) as stream:
             for item in items:
                 info: _StorageInfo = storage[item.storage_index]
                 off, n = int(info.offset), int(info.length)
                 stream.seek(off)
-                data: Any = stream.readview(n) if hasattr(stream, "readview") else stream.read(n)
+                data = _read_exactly(stream, n)
                 if len(data) != n:
                     raise IntegrityError(
                         f"GetObject {uri}: bytes [{off}, {off + n}) of item "
@@ -899,6 +921,21 @@ class S3StorageReader(FileSystemReader):
                 if checks is not None:
                     self._verify_item(uri, checks, off, n, data, item)
                 self._load_item(item, info, data, planner, lock)
+
+    @contextmanager
+    def _open(self, uri: str, buffers: GroupBuffers) -> Generator[Any, None, None]:
+        """The file's reader; a coalescing one fetches into ``buffers`` (this reader drops
+        every view of a group before moving past it, so group buffers can be reused)."""
+        if not isinstance(self._reader_constructor, DCPOptimizedConstructor):
+            with self._fs.create_stream(uri, "rb") as stream:
+                yield stream
+            return
+        obj = parse_uri(uri)
+        reader = self._reader_constructor(obj.bucket, obj.key, self._fs.client, buffers=buffers)
+        try:
+            yield reader
+        finally:
+            reader.close()
 
     @staticmethod
     def _verify_item(uri: str, checks: dict[int, tuple[int, int]], off: int, n: int, data: Any,
@@ -920,6 +957,11 @@ class S3StorageReader(FileSystemReader):
 
     def _load_item(self, item: ReadItem, info: _StorageInfo, data: Any, planner: LoadPlanner,
                    lock: threading.Lock) -> None:
+        if item.type != LoadItemType.BYTE_IO and not info.transform_descriptors:
+            saved = tensor_view(data)  # a view of the fetched bytes: no torch.load, no copy
+            if saved is not None:
+                self._commit(item, saved, planner, lock)
+                return
         src = self.transforms.transform_load_stream(item, info.transform_descriptors or (),
                                                     cast(Any, _ViewFile(data)))
         if item.type == LoadItemType.BYTE_IO:
@@ -929,14 +971,21 @@ class S3StorageReader(FileSystemReader):
             return
         seekable: Any = src if src.seekable() else io.BytesIO(src.read(-1))
         tensor = cast(torch.Tensor, torch.load(seekable, map_location="cpu", weights_only=True))
+        self._commit(item, tensor, planner, lock)
+
+    @staticmethod
+    def _commit(item: ReadItem, tensor: torch.Tensor, planner: LoadPlanner,
+                lock: threading.Lock) -> None:
+        """Copy the saved tensor's planned slice into the state dict's tensor."""
         tensor = narrow_tensor_by_index(tensor, item.storage_offsets, item.lengths)
-        with lock:
+        with lock:  # the planner is not thread-safe; the items' targets do not overlap
             target = planner.resolve_tensor(item).detach()
-            if target.size() != tensor.size():
-                raise ValueError(f"item {item.storage_index.fqn!r}: the checkpoint holds "
-                                 f"{tuple(tensor.size())} elements where the state dict "
-                                 f"expects {tuple(target.size())}")
-            target.copy_(tensor)
+        if target.size() != tensor.size():
+            raise ValueError(f"item {item.storage_index.fqn!r}: the checkpoint holds "
+                             f"{tuple(tensor.size())} elements where the state dict "
+                             f"expects {tuple(target.size())}")
+        target.copy_(tensor)
+        with lock:
             planner.commit_tensor(item, target)
 
     @classmethod
