@@ -239,6 +239,26 @@ def test_files_of_a_rank_are_written_concurrently(tmp_path: Path,
     assert len([p for p in os.listdir(tmp_path / "c") if p.endswith(".distcp")]) == 4
 
 
+def test_the_files_of_a_rank_share_its_parts_in_flight(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rank writing 4 files at once holds the part buffers of about one writer's default
+    (8 parts in flight), not 4 x 8: less memory, fewer fresh pages, same server-bound speed."""
+    seen: list[int] = []
+    real = odcp.S3Writer
+
+    def recording(*a: Any, **k: Any) -> Any:
+        seen.append(k.get("max_parts_in_flight"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(odcp, "S3Writer", recording)
+    sd = {f"t{i}": torch.full((1000,), float(i)) for i in range(8)}
+    dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{tmp_path}/c", thread_count=4))
+    assert seen == [2, 2, 2, 2]
+    seen.clear()
+    dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{tmp_path}/d", thread_count=1))
+    assert seen == [objio.io.DEFAULT_MAX_PARTS_IN_FLIGHT]
+
+
 def test_bad_load_plans_are_valueerrors(tmp_path: Path) -> None:
     sd = small_state()
     dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{tmp_path}"))

@@ -99,6 +99,7 @@ from torch.futures import Future
 from .. import _crc32c, engine
 from ..api import Client
 from ..errors import IntegrityError, NotFoundError
+from ..io import DEFAULT_MAX_PARTS_IN_FLIGHT
 from ..io.readers import CoalescingReader, GroupBuffers
 from ..uri import ObjectURI, parse_uri
 from ._reader import DCPOptimizedConstructor, S3ReaderConstructor, S3ReaderConstructorProtocol
@@ -587,10 +588,13 @@ class S3StorageWriter(FileSystemWriter):
         jobs = [(f"{prefix}{i}{_SUFFIX}", g) for i, g in enumerate(groups)]
         failed = threading.Event()
         causes: list[BaseException] = []
+        # the rank's parts in flight are shared by the files written at once (each file's
+        # writer holds (parts + 1) part buffers: fresh memory, page-faulted on first write)
+        parts = max(2, -(-DEFAULT_MAX_PARTS_IN_FLIGHT // max(1, min(self.thread_count, len(jobs)))))
 
         def write_file(job: tuple[str, list[WriteItem]]) -> list[WriteResult]:
             try:
-                return self._write_file(job[0], job[1], planner, failed)
+                return self._write_file(job[0], job[1], planner, failed, parts)
             except BaseException as e:
                 if not isinstance(e, _SaveAborted):
                     causes.append(e)
@@ -608,12 +612,12 @@ class S3StorageWriter(FileSystemWriter):
         return fut
 
     def _write_file(self, name: str, items: list[WriteItem], planner: SavePlanner,
-                    failed: threading.Event) -> list[WriteResult]:
+                    failed: threading.Event, parts: int) -> list[WriteResult]:
         obj = parse_uri(self._fs.concat_path(self.path, name))
         out: list[WriteResult] = []
         byte_items = [i for i in items if i.type == WriteItemType.BYTE_IO]
         tensors = [i for i in items if i.type != WriteItemType.BYTE_IO]
-        with self._fs.writer(obj) as w:
+        with S3Writer(obj.bucket, obj.key, self._fs.client, max_parts_in_flight=parts) as w:
             stream = _ItemStream(w)
             for item in byte_items + tensors:
                 if failed.is_set():
