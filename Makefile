@@ -44,7 +44,7 @@ bench: install-dev
 	$(VENV)/bin/objio bench --throughput --size 128KiB --num 2048 --epochs 5 --json bench-results/torch-small.json
 	$(VENV)/bin/objio bench --throughput --size 16MiB --num 256 --epochs 5 --json bench-results/torch-large.json
 	$(VENV)/bin/objio bench --workload cosmoflow --compare s3torchconnector --epochs 3 --json bench-results/train-cosmoflow.json
-	$(VENV)/bin/objio bench checkpoint --size 1GiB --ranks 2 --rounds 2 --json bench-results/checkpoint.json
+	$(VENV)/bin/objio bench checkpoint --size 1GiB --ranks 2 --rounds 3 --json bench-results/checkpoint.json
 	$(VENV)/bin/objio bench model --size 2GiB --shards 8 --rounds 3 --json bench-results/model.json --plot bench-results/model.png
 	$(VENV)/bin/objio bench list --keys 100000 --latency-ms 20 --rounds 3 --json bench-results/list-20ms.json --plot bench-results/list-20ms.png
 	$(VENV)/bin/objio bench list --keys 100000 --latency-ms 0 --rounds 3 --json bench-results/list-0ms.json

@@ -35,6 +35,7 @@ unless ``ranks`` is given).
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import multiprocessing as mp
@@ -185,6 +186,10 @@ def _equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 # ------------------------------------------------------------------------------ measuring
 def _measure(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    # every timed operation starts from a collected heap: otherwise the first full collection
+    # of a fresh process (torch's ~270k objects: ~0.2 s with the GIL held) lands in whichever
+    # operation happens to cross the threshold
+    gc.collect()
     base = rss_bytes()
     reset_peak_rss()
     c0, t0 = cpu_seconds(), time.perf_counter()
