@@ -36,6 +36,22 @@ def test_state_dict_is_transformer_shaped_and_of_the_size_asked(size: int) -> No
     assert not torch.equal(sd["model"][k].view(torch.uint8), other["model"][k].view(torch.uint8))
 
 
+def test_no_case_always_follows_the_same_one() -> None:
+    """Each case runs after the page cache of the previous one is written back, and over two
+    rounds every neighbouring pair runs in both orders (a case that always ran right after
+    the same other one would always inherit its leftovers)."""
+    from objio.bench.checkpoint import CASES, _round_order
+
+    follows: dict[str, set[str]] = {c: set() for c in CASES}
+    for r in range(2):
+        order = _round_order(CASES, r)
+        assert sorted(order) == sorted(CASES)
+        for a, b in zip(order, order[1:], strict=False):
+            follows[b].add(a)
+    for a, b in zip(CASES, CASES[1:], strict=False):
+        assert a in follows[b] and b in follows[a]
+
+
 def test_presets_are_mlperf_storage_s() -> None:
     assert ck.PRESETS["llama3-8b"].total_bytes == 105 * 10**9
     assert ck.PRESETS["llama3-70b"].ranks == 64

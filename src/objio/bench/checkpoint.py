@@ -1,7 +1,8 @@
 """Checkpoint benchmark (``objio bench checkpoint``): save and load a transformer-shaped state
 dict through objio and s3torchconnector, in the same run, against a local-disk baseline.
 
-Cases (each run in fresh spawned processes; rounds interleaved, the order rotating each round):
+Cases (each run in fresh spawned processes; rounds interleaved, every other round in the reverse
+order and the order rotated every two rounds, the page cache written back before each case):
 
 * ``disk``: ``torch.save`` to a file in a temporary directory and ``torch.load`` from it (what
   the storage path costs compared with a local file system and its page cache).
@@ -455,6 +456,22 @@ def _goals(summary: dict[str, Any], state_bytes_: int) -> dict[str, Any]:
     return out
 
 
+def _round_order(cases: Sequence[str], r: int) -> list[str]:
+    """Round ``r``'s order: every other round the previous one reversed (so each case runs
+    both before and after its neighbours), rotated by one every two rounds."""
+    k = (r // 2) % max(1, len(cases))
+    order = list(cases[k:]) + list(cases[:k])
+    return order[::-1] if r % 2 else order
+
+
+def _settle() -> None:
+    """Before each case: write back the page cache (the previous case's gigabyte of dirty
+    server pages would otherwise be flushed, on the same cores, during this one)."""
+    if hasattr(os, "sync"):
+        os.sync()
+    time.sleep(0.5)
+
+
 def run_checkpoint(client: Any, prefix: str, *, size: int, ranks: int = 2, rounds: int = 2,
                    threads: int = 4, cases: Sequence[str] = CASES, workload: str | None = None,
                    scale: float | None = None, timeout_s: float = _TIMEOUT_S,
@@ -496,8 +513,8 @@ def run_checkpoint(client: Any, prefix: str, *, size: int, ranks: int = 2, round
     active = [c for c in cases if c not in skipped]
     runs: list[dict[str, Any]] = []
     for r in range(rounds):
-        k = r % max(1, len(active))
-        for case in active[k:] + active[:k]:
+        for case in _round_order(active, r):
+            _settle()
             if advance is not None:
                 advance(f"round {r + 1}/{rounds} {case}")
             key = f"{base}/{run_id}/{case}-{r}" if base else f"{run_id}/{case}-{r}"
