@@ -88,6 +88,49 @@ def no_uploads_left(client: objio.Client, prefix: str) -> bool:
     return client.list_multipart_uploads(prefix) == []
 
 
+class SlowFirstPart(SpyBackend):
+    """Part 1's upload finishes only once part ``release_at`` has started (or after 10 s)."""
+
+    def __init__(self, inner: Any, release_at: int) -> None:
+        super().__init__(inner)
+        self.release_at = release_at
+        self.started: list[int] = []
+        self.released = False
+        self._event: Any = None
+
+    async def upload_part(self, obj: Any, upload_id: str, n: int, data: Any) -> str:
+        import asyncio
+
+        if self._event is None:
+            self._event = asyncio.Event()
+        self.started.append(n)
+        if n >= self.release_at:
+            self._event.set()
+        if n == 1:
+            try:
+                await asyncio.wait_for(self._event.wait(), 10)
+                self.released = True
+            except asyncio.TimeoutError:
+                pass
+        return await self.inner.upload_part(obj, upload_id, n, data)
+
+
+def test_a_slow_part_does_not_hold_back_the_others(client: objio.Client, prefix: str) -> None:
+    """With 2 parts in flight and part 1 stuck, parts 2, 3, 4... still go: the writer waits
+    for whichever part finishes, not for the oldest (that left the server idle behind one
+    slow part: S3Checkpoint saves were ~15% slower than s3torchconnector's)."""
+    spy = SpyClient(client)
+    slow = SlowFirstPart(objio.Client._backend(spy, objio.parse_uri(prefix + "o")), 4)
+    spy.spies["s3"] = slow
+    data = payload(6 * PS, 7)
+    with oopen(prefix + "o", "wb", client=spy, part_size=PS, max_parts_in_flight=2) as f:
+        for off in range(0, len(data), PS // 2):
+            f.write(data[off: off + PS // 2])
+    assert slow.released, f"part 4 never started while part 1 was in flight: {slow.started}"
+    assert bytes(client.get(prefix + "o")) == data
+    assert client.list_multipart_uploads(prefix) == []
+
+
 @pytest.mark.parametrize("size", [0, 1, PS - 1, PS, PS + 1, 2 * PS, 3 * PS + 12345])
 def test_round_trip_across_the_multipart_boundary(client: objio.Client, prefix: str,
                                                   size: int) -> None:

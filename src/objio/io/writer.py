@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import io
 import sys
 import warnings
@@ -216,7 +217,7 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                 off += k
             if must_wait:
                 while any(e[3] for e in self._inflight):
-                    self._wait_oldest()
+                    self._wait_any()
         except BaseException:
             self._fail()
             raise
@@ -238,7 +239,7 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                 if self._fill:
                     self._emit_buffer()
                 while self._inflight:
-                    self._wait_oldest()
+                    self._wait_any()
                 if not self._exist_ok:
                     self._check_absent()
                 full = self._crc if self._send_checksum else None
@@ -348,10 +349,9 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         """Upload ``view`` as the next part (starting the multipart upload if needed)."""
         if self._upload_id is None:
             self._upload_id = self._create_upload()
-        while self._inflight and self._inflight[0][1].done():
-            self._wait_oldest()  # harvest finished parts early (recycles buffers, fails fast)
+        self._harvest()  # finished parts, in any order (recycles buffers, fails fast)
         while len(self._inflight) >= self._m:
-            self._wait_oldest()
+            self._wait_any()
         pn = self._next_part
         if pn > MAX_PARTS:
             raise ValueError(f"{self.uri}: more than {MAX_PARTS} parts; use a larger part_size")
@@ -367,13 +367,35 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                                          crc if self._send_checksum else None))
         self._inflight.append((pn, fut, owned, wait))
 
-    def _wait_oldest(self) -> None:
-        pn, fut, owned, _ = self._inflight[0]
-        etag = fut.result()
-        self._inflight.popleft()
-        self._parts.append((pn, etag))
-        if owned is not None and len(owned) == self._ps and len(self._free) < self._m:
-            self._free.append(owned)
+    def _wait_any(self) -> None:
+        """Wait until a part in flight has finished (whichever: waiting for the oldest would
+        leave the others' connections idle behind one slow part), then collect every finished
+        one."""
+        if self._inflight and not any(e[1].done() for e in self._inflight):
+            concurrent.futures.wait([e[1] for e in self._inflight],
+                                    return_when=concurrent.futures.FIRST_COMPLETED)
+        self._harvest()
+
+    def _harvest(self) -> None:
+        """Collect the finished parts (raises the error of a failed one)."""
+        if not any(e[1].done() for e in self._inflight):
+            return
+        pending: collections.deque[tuple[int, Any, bytearray | None, bool]] = collections.deque()
+        while self._inflight:
+            entry = self._inflight.popleft()
+            pn, fut, owned, _ = entry
+            if not fut.done():
+                pending.append(entry)
+                continue
+            try:
+                etag = fut.result()
+            except BaseException:
+                self._inflight.extendleft(reversed(pending))
+                raise
+            self._parts.append((pn, etag))
+            if owned is not None and len(owned) == self._ps and len(self._free) < self._m:
+                self._free.append(owned)
+        self._inflight = pending
 
     def _check_absent(self) -> None:
         obj, backend = self._obj, self._backend
