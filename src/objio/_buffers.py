@@ -87,3 +87,17 @@ class BufferPool:
                     while self._held > self.max_bytes and self.free:
                         big = max(range(len(self.free)), key=lambda i: len(self.free[i]))
                         self._held -= len(self.free.pop(big))
+
+
+def read_into_new(reader: Any, n: int) -> Any:
+    """The next ``n`` bytes of ``reader`` read with ``readinto`` into a new buffer (writable;
+    shorter at the end of the object: a memoryview of what was read)."""
+    buf = new_buffer(n)
+    mv = memoryview(buf)
+    got = 0
+    while got < n:
+        k = reader.readinto(mv[got:])
+        if not k:
+            break
+        got += k
+    return buf if got == n else mv[:got]

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["tensor_view"]
+__all__ = ["BufferFile", "tensor_view"]
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # zip local file header, 30 bytes
 _LOCAL_MAGIC = 0x04034B50
@@ -107,7 +107,7 @@ class _Members:
     def __init__(self, mv: memoryview) -> None:
         self._mv = mv
         try:
-            zf = zipfile.ZipFile(_BufferFile(mv))
+            zf = zipfile.ZipFile(BufferFile(mv))
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
             raise _NotPlain(f"not a zip: {e}") from None
         self._infos = {i.filename: i for i in zf.infolist()}
@@ -138,12 +138,15 @@ class _Members:
         return None if s is None else self._mv[s[0]: s[0] + s[1]].tobytes()
 
 
-class _BufferFile(io.RawIOBase):
-    """A seekable read-only file over a memoryview (what zipfile needs; no copy of the data)."""
+class BufferFile(io.BufferedIOBase):
+    """A read-only, seekable file over a buffer, without copying it (what ``zipfile`` and
+    ``torch.load`` need to read an archive that is already in memory)."""
 
-    def __init__(self, mv: memoryview) -> None:
+    def __init__(self, data: Any) -> None:
         super().__init__()
-        self._mv, self._pos = mv, 0
+        mv = memoryview(data)
+        self._mv = mv if mv.format == "B" and mv.ndim == 1 else mv.cast("B")
+        self._pos = 0
 
     def readable(self) -> bool:
         return True
@@ -155,9 +158,18 @@ class _BufferFile(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
-        base = (0, self._pos, len(self._mv))[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._mv)}[whence]
         self._pos = max(0, base + offset)
         return self._pos
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        end = len(self._mv) if size is None or size < 0 else min(len(self._mv), self._pos + size)
+        out = self._mv[self._pos: end].tobytes()
+        self._pos = max(self._pos, end)
+        return out
+
+    def read1(self, size: int | None = -1, /) -> bytes:
+        return self.read(size)
 
     def readinto(self, b: Any, /) -> int:
         dst = memoryview(b).cast("B")

@@ -97,13 +97,14 @@ from torch.distributed.checkpoint.storage import WriteResult
 from torch.futures import Future
 
 from .. import _crc32c, engine
+from .._buffers import read_into_new
 from ..api import Client
 from ..errors import IntegrityError, NotFoundError
 from ..io import DEFAULT_MAX_PARTS_IN_FLIGHT
 from ..io.readers import CoalescingReader, GroupBuffers
 from ..uri import ObjectURI, parse_uri
 from ._reader import DCPOptimizedConstructor, S3ReaderConstructor, S3ReaderConstructorProtocol
-from ._tensorzip import tensor_view
+from ._tensorzip import BufferFile, tensor_view
 from ._writer import S3Writer
 from .config import client_config_for
 
@@ -690,55 +691,7 @@ def _read_exactly(stream: Any, n: int) -> Any:
     buffer: a view of the coalescing reader's own buffer (no copy), else a new bytearray."""
     if isinstance(stream, CoalescingReader):
         return stream.readview(n, writable=True)
-    buf = bytearray(n)
-    mv = memoryview(buf)
-    got = 0
-    while got < n:
-        k = stream.readinto(mv[got:])
-        if not k:
-            break
-        got += k
-    return buf if got == n else buf[:got]
-
-
-class _ViewFile(io.BufferedIOBase):
-    """A read-only, seekable file over a buffer (for ``torch.load`` of one item, no copy)."""
-
-    def __init__(self, data: Any) -> None:
-        super().__init__()
-        self._mv = memoryview(data).cast("B") if not isinstance(data, memoryview) or \
-            data.format != "B" else data
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._mv)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        end = len(self._mv) if size is None or size < 0 else min(len(self._mv), self._pos + size)
-        out = self._mv[self._pos: end].tobytes()
-        self._pos = max(self._pos, end)
-        return out
-
-    def read1(self, size: int | None = -1, /) -> bytes:
-        return self.read(size)
-
-    def readinto(self, b: Any, /) -> int:
-        dst = memoryview(b).cast("B")
-        k = max(0, min(len(dst), len(self._mv) - self._pos))
-        dst[:k] = self._mv[self._pos: self._pos + k]
-        self._pos += k
-        return k
+    return read_into_new(stream, n)
 
 
 class S3StorageReader(FileSystemReader):
@@ -967,7 +920,7 @@ class S3StorageReader(FileSystemReader):
                 self._commit(item, saved, planner, lock)
                 return
         src = self.transforms.transform_load_stream(item, info.transform_descriptors or (),
-                                                    cast(Any, _ViewFile(data)))
+                                                    cast(Any, BufferFile(data)))
         if item.type == LoadItemType.BYTE_IO:
             value = io.BytesIO(src.read(-1))
             with lock:

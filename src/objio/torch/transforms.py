@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from .. import formats
-from .._buffers import new_buffer
+from .._buffers import read_into_new
 
 __all__ = [
     "Samples", "read_bytes", "to_tensor", "decode_npz", "DecodeNPZ", "decode_tfrecord",
@@ -75,16 +75,7 @@ def read_bytes(reader: Any) -> Any:
         return view()
     size = getattr(reader, "size", None)
     if isinstance(size, int) and not isinstance(size, bool) and hasattr(reader, "readinto"):
-        n = max(0, size - reader.tell())
-        buf = new_buffer(n)
-        mv = memoryview(buf)
-        got = 0
-        while got < n:
-            k = reader.readinto(mv[got:])
-            if not k:
-                break
-            got += k
-        return buf if got == n else mv[:got]
+        return read_into_new(reader, max(0, size - reader.tell()))
     return reader.read()
 
 
