@@ -779,6 +779,9 @@ class CoalescingReader(_BufferedRead1, ObjectReader):
             (16 MiB) between two ranges, so the first ranges can be read while later ones
             still arrive; a larger single range is a group of its own (fetched in parallel
             pieces).
+        buffers: a :class:`GroupBuffers` the groups are fetched into and handed back to once
+            the reader has moved past them (only when no view of a group is kept after that:
+            the buffer is reused), or None (default): a new buffer per group.
 
     Access rules: reads must lie inside one group (a coalesced span of ranges) and move
     forward from group to group; inside the current group any order works (seek back and

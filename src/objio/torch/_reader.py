@@ -170,6 +170,7 @@ class DCPOptimizedConstructor:
         if ranges:
             return DCPOptimizedS3Reader(bucket, key, ranges, client,
                                         max_gap_size=self._max_gap_size, **kwargs)
+        kwargs.pop("buffers", None)  # group buffers: for the coalescing reader only
         return SequentialS3Reader(bucket, key, client, **kwargs)
 
 
