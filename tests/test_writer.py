@@ -188,6 +188,18 @@ def test_rejects_bad_input(client: objio.Client, prefix: str) -> None:
         ObjectWriter(f"s3://{BUCKET}", client=client)
 
 
+def test_bytes_of_exactly_a_part_are_sent_without_a_copy(client: objio.Client,
+                                                          prefix: str) -> None:
+    # bytes are immutable: a write of one whole part (the common chunk size) goes out as is
+    data = payload(3 * PS + 7, 9)
+    w = ObjectWriter(prefix + "o", client=client, part_size=PS, max_parts_in_flight=2)
+    for off in range(0, len(data), PS):
+        w.write(data[off: off + PS])
+    w.close()
+    assert w._buffers_allocated == 1          # only the 7-byte tail used a part buffer
+    assert bytes(client.get(prefix + "o")) == data
+
+
 def test_mutable_buffer_may_be_reused_after_write(client: objio.Client, prefix: str) -> None:
     # A mutable buffer covering >= max_parts_in_flight parts is sent without a copy, and
     # write() returns only after those parts are uploaded: changing it afterwards is safe.

@@ -203,7 +203,7 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                 if self._fill == ps:
                     self._emit_buffer()
                     ps = self._ps
-                if self._fill == 0 and n - off > ps and (
+                if self._fill == 0 and n - off >= ps and (
                         immutable or must_wait or n - off >= self._m * ps):
                     self._emit(mv[off: off + ps], None, wait=not immutable)
                     must_wait = must_wait or not immutable
