@@ -199,11 +199,9 @@ def tensor_view(buf: Any) -> torch.Tensor | None:
         mv = mv.cast("B")
     try:
         members = _Members(mv)
-        order = members.read("byteorder")
-        if order is not None and order != b"little":
-            raise _NotPlain("big-endian archive")
-        if order is None and sys.byteorder != "little":
-            raise _NotPlain("archive of unknown byte order")
+        order = members.read("byteorder") or b"little"  # (torch.load's default too)
+        if order != sys.byteorder.encode():
+            raise _NotPlain(f"{order!r} byte order on a {sys.byteorder}-endian host")
         pkl = members.read("data.pkl")
         if pkl is None:
             raise _NotPlain("no data.pkl")
