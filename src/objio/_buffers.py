@@ -80,13 +80,16 @@ class BufferPool:
         if isinstance(data, memoryview):
             owner = data.obj
             data.release()
-            if isinstance(owner, bytearray):
-                self.free.append(owner)
-                self._held += len(owner)
-                if self.max_bytes is not None:
-                    while self._held > self.max_bytes and self.free:
-                        big = max(range(len(self.free)), key=lambda i: len(self.free[i]))
-                        self._held -= len(self.free.pop(big))
+            self._keep(owner)
+
+    def _keep(self, owner: object) -> None:
+        if isinstance(owner, bytearray):
+            self.free.append(owner)
+            self._held += len(owner)
+            if self.max_bytes is not None:
+                while self._held > self.max_bytes and self.free:
+                    big = max(range(len(self.free)), key=lambda i: len(self.free[i]))
+                    self._held -= len(self.free.pop(big))
 
 
 def read_into_new(reader: Any, n: int) -> Any:

@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .. import engine
-from .._buffers import new_buffer
+from .._buffers import BufferPool, new_buffer
 from ..backend import GetResult
 from ..uri import ObjectURI
 from ._common import (
@@ -687,10 +687,11 @@ def _check_max_gap(max_gap_size: Any) -> float:
     return max_gap_size
 
 
-class GroupBuffers:
+class GroupBuffers(BufferPool):
     """Buffers that :class:`CoalescingReader` groups are fetched into, reused from one group
     (and reader) to the next instead of each group taking fresh memory (whose page faults
-    and kernel zeroing cost about as much CPU as receiving the bytes). Thread-safe.
+    and kernel zeroing cost about as much CPU as receiving the bytes): a thread-safe
+    :class:`~objio._buffers.BufferPool` whose :meth:`give` leaves the caller's view open.
 
     Only for callers that keep no view of a group once the reader has moved past it: a
     reused buffer is overwritten. Holds at most ``max_bytes`` of free buffers; :meth:`clear`
@@ -698,35 +699,23 @@ class GroupBuffers:
     """
 
     def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
-        self.max_bytes = max_bytes
-        self._free: list[bytearray] = []
-        self._held = 0
+        super().__init__(max_bytes)
         self._lock = threading.Lock()
 
     def take(self, n: int) -> memoryview:
         """A writable view of exactly ``n`` bytes (content unspecified)."""
         with self._lock:
-            fits = [i for i, b in enumerate(self._free) if len(b) >= n]
-            if fits:
-                i = min(fits, key=lambda i: len(self._free[i]))
-                buf = self._free.pop(i)
-                self._held -= len(buf)
-                return memoryview(buf)[:n]
-        return memoryview(new_buffer(max(n, 1)))[:n]
+            return super().take(n)
 
-    def give(self, view: memoryview) -> None:
-        """Return the buffer behind ``view`` (from :meth:`take`) for reuse."""
-        owner = view.obj
-        if not isinstance(owner, bytearray):
-            return
-        with self._lock:
-            if self._held + len(owner) <= self.max_bytes:
-                self._free.append(owner)
-                self._held += len(owner)
+    def give(self, data: object) -> None:
+        """Return the buffer behind ``data`` (a memoryview from :meth:`take`) for reuse."""
+        if isinstance(data, memoryview):
+            with self._lock:
+                self._keep(data.obj)
 
     def clear(self) -> None:
         with self._lock:
-            self._free.clear()
+            self.free.clear()
             self._held = 0
 
 
