@@ -259,6 +259,39 @@ def test_the_files_of_a_rank_share_its_parts_in_flight(tmp_path: Path,
     assert seen == [objio.io.DEFAULT_MAX_PARTS_IN_FLIGHT]
 
 
+def test_tensor_storages_are_sent_without_a_copy(s3_server: Any, client: objio.Client,
+                                                 prefix: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storages of 256 KiB and more go to the writer as borrowed memory (torch's serializer
+    writes them in one call at the storage's own address); smaller ones and views (cloned
+    first) are copied; everything loads back equal, and the checkpoint verifies."""
+    from objio._buffers import buffer_address
+
+    borrowed: list[int] = []
+    real = objio.io.ObjectWriter.write_zero_copy
+
+    def spy(self: Any, data: Any, /, *, keep: Any = None) -> int:
+        borrowed.append(buffer_address(memoryview(data)))
+        return real(self, data, keep=keep)
+
+    monkeypatch.setattr(objio.io.ObjectWriter, "write_zero_copy", spy)
+    base = torch.arange(3 << 20, dtype=torch.float32)        # 12 MiB: several 5 MiB parts
+    sd = {"big": torch.randn(1 << 20),                        # 4 MiB
+          "bf16": torch.randn(1 << 18).to(torch.bfloat16),   # 512 KiB
+          "small": torch.randn(1000),                        # copied
+          "view": base[5: (2 << 20) + 5],                     # a view: cloned, then borrowed
+          "whole": base}
+    uri = prefix + "zc"
+    cfg = s3_server.config.replace(part_size=5 << 20)
+    dcp.save(sd, storage_writer=S3StorageWriter(None, uri, s3client_config=cfg, thread_count=2))
+    own = {t.untyped_storage().data_ptr() for t in (sd["big"], sd["bf16"], base)}
+    assert len(borrowed) == 4 and own <= set(borrowed)       # the view's clone is the 4th
+    target = {k: torch.zeros_like(v) for k, v in sd.items()}
+    dcp.load(target, storage_reader=S3StorageReader(None, uri, s3client_config=cfg))
+    for k in sd:
+        assert torch.equal(target[k], sd[k]), k
+
+
 def test_bad_load_plans_are_valueerrors(tmp_path: Path) -> None:
     sd = small_state()
     dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{tmp_path}"))

@@ -35,6 +35,7 @@ class SpyBackend:
         self.calls: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.part_data: dict[int, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -43,25 +44,26 @@ class SpyBackend:
         self.calls.append("put")
         return await self.inner.put(obj, data, **kw)
 
-    async def create_multipart(self, obj: Any) -> str:
+    async def create_multipart(self, obj: Any, **kw: Any) -> str:
         self.calls.append("create")
-        return await self.inner.create_multipart(obj)
+        return await self.inner.create_multipart(obj, **kw)
 
-    async def upload_part(self, obj: Any, upload_id: str, n: int, data: Any) -> str:
+    async def upload_part(self, obj: Any, upload_id: str, n: int, data: Any, **kw: Any) -> str:
         self.calls.append(f"part{n}")
+        self.part_data[n] = data
         if n == self.fail_part:
             raise ObjectStoreError("injected failure", operation="UploadPart", uri=str(obj),
                                    code="InjectedFailure")
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await self.inner.upload_part(obj, upload_id, n, data)
+            return await self.inner.upload_part(obj, upload_id, n, data, **kw)
         finally:
             self.in_flight -= 1
 
-    async def complete_multipart(self, obj: Any, upload_id: str, parts: Any) -> str:
+    async def complete_multipart(self, obj: Any, upload_id: str, parts: Any, **kw: Any) -> str:
         self.calls.append("complete")
-        return await self.inner.complete_multipart(obj, upload_id, parts)
+        return await self.inner.complete_multipart(obj, upload_id, parts, **kw)
 
     async def abort_multipart(self, obj: Any, upload_id: str) -> None:
         self.calls.append("abort")
@@ -385,3 +387,114 @@ def test_seed_interface(client: objio.Client, prefix: str) -> None:
     w.close()
     assert w.closed
     assert bytes(client.get(prefix + "o")) == b"abc"
+
+
+# ----------------------------------------------------------------------- write_zero_copy
+def _within(piece: memoryview, source: np.ndarray) -> bool:
+    """Whether ``piece`` is memory of ``source`` itself (not a copy)."""
+    from objio._buffers import buffer_address
+
+    start = source.__array_interface__["data"][0]
+    a = buffer_address(piece)
+    return start <= a and a + piece.nbytes <= start + source.nbytes
+
+
+def test_write_zero_copy_sends_the_callers_memory(client: objio.Client, prefix: str) -> None:
+    """Borrowed data goes out as pieces of the parts it falls in (a part may mix copied small
+    writes and borrowed views: a scatter-gather body), with the right CRC32C per part (the
+    server checks it) and for the whole object."""
+    from objio import _crc32c
+    from objio._buffers import Gather
+    from objio.io import ZERO_COPY_MIN
+
+    spy = SpyClient(objio.Client(client.config.replace(checksums=True)))
+    big = np.frombuffer(payload(2 * PS + PS // 2, 1), dtype=np.uint8)
+    mid = np.frombuffer(payload(ZERO_COPY_MIN + 3, 2), dtype=np.uint8)
+    small = np.frombuffer(payload(ZERO_COPY_MIN - 1, 3), dtype=np.uint8)   # copied
+    w = ObjectWriter(prefix + "o", client=spy, part_size=PS, max_parts_in_flight=2)
+    expected = bytearray()
+    for op, data in [("w", b"head" * 25), ("z", big), ("w", b"x" * 1000), ("z", mid),
+                     ("z", small), ("w", payload(PS, 4)), ("z", big), ("w", b"tail")]:
+        n = w.write_zero_copy(data) if op == "z" else w.write(data)
+        assert n == len(data)
+        expected += bytes(data)
+    w.close()
+    assert bytes(client.get(prefix + "o")) == expected
+    assert w.crc32c == _crc32c.crc32c(bytes(expected))
+    parts = spy.spy.part_data
+    assert len(parts) == -(-len(expected) // PS)
+    gathers = [d for d in parts.values() if isinstance(d, Gather)]
+    assert gathers, "no part mixed copied and borrowed bytes"
+    borrowed = [p for d in parts.values()
+                for p in (d.pieces if isinstance(d, Gather) else (d,))
+                if _within(p, big) or _within(p, mid)]
+    assert sum(p.nbytes for p in borrowed) == 2 * big.nbytes + mid.nbytes  # none copied
+    assert not any(_within(p, small) for d in gathers for p in d.pieces)
+    assert no_uploads_left(client, prefix)
+
+
+def test_write_zero_copy_keeps_its_owner_until_close(client: objio.Client, prefix: str) -> None:
+    import weakref
+
+    class Owner:
+        pass
+
+    owner = Owner()
+    alive = weakref.ref(owner)
+    data = payload(PS + PS // 2, 5)
+    w = ObjectWriter(prefix + "o", client=client, part_size=PS, max_parts_in_flight=2)
+    w.write_zero_copy(data, keep=owner)
+    del owner
+    gc.collect()
+    assert alive() is not None          # the tail piece is still to be sent
+    w.close()
+    gc.collect()
+    assert alive() is None
+    assert bytes(client.get(prefix + "o")) == data
+
+
+def test_write_zero_copy_small_object_and_file_backend(client: objio.Client, prefix: str,
+                                                        tmp_path: Path) -> None:
+    data = payload(PS - 10, 6)         # less than a part: one PutObject of the joined bytes
+    with ObjectWriter(prefix + "s", client=client, part_size=PS) as w:
+        w.write(b"ab")
+        w.write_zero_copy(data)
+        w.write(b"cd")
+    assert bytes(client.get(prefix + "s")) == b"ab" + data + b"cd"
+    target = tmp_path / "f.bin"
+    blob = payload(700_000, 7)
+    with ObjectWriter(target, part_size=300_000, max_parts_in_flight=2) as w:
+        w.write(b"123")
+        w.write_zero_copy(blob)
+        w.write(b"456")
+    assert target.read_bytes() == b"123" + blob + b"456"
+
+
+def test_write_zero_copy_part_is_retried_after_a_reset(proxy: Any, s3_server: Any,
+                                                       client: objio.Client, prefix: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection reset during a part that has borrowed pieces: the part is sent again
+    from the same memory (still valid: write_zero_copy's caller keeps it until close)."""
+    from faultproxy import Reset
+    from objio import engine
+
+    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
+    proxy.clear()
+    pclient = objio.Client(s3_server.config.replace(endpoint_url=proxy.endpoint_url),
+                           part_size=PS, max_attempts=3)
+
+    def part(n: int) -> Any:
+        return lambda r: bool(r.method == "PUT" and r.query.get("partNumber") == str(n))
+
+    data = payload(2 * PS + 12345, 8)
+    proxy.add(part(1), Reset(), times=1)   # part 1: 10 copied bytes + a borrowed piece
+    proxy.add(part(2), Reset(), times=1)   # part 2: a whole part of the borrowed data
+    try:
+        with ObjectWriter(prefix + "r", client=pclient, part_size=PS, max_parts_in_flight=2) as w:
+            w.write(b"0123456789")
+            w.write_zero_copy(data)
+        assert [sum(1 for r in proxy.log if part(n)(r)) for n in (1, 2, 3)] == [2, 2, 1]
+    finally:
+        proxy.clear()
+    assert bytes(client.get(prefix + "r")) == b"0123456789" + data
+    assert no_uploads_left(client, prefix)

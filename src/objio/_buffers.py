@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-from typing import Any
+from typing import Any, Sequence
 
 _UNINIT_MIN = 64 * 1024
 POISON_BYTE = 0xDB
@@ -104,3 +104,31 @@ def read_into_new(reader: Any, n: int) -> Any:
             break
         got += k
     return buf if got == n else mv[:got]
+
+
+class Gather:
+    """Bytes held as an ordered list of buffers and sent as they are, one after another
+    (scatter-gather), instead of being joined into one buffer first: a part of a multipart
+    upload whose large pieces are borrowed from the caller (see
+    :meth:`objio.io.ObjectWriter.write_zero_copy`). ``len()`` is the total in bytes."""
+
+    __slots__ = ("pieces", "nbytes")
+
+    def __init__(self, pieces: Sequence[memoryview]) -> None:
+        self.pieces: tuple[memoryview, ...] = tuple(pieces)
+        self.nbytes: int = sum(p.nbytes for p in self.pieces)
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def tobytes(self) -> bytes:
+        """The bytes joined (a copy)."""
+        return b"".join(self.pieces)
+
+
+def buffer_address(mv: memoryview) -> int:
+    """The address of the first byte of ``mv`` (a C-contiguous, possibly read-only buffer)."""
+    import numpy as np
+
+    flat = mv if mv.format == "B" and mv.ndim == 1 else mv.cast("B")
+    return int(np.frombuffer(flat, dtype=np.uint8).__array_interface__["data"][0])

@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
-from ._buffers import new_buffer
+from ._buffers import Gather, new_buffer
 from ._crc32c import from_base64, to_base64
 from .backend import GetResult, ListPage, ObjectInfo
 from .errors import (
@@ -247,7 +247,8 @@ class LocalBackend:
     async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any, *,
                           checksum_crc32c: int | None = None) -> str:
         part = os.path.join(self._upload_dir(obj, upload_id), f"{part_number:05d}")
-        return await _run("UploadPart", obj.key, _write_atomic, part, [data], False)
+        chunks = list(data.pieces) if isinstance(data, Gather) else [data]
+        return await _run("UploadPart", obj.key, _write_atomic, part, chunks, False)
 
     async def complete_multipart(self, obj: ObjectURI, upload_id: str,
                                  parts: Sequence[tuple[int, str] | tuple[int, str, int]], *,

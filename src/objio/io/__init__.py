@@ -58,12 +58,12 @@ from ._common import (
     READER_TYPES,
 )
 from .readers import CoalescingReader, GroupBuffers, ObjectReader, RangeReader, SequentialReader
-from .writer import ObjectWriter, _TextWriter, part_size_for
+from .writer import ZERO_COPY_MIN, ObjectWriter, _TextWriter, part_size_for
 
 __all__ = [
     "open", "ObjectReader", "SequentialReader", "RangeReader", "CoalescingReader",
     "GroupBuffers", "ObjectWriter", "READER_TYPES", "DEFAULT_WINDOW_SIZE", "DEFAULT_BUFFER_SIZE",
-    "DEFAULT_MAX_GAP_SIZE", "DEFAULT_MAX_PARTS_IN_FLIGHT", "part_size_for",
+    "DEFAULT_MAX_GAP_SIZE", "DEFAULT_MAX_PARTS_IN_FLIGHT", "ZERO_COPY_MIN", "part_size_for",
 ]
 
 # ---------------------------------------------------------------------------------- open

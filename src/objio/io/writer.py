@@ -12,7 +12,7 @@ import warnings
 from typing import Any
 
 from .. import _crc32c, engine
-from .._buffers import new_buffer
+from .._buffers import Gather, new_buffer
 from ..config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from ..errors import AlreadyExistsError, NotFoundError, ObjectStoreError
 from ..uri import ObjectURI
@@ -28,8 +28,11 @@ from ._common import (
     log,
 )
 
-
 # ---------------------------------------------------------------------------------- writer
+ZERO_COPY_MIN = 256 * 1024
+"""Bytes below which :meth:`ObjectWriter.write_zero_copy` copies instead of borrowing."""
+
+
 def part_size_for(part_number: int, base: int) -> int:
     """Size of part ``part_number`` (1-based) of a stream of unknown length: ``base`` for the
     first :data:`PARTS_PER_SIZE_STEP` (800) parts, then doubling every 800 parts (capped at
@@ -72,6 +75,10 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
     without a copy: whole parts of an immutable ``bytes`` object (kept referenced until sent),
     and whole parts of a mutable buffer covering at least ``max_parts_in_flight`` parts (then
     ``write`` returns only once those parts are uploaded, so the caller may reuse it).
+    :meth:`write_zero_copy` sends any buffer of 256 KiB or more without a copy when the
+    caller guarantees that it stays unchanged until ``close()`` (DCP saves use it for tensor
+    storages): a part then goes out as a list of pieces, copied small writes and borrowed
+    views, one after another.
 
     ``close()`` sends the object (completes the multipart upload) and raises if anything
     failed. ``abort()``, an exception inside ``with``, a failed part, or garbage collection of
@@ -109,10 +116,17 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         self._attempts = cfg.max_attempts or 1
         self._base_part = ps
         self._ps = ps
+        # The part being filled: ``_fill`` bytes in all, held as ``_pieces`` (buffer segments
+        # and borrowed views, see write_zero_copy) followed by ``_buf[_seg:_bofs]``.
         self._buf: bytearray | None = None
         self._fill = 0
+        self._bofs = 0
+        self._seg = 0
+        self._pieces: list[memoryview] = []
+        self._keep: list[Any] = []
         self._free: list[bytearray] = []
-        self._inflight: collections.deque[tuple[int, Any, bytearray | None, bool]] = \
+        # parts in flight: (part number, future, owned buffer, write waits for it, kept objects)
+        self._inflight: collections.deque[tuple[int, Any, bytearray | None, bool, list[Any]]] = \
             collections.deque()
         self._parts: list[tuple[int, str]] = []
         self._upload_id: str | None = None
@@ -185,7 +199,9 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                 n = mv.nbytes
                 fill = self._fill
                 if fill + n < self._ps:
-                    buf[fill: fill + n] = mv
+                    o = self._bofs
+                    buf[o: o + n] = mv
+                    self._bofs = o + n
                     self._fill = fill + n
                     self._written += n
                     return n
@@ -201,7 +217,7 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             while off < n:
                 ps = self._ps
                 if self._fill == ps:
-                    self._emit_buffer()
+                    self._emit_current()
                     ps = self._ps
                 if self._fill == 0 and n - off >= ps and (
                         immutable or must_wait or n - off >= self._m * ps):
@@ -211,13 +227,51 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                     continue
                 if self._buf is None:
                     self._buf = self._take_buffer()
+                    self._bofs = self._seg = 0
                 k = min(ps - self._fill, n - off)
-                self._buf[self._fill: self._fill + k] = mv[off: off + k]
+                o = self._bofs
+                self._buf[o: o + k] = mv[off: off + k]
+                self._bofs = o + k
                 self._fill += k
                 off += k
             if must_wait:
                 while any(e[3] for e in self._inflight):
                     self._wait_any()
+        except BaseException:
+            self._fail()
+            raise
+        self._written += n
+        return n
+
+    def write_zero_copy(self, data: Any, /, *, keep: Any = None) -> int:
+        """Append ``data`` like :meth:`write`, but without copying it: its memory is sent as
+        it is (as pieces of the parts it falls in), so it must stay valid and unchanged until
+        ``close()`` or ``abort()`` has returned. ``keep`` (for instance the tensor that owns
+        ``data``'s memory) is referenced until then. Data under 256 KiB is copied (a piece of
+        its own would cost more than the copy). Returns the length in bytes; raises like
+        :meth:`write`."""
+        self._check_open()
+        mv = _byte_view(data, "write_zero_copy() argument", writable=False)
+        n = len(mv)
+        if n < ZERO_COPY_MIN:
+            return self.write(mv)
+        off = 0
+        try:
+            while off < n:
+                ps = self._ps
+                if self._fill == ps:
+                    self._emit_current()
+                    ps = self._ps
+                if self._fill == 0 and n - off >= ps:  # a whole part of it
+                    self._emit(mv[off: off + ps], None, wait=False, keep=[mv, keep])
+                    off += ps
+                    continue
+                k = min(ps - self._fill, n - off)
+                self._flush_segment()
+                self._pieces.append(mv[off: off + k])
+                self._keep.append(keep)
+                self._fill += k
+                off += k
         except BaseException:
             self._fail()
             raise
@@ -231,13 +285,15 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             return
         try:
             if self._upload_id is None:
-                data = memoryview(self._buf)[: self._fill] if self._buf is not None else b""
+                data = self._current_part()
+                if isinstance(data, Gather):
+                    data = data.tobytes()  # one PutObject (a single piece when nothing was kept)
                 crc = None if self._checksum is None else _crc32c.crc32c(data)
                 self._put_small(data, crc)
                 self._crc_final = crc
             else:
                 if self._fill:
-                    self._emit_buffer()
+                    self._emit_current()
                 while self._inflight:
                     self._wait_any()
                 if not self._exist_ok:
@@ -297,12 +353,31 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         self._buffers_allocated += 1
         return new_buffer(self._ps)
 
-    def _emit_buffer(self) -> None:
-        buf = self._buf
-        assert buf is not None
+    def _flush_segment(self) -> None:
+        """End the current buffer segment (the next bytes are a borrowed piece)."""
+        if self._buf is not None and self._bofs > self._seg:
+            self._pieces.append(memoryview(self._buf)[self._seg: self._bofs])
+            self._seg = self._bofs
+
+    def _current_part(self) -> Any:
+        """The bytes of the part being filled: a memoryview of the part buffer, or a Gather
+        when borrowed pieces are part of it."""
+        seg = memoryview(self._buf)[self._seg: self._bofs] if self._buf is not None else \
+            memoryview(b"")
+        if not self._pieces:
+            return seg
+        return Gather(self._pieces + [seg] if len(seg) else self._pieces)
+
+    def _emit_current(self) -> None:
+        data = self._current_part()
+        buf, keep = self._buf, self._keep
+        if buf is not None and self._bofs == 0:  # no byte of it in this part
+            self._free.append(buf)
+            buf = None
         self._buf = None
-        fill, self._fill = self._fill, 0
-        self._emit(memoryview(buf)[:fill], buf, wait=False)
+        self._fill = self._bofs = self._seg = 0
+        self._pieces, self._keep = [], []
+        self._emit(data, buf, wait=False, keep=keep)
 
     def _put_small(self, data: Any, crc: int | None) -> None:
         """The whole object as one PutObject (with its CRC32C when asked and accepted)."""
@@ -345,8 +420,11 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                     "without one", self.uri, e)
         self._send_checksum = False
 
-    def _emit(self, view: memoryview, owned: bytearray | None, wait: bool) -> None:
-        """Upload ``view`` as the next part (starting the multipart upload if needed)."""
+    def _emit(self, view: memoryview | Gather, owned: bytearray | None, wait: bool,
+              keep: list[Any] | None = None) -> None:
+        """Upload ``view`` as the next part (starting the multipart upload if needed);
+        ``owned`` (its buffer, recycled afterwards) and ``keep`` stay referenced until the
+        part is uploaded."""
         if self._upload_id is None:
             self._upload_id = self._create_upload()
         self._harvest()  # finished parts, in any order (recycles buffers, fails fast)
@@ -357,7 +435,12 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             raise ValueError(f"{self.uri}: more than {MAX_PARTS} parts; use a larger part_size")
         crc = None
         if self._checksum is not None:
-            crc = _crc32c.crc32c(view)
+            if isinstance(view, Gather):
+                crc = 0
+                for piece in view.pieces:
+                    crc = _crc32c.crc32c(piece, crc)
+            else:
+                crc = _crc32c.crc32c(view)
             self._crc = _crc32c.combine(self._crc, crc, len(view))
             self._part_crcs[pn] = crc
         self._next_part = pn + 1
@@ -365,7 +448,7 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         fut = engine.submit(_upload_part(self._backend, self._obj, self._upload_id, pn, view,
                                          self._attempts, self._tasks,
                                          crc if self._send_checksum else None))
-        self._inflight.append((pn, fut, owned, wait))
+        self._inflight.append((pn, fut, owned, wait, keep or []))
 
     def _wait_any(self) -> None:
         """Wait until a part in flight has finished (whichever: waiting for the oldest would
@@ -380,10 +463,11 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         """Collect the finished parts (raises the error of a failed one)."""
         if not any(e[1].done() for e in self._inflight):
             return
-        pending: collections.deque[tuple[int, Any, bytearray | None, bool]] = collections.deque()
+        pending: collections.deque[tuple[int, Any, bytearray | None, bool, list[Any]]] = \
+            collections.deque()
         while self._inflight:
             entry = self._inflight.popleft()
-            pn, fut, owned, _ = entry
+            pn, fut, owned = entry[0], entry[1], entry[2]
             if not fut.done():
                 pending.append(entry)
                 continue
@@ -419,10 +503,13 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
 
     def _abort_upload(self, wait: bool) -> None:
         uid, self._upload_id = self._upload_id, None
+        # what running part uploads may still read stays referenced until they have stopped
+        kept = [(e[2], e[4]) for e in self._inflight]
         self._inflight.clear()
         if uid is None:
             return
-        coro = _drain_and_abort(self._backend, self._obj, uid, self._attempts, self._tasks)
+        coro = _drain_and_abort(self._backend, self._obj, uid, self._attempts, self._tasks,
+                                kept)
         if engine.in_engine_thread():  # a finaliser running on the loop: schedule it there
             asyncio.get_running_loop().create_task(coro)
             return
@@ -432,7 +519,8 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
 
     def _drop_buffers(self) -> None:
         self._buf = None
-        self._fill = 0
+        self._fill = self._bofs = self._seg = 0
+        self._pieces, self._keep = [], []
         self._free.clear()
 
 
@@ -445,7 +533,8 @@ def _checksum_refused(e: ObjectStoreError) -> bool:
 
 # The coroutines below hold no reference to the writer, so an abandoned writer is collected
 # (and its upload aborted) in the thread that dropped it, not later on the engine loop.
-async def _upload_part(backend: Any, obj: ObjectURI, upload_id: str, pn: int, view: memoryview,
+async def _upload_part(backend: Any, obj: ObjectURI, upload_id: str, pn: int,
+                       view: memoryview | Gather,
                        attempts: int, tasks: set[asyncio.Task[Any]],
                        crc: int | None = None) -> str:
     task = asyncio.current_task()
@@ -462,9 +551,10 @@ async def _upload_part(backend: Any, obj: ObjectURI, upload_id: str, pn: int, vi
 
 
 async def _drain_and_abort(backend: Any, obj: ObjectURI, upload_id: str, attempts: int,
-                           tasks: set[asyncio.Task[Any]]) -> None:
+                           tasks: set[asyncio.Task[Any]], kept: Any = None) -> None:
     """Stop the part uploads still running, then abort the multipart upload (parts that
-    complete after an abort could otherwise linger)."""
+    complete after an abort could otherwise linger). ``kept``: what the part uploads read
+    from, referenced until they have stopped."""
     await asyncio.sleep(0)  # part uploads submitted just before this one start (and register)
     running = list(tasks)
     for t in running:

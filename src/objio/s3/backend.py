@@ -24,7 +24,7 @@ from xml.etree import ElementTree as ET
 import aiohttp
 from yarl import URL
 
-from .._buffers import new_buffer
+from .._buffers import Gather, new_buffer
 from .._crc32c import crc32c, from_base64, to_base64
 from ..backend import GetResult, ListPage, ObjectInfo, UploadInfo
 from ..config import ClientConfig, MiB
@@ -62,26 +62,47 @@ def _parse_iso_date(value: str | None) -> float:
 _SPLIT_BODY_MIN = 1024 * 1024
 
 
-class _SplitBodyPayload(aiohttp.BytesPayload):
-    """A request body sent as a small first piece, then the rest as one memoryview.
+class _BodyPayload(aiohttp.payload.Payload):
+    """A request body sent as it is held: a list of buffers (:class:`objio._buffers.Gather`)
+    written one after another, the first one split after 64 KiB.
 
     aiohttp joins the request headers with the first body write (``b"".join``: on Python
-    < 3.12.9 it avoids ``writelines``), which copies the whole body once more per request;
-    with a 64 KiB first piece only that piece is copied and the rest goes straight to the
-    transport.
+    < 3.12.9 it avoids ``writelines``), which would copy the whole first buffer once more per
+    request; with a 64 KiB first piece only that piece is copied and the rest goes straight
+    to the transport (uvloop keeps a reference to what the socket does not take at once, it
+    does not copy it).
     """
+
+    _autoclose = True
+
+    def __init__(self, pieces: Sequence[memoryview], size: int) -> None:
+        super().__init__(pieces, content_type="application/octet-stream")
+        self._size = size
+        self._nbytes = size
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(self._value).decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"".join(self._value)
 
     async def write(self, writer: Any) -> None:
         await self.write_with_length(writer, None)
 
     async def write_with_length(self, writer: Any, content_length: int | None) -> None:
-        mv = memoryview(self._value)
-        if content_length is not None:
-            mv = mv[:content_length]
+        left = self._nbytes if content_length is None else min(content_length, self._nbytes)
         head = 64 * 1024
-        await writer.write(mv[:head])
-        if len(mv) > head:
-            await writer.write(mv[head:])
+        first = True
+        for piece in self._value:
+            if left <= 0:
+                break
+            mv = piece[:left]
+            left -= len(mv)
+            if first and len(mv) > head:
+                await writer.write(mv[:head])
+                mv = mv[head:]
+            first = False
+            await writer.write(mv)
 
 
 def _connection_error(op: str, uri: str, exc: BaseException) -> ObjectStoreError:
@@ -191,7 +212,10 @@ class S3Backend:
         if body is None:
             payload_hash = EMPTY_SHA256
         elif self._sign_payload:
-            payload_hash = hashlib.sha256(body).hexdigest()
+            h = hashlib.sha256()
+            for piece in (body.pieces if isinstance(body, Gather) else (body,)):
+                h.update(piece)
+            payload_hash = h.hexdigest()
         else:
             payload_hash = UNSIGNED_PAYLOAD
         creds = self._creds.get()
@@ -219,8 +243,11 @@ class S3Backend:
         """Send one request, read the whole (small) response; raise translated errors."""
         host, target, hdrs = self._prepare(method, bucket, key, params, headers, body)
         nbytes = 0 if body is None else len(body)
-        if body is not None and not isinstance(body, str) and nbytes >= _SPLIT_BODY_MIN:
-            body = _SplitBodyPayload(body)
+        if isinstance(body, Gather):
+            body = _BodyPayload(body.pieces, nbytes)
+        elif body is not None and not isinstance(body, str) and nbytes >= _SPLIT_BODY_MIN:
+            mv = memoryview(body)
+            body = _BodyPayload((mv if mv.format == "B" else mv.cast("B"),), nbytes)
         cfg = self.config
         timeout = aiohttp.ClientTimeout(total=cfg.deadline_s(nbytes), sock_connect=cfg.connect_timeout_s,
                                         sock_read=cfg.read_timeout_s)

@@ -97,10 +97,10 @@ from torch.distributed.checkpoint.storage import WriteResult
 from torch.futures import Future
 
 from .. import _crc32c, engine
-from .._buffers import read_into_new
+from .._buffers import buffer_address, read_into_new
 from ..api import Client
 from ..errors import IntegrityError, NotFoundError
-from ..io import DEFAULT_MAX_PARTS_IN_FLIGHT
+from ..io import DEFAULT_MAX_PARTS_IN_FLIGHT, ZERO_COPY_MIN
 from ..io.readers import CoalescingReader, GroupBuffers
 from ..uri import ObjectURI, parse_uri
 from ._reader import DCPOptimizedConstructor, S3ReaderConstructor, S3ReaderConstructorProtocol
@@ -427,18 +427,38 @@ def _split_items(items: list[WriteItem], bins: int) -> list[list[WriteItem]]:
 
 
 class _ItemStream(io.RawIOBase):
-    """A file's write stream that keeps the CRC32C of the current item."""
+    """A file's write stream that keeps the CRC32C of the current item, and sends the tensor
+    being saved without copying it (see :meth:`expect`)."""
 
     def __init__(self, writer: S3Writer) -> None:
         super().__init__()
         self._w = writer
         self.crc = 0
+        self._expect: tuple[int, int, Any] | None = None
 
     def writable(self) -> bool:
         return True
 
+    def expect(self, tensor: torch.Tensor | None) -> None:
+        """The next item is ``tensor``: when torch's serializer writes its storage (one write
+        of exactly the storage's bytes at the storage's address) the writer borrows that
+        memory instead of copying it. The tensor stays valid and unchanged until the file is
+        closed: DCP holds the state dict (or, for ``async_save``, its staged copy) until
+        ``write_data`` returns, and the writer keeps a reference to the tensor."""
+        self._expect = None
+        if tensor is not None:
+            storage = tensor.untyped_storage()
+            if storage.nbytes() >= ZERO_COPY_MIN:
+                self._expect = (storage.data_ptr(), storage.nbytes(), tensor)
+
     def write(self, b: Any) -> int:
         self.crc = _crc32c.crc32c(b, self.crc)
+        e = self._expect
+        if e is not None and len(b) == e[1]:
+            mv = memoryview(b)
+            if mv.nbytes == e[1] and buffer_address(mv) == e[0]:
+                self._expect = None
+                return self._w.write_zero_copy(mv, keep=e[2])
         return self._w.write(b)
 
     def tell(self) -> int:
@@ -644,7 +664,11 @@ class S3StorageWriter(FileSystemWriter):
             tensor = data.detach().cpu()
             if tensor.untyped_storage().size() != tensor.nbytes:
                 tensor = tensor.clone()  # a view: save only its own elements
-            _save_item(tensor, target)
+            stream.expect(tensor)
+            try:
+                _save_item(tensor, target)
+            finally:
+                stream.expect(None)
         target.close()
         length = stream.tell() - offset
         info = _StorageInfo(name, offset, length,
