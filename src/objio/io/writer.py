@@ -207,41 +207,9 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                     return n
         self._check_open()
         mv = _byte_view(data, "write() argument", writable=False)
-        n = len(mv)
-        if n == 0:
-            return 0
-        immutable = isinstance(mv.obj, bytes)
-        must_wait = False
-        off = 0
-        try:
-            while off < n:
-                ps = self._ps
-                if self._fill == ps:
-                    self._emit_current()
-                    ps = self._ps
-                if self._fill == 0 and n - off >= ps and (
-                        immutable or must_wait or n - off >= self._m * ps):
-                    self._emit(mv[off: off + ps], None, wait=not immutable)
-                    must_wait = must_wait or not immutable
-                    off += ps
-                    continue
-                if self._buf is None:
-                    self._buf = self._take_buffer()
-                    self._bofs = self._seg = 0
-                k = min(ps - self._fill, n - off)
-                o = self._bofs
-                self._buf[o: o + k] = mv[off: off + k]
-                self._bofs = o + k
-                self._fill += k
-                off += k
-            if must_wait:
-                while any(e[3] for e in self._inflight):
-                    self._wait_any()
-        except BaseException:
-            self._fail()
-            raise
-        self._written += n
-        return n
+        if len(mv):
+            self._append(mv, borrow=False)
+        return len(mv)
 
     def write_zero_copy(self, data: Any, /, *, keep: Any = None) -> int:
         """Append ``data`` like :meth:`write`, but without copying it: its memory is sent as
@@ -252,9 +220,17 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         :meth:`write`."""
         self._check_open()
         mv = _byte_view(data, "write_zero_copy() argument", writable=False)
+        if len(mv):
+            self._append(mv, borrow=len(mv) >= ZERO_COPY_MIN, keep=keep)
+        return len(mv)
+
+    def _append(self, mv: memoryview, borrow: bool, keep: Any = None) -> None:
+        """Add ``mv`` to the stream: whole parts of it sent as they are when they may be
+        (borrowed, ``bytes``, or a mutable buffer covering the parts in flight: then waited
+        for), the rest copied into part buffers, or, ``borrow``, kept as pieces of parts."""
         n = len(mv)
-        if n < ZERO_COPY_MIN:
-            return self.write(mv)
+        immutable = borrow or isinstance(mv.obj, bytes)
+        must_wait = False
         off = 0
         try:
             while off < n:
@@ -262,21 +238,34 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                 if self._fill == ps:
                     self._emit_current()
                     ps = self._ps
-                if self._fill == 0 and n - off >= ps:  # a whole part of it
-                    self._emit(mv[off: off + ps], None, wait=False, keep=[mv, keep])
+                if self._fill == 0 and n - off >= ps and (
+                        immutable or must_wait or n - off >= self._m * ps):
+                    self._emit(mv[off: off + ps], None, wait=not immutable,
+                               keep=[mv, keep] if borrow else None)
+                    must_wait = must_wait or not immutable
                     off += ps
                     continue
                 k = min(ps - self._fill, n - off)
-                self._flush_segment()
-                self._pieces.append(mv[off: off + k])
-                self._keep.append(keep)
+                if borrow:
+                    self._flush_segment()
+                    self._pieces.append(mv[off: off + k])
+                    self._keep.append(keep)
+                else:
+                    if self._buf is None:
+                        self._buf = self._take_buffer()
+                        self._bofs = self._seg = 0
+                    o = self._bofs
+                    self._buf[o: o + k] = mv[off: off + k]
+                    self._bofs = o + k
                 self._fill += k
                 off += k
+            if must_wait:
+                while any(e[3] for e in self._inflight):
+                    self._wait_any()
         except BaseException:
             self._fail()
             raise
         self._written += n
-        return n
 
     def close(self) -> None:
         """Send the object: one PutObject, or the last part and CompleteMultipartUpload.
