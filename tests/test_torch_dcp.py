@@ -292,6 +292,35 @@ def test_tensor_storages_are_sent_without_a_copy(s3_server: Any, client: objio.C
         assert torch.equal(target[k], sd[k]), k
 
 
+def test_only_the_tensors_own_memory_is_borrowed() -> None:
+    """The item stream borrows a write only when it is the tensor's storage itself (same
+    length AND address): bytes of the same length from anywhere else, e.g. a transform
+    extension's reused buffer, are copied, as anything after the storage is."""
+    calls: list[tuple[str, bytes]] = []
+
+    class Recorder:
+        def write(self, b: Any) -> int:
+            calls.append(("copy", bytes(b)))
+            return len(b)
+
+        def write_zero_copy(self, b: Any, *, keep: Any = None) -> int:
+            assert keep is t
+            calls.append(("borrow", bytes(b)))
+            return len(b)
+
+    t = torch.arange(1 << 16, dtype=torch.float32)       # 256 KiB
+    raw = memoryview(t.numpy()).cast("B")
+    stream = odcp._ItemStream(Recorder())  # type: ignore[arg-type]
+    stream.expect(t)
+    stream.write(bytearray(raw))          # same bytes and length, another address: copied
+    stream.write(raw)                     # the storage: borrowed
+    stream.write(raw)                     # once only
+    stream.expect(torch.arange(10))       # below 256 KiB: never borrowed
+    stream.write(memoryview(torch.arange(10).numpy()).cast("B"))
+    assert [c[0] for c in calls] == ["copy", "borrow", "copy", "copy"]
+    assert calls[0][1] == calls[1][1] == raw.tobytes()
+
+
 def test_bad_load_plans_are_valueerrors(tmp_path: Path) -> None:
     sd = small_state()
     dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{tmp_path}"))
