@@ -453,6 +453,31 @@ def test_write_zero_copy_keeps_its_owner_until_close(client: objio.Client, prefi
     assert bytes(client.get(prefix + "o")) == data
 
 
+def test_write_zero_copy_failed_part_aborts_and_releases(client: objio.Client,
+                                                         prefix: str) -> None:
+    import weakref
+
+    class Owner:
+        pass
+
+    owner = Owner()
+    alive = weakref.ref(owner)
+    spy = SpyClient(client, fail_part=2)
+    client.put_bytes(prefix + "o", b"previous")
+    w = ObjectWriter(prefix + "o", client=spy, part_size=PS, max_parts_in_flight=2)
+    with pytest.raises(ObjectStoreError, match="injected failure"):
+        w.write(b"head")
+        w.write_zero_copy(payload(3 * PS, 9), keep=owner)
+        w.close()
+    del owner
+    spy.spy.part_data.clear()
+    gc.collect()
+    assert w.closed and alive() is None
+    assert spy.spy.calls[-1] == "abort" and "complete" not in spy.spy.calls
+    assert bytes(client.get(prefix + "o")) == b"previous"
+    assert no_uploads_left(client, prefix)
+
+
 def test_write_zero_copy_small_object_and_file_backend(client: objio.Client, prefix: str,
                                                         tmp_path: Path) -> None:
     data = payload(PS - 10, 6)         # less than a part: one PutObject of the joined bytes
