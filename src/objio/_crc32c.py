@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import google_crc32c
 
+from ._buffers import buffer_address
+
 __all__ = ["crc32c", "combine", "to_base64", "from_base64", "zero_copy"]
 
 log = logging.getLogger("objio.crc32c")
@@ -66,11 +68,7 @@ def crc32c(data: Any, crc: int = 0) -> int:
     n = mv.nbytes
     if n < _SMALL or _extend is None:
         return google_crc32c.extend(crc, mv.tobytes())  # type: ignore[no-any-return]
-    import numpy as np
-
-    addr = np.frombuffer(mv if mv.format == "B" else mv.cast("B"), dtype=np.uint8) \
-        .__array_interface__["data"][0]
-    return _extend(crc, addr, n)
+    return _extend(crc, buffer_address(mv), n)
 
 
 def _multmodp(a: int, b: int) -> int:
