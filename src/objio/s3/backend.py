@@ -78,7 +78,6 @@ class _BodyPayload(aiohttp.payload.Payload):
     def __init__(self, pieces: Sequence[memoryview], size: int) -> None:
         super().__init__(pieces, content_type="application/octet-stream")
         self._size = size
-        self._nbytes = size
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return b"".join(self._value).decode(encoding, errors)
@@ -90,7 +89,8 @@ class _BodyPayload(aiohttp.payload.Payload):
         await self.write_with_length(writer, None)
 
     async def write_with_length(self, writer: Any, content_length: int | None) -> None:
-        left = self._nbytes if content_length is None else min(content_length, self._nbytes)
+        size = self._size or 0
+        left = size if content_length is None else min(content_length, size)
         head = 64 * 1024
         first = True
         for piece in self._value:
