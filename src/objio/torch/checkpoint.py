@@ -39,7 +39,7 @@ import bisect
 import logging
 import os
 import threading
-from typing import Any
+from typing import Any, cast
 
 from .. import _crc32c, engine
 from ..api import Client
@@ -48,7 +48,7 @@ from ..io._common import _get
 from ..uri import ObjectURI, parse_uri
 from ._reader import S3Reader, SequentialS3Reader
 from ._writer import S3Writer
-from .config import client_config_for
+from .config import LazyClient, client_config_for
 
 __all__ = ["S3Checkpoint", "VerifyingS3Reader"]
 
@@ -200,7 +200,7 @@ class VerifyingS3Reader(SequentialS3Reader):
         return out
 
 
-class S3Checkpoint:
+class S3Checkpoint(LazyClient):
     """Readers and writers for ``torch.save`` / ``torch.load`` checkpoints (the seed's
     ``S3Checkpoint``; see the module docs for what objio adds: bounded memory, CRC32C end to
     end, atomic objects, early errors).
@@ -238,13 +238,10 @@ class S3Checkpoint:
     @property
     def client(self) -> Client:
         """The :class:`objio.Client` used for every reader and writer."""
-        if self._client is None:
-            self._client = Client(self._config)
-        return self._client
+        return cast(Client, self._get_client())
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"] = None
+        state = super().__getstate__()
         state["_lock"] = None
         return state
 

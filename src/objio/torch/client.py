@@ -21,7 +21,7 @@ from typing import Any
 from ..backend import ObjectInfo
 from ._reader import S3Reader, S3ReaderConstructor
 from ._writer import S3Writer
-from .config import S3ClientConfig, client_config_for
+from .config import LazyClient, S3ClientConfig, client_config_for
 
 __all__ = ["S3Client", "HeadObjectResult", "ListObjectResult"]
 
@@ -48,7 +48,7 @@ class ListObjectResult:
     common_prefixes: list[str] = field(default_factory=list)
 
 
-class S3Client:
+class S3Client(LazyClient):
     """An S3 client with s3torchconnector's interface, on objio's engine (fork-safe: every
     process gets its own connections on first use).
 
@@ -80,13 +80,6 @@ class S3Client:
     def s3client_config(self) -> Any:
         return self._s3client_config
 
-    def _objio(self) -> Any:
-        if self._client is None:
-            from ..api import Client
-
-            self._client = Client(self._config)
-        return self._client
-
     @staticmethod
     def _uri(bucket: str, key: str = "") -> str:
         if not isinstance(bucket, str) or not isinstance(key, str):
@@ -101,7 +94,7 @@ class S3Client:
         self._uri(bucket, key)
         constructor = reader_constructor or S3ReaderConstructor.default()
         size = getattr(object_info, "size", None)
-        reader: S3Reader = constructor(bucket, key, self._objio(), size=size)
+        reader: S3Reader = constructor(bucket, key, self._get_client(), size=size)
         return reader
 
     def put_object(self, bucket: str, key: str, storage_class: str | None = None) -> S3Writer:
@@ -112,7 +105,7 @@ class S3Client:
         if storage_class not in (None, "STANDARD"):
             raise ValueError(f"storage_class {storage_class!r} is not supported; objio writes "
                              "with the bucket's default (STANDARD)")
-        return S3Writer(bucket, key, client=self._objio())
+        return S3Writer(bucket, key, client=self._get_client())
 
     def list_objects(self, bucket: str, prefix: str = "", delimiter: str = "",
                      max_keys: int = 1000) -> Iterator[ListObjectResult]:
@@ -122,7 +115,7 @@ class S3Client:
             raise TypeError(f"max_keys must be an integer, got {max_keys!r}")
         if not 1 <= max_keys <= 1000:
             raise ValueError(f"max_keys must be 1 to 1000, got {max_keys}")
-        client = self._objio()
+        client = self._get_client()
         uri = self._uri(bucket, prefix)
         if delimiter:
             if delimiter != "/":
@@ -135,13 +128,13 @@ class S3Client:
 
     def head_object(self, bucket: str, key: str) -> HeadObjectResult:
         """Size, last-modified time and ETag. Raises: FileNotFoundError, PermissionError."""
-        info = self._objio().stat(self._uri(bucket, key))
+        info = self._get_client().stat(self._uri(bucket, key))
         return HeadObjectResult(info.size, info.last_modified, info.etag)
 
     def delete_object(self, bucket: str, key: str) -> None:
         """Delete one object (a missing one is not an error)."""
-        self._objio().delete(self._uri(bucket, key))
+        self._get_client().delete(self._uri(bucket, key))
 
     def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
         """Copy one object (through this client: GET then PUT)."""
-        self._objio().copy(self._uri(src_bucket, src_key), self._uri(dst_bucket, dst_key))
+        self._get_client().copy(self._uri(src_bucket, src_key), self._uri(dst_bucket, dst_key))

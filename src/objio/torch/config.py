@@ -178,3 +178,25 @@ def client_config_for(s3client_config: Any, region: str | None = None,
                             "objio.ClientConfig or None, got "
                             f"{type(s3client_config).__name__}")
     return s3client_config.to_client_config(region, endpoint)
+
+
+class LazyClient:
+    """Mixin for objects that make their :class:`objio.Client` from ``self._config`` (a
+    ClientConfig) on first use, ``_get_client()``, and keep it in ``self._client`` (None until
+    then). Pickling drops the client: each process that unpickles the object (a DataLoader
+    worker, a spawned rank) makes its own instead of sharing the parent's connections."""
+
+    _config: ClientConfig
+    _client: Any
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            from ..api import Client
+
+            self._client = Client(self._config)
+        return self._client
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"] = None
+        return state

@@ -112,7 +112,7 @@ from ..io import SequentialReader
 from ..io._common import _byte_view
 from ..uri import ObjectURI, parse_uri, split_glob
 from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader
-from .config import S3ClientConfig, client_config_for
+from .config import LazyClient, S3ClientConfig, client_config_for
 from .transforms import Samples
 
 __all__ = [
@@ -732,7 +732,7 @@ class _Pending:
 
 
 # ------------------------------------------------------------------------------ base
-class _Base:
+class _Base(LazyClient):
     """What both datasets share: configuration, the object list, the client, fetching."""
 
     _kind = ""
@@ -813,17 +813,11 @@ class _Base:
 
     # -- pickling ------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"] = None
+        state = super().__getstate__()
         state["_perm"] = None
         return state  # _Listing pickles as its finished list
 
     # -- internals -----------------------------------------------------------------------
-    def _get_client(self) -> Client:
-        if self._client is None:
-            self._client = Client(self._config)
-        return self._client
-
     def _order(self, n: int) -> np.ndarray | None:
         """The epoch's permutation of ``n`` objects (None without shuffling)."""
         if not self._shuffle:

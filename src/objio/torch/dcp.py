@@ -106,7 +106,7 @@ from ..uri import ObjectURI, parse_uri
 from ._reader import DCPOptimizedConstructor, S3ReaderConstructor, S3ReaderConstructorProtocol
 from ._tensorzip import BufferFile, tensor_view
 from ._writer import S3Writer
-from .config import client_config_for
+from .config import LazyClient, client_config_for
 
 __all__ = [
     "S3FileSystem", "S3StorageReader", "S3StorageWriter", "S3PrefixStrategyBase",
@@ -287,7 +287,7 @@ def _dir_uri(path: str | os.PathLike[str]) -> ObjectURI:
     return obj.with_key(key)
 
 
-class S3FileSystem(FileSystemBase):
+class S3FileSystem(LazyClient, FileSystemBase):
     """DCP's ``FileSystemBase`` on objio: ``s3://`` and ``file://`` paths.
 
     Args:
@@ -312,14 +312,7 @@ class S3FileSystem(FileSystemBase):
 
     @property
     def client(self) -> Client:
-        if self._client is None:
-            self._client = Client(self._config)
-        return self._client
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"] = None
-        return state
+        return cast(Client, self._get_client())
 
     @contextmanager
     def create_stream(self, path: str | os.PathLike[str], mode: str) -> Generator[Any, None, None]:
