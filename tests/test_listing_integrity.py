@@ -385,3 +385,32 @@ def test_upload_markers_that_do_not_move_forward_raise() -> None:
     with pytest.raises(objio.ObjectStoreError, match="again") as info:
         asyncio.run(engine.list_uploads(server, ObjectURI("s3", "b", ""), "p/", 3))  # type: ignore[arg-type]
     assert info.value.code == "IncompleteListing" and server.calls == 3
+
+
+# ------------------------------------------------------------------------------ D2: no scheme
+def test_a_missing_local_path_is_an_error_with_a_hint(tmp_path: Any, monkeypatch: Any,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``my-bucket/train`` (s3:// forgotten) is a local path that does not exist: an error,
+    not an empty listing."""
+    monkeypatch.chdir(tmp_path)
+    for call in (lambda: objio.list("my-bucket/train"),
+                 lambda: objio.list_objects("my-bucket/train/", fast=True),
+                 lambda: objio.list_level("my-bucket/train/")):
+        with pytest.raises(FileNotFoundError, match=r"my-bucket/train.*did you mean "
+                                                    r"s3://my-bucket/train/?\?"):
+            call()
+    code = cli_main(["ls", "my-bucket/train/"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "did you mean s3://my-bucket/train/?" in lines[0]
+    assert lines[0].startswith("objio: error: ")
+    # no hint where the path does not read as bucket/key; still an error
+    with pytest.raises(FileNotFoundError) as info:
+        objio.list(str(tmp_path / "nope" / "x"))
+    assert "nope" in str(info.value) and "did you mean" not in str(info.value)
+    # what exists is listed as before: an empty directory is an empty listing (ls: exit 1)
+    (tmp_path / "empty").mkdir()
+    assert objio.list("empty/") == [] and cli_main(["ls", "empty/"]) == 1
+    (tmp_path / "empty" / "f").write_bytes(b"x")
+    assert objio.list("empty/") == [str(tmp_path / "empty" / "f")]

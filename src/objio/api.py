@@ -29,7 +29,7 @@ from .backend import ObjectInfo, UploadInfo
 from .config import ClientConfig, MiB, default_config, set_default_config
 from .engine import Observer, RequestRecord
 from .errors import NotFoundError, ObjectStoreError
-from .uri import ObjectURI, check_uri_list, is_prefix, object_uri, parse_uri, split_glob
+from .uri import ObjectURI, check_uri_list, is_prefix, object_uri, parse_uri, s3_hint, split_glob
 
 _list = builtins.list
 
@@ -117,15 +117,25 @@ class Client:
         if fast and recursive and pattern is None:
             from .fastlist import list_fast
 
-            return await list_fast(backend, _bucket_root(obj), key,
-                                   max_in_flight=min(self.config.max_in_flight or 32, 32),
-                                   attempts=self._attempts)
+            try:
+                return await list_fast(backend, _bucket_root(obj), key,
+                                       max_in_flight=min(self.config.max_in_flight or 32, 32),
+                                       attempts=self._attempts)
+            except NotFoundError as e:
+                if (hinted := _with_s3_hint(e, uri)) is None:
+                    raise
+                raise hinted from e
         delimiter = None if recursive and pattern is None else ("/" if obj.scheme == "s3" else "/")
-        async for page in engine.list_pages(backend, _bucket_root(obj), key, delimiter,
-                                            attempts=self._attempts):
-            for info in page.objects:
-                if pattern is None or fnmatch.fnmatchcase(info.key[len(key):], pattern):
-                    out.append(info)
+        try:
+            async for page in engine.list_pages(backend, _bucket_root(obj), key, delimiter,
+                                                attempts=self._attempts):
+                for info in page.objects:
+                    if pattern is None or fnmatch.fnmatchcase(info.key[len(key):], pattern):
+                        out.append(info)
+        except NotFoundError as e:
+            if (hinted := _with_s3_hint(e, uri)) is None:
+                raise
+            raise hinted from e
         return out
 
     async def _list(self, uri: URI, fast: bool = False) -> List[str]:
@@ -148,7 +158,9 @@ class Client:
         raises after one retry (:func:`objio.engine.list_pages`).
 
         Returns: keys without ``s3://bucket/`` (for local files: absolute paths).
-        Raises: ValueError (bad URI), FileNotFoundError (no such bucket), PermissionError, ObjectStoreError (code ``IncompleteListing``, naming
+        Raises: ValueError (bad URI), FileNotFoundError (no such bucket; a local path that
+        does not exist, with "did you mean s3://...?" when it reads like bucket/key),
+        PermissionError, ObjectStoreError (code ``IncompleteListing``, naming
         ``s3://bucket/prefix``: pages still incomplete after the retries).
         """
         return engine.run(self._list(uri, fast))
@@ -601,10 +613,15 @@ class Client:
         backend = self._backend(obj)
         prefixes: list[str] = []
         objects: list[ObjectInfo] = []
-        async for page in engine.list_pages(backend, _bucket_root(obj), obj.key, "/",
-                                            attempts=self._attempts):
-            prefixes += page.prefixes
-            objects += page.objects
+        try:
+            async for page in engine.list_pages(backend, _bucket_root(obj), obj.key, "/",
+                                                attempts=self._attempts):
+                prefixes += page.prefixes
+                objects += page.objects
+        except NotFoundError as e:
+            if (hinted := _with_s3_hint(e, uri)) is None:
+                raise
+            raise hinted from e
         return prefixes, objects
 
     def list_level(self, uri: URI) -> tuple[List[str], List[ObjectInfo]]:
@@ -712,6 +729,16 @@ class Client:
         uploads = engine.run(engine.list_uploads(backend, _bucket_root(obj), obj.key,
                                                  self._attempts))
         return [(u.key, u.upload_id) for u in uploads]
+
+
+def _with_s3_hint(e: NotFoundError, uri: URI) -> NotFoundError | None:
+    """A local listing's "no such file or directory" with "did you mean s3://bucket/key?"
+    when the path was written like a bucket and key without the scheme (None: no hint)."""
+    hint = s3_hint(uri) if e.operation == "ListObjects" else None
+    if hint is None:
+        return None
+    return NotFoundError(f"{e.message}; did you mean {hint}?", operation=e.operation,
+                         uri=e.uri, status=e.status, code=e.code)
 
 
 def _npz_bytes(arrays: dict[str, Any]) -> bytes:

@@ -973,7 +973,7 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
 
         Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
         out of range); on first use FileNotFoundError (no
-        such bucket), PermissionError,
+        such bucket, or a local directory that does not exist), PermissionError,
         ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
         """
         obj = _parse_prefix(s3_uri)
@@ -1100,7 +1100,7 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
 
         Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
         out of range); on first use FileNotFoundError (no
-        such bucket), PermissionError,
+        such bucket, or a local directory that does not exist), PermissionError,
         ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
         """
         obj = _parse_prefix(s3_uri)
