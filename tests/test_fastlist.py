@@ -316,8 +316,9 @@ _NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
 def _page_xml(contents: str, extra: str = "", root: str = "ListBucketResult") -> bytes:
+    count = contents.count("<Contents>") + extra.count("<CommonPrefixes>")  # as servers count
     return (f'<?xml version="1.0" encoding="UTF-8"?><{root} xmlns="{_NS}"><Name>b</Name>'
-            f"<Prefix>p/</Prefix><KeyCount>2</KeyCount><MaxKeys>2</MaxKeys>"
+            f"<Prefix>p/</Prefix><KeyCount>{count}</KeyCount><MaxKeys>2</MaxKeys>"
             f"<EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>{contents}{extra}"
             f"<NextContinuationToken>tok&amp;1</NextContinuationToken></{root}>").encode()
 

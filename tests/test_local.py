@@ -36,7 +36,9 @@ def test_missing_file_and_exist_ok(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         objio.put_bytes(tmp_path / "once", b"2", exist_ok=False)
     assert (tmp_path / "once").read_bytes() == b"1"
-    assert objio.list(f"file://{tmp_path}/missing-dir/") == []
+    # a directory that does not exist is an error, not an empty listing (issue 16, D2)
+    with pytest.raises(FileNotFoundError, match="missing-dir"):
+        objio.list(f"file://{tmp_path}/missing-dir/")
 
 
 def test_put_generates_files_and_multipart(tmp_path: Path) -> None:

@@ -222,6 +222,21 @@ def test_truncated_shard_on_the_server(client: objio.Client, prefix: str) -> Non
         load_safetensors(prefix + "empty-dir/", client=client)
 
 
+def test_deeply_nested_header_or_index_is_a_value_error(client: objio.Client,
+                                                       prefix: str) -> None:
+    """[[[...]]] 200,000 levels deep (400 KB, far below the header size limit) made the JSON
+    parser raise RecursionError: it is the documented ValueError naming the shard."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    client.put_bytes(prefix + "deep.safetensors", struct.pack("<Q", len(deep)) + deep)
+    with pytest.raises(ValueError, match=f"{prefix}deep.safetensors: .*nested too deeply"):
+        load_safetensors(prefix + "deep.safetensors", client=client)
+    client.put_bytes(prefix + "deep.index.json", b'{"weight_map": ' + deep + b"}")
+    with pytest.raises(ValueError, match=f"{prefix}deep.index.json: nested too deeply"):
+        load_safetensors(prefix + "deep.index.json", client=client)
+    with pytest.raises(ValueError, match="f.safetensors: .*nested too deeply"):
+        st_format.parse_header(struct.pack("<Q", len(deep)) + deep, "f.safetensors")
+
+
 def test_large_shard_in_parts_and_devices(client: objio.Client, prefix: str) -> None:
     """A shard larger than part_size (5 MiB): fetched as several ranged GETs."""
     g = torch.Generator().manual_seed(3)

@@ -231,9 +231,11 @@ def test_empty_prefix_is_an_empty_dataset(s3_server: Any, prefix: str, tmp_path:
                                        shuffle=True)
     assert list(it) == []
     assert list(DataLoader(it, batch_size=4, num_workers=2, timeout=TIMEOUT_S)) == []
-    assert len(S3MapDataset.from_prefix(str(tmp_path / "nothing") + "/", region="x")) == 0
     with pytest.raises(IndexError):
         m[0]
+    # a local directory that does not exist is an error, like a missing bucket (issue 16, D2)
+    with pytest.raises(FileNotFoundError, match="nothing"):
+        len(S3MapDataset.from_prefix(str(tmp_path / "nothing") + "/", region="x"))
     missing = S3MapDataset.from_prefix("s3://objio-no-such-bucket/x/", region="us-east-1",
                                        s3client_config=cfg)
     with pytest.raises(FileNotFoundError):

@@ -13,6 +13,7 @@ the module-level functions use the process default set by :func:`configure`.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import fnmatch
 import inspect
 import io
@@ -28,7 +29,7 @@ from .backend import ObjectInfo, UploadInfo
 from .config import ClientConfig, MiB, default_config, set_default_config
 from .engine import Observer, RequestRecord
 from .errors import NotFoundError, ObjectStoreError
-from .uri import ObjectURI, check_uri_list, is_prefix, object_uri, parse_uri, split_glob
+from .uri import ObjectURI, check_uri_list, is_prefix, object_uri, parse_uri, s3_hint, split_glob
 
 _list = builtins.list
 
@@ -116,14 +117,25 @@ class Client:
         if fast and recursive and pattern is None:
             from .fastlist import list_fast
 
-            return await list_fast(backend, _bucket_root(obj), key,
-                                   max_in_flight=min(self.config.max_in_flight or 32, 32),
-                                   attempts=self._attempts)
+            try:
+                return await list_fast(backend, _bucket_root(obj), key,
+                                       max_in_flight=min(self.config.max_in_flight or 32, 32),
+                                       attempts=self._attempts)
+            except NotFoundError as e:
+                if (hinted := _with_s3_hint(e, uri)) is None:
+                    raise
+                raise hinted from e
         delimiter = None if recursive and pattern is None else ("/" if obj.scheme == "s3" else "/")
-        async for page in backend.list_pages(_bucket_root(obj), key, delimiter):
-            for info in page.objects:
-                if pattern is None or fnmatch.fnmatchcase(info.key[len(key):], pattern):
-                    out.append(info)
+        try:
+            async for page in engine.list_pages(backend, _bucket_root(obj), key, delimiter,
+                                                attempts=self._attempts):
+                for info in page.objects:
+                    if pattern is None or fnmatch.fnmatchcase(info.key[len(key):], pattern):
+                        out.append(info)
+        except NotFoundError as e:
+            if (hinted := _with_s3_hint(e, uri)) is None:
+                raise
+            raise hinted from e
         return out
 
     async def _list(self, uri: URI, fast: bool = False) -> List[str]:
@@ -140,8 +152,16 @@ class Client:
         request. It returns the same keys (in the server's order, as the sequential listing).
         A glob is listed one level deep (one "directory": few keys) whether ``fast`` or not.
 
+        The listing is complete or an error: each page is checked to be whole (closing tag,
+        ``KeyCount``, a continuation token when truncated) and retried on its own with the
+        engine's retry policy (503s too); a continuation token that does not move forward
+        raises after one retry (:func:`objio.engine.list_pages`).
+
         Returns: keys without ``s3://bucket/`` (for local files: absolute paths).
-        Raises: ValueError (bad URI), FileNotFoundError (no such bucket), PermissionError.
+        Raises: ValueError (bad URI), FileNotFoundError (no such bucket; a local path that
+        does not exist, with "did you mean s3://...?" when it reads like bucket/key),
+        PermissionError, ObjectStoreError (code ``IncompleteListing``, naming
+        ``s3://bucket/prefix``: pages still incomplete after the retries).
         """
         return engine.run(self._list(uri, fast))
 
@@ -153,7 +173,8 @@ class Client:
                      fast: bool = False) -> List[ObjectInfo]:
         """Like :meth:`list` with metadata: ObjectInfo(key, size, last_modified, etag).
         ``fast=True``: FastList (see :meth:`list`) for a ``recursive`` listing without a glob;
-        the one-level listings (``recursive=False``, globs) are the same with or without it."""
+        the one-level listings (``recursive=False``, globs) are the same with or without it.
+        Raises: as :meth:`list`."""
         return engine.run(self._list_info(uri, recursive, fast))
 
     # ------------------------------------------------------------------------ get
@@ -592,23 +613,30 @@ class Client:
         backend = self._backend(obj)
         prefixes: list[str] = []
         objects: list[ObjectInfo] = []
-        async for page in backend.list_pages(_bucket_root(obj), obj.key, "/"):
-            prefixes += page.prefixes
-            objects += page.objects
+        try:
+            async for page in engine.list_pages(backend, _bucket_root(obj), obj.key, "/",
+                                                attempts=self._attempts):
+                prefixes += page.prefixes
+                objects += page.objects
+        except NotFoundError as e:
+            if (hinted := _with_s3_hint(e, uri)) is None:
+                raise
+            raise hinted from e
         return prefixes, objects
 
     def list_level(self, uri: URI) -> tuple[List[str], List[ObjectInfo]]:
         """One level under a prefix (delimiter ``/``): (common prefixes, objects), like
-        ``aws s3 ls`` without ``--recursive``. Raises: FileNotFoundError (no bucket)."""
+        ``aws s3 ls`` without ``--recursive``. Raises: as :meth:`list`."""
         return engine.run(self._list_level(uri))
 
     # ------------------------------------------------------------------------ misc
     def list_buckets(self) -> List[tuple[str, float]]:
         """(name, creation time in epoch seconds) of the S3 buckets the credentials own
-        (ListBuckets on the configured endpoint). Raises: PermissionError, ObjectStoreError."""
+        (ListBuckets on the configured endpoint, retried like every request; a response cut
+        short is retried, then ObjectStoreError code ``IncompleteListing``).
+        Raises: PermissionError, ObjectStoreError."""
         obj = parse_uri("s3://list-buckets/")
-        return cast(List[tuple[str, float]],
-                    engine.run(self._backend(obj).list_buckets()))
+        return engine.run(engine.list_buckets(self._backend(obj), self._attempts))
 
 
     def delete_bucket(self, uri: URI) -> None:
@@ -623,13 +651,16 @@ class Client:
 
         async def run() -> None:
             # Checked here too: some S3 servers (SeaweedFS) delete a bucket with its objects.
-            async for page in backend.list_pages(obj, "", None, None, 1):
-                if page.objects:
-                    raise ObjectStoreError(
-                        f"DeleteBucket s3://{obj.bucket} failed: BucketNotEmpty: the bucket "
-                        "holds objects (delete them first, e.g. objio rb --force)",
-                        operation="DeleteBucket", uri=f"s3://{obj.bucket}", code="BucketNotEmpty")
-                break
+            async with contextlib.aclosing(engine.list_pages(
+                    backend, obj, "", page_size=1, attempts=self._attempts)) as pages:
+                async for page in pages:
+                    if page.objects:
+                        raise ObjectStoreError(
+                            f"DeleteBucket s3://{obj.bucket} failed: BucketNotEmpty: the bucket "
+                            "holds objects (delete them first, e.g. objio rb --force)",
+                            operation="DeleteBucket", uri=f"s3://{obj.bucket}",
+                            code="BucketNotEmpty")
+                    break
             await engine.with_retries(lambda: backend.delete_bucket(obj), self._attempts)
 
         engine.run(run())
@@ -662,8 +693,7 @@ class Client:
         if obj.scheme != "s3":
             return []
         backend = self._backend(obj)
-        uploads = await engine.with_retries(
-            lambda: backend.list_uploads(_bucket_root(obj), obj.key), self._attempts)
+        uploads = await engine.list_uploads(backend, _bucket_root(obj), obj.key, self._attempts)
         cutoff = time.time() - older_than_s
         old = [u for u in uploads if u.initiated <= cutoff]
         if not dry_run:
@@ -688,12 +718,27 @@ class Client:
         return len(engine.run(self._abort_multipart_uploads(uri, older_than_s, dry_run)))
 
     def list_multipart_uploads(self, uri: URI) -> List[tuple[str, str]]:
-        """(key, upload_id) of the multipart uploads in progress under an s3:// prefix."""
+        """(key, upload_id) of the multipart uploads in progress under an s3:// prefix (every
+        page of ListMultipartUploads, each retried on its own; file:// has none: []).
+        Raises: FileNotFoundError (no bucket), PermissionError, ObjectStoreError (code
+        ``IncompleteListing`` when the server's pages stay incomplete)."""
         obj = parse_uri(uri)
         backend = self._backend(obj)
         if obj.scheme != "s3":
             return []
-        return engine.run(backend.list_multipart_uploads(_bucket_root(obj), obj.key))
+        uploads = engine.run(engine.list_uploads(backend, _bucket_root(obj), obj.key,
+                                                 self._attempts))
+        return [(u.key, u.upload_id) for u in uploads]
+
+
+def _with_s3_hint(e: NotFoundError, uri: URI) -> NotFoundError | None:
+    """A local listing's "no such file or directory" with "did you mean s3://bucket/key?"
+    when the path was written like a bucket and key without the scheme (None: no hint)."""
+    hint = s3_hint(uri) if e.operation == "ListObjects" else None
+    if hint is None:
+        return None
+    return NotFoundError(f"{e.message}; did you mean {hint}?", operation=e.operation,
+                         uri=e.uri, status=e.status, code=e.code)
 
 
 def _npz_bytes(arrays: dict[str, Any]) -> bytes:

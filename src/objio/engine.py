@@ -35,11 +35,12 @@ import os
 import random
 import threading
 import time
+from collections.abc import AsyncGenerator, Hashable
 from typing import Any, Awaitable, Callable, Coroutine, Generic, Iterable, NamedTuple, Sequence, TypeVar
 
 from . import _crc32c
 from ._buffers import BufferPool, new_buffer
-from .backend import Backend, GetResult
+from .backend import Backend, GetResult, ListPage, UploadInfo
 from .config import ClientConfig
 from .errors import AlreadyExistsError, ObjectStoreError
 from .uri import ObjectURI
@@ -365,6 +366,137 @@ async def bounded_map(
     return [results[i] for i in range(len(results))]
 
 
+# ----------------------------------------------------------------------------------- listing
+P = TypeVar("P")
+
+
+async def next_page(fetch: Callable[[], Awaitable[P]], next_of: Callable[[P], Hashable | None],
+                    attempts: int, *, sent: Hashable | None, seen: set[Any], operation: str,
+                    uri: str) -> P:
+    """One page of a listing: ``fetch()`` (one request) with the retry policy of
+    :func:`with_retries` (a page cut short, a 503: the same page is asked for again, with the
+    same continuation; the listing is not restarted), then a check that the continuation moves
+    forward. ``next_of(page)`` is the page's continuation (token or markers; None on the last
+    page); ``sent`` the continuation this request sent; ``seen`` every continuation this
+    listing received so far (updated). A continuation equal to ``sent`` or already in ``seen``
+    would repeat pages or never end: that page is asked for once more, and if it comes back
+    the same, ObjectStoreError code ``IncompleteListing`` is raised (botocore's paginator
+    raises at once: "The same next token was received twice")."""
+    for retry in (False, True):
+        page = await with_retries(fetch, attempts)
+        nxt = next_of(page)
+        if nxt is None or (nxt != sent and nxt not in seen):
+            if nxt is not None:
+                seen.add(nxt)
+            return page
+        if not retry:
+            log.info("%s %s: the continuation %r came back again; asking for the page once "
+                     "more", operation, uri, nxt)
+    raise ObjectStoreError(
+        f"{operation} {uri} failed: incomplete listing: the server sent the continuation "
+        f"{nxt!r} again, twice (the listing does not move forward)", operation=operation,
+        uri=uri, code="IncompleteListing")
+
+
+async def list_one_page(backend: Backend, bucket_uri: ObjectURI, prefix: str = "",
+                        delimiter: str | None = None, start_after: str | None = None,
+                        page_size: int = 1000,
+                        continuation_token: str | None = None) -> ListPage | None:
+    """One listing request, no retries: ``backend.list_page`` where the backend has it (S3:
+    one ListObjectsV2 request, checked to be a whole page), else the first page of
+    ``backend.list_pages`` (None when there is none)."""
+    one = getattr(backend, "list_page", None)
+    if one is not None:
+        page: ListPage = await one(bucket_uri, prefix, delimiter, start_after, page_size,
+                                   continuation_token)
+        return page
+    gen = backend.list_pages(bucket_uri, prefix, delimiter, start_after, page_size,
+                             continuation_token=continuation_token)
+    try:
+        return await gen.__anext__()
+    except StopAsyncIteration:
+        return None
+    finally:
+        await gen.aclose()  # type: ignore[attr-defined]
+
+
+async def list_pages(backend: Backend, bucket_uri: ObjectURI, prefix: str = "",
+                     delimiter: str | None = None, *, start_after: str | None = None,
+                     page_size: int = 1000, continuation_token: str | None = None,
+                     attempts: int = 1) -> AsyncGenerator[ListPage, None]:
+    """Every page of a listing, each request retried on its own (:func:`next_page`: a failed
+    or incomplete page is asked for again with its continuation token, never restarting the
+    listing, so no key is yielded twice; a token that does not move forward raises after one
+    retry). Errors name ``s3://bucket/prefix``. A backend without ``list_page`` (file://: one
+    directory walk, no requests) yields its pages as they come."""
+    if getattr(backend, "list_page", None) is None:
+        async for whole in backend.list_pages(bucket_uri, prefix, delimiter, start_after,
+                                              page_size, continuation_token):
+            yield whole
+        return
+    uri = str(bucket_uri.with_key(prefix))
+    token = continuation_token
+    seen: set[Any] = {token} if token else set()
+    while True:
+        fetch = functools.partial(list_one_page, backend, bucket_uri, prefix, delimiter,
+                                  start_after, page_size, token)
+        page: ListPage | None = await next_page(fetch, _page_token, attempts, sent=token,
+                                                seen=seen, operation="ListObjectsV2", uri=uri)
+        if page is None:
+            return
+        yield page
+        token = page.next_token
+        if token is None:
+            return
+
+
+def _page_token(page: ListPage | None) -> str | None:
+    return None if page is None else page.next_token
+
+
+async def list_uploads(backend: Backend, bucket_uri: ObjectURI, prefix: str,
+                       attempts: int) -> list[UploadInfo]:
+    """Every multipart upload in progress under ``prefix`` (ListMultipartUploads, each page
+    retried on its own as in :func:`list_pages`; markers that do not move forward raise
+    ``IncompleteListing`` after one retry). A backend without uploads to list (file://): []."""
+    page_fn = getattr(backend, "list_uploads_page", None)
+    if page_fn is None:
+        whole = getattr(backend, "list_uploads", None)
+        if whole is None:
+            return []
+        uploads: list[UploadInfo] = await with_retries(lambda: whole(bucket_uri, prefix),
+                                                       attempts)
+        return uploads
+    uri = str(bucket_uri.with_key(prefix))
+    out: list[UploadInfo] = []
+    markers: tuple[str, str] | None = None
+    seen: set[Any] = set()
+    while True:
+        fetch = functools.partial(page_fn, bucket_uri, prefix, *(markers or ("", "")))
+        ups, markers = await next_page(fetch, lambda p: p[1], attempts, sent=markers, seen=seen,
+                                       operation="ListMultipartUploads", uri=uri)
+        out += ups
+        if markers is None:
+            return out
+
+
+async def list_buckets(backend: Backend, attempts: int) -> list[tuple[str, float]]:
+    """(name, creation time in epoch seconds) of every bucket (ListBuckets, each page retried
+    on its own as in :func:`list_pages`)."""
+    s3: Any = backend  # (ListBuckets is S3's alone)
+    page_fn = s3.list_buckets_page
+    out: list[tuple[str, float]] = []
+    token: str | None = None
+    seen: set[Any] = set()
+    while True:
+        fetch = functools.partial(page_fn, token)
+        buckets, token = await next_page(fetch, lambda p: p[1], attempts, sent=token, seen=seen,
+                                         operation="ListBuckets", uri="s3://")
+        out += buckets
+        if token is None:
+            return out
+
+
 # ----------------------------------------------------------------------------------- GET
 def _changed(obj: ObjectURI, detail: str) -> ObjectStoreError:
     return ObjectStoreError(f"GetObject {obj} failed: the object changed while it was read: "
@@ -591,12 +723,11 @@ async def create_multipart(backend: Backend, obj: ObjectURI, attempts: int, *,
 
 async def _abort_strays(backend: Backend, obj: ObjectURI, since: float, keep: str | None,
                         attempts: int) -> None:
-    list_uploads = getattr(backend, "list_uploads", None)
-    if list_uploads is None:  # file://: no lost responses
+    if getattr(backend, "list_uploads", None) is None:  # file://: no lost responses
         return
     root = obj.with_key("")
     try:
-        uploads = await with_retries(lambda: list_uploads(root, obj.key), attempts)
+        uploads = await list_uploads(backend, root, obj.key, attempts)
     except ObjectStoreError as e:
         log.warning("could not list the multipart uploads of %s to abort lost ones: %s", obj, e)
         return

@@ -162,14 +162,18 @@ class _Range:
     """Keys after ``origin`` (a split point; None: the start of the prefix), or after the page
     whose continuation ``token`` it holds, and before ``end``."""
 
-    __slots__ = ("end", "items", "children", "origin", "token", "started", "page_size", "probe",
-                 "expected", "floor", "first_seen", "stopped_at")
+    __slots__ = ("end", "items", "children", "origin", "token", "tokens", "started", "page_size",
+                 "probe", "expected", "floor", "first_seen", "stopped_at")
 
     def __init__(self, end: str | None, origin: str | None, page_size: int, *,
-                 token: str | None = None, probe: int = 0, expected: float | None = None) -> None:
+                 token: str | None = None, tokens: set[Any] | None = None, probe: int = 0,
+                 expected: float | None = None) -> None:
         self.end = end
         self.origin = origin
         self.token = token      # resume after the last page read (continuation token)
+        # the continuation tokens received along this range's chain of pages (shared with the
+        # piece that continues it after a split): a token must never come back
+        self.tokens: set[Any] = tokens if tokens is not None else set()
         self.started = token is not None
         self.page_size = page_size
         self.probe = probe      # > 0: the first request asks for only this many keys
@@ -238,24 +242,22 @@ class _FastList:
 
     async def _page(self, r: _Range, size: int) -> ListPage | None:
         """One ListObjectsV2 request of ``r`` (None when ``r`` has no more pages), retried
-        with the engine's policy (a continuation token can be sent again)."""
+        with the engine's policy (:func:`objio.engine.next_page`: the same continuation token
+        is sent again; a page cut short or truncated without a token is an error, never the
+        end of the range; a token that comes back again raises after one retry)."""
         if r.started and r.token is None:
             return None
         start_after, token = (None, r.token) if r.started else (r.origin, None)
 
         async def one() -> ListPage | None:
-            gen = self.backend.list_pages(self.bucket_uri, self.prefix, None, start_after, size,
-                                          continuation_token=token)
-            try:
-                async with self.sem:
-                    self.requests += 1
-                    return await gen.__anext__()
-            except StopAsyncIteration:
-                return None
-            finally:
-                await gen.aclose()
+            async with self.sem:
+                self.requests += 1
+                return await engine.list_one_page(self.backend, self.bucket_uri, self.prefix,
+                                                  None, start_after, size, token)
 
-        page = await engine.with_retries(one, self.attempts)
+        page = await engine.next_page(one, _next_token, self.attempts, sent=token,
+                                      seen=r.tokens, operation="ListObjectsV2",
+                                      uri=str(self.bucket_uri.with_key(self.prefix)))
         if not r.started:
             r.first_seen = page.objects[0].key if page is not None and page.objects else None
         r.started = True
@@ -297,7 +299,7 @@ class _FastList:
                 if not points:
                     continue
                 first = _Range(points[0][0], None, self.page_size, token=r.token,
-                               expected=points[0][1])
+                               tokens=r.tokens, expected=points[0][1])
                 r.children = [first]
                 for i, (p, _) in enumerate(points):
                     nxt = points[i + 1] if i + 1 < len(points) else None
@@ -338,6 +340,10 @@ class _FastList:
         return out
 
 
+def _next_token(page: ListPage | None) -> str | None:
+    return None if page is None else page.next_token
+
+
 def _chain(r: _Range) -> str | None:
     """Check that the ranges of ``r``'s tree follow each other without a gap or an overlap
     (each range's first key is where the one before it stopped); returns where ``r``'s tree
@@ -370,7 +376,8 @@ async def list_fast(backend: Any, bucket_uri: ObjectURI, prefix: str, *,
         raise ValueError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
     if bucket_uri.scheme != "s3":
         out: list[ObjectInfo] = []
-        async for page in backend.list_pages(bucket_uri, prefix, None, None, page_size):
+        async for page in engine.list_pages(backend, bucket_uri, prefix, page_size=page_size,
+                                            attempts=attempts):
             out.extend(page.objects)
         return out
     stats = stats if stats is not None else {}
@@ -394,7 +401,8 @@ async def list_fast(backend: Any, bucket_uri: ObjectURI, prefix: str, *,
         return out
     stats["order"] = "sequential"
     out = []
-    async for page in backend.list_pages(bucket_uri, prefix, None, None, page_size):
+    async for page in engine.list_pages(backend, bucket_uri, prefix, page_size=page_size,
+                                        attempts=attempts):
         stats["requests"] += 1
         out.extend(page.objects)
     return out

@@ -151,7 +151,10 @@ def _write_atomic(path: str, chunks: Sequence[Any], exclusive: bool,
 
 
 def _walk(prefix: str, delimiter: str | None, start_after: str | None) -> list[ObjectInfo | str]:
-    """Files whose path starts with ``prefix`` (sorted); with a delimiter, one level only."""
+    """Files whose path starts with ``prefix`` (sorted); with a delimiter, one level only.
+    Raises FileNotFoundError when the directory to list (``prefix`` ending with ``/``, else
+    its parent) does not exist and ``prefix`` is no file: a mistyped path (or an s3:// URI
+    without its scheme) is an error, not an empty listing."""
     if prefix.endswith(os.sep):
         base = prefix.rstrip(os.sep) or os.sep
     else:
@@ -160,7 +163,8 @@ def _walk(prefix: str, delimiter: str | None, start_after: str | None) -> list[O
     if not os.path.isdir(base):
         if os.path.isfile(prefix) and not delimiter:
             out.append(_info(prefix, os.stat(prefix)))
-        return out
+            return out
+        raise FileNotFoundError(errno.ENOENT, "no such file or directory", base)
     if delimiter:
         for entry in sorted(os.scandir(base), key=lambda e: e.path):
             p = entry.path

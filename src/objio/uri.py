@@ -122,6 +122,19 @@ def parse_uri(uri: str | os.PathLike[str] | ObjectURI, *,
     return ObjectURI("s3", bucket, key)
 
 
+def s3_hint(uri: object) -> str | None:
+    """The ``s3://`` URI a local path may have meant: for a relative path written without a
+    scheme whose first segment is a valid bucket name (``my-bucket/train`` ->
+    ``s3://my-bucket/train``), else None. Used to word "no such file or directory" errors;
+    nothing is ever read as S3 without its scheme."""
+    if not isinstance(uri, str) or _SCHEME_RE.match(uri) or uri.startswith(("/", "~", os.sep)):
+        return None
+    first = uri.split("/", 1)[0]
+    if not _BUCKET_RE.match(first) or ".." in first or _IPV4_RE.match(first):
+        return None
+    return "s3://" + uri
+
+
 def _local_path(path: str) -> str:
     trailing = path.endswith(("/", os.sep))
     out = os.path.abspath(os.path.expanduser(path))

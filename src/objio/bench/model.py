@@ -149,7 +149,12 @@ def prepare_model(client: Client, prefix: str, *, model: str = DEFAULT_MODEL,
     if root.key and not root.key.endswith("/"):
         root = root.with_key(root.key + "/")
     names = [s.name for s in plan]
-    existing = {i.key: i.size for i in client.list_objects(str(root))}
+    try:
+        existing = {i.key: i.size for i in client.list_objects(str(root))}
+    except FileNotFoundError:
+        if root.scheme != "file":
+            raise
+        existing = {}  # a local directory not made yet
     want = {root.key + n for n in names} | ({root.key + INDEX_NAME} if len(plan) > 1 else set())
     generated = False
     if not want <= set(existing):

@@ -143,6 +143,9 @@ def parse_header(data: Any, name: str = "safetensors file", *,
         header = json.loads(bytes(view[8:start]).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{name}: the safetensors header is not UTF-8 JSON: {e}") from None
+    except RecursionError:  # [[[...]]] nested deeper than the JSON parser goes
+        raise ValueError(f"{name}: the safetensors header is nested too deeply to be a "
+                         "safetensors header (JSON arrays or objects within each other)") from None
     if not isinstance(header, dict):
         raise ValueError(f"{name}: the safetensors header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
@@ -294,6 +297,9 @@ def parse_index(data: Any, name: str = "model.safetensors.index.json") -> dict[s
         index = json.loads(bytes(_byte_view(data)).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{name}: not a JSON file: {e}") from None
+    except RecursionError:  # [[[...]]] nested deeper than the JSON parser goes
+        raise ValueError(f"{name}: nested too deeply to be a safetensors index (JSON arrays "
+                         "or objects within each other)") from None
     wmap = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(wmap, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and v for k, v in wmap.items()):

@@ -538,35 +538,95 @@ class S3Backend:
         except FileNotFoundError:
             pass
 
+    async def list_uploads_page(self, bucket_uri: ObjectURI, prefix: str = "",
+                                key_marker: str = "", upload_id_marker: str = "",
+                                page_size: int = 1000
+                                ) -> tuple[list[UploadInfo], tuple[str, str] | None]:
+        """One ListMultipartUploads request (no retries: :func:`objio.engine.list_uploads`
+        retries each page): the uploads in progress under ``prefix`` after the markers, with
+        their key, upload id and initiation time (epoch seconds), and the markers
+        ``(NextKeyMarker, NextUploadIdMarker)`` that resume the listing (None on the last
+        page). ``page_size``: max-uploads, 1 to 1000.
+
+        Raises ObjectStoreError code ``IncompleteListing`` (retryable) for a response that is
+        not a whole document (no closing ``</ListMultipartUploadsResult>``: cut short or
+        malformed) or that says it is truncated without a marker to go on from."""
+        uri = _listing_uri(bucket_uri, prefix)
+        params = [("uploads", ""), ("max-uploads", str(page_size))]
+        if prefix:
+            params.append(("prefix", prefix))
+        if key_marker:
+            params.append(("key-marker", key_marker))
+        if upload_id_marker:
+            params.append(("upload-id-marker", upload_id_marker))
+        _, _, payload = await self._simple("ListMultipartUploads", uri, "GET",
+                                           bucket_uri.bucket, None, params=params)
+        root = _listing_xml(payload, "ListMultipartUploadsResult", "ListMultipartUploads", uri)
+        uploads = [UploadInfo(_text(u, "Key"), _text(u, "UploadId"),
+                              _parse_iso_date(_text(u, "Initiated")))
+                   for u in _iter(root, "Upload")]
+        if _text(root, "IsTruncated") != "true":
+            return uploads, None
+        markers = (_text(root, "NextKeyMarker"), _text(root, "NextUploadIdMarker"))
+        if not any(markers):
+            raise _incomplete("ListMultipartUploads", uri, "IsTruncated is true but neither "
+                              "NextKeyMarker nor NextUploadIdMarker says where to go on")
+        return uploads, markers
+
     async def list_uploads(self, bucket_uri: ObjectURI, prefix: str = "") -> list[UploadInfo]:
-        """ListMultipartUploads under ``prefix``, every page: the uploads in progress with
-        their key, upload id and initiation time (epoch seconds)."""
+        """ListMultipartUploads under ``prefix``, every page (no retries; see
+        :meth:`list_uploads_page`). Raises ``IncompleteListing`` as it does, and when the
+        markers do not move forward."""
         out: list[UploadInfo] = []
-        key_marker = id_marker = ""
+        markers: tuple[str, str] | None = None
+        seen: set[tuple[str, str]] = set()
         while True:
-            params = [("uploads", "")]
-            if prefix:
-                params.append(("prefix", prefix))
-            if key_marker:
-                params.append(("key-marker", key_marker))
-            if id_marker:
-                params.append(("upload-id-marker", id_marker))
-            _, _, payload = await self._simple("ListMultipartUploads", str(bucket_uri), "GET",
-                                               bucket_uri.bucket, None, params=params)
-            root = _xml(payload)
-            out += [UploadInfo(_text(u, "Key"), _text(u, "UploadId"),
-                               _parse_iso_date(_text(u, "Initiated")))
-                    for u in root.iter(f"{_NS}Upload")]
-            key_marker = _text(root, "NextKeyMarker")
-            id_marker = _text(root, "NextUploadIdMarker")
-            if _text(root, "IsTruncated") != "true" or not (key_marker or id_marker):
+            uploads, nxt = await self.list_uploads_page(bucket_uri, prefix, *(markers or ("", "")))
+            out += uploads
+            if nxt is None:
                 return out
+            if nxt in seen:
+                raise _repeated("ListMultipartUploads", _listing_uri(bucket_uri, prefix), nxt)
+            seen.add(nxt)
+            markers = nxt
 
     async def list_multipart_uploads(self, bucket_uri: ObjectURI, prefix: str = "") -> list[tuple[str, str]]:
         """ListMultipartUploads: (key, upload_id) of uploads in progress under ``prefix``."""
         return [(u.key, u.upload_id) for u in await self.list_uploads(bucket_uri, prefix)]
 
     # ----------------------------------------------------------------------------- listing
+    async def list_page(
+        self,
+        bucket_uri: ObjectURI,
+        prefix: str = "",
+        delimiter: str | None = None,
+        start_after: str | None = None,
+        page_size: int = 1000,
+        continuation_token: str | None = None,
+    ) -> ListPage:
+        """One ListObjectsV2 request (no retries: :func:`objio.engine.list_pages` retries
+        each page). ``next_token`` of the page is None on the last page.
+
+        A page is accepted only as a whole document: it must end with
+        ``</ListBucketResult>``, its ``KeyCount`` (where sent) must equal the entries parsed
+        (Contents + CommonPrefixes), and ``IsTruncated=true`` must come with a
+        ``NextContinuationToken``. Otherwise ObjectStoreError code ``IncompleteListing``
+        (retryable), naming ``s3://bucket/prefix``."""
+        uri = _listing_uri(bucket_uri, prefix)
+        params = [("list-type", "2"), ("max-keys", str(page_size)), ("encoding-type", "url")]
+        if prefix:
+            params.append(("prefix", prefix))
+        if delimiter:
+            params.append(("delimiter", delimiter))
+        if start_after and continuation_token is None:
+            params.append(("start-after", start_after))
+        if continuation_token:
+            params.append(("continuation-token", continuation_token))
+        _, _, payload = await self._simple("ListObjectsV2", uri, "GET", bucket_uri.bucket, None,
+                                           params=params)
+        objects, prefixes, truncated, token = _parse_list_page(payload, uri)
+        return ListPage(objects, prefixes, token if truncated else None)
+
     async def list_pages(
         self,
         bucket_uri: ObjectURI,
@@ -576,27 +636,22 @@ class S3Backend:
         page_size: int = 1000,
         continuation_token: str | None = None,
     ) -> AsyncIterator[ListPage]:
-        """ListObjectsV2, following continuation tokens; yields one page per request.
-        ``continuation_token`` (a page's ``next_token``) resumes a listing after that page."""
+        """ListObjectsV2, following continuation tokens; yields one page per request
+        (:meth:`list_page`, no retries: use :func:`objio.engine.list_pages` for those).
+        ``continuation_token`` (a page's ``next_token``) resumes a listing after that page.
+        A continuation token received twice raises ``IncompleteListing``."""
         token: str | None = continuation_token
+        seen: set[str] = {token} if token else set()
         while True:
-            params = [("list-type", "2"), ("max-keys", str(page_size)), ("encoding-type", "url")]
-            if prefix:
-                params.append(("prefix", prefix))
-            if delimiter:
-                params.append(("delimiter", delimiter))
-            if start_after and token is None:
-                params.append(("start-after", start_after))
-            if token:
-                params.append(("continuation-token", token))
-            _, _, payload = await self._simple("ListObjectsV2", str(bucket_uri), "GET",
-                                               bucket_uri.bucket, None, params=params)
-            objects, prefixes, truncated, token = _parse_list_page(payload)
-            if not truncated:
-                token = None
-            yield ListPage(objects, prefixes, token)
+            page = await self.list_page(bucket_uri, prefix, delimiter, start_after, page_size,
+                                        token)
+            yield page
+            token = page.next_token
             if not token:
                 return
+            if token in seen:
+                raise _repeated("ListObjectsV2", _listing_uri(bucket_uri, prefix), token)
+            seen.add(token)
 
     # ----------------------------------------------------------------------------- buckets
     async def create_bucket(self, bucket_uri: ObjectURI) -> None:
@@ -614,11 +669,34 @@ class S3Backend:
         await self._simple("CreateBucket", f"s3://{bucket_uri.bucket}", "PUT", bucket_uri.bucket,
                            None, headers=hdrs, body=body)
 
+    async def list_buckets_page(self, continuation_token: str | None = None
+                                ) -> tuple[list[tuple[str, float]], str | None]:
+        """One ListBuckets request (no retries: :func:`objio.engine.list_buckets` retries
+        it): (name, creation time in epoch seconds) of the buckets the caller owns, and the
+        ``ContinuationToken`` of the next page (None: the last; servers send one only to a
+        paginated request). Raises ``IncompleteListing`` (retryable) for a response that
+        does not end with ``</ListAllMyBucketsResult>``."""
+        params = [("continuation-token", continuation_token)] if continuation_token else []
+        _, _, payload = await self._simple("ListBuckets", "s3://", "GET", "", None, params=params)
+        root = _listing_xml(payload, "ListAllMyBucketsResult", "ListBuckets", "s3://")
+        buckets = [(_text(b, "Name"), _parse_iso_date(_text(b, "CreationDate")))
+                   for b in _iter(root, "Bucket")]
+        return buckets, _text(root, "ContinuationToken") or None
+
     async def list_buckets(self) -> list[tuple[str, float]]:
-        """ListBuckets: (name, creation time in epoch seconds) of the buckets the caller owns."""
-        _, _, payload = await self._simple("ListBuckets", "s3://", "GET", "", None)
-        return [(_text(b, "Name"), _parse_iso_date(_text(b, "CreationDate")))
-                for b in _xml(payload).iter(f"{_NS}Bucket")]
+        """ListBuckets, every page (no retries): (name, creation time in epoch seconds) of
+        the buckets the caller owns."""
+        out: list[tuple[str, float]] = []
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            buckets, token = await self.list_buckets_page(token)
+            out += buckets
+            if token is None:
+                return out
+            if token in seen:
+                raise _repeated("ListBuckets", "s3://", token)
+            seen.add(token)
 
     async def delete_bucket(self, bucket_uri: ObjectURI) -> None:
         """DeleteBucket (it must be empty: BucketNotEmpty otherwise)."""
@@ -707,12 +785,62 @@ def _verify_crc32c(uri: str, headers: Any, data: Any) -> None:
 
 _RE_FIELDS = {name: re.compile(rb"<" + name + rb">([^<]*)</" + name + rb">")
               for name in (b"Key", b"Size", b"LastModified", b"ETag", b"Prefix",
-                           b"EncodingType", b"IsTruncated", b"NextContinuationToken")}
+                           b"EncodingType", b"IsTruncated", b"NextContinuationToken",
+                           b"KeyCount")}
 _RE_COMMON = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
+_RE_END = {name: re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?" + name.encode() + rb">\s*\Z")
+           for name in ("ListBucketResult", "ListMultipartUploadsResult",
+                        "ListAllMyBucketsResult")}
 
 
-def _parse_list_page(payload: bytes) -> tuple[list[ObjectInfo], list[str], bool, str | None]:
+def _listing_uri(bucket_uri: ObjectURI, prefix: str) -> str:
+    """``s3://bucket/prefix``: what a listing's errors name."""
+    return str(bucket_uri.with_key(prefix))
+
+
+def _incomplete(op: str, uri: str, why: str) -> ObjectStoreError:
+    """A listing page that cannot be taken whole (retryable: the engine asks for the same page
+    again, then raises this)."""
+    where = f"{op} {uri}" if uri else op
+    return ObjectStoreError(f"{where} failed: incomplete listing page: {why}", operation=op,
+                            uri=uri, code="IncompleteListing", retryable=True)
+
+
+def _repeated(op: str, uri: str, token: object) -> ObjectStoreError:
+    """The continuation of a listing does not move forward (the same token or markers again:
+    the listing would repeat keys, or never end)."""
+    return ObjectStoreError(
+        f"{op} {uri} failed: incomplete listing: the server sent the continuation {token!r} "
+        "again (the listing does not move forward)", operation=op, uri=uri,
+        code="IncompleteListing")
+
+
+def _whole(payload: bytes, root: str, op: str, uri: str) -> None:
+    """Raise ``IncompleteListing`` unless ``payload`` ends with the closing tag of ``root``
+    (then whitespace): a body cut short in a well-framed response reads as a page that
+    simply has fewer entries."""
+    if not _RE_END[root].search(payload[-1024:]):
+        raise _incomplete(op, uri, f"the response does not end with </{root}> (a page cut "
+                          "short, or malformed XML)")
+
+
+def _listing_xml(payload: bytes, root: str, op: str, uri: str) -> ET.Element:
+    """The element tree of a whole listing document (see :func:`_whole`)."""
+    _whole(payload, root, op, uri)
+    try:
+        return ET.fromstring(payload)
+    except ET.ParseError as e:
+        raise _incomplete(op, uri, f"malformed XML from the server: {e}") from e
+
+
+def _parse_list_page(payload: bytes, uri: str = ""
+                     ) -> tuple[list[ObjectInfo], list[str], bool, str | None]:
     """A ListObjectsV2 response: (objects, common prefixes, IsTruncated, NextContinuationToken).
+
+    Only a whole page is accepted (else ObjectStoreError code ``IncompleteListing``,
+    retryable, naming ``uri``): the document ends with ``</ListBucketResult>``; ``KeyCount``,
+    where sent, equals the objects plus common prefixes parsed (what AWS S3, MinIO and
+    SeaweedFS count); ``IsTruncated=true`` comes with a ``NextContinuationToken``.
 
     A listing page holds up to 1000 entries and parsing it is most of a listing's client CPU,
     so the usual shape (each ``<Contents>`` with one ``Key``, ``LastModified``, ``ETag`` and
@@ -720,6 +848,8 @@ def _parse_list_page(payload: bytes) -> tuple[list[ObjectInfo], list[str], bool,
     regular expressions, without building an element tree (2x faster); anything else (the
     counts do not match) goes through ElementTree.
     """
+    op = "ListObjectsV2"
+    _whole(payload, "ListBucketResult", op, uri)
     f = _RE_FIELDS
     n = payload.count(b"<Contents>")
     keys = f[b"Key"].findall(payload)
@@ -747,22 +877,31 @@ def _parse_list_page(payload: bytes) -> tuple[list[ObjectInfo], list[str], bool,
         prefixes = [_unescape(p) for p in commons]
         if url:
             prefixes = [unquote_plus(p) for p in prefixes]
-        return objects, prefixes, one(b"IsTruncated") == "true", one(b"NextContinuationToken") or None
-    root = _xml(payload)
-    url_encoded = _text(root, "EncodingType") == "url"
-    dec: Callable[[str], str] = unquote_plus if url_encoded else (lambda s: s)
-    objects = [
-        ObjectInfo(
-            key=dec(_text(c, "Key")),
-            size=int(_text(c, "Size") or 0),
-            last_modified=_parse_iso_date(_text(c, "LastModified")),
-            etag=_text(c, "ETag").strip('"'),
-        )
-        for c in root.iter(f"{_NS}Contents")
-    ]
-    prefixes = [dec(_text(p, "Prefix")) for p in root.iter(f"{_NS}CommonPrefixes")]
-    return (objects, prefixes, _text(root, "IsTruncated") == "true",
-            _text(root, "NextContinuationToken") or None)
+        truncated, token = one(b"IsTruncated") == "true", one(b"NextContinuationToken") or None
+        key_count = one(b"KeyCount")
+    else:
+        root = _listing_xml(payload, "ListBucketResult", op, uri)
+        url_encoded = _text(root, "EncodingType") == "url"
+        dec: Callable[[str], str] = unquote_plus if url_encoded else (lambda s: s)
+        objects = [
+            ObjectInfo(
+                key=dec(_text(c, "Key")),
+                size=int(_text(c, "Size") or 0),
+                last_modified=_parse_iso_date(_text(c, "LastModified")),
+                etag=_text(c, "ETag").strip('"'),
+            )
+            for c in _iter(root, "Contents")
+        ]
+        prefixes = [dec(_text(p, "Prefix")) for p in _iter(root, "CommonPrefixes")]
+        truncated = _text(root, "IsTruncated") == "true"
+        token = _text(root, "NextContinuationToken") or None
+        key_count = _text(root, "KeyCount")
+    if key_count and key_count.strip() != str(len(objects) + len(prefixes)):
+        raise _incomplete(op, uri, f"KeyCount is {key_count.strip()} but the page holds "
+                          f"{len(objects)} objects and {len(prefixes)} common prefixes")
+    if truncated and not token:
+        raise _incomplete(op, uri, "IsTruncated is true but there is no NextContinuationToken")
+    return objects, prefixes, truncated, token
 
 
 def _unescape(raw: bytes) -> str:
@@ -780,6 +919,11 @@ def _xml(payload: bytes) -> ET.Element:
         return ET.fromstring(payload)
     except ET.ParseError as e:
         raise ObjectStoreError(f"malformed XML from the server: {e}", code="MalformedXML") from e
+
+
+def _iter(el: ET.Element, tag: str) -> list[ET.Element]:
+    """Every ``tag`` element under ``el`` (in the S3 namespace, or in none)."""
+    return list(el.iter(f"{_NS}{tag}")) or list(el.iter(tag))
 
 
 def _text(el: ET.Element, tag: str) -> str:

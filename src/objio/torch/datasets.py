@@ -83,7 +83,6 @@ Transforms
 from __future__ import annotations
 
 import array
-import asyncio
 import bisect
 import collections
 import contextlib
@@ -106,7 +105,6 @@ import torch.utils.data
 from .. import engine
 from ..api import Client
 from ..config import ClientConfig, MiB
-from ..errors import ObjectStoreError
 from ..fastlist import list_fast
 from ..io import SequentialReader
 from ..io._common import _byte_view
@@ -363,43 +361,32 @@ async def _list_pages(client: Client, obj: ObjectURI, first_page_only: bool = Fa
                       ) -> AsyncIterator[tuple[list[str], list[int], bool]]:
     """(keys, sizes, more) per listing page under ``obj`` (a prefix, or a glob in its last
     segment as :meth:`objio.Client.list`), in key order; ``more``: pages follow (with
-    ``first_page_only`` the listing stops after the first page). A failed page request is
-    retried (resuming after the last key seen) as the client's ``max_attempts`` allows."""
+    ``first_page_only`` the listing stops after the first page). Each page request is
+    retried on its own as the client's ``max_attempts`` allows (:func:`objio.engine.list_pages`:
+    a page cut short or a continuation that does not move forward is an error, never the end
+    of the listing)."""
     key, pattern = split_glob(obj)
     backend = client._backend(obj)
     root = obj.with_key("") if obj.scheme == "s3" else obj
     delimiter = None if pattern is None else "/"
     attempts = client.config.max_attempts or 1
-    attempt = 1
-    last: str | None = None
-    while True:
-        try:
-            async with contextlib.aclosing(
-                    backend.list_pages(root, key, delimiter, start_after=last)) as pages:
-                async for page in pages:
-                    keys: list[str] = []
-                    sizes: list[int] = []
-                    for info in page.objects:
-                        k = info.key
-                        if k.endswith("/") or (
-                                pattern is not None
-                                and not fnmatch.fnmatchcase(k[len(key):], pattern)):
-                            continue
-                        keys.append(k)
-                        sizes.append(info.size)
-                    if page.objects:
-                        last = page.objects[-1].key
-                    more = page.next_token is not None
-                    if keys or first_page_only:
-                        yield keys, sizes, more
-                    if first_page_only:
-                        return
-            return
-        except ObjectStoreError as e:
-            if not e.retryable or attempt >= attempts:
-                raise
-            attempt += 1
-            await asyncio.sleep(engine.backoff_s(attempt))
+    async with contextlib.aclosing(
+            engine.list_pages(backend, root, key, delimiter, attempts=attempts)) as pages:
+        async for page in pages:
+            keys: list[str] = []
+            sizes: list[int] = []
+            for info in page.objects:
+                k = info.key
+                if k.endswith("/") or (
+                        pattern is not None and not fnmatch.fnmatchcase(k[len(key):], pattern)):
+                    continue
+                keys.append(k)
+                sizes.append(info.size)
+            more = page.next_token is not None
+            if keys or first_page_only:
+                yield keys, sizes, more
+            if first_page_only:
+                return
 
 
 _PENDING: weakref.WeakSet[_Listing] = weakref.WeakSet()
@@ -986,7 +973,8 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
 
         Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
         out of range); on first use FileNotFoundError (no
-        such bucket), PermissionError.
+        such bucket, or a local directory that does not exist), PermissionError,
+        ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
         """
         obj = _parse_prefix(s3_uri)
         return cls(region, _Listing(obj, ClientConfig()), endpoint, transform=transform,
@@ -1112,7 +1100,8 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
 
         Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
         out of range); on first use FileNotFoundError (no
-        such bucket), PermissionError.
+        such bucket, or a local directory that does not exist), PermissionError,
+        ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
         """
         obj = _parse_prefix(s3_uri)
         return cls(region, _Listing(obj, ClientConfig()), endpoint, transform=transform,
