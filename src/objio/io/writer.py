@@ -14,7 +14,7 @@ from typing import Any
 from .. import _crc32c, engine
 from .._buffers import Gather, new_buffer
 from ..config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
-from ..errors import AlreadyExistsError, NotFoundError, ObjectStoreError
+from ..errors import AlreadyExistsError, NotFoundError
 from ..uri import ObjectURI
 from ._common import (
     _DEFAULT_PART,
@@ -59,14 +59,16 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             (``If-None-Match: *``) for small objects; for multipart uploads a HEAD just before
             completing (a writer racing between that HEAD and the completion can still win).
             Raises FileExistsError.
-        checksum: ``"crc32c"`` (the default when the client's ``ClientConfig.checksums`` is
-            on) computes the CRC32C of every part while it is written and
+        checksum: ``"crc32c"`` (the default, from the client's ``ClientConfig.checksums``,
+            on unless turned off) computes the CRC32C of every part while it is written and
             hands it to the store, which checks what it received and keeps the whole
             object's CRC32C with it (S3 ``x-amz-checksum-crc32c``, type FULL_OBJECT; file://
             the ``user.objio.crc32c`` extended attribute); :attr:`crc32c` gives it after
-            ``close()``. A store that rejects checksum headers (HTTP 400/501
-            NotImplemented/InvalidArgument/InvalidRequest) gets the object without one (a
-            warning is logged). Cost: about 0.07 CPU seconds per GiB.
+            ``close()``. A store that refuses checksum headers, or the FULL_OBJECT type (HTTP
+            400/501), gets what it takes (per-part CRC32Cs, or none) after one warning per
+            client (see :func:`objio.engine.checksum_support`); with checksums from the
+            configuration, a writer to such a store computes none. Cost: one pass over the
+            data, about 0.07 CPU seconds per GiB.
 
     ``write`` accepts bytes, bytearray, memoryview and any C-contiguous buffer (numpy arrays)
     and copies the data once, into the part buffer (a write that fits in the current part
@@ -105,14 +107,15 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         self._exist_ok = exist_ok
         if checksum not in (None, "crc32c"):
             raise ValueError(f"checksum must be 'crc32c' or None, got {checksum!r}")
-        if checksum is None and cfg.checksums:  # ClientConfig.checksums turns it on for all
+        self._backend = self._client._backend(self._obj)
+        # ClientConfig.checksums turns it on for all (unless the store refused checksums)
+        if checksum is None and cfg.checksums and engine.checksum_support(self._backend).puts:
             checksum = "crc32c"
         self._checksum = checksum
-        self._send_checksum = checksum is not None
+        self._kind: str | None = None  # the multipart upload's checksum type (start_multipart)
         self._crc = 0            # CRC32C of the parts emitted so far, in order
-        self._part_crcs: dict[int, int] = {}
+        self._part_sizes: dict[int, int] = {}
         self._crc_final: int | None = None
-        self._backend = self._client._backend(self._obj)
         self._attempts = cfg.max_attempts or 1
         self._base_part = ps
         self._ps = ps
@@ -128,7 +131,7 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         # parts in flight: (part number, future, owned buffer, write waits for it, kept objects)
         self._inflight: collections.deque[tuple[int, Any, bytearray | None, bool, list[Any]]] = \
             collections.deque()
-        self._parts: list[tuple[int, str]] = []
+        self._parts: list[tuple[int, str, int | None]] = []  # number, ETag, CRC32C sent
         self._upload_id: str | None = None
         self._next_part = 1
         self._written = 0
@@ -278,7 +281,9 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                 if isinstance(data, Gather):
                     data = data.tobytes()  # one PutObject (a single piece when nothing was kept)
                 crc = None if self._checksum is None else _crc32c.crc32c(data)
-                self._put_small(data, crc)
+                engine.run(engine.put_single(self._backend, self._obj, data, self._attempts,
+                                             if_none_match=not self._exist_ok,
+                                             checksum_crc32c=crc))
                 self._crc_final = crc
             else:
                 if self._fill:
@@ -287,13 +292,12 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                     self._wait_any()
                 if not self._exist_ok:
                     self._check_absent()
-                full = self._crc if self._send_checksum else None
-                pcrc = self._part_crcs
-                parts: list[Any] = sorted((pn, etag, pcrc[pn]) if full is not None else (pn, etag)
-                                          for pn, etag in self._parts)
+                done = sorted(self._parts)
+                parts, whole = engine.completion(self._kind, done,
+                                                 [self._part_sizes[p[0]] for p in done])
                 engine.run(engine.complete_multipart(self._backend, self._obj, self._upload_id,
                                                      parts, self._attempts,
-                                                     checksum_crc32c=full))
+                                                     checksum_crc32c=whole))
                 self._upload_id = None
                 if self._checksum is not None:
                     self._crc_final = self._crc
@@ -368,54 +372,14 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         self._pieces, self._keep = [], []
         self._emit(data, buf, wait=False, keep=keep)
 
-    def _put_small(self, data: Any, crc: int | None) -> None:
-        """The whole object as one PutObject (with its CRC32C when asked and accepted)."""
-        obj, backend, ine = self._obj, self._backend, not self._exist_ok
-
-        def put(c: int | None) -> None:
-            engine.run(engine.put_single(backend, obj, data, self._attempts, if_none_match=ine,
-                                         checksum_crc32c=c))
-
-        if crc is None:
-            put(None)
-            return
-        try:
-            put(crc)
-        except ObjectStoreError as e:
-            if not _checksum_refused(e):
-                raise
-            self._checksum_unsupported(e)
-            put(None)
-
-    def _create_upload(self) -> str:
-        obj, backend = self._obj, self._backend
-
-        def create(checksum: str | None) -> str:
-            return engine.run(engine.create_multipart(backend, obj, self._attempts,
-                                                      checksum=checksum))
-
-        if not self._send_checksum:
-            return create(None)
-        try:
-            return create("crc32c")
-        except ObjectStoreError as e:
-            if not _checksum_refused(e):
-                raise
-            self._checksum_unsupported(e)
-            return create(None)
-
-    def _checksum_unsupported(self, e: ObjectStoreError) -> None:
-        log.warning("%s: the store refused the CRC32C checksum (%s); the object is written "
-                    "without one", self.uri, e)
-        self._send_checksum = False
-
     def _emit(self, view: memoryview | Gather, owned: bytearray | None, wait: bool,
               keep: list[Any] | None = None) -> None:
         """Upload ``view`` as the next part (starting the multipart upload if needed);
         ``owned`` (its buffer, recycled afterwards) and ``keep`` stay referenced until the
         part is uploaded."""
         if self._upload_id is None:
-            self._upload_id = self._create_upload()
+            self._upload_id, self._kind = engine.run(engine.start_multipart(
+                self._backend, self._obj, self._attempts, checksum=self._checksum is not None))
         self._harvest()  # finished parts, in any order (recycles buffers, fails fast)
         while len(self._inflight) >= self._m:
             self._wait_any()
@@ -431,12 +395,12 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             else:
                 crc = _crc32c.crc32c(view)
             self._crc = _crc32c.combine(self._crc, crc, len(view))
-            self._part_crcs[pn] = crc
+        self._part_sizes[pn] = len(view)
         self._next_part = pn + 1
         self._ps = part_size_for(self._next_part, self._base_part)
         fut = engine.submit(_upload_part(self._backend, self._obj, self._upload_id, pn, view,
                                          self._attempts, self._tasks,
-                                         crc if self._send_checksum else None))
+                                         crc if self._kind is not None else None))
         self._inflight.append((pn, fut, owned, wait, keep or []))
 
     def _wait_any(self) -> None:
@@ -461,11 +425,11 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                 pending.append(entry)
                 continue
             try:
-                etag = fut.result()
+                etag, sent = fut.result()
             except BaseException:
                 self._inflight.extendleft(reversed(pending))
                 raise
-            self._parts.append((pn, etag))
+            self._parts.append((pn, etag, sent))
             if owned is not None and len(owned) == self._ps and len(self._free) < self._m:
                 self._free.append(owned)
         self._inflight = pending
@@ -513,28 +477,18 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         self._free.clear()
 
 
-def _checksum_refused(e: ObjectStoreError) -> bool:
-    """Whether a store answered a request with checksum headers as one that does not support
-    them (rather than with a real failure)."""
-    return (e.status in (400, 501)
-            and e.code in ("NotImplemented", "InvalidArgument", "InvalidRequest"))
-
-
 # The coroutines below hold no reference to the writer, so an abandoned writer is collected
 # (and its upload aborted) in the thread that dropped it, not later on the engine loop.
 async def _upload_part(backend: Any, obj: ObjectURI, upload_id: str, pn: int,
                        view: memoryview | Gather,
                        attempts: int, tasks: set[asyncio.Task[Any]],
-                       crc: int | None = None) -> str:
+                       crc: int | None = None) -> tuple[str, int | None]:
     task = asyncio.current_task()
     assert task is not None
     tasks.add(task)
     try:
-        if crc is None:
-            return await engine.with_retries(
-                lambda: backend.upload_part(obj, upload_id, pn, view), attempts)
-        return await engine.with_retries(
-            lambda: backend.upload_part(obj, upload_id, pn, view, checksum_crc32c=crc), attempts)
+        return await engine.upload_part(backend, obj, upload_id, pn, view, attempts,
+                                        checksum_crc32c=crc)
     finally:
         tasks.discard(task)
 
