@@ -403,3 +403,65 @@ def test_digest_errors_and_refusals_are_told_apart() -> None:
                             b"Invalid</Message><ArgumentName>x-amz-checksum-type</ArgumentName>"
                             b"</Error>")
     assert "x-amz-checksum-type" in str(e)
+
+
+# ------------------------------------------------------------------------------ one pass
+class _CountingCrc:
+    """Counts the bytes run through objio._crc32c.crc32c."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from objio import _crc32c
+
+        self.nbytes = 0
+        real = _crc32c.crc32c
+
+        def counting(data: object, crc: int = 0) -> int:
+            self.nbytes += memoryview(data).nbytes  # type: ignore[arg-type]
+            return real(data, crc)
+
+        monkeypatch.setattr(_crc32c, "crc32c", counting)
+
+
+def test_the_writers_running_crc32c_covers_each_byte_once(client: objio.Client, prefix: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    counter = _CountingCrc(monkeypatch)
+    rng = np.random.default_rng(5)
+    written = bytearray()
+    with objio.open(prefix + "o", "wb", client=client, part_size=5 * MiB) as w:
+        for i in range(40):
+            n = int(rng.integers(1, 3 * MiB))
+            data = rng.integers(0, 256, n, dtype=np.uint8)
+            if i % 3 == 0:
+                w.write_zero_copy(data)          # borrowed pieces (>= 256 KiB) or copied
+            else:
+                w.write(data.tobytes())
+            written += data.tobytes()
+            if i % 2:
+                assert w.running_crc32c() == google_crc32c.value(bytes(written))
+    assert w.crc32c == google_crc32c.value(bytes(written))
+    assert counter.nbytes == len(written)        # parts and running CRC: one pass
+    assert bytes(client.get(prefix + "o")) == written
+
+
+def test_a_dcp_save_runs_crc32c_over_its_bytes_once(tmp_path: object,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The item CRC32Cs of the manifest come from the writer's running CRC32C: with upload
+    checksums on, a save computes one CRC32C pass, not one for the items and one for the
+    parts."""
+    torch = pytest.importorskip("torch")
+    import torch.distributed.checkpoint as dcp
+
+    from objio.torch import S3StorageReader, S3StorageWriter
+
+    monkeypatch.delenv("OBJIO_CHECKSUMS", raising=False)
+    sd = {f"t{i}": torch.arange(1_500_000, dtype=torch.float32) * (i + 1) for i in range(4)}
+    sd["small"] = torch.arange(10)
+    counter = _CountingCrc(monkeypatch)
+    dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{tmp_path}/c"))
+    total = sum(p.stat().st_size for p in (tmp_path / "c").iterdir())  # type: ignore[operator]
+    assert counter.nbytes == total
+    out = {k: torch.zeros_like(v) for k, v in sd.items()}
+    dcp.load(out, storage_reader=S3StorageReader(None, f"file://{tmp_path}/c"))  # verified
+    assert all(torch.equal(out[k], sd[k]) for k in sd)

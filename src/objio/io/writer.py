@@ -114,6 +114,8 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         self._checksum = checksum
         self._kind: str | None = None  # the multipart upload's checksum type (start_multipart)
         self._crc = 0            # CRC32C of the parts emitted so far, in order
+        self._pcrc = 0           # CRC32C of the first _pcrc_n bytes of the part being filled
+        self._pcrc_n = 0
         self._part_sizes: dict[int, int] = {}
         self._crc_final: int | None = None
         self._attempts = cfg.max_attempts or 1
@@ -158,6 +160,18 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         """The CRC32C (unsigned 32-bit) of the whole object, once ``close()`` has sent it;
         None without ``checksum="crc32c"`` or before."""
         return self._crc_final
+
+    def running_crc32c(self) -> int | None:
+        """The CRC32C (unsigned 32-bit) of every byte written so far (``tell()`` bytes), or
+        None when this writer computes none (``checksum`` off). Every byte goes through
+        CRC32C once, here or when its part is sent, so a caller that needs the CRC32C of
+        ranges of the stream gets them without a second pass over the data: bytes
+        ``[a, b)`` have ``running(b) ^ objio._crc32c.combine(running(a), 0, b - a)``
+        (DCP saves record each item's CRC32C this way)."""
+        self._check_open()
+        if self._checksum is None:
+            return None
+        return _crc32c.combine(self._crc, self._part_crc(), self._fill)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.uri!r} written={self._written}>"
@@ -277,10 +291,10 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             return
         try:
             if self._upload_id is None:
+                crc = None if self._checksum is None else self._part_crc()
                 data = self._current_part()
                 if isinstance(data, Gather):
                     data = data.tobytes()  # one PutObject (a single piece when nothing was kept)
-                crc = None if self._checksum is None else _crc32c.crc32c(data)
                 engine.run(engine.put_single(self._backend, self._obj, data, self._attempts,
                                              if_none_match=not self._exist_ok,
                                              checksum_crc32c=crc))
@@ -361,7 +375,24 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             return seg
         return Gather(self._pieces + [seg] if len(seg) else self._pieces)
 
+    def _part_crc(self) -> int:
+        """The CRC32C of the part being filled, continued from the bytes an earlier call
+        covered (each byte is run through CRC32C once)."""
+        if self._pcrc_n < self._fill:
+            data = self._current_part()
+            crc, skip = self._pcrc, self._pcrc_n
+            for piece in (data.pieces if isinstance(data, Gather) else (data,)):
+                n = len(piece)
+                if skip >= n:
+                    skip -= n
+                    continue
+                crc = _crc32c.crc32c(piece[skip:] if skip else piece, crc)
+                skip = 0
+            self._pcrc, self._pcrc_n = crc, self._fill
+        return self._pcrc
+
     def _emit_current(self) -> None:
+        crc = None if self._checksum is None else self._part_crc()
         data = self._current_part()
         buf, keep = self._buf, self._keep
         if buf is not None and self._bofs == 0:  # no byte of it in this part
@@ -369,14 +400,15 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             buf = None
         self._buf = None
         self._fill = self._bofs = self._seg = 0
+        self._pcrc = self._pcrc_n = 0
         self._pieces, self._keep = [], []
-        self._emit(data, buf, wait=False, keep=keep)
+        self._emit(data, buf, wait=False, keep=keep, crc=crc)
 
     def _emit(self, view: memoryview | Gather, owned: bytearray | None, wait: bool,
-              keep: list[Any] | None = None) -> None:
+              keep: list[Any] | None = None, crc: int | None = None) -> None:
         """Upload ``view`` as the next part (starting the multipart upload if needed);
         ``owned`` (its buffer, recycled afterwards) and ``keep`` stay referenced until the
-        part is uploaded."""
+        part is uploaded. ``crc``: the part's CRC32C when already known."""
         if self._upload_id is None:
             self._upload_id, self._kind = engine.run(engine.start_multipart(
                 self._backend, self._obj, self._attempts, checksum=self._checksum is not None))
@@ -386,14 +418,13 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         pn = self._next_part
         if pn > MAX_PARTS:
             raise ValueError(f"{self.uri}: more than {MAX_PARTS} parts; use a larger part_size")
-        crc = None
-        if self._checksum is not None:
-            if isinstance(view, Gather):
+        if self._checksum is None:
+            crc = None
+        else:
+            if crc is None:
                 crc = 0
-                for piece in view.pieces:
+                for piece in (view.pieces if isinstance(view, Gather) else (view,)):
                     crc = _crc32c.crc32c(piece, crc)
-            else:
-                crc = _crc32c.crc32c(view)
             self._crc = _crc32c.combine(self._crc, crc, len(view))
         self._part_sizes[pn] = len(view)
         self._next_part = pn + 1
