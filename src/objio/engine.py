@@ -524,6 +524,15 @@ _checksum_support: weakref.WeakKeyDictionary[Any, ChecksumSupport] = weakref.Wea
 _checksum_support_lock = threading.Lock()
 
 
+def _checksum_support_after_fork() -> None:
+    global _checksum_support_lock
+    _checksum_support_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_checksum_support_after_fork)
+
+
 def checksum_support(backend: Backend) -> ChecksumSupport:
     """What ``backend``'s store takes of the upload checksums (one record per backend, i.e.
     per process, scheme and configuration): everything at first. Some S3-compatible stores
