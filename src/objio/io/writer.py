@@ -66,9 +66,9 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             the ``user.objio.crc32c`` extended attribute); :attr:`crc32c` gives it after
             ``close()``. A store that refuses checksum headers, or the FULL_OBJECT type (HTTP
             400/501), gets what it takes (per-part CRC32Cs, or none) after one warning per
-            client (see :func:`objio.engine.checksum_support`); with checksums from the
-            configuration, a writer to such a store computes none. Cost: one pass over the
-            data, about 0.07 CPU seconds per GiB.
+            client configuration (see :func:`objio.engine.checksum_support`); with checksums
+            from the configuration, a writer to such a store computes none. Cost: one pass
+            over the data, about 0.07 CPU seconds per GiB.
 
     ``write`` accepts bytes, bytearray, memoryview and any C-contiguous buffer (numpy arrays)
     and copies the data once, into the part buffer (a write that fits in the current part
