@@ -1,5 +1,6 @@
 """A small fault-injecting HTTP/1.1 proxy for tests: it sits between objio and LocalS3Server
-and can lose, reset, truncate, re-frame, rewrite, forge, stall or trickle single responses.
+and can lose, reset, truncate, re-frame, rewrite, forge, stall or trickle single responses, or
+alter a request before the server sees it.
 
 Requests are parsed (request line, headers, Content-Length body) and forwarded unchanged (the
 SigV4 signature stays valid) over a fresh upstream connection each; the response is read whole
@@ -44,6 +45,20 @@ class Request:
             return None
         a, _, b = v[6:].partition("-")
         return int(a), (int(b) if b else None)
+
+    def with_body(self, body: bytes) -> Request:
+        """This request with ``body`` instead of its own (Content-Length adjusted; the rest of
+        the head, signature included, unchanged: a SigV4 request signed with UNSIGNED-PAYLOAD
+        stays valid)."""
+        head = self.raw[: len(self.raw) - len(self.body)]
+        headers = dict(self.headers)
+        if len(body) != len(self.body):
+            lines = head.split(b"\r\n")
+            head = b"\r\n".join(
+                f"Content-Length: {len(body)}".encode() if ln.lower().startswith(b"content-length:")
+                else ln for ln in lines)
+            headers["content-length"] = str(len(body))
+        return Request(self.method, self.target, headers, body, head + body)
 
 
 @dataclass
@@ -103,6 +118,10 @@ class Action:
     forward = True
     close_after = False
 
+    def request(self, req: Request) -> Request:
+        """What is sent to the server (when ``forward``): the request as it came."""
+        return req
+
     def respond(self, req: Request, resp: Response | None) -> bytes | None:
         assert resp is not None
         return encode(resp)
@@ -110,6 +129,17 @@ class Action:
 
 class Pass(Action):
     pass
+
+
+class AlterRequest(Action):
+    """Send the server ``fn(request)`` instead of the request (e.g. ``req.with_body(...)``
+    with a byte flipped: damage on the way in); its response goes back unchanged."""
+
+    def __init__(self, fn: Callable[[Request], Request]) -> None:
+        self.fn = fn
+
+    def request(self, req: Request) -> Request:
+        return self.fn(req)
 
 
 class LoseResponse(Action):
@@ -276,7 +306,7 @@ class FaultProxy:
                 if req is None:
                     return
                 action = self._pick(req)
-                resp = await self._forward(req) if action.forward else None
+                resp = await self._forward(action.request(req)) if action.forward else None
                 out = action.respond(req, resp)
                 if out is None:
                     return

@@ -258,9 +258,11 @@ def test_checksums_can_be_switched_off(s3_server: LocalS3Server, proxy: FaultPro
     assert "x-amz-checksum-crc32c" not in [r for r in proxy.log if r.method == "PUT"][-1].headers
     assert bytes(c.get(prefix + "nock")) == b"abc"
     assert "x-amz-checksum-mode" not in _gets(proxy)[-1].headers
-    # off by default (CRC32C costs ~30% of an upload's client CPU); the environment turns it on
-    assert objio.ClientConfig().resolved(environ={}).checksums is False
-    assert objio.ClientConfig().resolved(environ={"OBJIO_CHECKSUMS": "1"}).checksums is True
+    # on by default (as the AWS SDKs since 2025); the environment turns it off
+    assert objio.ClientConfig().resolved(environ={}).checksums is True
+    assert objio.ClientConfig().resolved(environ={"OBJIO_CHECKSUMS": "0"}).checksums is False
+    assert objio.ClientConfig(checksums=True).resolved(
+        environ={"OBJIO_CHECKSUMS": "0"}).checksums is True  # an argument wins
 
 
 def test_corrupt_download_with_a_checksum_raises_integrity_error(

@@ -209,7 +209,8 @@ def test_objects_without_a_checksum_load_unverified(s3_server: Any, client: obji
     buf = io.BytesIO()
     sd = state_dict(3, mib=0.5)
     torch.save(sd, buf)
-    client.put_bytes(prefix + "other-tool.pt", buf.getvalue())   # no checksum recorded
+    other_tool = objio.Client(client.config.replace(checksums=False))
+    other_tool.put_bytes(prefix + "other-tool.pt", buf.getvalue())   # no checksum recorded
     reader = S3Checkpoint(s3client_config=s3_server.config).reader(prefix + "other-tool.pt")
     assert type(reader) is SequentialS3Reader
     assert same(torch.load(reader), sd)

@@ -100,7 +100,7 @@ class SlowFirstPart(SpyBackend):
         self.released = False
         self._event: Any = None
 
-    async def upload_part(self, obj: Any, upload_id: str, n: int, data: Any) -> str:
+    async def upload_part(self, obj: Any, upload_id: str, n: int, data: Any, **kw: Any) -> str:
         import asyncio
 
         if self._event is None:
@@ -114,7 +114,7 @@ class SlowFirstPart(SpyBackend):
                 self.released = True
             except asyncio.TimeoutError:
                 pass
-        return await self.inner.upload_part(obj, upload_id, n, data)
+        return await self.inner.upload_part(obj, upload_id, n, data, **kw)
 
 
 def test_a_slow_part_does_not_hold_back_the_others(client: objio.Client, prefix: str) -> None:

@@ -66,6 +66,8 @@ def crc32c(data: Any, crc: int = 0) -> int:
         return google_crc32c.extend(crc, data)  # type: ignore[no-any-return]
     mv = data if isinstance(data, memoryview) else memoryview(data)
     n = mv.nbytes
+    if isinstance(mv.obj, bytes) and n == len(mv.obj):  # a view of a whole bytes (put_bytes)
+        return google_crc32c.extend(crc, mv.obj)  # type: ignore[no-any-return]
     if n < _SMALL or _extend is None:
         return google_crc32c.extend(crc, mv.tobytes())  # type: ignore[no-any-return]
     return _extend(crc, buffer_address(mv), n)

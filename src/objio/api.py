@@ -302,9 +302,12 @@ class Client:
         """Upload one object from a bytes-like ``data`` (bytes, bytearray, memoryview, a
         C-contiguous numpy array) without copying it. Above ``range_threshold`` bytes it is a
         multipart upload with concurrent parts, aborted on failure (never a partial object).
+        With ``ClientConfig.checksums`` (the default) the body, each part and the whole object
+        go with their CRC32C, which the store checks (see :func:`objio.engine.put_object`).
 
         Raises: FileExistsError when ``exist_ok=False`` and the key exists (conditional write),
-        FileNotFoundError (no bucket), PermissionError, TypeError (data not bytes-like).
+        FileNotFoundError (no bucket), PermissionError, TypeError (data not bytes-like),
+        objio.IntegrityError (the store found the body damaged on the way, twice).
         """
         engine.run(self._put_bytes(uri, data, exist_ok))
 

@@ -19,6 +19,13 @@
 * Multipart uploads are created through :func:`create_multipart`, which aborts the duplicate
   uploads a retried CreateMultipartUpload may leave, and aborted through
   :func:`abort_multipart`, retried like every request: none is left behind.
+* Upload checksums (``ClientConfig.checksums``, on by default): every PutObject and UploadPart
+  carries its CRC32C, multipart uploads are declared CRC32C of type FULL_OBJECT and completed
+  with the whole object's CRC32C. A store that refuses them is found on its first refusal (the
+  request is sent again without, and that succeeds): from then on this backend sends what the
+  store takes (COMPOSITE instead of FULL_OBJECT, or no checksums), after one warning
+  (:func:`checksum_support`). A body the store finds damaged (BadDigest) is sent once more,
+  then ``IntegrityError``.
 * Bounded concurrency (``max_in_flight``) with results kept in input order.
 * GETs of objects larger than ``range_threshold`` are split into concurrent ranged GETs written
   into one preallocated buffer.
@@ -35,6 +42,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, Hashable
 from typing import Any, Awaitable, Callable, Coroutine, Generic, Iterable, NamedTuple, Sequence, TypeVar
 
@@ -42,7 +50,7 @@ from . import _crc32c
 from ._buffers import BufferPool, new_buffer
 from .backend import Backend, GetResult, ListPage, UploadInfo
 from .config import ClientConfig
-from .errors import AlreadyExistsError, ObjectStoreError
+from .errors import AlreadyExistsError, IntegrityError, ObjectStoreError, may_be_checksum_refusal
 from .uri import ObjectURI
 
 log = logging.getLogger("objio.engine")
@@ -291,7 +299,9 @@ def reset_retry_quota() -> None:
 
 async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
     """Call ``fn`` until it succeeds, retrying ``retryable`` errors up to ``max_attempts``
-    requests in all while the retry quota lasts; the last error is raised."""
+    requests in all while the retry quota lasts; the last error is raised. A retryable
+    :class:`objio.IntegrityError` (a body the store found damaged) is retried once only:
+    twice in a row is not chance."""
     attempt = 1
     spent = 0
     while True:
@@ -299,7 +309,8 @@ async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
             result = await fn()
         except ObjectStoreError as e:
             cost = _TIMEOUT_RETRY_COST if isinstance(e, TimeoutError) else _RETRY_COST
-            if not e.retryable or attempt >= max_attempts or not _quota.take(cost):
+            limit = min(max_attempts, 2) if isinstance(e, IntegrityError) else max_attempts
+            if not e.retryable or attempt >= limit or not _quota.take(cost):
                 raise
             spent += cost
             delay = backoff_s(attempt)
@@ -599,6 +610,89 @@ async def _get_object_once(backend: Backend, obj: ObjectURI, config: ClientConfi
     return data
 
 
+# ----------------------------------------------------------------------------------- PUT
+FULL_OBJECT = "FULL_OBJECT"
+COMPOSITE = "COMPOSITE"
+_CRC_INLINE_MAX = 256 * 1024  # bytes whose CRC32C is computed on the loop (~20 us) not in a thread
+
+
+class ChecksumSupport:
+    """What one backend's store takes of the CRC32C upload checksums, as learnt from its
+    refusals (see :func:`checksum_support`).
+
+    Attributes:
+        puts: whether PutObject and UploadPart carry ``x-amz-checksum-crc32c``.
+        multipart: how multipart uploads are declared: ``"FULL_OBJECT"`` (CRC32C of the whole
+            object, sent with the completion), ``"COMPOSITE"`` (CRC32C of each part only), or
+            None (no checksum).
+    """
+
+    def __init__(self) -> None:
+        self.puts = True
+        self.multipart: str | None = FULL_OBJECT
+
+    def lower(self, backend: Backend, multipart: str | None, refusal: ObjectStoreError) -> None:
+        """The store refused more than it was sent until now: multipart uploads are declared
+        ``multipart`` from now on (None: and no checksum on any upload). One warning per
+        step down (at most two per backend: FULL_OBJECT to COMPOSITE, and to none)."""
+        rank = {FULL_OBJECT: 2, COMPOSITE: 1, None: 0}
+        old = rank[self.multipart] if self.puts else 0
+        if rank[multipart] >= old:
+            return  # another upload got here first (or this is no step down)
+        self.multipart = multipart
+        if multipart is None:
+            self.puts = False
+        cfg = getattr(backend, "config", None)
+        where = getattr(cfg, "endpoint_url", None) or "AWS S3"
+        goes_on = ("with a CRC32C per part (COMPOSITE) instead of one for the whole object"
+                   if multipart == COMPOSITE else "without checksums")
+        log.warning("%s refused the CRC32C checksum of %s %s (%s): uploads to it go on %s "
+                    "(ClientConfig.checksums=False or OBJIO_CHECKSUMS=0 stops sending them)",
+                    where, refusal.operation, refusal.uri, refusal.code or refusal.status,
+                    goes_on)
+
+
+_checksum_support: weakref.WeakKeyDictionary[Any, ChecksumSupport] = weakref.WeakKeyDictionary()
+_checksum_support_lock = threading.Lock()
+
+
+def _checksum_support_after_fork() -> None:
+    global _checksum_support_lock
+    _checksum_support_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_checksum_support_after_fork)
+
+
+def checksum_support(backend: Backend) -> ChecksumSupport:
+    """What ``backend``'s store takes of the upload checksums (one record per backend, i.e.
+    per process, scheme and configuration): everything at first. Some S3-compatible stores
+    refuse ``x-amz-checksum-*`` headers, or the FULL_OBJECT type, with HTTP 400 or 501; the
+    first refusal whose request then succeeds without the checksum lowers it for good (one
+    warning), so later uploads do not send what the store refuses."""
+    with _checksum_support_lock:
+        s = _checksum_support.get(backend)
+        if s is None:
+            s = _checksum_support[backend] = ChecksumSupport()
+        return s
+
+
+def forget_checksum_refusals() -> None:
+    """Forget what every backend's store refused (the next uploads try every checksum
+    again). For tests."""
+    with _checksum_support_lock:
+        _checksum_support.clear()
+
+
+async def crc32c_of(data: Any) -> int:
+    """The CRC32C of a bytes-like ``data``: on the loop for small data, in a worker thread for
+    more than 256 KiB (one pass, ~14 GB/s)."""
+    if memoryview(data).nbytes <= _CRC_INLINE_MAX:
+        return _crc32c.crc32c(data)
+    return await to_thread(_crc32c.crc32c, data)
+
+
 async def put_object(
     backend: Backend,
     obj: ObjectURI,
@@ -610,51 +704,62 @@ async def put_object(
 ) -> None:
     """Upload a bytes-like object: one PutObject, or for data larger than ``range_threshold`` a
     multipart upload of ``part_size`` parts sent concurrently (aborted on any failure, so the
-    key never holds a partial object)."""
+    key never holds a partial object). With ``config.checksums`` (the default) the body, each
+    part and the whole object go with their CRC32C (as far as the store takes them: see
+    :func:`checksum_support`), which the store checks."""
     assert config.range_threshold and config.part_size and config.max_attempts
     t0 = time.perf_counter()
     mv = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else memoryview(data)
     n = len(mv)
     attempts = config.max_attempts
-    sums = bool(config.checksums)  # CRC32C of the body / of each part and the whole object
+    sums = bool(config.checksums)
     if n <= config.range_threshold or if_none_match:
-        crc = await to_thread(_crc32c.crc32c, mv) if sums else None
+        crc = await crc32c_of(mv) if sums and checksum_support(backend).puts else None
         await put_single(backend, obj, mv, attempts, if_none_match=if_none_match,
                          checksum_crc32c=crc)
     else:
         part = max(config.part_size, -(-n // 10_000))
-        upload_id = await create_multipart(backend, obj, attempts,
-                                           checksum="crc32c" if sums else None)
+        upload_id, kind = await start_multipart(backend, obj, attempts, checksum=sums)
         try:
             starts = list(range(0, n, part))
 
-            async def send(i: int) -> tuple[int, str] | tuple[int, str, int]:
-                s = starts[i]
-                view = mv[s: s + part]
-                if not sums:
-                    etag = await with_retries(
-                        lambda: backend.upload_part(obj, upload_id, i + 1, view), attempts)
-                    return i + 1, etag
-                c = await to_thread(_crc32c.crc32c, view)
-                etag = await with_retries(
-                    lambda: backend.upload_part(obj, upload_id, i + 1, view, checksum_crc32c=c),
-                    attempts)
-                return i + 1, etag, c
+            async def send(i: int) -> tuple[int, str, int | None]:
+                view = mv[starts[i]: starts[i] + part]
+                c = await crc32c_of(view) if kind is not None else None
+                etag, sent = await upload_part(backend, obj, upload_id, i + 1, view, attempts,
+                                               checksum_crc32c=c)
+                return i + 1, etag, sent
 
             parts = await bounded_map(send, range(len(starts)),
                                       min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8))
-            whole = None
-            if sums:
-                whole = 0
-                for (s, (_, _, c)) in zip(starts, parts, strict=True):  # type: ignore[misc]
-                    whole = _crc32c.combine(whole, c, min(part, n - s))
-            await complete_multipart(backend, obj, upload_id, parts, attempts,  # type: ignore[arg-type]
+            done, whole = completion(kind, parts,  # type: ignore[arg-type]
+                                     [min(part, n - s) for s in starts])
+            await complete_multipart(backend, obj, upload_id, done, attempts,
                                      checksum_crc32c=whole)
         except BaseException:
             await asyncio.shield(abort_multipart(backend, obj, upload_id, attempts))
             raise
     if observer is not None:
         observer(RequestRecord(str(obj), n, 0.0, time.perf_counter() - t0))
+
+
+def completion(kind: str | None, parts: Sequence[tuple[int, str, int | None]],
+               sizes: Sequence[int]) -> tuple[list[Any], int | None]:
+    """What CompleteMultipartUpload sends for an upload declared ``kind`` (see
+    :func:`start_multipart`), from ``(part number, ETag, CRC32C sent or None)`` of each part
+    and the parts' sizes in bytes, both in part order: the part list (with each part's CRC32C
+    when every part went with one) and the whole object's CRC32C, combined from the parts'
+    (FULL_OBJECT only; else None)."""
+    if kind is None or any(p[2] is None for p in parts):
+        return [(p[0], p[1]) for p in parts], None
+    done = [(p[0], p[1], p[2]) for p in parts]
+    if kind != FULL_OBJECT:
+        return done, None
+    whole = 0
+    for p, size in zip(parts, sizes, strict=True):
+        assert p[2] is not None
+        whole = _crc32c.combine(whole, p[2], size)
+    return done, whole
 
 
 class _Counted(Generic[T]):
@@ -681,7 +786,31 @@ async def put_single(backend: Backend, obj: ObjectURI, data: Any, attempts: int,
     """One PutObject with retries; returns the ETag. With ``if_none_match`` (fail if the key
     exists): when a retry finds the key existing, the object is checked to be the one this
     call sent (its ETag is the MD5 of ``data``: the first response was lost), and then that is
-    success, not FileExistsError."""
+    success, not FileExistsError.
+
+    ``checksum_crc32c`` (the CRC32C of ``data``) goes with the request unless the store
+    refused checksums before; a refusal (:func:`objio.errors.may_be_checksum_refusal`) is
+    answered by sending the object again without it, and when that succeeds the store is
+    taken as one that refuses checksums (:func:`checksum_support`, one warning). A body the
+    store finds damaged (BadDigest) is sent once more, then raises
+    :class:`objio.IntegrityError`."""
+    if checksum_crc32c is not None and not checksum_support(backend).puts:
+        checksum_crc32c = None
+    if checksum_crc32c is None:
+        return await _put_single(backend, obj, data, attempts, if_none_match, None)
+    try:
+        return await _put_single(backend, obj, data, attempts, if_none_match, checksum_crc32c)
+    except ObjectStoreError as e:
+        if not may_be_checksum_refusal(e):
+            raise
+        refusal = e
+    etag = await _put_single(backend, obj, data, attempts, if_none_match, None)
+    checksum_support(backend).lower(backend, None, refusal)
+    return etag
+
+
+async def _put_single(backend: Backend, obj: ObjectURI, data: Any, attempts: int,
+                      if_none_match: bool, checksum_crc32c: int | None) -> str:
     kw: dict[str, Any] = {} if checksum_crc32c is None else {"checksum_crc32c": checksum_crc32c}
     call = _Counted(lambda: backend.put(obj, data, if_none_match=if_none_match, **kw))
     try:
@@ -699,16 +828,47 @@ async def put_single(backend: Backend, obj: ObjectURI, data: Any, attempts: int,
 _STRAY_WINDOW_S = 60.0  # clock skew tolerated when matching a lost upload's initiation time
 
 
+async def start_multipart(backend: Backend, obj: ObjectURI, attempts: int, *,
+                          checksum: bool) -> tuple[str, str | None]:
+    """CreateMultipartUpload (:func:`create_multipart`) for an upload whose parts go with
+    their CRC32C when ``checksum``: declared CRC32C of type FULL_OBJECT, or of the type this
+    store takes (:func:`checksum_support`). A refusal of the type is answered by asking for
+    COMPOSITE, then for no checksum; the first that succeeds lowers what this backend sends
+    from then on (one warning). Returns ``(upload id, "FULL_OBJECT" | "COMPOSITE" | None)``:
+    with None the parts must go without checksums (S3 refuses a part checksum that its
+    upload did not declare)."""
+    kind = checksum_support(backend).multipart if checksum else None
+    refusal: ObjectStoreError | None = None
+    while True:
+        try:
+            upload_id = await create_multipart(backend, obj, attempts,
+                                               checksum="crc32c" if kind else None,
+                                               checksum_type=kind)
+        except ObjectStoreError as e:
+            if kind is None or not may_be_checksum_refusal(e):
+                raise
+            refusal = refusal or e
+            kind = COMPOSITE if kind == FULL_OBJECT else None
+            continue
+        if refusal is not None:
+            checksum_support(backend).lower(backend, kind, refusal)
+        return upload_id, kind
+
+
 async def create_multipart(backend: Backend, obj: ObjectURI, attempts: int, *,
-                           checksum: str | None = None) -> str:
-    """CreateMultipartUpload with retries; returns the upload id. If the request had to be
-    retried (or finally failed), an earlier attempt may have created an upload whose response
-    was lost: the key's uploads in progress initiated since the first attempt (within a minute
-    of clock skew), other than the one returned, are aborted. (Another writer uploading the
-    same key in that same minute would lose its upload: writing one key from two places at
-    once has no defined result on S3 anyway.)"""
+                           checksum: str | None = None,
+                           checksum_type: str | None = FULL_OBJECT) -> str:
+    """CreateMultipartUpload with retries; returns the upload id. ``checksum="crc32c"``
+    declares CRC32C checksums of ``checksum_type`` (FULL_OBJECT or COMPOSITE). If the request
+    had to be retried (or finally failed), an earlier attempt may have created an upload whose
+    response was lost: the key's uploads in progress initiated since the first attempt (within
+    a minute of clock skew), other than the one returned, are aborted. (Another writer
+    uploading the same key in that same minute would lose its upload: writing one key from two
+    places at once has no defined result on S3 anyway.)"""
     t0 = time.time()
     kw: dict[str, Any] = {} if checksum is None else {"checksum": checksum}
+    if checksum is not None and checksum_type != FULL_OBJECT:
+        kw["checksum_type"] = checksum_type
     call = _Counted(lambda: backend.create_multipart(obj, **kw))
     try:
         upload_id: str = await with_retries(call, attempts)
@@ -740,13 +900,75 @@ async def _abort_strays(backend: Backend, obj: ObjectURI, since: float, keep: st
             await abort_multipart(backend, obj, u.upload_id, attempts)
 
 
+async def upload_part(backend: Backend, obj: ObjectURI, upload_id: str, part_number: int,
+                      data: Any, attempts: int, *,
+                      checksum_crc32c: int | None = None) -> tuple[str, int | None]:
+    """UploadPart with retries; returns ``(ETag, the CRC32C it went with, or None)``.
+    ``checksum_crc32c`` (the part's CRC32C, for an upload declared with a checksum) goes with
+    it unless the store refused checksums before; a refusal is answered by sending the part
+    again without, and when that succeeds the store is taken as one that refuses checksums
+    (one warning; the upload is then completed without part checksums). A part the store
+    finds damaged (BadDigest) is sent once more, then raises :class:`objio.IntegrityError`."""
+    if checksum_crc32c is not None and not checksum_support(backend).puts:
+        checksum_crc32c = None
+    if checksum_crc32c is not None:
+        c = checksum_crc32c
+        try:
+            etag: str = await with_retries(
+                lambda: backend.upload_part(obj, upload_id, part_number, data,
+                                            checksum_crc32c=c), attempts)
+            return etag, c
+        except ObjectStoreError as e:
+            if not may_be_checksum_refusal(e):
+                raise
+            refusal = e
+    etag = await with_retries(
+        lambda: backend.upload_part(obj, upload_id, part_number, data), attempts)
+    if checksum_crc32c is not None:
+        checksum_support(backend).lower(backend, None, refusal)
+    return etag, None
+
+
 async def complete_multipart(backend: Backend, obj: ObjectURI, upload_id: str,
                              parts: Sequence[tuple[int, str] | tuple[int, str, int]],
                              attempts: int, *, checksum_crc32c: int | None = None) -> str:
     """CompleteMultipartUpload with retries; returns the ETag. If a retry finds the upload gone
     (NoSuchUpload: the first response was lost after the server completed it), the object's
     ETag is compared with the one these parts make (MD5 of the parts' MD5s, ``-N``): equal means
-    success."""
+    success.
+
+    ``parts`` carry each part's CRC32C (``(number, etag, crc32c)``) for an upload declared
+    with a checksum, and ``checksum_crc32c`` is the whole object's (FULL_OBJECT). A store that
+    refuses them (HTTP 400/501, or InvalidPart from a store that does not take FULL_OBJECT and
+    compares the whole object's CRC32C with its composite) gets the completion again without
+    the whole object's CRC32C, then without the parts'; the first that succeeds lowers what
+    this backend sends from then on (:func:`checksum_support`, one warning)."""
+    try:
+        return await _complete_multipart(backend, obj, upload_id, parts, attempts,
+                                         checksum_crc32c)
+    except ObjectStoreError as e:
+        with_sums = checksum_crc32c is not None or any(len(p) > 2 for p in parts)
+        if not with_sums or not (may_be_checksum_refusal(e) or e.code == "InvalidPart"):
+            raise
+        refusal = e
+    if checksum_crc32c is not None and any(len(p) > 2 for p in parts):
+        try:
+            etag = await _complete_multipart(backend, obj, upload_id, parts, attempts, None)
+        except ObjectStoreError as e:
+            if not (may_be_checksum_refusal(e) or e.code == "InvalidPart"):
+                raise
+        else:
+            checksum_support(backend).lower(backend, COMPOSITE, refusal)
+            return etag
+    etag = await _complete_multipart(backend, obj, upload_id, [(p[0], p[1]) for p in parts],
+                                     attempts, None)
+    checksum_support(backend).lower(backend, None, refusal)
+    return etag
+
+
+async def _complete_multipart(backend: Backend, obj: ObjectURI, upload_id: str,
+                              parts: Sequence[tuple[int, str] | tuple[int, str, int]],
+                              attempts: int, checksum_crc32c: int | None) -> str:
     kw: dict[str, Any] = {} if checksum_crc32c is None else {"checksum_crc32c": checksum_crc32c}
     call = _Counted(lambda: backend.complete_multipart(obj, upload_id, parts, **kw))
     try:

@@ -26,6 +26,7 @@ __all__ = [
     "ObjectTimeoutError",
     "IntegrityError",
     "error_from_response",
+    "may_be_checksum_refusal",
 ]
 
 
@@ -97,7 +98,10 @@ class IntegrityError(ObjectStoreError, ValueError):
     storage or in transit, or an object rewritten underneath its checkpoint. Both an
     :class:`ObjectStoreError` (an ``OSError``: ``uri``, ``operation``, ``code``) and a
     ``ValueError`` (the data is wrong, not the request). Never retried silently: the message
-    names the object and the byte range that failed."""
+    names the object and the byte range that failed. (One exception: a body that the store
+    found damaged on upload, not matching the checksum sent with it (BadDigest,
+    XAmzContentChecksumMismatch, InvalidDigest, XAmzContentSHA256Mismatch), is ``retryable``:
+    the engine sends it once more before raising this.)"""
 
 
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
@@ -111,20 +115,33 @@ _RETRYABLE_STATUS = {500, 502, 503, 504, 408, 429}
 _RETRYABLE_CODES = {
     "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
     "ThrottlingException",
-    # the body arrived damaged (its checksum or digest did not match): send it again
-    "BadDigest", "XAmzContentSHA256Mismatch",
 }
+# The body the store received does not match the checksum or digest sent with it (CRC32C,
+# Content-MD5, the signed SHA-256): it was damaged on the way. IntegrityError, retryable: the
+# engine sends it again once (objio.engine.with_retries), then raises.
+_DIGEST_CODES = {"BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest",
+                 "XAmzContentSHA256Mismatch"}
+# What stores answer to x-amz-checksum-* headers (or a checksum type) they do not implement.
+_REFUSAL_CODES = {"InvalidArgument", "InvalidRequest", "NotImplemented", "BadRequest",
+                  "NotSupported", "UnsupportedHeader"}
 
 _CODE_RE = re.compile(rb"<Code>([^<]*)</Code>")
 _MSG_RE = re.compile(rb"<Message>([^<]*)</Message>")
+_ARG_RE = re.compile(rb"<ArgumentName>([^<]*)</ArgumentName>")
 
 
 def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
-    """Extract (Code, Message) from an S3 XML error body; (None, None) if absent."""
+    """Extract (Code, Message) from an S3 XML error body; (None, None) if absent. The
+    ``ArgumentName`` of an InvalidArgument error (the header refused) is added to the
+    message."""
     code_m = _CODE_RE.search(body)
     msg_m = _MSG_RE.search(body)
+    arg_m = _ARG_RE.search(body)
     code = code_m.group(1).decode("utf-8", "replace") if code_m else None
     msg = msg_m.group(1).decode("utf-8", "replace") if msg_m else None
+    if arg_m and arg_m.group(1):
+        arg = arg_m.group(1).decode("utf-8", "replace")
+        msg = f"{msg} (argument {arg})" if msg else f"argument {arg}"
     return code, msg
 
 
@@ -144,5 +161,26 @@ def error_from_response(operation: str, uri: str, status: int, body: bytes = b""
         return AccessDeniedError(message, **kw)
     if code in _EXISTS_CODES or status == 412:
         return AlreadyExistsError(message, **kw)
+    if code in _DIGEST_CODES:
+        return IntegrityError(f"{operation} {uri} failed: the bytes the store received do not "
+                              f"match the checksum sent with them (damaged on the way): "
+                              f"{detail} (HTTP {status})", retryable=True, **kw)
     retryable = status in _RETRYABLE_STATUS or code in _RETRYABLE_CODES
     return ObjectStoreError(message, retryable=retryable, **kw)
+
+
+def may_be_checksum_refusal(e: BaseException) -> bool:
+    """Whether ``e``, the answer to a request that carried ``x-amz-checksum-*`` headers, may
+    be a store refusing those headers (it does not implement them, or not that checksum
+    type): HTTP 501, or HTTP 400 with code InvalidArgument, InvalidRequest, NotImplemented,
+    BadRequest, NotSupported, UnsupportedHeader or none. Never for a missing bucket or object,
+    rejected credentials, a failed precondition or a checksum mismatch. Only a guess: the
+    engine sends the request again without the checksum, and takes the store as one that
+    refuses checksums only when that succeeds (:func:`objio.engine.put_single`)."""
+    if not isinstance(e, ObjectStoreError) or isinstance(
+            e, (NotFoundError, AccessDeniedError, AlreadyExistsError, IntegrityError,
+                ObjectTimeoutError)):
+        return False
+    if e.status == 501:
+        return True
+    return e.status == 400 and (e.code is None or e.code in _REFUSAL_CODES)

@@ -14,7 +14,7 @@ from typing import Any
 from .. import _crc32c, engine
 from .._buffers import Gather, new_buffer
 from ..config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
-from ..errors import AlreadyExistsError, NotFoundError, ObjectStoreError
+from ..errors import AlreadyExistsError, NotFoundError
 from ..uri import ObjectURI
 from ._common import (
     _DEFAULT_PART,
@@ -59,14 +59,16 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             (``If-None-Match: *``) for small objects; for multipart uploads a HEAD just before
             completing (a writer racing between that HEAD and the completion can still win).
             Raises FileExistsError.
-        checksum: ``"crc32c"`` (the default when the client's ``ClientConfig.checksums`` is
-            on) computes the CRC32C of every part while it is written and
+        checksum: ``"crc32c"`` (the default, from the client's ``ClientConfig.checksums``,
+            on unless turned off) computes the CRC32C of every part while it is written and
             hands it to the store, which checks what it received and keeps the whole
             object's CRC32C with it (S3 ``x-amz-checksum-crc32c``, type FULL_OBJECT; file://
             the ``user.objio.crc32c`` extended attribute); :attr:`crc32c` gives it after
-            ``close()``. A store that rejects checksum headers (HTTP 400/501
-            NotImplemented/InvalidArgument/InvalidRequest) gets the object without one (a
-            warning is logged). Cost: about 0.07 CPU seconds per GiB.
+            ``close()``. A store that refuses checksum headers, or the FULL_OBJECT type (HTTP
+            400/501), gets what it takes (per-part CRC32Cs, or none) after one warning per
+            client configuration (see :func:`objio.engine.checksum_support`); with checksums
+            from the configuration, a writer to such a store computes none. Cost: one pass
+            over the data, about 0.07 CPU seconds per GiB.
 
     ``write`` accepts bytes, bytearray, memoryview and any C-contiguous buffer (numpy arrays)
     and copies the data once, into the part buffer (a write that fits in the current part
@@ -105,14 +107,17 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         self._exist_ok = exist_ok
         if checksum not in (None, "crc32c"):
             raise ValueError(f"checksum must be 'crc32c' or None, got {checksum!r}")
-        if checksum is None and cfg.checksums:  # ClientConfig.checksums turns it on for all
+        self._backend = self._client._backend(self._obj)
+        # ClientConfig.checksums turns it on for all (unless the store refused checksums)
+        if checksum is None and cfg.checksums and engine.checksum_support(self._backend).puts:
             checksum = "crc32c"
         self._checksum = checksum
-        self._send_checksum = checksum is not None
+        self._kind: str | None = None  # the multipart upload's checksum type (start_multipart)
         self._crc = 0            # CRC32C of the parts emitted so far, in order
-        self._part_crcs: dict[int, int] = {}
+        self._pcrc = 0           # CRC32C of the first _pcrc_n bytes of the part being filled
+        self._pcrc_n = 0
+        self._part_sizes: dict[int, int] = {}
         self._crc_final: int | None = None
-        self._backend = self._client._backend(self._obj)
         self._attempts = cfg.max_attempts or 1
         self._base_part = ps
         self._ps = ps
@@ -128,7 +133,7 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         # parts in flight: (part number, future, owned buffer, write waits for it, kept objects)
         self._inflight: collections.deque[tuple[int, Any, bytearray | None, bool, list[Any]]] = \
             collections.deque()
-        self._parts: list[tuple[int, str]] = []
+        self._parts: list[tuple[int, str, int | None]] = []  # number, ETag, CRC32C sent
         self._upload_id: str | None = None
         self._next_part = 1
         self._written = 0
@@ -155,6 +160,18 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         """The CRC32C (unsigned 32-bit) of the whole object, once ``close()`` has sent it;
         None without ``checksum="crc32c"`` or before."""
         return self._crc_final
+
+    def running_crc32c(self) -> int | None:
+        """The CRC32C (unsigned 32-bit) of every byte written so far (``tell()`` bytes), or
+        None when this writer computes none (``checksum`` off). Every byte goes through
+        CRC32C once, here or when its part is sent, so a caller that needs the CRC32C of
+        ranges of the stream gets them without a second pass over the data: bytes
+        ``[a, b)`` have ``running(b) ^ objio._crc32c.combine(running(a), 0, b - a)``
+        (DCP saves record each item's CRC32C this way)."""
+        self._check_open()
+        if self._checksum is None:
+            return None
+        return _crc32c.combine(self._crc, self._part_crc(), self._fill)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.uri!r} written={self._written}>"
@@ -274,11 +291,13 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             return
         try:
             if self._upload_id is None:
+                crc = None if self._checksum is None else self._part_crc()
                 data = self._current_part()
                 if isinstance(data, Gather):
                     data = data.tobytes()  # one PutObject (a single piece when nothing was kept)
-                crc = None if self._checksum is None else _crc32c.crc32c(data)
-                self._put_small(data, crc)
+                engine.run(engine.put_single(self._backend, self._obj, data, self._attempts,
+                                             if_none_match=not self._exist_ok,
+                                             checksum_crc32c=crc))
                 self._crc_final = crc
             else:
                 if self._fill:
@@ -287,13 +306,12 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                     self._wait_any()
                 if not self._exist_ok:
                     self._check_absent()
-                full = self._crc if self._send_checksum else None
-                pcrc = self._part_crcs
-                parts: list[Any] = sorted((pn, etag, pcrc[pn]) if full is not None else (pn, etag)
-                                          for pn, etag in self._parts)
+                done = sorted(self._parts)
+                parts, whole = engine.completion(self._kind, done,
+                                                 [self._part_sizes[p[0]] for p in done])
                 engine.run(engine.complete_multipart(self._backend, self._obj, self._upload_id,
                                                      parts, self._attempts,
-                                                     checksum_crc32c=full))
+                                                     checksum_crc32c=whole))
                 self._upload_id = None
                 if self._checksum is not None:
                     self._crc_final = self._crc
@@ -357,7 +375,24 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             return seg
         return Gather(self._pieces + [seg] if len(seg) else self._pieces)
 
+    def _part_crc(self) -> int:
+        """The CRC32C of the part being filled, continued from the bytes an earlier call
+        covered (each byte is run through CRC32C once)."""
+        if self._pcrc_n < self._fill:
+            data = self._current_part()
+            crc, skip = self._pcrc, self._pcrc_n
+            for piece in (data.pieces if isinstance(data, Gather) else (data,)):
+                n = len(piece)
+                if skip >= n:
+                    skip -= n
+                    continue
+                crc = _crc32c.crc32c(piece[skip:] if skip else piece, crc)
+                skip = 0
+            self._pcrc, self._pcrc_n = crc, self._fill
+        return self._pcrc
+
     def _emit_current(self) -> None:
+        crc = None if self._checksum is None else self._part_crc()
         data = self._current_part()
         buf, keep = self._buf, self._keep
         if buf is not None and self._bofs == 0:  # no byte of it in this part
@@ -365,78 +400,38 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
             buf = None
         self._buf = None
         self._fill = self._bofs = self._seg = 0
+        self._pcrc = self._pcrc_n = 0
         self._pieces, self._keep = [], []
-        self._emit(data, buf, wait=False, keep=keep)
-
-    def _put_small(self, data: Any, crc: int | None) -> None:
-        """The whole object as one PutObject (with its CRC32C when asked and accepted)."""
-        obj, backend, ine = self._obj, self._backend, not self._exist_ok
-
-        def put(c: int | None) -> None:
-            engine.run(engine.put_single(backend, obj, data, self._attempts, if_none_match=ine,
-                                         checksum_crc32c=c))
-
-        if crc is None:
-            put(None)
-            return
-        try:
-            put(crc)
-        except ObjectStoreError as e:
-            if not _checksum_refused(e):
-                raise
-            self._checksum_unsupported(e)
-            put(None)
-
-    def _create_upload(self) -> str:
-        obj, backend = self._obj, self._backend
-
-        def create(checksum: str | None) -> str:
-            return engine.run(engine.create_multipart(backend, obj, self._attempts,
-                                                      checksum=checksum))
-
-        if not self._send_checksum:
-            return create(None)
-        try:
-            return create("crc32c")
-        except ObjectStoreError as e:
-            if not _checksum_refused(e):
-                raise
-            self._checksum_unsupported(e)
-            return create(None)
-
-    def _checksum_unsupported(self, e: ObjectStoreError) -> None:
-        log.warning("%s: the store refused the CRC32C checksum (%s); the object is written "
-                    "without one", self.uri, e)
-        self._send_checksum = False
+        self._emit(data, buf, wait=False, keep=keep, crc=crc)
 
     def _emit(self, view: memoryview | Gather, owned: bytearray | None, wait: bool,
-              keep: list[Any] | None = None) -> None:
+              keep: list[Any] | None = None, crc: int | None = None) -> None:
         """Upload ``view`` as the next part (starting the multipart upload if needed);
         ``owned`` (its buffer, recycled afterwards) and ``keep`` stay referenced until the
-        part is uploaded."""
+        part is uploaded. ``crc``: the part's CRC32C when already known."""
         if self._upload_id is None:
-            self._upload_id = self._create_upload()
+            self._upload_id, self._kind = engine.run(engine.start_multipart(
+                self._backend, self._obj, self._attempts, checksum=self._checksum is not None))
         self._harvest()  # finished parts, in any order (recycles buffers, fails fast)
         while len(self._inflight) >= self._m:
             self._wait_any()
         pn = self._next_part
         if pn > MAX_PARTS:
             raise ValueError(f"{self.uri}: more than {MAX_PARTS} parts; use a larger part_size")
-        crc = None
-        if self._checksum is not None:
-            if isinstance(view, Gather):
+        if self._checksum is None:
+            crc = None
+        else:
+            if crc is None:
                 crc = 0
-                for piece in view.pieces:
+                for piece in (view.pieces if isinstance(view, Gather) else (view,)):
                     crc = _crc32c.crc32c(piece, crc)
-            else:
-                crc = _crc32c.crc32c(view)
             self._crc = _crc32c.combine(self._crc, crc, len(view))
-            self._part_crcs[pn] = crc
+        self._part_sizes[pn] = len(view)
         self._next_part = pn + 1
         self._ps = part_size_for(self._next_part, self._base_part)
         fut = engine.submit(_upload_part(self._backend, self._obj, self._upload_id, pn, view,
                                          self._attempts, self._tasks,
-                                         crc if self._send_checksum else None))
+                                         crc if self._kind is not None else None))
         self._inflight.append((pn, fut, owned, wait, keep or []))
 
     def _wait_any(self) -> None:
@@ -461,11 +456,11 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
                 pending.append(entry)
                 continue
             try:
-                etag = fut.result()
+                etag, sent = fut.result()
             except BaseException:
                 self._inflight.extendleft(reversed(pending))
                 raise
-            self._parts.append((pn, etag))
+            self._parts.append((pn, etag, sent))
             if owned is not None and len(owned) == self._ps and len(self._free) < self._m:
                 self._free.append(owned)
         self._inflight = pending
@@ -513,28 +508,18 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         self._free.clear()
 
 
-def _checksum_refused(e: ObjectStoreError) -> bool:
-    """Whether a store answered a request with checksum headers as one that does not support
-    them (rather than with a real failure)."""
-    return (e.status in (400, 501)
-            and e.code in ("NotImplemented", "InvalidArgument", "InvalidRequest"))
-
-
 # The coroutines below hold no reference to the writer, so an abandoned writer is collected
 # (and its upload aborted) in the thread that dropped it, not later on the engine loop.
 async def _upload_part(backend: Any, obj: ObjectURI, upload_id: str, pn: int,
                        view: memoryview | Gather,
                        attempts: int, tasks: set[asyncio.Task[Any]],
-                       crc: int | None = None) -> str:
+                       crc: int | None = None) -> tuple[str, int | None]:
     task = asyncio.current_task()
     assert task is not None
     tasks.add(task)
     try:
-        if crc is None:
-            return await engine.with_retries(
-                lambda: backend.upload_part(obj, upload_id, pn, view), attempts)
-        return await engine.with_retries(
-            lambda: backend.upload_part(obj, upload_id, pn, view, checksum_crc32c=crc), attempts)
+        return await engine.upload_part(backend, obj, upload_id, pn, view, attempts,
+                                        checksum_crc32c=crc)
     finally:
         tasks.discard(task)
 

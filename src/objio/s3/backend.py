@@ -473,15 +473,23 @@ class S3Backend:
         return errors
 
     # ----------------------------------------------------------------------------- multipart
-    async def create_multipart(self, obj: ObjectURI, *, checksum: str | None = None) -> str:
-        """CreateMultipartUpload; returns the UploadId. ``checksum="crc32c"`` declares a
-        whole-object CRC32C (``x-amz-checksum-algorithm: CRC32C``, type FULL_OBJECT): each
-        part then carries its CRC32C and the completion the whole object's."""
+    async def create_multipart(self, obj: ObjectURI, *, checksum: str | None = None,
+                               checksum_type: str | None = "FULL_OBJECT") -> str:
+        """CreateMultipartUpload; returns the UploadId. ``checksum="crc32c"`` declares CRC32C
+        checksums (``x-amz-checksum-algorithm: CRC32C``): each part then carries its CRC32C.
+        ``checksum_type`` FULL_OBJECT (``x-amz-checksum-type``) makes the store keep one
+        CRC32C of the whole object, which the completion sends; COMPOSITE or None sends no
+        type (S3's default for CRC32C: a checksum of the parts' checksums)."""
         hdrs: dict[str, str] = {}
         if checksum is not None:
             if checksum != "crc32c":
                 raise ValueError(f"checksum must be 'crc32c' or None, got {checksum!r}")
-            hdrs = {"x-amz-checksum-algorithm": "CRC32C", "x-amz-checksum-type": "FULL_OBJECT"}
+            if checksum_type not in ("FULL_OBJECT", "COMPOSITE", None):
+                raise ValueError("checksum_type must be 'FULL_OBJECT', 'COMPOSITE' or None, "
+                                 f"got {checksum_type!r}")
+            hdrs = {"x-amz-checksum-algorithm": "CRC32C"}
+            if checksum_type == "FULL_OBJECT":
+                hdrs["x-amz-checksum-type"] = "FULL_OBJECT"
         _, _, payload = await self._simple("CreateMultipartUpload", str(obj), "POST",
                                            obj.bucket, obj.key, params=(("uploads", ""),),
                                            headers=hdrs)
@@ -509,7 +517,8 @@ class S3Backend:
                                  checksum_crc32c: int | None = None) -> str:
         """CompleteMultipartUpload with (part_number, etag) pairs, or (part_number, etag,
         crc32c) for an upload created with ``checksum="crc32c"``; ``checksum_crc32c`` is then
-        the whole object's CRC32C, checked by the store. Returns the ETag."""
+        the whole object's CRC32C (an upload of type FULL_OBJECT), checked by the store.
+        Returns the ETag."""
         root = ET.Element("CompleteMultipartUpload")
         for part in parts:
             p = ET.SubElement(root, "Part")

@@ -420,14 +420,33 @@ def _split_items(items: list[WriteItem], bins: int) -> list[list[WriteItem]]:
 
 
 class _ItemStream(io.RawIOBase):
-    """A file's write stream that keeps the CRC32C of the current item, and sends the tensor
-    being saved without copying it (see :meth:`expect`)."""
+    """A file's write stream that keeps the CRC32C of the current item (:meth:`begin_item`,
+    :meth:`item_crc`), and sends the tensor being saved without copying it (see
+    :meth:`expect`). When the writer computes CRC32Cs for its parts (upload checksums on, the
+    default), an item's CRC32C comes from the writer's running CRC32C at the item's start and
+    end: one pass over the bytes for both."""
 
     def __init__(self, writer: S3Writer) -> None:
         super().__init__()
         self._w = writer
-        self.crc = 0
+        self._derive = writer.running_crc32c() is not None
+        self.crc = 0  # the current item's CRC32C so far (without the writer's running CRC32C)
+        self._start = (0, 0)  # the item's first offset and the running CRC32C there
         self._expect: tuple[int, int, Any] | None = None
+
+    def begin_item(self) -> None:
+        """The next bytes written are a new item."""
+        self.crc = 0
+        if self._derive:
+            self._start = (self._w.tell(), self._w.running_crc32c() or 0)
+
+    def item_crc(self) -> int:
+        """The CRC32C of the bytes written since :meth:`begin_item`."""
+        if not self._derive:
+            return self.crc
+        start, at_start = self._start
+        running = self._w.running_crc32c() or 0
+        return running ^ _crc32c.combine(at_start, 0, self._w.tell() - start)
 
     def writable(self) -> bool:
         return True
@@ -445,7 +464,8 @@ class _ItemStream(io.RawIOBase):
                 self._expect = (storage.data_ptr(), storage.nbytes(), tensor)
 
     def write(self, b: Any) -> int:
-        self.crc = _crc32c.crc32c(b, self.crc)
+        if not self._derive:
+            self.crc = _crc32c.crc32c(b, self.crc)
         e = self._expect
         if e is not None and len(b) == e[1]:
             mv = memoryview(b)
@@ -643,7 +663,7 @@ class S3StorageWriter(FileSystemWriter):
                     name: str) -> WriteResult:
         data = planner.resolve_data(item)
         offset = stream.tell()
-        stream.crc = 0
+        stream.begin_item()
         target, descriptors = self.transforms.transform_save_stream(item, stream)
         if item.type == WriteItemType.BYTE_IO:
             if not isinstance(data, io.BytesIO):
@@ -667,7 +687,7 @@ class S3StorageWriter(FileSystemWriter):
         info = _StorageInfo(name, offset, length,
                             transform_descriptors=descriptors if descriptors else None)
         return _CheckedWriteResult(index=item.index, size_in_bytes=length, storage_data=info,
-                                   crc32c=stream.crc)
+                                   crc32c=stream.item_crc())
 
     def finish(self, metadata: Metadata, results: list[list[WriteResult]]) -> None:
         """On the coordinator, once every rank's data is written: the CRC32C manifest, then
