@@ -96,3 +96,24 @@ def test_ctrl_c_leaves_nothing_behind(s3_server: LocalS3Server, client: objio.Cl
     # no partial object: nothing, or (the interrupt came too late to stop it) the whole file
     if client.exists(dst):
         assert bytes(client.get(dst)) == sources[size].read_bytes()
+
+
+def test_interrupt_while_the_engine_loop_starts_leaves_no_coroutine_behind(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the first objio call starts the engine's loop: the call's coroutine is
+    closed, not left to be reported "never awaited" at exit."""
+    import inspect
+
+    from objio import engine
+
+    async def work() -> int:
+        return 1
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    coro = work()
+    monkeypatch.setattr(engine._engine, "get_loop", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(coro)
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED

@@ -196,6 +196,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         coro.close()
         raise RuntimeError("a synchronous objio call was made from inside the objio engine "
                            "loop (e.g. from an observer callback); use the *_async function")
+    try:  # the first call starts the loop: an interrupt meanwhile must not orphan ``coro``
+        lp = _engine.get_loop()
+    except BaseException:
+        coro.close()
+        raise
     finished = threading.Event()
 
     async def tracked() -> T:
@@ -204,7 +209,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         finally:
             finished.set()
 
-    fut = asyncio.run_coroutine_threadsafe(tracked(), _engine.get_loop())
+    fut = asyncio.run_coroutine_threadsafe(tracked(), lp)
     try:
         return fut.result()
     except concurrent.futures.CancelledError:
