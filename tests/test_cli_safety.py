@@ -182,6 +182,24 @@ def test_overlapping_local_directories_are_refused(tmp_path: Path,
     assert not (src / "a").exists() and (tmp_path / "src2" / "sub" / "b").read_bytes() == b"b"
 
 
+def test_mv_through_a_link_into_the_source_is_refused(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The destination directory holds a symbolic link into the source: dst/sub/b is
+    src/sub/b. Moving would copy b onto itself, then delete it."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    dst.mkdir()
+    (src / "a").write_bytes(b"a")
+    (src / "sub" / "b").write_bytes(b"b")
+    (dst / "sub").symlink_to(src / "sub")
+    code, out, err = run(capsys, "mv", "-r", str(src), str(dst))
+    assert code == 1 and out == "" and "Cannot mv an object onto itself" in err
+    assert (src / "a").read_bytes() == b"a" and (src / "sub" / "b").read_bytes() == b"b"
+    code, out, err = run(capsys, "cp", "-r", str(src), str(dst))  # b is skipped, a copied
+    assert code == 0 and out == f"copy: file://{src}/a to file://{dst}/a\n"
+    assert "skipping" in err and (src / "sub" / "b").read_bytes() == b"b"
+
+
 # ------------------------------------------------------------------------------ B3 file modes
 @pytest.fixture
 def umask() -> Iterator[Any]:

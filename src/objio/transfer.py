@@ -216,16 +216,27 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
 
 
 def _drop_onto_sources(plan: CopyPlan, op: str, move: bool) -> None:
-    """What the prefix check cannot see (a local symbolic link that leads from the source
-    into the destination): an item whose destination is one of the sources. A move refuses
-    them all; a copy skips those (onto itself: a no-op)."""
+    """What the prefix check cannot see: a local destination item that is one of the source
+    files (a symbolic link to a directory of the source, inside the destination directory).
+    A move refuses them all; a copy skips them (onto itself: a no-op). Directories are
+    resolved once each (os.path.realpath); a file that is itself a symbolic link is taken as
+    it is (writing over the link replaces the link, not its target)."""
     if not plan.items or parse_uri(plan.items[0].src).scheme == "s3" \
             or parse_uri(plan.items[0].dst).scheme == "s3":
         return  # s3:// keys have one spelling: the prefix check saw every overlap
-    sources = {canonical(i.src) for i in plan.items}
+    real: dict[str, str] = {}
+
+    def key(uri: str) -> str:
+        d, name = os.path.split(parse_uri(uri).key)
+        r = real.get(d)
+        if r is None:
+            r = real[d] = canonical(d)
+        return r + os.sep + name
+
+    sources = {key(i.src) for i in plan.items}
     keep: list[CopyItem] = []
     for item in plan.items:
-        if canonical(item.dst) not in sources:
+        if key(item.dst) not in sources:
             keep.append(item)
         elif move:
             raise onto_itself(op, item.src, item.dst)
