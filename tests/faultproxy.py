@@ -1,6 +1,6 @@
 """A small fault-injecting HTTP/1.1 proxy for tests: it sits between objio and LocalS3Server
-and can lose, reset, truncate, re-frame, rewrite, forge, stall or trickle single responses, or
-alter a request before the server sees it.
+and can lose, reset, truncate, re-frame, rewrite, forge, stall or trickle single responses,
+alter a request before the server sees it, or hold one request at a known point (Hold).
 
 Requests are parsed (request line, headers, Content-Length body) and forwarded unchanged (the
 SigV4 signature stays valid) over a fresh upstream connection each; the response is read whole
@@ -222,6 +222,28 @@ class Trickle(Action):
         return encode(resp)
 
 
+class Hold(Action):
+    """Hold the request until :meth:`release`: before it reaches the server (default), or
+    with ``after_server=True`` once the server has answered, before the answer goes back.
+    :attr:`reached` is set when a request is being held, :attr:`answered` once the server has
+    answered it (whether or not the client still listens). For putting a client's interrupt
+    at a known point of a request."""
+
+    def __init__(self, after_server: bool = False) -> None:
+        self.after_server = after_server
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        self.answered = threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def wait(self) -> None:
+        self.reached.set()
+        while not self.released.is_set():
+            await asyncio.sleep(0.01)
+
+
 @dataclass
 class Rule:
     match: Callable[[Request], bool]
@@ -306,7 +328,14 @@ class FaultProxy:
                 if req is None:
                     return
                 action = self._pick(req)
+                hold = action if isinstance(action, Hold) else None
+                if hold is not None and not hold.after_server:
+                    await hold.wait()
                 resp = await self._forward(action.request(req)) if action.forward else None
+                if hold is not None:
+                    hold.answered.set()
+                    if hold.after_server:
+                        await hold.wait()
                 out = action.respond(req, resp)
                 if out is None:
                     return

@@ -29,7 +29,16 @@ from .backend import ObjectInfo, UploadInfo
 from .config import ClientConfig, MiB, default_config, set_default_config
 from .engine import Observer, RequestRecord
 from .errors import NotFoundError, ObjectStoreError
-from .uri import ObjectURI, check_uri_list, is_prefix, object_uri, parse_uri, s3_hint, split_glob
+from .uri import (
+    ObjectURI,
+    check_uri_list,
+    is_prefix,
+    object_uri,
+    parse_uri,
+    s3_hint,
+    same_object,
+    split_glob,
+)
 
 _list = builtins.list
 
@@ -69,6 +78,12 @@ def _check_template(template: str) -> str:
             f"'object_{{}}_of_{{}}.dat', got {template!r}"
         )
     return template
+
+
+def _check_not_same(src: URI, dst: URI) -> None:
+    if same_object(src, dst):
+        raise ValueError(f"Cannot copy an object onto itself: {str(src)!r} and {str(dst)!r} "
+                         "name the same object")
 
 
 def _bucket_root(obj: ObjectURI) -> ObjectURI:
@@ -591,6 +606,7 @@ class Client:
 
         async def one(pair: tuple[URI, URI]) -> None:
             src, dst = object_uri(pair[0], "copy"), object_uri(pair[1], "copy")
+            _check_not_same(pair[0], pair[1])
             data = await engine.get_object(self._backend(src), src, self.config)
             await engine.put_object(self._backend(dst), dst, data, self.config, observer=observer)
             totals[0] += 1
@@ -604,11 +620,19 @@ class Client:
         """Copy ``(src, dst)`` objects (any mix of s3:// and local), ``max_in_flight`` at a
         time, each through memory (ranged parallel GET, then a single or multipart PUT).
         Returns (objects, bytes). For objects larger than memory allows, stream them with
-        ``objio.open``. Raises: the first error (e.g. FileNotFoundError naming the source)."""
+        ``objio.open``. Raises: the first error (e.g. FileNotFoundError naming the source);
+        ValueError for a pair naming the same object twice (however written, see
+        :func:`objio.uri.same_object`), before any request of that pair: copying an object
+        onto itself would rewrite it for nothing."""
         return engine.run(self._copy_many(pairs, max_in_flight, observer))
 
     def copy(self, src: URI, dst: URI) -> int:
-        """Copy one object through memory; returns its size in bytes (see :meth:`copy_many`)."""
+        """Copy one object through memory; returns its size in bytes (see :meth:`copy_many`).
+        Raises: ValueError (before any request) if ``src`` and ``dst`` name the same object;
+        FileNotFoundError (no source), ..."""
+        object_uri(src, "copy")  # a bucket or a directory is not an object: say that first
+        object_uri(dst, "copy")
+        _check_not_same(src, dst)
         return engine.run(self._copy_many([(src, dst)], 1, None))[1]
 
     async def _list_level(self, uri: URI) -> tuple[List[str], List[ObjectInfo]]:

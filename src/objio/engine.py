@@ -50,7 +50,13 @@ from . import _crc32c
 from ._buffers import BufferPool, new_buffer
 from .backend import Backend, GetResult, ListPage, UploadInfo
 from .config import ClientConfig
-from .errors import AlreadyExistsError, IntegrityError, ObjectStoreError, may_be_checksum_refusal
+from .errors import (
+    AlreadyExistsError,
+    IntegrityError,
+    NotFoundError,
+    ObjectStoreError,
+    may_be_checksum_refusal,
+)
 from .uri import ObjectURI
 
 log = logging.getLogger("objio.engine")
@@ -156,6 +162,15 @@ def shutdown(timeout_s: float = 5.0) -> None:
     eng.backends.clear()
 
     async def close_all() -> None:
+        # Tasks the caller left behind (a reader's cancelled prefetch, a clean-up whose
+        # caller stopped waiting) are ended and awaited here, as asyncio.run() does, instead
+        # of being destroyed pending with the loop.
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s / 2)
         await asyncio.gather(*(b.close() for b in backends), return_exceptions=True)
 
     try:
@@ -196,6 +211,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         coro.close()
         raise RuntimeError("a synchronous objio call was made from inside the objio engine "
                            "loop (e.g. from an observer callback); use the *_async function")
+    try:  # the first call starts the loop: an interrupt meanwhile must not orphan ``coro``
+        lp = _engine.get_loop()
+    except BaseException:
+        coro.close()
+        raise
     finished = threading.Event()
 
     async def tracked() -> T:
@@ -204,7 +224,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         finally:
             finished.set()
 
-    fut = asyncio.run_coroutine_threadsafe(tracked(), _engine.get_loop())
+    fut = asyncio.run_coroutine_threadsafe(tracked(), lp)
     try:
         return fut.result()
     except concurrent.futures.CancelledError:
@@ -263,6 +283,23 @@ async def to_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking or CPU-bound ``fn`` in the engine loop's worker threads."""
     return await asyncio.get_running_loop().run_in_executor(
         None, functools.partial(fn, *args, **kwargs))
+
+
+async def finish(aw: Awaitable[T]) -> T:
+    """Await ``aw`` (clean-up such as an abort) to its end, even if the calling task is
+    cancelled meanwhile, once or more. For an ``except``/``finally`` block that re-raises:
+    ``await asyncio.shield(aw)`` stops waiting at the next cancellation and leaves ``aw``
+    running with nobody waiting for it, so the caller reports "done" while the abort is still
+    under way (and the loop may be stopped under it at exit: an upload left behind, "Task was
+    destroyed but it is pending"). Returns ``aw``'s result or raises its exception; the
+    caller's own cancellation is not raised here (the caller re-raises the one it handles)."""
+    task = asyncio.ensure_future(aw)
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            continue
+    return task.result()
 
 
 # ----------------------------------------------------------------------------------- retries
@@ -369,8 +406,12 @@ async def bounded_map(
         for w in workers:
             w.result()  # re-raise anything a worker let through (e.g. cancellation)
     except BaseException:
+        # Cancelled (or a worker let something through): stop every worker and wait until
+        # each has finished its own clean-up (a multipart upload's abort) before going on,
+        # so the caller's "done" means nothing of this call is still running.
         for w in workers:
             w.cancel()
+        await finish(asyncio.gather(*workers, return_exceptions=True))
         raise
     if not keep_results:
         return []
@@ -737,7 +778,7 @@ async def put_object(
             await complete_multipart(backend, obj, upload_id, done, attempts,
                                      checksum_crc32c=whole)
         except BaseException:
-            await asyncio.shield(abort_multipart(backend, obj, upload_id, attempts))
+            await finish(abort_multipart(backend, obj, upload_id, attempts))
             raise
     if observer is not None:
         observer(RequestRecord(str(obj), n, 0.0, time.perf_counter() - t0))
@@ -869,16 +910,38 @@ async def create_multipart(backend: Backend, obj: ObjectURI, attempts: int, *,
     kw: dict[str, Any] = {} if checksum is None else {"checksum": checksum}
     if checksum is not None and checksum_type != FULL_OBJECT:
         kw["checksum_type"] = checksum_type
-    call = _Counted(lambda: backend.create_multipart(obj, **kw))
+    call = _Counted(lambda: _create_once(backend, obj, attempts, kw))
     try:
         upload_id: str = await with_retries(call, attempts)
-    except BaseException:
-        if call.calls > 0:
-            await asyncio.shield(_abort_strays(backend, obj, t0, None, attempts))
+    except BaseException as e:
+        # An answer lost on the way (an error that was retried, or is retryable: a timeout, a
+        # reset) may hide an upload the server made. A plain refusal (NoSuchBucket, Access
+        # Denied) on the only attempt made none, and an attempt cancelled in flight aborted
+        # its own (_create_once).
+        if call.calls > 1 or (isinstance(e, ObjectStoreError) and e.retryable):
+            await finish(_abort_strays(backend, obj, t0, None, attempts))
         raise
     if call.calls > 1:
         await _abort_strays(backend, obj, t0, upload_id, attempts)
     return upload_id
+
+
+async def _create_once(backend: Backend, obj: ObjectURI, attempts: int,
+                       kw: dict[str, Any]) -> str:
+    """One CreateMultipartUpload request. Cancelled while the request is in flight (Ctrl-C),
+    it may still reach the server and create an upload after any listing of strays: so its
+    answer is awaited (bounded by the request's deadline) and the upload it names is aborted
+    before the cancellation goes on."""
+    req = asyncio.ensure_future(backend.create_multipart(obj, **kw))
+    try:
+        return await asyncio.shield(req)
+    except asyncio.CancelledError:
+        try:
+            upload_id: str = await finish(req)
+        except BaseException:  # noqa: BLE001 - it failed: no upload we could name
+            raise asyncio.CancelledError from None
+        await finish(abort_multipart(backend, obj, upload_id, attempts))
+        raise
 
 
 async def _abort_strays(backend: Backend, obj: ObjectURI, since: float, keep: str | None,
@@ -993,6 +1056,8 @@ async def abort_multipart(backend: Backend, obj: ObjectURI, upload_id: str, atte
     (the error that made the caller abort matters more)."""
     try:
         await with_retries(lambda: backend.abort_multipart(obj, upload_id), attempts)
+    except NotFoundError:  # NoSuchUpload: already completed or aborted; nothing is left
+        log.debug("multipart upload %s of %s was already gone", upload_id, obj)
     except ObjectStoreError as e:
         log.warning("could not abort multipart upload %s of %s: %s", upload_id, obj, e)
 

@@ -13,7 +13,9 @@ import errno
 import logging
 import os
 import shutil
+import stat
 import tempfile
+import threading
 import time
 import uuid
 from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
@@ -126,8 +128,45 @@ def _get_crc32c(path: str) -> int | None:
         return None
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``Umask:`` in
+    /proc/self/status); elsewhere set and restored at once (under a lock: the umask is
+    process-wide)."""
+    try:
+        fd = os.open("/proc/self/status", os.O_RDONLY)
+        try:
+            status = os.read(fd, 1 << 16)
+        finally:
+            os.close(fd)
+        i = status.find(b"\nUmask:")
+        if i >= 0:
+            return int(status[i + 7:].split(None, 1)[0], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_umask_lock = threading.Lock()
+
+
+def _final_mode(path: str) -> int:
+    """The permission bits a file written at ``path`` gets: those of the file it replaces,
+    else what ``open()`` would create (0666 less the umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 def _write_atomic(path: str, chunks: Sequence[Any], exclusive: bool,
-                  crc32c: int | None = None) -> str:
+                  crc32c: int | None = None, private: bool = False) -> str:
+    """Write ``chunks`` to ``path`` through a temporary file in the same directory (mode
+    0600 while it is written), renamed into place. The file gets the mode of the one it
+    replaces, or 0666 less the umask as ``open()`` gives (``private``: stays 0600, for
+    multipart parts)."""
     d = os.path.dirname(path)
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".objio-", suffix=".tmp", dir=d)
@@ -135,6 +174,11 @@ def _write_atomic(path: str, chunks: Sequence[Any], exclusive: bool,
         with os.fdopen(fd, "wb") as f:
             for c in chunks:
                 f.write(c)
+            if not private:  # just before the rename: private while it is written
+                if hasattr(os, "fchmod"):
+                    os.fchmod(f.fileno(), _final_mode(path))
+                else:  # pragma: no cover - Windows before Python 3.13
+                    os.chmod(tmp, _final_mode(path))
         _set_crc32c(tmp, crc32c)
         if exclusive:
             os.link(tmp, path)  # fails with FileExistsError if the key exists
@@ -252,7 +296,7 @@ class LocalBackend:
                           checksum_crc32c: int | None = None) -> str:
         part = os.path.join(self._upload_dir(obj, upload_id), f"{part_number:05d}")
         chunks = list(data.pieces) if isinstance(data, Gather) else [data]
-        return await _run("UploadPart", obj.key, _write_atomic, part, chunks, False)
+        return await _run("UploadPart", obj.key, _write_atomic, part, chunks, False, None, True)
 
     async def complete_multipart(self, obj: ObjectURI, upload_id: str,
                                  parts: Sequence[tuple[int, str] | tuple[int, str, int]], *,

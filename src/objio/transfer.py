@@ -19,6 +19,7 @@ do, as library functions.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 from collections.abc import Callable, Iterable
@@ -28,11 +29,19 @@ from typing import Any, BinaryIO
 from .backend import ObjectInfo
 from .config import MiB
 from .io import open as obj_open
-from .uri import ObjectURI, has_glob, parse_uri, split_glob
+from .uri import (
+    ObjectURI,
+    canonical,
+    has_glob,
+    parse_uri,
+    prefix_overlap,
+    same_object,
+    split_glob,
+)
 
 __all__ = [
     "STREAM_THRESHOLD", "CopyItem", "CopyPlan", "SyncPlan", "plan_copy", "plan_sync", "run_copy",
-    "copy_from_file", "copy_to_file",
+    "copy_from_file", "copy_to_file", "write_all", "SAME_OBJECT",
 ]
 
 STREAM_THRESHOLD = 64 * MiB
@@ -94,16 +103,57 @@ def _target(dst: ObjectURI, rel: str) -> ObjectURI | str:
     return dst.with_key(path)
 
 
-def _source_listing(client: Any, src: ObjectURI, recursive: bool) -> tuple[str, list[ObjectInfo]]:
-    """(the prefix relative paths start after, the objects) of a recursive or glob source."""
+def _source_base(src: ObjectURI) -> str:
+    """The prefix the relative paths of a recursive or glob source start after (no
+    request)."""
     if has_glob(src.key):
-        base, _ = split_glob(src)
-        return base, client.list_objects(str(src))
+        return split_glob(src)[0]
     prefix = src.key
     if prefix and not prefix.endswith(("/", os.sep)):
         prefix += "/" if src.scheme == "s3" else os.sep
+    return prefix
+
+
+def _source_listing(client: Any, src: ObjectURI, recursive: bool) -> tuple[str, list[ObjectInfo]]:
+    """(the prefix relative paths start after, the objects) of a recursive or glob source."""
+    base = _source_base(src)
+    if has_glob(src.key):
+        return base, client.list_objects(str(src))
     # FastList (objio.fastlist): concurrent listing for large prefixes, one request for small
-    return prefix, client.list_objects(str(src.with_key(prefix)), fast=True)
+    return base, client.list_objects(str(src.with_key(base)), fast=True)
+
+
+_VERBS = {"cp": "copy", "mv": "move"}
+
+
+def _check_prefixes(op: str, src: str, dst: str, s: ObjectURI, d: ObjectURI,
+                    glob: bool = False) -> None:
+    """Refuse (before any request) a recursive ``op`` whose destination prefix is the source
+    prefix, lies under it, or holds it: it would write over its own sources or copy its own
+    output. A glob lists one level only, so only its own directory is refused.
+
+    Raises: ValueError naming both URIs."""
+    rel = prefix_overlap(s.with_key(_source_base(s)), d)
+    if rel is None or (glob and rel != "same"):
+        return
+    if rel == "same":
+        raise ValueError(f"Cannot {op} a prefix onto itself: {src} and {dst} are the same "
+                         "prefix")
+    if rel == "inside":
+        why = (f"the destination is inside the source ({op} would "
+               f"{'move' if op == 'mv' else 'copy'} its own output)")
+    else:
+        why = f"the source is inside the destination ({op} would write over its own sources)"
+    raise ValueError(f"Cannot {op} {src} to {dst}: {why}; choose a destination outside the "
+                     "source")
+
+
+def onto_itself(op: str, src: str, dst: str, target: str | None = None) -> ValueError:
+    """The error for a copy or move of one object onto itself (as aws-cli: "Cannot mv a file
+    onto itself"); ``target``: what ``dst`` (a directory or prefix) resolved to."""
+    where = f" ({target})" if target is not None and target != dst else ""
+    return ValueError(f"Cannot {op} an object onto itself: {src} and {dst}{where} name the "
+                      "same object")
 
 
 def _rel(src: ObjectURI, base: str, key: str) -> str:
@@ -111,24 +161,46 @@ def _rel(src: ObjectURI, base: str, key: str) -> str:
     return rel.replace(os.sep, "/") if src.scheme == "file" else rel
 
 
-def plan_copy(client: Any, src: str, dst: str, recursive: bool = False) -> CopyPlan:
-    """Plan a copy (see the module docstring).
+SAME_OBJECT = "it is the destination itself (the same object): nothing to copy"
+"""The reason :func:`plan_copy` gives in ``skipped`` for a copy of an object onto itself."""
+
+
+def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
+              move: bool = False) -> CopyPlan:
+    """Plan a copy, or with ``move`` a move (see the module docstring).
+
+    Nothing is ever copied onto itself, however the two URIs are written (a trailing slash,
+    ``file://`` or a plain path, ``./``, ``..``, symbolic links: :func:`objio.uri.same_object`):
+    a move onto itself raises before any request (as aws-cli: "Cannot mv a file onto
+    itself"); a copy of one object onto itself is a no-op, reported in ``skipped`` with the
+    reason :data:`SAME_OBJECT` (the file is left as it is). A recursive copy or move whose
+    destination prefix is its source prefix, lies under it or holds it is refused before any
+    request (it would write over its sources or copy its own output); so is a glob copied into
+    its own directory.
 
     Raises:
         FileNotFoundError: the source object does not exist, or a recursive / glob copy
             matches nothing.
-        ValueError: a bad URI.
+        ValueError: a bad URI; a move onto itself; overlapping source and destination prefixes.
     """
     s, d = parse_uri(src), parse_uri(dst)
+    op = "mv" if move else "cp"
     plan = CopyPlan()
     if not recursive and not has_glob(s.key):
-        info = client.stat(src)
         name = posixpath.basename(s.key.replace(os.sep, "/").rstrip("/"))
         target = _target(d, name) if _is_dir_like(d) else d
         if isinstance(target, str):
-            raise ValueError(f"cp: cannot copy {src} to {dst}: {target}")
+            raise ValueError(f"{op}: cannot {_VERBS[op]} {src} to {dst}: {target}")
+        if same_object(s, target):
+            if move:
+                raise onto_itself(op, src, dst, str(target))
+            client.stat(src)  # a missing source is still FileNotFoundError
+            plan.skipped.append((str(s), SAME_OBJECT))
+            return plan
+        info = client.stat(src)
         plan.items.append(CopyItem(str(s), str(target), info.size, info.last_modified))
         return plan
+    _check_prefixes(op, src, dst, s, d, glob=has_glob(s.key))
     base, infos = _source_listing(client, s, recursive)
     for info in infos:
         uri = str(s.with_key(info.key))
@@ -137,9 +209,41 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False) -> CopyP
             plan.skipped.append((uri, target))
         else:
             plan.items.append(CopyItem(uri, str(target), info.size, info.last_modified))
+    _drop_onto_sources(plan, op, move)
     if not plan.items and not plan.skipped:
-        raise FileNotFoundError(f"cp: nothing matches {src}")
+        raise FileNotFoundError(f"{op}: nothing matches {src}")
     return plan
+
+
+def _drop_onto_sources(plan: CopyPlan, op: str, move: bool) -> None:
+    """What the prefix check cannot see: a local destination item that is one of the source
+    files (a symbolic link to a directory of the source, inside the destination directory).
+    A move refuses them all; a copy skips them (onto itself: a no-op). Directories are
+    resolved once each (os.path.realpath); a file that is itself a symbolic link is taken as
+    it is (writing over the link replaces the link, not its target)."""
+    if not plan.items or parse_uri(plan.items[0].src).scheme == "s3" \
+            or parse_uri(plan.items[0].dst).scheme == "s3":
+        return  # s3:// keys have one spelling: the prefix check saw every overlap
+    real: dict[str, str] = {}
+
+    def key(uri: str) -> str:
+        d, name = os.path.split(parse_uri(uri).key)
+        r = real.get(d)
+        if r is None:
+            r = real[d] = canonical(d)
+        return r + os.sep + name
+
+    sources = {key(i.src) for i in plan.items}
+    keep: list[CopyItem] = []
+    for item in plan.items:
+        if key(item.dst) not in sources:
+            keep.append(item)
+        elif move:
+            raise onto_itself(op, item.src, item.dst)
+        else:
+            plan.skipped.append((item.src, SAME_OBJECT if same_object(item.src, item.dst)
+                                 else "its destination is another of the sources"))
+    plan.items = keep
 
 
 def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False) -> SyncPlan:
@@ -148,10 +252,14 @@ def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False) -> SyncP
     destination (``aws s3 sync``'s rules); with ``delete``, the destination objects that have no
     source any more.
 
-    Raises: FileNotFoundError (no such bucket), ValueError (bad URI)."""
+    Source and destination prefixes that are the same, or one inside the other, are refused
+    before any request: the copies would land on sources and ``delete`` would remove them.
+
+    Raises: FileNotFoundError (no such bucket), ValueError (bad URI, overlapping prefixes)."""
     s, d = parse_uri(src), parse_uri(dst)
     if not _is_dir_like(d):
         d = d.with_key(d.key + ("/" if d.scheme == "s3" else os.sep))
+    _check_prefixes("sync", src, dst, s, d)
     base, infos = _source_listing(client, s, recursive=True)
     plan = SyncPlan()
     dst_infos: list[ObjectInfo] = []
@@ -183,24 +291,46 @@ def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False) -> SyncP
 
 def run_copy(client: Any, items: Iterable[CopyItem], *, max_in_flight: int = 16,
              advance: Callable[[int], None] | None = None,
-             keep_mtime: bool = False) -> tuple[int, int]:
+             keep_mtime: bool = False,
+             on_done: Callable[[CopyItem], None] | None = None) -> tuple[int, int]:
     """Copy every item; returns ``(objects, bytes)``. ``advance(nbytes)`` is called as bytes
-    arrive; ``keep_mtime`` gives local files written the source's last-modified time (so a
-    later sync sees them up to date).
+    arrive; ``on_done(item)`` once each object is completely written at its destination (in
+    completion order; for objects copied through memory, from the engine's thread);
+    ``keep_mtime`` gives local files written the source's last-modified time (so a later sync
+    sees them up to date). ``max_in_flight`` is the number of objects copied at once (>= 1).
 
-    Raises: the first error (the object being written is never left half-written)."""
+    Raises: ValueError (``max_in_flight < 1``, before any request); the first error of a copy
+    (the object being written is never left half-written; the items ``on_done`` was not
+    called for were not copied)."""
     from .engine import RequestRecord
 
+    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
+            or max_in_flight < 1:
+        raise ValueError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
     items = list(items)
     small = [i for i in items if i.size <= STREAM_THRESHOLD]
     large = [i for i in items if i.size > STREAM_THRESHOLD]
     done = [0, 0]
     tick = advance or (lambda n: None)
+    by_dst: dict[str, list[CopyItem]] = {}
+    for i in small:
+        by_dst.setdefault(str(parse_uri(i.dst)), []).append(i)
+
+    def finished(item: CopyItem) -> None:
+        if keep_mtime and item.last_modified:
+            d = parse_uri(item.dst)
+            if d.scheme == "file":
+                os.utime(d.key, (item.last_modified, item.last_modified))
+        if on_done is not None:
+            on_done(item)
 
     def on_object(r: RequestRecord) -> None:
         done[0] += 1
         done[1] += r.nbytes
         tick(r.nbytes)
+        waiting = by_dst.get(r.uri)
+        if waiting:
+            finished(waiting.pop())
 
     if small:
         client.copy_many([(i.src, i.dst) for i in small], max_in_flight=max_in_flight,
@@ -214,11 +344,7 @@ def run_copy(client: Any, items: Iterable[CopyItem], *, max_in_flight: int = 16,
                 tick(n)
         done[0] += 1
         done[1] += i.size
-    if keep_mtime:
-        for i in items:
-            d = parse_uri(i.dst)
-            if d.scheme == "file" and i.last_modified:
-                os.utime(d.key, (i.last_modified, i.last_modified))
+        finished(i)
     return done[0], done[1]
 
 
@@ -243,14 +369,35 @@ def copy_from_file(client: Any, f: BinaryIO, dst: str,
 
 def copy_to_file(client: Any, src: str, f: BinaryIO,
                  advance: Callable[[int], None] | None = None) -> int:
-    """Stream the object ``src`` into a binary file (standard output); returns the bytes."""
+    """Stream the object ``src`` into a binary file (standard output); returns the bytes.
+
+    Every byte is written or an error raised: a raw (unbuffered) file may take fewer bytes
+    than offered (a pipe whose reader left), so the rest is offered again, and the next write
+    raises (BrokenPipeError for a pipe). Raises: OSError (BrokenPipeError) from ``f``, the
+    read's errors (FileNotFoundError, ...)."""
     total = 0
     buf = memoryview(bytearray(_CHUNK))
     with obj_open(src, "rb", client=client) as r:
         while n := r.readinto(buf):
-            f.write(buf[:n])
+            write_all(f, buf[:n])
             total += n
             if advance is not None:
                 advance(n)
     f.flush()
     return total
+
+
+def write_all(f: BinaryIO, data: Any) -> None:
+    """Write every byte of ``data`` to the binary file ``f``, whose ``write`` may take fewer
+    (a raw file: ``python -u``'s standard output, ``open(..., buffering=0)``).
+
+    Raises: OSError from ``f`` (BrokenPipeError when the reader of a pipe left; BlockingIOError
+    for a non-blocking file that is full); OSError (EIO) if ``f`` takes no byte at all."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        n = f.write(view)
+        if n is None:
+            raise BlockingIOError(errno.EAGAIN, "the output is non-blocking and full")
+        if n <= 0:
+            raise OSError(errno.EIO, f"short write: {len(view)} bytes were not written")
+        view = view[n:]

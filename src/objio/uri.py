@@ -206,3 +206,64 @@ def check_uri_list(value: object, name: str, example: str) -> None:
     if isinstance(value, (str, bytes, os.PathLike, ObjectURI)):
         raise TypeError(f"{name} must be an iterable of URIs, got a single {type(value).__name__} "
                         f"{str(value)!r}; wrap it in a list: {example}")
+
+
+def _real_local(path: str) -> str:
+    """A local path with ``.``/``..``, a trailing slash and symbolic links resolved."""
+    return os.path.realpath(path.rstrip(os.sep) or os.sep)
+
+
+def same_object(a: str | os.PathLike[str] | ObjectURI, b: str | os.PathLike[str] | ObjectURI) -> bool:
+    """Whether ``a`` and ``b`` name the same object, however each is written.
+
+    ``s3://``: the same bucket and key. Keys are compared as they are: to S3 a key is a plain
+    string, so ``a/./b`` and ``a/b`` are two objects. Local paths (plain or ``file://``): the
+    same file once ``.`` and ``..`` segments, a trailing slash and symbolic links are resolved
+    (``os.path.realpath``). An s3:// URI and a local path are never the same object.
+
+    Raises: ValueError (a malformed URI)."""
+    x, y = parse_uri(a), parse_uri(b)
+    if x.scheme != y.scheme:
+        return False
+    if x.scheme == "s3":
+        return x.bucket == y.bucket and x.key == y.key
+    return _real_local(x.key) == _real_local(y.key)
+
+
+def canonical(uri: str | os.PathLike[str] | ObjectURI) -> str:
+    """One spelling per object, for sets and comparisons (see :func:`same_object`):
+    ``s3://bucket/key`` as it is, a local path resolved to ``file:///real/path``."""
+    obj = parse_uri(uri)
+    if obj.scheme == "s3":
+        return str(obj)
+    return "file://" + _real_local(obj.key)
+
+
+def prefix_overlap(a: str | os.PathLike[str] | ObjectURI,
+                   b: str | os.PathLike[str] | ObjectURI) -> str | None:
+    """How the objects under two prefixes (or directories) relate, each taken as everything
+    under it (``s3://b/a`` as ``s3://b/a/``, a local path as that directory, resolved as in
+    :func:`same_object`):
+
+    * ``"same"``: the same prefix;
+    * ``"inside"``: ``b`` is under ``a`` (``s3://b/a/`` and ``s3://b/a/sub/``);
+    * ``"contains"``: ``a`` is under ``b``;
+    * None: no object can be under both (another bucket, scheme or branch).
+
+    Raises: ValueError (a malformed URI)."""
+    x, y = parse_uri(a), parse_uri(b)
+    if x.scheme != y.scheme or x.bucket != y.bucket:
+        return None
+    if x.scheme == "s3":
+        p = x.key if not x.key or x.key.endswith("/") else x.key + "/"
+        q = y.key if not y.key or y.key.endswith("/") else y.key + "/"
+    else:
+        p = _real_local(x.key).rstrip(os.sep) + os.sep
+        q = _real_local(y.key).rstrip(os.sep) + os.sep
+    if p == q:
+        return "same"
+    if q.startswith(p):
+        return "inside"
+    if p.startswith(q):
+        return "contains"
+    return None

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from . import bench, files, gen, server
-from ._common import add_global_flags, broken_pipe, client_from_args, error_line
+from ._common import add_global_flags, broken_pipe, checked_stdout, client_from_args, error_line
 
 __all__ = ["main", "build_parser", "add_global_flags", "client_from_args"]
 
@@ -65,9 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``objio`` command; returns the exit code."""
     from ..errors import ObjectStoreError
 
-    parser = build_parser()
-    args = parser.parse_args(_normalize(sys.argv[1:] if argv is None else argv))
+    restore = checked_stdout()
     try:
+        parser = build_parser()
+        args = parser.parse_args(_normalize(sys.argv[1:] if argv is None else argv))
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, while we can still handle it
         return code
@@ -79,3 +80,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ObjectStoreError, OSError, ValueError, TypeError, RuntimeError) as e:
         print(f"objio: error: {error_line(e)}", file=sys.stderr)
         return 1
+    finally:
+        restore()

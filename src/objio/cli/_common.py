@@ -4,9 +4,11 @@ output and the one-line error report."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -56,6 +58,39 @@ def error_line(e: BaseException) -> str:
     if getattr(e, "operation", "") == "ResolveCredentials":
         line += " (on the command line: --profile, or --no-sign-request for public data)"
     return line
+
+
+def checked_stdout() -> Callable[[], None]:
+    """Make every write to standard output all-or-error; returns the function that puts the
+    previous ``sys.stdout`` back.
+
+    With ``PYTHONUNBUFFERED=1`` (or ``python -u``) the binary layer under ``sys.stdout`` is the
+    raw file, whose ``write`` may take fewer bytes than offered: to a pipe whose reader left
+    it returns a short count, which ``print`` and ``TextIOWrapper`` ignore, so the output's
+    end is lost and the command exits 0. A ``BufferedWriter`` writes everything or raises
+    (BrokenPipeError: exit 141). Output stays line buffered, as it was unbuffered."""
+    out = sys.stdout
+    raw = getattr(out, "buffer", None)
+    if not isinstance(out, io.TextIOWrapper) or not isinstance(raw, io.RawIOBase):
+        return lambda: None
+    try:
+        fd = raw.fileno()
+    except (OSError, ValueError):
+        return lambda: None
+    # its own FileIO on the same descriptor (never closing it): the original stays usable
+    new = io.TextIOWrapper(io.BufferedWriter(io.FileIO(fd, "wb", closefd=False)),
+                           encoding=out.encoding, errors=out.errors, line_buffering=True)
+    sys.stdout = new
+
+    def restore() -> None:
+        try:
+            new.flush()
+        except (OSError, ValueError):
+            pass
+        if sys.stdout is new:
+            sys.stdout = out
+
+    return restore
 
 
 BROKEN_PIPE_EXIT = 141

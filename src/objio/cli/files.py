@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config import MiB, format_size
 from ..transfer import (
+    CopyItem,
     CopyPlan,
     copy_from_file,
     copy_to_file,
@@ -25,7 +26,7 @@ from ..transfer import (
     run_copy,
 )
 from ..uri import has_glob, object_uri, parse_uri
-from ._common import add_global_flags, client_from_args
+from ._common import add_global_flags, client_from_args, error_line
 
 
 def _when(ts: float) -> str:
@@ -160,8 +161,12 @@ def _warn_skipped(plan: CopyPlan, args: argparse.Namespace) -> None:
             print(f"warning: skipping {uri}: {reason}", file=sys.stderr)
 
 
+_PAST = {"copy": "copied", "move": "moved", "sync": "synced"}
+
+
 def _summary(args: argparse.Namespace, verb: str, objects: int, nbytes: int, wall: float,
-             plan: CopyPlan, extra: dict[str, Any] | None = None) -> None:
+             plan: CopyPlan, extra: dict[str, Any] | None = None, tail: str = "",
+             of: int | None = None) -> None:
     summary: dict[str, Any] = {"objects": objects, "bytes": nbytes, "seconds": round(wall, 6),
                                "mib_per_s": round(nbytes / MiB / wall, 3) if wall > 0 else None,
                                "skipped": len(plan.skipped), "dryrun": bool(args.dryrun)}
@@ -170,8 +175,21 @@ def _summary(args: argparse.Namespace, verb: str, objects: int, nbytes: int, wal
         print(json.dumps(summary))
     elif not args.quiet:
         skipped = f", skipped {len(plan.skipped)}" if plan.skipped else ""
-        print(f"{verb} {objects} object(s), {format_size(nbytes)} in {wall:.2f} s{skipped}",
-              file=sys.stderr)
+        count = f"{objects} of {of}" if of is not None else str(objects)
+        print(f"{verb} {count} object(s), {format_size(nbytes)} in {wall:.2f} s{skipped}"
+              f"{tail}", file=sys.stderr)
+
+
+def _failed(args: argparse.Namespace, verb: str, done: list[CopyItem], plan: CopyPlan,
+            t0: float, error: BaseException, extra: dict[str, Any] | None = None) -> None:
+    """The summary of a copy that stopped at an error: what was done and what was not (the
+    error line that follows names the object that failed)."""
+    past = _PAST[verb]
+    missing = len(plan.items) - len(done)
+    info: dict[str, Any] = {"not_" + past: missing, "error": error_line(error)}
+    info.update(extra or {})
+    _summary(args, past, len(done), sum(i.size for i in done), time.perf_counter() - t0, plan,
+             info, f"; {missing} not {past} (stopped by the error below)", of=len(plan.items))
 
 
 def _copy(args: argparse.Namespace, verb: str, move: bool) -> int:
@@ -189,23 +207,44 @@ def _copy(args: argparse.Namespace, verb: str, move: bool) -> int:
             n = copy_to_file(client, args.src, sys.stdout.buffer)
         _summary(args, "copied", 1, n, time.perf_counter() - t0, CopyPlan())
         return 0
-    plan = plan_copy(client, args.src, args.dst, args.recursive)
+    plan = plan_copy(client, args.src, args.dst, args.recursive, move=move)
     _warn_skipped(plan, args)
-    for item in plan.items[:1000]:
-        say(f"{'(dryrun) ' if args.dryrun else ''}{verb}: {item.src} to {item.dst}")
-    if len(plan.items) > 1000:
-        say(f"... and {len(plan.items) - 1000} more")
     if args.dryrun:
+        for item in plan.items[:1000]:
+            say(f"(dryrun) {verb}: {item.src} to {item.dst}")
+        if len(plan.items) > 1000:
+            say(f"... and {len(plan.items) - 1000} more")
         _summary(args, f"would {verb}", len(plan.items), plan.bytes, 0.0, plan)
         return 0
-    with _progress(_show_progress(args), plan.bytes, verb) as advance:
-        objects, nbytes = run_copy(client, plan.items, max_in_flight=args.max_in_flight,
-                                   advance=advance)
+    done: list[CopyItem] = []
+
+    def on_done(item: CopyItem) -> None:  # aws-cli's order: a line once the object is there
+        done.append(item)
+        if not move:
+            say(f"copy: {item.src} to {item.dst}")
+
+    try:
+        with _progress(_show_progress(args), plan.bytes, verb) as advance:
+            objects, nbytes = run_copy(client, plan.items, max_in_flight=args.max_in_flight,
+                                       advance=advance, on_done=on_done)
+    except Exception as e:
+        if isinstance(e, BrokenPipeError):
+            raise
+        if move and done:  # the moves that were copied are finished: their sources go
+            _delete_sources(client, done, say)
+        _failed(args, verb, done, plan, t0, e)
+        raise
     if move:  # only the sources that were copied: whatever appeared since stays
-        client.delete_many([i.src for i in plan.items])
-    _summary(args, "moved" if move else "copied", objects, nbytes, time.perf_counter() - t0,
-             plan)
+        _delete_sources(client, done, say)
+    _summary(args, _PAST[verb], objects, nbytes, time.perf_counter() - t0, plan)
     return 0
+
+
+def _delete_sources(client: Any, done: list[CopyItem], say: Callable[[str], None]) -> None:
+    """Finish the moves whose copy is complete: delete their sources, then say so."""
+    client.delete_many([i.src for i in done])
+    for item in done:
+        say(f"move: {item.src} to {item.dst}")
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
@@ -223,22 +262,39 @@ def cmd_sync(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     plan = plan_sync(client, args.src, args.dst, delete=args.delete)
     _warn_skipped(plan, args)
-    dry = "(dryrun) " if args.dryrun else ""
-    for item in plan.items[:1000]:
-        say(f"{dry}copy: {item.src} to {item.dst}")
-    for uri in plan.delete[:1000]:
-        say(f"{dry}delete: {uri}")
-    objects = nbytes = 0
-    if not args.dryrun:
+    if args.dryrun:
+        for item in plan.items[:1000]:
+            say(f"(dryrun) copy: {item.src} to {item.dst}")
+        for uri in plan.delete[:1000]:
+            say(f"(dryrun) delete: {uri}")
+        _summary(args, "would sync", len(plan.items), plan.bytes, 0.0, plan,
+                 {"deleted": 0, "would_delete": len(plan.delete),
+                  "up_to_date": plan.up_to_date},
+                 f", would delete {len(plan.delete)}" if args.delete else "")
+        return 0
+    done: list[CopyItem] = []
+
+    def on_done(item: CopyItem) -> None:  # a line once the object is there
+        done.append(item)
+        say(f"copy: {item.src} to {item.dst}")
+
+    try:
         with _progress(_show_progress(args), plan.bytes, "sync") as advance:
             objects, nbytes = run_copy(client, plan.items, max_in_flight=args.max_in_flight,
-                                       advance=advance, keep_mtime=True)
-        if plan.delete:
-            client.delete_many(plan.delete)
-    _summary(args, "synced", objects if not args.dryrun else len(plan.items),
-             nbytes if not args.dryrun else plan.bytes, time.perf_counter() - t0, plan,
-             {"deleted": 0 if args.dryrun else len(plan.delete),
-              "up_to_date": plan.up_to_date})
+                                       advance=advance, keep_mtime=True, on_done=on_done)
+    except Exception as e:
+        if not isinstance(e, BrokenPipeError):  # a failed copy: nothing is deleted
+            _failed(args, "sync", done, plan, t0, e,
+                    {"deleted": 0, "up_to_date": plan.up_to_date})
+        raise
+    deleted = 0
+    if plan.delete:
+        deleted = client.delete_many(plan.delete)
+        for uri in plan.delete:
+            say(f"delete: {uri}")
+    _summary(args, "synced", objects, nbytes, time.perf_counter() - t0, plan,
+             {"deleted": deleted, "up_to_date": plan.up_to_date},
+             f", deleted {deleted}" if args.delete else "")
     return 0
 
 
@@ -321,9 +377,19 @@ def cmd_presign(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------ parser
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return n
+
+
 def _copy_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-in-flight", type=int, default=16,
-                   help="objects copied at once (default 16)")
+    p.add_argument("--max-in-flight", type=_positive_int, default=16, metavar="N",
+                   help="objects copied at once, >= 1 (default 16)")
     p.add_argument("--dryrun", action="store_true", help="print what would happen; change nothing")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")

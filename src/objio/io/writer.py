@@ -533,8 +533,9 @@ async def _drain_and_abort(backend: Any, obj: ObjectURI, upload_id: str, attempt
     running = list(tasks)
     for t in running:
         t.cancel()
-    await asyncio.gather(*running, return_exceptions=True)
-    await engine.abort_multipart(backend, obj, upload_id, attempts)
+    # to the end even if this task is cancelled too (the engine's shutdown at exit)
+    await engine.finish(asyncio.gather(*running, return_exceptions=True))
+    await engine.finish(engine.abort_multipart(backend, obj, upload_id, attempts))
 
 
 class _TextWriter(io.TextIOWrapper):
