@@ -80,7 +80,7 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         self._pos = 0
         # whole-object CRC32C check (file:// reads bring no stored checksum)
         self._verify = bool(cfg.checksums) and self._obj.scheme != "file"
-        self._check: ReadCheck | None = None
+        self._crc_check: ReadCheck | None = None
         self._high = 0  # bytes before this offset may have been returned by an earlier call
         self._dest: tuple[int, memoryview] | None = None  # (offset, buffer) of this readinto
 
@@ -99,7 +99,7 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         self._verify = value and bool(self._client.config.checksums) \
             and self._obj.scheme != "file"
         if not self._verify:
-            self._check = None
+            self._crc_check = None
 
     # -- identity (uri, name, bucket, key: _ObjectIdentity) ---------------------------------
     @property
@@ -240,9 +240,9 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         the object has no stored checksum, or once the check is over."""
         if not self._verify or self._size is None:
             return None
-        c = self._check
+        c = self._crc_check
         if c is None:
-            c = self._check = ReadCheck(self.uri, self._size)
+            c = self._crc_check = ReadCheck(self.uri, self._size)
         return None if c.done or not c.needed else c
 
     def _learn_stored(self, r: GetResult, start: int) -> None:
@@ -259,7 +259,7 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
     def _account(self, pieces: Any) -> None:
         """Record CRC32C pieces of bytes fetched; once they cover the whole object, compare
         them with the stored CRC32C (re-reading suspect ranges once; IntegrityError)."""
-        c = self._check
+        c = self._crc_check
         if c is None or c.done or not pieces:
             return
         complete = c.add(pieces)
