@@ -26,6 +26,7 @@ This module is pure bookkeeping (thread-safe); re-fetching after a mismatch is t
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 from typing import Any, NamedTuple, Sequence
 
@@ -250,14 +251,15 @@ class ReadCheck:
                 return Verdict(None, [], f"a composite checksum of {s.parts} parts: {why}")
             edges = [0, *self._bounds, self.size]
             crcs = []
-            for a, b in zip(edges, edges[1:]):
+            for a, b in itertools.pairwise(edges):
                 c = self._combine(a, b)
                 if c is None:
                     return Verdict(None, [], f"the pieces read do not line up with the parts "
                                              f"(part [{a}, {b}))")
                 crcs.append(c)
             assert self.part_crcs is not None
-            bad = [(a, b) for a, b, c, want in zip(edges, edges[1:], crcs, self.part_crcs)
+            bad = [(a, b) for (a, b), c, want in zip(itertools.pairwise(edges), crcs,
+                                                      self.part_crcs, strict=True)
                    if want is not None and c != want]
             if bad:
                 return Verdict(False, bad, "the part's CRC32C differs from the stored one")

@@ -387,7 +387,7 @@ async def get_range(backend: Backend, obj: ObjectURI, start: int, stop: int, att
     the CRC32C of the bytes is computed as soon as they are here (``result.crcs``), and a GET
     that starts at byte 0 is sent without a Range header so that it brings the object's stored
     CRC32C (told to ``check``; at no extra request, see :func:`get_first`)."""
-    unranged = check is not None and start == 0 and check.needed
+    unranged = check is not None and start == 0 and not check.known
     try:
         r = await with_retries(
             lambda: backend.get(obj, start, stop - 1, if_match=etag or None, into=into,

@@ -14,6 +14,7 @@ from .. import engine
 from .._buffers import BufferPool, new_buffer
 from .._integrity import Piece, ReadCheck, patch
 from ..backend import GetResult
+from ..errors import IntegrityError
 from ..uri import ObjectURI
 from ._common import (
     _DEFAULT_PART,
@@ -273,9 +274,13 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
                 await engine.find_parts(backend, obj, c, attempts)
             engine.run(learn())
         if complete and c.needed:
-            engine.run(engine.settle(backend, obj, c, etag=self._etag, attempts=attempts,
-                                     piece=self._piece, parallel=self._parallel,
-                                     repair=self._repair))
+            try:
+                engine.run(engine.settle(backend, obj, c, etag=self._etag, attempts=attempts,
+                                         piece=self._piece, parallel=self._parallel,
+                                         repair=self._repair))
+            except IntegrityError:
+                self._release()  # nothing buffered is served after this
+                raise
 
     def _repair(self, start: int, data: memoryview) -> bool:
         """Put a second reading of bytes [start, start + len(data)) where this reader holds
@@ -1033,7 +1038,8 @@ class CoalescingReader(_BufferedRead1, ObjectReader):
             try:
                 self._account(pieces)
             except BaseException:
-                self._drop(gi)
+                if gi in self._data:
+                    self._drop(gi)
                 raise
         if self._size is not None:
             self._read_ahead(gi)

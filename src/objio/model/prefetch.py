@@ -328,7 +328,7 @@ class Prefetcher:
                     etag = s.etag or None
                     view = memoryview(buf)
                     c = s.check
-                    unranged = c is not None and ch.start == 0 and c.needed and not c.done
+                    unranged = c is not None and ch.start == 0 and not c.known
                     r = await engine.with_retries(
                         lambda: s.backend.get(s.obj, ch.start, ch.stop - 1, if_match=etag,
                                               into=view, unranged=unranged), self.attempts)

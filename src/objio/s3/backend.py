@@ -361,12 +361,13 @@ class S3Backend:
                             return await self.get(obj, 0, limit - 1, if_match=if_match,
                                                   into=into, alloc=alloc)
                 elif into is not None and n == len(into):
-                    await asyncio.wait_for(_read_body_into(r.content, into, n, uri), left)
+                    await asyncio.wait_for(_read_body_into(r.content, into, n, uri, more=cut),
+                                           left)
                     data, wrote = None, True
                 else:
                     data = alloc(n) if (alloc is not None and into is None) else new_buffer(n)
-                    await asyncio.wait_for(_read_body_into(r.content, memoryview(data), n, uri),
-                                           left)
+                    await asyncio.wait_for(_read_body_into(r.content, memoryview(data), n, uri,
+                                                           more=cut), left)
                 if cut:
                     r.close()  # never read the rest: drop the connection
                 return self._checked_get(uri, start, end, into, alloc, status, r.headers, data,
@@ -730,9 +731,12 @@ class S3Backend:
                            None)
 
 
-async def _read_body_into(content: aiohttp.StreamReader, mv: memoryview, n: int, uri: str) -> None:
+async def _read_body_into(content: aiohttp.StreamReader, mv: memoryview, n: int, uri: str, *,
+                          more: bool = False) -> None:
+    """Receive ``n`` body bytes into ``mv``; ``more``: the body is longer and only its first
+    ``n`` bytes are wanted (the rest stays unread)."""
     pos = 0
-    readany = content.readany
+    readany = content.readany if not more else (lambda: content.read(n - pos))
     while pos < n:
         chunk = await readany()
         if not chunk:

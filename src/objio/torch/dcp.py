@@ -911,7 +911,7 @@ class S3StorageReader(FileSystemReader):
             return
         obj = parse_uri(uri)
         reader = self._reader_constructor(obj.bucket, obj.key, self._fs.client, buffers=buffers)
-        if own_check:
+        if own_check and isinstance(reader, ObjectReader):
             reader.verify = False
         try:
             yield reader
