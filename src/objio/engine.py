@@ -19,6 +19,11 @@
 * Multipart uploads are created through :func:`create_multipart`, which aborts the duplicate
   uploads a retried CreateMultipartUpload may leave, and aborted through
   :func:`abort_multipart`, retried like every request: none is left behind.
+* With ``checksums`` on, downloads are checked against the CRC32C the store keeps with the
+  object: the first GET from byte 0 carries no Range header (so the stored checksum comes
+  with it), every ranged part's CRC32C is computed as it lands and combined into the whole
+  object's, and a mismatch reads the suspect parts once more before ``IntegrityError``
+  (:func:`get_first`, :func:`get_object`, :func:`settle`; :mod:`objio._integrity`).
 * Bounded concurrency (``max_in_flight``) with results kept in input order.
 * GETs of objects larger than ``range_threshold`` are split into concurrent ranged GETs written
   into one preallocated buffer.
