@@ -63,7 +63,8 @@ def test_416_on_a_later_part_restarts_the_get(pclient: objio.Client, proxy: Faul
     proxy.add(_later_part, Forge(lambda r: Response(
         416, "Range Not Satisfiable", [("Content-Range", f"bytes */{7 * MiB}")], b"")))
     assert bytes(pclient.get(uri)) == data
-    probes = [r for r in _gets(proxy) if r.range and r.range[0] == 0]
+    # the first GET of each try: without Range (checksums on: it brings the stored CRC32C)
+    probes = [r for r in _gets(proxy) if r.range is None or r.range[0] == 0]
     assert len(probes) == 2  # restarted from the start once
 
 

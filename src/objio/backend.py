@@ -20,12 +20,45 @@ class ObjectInfo:
         crc32c: the whole object's CRC32C recorded by the store (S3 ``x-amz-checksum-crc32c``
             of type FULL_OBJECT; file://: the ``user.objio.crc32c`` extended attribute), when
             asked for (``head(obj, checksum=True)``) and present; else None.
+        stored: the store's CRC32C of the object, full-object or composite
+            (:class:`StoredChecksum`), when asked for and present; else None.
     """
 
     key: str
     size: int
     last_modified: float
     etag: str
+    crc32c: int | None = None
+    stored: StoredChecksum | None = None
+
+
+@dataclass(frozen=True)
+class StoredChecksum:
+    """The CRC32C an object store keeps with an object (S3 ``x-amz-checksum-crc32c``), as
+    sent with a whole-object GET or a HEAD in checksum mode.
+
+    Attributes:
+        crc32c: the value (unsigned 32-bit int).
+        parts: 0 for a full-object checksum (type FULL_OBJECT: the CRC32C of every byte of the
+            object, whatever the upload); N for a composite checksum of an N-part multipart
+            upload (``<base64>-N``, type COMPOSITE: the CRC32C of the N parts' CRC32Cs, each
+            as 4 big-endian bytes, which needs the part boundaries to check).
+    """
+
+    crc32c: int
+    parts: int = 0
+
+    @property
+    def composite(self) -> bool:
+        return self.parts > 0
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """One part of a multipart object (GetObjectAttributes ``ObjectParts``): its size in
+    bytes and, where the store reports it, its CRC32C."""
+
+    size: int
     crc32c: int | None = None
 
 
@@ -34,12 +67,18 @@ class GetResult:
     """One GET response: ``data`` (the body: a bytearray, or the memoryview given by the
     caller's ``alloc``; empty when written ``into`` a caller's buffer),
     ``total_size`` of the whole object in bytes, ``etag``, and ``ttfb_s``: seconds from sending
-    the request to receiving the response headers (time to first byte)."""
+    the request to receiving the response headers (time to first byte). ``stored``: the
+    object's stored CRC32C when the response carried one (whole-object GETs with checksums on;
+    never a ranged response), else None. ``crcs``: the CRC32C of the bytes received as
+    ``(start, stop, crc32c)`` pieces, when the engine was asked to compute them
+    (:func:`objio.engine.get_range` with a ``check``), else None."""
 
     data: bytearray | memoryview
     total_size: int
     etag: str
     ttfb_s: float
+    stored: StoredChecksum | None = None
+    crcs: list[tuple[int, int, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +108,8 @@ class Backend(Protocol):
 
     async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,
                   if_match: str | None = None, into: memoryview | None = None,
-                  alloc: Callable[[int], memoryview] | None = None) -> GetResult: ...
+                  alloc: Callable[[int], memoryview] | None = None,
+                  unranged: bool = False) -> GetResult: ...
     async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo: ...
     async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False,
                   checksum_crc32c: int | None = None) -> str: ...

@@ -26,6 +26,11 @@
   store takes (COMPOSITE instead of FULL_OBJECT, or no checksums), after one warning
   (:func:`checksum_support`). A body the store finds damaged (BadDigest) is sent once more,
   then ``IntegrityError``.
+* With ``checksums`` on, downloads are checked against the CRC32C the store keeps with the
+  object: the first GET from byte 0 carries no Range header (so the stored checksum comes
+  with it), every ranged part's CRC32C is computed as it lands and combined into the whole
+  object's, and a mismatch reads the suspect parts once more before ``IntegrityError``
+  (:func:`get_first`, :func:`get_object`, :func:`settle`; :mod:`objio._integrity`).
 * Bounded concurrency (``max_in_flight``) with results kept in input order.
 * GETs of objects larger than ``range_threshold`` are split into concurrent ranged GETs written
   into one preallocated buffer.
@@ -48,6 +53,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Generic, Iterable, Named
 
 from . import _crc32c
 from ._buffers import BufferPool, new_buffer
+from ._integrity import Piece, ReadCheck, integrity_error, ranges_text
 from .backend import Backend, GetResult, ListPage, UploadInfo
 from .config import ClientConfig
 from .errors import (
@@ -558,15 +564,23 @@ def _changed(obj: ObjectURI, detail: str) -> ObjectStoreError:
 
 async def get_range(backend: Backend, obj: ObjectURI, start: int, stop: int, attempts: int, *,
                     etag: str = "", total: int = -1,
-                    into: memoryview | None = None) -> GetResult:
+                    into: memoryview | None = None,
+                    check: ReadCheck | None = None) -> GetResult:
     """Bytes [start, stop) of ``obj`` with retries, from the same version as an earlier
     response: with ``etag`` the request carries If-Match and the response must have that ETag;
     with ``total`` its total size must be that. Anything else (a 412, another ETag or size)
     raises ``ObjectStoreError`` with code ``ObjectChanged``; the backend has already checked
-    status, Content-Range and length (:meth:`objio.s3.S3Backend.get`)."""
+    status, Content-Range and length (:meth:`objio.s3.S3Backend.get`).
+
+    With a ``check`` (:class:`objio._integrity.ReadCheck`, the caller then records the pieces):
+    the CRC32C of the bytes is computed as soon as they are here (``result.crcs``), and a GET
+    that starts at byte 0 is sent without a Range header so that it brings the object's stored
+    CRC32C (told to ``check``; at no extra request, see :func:`get_first`)."""
+    unranged = check is not None and start == 0 and not check.known
     try:
         r = await with_retries(
-            lambda: backend.get(obj, start, stop - 1, if_match=etag or None, into=into), attempts)
+            lambda: backend.get(obj, start, stop - 1, if_match=etag or None, into=into,
+                                unranged=unranged), attempts)
     except AlreadyExistsError as e:  # 412: If-Match failed
         if not etag:
             raise
@@ -575,7 +589,55 @@ async def get_range(backend: Backend, obj: ObjectURI, start: int, stop: int, att
         raise _changed(obj, f"bytes {start}-{stop - 1} came from ETag {r.etag!r}, not {etag!r}")
     if total >= 0 and r.total_size >= 0 and r.total_size != total:
         raise _changed(obj, f"it is now {r.total_size} bytes, not {total}")
+    if check is not None:
+        if unranged:
+            check.learn(r.stored)  # None: the object has no stored checksum
+        if check.needed:
+            r.crcs = await crc_of(check, start, into if into is not None else r.data)
     return r
+
+
+async def get_first(backend: Backend, obj: ObjectURI, config: ClientConfig, limit: int, *,
+                    alloc: Callable[[int], memoryview] | None = None) -> GetResult:
+    """The first ``limit`` bytes of ``obj`` (all of a smaller object) in one GET, with retries;
+    ``total_size`` of the result is the object's size.
+
+    With ``config.checksums`` the request carries no Range header, so the response brings the
+    object's stored CRC32C (``result.stored``: S3 sends it with whole-object responses only)
+    at no extra request; for a longer object the connection is closed after ``limit`` bytes.
+    An object that fits is checked here against its stored CRC32C: a mismatch reads it once
+    more (it may have been damaged in transit), then raises :class:`objio.IntegrityError`
+    naming the object and the byte range. Without checksums: a GET of the range [0, limit).
+    """
+    attempts = config.max_attempts or 1
+    if not config.checksums:
+        r = await with_retries(lambda: backend.get(obj, 0, limit - 1, alloc=alloc), attempts)
+        if r.total_size < 0:  # 416 without a size: empty, on servers that refuse the range
+            r = await with_retries(lambda: backend.get(obj, alloc=alloc), attempts)
+            r.total_size = len(r.data)
+        return r
+    r = await with_retries(lambda: backend.get(obj, 0, limit - 1, alloc=alloc, unranged=True),
+                           attempts)
+    if r.stored is not None and r.total_size <= len(r.data):
+        await _check_whole(backend, obj, r, config)
+    return r
+
+
+async def _check_whole(backend: Backend, obj: ObjectURI, r: GetResult,
+                       config: ClientConfig) -> None:
+    """Check one response that holds the whole object against its stored CRC32C."""
+    assert r.stored is not None
+    data = memoryview(r.data)
+    if not r.stored.composite:
+        crc = await crc32c_of(data)
+        if crc == r.stored.crc32c:
+            return
+    check = ReadCheck(str(obj), len(data), r.stored, known=True)
+    await find_parts(backend, obj, check, config.max_attempts or 1)
+    check.add(await crc_of(check, 0, data))
+    await settle(backend, obj, check, etag=r.etag, attempts=config.max_attempts or 1,
+                 piece=config.part_size or 8 << 20, parallel=_MAX_PARTS_PER_OBJECT,
+                 repair=_patcher(data, 0))
 
 
 async def get_object(
@@ -585,11 +647,20 @@ async def get_object(
     observer: Observer | None = None,
     pool: BufferPool | None = None,
 ) -> bytearray | memoryview:
-    """Whole object into memory. The first request asks for ``range_threshold`` bytes; when
-    the object is larger, the rest is fetched with concurrent ranged GETs of ``part_size``
-    bytes into one preallocated buffer, every part checked to come from the same version as
-    the first response (If-Match, ETag and total size). If the object changed meanwhile, the
-    whole GET starts again once; then ``ObjectStoreError`` (code ``ObjectChanged``).
+    """Whole object into memory. The first request asks for ``range_threshold`` bytes
+    (:func:`get_first`); when the object is larger, the rest is fetched with concurrent ranged
+    GETs of ``part_size`` bytes into one preallocated buffer, every part checked to come from
+    the same version as the first response (If-Match, ETag and total size). If the object
+    changed meanwhile, the whole GET starts again once; then ``ObjectStoreError`` (code
+    ``ObjectChanged``).
+
+    With ``config.checksums``, when the store keeps a CRC32C of the object (it came with the
+    first response), the CRC32C of every part is computed as it lands and the parts' CRCs are
+    combined into the whole object's (no second pass over the bytes) and compared with it; a
+    composite (multipart) checksum is checked part by part (the part sizes from
+    GetObjectAttributes, one more request, for such objects only). A mismatch reads the
+    suspect parts once more and keeps the second reading if it matches; otherwise
+    :class:`objio.IntegrityError` names the object and the byte range.
 
     Returns a bytearray, or with ``pool`` a memoryview of a pooled buffer (give it back with
     ``pool.give``)."""
@@ -608,14 +679,9 @@ async def _get_object_once(backend: Backend, obj: ObjectURI, config: ClientConfi
     assert config.range_threshold and config.part_size and config.max_attempts
     t0 = time.perf_counter()
     attempts = config.max_attempts
-    threshold = config.range_threshold
     alloc = pool.take if pool is not None else None
-    first: GetResult = await with_retries(
-        lambda: backend.get(obj, 0, threshold - 1, alloc=alloc), attempts)
+    first = await get_first(backend, obj, config, config.range_threshold, alloc=alloc)
     total = first.total_size
-    if total < 0:  # 416 without a size: the object is empty on servers that refuse the range
-        first = await with_retries(lambda: backend.get(obj, alloc=alloc), attempts)
-        total = len(first.data)
     data = first.data
     if total > len(data):
         result: bytearray | memoryview
@@ -632,16 +698,31 @@ async def _get_object_once(backend: Backend, obj: ObjectURI, config: ClientConfi
         first.data = bytearray()
         part = config.part_size
         ranges = [(s, min(s + part, total)) for s in range(head, total, part)]
+        parallel = min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8)
+        check: ReadCheck | None = None
+        sums: list[asyncio.Future[list[Piece]]] = []
+        if first.stored is not None:
+            check = ReadCheck(str(obj), total, first.stored, known=True)
+            # composite: the part boundaries first, so that parts are cut at them as they land
+            await find_parts(backend, obj, check, attempts)
+            sums.append(asyncio.ensure_future(crc_of(check, 0, mv[:head])))
 
         async def fetch(r: tuple[int, int]) -> None:
             s, e = r
             await get_range(backend, obj, s, e, attempts, etag=first.etag, total=total,
                             into=mv[s:e])
+            if check is not None:  # hot in cache: its CRC now, off the loop
+                sums.append(asyncio.ensure_future(crc_of(check, s, mv[s:e])))
 
         try:
-            await bounded_map(fetch, ranges, min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8),
-                              keep_results=False)
+            await bounded_map(fetch, ranges, parallel, keep_results=False)
+            if check is not None:
+                for pieces in await asyncio.gather(*sums):
+                    check.add(pieces)
+                await settle(backend, obj, check, etag=first.etag, attempts=attempts,
+                             piece=part, parallel=parallel, repair=_patcher(mv, 0))
         except BaseException:
+            await asyncio.gather(*sums, return_exceptions=True)  # no thread reads it after
             if pool is not None:
                 pool.give(result)
             raise
@@ -651,10 +732,120 @@ async def _get_object_once(backend: Backend, obj: ObjectURI, config: ClientConfi
     return data
 
 
+# ----------------------------------------------------------------------------------- integrity
+_CRC_INLINE = 256 * 1024  # smaller pieces: CRC32C on the loop (~20 us; a thread hop costs more)
+
+
+async def crc32c_of(data: Any) -> int:
+    """The CRC32C of a bytes-like ``data``: on the loop for small data, in a worker thread for
+    more than 256 KiB (one pass, ~14 GB/s; the GIL is released)."""
+    if memoryview(data).nbytes <= _CRC_INLINE:
+        return _crc32c.crc32c(data)
+    return await to_thread(_crc32c.crc32c, data)
+
+
+async def crc_of(check: ReadCheck, start: int, view: Any) -> list[Piece]:
+    """The CRC32C pieces of bytes ``view`` (object offset ``start``) for ``check`` (see
+    :meth:`objio._integrity.ReadCheck.crcs`): computed in a worker thread (the GIL is
+    released) unless small."""
+    if len(view) <= _CRC_INLINE:
+        return check.crcs(start, view)
+    return await to_thread(check.crcs, start, view)
+
+
+async def find_parts(backend: Backend, obj: ObjectURI, check: ReadCheck, attempts: int) -> None:
+    """For a composite checksum: the part boundaries (GetObjectAttributes, with retries);
+    nothing for a full-object one. A store that does not report parts leaves the composite
+    unchecked (logged)."""
+    if not check.wants_parts:
+        return
+    parts_of = getattr(backend, "object_parts", None)
+    parts = None
+    if parts_of is not None:
+        parts = await with_retries(lambda: parts_of(obj), attempts)
+    if parts is None:
+        log.info("%s has a composite CRC32C but the store does not report its parts: it "
+                 "cannot be checked", obj)
+    check.set_parts(parts)
+
+
+def _patcher(mv: memoryview, offset: int) -> Callable[[int, memoryview], bool]:
+    """A ``repair`` for :func:`settle` that writes bytes at object offset ``s`` into ``mv``
+    (which holds the object from ``offset``)."""
+    def patch(s: int, data: memoryview) -> bool:
+        mv[s - offset: s - offset + len(data)] = data
+        return True
+    return patch
+
+
+async def settle(backend: Backend, obj: ObjectURI, check: ReadCheck, *, etag: str,
+                 attempts: int, piece: int, parallel: int,
+                 repair: Callable[[int, memoryview], bool]) -> bool | None:
+    """Compare a complete ``check`` with the stored CRC32C; on a mismatch read the suspect
+    pieces once more (ranged GETs of at most ``piece`` bytes, If-Match ``etag``) and compare
+    again.
+
+    Every piece whose second reading differs from the first goes to ``repair(start, bytes)``,
+    which puts it where the caller holds those bytes and returns True, or returns False when
+    the first reading was already handed out. Returns the verdict (None: nothing to check).
+    Raises :class:`objio.IntegrityError` naming the object and the byte ranges when the
+    second reading does not match either, or when bytes already handed out were wrong.
+    """
+    v = check.verdict()
+    if v.ok is not False:
+        check.done = True
+        if v.ok is None and check.stored is not None:
+            log.info("%s: not checked: %s", obj, v.detail)
+        return v.ok
+    log.warning("%s: %s do not match the stored CRC32C (%s): reading them again", obj,
+                ranges_text(v.suspects), v.detail)
+    spans = check.pieces_in(v.suspects)
+    groups: list[list[tuple[int, int]]] = []
+    for s, e in spans:
+        if groups and groups[-1][-1][1] == s and e - groups[-1][0][0] <= piece:
+            groups[-1].append((s, e))
+        else:
+            groups.append([(s, e)])
+    changed: list[tuple[int, int]] = []
+    lost: list[tuple[int, int]] = []
+
+    async def again(group: list[tuple[int, int]]) -> None:
+        a, b = group[0][0], group[-1][1]
+        r = await get_range(backend, obj, a, b, attempts, etag=etag, total=check.size)
+        data = memoryview(r.data)
+
+        def crcs() -> list[Piece]:
+            return [(s, e, _crc32c.crc32c(data[s - a: e - a])) for s, e in group]
+
+        pieces = crcs() if b - a <= _CRC_INLINE else await to_thread(crcs)
+        for s, e in check.replace(pieces):
+            changed.append((s, e))
+            if not repair(s, data[s - a: e - a]):
+                lost.append((s, e))
+
+    await bounded_map(again, groups, parallel, keep_results=False)
+    v2 = check.verdict()
+    check.done = True
+    uri = str(obj)
+    if v2.ok is False:
+        if changed:
+            raise integrity_error(uri, sorted(changed), "two readings of them differ and "
+                                  f"neither gives the object's CRC32C ({v2.detail})")
+        raise integrity_error(uri, v2.suspects, "read twice with the same result: the "
+                              "bytes as stored, or as every reading delivers them, are not "
+                              f"the ones the checksum was made from ({v2.detail})")
+    if lost:
+        raise integrity_error(uri, sorted(lost), "they were damaged in transit and had been "
+                              "returned before the whole object could be checked (a second "
+                              "reading matches): read the object again")
+    log.warning("%s: %s were damaged in transit; the second reading matches the stored "
+                "CRC32C", obj, ranges_text(sorted(changed)))
+    return True
+
+
 # ----------------------------------------------------------------------------------- PUT
 FULL_OBJECT = "FULL_OBJECT"
 COMPOSITE = "COMPOSITE"
-_CRC_INLINE_MAX = 256 * 1024  # bytes whose CRC32C is computed on the loop (~20 us) not in a thread
 
 
 class ChecksumSupport:
@@ -725,13 +916,6 @@ def forget_checksum_refusals() -> None:
     with _checksum_support_lock:
         _checksum_support.clear()
 
-
-async def crc32c_of(data: Any) -> int:
-    """The CRC32C of a bytes-like ``data``: on the loop for small data, in a worker thread for
-    more than 256 KiB (one pass, ~14 GB/s)."""
-    if memoryview(data).nbytes <= _CRC_INLINE_MAX:
-        return _crc32c.crc32c(data)
-    return await to_thread(_crc32c.crc32c, data)
 
 
 async def put_object(

@@ -97,11 +97,13 @@ class IntegrityError(ObjectStoreError, ValueError):
     """Data that does not match its recorded checksum (CRC32C) or length: a flipped byte in
     storage or in transit, or an object rewritten underneath its checkpoint. Both an
     :class:`ObjectStoreError` (an ``OSError``: ``uri``, ``operation``, ``code``) and a
-    ``ValueError`` (the data is wrong, not the request). Never retried silently: the message
-    names the object and the byte range that failed. (One exception: a body that the store
+    ``ValueError`` (the data is wrong, not the request). Raised after one more reading of the
+    suspect bytes did not match either (a download's check against the stored CRC32C, see
+    :mod:`objio._integrity`; that re-read is logged), or when bytes already returned were
+    wrong; the message names the object and the byte range that failed. A body that the store
     found damaged on upload, not matching the checksum sent with it (BadDigest,
     XAmzContentChecksumMismatch, InvalidDigest, XAmzContentSHA256Mismatch), is ``retryable``:
-    the engine sends it once more before raising this.)"""
+    the engine sends it once more before raising this."""
 
 
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from .. import engine
+from .._integrity import Piece, ReadCheck
 from ..backend import GetResult
 from ..config import MiB
 from ..uri import ObjectURI, object_uri
@@ -64,17 +65,23 @@ def _byte_view(b: Any, name: str, writable: bool) -> memoryview:
 
 async def _get(backend: Any, obj: ObjectURI, start: int, stop: int, attempts: int, *,
                etag: str = "", total: int | None = -1,
-               into: memoryview | None = None) -> GetResult:
+               into: memoryview | None = None, check: ReadCheck | None = None) -> GetResult:
     """One GET of bytes [start, stop) with retries, checked to come from the version the
     reader first saw (``etag``, ``total``; see :func:`objio.engine.get_range`): a changed
-    object raises ``ObjectStoreError`` with code ``ObjectChanged``."""
+    object raises ``ObjectStoreError`` with code ``ObjectChanged``. With ``check``: the
+    bytes' CRC32C pieces in ``result.crcs`` (see :func:`objio.engine.get_range`)."""
     return await engine.get_range(backend, obj, start, stop, attempts, etag=etag,
-                                  total=-1 if total is None else total, into=into)
+                                  total=-1 if total is None else total, into=into, check=check)
 
 
-async def _probe(backend: Any, obj: ObjectURI, start: int, stop: int, attempts: int) -> GetResult:
+async def _probe(backend: Any, obj: ObjectURI, start: int, stop: int, attempts: int, *,
+                 config: Any = None, verify: bool = False) -> GetResult:
     """A GET of [start, stop) when the object's size is not known yet: learns size and ETag
-    (with a HEAD when the range starts at or past the end of the object)."""
+    (with a HEAD when the range starts at or past the end of the object). With ``verify`` a
+    probe from byte 0 is :func:`objio.engine.get_first`: it brings the stored CRC32C
+    (``result.stored``) and checks an object it holds whole."""
+    if verify and start == 0 and config is not None:
+        return await engine.get_first(backend, obj, config, stop)
     r = await _get(backend, obj, start, stop, attempts)
     if r.total_size < 0:
         info = await engine.with_retries(lambda: backend.head(obj), attempts)
@@ -83,22 +90,28 @@ async def _probe(backend: Any, obj: ObjectURI, start: int, stop: int, attempts: 
 
 
 async def _fill(backend: Any, obj: ObjectURI, start: int, view: memoryview, etag: str,
-                attempts: int, piece: int, parallel: int, total: int | None = -1) -> None:
+                attempts: int, piece: int, parallel: int, total: int | None = -1,
+                check: ReadCheck | None = None) -> list[Piece]:
     """Fill ``view`` with bytes [start, start + len(view)) (all inside the object): one GET,
-    or concurrent ranged GETs of ``piece`` bytes, each received straight into its slice."""
+    or concurrent ranged GETs of ``piece`` bytes, each received straight into its slice.
+    Returns the CRC32C pieces of what arrived when ``check`` is given (else [])."""
     n = len(view)
     if n == 0:
-        return
+        return []
     if n <= piece:
-        await _get(backend, obj, start, start + n, attempts, etag=etag, total=total, into=view)
-        return
+        r = await _get(backend, obj, start, start + n, attempts, etag=etag, total=total,
+                       into=view, check=check)
+        return r.crcs or []
+    out: list[Piece] = []
 
     async def one(off: int) -> None:
         end = min(off + piece, n)
-        await _get(backend, obj, start + off, start + end, attempts, etag=etag, total=total,
-                   into=view[off:end])
+        r = await _get(backend, obj, start + off, start + end, attempts, etag=etag, total=total,
+                       into=view[off:end], check=check)
+        out.extend(r.crcs or ())
 
     await engine.bounded_map(one, range(0, n, piece), max(1, parallel), keep_results=False)
+    return out
 
 
 def _resolve_client(client: Any) -> Any:

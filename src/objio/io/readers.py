@@ -8,11 +8,13 @@ import io
 import math
 import operator
 import threading
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 from .. import engine
 from .._buffers import BufferPool, new_buffer
+from .._integrity import Piece, ReadCheck, patch
 from ..backend import GetResult
+from ..errors import IntegrityError
 from ..uri import ObjectURI
 from ._common import (
     _DEFAULT_PART,
@@ -45,7 +47,21 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
     Position and size are in bytes. Seeking to a negative position raises ValueError; seeking
     past the end is allowed (reads there return ``b""``). Errors: FileNotFoundError,
     PermissionError, TimeoutError, :class:`objio.ObjectStoreError` (also when the object
-    changes while it is being read), ValueError for bad arguments.
+    changes while it is being read), ValueError for bad arguments,
+    :class:`objio.IntegrityError` (see below).
+
+    Integrity (:attr:`verify`, on when the client's ``checksums`` is): the CRC32C of every
+    range fetched is computed as it arrives; a GET from byte 0 is sent without a Range header,
+    so that it brings the CRC32C the store keeps with the object (S3 sends it with
+    whole-object responses only). Once the ranges fetched cover the whole object (a reader
+    that reads to the end), their CRCs are combined and compared with it, in the read that
+    fetched the last missing bytes. On a mismatch the suspect ranges are read once more: bytes
+    not yet returned by a read (those of the current ``read``/``readinto`` and those still
+    buffered) are replaced by the second reading when it matches; if bytes already returned
+    were wrong, or the second reading does not match either, that read raises
+    :class:`objio.IntegrityError` naming the object and the byte range. A reader that stops
+    before the end cannot be checked against a whole-object CRC32C and is not; nor is an object
+    the store keeps no CRC32C for; bytes fetched again after seeking back are not checked again.
     """
 
     reader_type = ""
@@ -63,6 +79,28 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
                                                                     "an integer >= 0 or None")
         self._etag = etag or ""
         self._pos = 0
+        # whole-object CRC32C check (file:// reads bring no stored checksum)
+        self._verify = bool(cfg.checksums) and self._obj.scheme != "file"
+        self._crc_check: ReadCheck | None = None
+        self._high = 0  # bytes before this offset may have been returned by an earlier call
+        self._dest: tuple[int, memoryview] | None = None  # (offset, buffer) of this readinto
+
+    @property
+    def verify(self) -> bool:
+        """Whether a read that covers the whole object is checked against the CRC32C the store
+        keeps with it (see the class docs): the client's ``checksums``. Set it to False before
+        the first read to skip the check (e.g. when the caller verifies the bytes itself);
+        True has no effect with ``checksums`` off."""
+        return self._verify
+
+    @verify.setter
+    def verify(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ValueError(f"verify must be True or False, got {value!r}")
+        self._verify = value and bool(self._client.config.checksums) \
+            and self._obj.scheme != "file"
+        if not self._verify:
+            self._crc_check = None
 
     # -- identity (uri, name, bucket, key: _ObjectIdentity) ---------------------------------
     @property
@@ -131,7 +169,7 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
             if n == 0:
                 return b""
         buf = new_buffer(n)
-        got = self._readinto(memoryview(buf))
+        got = self._readinto_dest(memoryview(buf))
         return bytes(memoryview(buf)[:got])
 
     def read1(self, size: int | None = -1, /) -> bytes:
@@ -142,7 +180,7 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         """Read into a writable buffer (bytearray, memoryview, numpy array); returns the number
         of bytes read (fewer than ``len(b)`` only at the end of the object)."""
         self._check_open()
-        return self._readinto(_byte_view(b, "readinto() argument", writable=True))
+        return self._readinto_dest(_byte_view(b, "readinto() argument", writable=True))
 
     def readinto1(self, b: Any, /) -> int:
         return self.readinto(b)
@@ -180,8 +218,88 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
 
     # -- for subclasses ------------------------------------------------------------------
     def _check_open(self) -> None:
+        """Raise on a closed reader. Every public call starts here, before it moves the
+        position: so the bytes before the position at that point may have been returned by
+        an earlier call (the integrity check must not replace them silently)."""
         if self.closed:
             raise ValueError(f"I/O operation on closed reader ({self.uri})")
+        if self._pos > self._high:
+            self._high = self._pos
+
+    def _readinto_dest(self, mv: memoryview) -> int:
+        """``_readinto(mv)`` with ``mv`` known as this call's destination (bytes there are not
+        returned yet: a second reading after a checksum mismatch may replace them)."""
+        self._dest = (self._pos, mv)
+        try:
+            return self._readinto(mv)
+        finally:
+            self._dest = None
+
+    # -- integrity (see the class docs) ----------------------------------------------------
+    def _checker(self) -> ReadCheck | None:
+        """This read's CRC32C record, once the size is known; None when not verifying, when
+        the object has no stored checksum, or once the check is over."""
+        if not self._verify or self._size is None:
+            return None
+        c = self._crc_check
+        if c is None:
+            c = self._crc_check = ReadCheck(self.uri, self._size)
+        return None if c.done or not c.needed else c
+
+    def _learn_stored(self, r: GetResult, start: int) -> None:
+        """What a probe (:func:`_probe`) told about the stored checksum: a probe from byte 0
+        was a whole-object GET with checksums (:func:`objio.engine.get_first`), which has
+        already checked an object it held whole."""
+        c = self._checker()
+        if c is None or start != 0:
+            return
+        c.learn(r.stored)
+        if r.stored is not None and r.total_size <= len(r.data):
+            c.done = True  # get_first checked it
+
+    def _account(self, pieces: Any) -> None:
+        """Record CRC32C pieces of bytes fetched; once they cover the whole object, compare
+        them with the stored CRC32C (re-reading suspect ranges once; IntegrityError)."""
+        c = self._crc_check
+        if c is None or c.done or not pieces:
+            return
+        complete = c.add(pieces)
+        obj, backend, attempts = self._obj, self._backend, self._attempts
+        if c.wants_parts or (complete and not c.known):
+            async def learn() -> None:
+                if not c.known:  # no GET from byte 0 told it: ask
+                    info = await engine.with_retries(
+                        lambda: backend.head(obj, checksum=True), attempts)
+                    c.learn(info.stored)
+                await engine.find_parts(backend, obj, c, attempts)
+            engine.run(learn())
+        if complete and c.needed:
+            try:
+                engine.run(engine.settle(backend, obj, c, etag=self._etag, attempts=attempts,
+                                         piece=self._piece, parallel=self._parallel,
+                                         repair=self._repair))
+            except IntegrityError:
+                self._release()  # nothing buffered is served after this
+                raise
+
+    def _repair(self, start: int, data: memoryview) -> bool:
+        """Put a second reading of bytes [start, start + len(data)) where this reader holds
+        them; False when they may have been returned already (see :meth:`_check_open`)."""
+        end = start + len(data)
+        if start < self._high:
+            return False
+        copied = max(self._high, self._pos)  # this call has copied out bytes up to here
+        d = self._dest
+        if start < copied and (d is None or not (d[0] <= start and min(end, copied)
+                                                 <= d[0] + len(d[1]))):
+            return False
+        if d is not None:
+            patch(d[1], d[0], start, data)
+        self._patch_held(start, data)
+        return True
+
+    def _patch_held(self, start: int, data: memoryview) -> None:
+        """Replace bytes [start, start + len(data)) in the buffers the reader holds."""
 
     def _want(self, size: int | None) -> int:
         """Bytes a read of ``size`` asks for (the rest of the object when negative)."""
@@ -193,9 +311,13 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         return size
 
     def _head(self) -> None:
-        obj, backend = self._obj, self._backend
-        info = engine.run(engine.with_retries(lambda: backend.head(obj), self._attempts))
+        obj, backend, verify = self._obj, self._backend, self._verify
+        info = engine.run(engine.with_retries(lambda: backend.head(obj, checksum=verify),
+                                              self._attempts))
         self._learn(info.size, info.etag)
+        c = self._checker()
+        if c is not None:
+            c.learn(info.stored)
 
     def _ensure_size(self) -> int:
         if self._size is None:
@@ -332,14 +454,16 @@ class SequentialReader(_BufferedRead1, ObjectReader):
         start = idx * self._cs
         if self._size is None:
             fut = engine.submit(_probe(self._backend, self._obj, start, start + self._cs,
-                                       self._attempts))
+                                       self._attempts, config=self._client.config,
+                                       verify=self._verify))
             self._chunks[idx] = _Chunk(idx, start, start, fut, None, True)
             return
         stop = min(start + self._cs, self._size)
         buf = self._free.pop() if self._free else new_buffer(self._cs)
         view = memoryview(buf)[: stop - start]
         fut = engine.submit(_get(self._backend, self._obj, start, stop, self._attempts,
-                                 etag=self._etag, total=self._size, into=view))
+                                 etag=self._etag, total=self._size, into=view,
+                                 check=self._checker()))
         self._chunks[idx] = _Chunk(idx, start, stop, fut, buf, False)
 
     def _drop(self, idx: int) -> None:
@@ -400,11 +524,19 @@ class SequentialReader(_BufferedRead1, ObjectReader):
                 self._chunks.pop(ch.idx, None)
             raise
         ch.fut = None
+        view = memoryview(ch.buf if not ch.probe else r.data)
         if ch.probe:
             self._learn(r.total_size, r.etag)
             ch.buf = r.data
             ch.stop = ch.start + len(r.data)
-        self._on_data(ch.start, memoryview(ch.buf)[: ch.stop - ch.start])
+            self._learn_stored(r, ch.start)
+            c = self._checker()
+            pieces = c.crcs(ch.start, view) if c is not None else None
+        else:
+            pieces = r.crcs
+        view = view[: ch.stop - ch.start]
+        self._account(pieces)
+        self._on_data(ch.start, view)
 
     def _enter(self, idx: int) -> _Chunk:
         self._touch(idx)
@@ -449,8 +581,10 @@ class SequentialReader(_BufferedRead1, ObjectReader):
                     self._last = last
                     if end < self._size:  # read-ahead of what follows, while the run is fetched
                         self._plan(end // cs)
-                    engine.run(_fill(self._backend, self._obj, pos, mv[got: got + run],
-                                     self._etag, self._attempts, cs, self._parallel, self._size))
+                    pieces = engine.run(_fill(self._backend, self._obj, pos, mv[got: got + run],
+                                              self._etag, self._attempts, cs, self._parallel,
+                                              self._size, check=self._checker()))
+                    self._account(pieces)
                     self._on_data(pos, mv[got: got + run])
                     got += run
                     self._pos = end
@@ -504,6 +638,11 @@ class SequentialReader(_BufferedRead1, ObjectReader):
                 ch.fut.cancel()
         self._free.clear()
 
+    def _patch_held(self, start: int, data: memoryview) -> None:
+        for ch in self._chunks.values():
+            if ch.fut is None and ch.buf is not None:
+                patch(memoryview(ch.buf)[: ch.stop - ch.start], ch.start, start, data)
+
 
 class RangeReader(ObjectReader):
     """Fetches only the bytes each read needs (the seed's ``range_based`` reader).
@@ -539,19 +678,38 @@ class RangeReader(ObjectReader):
     def _fill_buffer(self, pos: int) -> None:
         self._buf_len = 0
         if self._size is None:  # first request: learn the size from it
-            r = engine.run(_probe(self._backend, self._obj, pos, pos + self._bs, self._attempts))
+            r = engine.run(_probe(self._backend, self._obj, pos, pos + self._bs, self._attempts,
+                                  config=self._client.config, verify=self._verify))
             self._learn(r.total_size, r.etag)
             self._buf = r.data if isinstance(r.data, bytearray) else bytearray(r.data)
             self._buf_start, self._buf_len = pos, len(r.data)
+            self._learn_stored(r, pos)
+            c = self._checker()
+            if c is not None:
+                self._guarded(c.crcs(pos, memoryview(self._buf)[: self._buf_len]))
             return
         n = max(0, min(self._bs, self._size - pos))
         if self._buf is None or len(self._buf) < n:
             self._buf = new_buffer(self._bs)
         buf = self._buf
         self._buf = None  # dropped if the fetch does not complete
-        engine.run(_fill(self._backend, self._obj, pos, memoryview(buf)[:n], self._etag,
-                         self._attempts, self._piece, self._parallel, self._size))
+        pieces = engine.run(_fill(self._backend, self._obj, pos, memoryview(buf)[:n],
+                                  self._etag, self._attempts, self._piece, self._parallel,
+                                  self._size, check=self._checker()))
         self._buf, self._buf_start, self._buf_len = buf, pos, n
+        self._guarded(pieces)
+
+    def _guarded(self, pieces: Any) -> None:
+        """:meth:`_account` for the buffer just filled: dropped if the check fails."""
+        try:
+            self._account(pieces)
+        except BaseException:
+            self._buf_len = 0
+            raise
+
+    def _patch_held(self, start: int, data: memoryview) -> None:
+        if self._buf is not None and self._buf_len:
+            patch(memoryview(self._buf)[: self._buf_len], self._buf_start, start, data)
 
     def prefetch(self) -> None:
         self._check_open()
@@ -586,8 +744,10 @@ class RangeReader(ObjectReader):
                 mv[got: got + k] = memoryview(self._buf)[:k]
                 got += k
             else:
-                engine.run(_fill(self._backend, self._obj, p, mv[got: got + rem], self._etag,
-                                 self._attempts, self._piece, self._parallel, self._size))
+                pieces = engine.run(_fill(self._backend, self._obj, p, mv[got: got + rem],
+                                          self._etag, self._attempts, self._piece,
+                                          self._parallel, self._size, check=self._checker()))
+                self._account(pieces)
                 got += rem
         self._pos = pos + got
         return got
@@ -627,7 +787,13 @@ class RangeReader(ObjectReader):
         if pos >= size:
             return b"", 0, 0
         r = engine.run(_get(self._backend, self._obj, pos, min(pos + _PEEK_SIZE, size),
-                            self._attempts, etag=self._etag, total=size))
+                            self._attempts, etag=self._etag, total=size,
+                            check=self._checker()))
+        dest, self._dest = self._dest, (pos, memoryview(r.data))  # what this call returns
+        try:
+            self._account(r.crcs)
+        finally:
+            self._dest = dest
         return r.data, 0, len(r.data)
 
     def _release(self) -> None:
@@ -719,35 +885,47 @@ class GroupBuffers(BufferPool):
             self._held = 0
 
 
+class _Group(NamedTuple):
+    data: Any  # bytes [start, min(stop, size)) of the object
+    size: int
+    etag: str
+    pieces: list[Piece]  # their CRC32C pieces, when a check was given
+    probe: GetResult | None  # the first response, when the size was not known
+
+
 async def _fetch_group(backend: Any, obj: ObjectURI, start: int, stop: int, size: int | None,
                        etag: str, attempts: int, piece: int, parallel: int,
-                       buffer: memoryview | None = None) -> tuple[Any, int, str]:
+                       buffer: memoryview | None = None, *, config: Any = None,
+                       verify: bool = False, check: ReadCheck | None = None) -> _Group:
     """Bytes [start, min(stop, size)) in one buffer (``buffer``, of ``stop - start`` bytes,
-    when given and the size is known); learns size and ETag when unknown."""
+    when given and the size is known); learns size and ETag when unknown (the caller then
+    computes the CRC32C pieces itself: ``probe`` is set)."""
     if size is None:
         first = min(stop, start + piece)
-        r = await _probe(backend, obj, start, first, attempts)
+        r = await _probe(backend, obj, start, first, attempts, config=config, verify=verify)
         size, etag = r.total_size, r.etag
         stop = min(stop, size)
         head = len(r.data)
         if start + head >= stop:
             data = r.data if isinstance(r.data, bytearray) else bytearray(r.data)
-            return data, size, etag
+            return _Group(data, size, etag, [], r)
         buf = new_buffer(stop - start)
         mv = memoryview(buf)
         mv[:head] = r.data
         await _fill(backend, obj, start + head, mv[head:], etag, attempts, piece, parallel, size)
-        return buf, size, etag
+        return _Group(buf, size, etag, [], r)
     stop = min(stop, size)
     if stop <= start:
-        return bytearray(), size, etag
+        return _Group(bytearray(), size, etag, [], None)
     if buffer is not None:
         view = buffer[:stop - start]
-        await _fill(backend, obj, start, view, etag, attempts, piece, parallel, size)
-        return view, size, etag
+        pieces = await _fill(backend, obj, start, view, etag, attempts, piece, parallel, size,
+                             check=check)
+        return _Group(view, size, etag, pieces, None)
     buf = new_buffer(stop - start)
-    await _fill(backend, obj, start, memoryview(buf), etag, attempts, piece, parallel, size)
-    return buf, size, etag
+    pieces = await _fill(backend, obj, start, memoryview(buf), etag, attempts, piece, parallel,
+                         size, check=check)
+    return _Group(buf, size, etag, pieces, None)
 
 
 def _is_buffer(d: Any) -> bool:
@@ -824,7 +1002,9 @@ class CoalescingReader(_BufferedRead1, ObjectReader):
             buffer = self._buffers.take(max(0, min(e, self._size) - s))
         self._data[gi] = engine.submit(_fetch_group(self._backend, self._obj, s, e, self._size,
                                                     self._etag, self._attempts, self._piece,
-                                                    self._parallel, buffer))
+                                                    self._parallel, buffer,
+                                                    config=self._client.config,
+                                                    verify=self._verify, check=self._checker()))
 
     def _drop(self, gi: int) -> None:
         """Release group ``gi``: cancel its fetch, or hand its buffer back for reuse."""
@@ -842,13 +1022,25 @@ class CoalescingReader(_BufferedRead1, ObjectReader):
             d = self._data[gi]
         if not _is_buffer(d):
             try:
-                buf, size, etag = d.result()
+                g: _Group = d.result()
             except BaseException:
                 if d.done():
                     self._data.pop(gi, None)
                 raise
-            self._learn(size, etag)
-            self._data[gi] = d = buf
+            self._learn(g.size, g.etag)
+            self._data[gi] = d = g.data
+            pieces = g.pieces
+            start = self._groups[gi][0]
+            if g.probe is not None:
+                self._learn_stored(g.probe, start)
+                c = self._checker()
+                pieces = c.crcs(start, memoryview(g.data)) if c is not None else []
+            try:
+                self._account(pieces)
+            except BaseException:
+                if gi in self._data:
+                    self._drop(gi)
+                raise
         if self._size is not None:
             self._read_ahead(gi)
         return d
@@ -945,4 +1137,9 @@ class CoalescingReader(_BufferedRead1, ObjectReader):
     def _release(self) -> None:
         for gi in list(self._data):
             self._drop(gi)
+
+    def _patch_held(self, start: int, data: memoryview) -> None:
+        for gi, d in self._data.items():
+            if _is_buffer(d):
+                patch(d, self._groups[gi][0], start, data)
 

@@ -208,7 +208,7 @@ class ModelConnector:
         self.demand_window = _positive_int("demand_window",
                                            settings.get("demand_window", DEFAULT_DEMAND_WINDOW))
         self._prefetcher = Prefetcher(self.prefetch_memory, chunk, self.max_in_flight,
-                                      self.demand_window, cfg.max_attempts or 1)
+                                      self.demand_window, cfg.max_attempts or 1, cfg)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

@@ -28,6 +28,19 @@ into its own buffer), while the bytes fetched and not yet consumed stay within
 Memory bound: ``prefetch_memory`` bytes of prefetched, unconsumed data, plus ``demand_window``
 chunks per object being read on demand, plus the chunk each open reader is reading.
 
+Integrity (with the client's ``checksums`` on): an object's first chunk is fetched without a
+Range header, so it brings the CRC32C the store keeps with the object; every chunk's CRC32C is
+computed as it lands, and once every chunk has arrived (a complete prefetch, or a reader that
+read everything) they are combined and compared with the stored one (see
+:mod:`objio._integrity`). On a mismatch the suspect chunks are fetched once more: a chunk not
+handed to its reader yet is replaced in place when the second reading matches; a chunk already
+handed over is corrected in the read that is still in progress if its bytes have not been
+returned yet; otherwise, or when the second reading does not match either, the read that
+reaches the end of the object raises :class:`objio.IntegrityError` naming the object and the
+byte range. That read waits for the check: the end of an object is returned only once it is
+verified. Objects without a stored CRC32C, and objects not read or prefetched completely, are
+not checked.
+
 All scheduler state lives on the engine loop; readers talk to it through ``engine.run``
 (acquire a chunk: at most once per chunk) and ``call_soon_threadsafe`` (release, close), so a
 read served from a prefetched chunk makes no request and takes no lock.
@@ -44,7 +57,9 @@ from typing import Any
 
 from .. import engine
 from .._buffers import new_buffer
+from .._integrity import ReadCheck, integrity_error, patch
 from ..backend import GetResult
+from ..config import ClientConfig
 from ..errors import AlreadyExistsError, ObjectStoreError
 from ..io.readers import ObjectReader
 from ..uri import ObjectURI
@@ -69,7 +84,8 @@ class _Chunk:
 
 class _Object:
     __slots__ = ("seq", "obj", "backend", "size", "etag", "chunks", "next_idx", "closed",
-                 "on_demand", "sizing", "head", "failed", "fetched", "complete", "__weakref__")
+                 "on_demand", "sizing", "head", "failed", "fetched", "complete", "check",
+                 "acquired", "verdict", "fixes", "error", "__weakref__")
 
     def __init__(self, seq: int, obj: ObjectURI, backend: Any, size: int | None) -> None:
         self.seq = seq
@@ -86,6 +102,11 @@ class _Object:
         self.failed = False         # a prefetch request failed: reads will ask again
         self.fetched: set[int] = set()  # chunks that arrived at least once
         self.complete = False       # every chunk arrived once (for the completion order)
+        self.check: ReadCheck | None = None  # CRC32C pieces (with checksums on)
+        self.acquired: set[int] = set()  # chunks handed to the reader
+        self.verdict: asyncio.Task[None] | None = None  # the whole-object check, once complete
+        self.fixes: list[tuple[int, memoryview]] = []  # second readings of handed-out chunks
+        self.error: BaseException | None = None  # the check's IntegrityError
 
 
 class Prefetcher:
@@ -98,15 +119,19 @@ class Prefetcher:
         max_in_flight: prefetch requests at once (>= 1); on-demand requests come on top.
         demand_window: chunks fetched at once by a read of bytes not prefetched yet (>= 1).
         attempts: requests per chunk, retries included.
+        config: the client's configuration; with its ``checksums`` on, whole objects are
+            checked against their stored CRC32C (see the module docs).
     """
 
     def __init__(self, prefetch_memory: int, chunk_size: int, max_in_flight: int,
-                 demand_window: int, attempts: int) -> None:
+                 demand_window: int, attempts: int, config: ClientConfig | None = None) -> None:
         self.budget = prefetch_memory
         self.chunk_size = chunk_size
         self.max_in_flight = max_in_flight
         self.demand_window = demand_window
         self.attempts = attempts
+        self.config = config
+        self.verify = bool(config is not None and config.checksums)
         self.used = 0               # prefetched bytes not yet consumed (in flight or held)
         self.peak_used = 0
         self.demand_bytes = 0       # bytes fetched on demand and not yet consumed
@@ -229,9 +254,12 @@ class Prefetcher:
 
         async def head() -> None:
             try:
-                info = await engine.with_retries(lambda: s.backend.head(s.obj), self.attempts)
+                info = await engine.with_retries(
+                    lambda: s.backend.head(s.obj, checksum=self._verifies(s)), self.attempts)
                 if s.size is None and s.sizing is None:
                     self._learn(s, info.size, info.etag)
+                    if s.check is not None:
+                        s.check.learn(info.stored)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - the object's own GET will report it
@@ -264,11 +292,20 @@ class Prefetcher:
         ch.task = asyncio.ensure_future(self._get(s, ch))
         return ch
 
+    def _verifies(self, s: _Object) -> bool:
+        return self.verify and s.obj.scheme != "file"
+
     async def _get(self, s: _Object, ch: _Chunk) -> None:
         try:
             if s.size is None:
-                r: GetResult = await engine.with_retries(
-                    lambda: s.backend.get(s.obj, ch.start, ch.stop - 1), self.attempts)
+                if self._verifies(s) and ch.start == 0:
+                    # no Range: brings the stored CRC32C (and checks an object it holds whole)
+                    assert self.config is not None
+                    r: GetResult = await engine.get_first(s.backend, s.obj, self.config,
+                                                          ch.stop)
+                else:
+                    r = await engine.with_retries(
+                        lambda: s.backend.get(s.obj, ch.start, ch.stop - 1), self.attempts)
                 total = r.total_size
                 if total < 0:  # the range starts at/after the end: learn the size
                     info = await engine.with_retries(lambda: s.backend.head(s.obj),
@@ -279,14 +316,25 @@ class Prefetcher:
                 ch.stop = ch.start + len(data)
                 self._recount(ch, len(data))
                 ch.buf = data
+                c = s.check
+                if c is not None and ch.start == 0:
+                    c.learn(r.stored)
+                    if r.stored is not None and total <= len(data):
+                        c.done = True  # get_first checked it
+                await self._account(s, ch.start, memoryview(data))
             else:
                 buf = new_buffer(ch.stop - ch.start)
                 if ch.stop > ch.start:
                     etag = s.etag or None
                     view = memoryview(buf)
-                    await engine.with_retries(
+                    c = s.check
+                    unranged = c is not None and ch.start == 0 and not c.known
+                    r = await engine.with_retries(
                         lambda: s.backend.get(s.obj, ch.start, ch.stop - 1, if_match=etag,
-                                              into=view), self.attempts)
+                                              into=view, unranged=unranged), self.attempts)
+                    if unranged and c is not None:
+                        c.learn(r.stored)
+                    await self._account(s, ch.start, view)
                 ch.buf = buf
         except AlreadyExistsError as e:  # If-Match failed: the object changed
             ch.error = ObjectStoreError(
@@ -314,10 +362,72 @@ class Prefetcher:
             self._check_complete(s)
             self._poke()
 
+    # ---------------------------------------------------------------- integrity (loop side)
+    async def _account(self, s: _Object, start: int, view: memoryview) -> None:
+        """The CRC32C pieces of a chunk that just landed; once every byte of the object has
+        arrived, the whole-object check starts (:meth:`_settle`)."""
+        c = s.check
+        if c is None or c.done or not c.needed:
+            return
+        if c.wants_parts:
+            await engine.find_parts(s.backend, s.obj, c, self.attempts)
+        pieces = await engine.crc_of(c, start, view)
+        if c.add(pieces) and s.verdict is None and not s.closed:
+            s.verdict = asyncio.ensure_future(self._settle(s))
+
+    async def _settle(self, s: _Object) -> None:
+        c = s.check
+        assert c is not None
+        try:
+            if not c.known:  # no chunk from byte 0 told it: ask
+                info = await engine.with_retries(lambda: s.backend.head(s.obj, checksum=True),
+                                                 self.attempts)
+                c.learn(info.stored)
+            if not c.needed:
+                return
+            await engine.find_parts(s.backend, s.obj, c, self.attempts)
+            await engine.settle(s.backend, s.obj, c, etag=s.etag, attempts=self.attempts,
+                                piece=self.chunk_size, parallel=max(1, self.max_in_flight),
+                                repair=lambda a, d: self._repair(s, a, d))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - raised by the reader reaching the end
+            s.error = e
+
+    def _repair(self, s: _Object, start: int, data: memoryview) -> bool:
+        """A second reading of bytes [start, start + len(data)): replaces them in chunks not
+        handed to the reader yet; for chunks handed over, the reader decides (``fixes``)."""
+        end = start + len(data)
+        first, last = start // self.chunk_size, (end - 1) // self.chunk_size
+        for idx in range(first, last + 1):
+            lo = max(start, idx * self.chunk_size)
+            hi = min(end, (idx + 1) * self.chunk_size)
+            piece = data[lo - start: hi - start]
+            ch = s.chunks.get(idx)
+            if idx in s.acquired:
+                s.fixes.append((lo, piece))
+            elif ch is not None and ch.buf is not None and ch.task is not None \
+                    and ch.task.done():
+                memoryview(ch.buf)[lo - ch.start: hi - ch.start] = piece
+        return True
+
+    async def outcome(self, state: _Object) -> tuple[BaseException | None,
+                                                     list[tuple[int, memoryview]]]:
+        """Wait for the object's whole-object check if it has started; returns its error (if
+        any) and the second readings of chunks already handed to the reader."""
+        if state.verdict is not None:
+            await asyncio.shield(state.verdict)
+        elif state.check is not None:  # not every byte arrived: a partial read, not checked
+            state.check.done = True
+        fixes, state.fixes = state.fixes, []
+        return state.error, fixes
+
     def _learn(self, s: _Object, size: int, etag: str) -> None:
         if s.size is None:
             s.size = size
             s.etag = etag
+            if self._verifies(s):
+                s.check = ReadCheck(str(s.obj), size)
             n_chunks = -(-size // self.chunk_size)
             # chunks planned before the size was known past the end are empty: drop them
             for idx in [i for i in s.chunks if i >= max(1, n_chunks)]:
@@ -367,6 +477,8 @@ class Prefetcher:
         s.closed = True
         if s.head is not None and not s.head.done():
             s.head.cancel()
+        if s.verdict is not None and not s.verdict.done():
+            s.verdict.cancel()
         for ch in list(s.chunks.values()):
             self._drop(s, ch)
         if s in self._queue:
@@ -377,6 +489,7 @@ class Prefetcher:
         """Chunk ``idx`` of ``s`` once its bytes are there (chunks before it are released);
         fetched on demand when it is not prefetched, with the next chunks of the demand
         window. Raises: the chunk's request error."""
+        s.acquired.add(idx)
         self._release_below(s, idx)
         ch = s.chunks.get(idx)
         if ch is None and s.sizing is not None and idx > 0:
@@ -418,10 +531,12 @@ class PrefetchedObject(ObjectReader):
     def __init__(self, uri: Any, prefetcher: Prefetcher, *, client: Any,
                  size: int | None = None) -> None:
         super().__init__(uri, client=client, size=size)
+        self._verify = False  # the prefetcher checks whole objects (see the module docs)
         self._pf = prefetcher
         self._state = prefetcher.register(self._obj, self._backend, size)
         self._cs = prefetcher.chunk_size
         self._cur: _Chunk | None = None
+        self._checked = not prefetcher.verify  # the end was reached and the check is over
         # closing on garbage collection without keeping the object alive
         self._finalizer = weakref.finalize(self, prefetcher.close, self._state)
         self._finalizer.atexit = False  # at exit the engine is gone: nothing to release
@@ -438,12 +553,37 @@ class PrefetchedObject(ObjectReader):
             ch = engine.run(self._pf.acquire(self._state, idx))
         except EOFError:
             self._sync_size()
+            self._end_check()
             return None
         self._sync_size()
         if ch.buf is None or pos >= ch.stop:
+            self._end_check()
             return None
         self._cur = ch
         return ch
+
+    def _end_check(self) -> None:
+        """At the end of the object: wait for the whole-object check (if every chunk arrived)
+        and apply its second readings to bytes this call has not returned yet; raise
+        IntegrityError for bytes already returned, or when the check failed."""
+        if self._checked or self._size is None or self._pos < self._size:
+            return
+        self._checked = True
+        error, fixes = engine.run(self._pf.outcome(self._state))
+        if error is not None:
+            raise error
+        lost = []
+        for start, data in fixes:
+            if self._repair(start, data):
+                cur = self._cur
+                if cur is not None and cur.buf is not None:
+                    patch(memoryview(cur.buf)[: cur.stop - cur.start], cur.start, start, data)
+            else:
+                lost.append((start, start + len(data)))
+        if lost:
+            raise integrity_error(self.uri, lost, "they were damaged in transit and had been "
+                                  "returned before the whole object could be checked (a "
+                                  "second reading matches): read the object again")
 
     def _sync_size(self) -> None:
         s = self._state
@@ -474,6 +614,7 @@ class PrefetchedObject(ObjectReader):
             mv[got: got + k] = memoryview(buf)[off: off + k]
             got += k
             self._pos += k
+        self._end_check()
         self._after_read()
         return got
 
@@ -489,7 +630,16 @@ class PrefetchedObject(ObjectReader):
         buf, lo, hi = self._peek()
         if size is not None and size >= 0:
             hi = min(hi, lo + size)
-        self._pos += hi - lo
+        if self._size is not None and self._pos + (hi - lo) >= self._size:
+            # the end: the check first (it may replace bytes of this chunk)
+            self._dest = (self._pos, memoryview(buf)[lo:hi])
+            try:
+                self._pos += hi - lo
+                self._end_check()
+            finally:
+                self._dest = None
+        else:
+            self._pos += hi - lo
         out = bytes(memoryview(buf)[lo:hi])
         self._after_read()
         return out

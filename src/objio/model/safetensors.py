@@ -34,6 +34,7 @@ from typing import Any
 
 from .. import engine
 from .._buffers import new_buffer
+from .._integrity import ReadCheck, integrity_error, patch
 from ..api import Client, default_client
 from ..errors import AlreadyExistsError, ObjectStoreError
 from ..formats.safetensors import (
@@ -49,6 +50,7 @@ INDEX_NAME = "model.safetensors.index.json"
 """The index file of a sharded Hugging Face model."""
 
 _SHARD_SUFFIX = ".safetensors"
+_MAX_SETTLE_PARALLEL = 16  # ranged GETs at once when a shard is read again after a mismatch
 
 
 def _torch_dtypes() -> dict[str, Any]:
@@ -76,6 +78,7 @@ class _Shard:
     header: SafetensorsHeader | None = None
     buf: bytearray | None = None
     expected: set[str] | None = None  # the tensors the index says this shard holds
+    check: ReadCheck | None = None  # the shard's CRC32C pieces (checksums on)
 
 
 # ------------------------------------------------------------------------------ what to load
@@ -151,22 +154,30 @@ class _Plan:
 
 
 async def _read_header(client: Client, shard: _Shard, part: int) -> tuple[int, bytearray]:
-    """(bytes of the data section already fetched, first bytes of the file)."""
+    """(bytes of the data section already fetched, first bytes of the file). With checksums
+    on, the first GET brings the shard's stored CRC32C (:func:`objio.engine.get_first`, which
+    checks a shard it holds whole) and the shard's CRC32C pieces start here."""
     backend = client._backend(shard.obj)
     attempts = client.config.max_attempts or 1
-    r = await engine.with_retries(lambda: backend.get(shard.obj, 0, part - 1), attempts)
+    r = await engine.get_first(backend, shard.obj, client.config, part)
     head = r.data if isinstance(r.data, bytearray) else bytearray(r.data)
     size = r.total_size if r.total_size >= 0 else len(head)
     shard.size = size
     shard.etag = r.etag
+    verify = client.config.checksums and shard.obj.scheme != "file" and r.stored is not None
+    if verify and size > len(head):  # (a shard held whole was checked by get_first)
+        shard.check = ReadCheck(shard.name, size, r.stored, known=True)
+        await engine.find_parts(backend, shard.obj, shard.check, attempts)
+        shard.check.add(await engine.crc_of(shard.check, 0, memoryview(head)))
     start = header_length(head, shard.name)  # ValueError if fewer than 8 bytes
     if start > size:
         raise ValueError(f"{shard.name}: truncated safetensors file: the header needs {start} "
                          f"bytes, the file has {size}")
     if start > len(head):
-        rest = await engine.with_retries(
-            lambda: backend.get(shard.obj, len(head), start - 1, if_match=r.etag or None),
-            attempts)
+        rest = await engine.get_range(backend, shard.obj, len(head), start, attempts,
+                                      etag=r.etag, total=size, check=shard.check)
+        if shard.check is not None:
+            shard.check.add(rest.crcs or ())
         head += rest.data
     shard.header = parse_header(head, shard.name, file_size=size)
     return len(head), head
@@ -223,6 +234,10 @@ async def _produce(client: Client, plan: _Plan, out: queue.Queue[Any]) -> None:
     done: list[dict[int, int]] = [{} for _ in shards]  # shard -> {start: stop} arrived
     upto = [max(0, firsts[i][0] - s.header.data_start)  # type: ignore[union-attr]
             for i, s in enumerate(shards)]
+    posted = list(upto)  # data bytes the consumer may have turned into tensors
+    for i, s in enumerate(shards):
+        if s.header is not None and upto[i] >= s.header.data_size:
+            await _settle_shard(client, s, i, posted, out)
 
     async def fetch(p: tuple[int, int, int]) -> None:
         i, lo, hi = p
@@ -231,6 +246,7 @@ async def _produce(client: Client, plan: _Plan, out: queue.Queue[Any]) -> None:
         backend = client._backend(s.obj)
         base = s.header.data_start
         view = memoryview(s.buf)[lo:hi]
+        check = s.check if s.check is not None and s.check.needed else None
         try:
             await engine.with_retries(
                 lambda: backend.get(s.obj, base + lo, base + hi - 1, if_match=s.etag or None,
@@ -241,16 +257,54 @@ async def _produce(client: Client, plan: _Plan, out: queue.Queue[Any]) -> None:
                 f"GetObject {s.name} failed: the object changed while it was being loaded "
                 f"(ETag is no longer {s.etag!r}); load it again", operation="GetObject",
                 uri=s.name, status=e.status, code=e.code) from e
+        if check is not None:  # its CRC32C while the bytes are hot
+            check.add(await engine.crc_of(check, base + lo, view))
         done[i][lo] = hi
         n = upto[i]
         while n in done[i]:
             n = done[i].pop(n)
         if n != upto[i]:
             upto[i] = n
+            if n >= s.header.data_size:  # the end of the shard: checked before it is posted
+                await _settle_shard(client, s, i, posted, out)
+            posted[i] = n
             out.put(("upto", i, n))
 
     await engine.bounded_map(fetch, parts, plan.max_in_flight, keep_results=False)
     out.put(("done",))
+
+
+async def _settle_shard(client: Client, s: _Shard, i: int, posted: list[int],
+                        out: queue.Queue[Any]) -> None:
+    """Check a shard whose every byte has arrived against its stored CRC32C (see
+    :func:`objio.engine.settle`): a second reading that matches replaces damaged bytes in the
+    shard buffer; bytes the consumer may already have turned into tensors are reported to it
+    (``("fixed", i, ranges)``: the tensors there are views of the buffer, but a copy made of
+    them, or by ``device``, is not)."""
+    c = s.check
+    if c is None or not c.needed or s.header is None or s.buf is None:
+        return
+    base = s.header.data_start
+    buf = memoryview(s.buf)
+    fixed: list[tuple[int, int]] = []
+    header_hit: list[tuple[int, int]] = []
+
+    def repair(start: int, data: memoryview) -> bool:
+        end = start + len(data)
+        if start < base:  # the header: parsed already
+            header_hit.append((start, end))
+            return False
+        patch(buf, base, start, data)
+        if start - base < posted[i]:
+            fixed.append((start - base, end - base))
+        return True
+
+    cfg = client.config
+    await engine.settle(client._backend(s.obj), s.obj, c, etag=s.etag,
+                        attempts=cfg.max_attempts or 1, piece=cfg.part_size or 8 << 20,
+                        parallel=_MAX_SETTLE_PARALLEL, repair=repair)
+    if fixed:
+        out.put(("fixed", i, fixed))
 
 
 def _start_shard(s: _Shard, first: tuple[int, bytearray], out: queue.Queue[Any], i: int) -> None:
@@ -286,8 +340,18 @@ def iter_safetensors(uri_or_uris: Any, *, device: Any = "cpu", client: Client | 
     Raises: ValueError naming the shard (and tensor) for a malformed file or index (truncated,
     offsets out of bounds or overlapping, unknown dtype, tensors not where the index says, a
     tensor in two shards) or a bad argument; FileNotFoundError, PermissionError, TimeoutError,
-    ObjectStoreError from the store; ImportError without torch.
+    ObjectStoreError from the store; ImportError without torch; :class:`objio.IntegrityError`
+    (with the client's ``checksums`` on, see the module docs) when a shard does not match its
+    stored CRC32C, or when bytes of tensors already yielded were damaged in transit.
     """
+    return _iter(uri_or_uris, device, client, max_in_flight, reyield=False)
+
+
+def _iter(uri_or_uris: Any, device: Any, client: Client | None, max_in_flight: int | None, *,
+          reyield: bool) -> Iterator[tuple[str, Any]]:
+    """:func:`iter_safetensors`; with ``reyield``, a tensor already yielded whose bytes a
+    second reading replaced is yielded again (for a caller that keeps the last one) instead of
+    raising IntegrityError."""
     import torch
 
     try:
@@ -323,6 +387,22 @@ def iter_safetensors(uri_or_uris: Any, *, device: Any = "cpu", client: Client | 
             if kind == "done":
                 break
             if kind == "shard":
+                continue
+            if kind == "fixed":  # bytes of yielded tensors were replaced by a second reading
+                _, i, ranges = ev
+                s = shards[i]
+                assert s.header is not None
+                hit = [t for t in s.header.tensors[: next_tensor[i]]
+                       if any(t.begin < b and a < t.end for a, b in ranges)]
+                if hit and not reyield:
+                    raise integrity_error(
+                        s.name, [(s.header.data_start + a, s.header.data_start + b)
+                                 for a, b in ranges],
+                        f"they were damaged in transit after tensor {hit[0].name!r} had been "
+                        "yielded (a second reading matches): load it again")
+                for t in hit:
+                    if dev.type != "cpu":  # the yielded copy is stale; the CPU view is fixed
+                        yield t.name, _tensor(torch, s, t, dtypes, dev)
                 continue
             _, i, upto = ev
             s = shards[i]
@@ -378,5 +458,4 @@ def load_safetensors(uri_or_uris: Any, *, device: Any = "cpu", client: Client | 
     """Every tensor of the safetensors file(s) as ``{name: torch.Tensor}`` (see
     :func:`iter_safetensors` for the arguments, what is fetched how, and the exceptions).
     Equal, byte for byte, to ``safetensors.torch.load`` of each file."""
-    return dict(iter_safetensors(uri_or_uris, device=device, client=client,
-                                 max_in_flight=max_in_flight))
+    return dict(_iter(uri_or_uris, device, client, max_in_flight, reyield=True))

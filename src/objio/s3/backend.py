@@ -13,6 +13,7 @@ import base64
 import functools
 import hashlib
 import html
+import logging
 import os
 import re
 import ssl
@@ -25,16 +26,17 @@ import aiohttp
 from yarl import URL
 
 from .._buffers import Gather, new_buffer
-from .._crc32c import crc32c, from_base64, to_base64
-from ..backend import GetResult, ListPage, ObjectInfo, UploadInfo
+from .._crc32c import from_base64, to_base64
+from ..backend import GetResult, ListPage, ObjectInfo, PartInfo, StoredChecksum, UploadInfo
 from ..config import ClientConfig, MiB
-from ..errors import IntegrityError, ObjectStoreError, ObjectTimeoutError, error_from_response
+from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response
 from ..uri import ObjectURI
 from .credentials import CredentialProvider
 from .fastget import FastGetClient, ShortBody, Unsupported
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, SigV4Signer, canonical_query, uri_encode_path
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+log = logging.getLogger("objio.s3")
 
 
 def _parse_http_date(value: str | None) -> float:
@@ -272,9 +274,16 @@ class S3Backend:
         if_match: str | None = None,
         into: memoryview | None = None,
         alloc: Callable[[int], memoryview] | None = None,
+        unranged: bool = False,
     ) -> GetResult:
         """GetObject of the whole object, or of the byte range [start, end] (inclusive, like
         HTTP; ``end`` None: to the end of the object).
+
+        ``unranged`` (``start`` 0 or None): the request carries no Range header, so that the
+        server answers with the whole object and, with checksums on, its stored checksum
+        (S3 sends ``x-amz-checksum-*`` with whole-object responses only, never with a ranged
+        one); only bytes [0, end] are received and, when the object is longer, the connection
+        is closed after them (the rest is never read).
 
         The result holds exactly the bytes ``[start, stop)`` of one response, ``stop =
         min(end + 1, total)``: written into ``into`` (a writable byte memoryview that must have
@@ -288,15 +297,20 @@ class S3Backend:
         * a 416 (range past the end) gives empty data and the total from Content-Range; with
           ``into`` (the caller knows the object is longer) it raises ``ObjectChanged``;
         * with ``into``, any other length than ``len(into)`` raises ``ObjectChanged``;
-        * with checksums on, a whole-object response carrying ``x-amz-checksum-crc32c`` is
-          verified (:class:`objio.IntegrityError` on a mismatch).
+        * with checksums on, the stored CRC32C a response carries is returned in ``stored``
+          (the engine checks the bytes against it: :mod:`objio.engine`).
 
         ``etag`` and ``total_size`` of the response are returned for the caller to compare
         across parts (the engine does).
         """
         uri = str(obj)
         hdrs: dict[str, str] = {}
-        if start is not None:
+        limit: int | None = None
+        if unranged:
+            if start:
+                raise ValueError(f"an unranged GET starts at byte 0, not {start}")
+            limit = None if end is None else end + 1
+        elif start is not None:
             hdrs["range"] = f"bytes={start}-{'' if end is None else end}"
         if if_match:
             hdrs["if-match"] = f'"{if_match}"'
@@ -305,11 +319,11 @@ class S3Backend:
         host, target, hdrs = self._prepare("GET", obj.bucket, obj.key, (), hdrs)
         if self._fast is not None:
             try:
-                raw = await self._fast_get(uri, host, target, hdrs, into, alloc)
+                raw = await self._fast_get(uri, host, target, hdrs, into, alloc, limit)
             except Unsupported:
                 raw = None  # e.g. a chunked response: the general client handles it
             if raw is not None:
-                return self._checked_get(uri, start, end, into, alloc, *raw)
+                return self._checked_get(uri, start, end, into, alloc, *raw, unranged=unranged)
         t0 = time.perf_counter()
         try:
             async with self._get_session().get(self._url(host, target), headers=hdrs) as r:
@@ -319,35 +333,57 @@ class S3Backend:
                     body = await r.read()
                     if status == 416:
                         return self._checked_get(uri, start, end, into, alloc, status,
-                                                 r.headers, None, False, ttfb)
+                                                 r.headers, None, False, ttfb,
+                                                 unranged=unranged)
                     raise error_from_response("GetObject", uri, status, body)
                 n = r.content_length
+                cut = limit is not None and n is not None and n > limit
+                if cut:  # only the first ``limit`` bytes: the connection is closed after them
+                    n = limit
                 # The request's deadline, now that its size is known (chunked: the base one).
                 left = self.config.deadline_s(n) - (time.perf_counter() - t0)
                 data: bytearray | memoryview | None
                 wrote = False
                 if n is None:  # chunked transfer: no preallocation possible
-                    data = bytearray(await asyncio.wait_for(r.read(), left))
+                    if limit is None:
+                        data = bytearray(await asyncio.wait_for(r.read(), left))
+                    else:
+                        data = bytearray(await asyncio.wait_for(_read_at_most(r.content, limit),
+                                                                left))
+                        if (len(data) >= limit and not r.content.at_eof()) or not (
+                                self._checksums and _stored_checksum(r.headers)):
+                            # No length tells the object's size (longer than wanted, or a
+                            # body that may end early unnoticed, with no stored checksum to
+                            # catch it): ask for the range instead, whose Content-Range does.
+                            r.close()
+                            log.debug("GetObject %s: chunked whole-object response; asking "
+                                      "for bytes 0-%d instead", uri, limit - 1)
+                            return await self.get(obj, 0, limit - 1, if_match=if_match,
+                                                  into=into, alloc=alloc)
                 elif into is not None and n == len(into):
-                    await asyncio.wait_for(_read_body_into(r.content, into, n, uri), left)
+                    await asyncio.wait_for(_read_body_into(r.content, into, n, uri, more=cut),
+                                           left)
                     data, wrote = None, True
                 else:
                     data = alloc(n) if (alloc is not None and into is None) else new_buffer(n)
-                    await asyncio.wait_for(_read_body_into(r.content, memoryview(data), n, uri),
-                                           left)
+                    await asyncio.wait_for(_read_body_into(r.content, memoryview(data), n, uri,
+                                                           more=cut), left)
+                if cut:
+                    r.close()  # never read the rest: drop the connection
                 return self._checked_get(uri, start, end, into, alloc, status, r.headers, data,
-                                         wrote, ttfb)
+                                         wrote, ttfb, unranged=unranged)
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             raise _connection_error("GetObject", uri, e) from e
 
     async def _fast_get(self, uri: str, host: str, target: str, hdrs: dict[str, str],
                         into: memoryview | None, alloc: Callable[[int], memoryview] | None,
+                        limit: int | None = None,
                         ) -> tuple[int, Any, bytearray | memoryview | None, bool, float]:
         """One GET through objio's receive path: (status, headers, body or None when written
         into ``into``, whether it was written into ``into``, ttfb)."""
         assert self._fast is not None
         try:
-            r = await self._fast.get(host, target, hdrs, into, alloc)
+            r = await self._fast.get(host, target, hdrs, into, alloc, limit)
         except ShortBody as e:
             raise ObjectStoreError(f"GetObject {uri} failed: {e}", operation="GetObject", uri=uri,
                                    code="IncompleteBody", retryable=True) from e
@@ -360,7 +396,7 @@ class S3Backend:
     def _checked_get(self, uri: str, start: int | None, end: int | None,
                      into: memoryview | None, alloc: Callable[[int], memoryview] | None,
                      status: int, headers: Any, body: bytearray | memoryview | None,
-                     wrote_into: bool, ttfb: float) -> GetResult:
+                     wrote_into: bool, ttfb: float, *, unranged: bool = False) -> GetResult:
         """The checks and slicing of :meth:`get` on a received response."""
         etag = headers.get("etag", "").strip('"')
         if status == 416:
@@ -387,12 +423,16 @@ class S3Backend:
             if total < 0:
                 total = first + got if end is None else -1
             whole = first == 0 and last == total - 1
-        else:  # 200: the whole object, whatever was asked
+        else:  # 200: the whole object (unranged: its first bytes), whatever was asked
             total = got
-            whole = True
+            if unranged:  # received up to ``end + 1`` bytes of Content-Length
+                declared = _int_header(headers, "content-length")
+                if declared is not None and declared > got:
+                    total = declared
+            whole = got == total
             lo = 0 if start is None else start
             hi = total if end is None else min(end + 1, total)
-            if (lo, hi) != (0, total):  # a Range the server ignored: take the slice asked
+            if (lo, hi) != (0, got):  # a Range the server ignored: take the slice asked
                 received = into if wrote_into else body
                 assert received is not None
                 piece = memoryview(received)[lo:max(lo, hi)]
@@ -405,8 +445,9 @@ class S3Backend:
                 sliced = alloc(len(piece)) if alloc is not None else new_buffer(len(piece))
                 sliced[:] = piece
                 return GetResult(sliced, total, etag, ttfb)
-        if whole and self._checksums:
-            _verify_crc32c(uri, headers, into if wrote_into else body)
+        # a whole-object response (200, also when cut short on purpose: unranged) carries it
+        stored = _stored_checksum(headers) if (whole or status == 200) and self._checksums \
+            else None
         if into is not None and not wrote_into:
             assert body is not None
             if len(body) != len(into):
@@ -414,25 +455,75 @@ class S3Backend:
                                     f"{len(body)} ({headers.get('content-range') or 'no range'})")
             into[:] = body
             body = None
-        return GetResult(bytearray() if body is None else body, total, etag, ttfb)
+        return GetResult(bytearray() if body is None else body, total, etag, ttfb, stored)
 
     async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo:
         """HeadObject. Raises FileNotFoundError if absent. With ``checksum`` it asks for the
         object's checksums (``x-amz-checksum-mode: ENABLED``) and reports a whole-object
-        CRC32C (type FULL_OBJECT) in ``crc32c``."""
+        CRC32C (type FULL_OBJECT) in ``crc32c``, and the stored CRC32C, full-object or
+        composite, in ``stored``."""
         hdrs = {"x-amz-checksum-mode": "ENABLED"} if checksum else None
         _, h, _ = await self._simple("HeadObject", str(obj), "HEAD", obj.bucket, obj.key,
                                      headers=hdrs)
-        crc = None
-        if checksum and h.get("x-amz-checksum-type", "FULL_OBJECT").upper() == "FULL_OBJECT":
-            crc = from_base64(h.get("x-amz-checksum-crc32c", ""))
+        stored = _stored_checksum(h) if checksum else None
         return ObjectInfo(
             key=obj.key,
             size=int(h.get("Content-Length", 0)),
             last_modified=_parse_http_date(h.get("Last-Modified")),
             etag=h.get("ETag", "").strip('"'),
-            crc32c=crc,
+            crc32c=stored.crc32c if stored is not None and not stored.composite else None,
+            stored=stored,
         )
+
+    async def object_parts(self, obj: ObjectURI) -> list[PartInfo] | None:
+        """The parts of a multipart object, in order (GetObjectAttributes ``ObjectParts``,
+        every page): each part's size in bytes and, where the store reports it, its CRC32C.
+        None when the store does not report parts (not a multipart object, or
+        GetObjectAttributes not supported: a 400/501 answer). Raises FileNotFoundError."""
+        parts: list[PartInfo] = []
+        marker = 0
+        while True:
+            hdrs = {"x-amz-object-attributes": "ObjectParts", "x-amz-max-parts": "1000"}
+            if marker:
+                hdrs["x-amz-part-number-marker"] = str(marker)
+            try:
+                _, _, payload = await self._simple("GetObjectAttributes", str(obj), "GET",
+                                                   obj.bucket, obj.key,
+                                                   params=(("attributes", ""),), headers=hdrs)
+            except ObjectStoreError as e:
+                if e.status in (400, 405, 501) and not e.retryable:
+                    return None  # not supported here
+                raise
+            root = _xml(payload)
+            section = root.find(f"{_NS}ObjectParts")
+            if section is None:
+                section = root.find("ObjectParts")
+            if section is None:
+                return None
+            got = []
+            for p in list(section.iter(f"{_NS}Part")) + list(section.iter("Part")):
+                number = int(_text(p, "PartNumber") or 0)
+                size = int(_text(p, "Size") or -1)
+                crc = from_base64(_text(p, "ChecksumCRC32C")) if _text(p, "ChecksumCRC32C") \
+                    else None
+                got.append((number, PartInfo(size, crc)))
+            got.sort(key=lambda x: x[0])
+            for number, part in got:
+                if number != len(parts) + 1 or part.size < 0:
+                    raise ObjectStoreError(
+                        f"GetObjectAttributes {obj}: part {number} out of order or without a "
+                        "size", operation="GetObjectAttributes", uri=str(obj),
+                        code="MalformedParts")
+                parts.append(part)
+            if _text(section, "IsTruncated") != "true":
+                return parts or None
+            nxt = int(_text(section, "NextPartNumberMarker") or 0)
+            if nxt <= marker or not got:  # a marker that does not move forward
+                raise ObjectStoreError(
+                    f"GetObjectAttributes {obj}: the part listing does not move forward "
+                    f"(marker {nxt} after {marker})", operation="GetObjectAttributes",
+                    uri=str(obj), code="MalformedParts")
+            marker = nxt
 
     async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False,
                   checksum_crc32c: int | None = None) -> str:
@@ -727,9 +818,12 @@ class S3Backend:
                            None)
 
 
-async def _read_body_into(content: aiohttp.StreamReader, mv: memoryview, n: int, uri: str) -> None:
+async def _read_body_into(content: aiohttp.StreamReader, mv: memoryview, n: int, uri: str, *,
+                          more: bool = False) -> None:
+    """Receive ``n`` body bytes into ``mv``; ``more``: the body is longer and only its first
+    ``n`` bytes are wanted (the rest stays unread)."""
     pos = 0
-    readany = content.readany
+    readany = content.readany if not more else (lambda: content.read(n - pos))
     while pos < n:
         chunk = await readany()
         if not chunk:
@@ -778,18 +872,44 @@ def _bad_range(uri: str, start: int | None, end: int | None, cr: str | None) -> 
                             code="InvalidRangeResponse", retryable=True)
 
 
-def _verify_crc32c(uri: str, headers: Any, data: Any) -> None:
-    """Check a whole-object body against the full-object ``x-amz-checksum-crc32c`` the server
-    sent with it (composite multipart checksums, ``...-N``, cannot be checked this way)."""
+def _stored_checksum(headers: Any) -> StoredChecksum | None:
+    """The stored CRC32C a response (a whole-object GET, or a HEAD in checksum mode) carries:
+    ``x-amz-checksum-crc32c`` as ``<base64>`` (FULL_OBJECT) or ``<base64>-N`` (COMPOSITE, of
+    an N-part upload); None when absent or malformed."""
     sent = headers.get("x-amz-checksum-crc32c")
-    if not sent or "-" in sent:
-        return
-    got = to_base64(crc32c(data))
-    if got != sent:
-        raise IntegrityError(
-            f"GetObject {uri} failed: the {len(data)} bytes received (0-{len(data) - 1}) do not "
-            f"match the object's CRC32C (server {sent}, received {got})",
-            operation="GetObject", uri=uri, code="ChecksumMismatch")
+    if not sent:
+        return None
+    value, dash, count = sent.strip().partition("-")
+    crc = from_base64(value)
+    if crc is None:
+        return None
+    kind = (headers.get("x-amz-checksum-type") or "").upper()
+    if dash:
+        if not count.isdigit() or int(count) < 1 or kind == "FULL_OBJECT":
+            return None
+        return StoredChecksum(crc, int(count))
+    if kind == "COMPOSITE":  # a composite value without its part count cannot be checked
+        return None
+    return StoredChecksum(crc)
+
+
+def _int_header(headers: Any, name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a body of unknown length (the rest is left unread)."""
+    out = bytearray()
+    while len(out) < limit:
+        chunk = await content.read(limit - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
 
 
 _RE_FIELDS = {name: re.compile(rb"<" + name + rb">([^<]*)</" + name + rb">")

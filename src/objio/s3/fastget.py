@@ -76,6 +76,8 @@ class _Conn(asyncio.BufferedProtocol):
         self.ttfb = 0.0
         self.last_activity = 0.0
         self.into: memoryview | None = None
+        self.limit: int | None = None  # keep at most this many body bytes (then close)
+        self.cut = False  # the body was longer than ``limit``: the connection is closed
         self.sock: Any = None
         self.lowat = 1
 
@@ -168,8 +170,15 @@ class _Conn(asyncio.BufferedProtocol):
         if len(extra) > length:
             self._fail(ConnectionError("more response data than Content-Length"))
             return
-        self.length = length
         ok = 200 <= status < 300
+        if ok and self.limit is not None and length > self.limit:
+            # Only the first ``limit`` bytes are wanted: receive those, then close the
+            # connection (the rest of the body is never read).
+            self.cut = True
+            self.keep_alive = False
+            length = self.limit
+            extra = extra[:length]
+        self.length = length
         if ok and self.into is not None and len(self.into) == length:
             self.body_mv = self.into
             self.body = None
@@ -224,17 +233,24 @@ class _Conn(asyncio.BufferedProtocol):
         self.body = None
         self.into = None
         self.alloc = None
+        if self.cut:  # the rest of a longer body is still coming: drop the connection
+            self.closed = True
+            if self.transport is not None:
+                self.transport.abort()
         if fut is not None and not fut.done():
             fut.set_result(resp)
 
     def start(self, request: bytes, into: memoryview | None,
-              alloc: Callable[[int], memoryview] | None) -> asyncio.Future[Response]:
+              alloc: Callable[[int], memoryview] | None,
+              limit: int | None = None) -> asyncio.Future[Response]:
         assert self.transport is not None
         self.fut = self.loop.create_future()
         self.state = _HEADERS
         self.head = bytearray()
         self.into = into
         self.alloc = alloc
+        self.limit = limit
+        self.cut = False
         self.pos = 0
         self.t0 = time.perf_counter()
         self.last_activity = self.loop.time()
@@ -294,9 +310,13 @@ class FastGetClient:
 
     async def get(self, host: str, target: str, headers: dict[str, str],
                   into: memoryview | None = None,
-                  alloc: Callable[[int], memoryview] | None = None) -> Response:
+                  alloc: Callable[[int], memoryview] | None = None,
+                  limit: int | None = None) -> Response:
         """Send ``GET target`` with ``headers`` (lower-case names, ``host`` included) and
-        return the response. Raises ConnectionError (retryable), TimeoutError, Unsupported."""
+        return the response. With ``limit``, a 2xx body longer than ``limit`` bytes is
+        received only up to ``limit`` bytes (the ``body``; its Content-Length header still
+        says the full length) and the connection is then closed. Raises ConnectionError
+        (retryable), TimeoutError, Unsupported."""
         lines = [f"GET {target} HTTP/1.1"]
         lines.extend(f"{k}: {v}" for k, v in headers.items())
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -306,7 +326,7 @@ class FastGetClient:
             if conn is None:
                 conn = await self._connect(host)
             try:
-                return await self._exchange(conn, host, request, into, alloc)
+                return await self._exchange(conn, host, request, into, alloc, limit)
             except ConnectionResetError:
                 # A pooled keep-alive connection the server had already closed: try once more
                 # on a fresh connection (GET is idempotent); other failures go to the caller.
@@ -316,9 +336,10 @@ class FastGetClient:
                 conn = None
 
     async def _exchange(self, conn: _Conn, host: str, request: bytes, into: memoryview | None,
-                        alloc: Callable[[int], memoryview] | None) -> Response:
+                        alloc: Callable[[int], memoryview] | None,
+                        limit: int | None = None) -> Response:
         loop = conn.loop
-        fut = conn.start(request, into, alloc)
+        fut = conn.start(request, into, alloc, limit)
         timeout = self.read_timeout_s
         deadline_s = self.deadline_s
         started = loop.time()

@@ -136,6 +136,7 @@ class VerifyingS3Reader(SequentialS3Reader):
                  window_size: int | None = None) -> None:
         super().__init__(bucket, key, client, size=size, etag=etag, chunk_size=chunk_size,
                          window_size=window_size)
+        self.verify = False  # this reader's own check (below) replaces the readers' one
         self._expected = crc32c
         self._coverage = _Coverage(size)
         self._verified = False

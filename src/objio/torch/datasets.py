@@ -685,15 +685,14 @@ class _TooLarge:
 async def _fetch_whole(backend: Any, obj: ObjectURI, config: ClientConfig, size: int | None,
                        limit: int) -> Any:
     """The object's bytes (a bytearray); for an object of unknown size larger than ``limit``,
-    a :class:`_TooLarge` (after one GET of ``limit`` bytes) so that it can be streamed."""
+    a :class:`_TooLarge` (after one GET of ``limit`` bytes) so that it can be streamed. With
+    checksums on, an object read whole is checked against its stored CRC32C (both ways:
+    :func:`objio.engine.get_first`, :func:`objio.engine.get_object`)."""
     if size is not None:
         return await engine.get_object(backend, obj, config)
-    attempts = config.max_attempts or 1
-    r = await engine.with_retries(lambda: backend.get(obj, 0, limit - 1), attempts)
-    if r.total_size < 0:  # an empty object on servers that refuse the range
-        return await engine.get_object(backend, obj, config)
+    r = await engine.get_first(backend, obj, config, limit)
     if r.total_size <= len(r.data):
-        return r.data
+        return r.data if isinstance(r.data, bytearray) else bytearray(r.data)
     return _TooLarge(r.total_size, r.etag)
 
 

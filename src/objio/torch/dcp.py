@@ -101,7 +101,7 @@ from .._buffers import buffer_address, read_into_new
 from ..api import Client
 from ..errors import IntegrityError, NotFoundError
 from ..io import DEFAULT_MAX_PARTS_IN_FLIGHT, ZERO_COPY_MIN
-from ..io.readers import CoalescingReader, GroupBuffers
+from ..io.readers import CoalescingReader, GroupBuffers, ObjectReader
 from ..uri import ObjectURI, parse_uri
 from ._reader import DCPOptimizedConstructor, S3ReaderConstructor, S3ReaderConstructorProtocol
 from ._tensorzip import BufferFile, tensor_view
@@ -901,7 +901,7 @@ class S3StorageReader(FileSystemReader):
             raise IntegrityError(f"GetObject {uri}: the checkpoint's CRC32C manifest does not "
                                  "list this file", operation="GetObject", uri=uri,
                                  code="ChecksumMissing")
-        with self._open(uri, buffers) as stream:
+        with self._open(uri, buffers, own_check=checks is not None) as stream:
             for item in items:
                 info: _StorageInfo = storage[item.storage_index]
                 off, n = int(info.offset), int(info.length)
@@ -917,15 +917,22 @@ class S3StorageReader(FileSystemReader):
                 self._load_item(item, info, data, planner, lock)
 
     @contextmanager
-    def _open(self, uri: str, buffers: GroupBuffers) -> Generator[Any, None, None]:
+    def _open(self, uri: str, buffers: GroupBuffers, *,
+              own_check: bool = False) -> Generator[Any, None, None]:
         """The file's reader; a coalescing one fetches into ``buffers`` (this reader drops
-        every view of a group before moving past it, so group buffers can be reused)."""
+        every view of a group before moving past it, so group buffers can be reused). With
+        ``own_check`` (every item is checked against the manifest) the readers' whole-object
+        check against the stored CRC32C is skipped: it would cost a second CRC pass."""
         if not isinstance(self._reader_constructor, DCPOptimizedConstructor):
             with self._fs.create_stream(uri, "rb") as stream:
+                if own_check and isinstance(stream, ObjectReader):
+                    stream.verify = False
                 yield stream
             return
         obj = parse_uri(uri)
         reader = self._reader_constructor(obj.bucket, obj.key, self._fs.client, buffers=buffers)
+        if own_check and isinstance(reader, ObjectReader):
+            reader.verify = False
         try:
             yield reader
         finally:
