@@ -199,6 +199,9 @@ def test_config_file_keys(tmp_path: Path) -> None:
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match="JSON object"):
         ModelConnector(config_path=path)
+    path.write_text("[" * 200_000 + "]" * 200_000)  # nested past the JSON parser's recursion
+    with pytest.raises(ValueError, match="is not JSON"):
+        ModelConnector(config_path=path)
     with pytest.raises(ValueError, match="max_in_flight"):
         ModelConnector(max_in_flight=0)
     with pytest.raises(ValueError, match="prefetch_memory"):

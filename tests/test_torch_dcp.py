@@ -158,6 +158,14 @@ def test_save_load_verified_and_corruption_detected(s3_server: Any, client: obji
     # verify=False reads it anyway (the flipped byte is in a tensor's data)
     dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path, s3client_config=cfg,
                                                                    verify=False))
+    # a manifest nested past the JSON parser's recursion: the documented IntegrityError
+    client.put_bytes(path + "/.metadata.crc32c", b"[" * 200_000 + b"]" * 200_000)
+    with pytest.raises(CheckpointException) as ei:
+        dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path,
+                                                                        s3client_config=cfg))
+    # (torch reports a metadata read failure as an AssertionError carrying its message)
+    assert "the CRC32C manifest is unreadable" in str(unwrap(ei.value))
+    assert "RecursionError" not in str(unwrap(ei.value))
 
 
 def test_layout_is_dcp_s_own_both_ways(tmp_path: Path) -> None:

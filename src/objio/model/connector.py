@@ -118,7 +118,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         try:
             data = json.load(f)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:  # (RecursionError: nested too deeply)
             raise ValueError(f"config_path {os.fspath(path)!r} is not JSON: {e}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config_path {os.fspath(path)!r} must hold a JSON object")

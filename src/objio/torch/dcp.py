@@ -840,7 +840,7 @@ class S3StorageReader(FileSystemReader):
                 raise ValueError("unknown manifest format")
             files = {name: {int(o): (int(n), int(c)) for o, n, c in f["items"]}
                      for name, f in doc["files"].items()}
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:  # (nested too deeply)
             raise IntegrityError(f"GetObject {uri}: the CRC32C manifest is unreadable ({e})",
                                  operation="GetObject", uri=uri, code="BadManifest") from None
         if save_id is not None and doc.get("save_id") != save_id:
