@@ -103,3 +103,19 @@ def test_buffer_pool_reuses_and_caps() -> None:
     pool.give(d)
     assert sum(len(x) for x in pool.free) <= 3000  # over the cap: the largest is dropped
     assert sorted(len(x) for x in pool.free) == [1000, 1500]
+
+
+def test_buffer_pool_takes_the_smallest_that_fits() -> None:
+    from objio._buffers import BufferPool
+
+    pool = BufferPool()
+    views = [pool.take(n) for n in (3000, 1000, 2000, 2000)]
+    owners = [v.obj for v in views]
+    for v in views:
+        pool.give(v)
+    got = pool.take(1500)
+    assert len(got) == 1500 and len(got.obj) == 2000 and got.obj in owners[2:]
+    assert len(pool.take(2000).obj) == 2000  # the other 2000-byte one
+    assert len(pool.take(1).obj) == 1000
+    assert len(pool.take(2500).obj) == 3000
+    assert pool.free == [] and len(pool.take(10).obj) == 10  # empty: a new one

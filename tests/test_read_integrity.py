@@ -440,3 +440,42 @@ def test_objects_without_a_stored_checksum_read_fine_unchecked(
     proxy.add(_holds(OFF), _flip_at(OFF), times=1)
     got = bytes(pclient.get(prefix + "big"))
     assert got != data and got[OFF] != data[OFF]  # nothing stored to check it against
+
+
+# ------------------------------------------------------------------ CRC32C as the bytes land
+def test_the_receive_path_computes_the_crc32c_as_bytes_land(
+        client: objio.Client, uploader: objio.Client, prefix: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """objio's own HTTP path gives the CRC32C of exactly the bytes it returns (a 206, a whole
+    200, and an unranged GET cut after its first bytes), and a whole-object check uses it: no
+    second pass over the bytes."""
+    from objio import _crc32c
+
+    data = os.urandom(3 * MiB + 7)
+    uri = prefix + "landed"
+    uploader.put_bytes(uri, data)
+    obj = objio.parse_uri(uri)
+    backend = engine.backend_for(obj, objio.Client(client.config.replace(checksums=True)).config)
+
+    async def fetch(**kw: Any) -> Any:
+        return await backend.get(obj, crc=True, **kw)
+
+    for kw, want in (({"start": 1000, "end": 2 * MiB}, data[1000:2 * MiB + 1]),
+                     ({}, data),
+                     ({"start": 0, "end": MiB - 1, "unranged": True}, data[:MiB])):
+        r = engine.run(fetch(**kw))
+        assert bytes(r.data) == want
+        assert r.received_crc32c == _crc32c.crc32c(want), kw
+    assert engine.run(backend.get(obj, 0, 99)).received_crc32c is None  # not asked: not done
+
+    calls: list[int] = []
+    real = engine.crc32c_of
+
+    async def counted(view: Any) -> int:
+        calls.append(len(view))
+        return await real(view)
+
+    monkeypatch.setattr(engine, "crc32c_of", counted)
+    c = objio.Client(client.config.replace(checksums=True), range_threshold=8 * MiB)
+    assert bytes(c.get(uri)) == data  # one whole-object GET, checked
+    assert calls == []

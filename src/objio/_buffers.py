@@ -13,6 +13,7 @@ discard the data (``get_many_stats``), so steady-state reads cause no page fault
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import os
 import platform
@@ -52,23 +53,42 @@ class BufferPool:
     Reusing buffers saves the page faults (and the kernel's zeroing of fresh pages) that a new
     large allocation costs on its first write: about a tenth of the CPU of receiving the data.
     At most ``max_bytes`` of free buffers are kept (the largest are dropped first); the pool is
-    used from the engine's loop thread only.
+    used from the engine's loop thread only. Free buffers are kept by size (a sorted list of
+    the sizes held): finding the smallest one that fits is a bisection, not a scan (a pool of
+    256 MiB of 128 KiB buffers holds 2048 of them; scanning them cost ~50 us per GET).
     """
 
     def __init__(self, max_bytes: int | None = None) -> None:
-        self.free: list[bytearray] = []
         self.max_bytes = max_bytes
         self._held = 0
+        self._sizes: list[int] = []  # sorted, the sizes with at least one free buffer
+        self._by_size: dict[int, list[bytearray]] = {}
+
+    @property
+    def free(self) -> list[bytearray]:
+        """The free buffers (a new list, smallest first)."""
+        return [b for size in self._sizes for b in self._by_size[size]]
+
+    def clear(self) -> None:
+        """Drop every free buffer."""
+        self._sizes.clear()
+        self._by_size.clear()
+        self._held = 0
+
+    def _pop(self, i: int) -> bytearray:
+        size = self._sizes[i]
+        bufs = self._by_size[size]
+        buf = bufs.pop()
+        if not bufs:
+            del self._by_size[size]
+            del self._sizes[i]
+        self._held -= size
+        return buf
 
     def take(self, n: int) -> memoryview:
-        buf = None
-        best = -1
-        for i, cand in enumerate(self.free):  # the smallest buffer that fits
-            if len(cand) >= n and (best < 0 or len(cand) < len(self.free[best])):
-                best = i
-        if best >= 0:
-            buf = self.free.pop(best)
-            self._held -= len(buf)
+        i = bisect.bisect_left(self._sizes, n)  # the smallest buffer that fits
+        if i < len(self._sizes):
+            buf = self._pop(i)
             if _poison:
                 buf[:n] = bytes([POISON_BYTE]) * n
         else:
@@ -84,12 +104,16 @@ class BufferPool:
 
     def _keep(self, owner: object) -> None:
         if isinstance(owner, bytearray):
-            self.free.append(owner)
-            self._held += len(owner)
+            size = len(owner)
+            bufs = self._by_size.get(size)
+            if bufs is None:
+                bufs = self._by_size[size] = []
+                bisect.insort(self._sizes, size)
+            bufs.append(owner)
+            self._held += size
             if self.max_bytes is not None:
-                while self._held > self.max_bytes and self.free:
-                    big = max(range(len(self.free)), key=lambda i: len(self.free[i]))
-                    self._held -= len(self.free.pop(big))
+                while self._held > self.max_bytes and self._sizes:
+                    self._pop(len(self._sizes) - 1)  # the largest first
 
 
 def read_into_new(reader: Any, n: int) -> Any:

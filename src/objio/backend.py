@@ -71,7 +71,9 @@ class GetResult:
     object's stored CRC32C when the response carried one (whole-object GETs with checksums on;
     never a ranged response), else None. ``crcs``: the CRC32C of the bytes received as
     ``(start, stop, crc32c)`` pieces, when the engine was asked to compute them
-    (:func:`objio.engine.get_range` with a ``check``), else None."""
+    (:func:`objio.engine.get_range` with a ``check``), else None. ``received_crc32c``: with
+    ``crc=True``, the CRC32C of ``data`` (exactly the bytes returned) computed by the receive
+    path as they landed, where it can (objio's own HTTP path; else None: compute it)."""
 
     data: bytearray | memoryview
     total_size: int
@@ -79,6 +81,7 @@ class GetResult:
     ttfb_s: float
     stored: StoredChecksum | None = None
     crcs: list[tuple[int, int, int]] | None = None
+    received_crc32c: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ class Backend(Protocol):
     async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,
                   if_match: str | None = None, into: memoryview | None = None,
                   alloc: Callable[[int], memoryview] | None = None,
-                  unranged: bool = False) -> GetResult: ...
+                  unranged: bool = False, crc: bool = False) -> GetResult: ...
     async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo: ...
     async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False,
                   checksum_crc32c: int | None = None) -> str: ...

@@ -565,7 +565,7 @@ def _changed(obj: ObjectURI, detail: str) -> ObjectStoreError:
 async def get_range(backend: Backend, obj: ObjectURI, start: int, stop: int, attempts: int, *,
                     etag: str = "", total: int = -1,
                     into: memoryview | None = None,
-                    check: ReadCheck | None = None) -> GetResult:
+                    check: ReadCheck | None = None, crc: bool = False) -> GetResult:
     """Bytes [start, stop) of ``obj`` with retries, from the same version as an earlier
     response: with ``etag`` the request carries If-Match and the response must have that ETag;
     with ``total`` its total size must be that. Anything else (a 412, another ETag or size)
@@ -575,12 +575,15 @@ async def get_range(backend: Backend, obj: ObjectURI, start: int, stop: int, att
     With a ``check`` (:class:`objio._integrity.ReadCheck`, the caller then records the pieces):
     the CRC32C of the bytes is computed as soon as they are here (``result.crcs``), and a GET
     that starts at byte 0 is sent without a Range header so that it brings the object's stored
-    CRC32C (told to ``check``; at no extra request, see :func:`get_first`)."""
+    CRC32C (told to ``check``; at no extra request, see :func:`get_first`). ``crc`` (implied
+    by ``check``): the receive path computes the CRC32C of the bytes as they land, where it
+    can (``result.received_crc32c``)."""
     unranged = check is not None and start == 0 and not check.known
+    crc = crc or check is not None
     try:
         r = await with_retries(
             lambda: backend.get(obj, start, stop - 1, if_match=etag or None, into=into,
-                                unranged=unranged), attempts)
+                                unranged=unranged, crc=crc), attempts)
     except AlreadyExistsError as e:  # 412: If-Match failed
         if not etag:
             raise
@@ -593,7 +596,8 @@ async def get_range(backend: Backend, obj: ObjectURI, start: int, stop: int, att
         if unranged:
             check.learn(r.stored)  # None: the object has no stored checksum
         if check.needed:
-            r.crcs = await crc_of(check, start, into if into is not None else r.data)
+            r.crcs = await crc_of(check, start, into if into is not None else r.data,
+                                  r.received_crc32c)
     return r
 
 
@@ -616,8 +620,8 @@ async def get_first(backend: Backend, obj: ObjectURI, config: ClientConfig, limi
             r = await with_retries(lambda: backend.get(obj, alloc=alloc), attempts)
             r.total_size = len(r.data)
         return r
-    r = await with_retries(lambda: backend.get(obj, 0, limit - 1, alloc=alloc, unranged=True),
-                           attempts)
+    r = await with_retries(lambda: backend.get(obj, 0, limit - 1, alloc=alloc, unranged=True,
+                                               crc=True), attempts)
     if r.stored is not None and r.total_size <= len(r.data):
         await _check_whole(backend, obj, r, config)
     return r
@@ -629,12 +633,14 @@ async def _check_whole(backend: Backend, obj: ObjectURI, r: GetResult,
     assert r.stored is not None
     data = memoryview(r.data)
     if not r.stored.composite:
-        crc = await crc32c_of(data)
+        crc = r.received_crc32c
+        if crc is None:
+            crc = await crc32c_of(data)
         if crc == r.stored.crc32c:
             return
     check = ReadCheck(str(obj), len(data), r.stored, known=True)
     await find_parts(backend, obj, check, config.max_attempts or 1)
-    check.add(await crc_of(check, 0, data))
+    check.add(await crc_of(check, 0, data, r.received_crc32c))
     await settle(backend, obj, check, etag=r.etag, attempts=config.max_attempts or 1,
                  piece=config.part_size or 8 << 20, parallel=_MAX_PARTS_PER_OBJECT,
                  repair=_patcher(data, 0))
@@ -705,14 +711,16 @@ async def _get_object_once(backend: Backend, obj: ObjectURI, config: ClientConfi
             check = ReadCheck(str(obj), total, first.stored, known=True)
             # composite: the part boundaries first, so that parts are cut at them as they land
             await find_parts(backend, obj, check, attempts)
-            sums.append(asyncio.ensure_future(crc_of(check, 0, mv[:head])))
+            sums.append(asyncio.ensure_future(crc_of(check, 0, mv[:head],
+                                                     first.received_crc32c)))
 
         async def fetch(r: tuple[int, int]) -> None:
             s, e = r
-            await get_range(backend, obj, s, e, attempts, etag=first.etag, total=total,
-                            into=mv[s:e])
-            if check is not None:  # hot in cache: its CRC now, off the loop
-                sums.append(asyncio.ensure_future(crc_of(check, s, mv[s:e])))
+            got = await get_range(backend, obj, s, e, attempts, etag=first.etag, total=total,
+                                  into=mv[s:e], crc=check is not None)
+            if check is not None:  # computed as it landed, or now (hot in cache), off the loop
+                sums.append(asyncio.ensure_future(crc_of(check, s, mv[s:e],
+                                                         got.received_crc32c)))
 
         try:
             await bounded_map(fetch, ranges, parallel, keep_results=False)
@@ -744,10 +752,14 @@ async def crc32c_of(data: Any) -> int:
     return await to_thread(_crc32c.crc32c, data)
 
 
-async def crc_of(check: ReadCheck, start: int, view: Any) -> list[Piece]:
+async def crc_of(check: ReadCheck, start: int, view: Any,
+                 received: int | None = None) -> list[Piece]:
     """The CRC32C pieces of bytes ``view`` (object offset ``start``) for ``check`` (see
-    :meth:`objio._integrity.ReadCheck.crcs`): computed in a worker thread (the GIL is
-    released) unless small."""
+    :meth:`objio._integrity.ReadCheck.crcs`): ``received`` (the CRC32C of all of ``view``,
+    computed by the receive path as the bytes landed) where one piece is wanted, else computed
+    in a worker thread (the GIL is released) unless small."""
+    if received is not None and check.cuts() is None:
+        return [(start, start + len(view), received)]
     if len(view) <= _CRC_INLINE:
         return check.crcs(start, view)
     return await to_thread(check.crcs, start, view)

@@ -247,9 +247,10 @@ class LocalBackend:
     async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,
                   if_match: str | None = None, into: memoryview | None = None,
                   alloc: Callable[[int], memoryview] | None = None,
-                  unranged: bool = False) -> GetResult:
+                  unranged: bool = False, crc: bool = False) -> GetResult:
         """Bytes [start, end] of the file (``unranged``: the same; a file read carries no
-        stored checksum, so ``stored`` is always None)."""
+        stored checksum, so ``stored`` is always None; ``crc`` is ignored: no
+        ``received_crc32c``)."""
         return await _run("GetObject", obj.key, _read, obj.key, start, end, into, alloc)
 
     async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo:

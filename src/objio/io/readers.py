@@ -881,8 +881,7 @@ class GroupBuffers(BufferPool):
 
     def clear(self) -> None:
         with self._lock:
-            self.free.clear()
-            self._held = 0
+            super().clear()
 
 
 class _Group(NamedTuple):

@@ -275,6 +275,7 @@ class S3Backend:
         into: memoryview | None = None,
         alloc: Callable[[int], memoryview] | None = None,
         unranged: bool = False,
+        crc: bool = False,
     ) -> GetResult:
         """GetObject of the whole object, or of the byte range [start, end] (inclusive, like
         HTTP; ``end`` None: to the end of the object).
@@ -298,7 +299,10 @@ class S3Backend:
           ``into`` (the caller knows the object is longer) it raises ``ObjectChanged``;
         * with ``into``, any other length than ``len(into)`` raises ``ObjectChanged``;
         * with checksums on, the stored CRC32C a response carries is returned in ``stored``
-          (the engine checks the bytes against it: :mod:`objio.engine`).
+          (the engine checks the bytes against it: :mod:`objio.engine`);
+        * with ``crc``, objio's own receive path computes the CRC32C of the body read by read
+          as it lands (in cache: no second pass) and returns it in ``received_crc32c`` when
+          the result is exactly the body received (None otherwise: the caller computes it).
 
         ``etag`` and ``total_size`` of the response are returned for the caller to compare
         across parts (the engine does).
@@ -319,11 +323,13 @@ class S3Backend:
         host, target, hdrs = self._prepare("GET", obj.bucket, obj.key, (), hdrs)
         if self._fast is not None:
             try:
-                raw = await self._fast_get(uri, host, target, hdrs, into, alloc, limit)
+                raw = await self._fast_get(uri, host, target, hdrs, into, alloc, limit, crc)
             except Unsupported:
                 raw = None  # e.g. a chunked response: the general client handles it
             if raw is not None:
-                return self._checked_get(uri, start, end, into, alloc, *raw, unranged=unranged)
+                *fields, received = raw
+                return self._checked_get(uri, start, end, into, alloc, *fields,
+                                         unranged=unranged, received_crc=received)
         t0 = time.perf_counter()
         try:
             async with self._get_session().get(self._url(host, target), headers=hdrs) as r:
@@ -377,13 +383,15 @@ class S3Backend:
 
     async def _fast_get(self, uri: str, host: str, target: str, hdrs: dict[str, str],
                         into: memoryview | None, alloc: Callable[[int], memoryview] | None,
-                        limit: int | None = None,
-                        ) -> tuple[int, Any, bytearray | memoryview | None, bool, float]:
+                        limit: int | None = None, crc: bool = False,
+                        ) -> tuple[int, Any, bytearray | memoryview | None, bool, float,
+                                   int | None]:
         """One GET through objio's receive path: (status, headers, body or None when written
-        into ``into``, whether it was written into ``into``, ttfb)."""
+        into ``into``, whether it was written into ``into``, ttfb, the body's CRC32C when
+        ``crc``)."""
         assert self._fast is not None
         try:
-            r = await self._fast.get(host, target, hdrs, into, alloc, limit)
+            r = await self._fast.get(host, target, hdrs, into, alloc, limit, crc)
         except ShortBody as e:
             raise ObjectStoreError(f"GetObject {uri} failed: {e}", operation="GetObject", uri=uri,
                                    code="IncompleteBody", retryable=True) from e
@@ -391,12 +399,14 @@ class S3Backend:
             raise _connection_error("GetObject", uri, e) from e
         if r.status not in (200, 206, 416):
             raise error_from_response("GetObject", uri, r.status, bytes(r.body or b""))
-        return r.status, r.headers, r.body, r.body is None and r.status != 416, r.ttfb_s
+        return (r.status, r.headers, r.body, r.body is None and r.status != 416, r.ttfb_s,
+                r.crc32c)
 
     def _checked_get(self, uri: str, start: int | None, end: int | None,
                      into: memoryview | None, alloc: Callable[[int], memoryview] | None,
                      status: int, headers: Any, body: bytearray | memoryview | None,
-                     wrote_into: bool, ttfb: float, *, unranged: bool = False) -> GetResult:
+                     wrote_into: bool, ttfb: float, *, unranged: bool = False,
+                     received_crc: int | None = None) -> GetResult:
         """The checks and slicing of :meth:`get` on a received response."""
         etag = headers.get("etag", "").strip('"')
         if status == 416:
@@ -455,7 +465,8 @@ class S3Backend:
                                     f"{len(body)} ({headers.get('content-range') or 'no range'})")
             into[:] = body
             body = None
-        return GetResult(bytearray() if body is None else body, total, etag, ttfb, stored)
+        return GetResult(bytearray() if body is None else body, total, etag, ttfb, stored,
+                         received_crc32c=received_crc)
 
     async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo:
         """HeadObject. Raises FileNotFoundError if absent. With ``checksum`` it asks for the

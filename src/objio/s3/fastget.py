@@ -27,11 +27,13 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .._buffers import new_buffer
+from .._crc32c import crc32c
 
 _LOWAT = 1024 * 1024  # SO_RCVLOWAT while a body arrives (bytes)
 _LOWAT_MIN = 256 * 1024  # bodies with less than this left are read as they come
 _SCRATCH = 16 * 1024  # header reads: small, so little body lands here before the body buffer exists
 _MAX_HEADER = 64 * 1024
+_CRC_STEP = 256 * 1024  # the body's CRC32C is brought up to date every this many bytes (in L2)
 
 _IDLE, _HEADERS, _BODY = 0, 1, 2
 
@@ -44,14 +46,15 @@ class Response:
     """Status, lower-case headers and the body (``None`` when it was received ``into`` the
     caller's buffer, which happens only for a 2xx response whose length is the buffer's)."""
 
-    __slots__ = ("status", "headers", "body", "ttfb_s")
+    __slots__ = ("status", "headers", "body", "ttfb_s", "crc32c")
 
     def __init__(self, status: int, headers: dict[str, str], body: bytearray | memoryview | None,
-                 ttfb_s: float) -> None:
+                 ttfb_s: float, crc: int | None = None) -> None:
         self.status = status
         self.headers = headers
         self.body = body
         self.ttfb_s = ttfb_s
+        self.crc32c = crc  # of the 2xx body received, when asked for (``crc=True``)
 
 
 class _Conn(asyncio.BufferedProtocol):
@@ -80,6 +83,9 @@ class _Conn(asyncio.BufferedProtocol):
         self.cut = False  # the body was longer than ``limit``: the connection is closed
         self.sock: Any = None
         self.lowat = 1
+        self.want_crc = False  # compute the CRC32C of a 2xx body as each read lands
+        self.crc = 0
+        self.crc_pos = 0
 
     # -- asyncio protocol -------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -109,6 +115,8 @@ class _Conn(asyncio.BufferedProtocol):
         self.last_activity = self.loop.time()
         if self.state == _BODY:
             self.pos += nbytes
+            if self.want_crc and self.pos - self.crc_pos >= _CRC_STEP:
+                self._crc_update()  # the bytes just read are hot in cache: no re-read later
             if self.pos >= self.length:
                 self._finish()
             elif self.lowat > self.length - self.pos:  # the tail: wake for whatever is left
@@ -192,6 +200,8 @@ class _Conn(asyncio.BufferedProtocol):
         if n:
             self.body_mv[:n] = extra
         self.pos = n
+        if not ok:
+            self.want_crc = False
         self.state = _BODY
         if self.pos >= self.length:
             self._finish()
@@ -222,13 +232,22 @@ class _Conn(asyncio.BufferedProtocol):
         except (OSError, AttributeError):
             self.sock = None  # not supported here: leave it
 
+    def _crc_update(self) -> None:
+        """Extend the body's CRC32C over the bytes received since the last update (a small
+        body gets one call at the end: each call costs a few microseconds besides the bytes)."""
+        assert self.body_mv is not None
+        self.crc = crc32c(self.body_mv[self.crc_pos:self.pos], self.crc)
+        self.crc_pos = self.pos
+
     def _finish(self) -> None:
+        if self.want_crc and self.crc_pos < self.pos:
+            self._crc_update()
         if self.lowat > 1:
             self._lowat(1)
         self.state = _IDLE
         fut = self.fut
         resp = Response(self.status, self.headers, self.body if self.into is None else None,
-                        self.ttfb)
+                        self.ttfb, self.crc if self.want_crc else None)
         self.body_mv = None
         self.body = None
         self.into = None
@@ -242,8 +261,10 @@ class _Conn(asyncio.BufferedProtocol):
 
     def start(self, request: bytes, into: memoryview | None,
               alloc: Callable[[int], memoryview] | None,
-              limit: int | None = None) -> asyncio.Future[Response]:
+              limit: int | None = None, crc: bool = False) -> asyncio.Future[Response]:
         assert self.transport is not None
+        self.want_crc = crc
+        self.crc = self.crc_pos = 0
         self.fut = self.loop.create_future()
         self.state = _HEADERS
         self.head = bytearray()
@@ -311,11 +332,13 @@ class FastGetClient:
     async def get(self, host: str, target: str, headers: dict[str, str],
                   into: memoryview | None = None,
                   alloc: Callable[[int], memoryview] | None = None,
-                  limit: int | None = None) -> Response:
+                  limit: int | None = None, crc: bool = False) -> Response:
         """Send ``GET target`` with ``headers`` (lower-case names, ``host`` included) and
         return the response. With ``limit``, a 2xx body longer than ``limit`` bytes is
         received only up to ``limit`` bytes (the ``body``; its Content-Length header still
-        says the full length) and the connection is then closed. Raises ConnectionError
+        says the full length) and the connection is then closed. With ``crc`` the CRC32C of a
+        2xx body is computed read by read as it lands (hot in cache: no second pass over the
+        bytes) and returned in ``crc32c``. Raises ConnectionError
         (retryable), TimeoutError, Unsupported."""
         lines = [f"GET {target} HTTP/1.1"]
         lines.extend(f"{k}: {v}" for k, v in headers.items())
@@ -326,7 +349,7 @@ class FastGetClient:
             if conn is None:
                 conn = await self._connect(host)
             try:
-                return await self._exchange(conn, host, request, into, alloc, limit)
+                return await self._exchange(conn, host, request, into, alloc, limit, crc)
             except ConnectionResetError:
                 # A pooled keep-alive connection the server had already closed: try once more
                 # on a fresh connection (GET is idempotent); other failures go to the caller.
@@ -337,9 +360,9 @@ class FastGetClient:
 
     async def _exchange(self, conn: _Conn, host: str, request: bytes, into: memoryview | None,
                         alloc: Callable[[int], memoryview] | None,
-                        limit: int | None = None) -> Response:
+                        limit: int | None = None, crc: bool = False) -> Response:
         loop = conn.loop
-        fut = conn.start(request, into, alloc, limit)
+        fut = conn.start(request, into, alloc, limit, crc)
         timeout = self.read_timeout_s
         deadline_s = self.deadline_s
         started = loop.time()
