@@ -1,6 +1,8 @@
 """A small fault-injecting HTTP/1.1 proxy for tests: it sits between objio and LocalS3Server
 and can lose, reset, truncate, re-frame, rewrite, forge, stall or trickle single responses,
-alter a request before the server sees it, or hold one request at a known point (Hold).
+send raw bytes instead of a response, close a kept-alive connection after a response, cut a
+request in the middle of its body, alter a request before the server sees it, or hold one
+request at a known point (Hold).
 
 Requests are parsed (request line, headers, Content-Length body) and forwarded unchanged (the
 SigV4 signature stays valid) over a fresh upstream connection each; the response is read whole
@@ -14,6 +16,8 @@ SigV4 signature stays valid) over a fresh upstream connection each; the response
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -129,6 +133,52 @@ class Action:
 
 class Pass(Action):
     pass
+
+
+class CloseAfter(Action):
+    """Answer normally (the response says nothing about closing: a kept-alive response), then
+    close the connection, as a server does with connections it keeps idle no longer.
+    :attr:`closed` is set once the connection is closed."""
+
+    close_after = True
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+
+class CutRequest(Action):
+    """Read the request head and ``n`` bytes of its body, then reset the connection (RST):
+    the request never reaches the server. Matched on the head alone (``body`` empty)."""
+
+    forward = False
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def respond(self, req: Request, resp: Response | None) -> bytes | None:
+        return None
+
+
+class Raw(Action):
+    """Answer with ``data`` (raw bytes, e.g. a malformed status line), then close; the server
+    sees the request first when ``forward``."""
+
+    close_after = True
+
+    def __init__(self, data: bytes, forward: bool = False) -> None:
+        self.data = data
+        self.forward = forward
+
+    def respond(self, req: Request, resp: Response | None) -> bytes | None:
+        return self.data
+
+
+class Stall(Action):
+    """The server answers, but the answer is held back ``seconds`` (longer than the client's
+    read timeout: a stalled response), then sent."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
 
 class AlterRequest(Action):
@@ -309,6 +359,17 @@ class FaultProxy:
         with self.lock:
             self.state.down_until = time.monotonic() + seconds
 
+    def _pick_head(self, req: Request) -> CutRequest | None:
+        """A CutRequest rule matching a request of which only the head has been read."""
+        with self.lock:
+            for rule in self.state.rules:
+                if isinstance(rule.action, CutRequest) and (
+                        rule.times is None or rule.hits < rule.times) and rule.match(req):
+                    rule.hits += 1
+                    self.state.log.append(req)
+                    return rule.action
+        return None
+
     def _pick(self, req: Request) -> Action:
         with self.lock:
             self.state.log.append(req)
@@ -316,15 +377,18 @@ class FaultProxy:
             if self.state.down_until > now:  # "restarting": refuse
                 return Reset()
             for rule in self.state.rules:
+                if isinstance(rule.action, CutRequest):
+                    continue
                 if (rule.times is None or rule.hits < rule.times) and rule.match(req):
                     rule.hits += 1
                     return rule.action
         return Pass()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        action: Action | None = None
         try:
             while True:
-                req = await _read_request(reader)
+                req = await _read_request(reader, self._pick_head, writer)
                 if req is None:
                     return
                 action = self._pick(req)
@@ -339,6 +403,8 @@ class FaultProxy:
                 out = action.respond(req, resp)
                 if out is None:
                     return
+                if isinstance(action, Stall):
+                    await asyncio.sleep(action.seconds)
                 if isinstance(action, Trickle):
                     for off in range(0, len(out), action.step):
                         writer.write(out[off: off + action.step])
@@ -353,6 +419,12 @@ class FaultProxy:
             pass
         finally:
             writer.close()
+            if isinstance(action, CloseAfter):
+                try:
+                    await writer.wait_closed()
+                except (ConnectionError, asyncio.CancelledError):
+                    pass
+                action.closed.set()
 
     async def _forward(self, req: Request) -> Response:
         r, w = await asyncio.open_connection(self.up_host, self.up_port)
@@ -390,7 +462,9 @@ def _headers(lines: list[str]) -> dict[str, str]:
     return out
 
 
-async def _read_request(reader: asyncio.StreamReader) -> Request | None:
+async def _read_request(reader: asyncio.StreamReader,
+                        cut: Callable[[Request], CutRequest | None] | None = None,
+                        writer: asyncio.StreamWriter | None = None) -> Request | None:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError:
@@ -400,6 +474,14 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
     headers = _headers(lines[1:])
     body = b""
     n = int(headers.get("content-length", "0") or 0)
+    action = cut(Request(method, target, headers, b"", head)) if cut is not None else None
+    if action is not None:  # read part of the body, then reset the connection
+        await reader.readexactly(min(action.n, n))
+        if writer is not None:
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        return None
     if n:
         body = await reader.readexactly(n)
     return Request(method, target, headers, body, head + body)

@@ -156,12 +156,8 @@ def test_cli_rm_incomplete_uploads(client: objio.Client, s3_server: LocalS3Serve
 
 
 # ------------------------------------------------------------------------------ D1: deadlines
-@pytest.mark.parametrize("fast_get", ["1", "0"])
 def test_a_trickling_server_hits_the_request_deadline(proxy: FaultProxy, s3_server: LocalS3Server,
-                                                      client: objio.Client, prefix: str,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      fast_get: str) -> None:
-    monkeypatch.setenv("OBJIO_FAST_GET", fast_get)
+                                                      client: objio.Client, prefix: str) -> None:
     client.put_bytes(prefix + "t", os.urandom(64 * 1024))
     proxy.clear()
     proxy.add(_is("GET"), Trickle(512, 0.05), times=None)  # never silent for 0.5 s, ~6 s in all

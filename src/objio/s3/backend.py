@@ -1,8 +1,9 @@
-"""The S3 protocol over aiohttp: requests, SigV4, XML, multipart. No concurrency policy here
-(that is :mod:`objio.engine`): each method is one request (or one paginated listing).
+"""The S3 protocol: requests, SigV4, XML, multipart, over objio's own HTTP/1.1 client
+(:mod:`objio.s3.http`). No concurrency policy here (that is :mod:`objio.engine`): each method
+is one request (or one paginated listing).
 
-All methods are coroutines that must run on the engine's event loop (the aiohttp session is
-bound to it). Errors are raised already translated (:mod:`objio.errors`); transient ones carry
+All methods are coroutines that must run on the engine's event loop (the client's connections
+are bound to it). Errors are raised already translated (:mod:`objio.errors`); transient ones carry
 ``retryable=True`` for the engine's retry loop.
 """
 
@@ -17,22 +18,18 @@ import logging
 import os
 import re
 import ssl
-import time
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import unquote_plus, urlsplit
 from xml.etree import ElementTree as ET
 
-import aiohttp
-from yarl import URL
-
 from .._buffers import Gather, new_buffer
-from .._crc32c import from_base64, to_base64
+from .._crc32c import crc32c, from_base64, to_base64
 from ..backend import GetResult, ListPage, ObjectInfo, PartInfo, StoredChecksum, UploadInfo
-from ..config import ClientConfig, MiB
+from ..config import ClientConfig
 from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response
 from ..uri import ObjectURI
 from .credentials import CredentialProvider
-from .fastget import FastGetClient, ShortBody, Unsupported
+from .http import BadResponse, HTTPClient, ProxyError, ShortBody
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, SigV4Signer, canonical_query, uri_encode_path
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -61,62 +58,45 @@ def _parse_iso_date(value: str | None) -> float:
         return 0.0
 
 
-_SPLIT_BODY_MIN = 1024 * 1024
-
-
-class _BodyPayload(aiohttp.payload.Payload):
-    """A request body sent as it is held: a list of buffers (:class:`objio._buffers.Gather`)
-    written one after another, the first one split after 64 KiB.
-
-    aiohttp joins the request headers with the first body write (``b"".join``: on Python
-    < 3.12.9 it avoids ``writelines``), which would copy the whole first buffer once more per
-    request; with a 64 KiB first piece only that piece is copied and the rest goes straight
-    to the transport (uvloop keeps a reference to what the socket does not take at once, it
-    does not copy it).
-    """
-
-    _autoclose = True
-
-    def __init__(self, pieces: Sequence[memoryview], size: int) -> None:
-        super().__init__(pieces, content_type="application/octet-stream")
-        self._size = size
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return b"".join(self._value).decode(encoding, errors)
-
-    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return b"".join(self._value)
-
-    async def write(self, writer: Any) -> None:
-        await self.write_with_length(writer, None)
-
-    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
-        size = self._size or 0
-        left = size if content_length is None else min(content_length, size)
-        head = 64 * 1024
-        first = True
-        for piece in self._value:
-            if left <= 0:
-                break
-            mv = piece[:left]
-            left -= len(mv)
-            if first and len(mv) > head:
-                await writer.write(mv[:head])
-                mv = mv[head:]
-            first = False
-            await writer.write(mv)
-
-
 def _connection_error(op: str, uri: str, exc: BaseException) -> ObjectStoreError:
+    """A request that got no usable response, as the error the engine sees: timeouts
+    (``ObjectTimeoutError``), bodies cut short (``IncompleteBody``), malformed responses
+    (``BadResponse``) and connection failures (``ConnectionError``) are retryable; a TLS
+    certificate that does not verify, a proxy that refuses credentials and an unusable proxy
+    setting are not."""
     # (builtin TimeoutError and asyncio.TimeoutError differ before Python 3.11)
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return ObjectTimeoutError(f"{op} {uri} timed out", operation=op, uri=uri,
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return ObjectTimeoutError(f"{op} {uri} timed out: {exc}", operation=op, uri=uri,
                                   code="Timeout", retryable=True)
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return ObjectStoreError(f"{op} {uri} failed: response body cut short ({exc})",
-                                operation=op, uri=uri, code="IncompleteBody", retryable=True)
+    if isinstance(exc, ShortBody):
+        return ObjectStoreError(f"{op} {uri} failed: response {exc}", operation=op, uri=uri,
+                                code="IncompleteBody", retryable=True)
+    if isinstance(exc, BadResponse):
+        return ObjectStoreError(f"{op} {uri} failed: malformed response: {exc}", operation=op,
+                                uri=uri, code="BadResponse", retryable=True)
+    if isinstance(exc, ProxyError):
+        return ObjectStoreError(f"{op} {uri} failed: {exc}", operation=op, uri=uri,
+                                code="ProxyError", status=exc.status or None,
+                                retryable=exc.status not in (403, 407))
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ObjectStoreError(f"{op} {uri} failed: TLS certificate not trusted: {exc}",
+                                operation=op, uri=uri, code="ConnectionError")
     return ObjectStoreError(f"{op} {uri} failed: connection error: {exc}", operation=op,
                             uri=uri, code="ConnectionError", retryable=True)
+
+
+def _body_pieces(body: Any) -> tuple[Any, ...] | None:
+    """A request body as the buffers the client sends (byte format, not copied)."""
+    if body is None:
+        return None
+    if isinstance(body, Gather):
+        return body.pieces
+    if isinstance(body, str):
+        return (body.encode(),)
+    if isinstance(body, (bytes, bytearray)):
+        return (body,)
+    mv = memoryview(body)
+    return (mv if mv.format == "B" and mv.ndim == 1 else mv.cast("B"),)
 
 
 class S3Backend:
@@ -136,54 +116,21 @@ class S3Backend:
         self._base_path = parts.path.rstrip("/")
         self._path_style = config.path_style
         self._sign_payload = bool(config.sign_payload)
-        self._session: aiohttp.ClientSession | None = None
         # One TLS context per backend, made now: it honours AWS_CA_BUNDLE (a PEM file of
         # trusted CAs, as botocore does) and SSL_CERT_FILE/SSL_CERT_DIR as set at this point.
         self._ssl: ssl.SSLContext | None = None
         if self._http_scheme == "https":
             self._ssl = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
         self._checksums = bool(config.checksums)
-        self._fast: FastGetClient | None = None
-        if os.environ.get("OBJIO_FAST_GET", "1") != "0":
-            self._fast = FastGetClient(self._http_scheme, config.connect_timeout_s or 10.0,
-                                       config.read_timeout_s or 30.0, ssl_context=self._ssl,
-                                       deadline_s=config.deadline_s)
+        # Every request goes through one client: one pool of kept-alive connections for
+        # GETs and everything else (HTTP(S)_PROXY / NO_PROXY are read now).
+        self._http = HTTPClient(self._http_scheme, config.connect_timeout_s or 10.0,
+                                config.read_timeout_s or 30.0, ssl_context=self._ssl,
+                                deadline_s=config.deadline_s)
 
     # ----------------------------------------------------------------------------- plumbing
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            cfg = self.config
-            connector = aiohttp.TCPConnector(
-                limit=max(64, 2 * (cfg.max_in_flight or 64)),
-                limit_per_host=0,
-                ttl_dns_cache=300,
-                keepalive_timeout=30,
-                ssl=self._ssl if self._ssl is not None else True,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=cfg.connect_timeout_s, sock_read=cfg.read_timeout_s
-                ),
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-                read_bufsize=4 * MiB,
-            )
-            # aiohttp >= 3.10 silently sends an idempotent request (GET, PUT, DELETE) again when
-            # a pooled connection drops; the engine does every retry itself, and must know
-            # (a PUT whose first response was lost may have been applied: see
-            # engine.put_single).
-            if hasattr(self._session, "_retry_connection"):
-                self._session._retry_connection = False
-        return self._session
-
     async def close(self) -> None:
-        if self._fast is not None:
-            self._fast.close()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._http.close()
 
     def _target(self, bucket: str, key: str | None) -> tuple[str, str]:
         """(Host header, encoded path) for a bucket (key None) or an object."""
@@ -227,9 +174,6 @@ class S3Backend:
             hdrs["host"] = host
         return host, (path + "?" + query) if query else path, hdrs
 
-    def _url(self, host: str, target: str) -> URL:
-        return URL(f"{self._http_scheme}://{host}{target}", encoded=True)
-
     async def _simple(
         self,
         op: str,
@@ -242,27 +186,26 @@ class S3Backend:
         body: Any = None,
         ok: tuple[int, ...] = (200,),
     ) -> tuple[int, Any, bytes]:
-        """Send one request, read the whole (small) response; raise translated errors."""
+        """Send one request and read its whole (small) response: (status, headers, body).
+
+        ``body``: None, a bytes-like object, a ``str`` (sent UTF-8) or a
+        :class:`objio._buffers.Gather`; sent from the caller's buffers, not copied (they must
+        not change until this returns). ``headers`` of the result take any case
+        (``h.get("ETag")``). A status not in ``ok`` raises the translated error
+        (:func:`objio.errors.error_from_response`); no usable response raises a retryable
+        ``ObjectStoreError`` (``ConnectionError``, ``IncompleteBody``, ``BadResponse``) or
+        ``ObjectTimeoutError``: the request may have been applied (this path resends nothing
+        but a GET or HEAD whose kept-alive connection the server had closed: see
+        :mod:`objio.s3.http`)."""
         host, target, hdrs = self._prepare(method, bucket, key, params, headers, body)
-        nbytes = 0 if body is None else len(body)
-        if isinstance(body, Gather):
-            body = _BodyPayload(body.pieces, nbytes)
-        elif body is not None and not isinstance(body, str) and nbytes >= _SPLIT_BODY_MIN:
-            mv = memoryview(body)
-            body = _BodyPayload((mv if mv.format == "B" else mv.cast("B"),), nbytes)
-        cfg = self.config
-        timeout = aiohttp.ClientTimeout(total=cfg.deadline_s(nbytes), sock_connect=cfg.connect_timeout_s,
-                                        sock_read=cfg.read_timeout_s)
         try:
-            async with self._get_session().request(method, self._url(host, target), headers=hdrs,
-                                                   data=body, timeout=timeout) as r:
-                payload = await r.read()
-                status, rh = r.status, r.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            r = await self._http.request(method, host, target, hdrs, _body_pieces(body))
+        except (OSError, asyncio.TimeoutError) as e:
             raise _connection_error(op, uri, e) from e
-        if status not in ok:
-            raise error_from_response(op, uri, status, payload)
-        return status, rh, payload
+        payload = bytes(r.body) if r.body else b""
+        if r.status not in ok:
+            raise error_from_response(op, uri, r.status, payload)
+        return r.status, r.headers, payload
 
     # ----------------------------------------------------------------------------- objects
     async def get(
@@ -321,86 +264,33 @@ class S3Backend:
         if self._checksums:
             hdrs["x-amz-checksum-mode"] = "ENABLED"
         host, target, hdrs = self._prepare("GET", obj.bucket, obj.key, (), hdrs)
-        if self._fast is not None:
-            try:
-                raw = await self._fast_get(uri, host, target, hdrs, into, alloc, limit, crc)
-            except Unsupported:
-                raw = None  # e.g. a chunked response: the general client handles it
-            if raw is not None:
-                *fields, received = raw
-                return self._checked_get(uri, start, end, into, alloc, *fields,
-                                         unranged=unranged, received_crc=received)
-        t0 = time.perf_counter()
         try:
-            async with self._get_session().get(self._url(host, target), headers=hdrs) as r:
-                ttfb = time.perf_counter() - t0
-                status = r.status
-                if status not in (200, 206):
-                    body = await r.read()
-                    if status == 416:
-                        return self._checked_get(uri, start, end, into, alloc, status,
-                                                 r.headers, None, False, ttfb,
-                                                 unranged=unranged)
-                    raise error_from_response("GetObject", uri, status, body)
-                n = r.content_length
-                cut = limit is not None and n is not None and n > limit
-                if cut:  # only the first ``limit`` bytes: the connection is closed after them
-                    n = limit
-                # The request's deadline, now that its size is known (chunked: the base one).
-                left = self.config.deadline_s(n) - (time.perf_counter() - t0)
-                data: bytearray | memoryview | None
-                wrote = False
-                if n is None:  # chunked transfer: no preallocation possible
-                    if limit is None:
-                        data = bytearray(await asyncio.wait_for(r.read(), left))
-                    else:
-                        data = bytearray(await asyncio.wait_for(_read_at_most(r.content, limit),
-                                                                left))
-                        if (len(data) >= limit and not r.content.at_eof()) or not (
-                                self._checksums and _stored_checksum(r.headers)):
-                            # No length tells the object's size (longer than wanted, or a
-                            # body that may end early unnoticed, with no stored checksum to
-                            # catch it): ask for the range instead, whose Content-Range does.
-                            r.close()
-                            log.debug("GetObject %s: chunked whole-object response; asking "
-                                      "for bytes 0-%d instead", uri, limit - 1)
-                            return await self.get(obj, 0, limit - 1, if_match=if_match,
-                                                  into=into, alloc=alloc)
-                elif into is not None and n == len(into):
-                    await asyncio.wait_for(_read_body_into(r.content, into, n, uri, more=cut),
-                                           left)
-                    data, wrote = None, True
-                else:
-                    data = alloc(n) if (alloc is not None and into is None) else new_buffer(n)
-                    await asyncio.wait_for(_read_body_into(r.content, memoryview(data), n, uri,
-                                                           more=cut), left)
-                if cut:
-                    r.close()  # never read the rest: drop the connection
-                return self._checked_get(uri, start, end, into, alloc, status, r.headers, data,
-                                         wrote, ttfb, unranged=unranged)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            r = await self._http.request("GET", host, target, hdrs, None, into=into, alloc=alloc,
+                                         limit=limit, crc=crc)
+        except (OSError, asyncio.TimeoutError) as e:
             raise _connection_error("GetObject", uri, e) from e
-
-    async def _fast_get(self, uri: str, host: str, target: str, hdrs: dict[str, str],
-                        into: memoryview | None, alloc: Callable[[int], memoryview] | None,
-                        limit: int | None = None, crc: bool = False,
-                        ) -> tuple[int, Any, bytearray | memoryview | None, bool, float,
-                                   int | None]:
-        """One GET through objio's receive path: (status, headers, body or None when written
-        into ``into``, whether it was written into ``into``, ttfb, the body's CRC32C when
-        ``crc``)."""
-        assert self._fast is not None
-        try:
-            r = await self._fast.get(host, target, hdrs, into, alloc, limit, crc)
-        except ShortBody as e:
-            raise ObjectStoreError(f"GetObject {uri} failed: {e}", operation="GetObject", uri=uri,
-                                   code="IncompleteBody", retryable=True) from e
-        except (OSError, asyncio.TimeoutError) as e:  # ConnectionError, TimeoutError, socket errors
-            raise _connection_error("GetObject", uri, e) from e
-        if r.status not in (200, 206, 416):
-            raise error_from_response("GetObject", uri, r.status, bytes(r.body or b""))
-        return (r.status, r.headers, r.body, r.body is None and r.status != 416, r.ttfb_s,
-                r.crc32c)
+        status = r.status
+        if status not in (200, 206, 416):
+            raise error_from_response("GetObject", uri, status, bytes(r.body or b""))
+        received = r.crc32c
+        if not r.framed and status != 416 and limit is not None:
+            # A whole-object answer without a length (chunked, or ended by the connection):
+            # nothing tells the object's size. It is taken only when its bytes match the
+            # object's stored full-object CRC32C (then they are the whole object); else (it is
+            # longer than wanted, has no such checksum, or ended early) the range is asked for
+            # instead, whose Content-Range tells the size.
+            stored = _stored_checksum(r.headers) if self._checksums else None
+            if not r.cut and r.body is not None and stored is not None and not stored.composite:
+                received = crc32c(r.body)
+            if received is None or stored is None or received != stored.crc32c:
+                log.debug("GetObject %s: whole-object response without a length; asking for "
+                          "bytes 0-%d instead", uri, limit - 1)
+                return await self.get(obj, 0, limit - 1, if_match=if_match, into=into,
+                                      alloc=alloc, crc=crc)
+        wrote = r.body is None and status != 416
+        return self._checked_get(uri, start, end, into, alloc, status, r.headers, r.body, wrote,
+                                 r.ttfb_s, unranged=unranged,
+                                 received_crc=received if crc else None)
 
     def _checked_get(self, uri: str, start: int | None, end: int | None,
                      into: memoryview | None, alloc: Callable[[int], memoryview] | None,
@@ -829,29 +719,6 @@ class S3Backend:
                            None)
 
 
-async def _read_body_into(content: aiohttp.StreamReader, mv: memoryview, n: int, uri: str, *,
-                          more: bool = False) -> None:
-    """Receive ``n`` body bytes into ``mv``; ``more``: the body is longer and only its first
-    ``n`` bytes are wanted (the rest stays unread)."""
-    pos = 0
-    readany = content.readany if not more else (lambda: content.read(n - pos))
-    while pos < n:
-        chunk = await readany()
-        if not chunk:
-            break
-        end = pos + len(chunk)
-        if end > n:
-            raise ObjectStoreError(f"GetObject {uri}: body longer than Content-Length",
-                                   operation="GetObject", uri=uri, code="UnexpectedLength")
-        mv[pos:end] = chunk
-        pos = end
-    if pos != n:
-        raise ObjectStoreError(
-            f"GetObject {uri} failed: body cut short ({pos} of {n} bytes)",
-            operation="GetObject", uri=uri, code="IncompleteBody", retryable=True,
-        )
-
-
 def _content_range(headers: Any) -> tuple[int, int, int]:
     """(first, last, total) of a ``Content-Range: bytes first-last/total`` header; -1 for what is
     absent or ``*`` (``bytes */total`` of a 416 gives (-1, -1, total))."""
@@ -910,17 +777,6 @@ def _int_header(headers: Any, name: str) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
-
-
-async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
-    """Up to ``limit`` bytes of a body of unknown length (the rest is left unread)."""
-    out = bytearray()
-    while len(out) < limit:
-        chunk = await content.read(limit - len(out))
-        if not chunk:
-            break
-        out += chunk
-    return bytes(out)
 
 
 _RE_FIELDS = {name: re.compile(rb"<" + name + rb">([^<]*)</" + name + rb">")
