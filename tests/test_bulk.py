@@ -296,6 +296,26 @@ def test_copy_many_mixes_server_side_and_through_memory(pclient: objio.Client,
     assert _copies(proxy) == [] and client.get(prefix + "m0") == data[0]
 
 
+def test_copy_many_with_the_sources_listed_sends_no_head(pclient: objio.Client,
+                                                         proxy: FaultProxy,
+                                                         client: objio.Client,
+                                                         prefix: str) -> None:
+    for i in range(3):
+        client.put_bytes(prefix + f"s/{i}", f"v{i}".encode())
+    infos = client.list_objects(prefix + "s/")
+    pairs = [(f"s3://objio-test/{i.key}", f"s3://objio-test/{i.key}".replace("/s/", "/d/"))
+             for i in infos]
+    client.put_bytes(prefix + "s/1", b"changed since the listing")
+    assert pclient.copy_many(pairs, sources=infos) == (3, 2 + 25 + 2)
+    assert client.get(prefix + "d/1") == b"changed since the listing"
+    assert client.get(prefix + "d/2") == b"v2"
+    # one CopyObject each; the changed one: 412, a HEAD, and a copy of what it is now
+    assert [r.method for r in proxy.log].count("HEAD") == 1
+    assert len(_copies(proxy)) == 4
+    with pytest.raises(ValueError, match="one entry per pair"):
+        pclient.copy_many(pairs, sources=infos[:2])
+
+
 @pytest.mark.parametrize("code, retried", [("InternalError", True), ("SlowDown", True),
                                            ("AccessDenied", False)])
 def test_copy_answered_200_with_an_error_body(pclient: objio.Client, proxy: FaultProxy,
@@ -502,6 +522,8 @@ def test_cli_between_s3_prefixes_copies_server_side(client: objio.Client, prefix
     for k, v in data.items():
         assert client.get(prefix + "dst/" + k) == v
     assert len(_copies(proxy)) == 3 and _body_moves(proxy) == []
+    # the listing told each source's size and ETag: no HEAD per object
+    assert [r.method for r in proxy.log].count("HEAD") == 0
     left = sorted(client.list(prefix + "src/"))
     assert left == ([] if verb == "mv" else sorted(
         objio.parse_uri(prefix + "src/" + k).key for k in data))

@@ -17,6 +17,7 @@ import contextlib
 import fnmatch
 import inspect
 import io
+import itertools
 import os
 import string
 import threading
@@ -665,17 +666,28 @@ class Client:
 
     # ------------------------------------------------------------------------ copy / levels
     async def _copy_many(self, pairs: Iterable[tuple[URI, URI]], max_in_flight: int,
-                         observer: Observer | None, server_side: bool = True) -> tuple[int, int]:
+                         observer: Observer | None, server_side: bool = True,
+                         sources: Sequence[ObjectInfo | None] | None = None) -> tuple[int, int]:
         _check_max_in_flight(max_in_flight)
         check_uri_list(pairs, "pairs", "copy_many([(src, dst), ...])")
         totals = [0, 0]
+        known: Iterable[ObjectInfo | None]
+        if sources is None:
+            known = itertools.repeat(None)
+        else:
+            known = sources
+            pairs = _list(pairs)
+            if len(known) != len(pairs):
+                raise ValueError(f"sources must have one entry per pair: {len(known)} "
+                                 f"sources for {len(pairs)} pairs")
 
-        async def one(pair: tuple[URI, URI]) -> None:
+        async def one(item: tuple[tuple[URI, URI], ObjectInfo | None]) -> None:
+            pair, info = item
             src, dst = object_uri(pair[0], "copy"), object_uri(pair[1], "copy")
             _check_not_same(pair[0], pair[1])
             if server_side and src.scheme == dst.scheme == "s3":
                 n = await engine.copy_object(self._backend(src), src, dst, self.config,
-                                             observer)
+                                             observer, source=info)
             else:
                 data = await engine.get_object(self._backend(src), src, self.config)
                 await engine.put_object(self._backend(dst), dst, data, self.config,
@@ -684,11 +696,14 @@ class Client:
             totals[0] += 1
             totals[1] += n
 
-        await engine.bounded_map(one, pairs, max_in_flight, keep_results=False)
+        # (known: as long as pairs, or an endless repeat of None)
+        await engine.bounded_map(one, zip(pairs, known, strict=False), max_in_flight,
+                                 keep_results=False)
         return totals[0], totals[1]
 
     def copy_many(self, pairs: Iterable[tuple[URI, URI]], max_in_flight: int = 16, *,
-                  observer: Observer | None = None, server_side: bool = True) -> tuple[int, int]:
+                  observer: Observer | None = None, server_side: bool = True,
+                  sources: Sequence[ObjectInfo | None] | None = None) -> tuple[int, int]:
         """Copy ``(src, dst)`` objects (any mix of s3:// and local), ``max_in_flight`` at a
         time. Returns (objects, bytes).
 
@@ -701,21 +716,27 @@ class Client:
         file:// end, copies through memory instead (ranged parallel GET, verified, then a
         single or multipart PUT; for objects larger than memory allows, stream them with
         ``objio.open``). ``observer`` gets a :class:`RequestRecord` per object copied (its
-        ``uri`` is the destination).
+        ``uri`` is the destination). ``sources`` (optional, one per pair, None where
+        unknown): what a listing said of each source (:meth:`list_objects`: size and ETag),
+        which spares the HeadObject a server-side copy otherwise starts with; the copy is
+        then of that version (If-Match; if the source changed since, the copy starts over
+        once from a fresh HeadObject) and is checked by its ETag, or its size.
 
         Raises: the first error (e.g. FileNotFoundError naming the source; IntegrityError: a
         server-side copy that did not match its source twice, deleted); ValueError for a pair
         naming the same object twice (however written, see :func:`objio.uri.same_object`),
         before any request of that pair: copying an object onto itself would rewrite it for
         nothing."""
-        return engine.run(self._copy_many(pairs, max_in_flight, observer, server_side))
+        return engine.run(self._copy_many(pairs, max_in_flight, observer, server_side,
+                                          sources))
 
     async def copy_many_async(self, pairs: Iterable[tuple[URI, URI]], max_in_flight: int = 16,
-                              *, observer: Observer | None = None,
-                              server_side: bool = True) -> tuple[int, int]:
+                              *, observer: Observer | None = None, server_side: bool = True,
+                              sources: Sequence[ObjectInfo | None] | None = None
+                              ) -> tuple[int, int]:
         """Async :meth:`copy_many`."""
         return await engine.run_async(self._copy_many(pairs, max_in_flight, observer,
-                                                      server_side))
+                                                      server_side, sources))
 
     def copy(self, src: URI, dst: URI, *, server_side: bool = True) -> int:
         """Copy one object; returns its size in bytes. Between two s3:// URIs the store copies

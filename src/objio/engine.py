@@ -1321,11 +1321,14 @@ def _plain_md5(etag: str) -> bool:
 
 
 async def copy_object(backend: Backend, src: ObjectURI, dst: ObjectURI, config: ClientConfig,
-                      observer: Observer | None = None) -> int:
+                      observer: Observer | None = None, *,
+                      source: ObjectInfo | None = None) -> int:
     """Copy ``src`` to ``dst`` inside the store (both on ``backend``: S3, one endpoint): no
     byte goes through the client. Returns the size in bytes.
 
-    The source is looked at first (HeadObject, with its stored CRC32C when ``checksums``).
+    The source is looked at first (HeadObject, with its stored CRC32C when ``checksums``),
+    unless ``source`` says what it is (a listing's entry: size and ETag; then the copy is of
+    that version, and a source changed since starts the copy over from a HeadObject).
     Objects up to ``config.copy_threshold`` bytes (5 GiB, S3's limit, by default) are copied
     with one CopyObject; larger ones with a multipart upload whose ``part_size`` parts are
     UploadPartCopy requests sent concurrently (at most 16), completed, or aborted on any
@@ -1349,24 +1352,28 @@ async def copy_object(backend: Backend, src: ObjectURI, dst: ObjectURI, config: 
     ObjectStoreError."""
     t0 = time.perf_counter()
     try:
-        size = await _copy_once(backend, src, dst, config)
+        size = await _copy_once(backend, src, dst, config, source)
     except ObjectStoreError as e:
         if e.code != "ObjectChanged":
             raise
         log.info("%s changed while it was copied to %s: copying it again", src, dst)
-        size = await _copy_once(backend, src, dst, config)
+        size = await _copy_once(backend, src, dst, config, None)
     if observer is not None:
         observer(RequestRecord(str(dst), size, 0.0, time.perf_counter() - t0))
     return size
 
 
 async def _copy_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
-                     config: ClientConfig) -> int:
+                     config: ClientConfig, source: ObjectInfo | None) -> int:
     assert config.max_attempts and config.part_size and config.copy_threshold
     attempts = config.max_attempts
     sums = bool(config.checksums)
     s3: Any = backend
-    info: ObjectInfo = await with_retries(lambda: s3.head(src, checksum=sums), attempts)
+    info: ObjectInfo
+    if source is not None and source.etag:
+        info = source
+    else:
+        info = await with_retries(lambda: s3.head(src, checksum=sums), attempts)
     single = info.size <= config.copy_threshold
     for tries in (1, 2):
         if single:

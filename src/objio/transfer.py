@@ -54,13 +54,14 @@ _CHUNK = 8 * MiB
 
 @dataclass(frozen=True)
 class CopyItem:
-    """One object to copy: ``src`` and ``dst`` URIs, ``size`` in bytes, and the source's
-    last-modified time (epoch seconds)."""
+    """One object to copy: ``src`` and ``dst`` URIs, ``size`` in bytes, the source's
+    last-modified time (epoch seconds) and ETag (as listed; "" when unknown)."""
 
     src: str
     dst: str
     size: int
     last_modified: float = 0.0
+    etag: str = ""
 
 
 @dataclass
@@ -200,7 +201,8 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
             plan.skipped.append((str(s), SAME_OBJECT))
             return plan
         info = client.stat(src)
-        plan.items.append(CopyItem(str(s), str(target), info.size, info.last_modified))
+        plan.items.append(CopyItem(str(s), str(target), info.size, info.last_modified,
+                                   info.etag))
         return plan
     _check_prefixes(op, src, dst, s, d, glob=has_glob(s.key))
     base, infos = _source_listing(client, s, recursive)
@@ -210,7 +212,8 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
         if isinstance(target, str):
             plan.skipped.append((uri, target))
         else:
-            plan.items.append(CopyItem(uri, str(target), info.size, info.last_modified))
+            plan.items.append(CopyItem(uri, str(target), info.size, info.last_modified,
+                                       info.etag))
     _drop_onto_sources(plan, op, move)
     if not plan.items and not plan.skipped:
         raise FileNotFoundError(f"{op}: nothing matches {src}")
@@ -284,7 +287,8 @@ def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False) -> SyncP
                 int(have.last_modified) >= int(info.last_modified):
             plan.up_to_date += 1
             continue
-        plan.items.append(CopyItem(uri, str(target), info.size, info.last_modified))
+        plan.items.append(CopyItem(uri, str(target), info.size, info.last_modified,
+                                   info.etag))
     if delete:
         plan.delete = [str(d.with_key(i.key)) for rel, i in sorted(existing.items())
                        if rel not in wanted]
@@ -338,8 +342,12 @@ def run_copy(client: Any, items: Iterable[CopyItem], *, max_in_flight: int = 16,
             finished(waiting.pop())
 
     if small:
+        # What the plan's listing said of each source (size, ETag) spares the HEAD of a
+        # server-side copy.
+        sources = [ObjectInfo(parse_uri(i.src).key, i.size, i.last_modified, i.etag)
+                   if i.etag else None for i in small]
         client.copy_many([(i.src, i.dst) for i in small], max_in_flight=max_in_flight,
-                         observer=on_object)
+                         observer=on_object, sources=sources)
     buf = memoryview(bytearray(_CHUNK)) if large else None
     for i in large:
         assert buf is not None

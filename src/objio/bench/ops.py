@@ -13,7 +13,9 @@ the get phase does), ``epochs`` rounds:
 ``list``   one full listing of the benchmark prefix, repeated to list about 10,000 keys a
            run (at most 20 times): objio ``list_objects`` (sequential ListObjectsV2)
 ``copy``   copy every object to ``<prefix>objio-bench-ops/copy/``: objio ``copy_many``
-           (server-side), and objio through the client (``server_side=False``: GET + PUT) as a
+           (server-side) given the sources' listing entries (as ``objio cp -r`` / ``sync``:
+           one CopyObject per object), without them (``HEAD first``: a HeadObject, then the
+           CopyObject), and through the client (``server_side=False``: GET + PUT) as a
            reference
 ``delete`` delete ``num`` objects of ``min(size, 1 MiB)`` bytes under
            ``<prefix>objio-bench-ops/delete/``, made again (untimed) before every tool's run:
@@ -200,9 +202,13 @@ def _run_op(client: Client, prefix: ObjectURI, work: ObjectURI, op: str, *, num:
         dst = [str(work.joinpath("copy/" + k.rsplit("/", 1)[-1])) for k in keys]
         pairs = list(zip(uris, dst, strict=True))
         kpairs = [(k, d[len(f"s3://{bucket}/"):]) for k, d in zip(keys, dst, strict=True)]
-        the = _Op(f"copy of the {num} objects within the bucket (server-side: CopyObject), "
+        by_key = {i.key: i for i in client.list_objects(str(prefix))}
+        entries = [by_key.get(k) for k in keys]
+        the = _Op(f"copy of the {num} objects within the bucket (server-side: CopyObject; "
+                  f"objio: with the sources' listing entries, as objio cp -r does), "
                   f"max_in_flight {max_in_flight}")
-        the.tools["objio"] = lambda: client.copy_many(pairs, max_in_flight)
+        the.tools["objio"] = lambda: client.copy_many(pairs, max_in_flight, sources=entries)
+        the.tools["objio (HEAD first)"] = lambda: client.copy_many(pairs, max_in_flight)
         the.tools["objio (through client)"] = lambda: client.copy_many(
             pairs, max_in_flight, server_side=False)
         args = (bucket, kpairs, sizes, max_in_flight)
