@@ -243,6 +243,7 @@ def test_compare_with_obstore_and_boto3(client: objio.Client, prefix: str) -> No
     assert compare["objio"]["objio_ratio"] == 1.0
     # objio's compare entry is the get phase itself (same runs)
     assert compare["objio"]["mib_per_s"] == report["phases"]["get"]["summary"]["mib_per_s"]
+    assert report["ops"] == {}  # without --op: put + get as before (put not compared)
     assert client.list(prefix) == []
 
 

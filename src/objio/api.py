@@ -463,7 +463,7 @@ class Client:
             await engine.with_retries(lambda: backend.delete(obj), self._attempts)
             return 1
         keys = [i.key for i in await self._list_info(obj, fast=True)]  # FastList: large prefixes
-        await self._delete_keys(obj, keys, 4)
+        await self._delete_keys(obj, keys, 8)
         return len(keys)
 
     async def _delete_keys(self, obj: ObjectURI, keys: List[str], max_in_flight: int) -> None:

@@ -186,7 +186,8 @@ def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.Argume
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     parser.add_argument("--op", default=None, metavar="OPS",
                         help=f"comma list of operations to measure: {','.join(OPS)} (default "
-                             "put,get). head/list/copy/delete/gen (and put, with --compare) "
+                             "put,get, as without --op). head/list/copy/delete/gen (and put "
+                             "named here, with --compare) "
                              "run EPOCHS interleaved rounds of objio and every peer that has "
                              "the operation; gen writes NUM files of the cosmoflow preset "
                              "(objio gen) vs s3dlio's typed put")
@@ -211,7 +212,8 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
     from ..formats import normalize_object_type
 
     otype = normalize_object_type(args.object_type)
-    ops = parse_ops(getattr(args, "op", None))
+    op_arg = getattr(args, "op", None)
+    ops = None if op_arg is None else parse_ops(op_arg)
     _compare_value(args)
     named = args.compare if isinstance(args.compare, str) else None
     peers = parse_peers(args.peers if named is None else named)
