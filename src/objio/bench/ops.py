@@ -64,7 +64,7 @@ DEFAULT_OPS: tuple[str, ...] = ("put", "get")
 WORK_DIR = "objio-bench-ops/"
 """Where the operations write, under the benchmark prefix (deleted at the end)."""
 
-_ADAPTER = {"put": "putter", "head": "header", "list": "lister", "copy": "copier",
+_ADAPTER = {"put": "putter", "head": "header", "list": "op_lister", "copy": "copier",
             "delete": "deleter", "gen": "generator"}
 _UNIT = {"put": "objects", "head": "objects", "list": "keys", "copy": "objects",
          "delete": "objects", "gen": "files"}

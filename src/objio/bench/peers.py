@@ -16,7 +16,8 @@ operation              adapters that have it
                        s3dlio: its recursive delete of the prefix) (``--op delete``)
 ``copier``             obstore, boto3, s3torchconnector: server-side copy of each (src, dst)
                        (CopyObject), ``max_in_flight`` at a time (``--op copy``)
-``lister``             the same four: one full listing of a prefix (``--op list``)
+``op_lister``          the same four: one full listing of the bench prefix (``objio bench
+                       --op list``; not the lister of ``objio bench list``)
 ``generator``          s3dlio: its ``put`` of typed synthetic objects (``--op gen``)
 ``stream_reader``      objio (``objio.open(...).readinto``), boto3 (``download_fileobj``),
                        obstore (``get().stream()``); ``file_reader``: obstore ``open_reader``
@@ -252,7 +253,7 @@ class Library:
         (objects, bytes copied)."""
         raise NotImplementedError(f"{self.name} has no server-side copy in the benchmarks")
 
-    def lister(self, bucket: str, prefix: str) -> Getter:
+    def op_lister(self, bucket: str, prefix: str) -> Getter:
         """List every object under ``prefix`` (a full, recursive listing); returns (keys,
         0)."""
         raise NotImplementedError(f"{self.name} has no listing in the benchmarks")
@@ -579,7 +580,7 @@ class Obstore(Library):
 
         return Getter(run)
 
-    def lister(self, bucket: str, prefix: str) -> Getter:
+    def op_lister(self, bucket: str, prefix: str) -> Getter:
         """``list(store, prefix, chunk_size=1000)``, every chunk."""
         import obstore
 
@@ -721,7 +722,7 @@ class Boto3(Library):
 
         return Getter(run, getter.close)
 
-    def lister(self, bucket: str, prefix: str) -> Getter:
+    def op_lister(self, bucket: str, prefix: str) -> Getter:
         """The ``list_objects_v2`` paginator, every page."""
         client = self.client()
 
@@ -825,7 +826,7 @@ class S3TorchConnector(Library):
 
         return self._each(one, keys, max_in_flight)
 
-    def lister(self, bucket: str, prefix: str) -> Getter:
+    def op_lister(self, bucket: str, prefix: str) -> Getter:
         """``list_objects(bucket, prefix)``, every page."""
         client = self._client()
         env = self.env()
@@ -1003,7 +1004,7 @@ class S3dlio(Library):
 
         return self._call(delete)
 
-    def lister(self, bucket: str, prefix: str) -> Getter:
+    def op_lister(self, bucket: str, prefix: str) -> Getter:
         """``list(s3://bucket/prefix, recursive=True)``."""
         return self._call(lambda m: (len(m.list(f"s3://{bucket}/{prefix}", recursive=True)), 0))
 
