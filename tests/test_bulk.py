@@ -143,7 +143,7 @@ def test_stat_many_async_and_retries(pclient: objio.Client, proxy: FaultProxy,
 # ------------------------------------------------------------------------------ delete_many
 def test_delete_many_sends_several_batches_at_once(pclient: objio.Client, proxy: FaultProxy,
                                                    client: objio.Client, prefix: str) -> None:
-    uris = [prefix + f"k{i:04d}" for i in range(1000)]
+    uris = [prefix + f"k{i:04d}" for i in range(2500)]  # 3 DeleteObjects of <= 1000 keys
     client.put_many([(u, b"") for u in uris], max_in_flight=64)
     hold = Hold()
     proxy.add(_is_delete_objects, hold)
@@ -161,8 +161,8 @@ def test_delete_many_sends_several_batches_at_once(pclient: objio.Client, proxy:
         hold.release()
         t.join(60)
     batches = [r for r in proxy.log if _is_delete_objects(r)]
-    assert done == [1000] and len(batches) > 1
-    assert sum(r.body.count(b"<Key>") for r in batches) == 1000
+    assert done == [2500] and len(batches) == 3
+    assert sorted(r.body.count(b"<Key>") for r in batches) == [500, 1000, 1000]
     assert client.list(prefix) == []
 
 
@@ -226,9 +226,9 @@ def test_delete_many_sends_keys_refused_for_a_moment_again(
 
 def test_delete_many_reports_every_key_refused_for_good(
         pclient: objio.Client, proxy: FaultProxy, client: objio.Client, prefix: str) -> None:
-    uris = [prefix + f"k{i:04d}" for i in range(300)]
-    client.put_many([(u, b"x") for u in uris], max_in_flight=32)
-    locked = {objio.parse_uri(u).key for u in (uris[5], uris[250])}
+    uris = [prefix + f"k{i:04d}" for i in range(2100)]  # 3 DeleteObjects
+    client.put_many([(u, b"") for u in uris], max_in_flight=64)
+    locked = {objio.parse_uri(u).key for u in (uris[5], uris[2050])}
     proxy.add(_is_delete_objects, Rewrite(_refusing(locked, "AccessDenied"),
                                           request=_without_keys(locked)), times=None)
     with pytest.raises(objio.DeleteError) as info:
@@ -236,8 +236,8 @@ def test_delete_many_reports_every_key_refused_for_good(
     e = info.value
     assert isinstance(e, objio.ObjectStoreError) and e.code == "AccessDenied"
     assert sorted(f[0] for f in e.failed) == sorted(f"s3://objio-test/{k}" for k in locked)
-    assert all(f[1] == "AccessDenied" for f in e.failed) and e.deleted == 298
-    assert "2 of 300" in str(e)
+    assert all(f[1] == "AccessDenied" for f in e.failed) and e.deleted == 2098
+    assert "2 of 2100" in str(e)
     assert sorted(client.list(prefix)) == sorted(locked)  # every other batch went through
     assert sum(_is_delete_objects(r) for r in proxy.log) == 3  # not sent again
 

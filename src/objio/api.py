@@ -474,8 +474,7 @@ class Client:
         backend = self._backend(obj)
         root = _bucket_root(obj)
         attempts = self._attempts
-        size = _delete_batch_size(len(keys), max_in_flight)
-        batches = [keys[i:i + size] for i in range(0, len(keys), size)]
+        batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
 
         async def one(batch: List[str]) -> List[tuple[str, str, str]]:
             return await engine.delete_keys(backend, root, batch, attempts)
@@ -513,9 +512,8 @@ class Client:
 
     def delete_many(self, uris: Iterable[URI], max_in_flight: int = 8) -> int:
         """Delete these objects (a list of object URIs, any buckets) with DeleteObjects:
-        batches of up to 1000 keys, ``max_in_flight`` batches at once (a list of fewer than
-        8000 keys is cut into ``max_in_flight`` batches of at least 100 keys, so that they run
-        side by side). Missing keys are not an error (as in S3).
+        batches of 1000 keys (S3's limit), ``max_in_flight`` batches at once. Missing keys
+        are not an error (as in S3).
 
         A lost or cut response is sent again (deleting twice is safe); keys the store refuses
         with a transient code (InternalError, SlowDown) are sent again alone, with backoff.
@@ -871,17 +869,11 @@ class Client:
         return [(u.key, u.upload_id) for u in uploads]
 
 
-_DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
-_MIN_DELETE_BATCH = 100
-
-
-def _delete_batch_size(n: int, max_in_flight: int) -> int:
-    """Keys per DeleteObjects request for ``n`` keys with ``max_in_flight`` requests at once:
-    1000 (S3's limit) when there are enough keys to fill every slot, else ``n`` spread over
-    the slots (at least 100 keys per request): one request of 1000 keys is one server-side
-    loop, several run side by side."""
-    spread = -(-n // max(1, max_in_flight))
-    return max(1, min(_DELETE_BATCH, max(_MIN_DELETE_BATCH, spread)))
+_DELETE_BATCH = 1000
+"""Keys per DeleteObjects request: S3's limit, also for lists that would fill fewer than
+``max_in_flight`` requests. Not smaller batches side by side: on the local SeaweedFS server one
+request of 1000 keys deleted ~1.6x faster than 10 requests of 100 at once (2026-12-03,
+interleaved runs)."""
 
 
 def _with_s3_hint(e: NotFoundError, uri: URI) -> NotFoundError | None:
