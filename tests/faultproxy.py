@@ -235,11 +235,18 @@ class Rechunk(Action):
 
 
 class Rewrite(Action):
-    """Pass the server's response through ``fn`` (which may change status, headers, body)."""
+    """Pass the server's response through ``fn`` (which may change status, headers, body);
+    with ``request``, the server gets ``request(req)`` instead of the request (as
+    :class:`AlterRequest`), and ``fn`` still sees the request as the client sent it."""
 
-    def __init__(self, fn: Callable[[Request, Response], Response], chunked: bool = False) -> None:
+    def __init__(self, fn: Callable[[Request, Response], Response], chunked: bool = False,
+                 request: Callable[[Request], Request] | None = None) -> None:
         self.fn = fn
         self.chunked = chunked
+        self.alter = request
+
+    def request(self, req: Request) -> Request:
+        return req if self.alter is None else self.alter(req)
 
     def respond(self, req: Request, resp: Response | None) -> bytes | None:
         assert resp is not None

@@ -243,6 +243,7 @@ def test_compare_with_obstore_and_boto3(client: objio.Client, prefix: str) -> No
     assert compare["objio"]["objio_ratio"] == 1.0
     # objio's compare entry is the get phase itself (same runs)
     assert compare["objio"]["mib_per_s"] == report["phases"]["get"]["summary"]["mib_per_s"]
+    assert report["ops"] == {}  # without --op: put + get as before (put not compared)
     assert client.list(prefix) == []
 
 
@@ -380,3 +381,127 @@ def test_cli_embedded_server(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert report["server"] == "embedded"
     assert report["config"]["uri"] == f"s3://{bench.DEFAULT_BUCKET}/{bench.DEFAULT_PREFIX}"
     assert report["cleanup"] == {"kept": False, "deleted": 3}
+
+
+# ----------------------------------------------------------------------------- --op
+def test_parse_ops() -> None:
+    from objio.bench.ops import DEFAULT_OPS, parse_ops
+
+    assert parse_ops(None) == list(DEFAULT_OPS) == ["put", "get"]
+    assert parse_ops("delete, HEAD,head") == ["head", "delete"]  # in the order they run
+    assert parse_ops(["gen", "copy", "list"]) == ["list", "copy", "gen"]
+    with pytest.raises(ValueError, match="unknown operation 'rename'"):
+        parse_ops("head,rename")
+    with pytest.raises(ValueError, match="--op is empty"):
+        parse_ops(" , ")
+
+
+def _check_op(res: dict[str, Any], unit: str, tools: list[str], *, moves: bool) -> None:
+    assert res["unit"] == unit and res["what"]
+    assert list(res["tools"])[: len(tools)] == tools
+    for name in tools:
+        r = res["tools"][name]
+        assert r["status"] == "ok", (name, r)
+        assert len(r["runs"]) == 2 and [x["round"] for x in r["runs"]] == [1, 2]
+        assert r["ops_per_s"] > 0 and r["cpu_ms_per_op"] >= 0
+        assert (r["mib_per_s"] is not None and r["mib_per_s"] > 0) == moves
+        assert r["objio_ratio"] == pytest.approx(
+            res["tools"]["objio"]["ops_per_s"] / r["ops_per_s"])
+
+
+def test_run_bench_every_op_with_peers(client: objio.Client, prefix: str) -> None:
+    pytest.importorskip("obstore")
+    pytest.importorskip("boto3")
+    report = bench.run_bench(client, prefix, num=6, size="16KiB", max_in_flight=4, epochs=2,
+                             compare=True, peers="obstore,boto3",
+                             ops="put,head,list,copy,delete")
+    assert report["config"]["ops"] == ["put", "head", "list", "copy", "delete"]
+    assert "get" not in report["phases"] and report["compare"] == {}
+    ops = report["ops"]
+    assert list(ops) == ["put", "head", "list", "copy", "delete"]
+    _check_op(ops["put"], "objects", ["objio", "obstore", "boto3"], moves=True)
+    assert ops["put"]["tools"]["obstore"]["runs"][0]["bytes"] == 6 * 16 * 1024
+    _check_op(ops["head"], "objects", ["objio", "obstore", "boto3"], moves=False)
+    _check_op(ops["list"], "keys", ["objio", "obstore", "boto3"], moves=False)
+    assert ops["list"]["keys"] == 6
+    _check_op(ops["copy"], "objects", ["objio", "objio (HEAD first)", "objio (through client)",
+                                       "obstore", "boto3"], moves=True)
+    _check_op(ops["delete"], "objects", ["objio", "obstore", "boto3"], moves=False)
+    json.dumps(report)
+    assert client.list(prefix) == []  # the operations' objects and the put phase's: gone
+
+
+def test_run_bench_ops_without_peers_and_gen(client: objio.Client, prefix: str) -> None:
+    report = bench.run_bench(client, prefix, num=2, size=1024, epochs=2, ops="get,head,gen")
+    assert set(report["ops"]) == {"head", "gen"}  # no put op without peers: the put phase is it
+    _check_op(report["ops"]["head"], "objects", ["objio"], moves=False)
+    _check_op(report["ops"]["gen"], "files", ["objio"], moves=True)
+    assert report["ops"]["gen"]["tools"]["objio"]["runs"][0]["ops"] == 2
+    assert report["phases"]["get"]["summary"]["objects"] == 4
+    assert client.list(prefix) == []
+
+
+def test_gen_op_against_s3dlio(client: objio.Client, prefix: str) -> None:
+    pytest.importorskip("s3dlio")
+    report = bench.run_bench(client, prefix, num=2, size=1024, epochs=2, ops="gen",
+                             compare=True, peers="s3dlio,boto3")
+    tools = report["ops"]["gen"]["tools"]
+    assert tools["boto3"] == {"status": "skipped", "version": tools["boto3"]["version"],
+                              "reason": "has no gen operation"}
+    s3dlio = tools["s3dlio"]
+    if s3dlio["status"] == "skipped":  # s3dlio binds one endpoint per process
+        assert "one S3 client per process" in s3dlio["reason"]
+    else:
+        assert s3dlio["ops_per_s"] > 0 and len(s3dlio["runs"]) == 2
+    assert client.list(prefix) == []
+
+
+def test_op_peer_failures_are_reported(client: objio.Client, prefix: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("boto3")
+    pytest.importorskip("obstore")
+
+    def broken(self: Any, *args: Any) -> peers.Getter:
+        def run(advance: Any) -> tuple[int, int]:
+            raise ConnectionError("refused\nmore")
+        return peers.Getter(run)
+
+    monkeypatch.setattr(peers.Boto3, "header", broken)
+    monkeypatch.setattr(peers.Obstore, "header",
+                        lambda self, *a: peers.Getter(lambda advance: (1, 0)))
+    report = bench.run_bench(client, prefix, num=3, size=1024, epochs=1, ops="head",
+                             compare=True, peers="boto3,obstore")
+    tools = report["ops"]["head"]["tools"]
+    assert tools["objio"]["status"] == "ok"
+    assert tools["boto3"]["status"] == "skipped"
+    assert tools["boto3"]["reason"] == "failed in round 1: refused"
+    assert tools["obstore"]["reason"].endswith("did 1 operations, expected 3")
+
+
+def test_print_report_with_ops(client: objio.Client, prefix: str) -> None:
+    import io
+
+    from rich.console import Console
+
+    report = bench.run_bench(client, prefix, num=2, size=1024, epochs=1, ops="head,delete")
+    buf = io.StringIO()
+    bench.print_report(report, Console(file=buf, width=200))
+    text = buf.getvalue()
+    for word in ("head: HEAD of the 2 objects", "delete: delete of 2 objects", "objects/s",
+                 "CPU ms/object", "objio/tool"):
+        assert word in text, word
+
+
+def test_cli_op(aws_env: LocalS3Server, client: objio.Client, prefix: str, tmp_path: Path,
+                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.json"
+    args = _parse([prefix, "--num", "2", "--size", "1KiB", "--epochs", "1", "--op", "head,list",
+                   "--json", str(out)], aws_env)
+    assert bench_cli.run_from_args(args) == 0
+    report = json.loads(out.read_text())
+    assert list(report["ops"]) == ["head", "list"] and "get" not in report["phases"]
+    assert "head: HEAD of the 2 objects" in capsys.readouterr().out
+    args = _parse([prefix, "--op", "head,rename"], aws_env)
+    assert bench_cli.run_from_args(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("objio bench: error: ") and "rename" in err

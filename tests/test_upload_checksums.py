@@ -91,13 +91,15 @@ def test_every_upload_path_sends_crc32c_by_default(uclient: objio.Client, proxy:
     uclient.put_bytes(prefix + "big", big)                       # multipart: 3 parts
     uclient.put_many([(prefix + f"m{i}", small) for i in range(3)])
     uclient.put(prefix + "gen/", num=2, size=2000)               # put_generated's path too
-    uclient.copy(prefix + "small", prefix + "copy")
+    uclient.copy(prefix + "small", prefix + "copy")              # server-side: CopyObject
     with objio.open(prefix + "w", "wb", client=uclient, part_size=5 * MiB) as w:
         w.write(big)
     with objio.open(prefix + "w-small", "wb", client=uclient) as w:
         w.write(small)
-    puts = _puts(proxy)
-    assert len(puts) == 1 + 3 + 3 + 2 + 1 + 3 + 1
+    copies = [r for r in _puts(proxy) if "x-amz-copy-source" in r.headers]
+    assert len(copies) == 1 and copies[0].headers.get("x-amz-checksum-algorithm") == "CRC32C"
+    puts = [r for r in _puts(proxy) if "x-amz-copy-source" not in r.headers]
+    assert len(puts) == 1 + 3 + 3 + 2 + 3 + 1
     for r in puts:
         assert r.headers.get(CRC) == _crc(r.body), r.target
     creates = _creates(proxy)

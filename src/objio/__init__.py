@@ -16,6 +16,7 @@ from .engine import RequestRecord
 from .errors import (
     AccessDeniedError,
     AlreadyExistsError,
+    DeleteError,
     IntegrityError,
     NotFoundError,
     ObjectStoreError,
@@ -67,11 +68,15 @@ copy = _api._make("copy")
 copy_many = _api._make("copy_many")
 put_generated = _api._make("put_generated")
 put_generated_async = _api._make("put_generated_async")
+stat_many = _api._make("stat_many")
+stat_many_async = _api._make("stat_many_async")
+copy_many_async = _api._make("copy_many_async")
+delete_many_async = _api._make("delete_many_async")
 
 __all__ = [
     "DEFAULT_OBJECT_SIZE", "Client", "ClientConfig", "configure", "default_client", "ObjectInfo",
     "ObjectURI", "parse_uri", "parse_size", "RequestRecord",
     "ObjectStoreError", "NotFoundError", "AccessDeniedError", "AlreadyExistsError",
-    "ObjectTimeoutError", "IntegrityError", "ModelConnector",
+    "ObjectTimeoutError", "IntegrityError", "DeleteError", "ModelConnector",
     *_api.API_FUNCTIONS,
 ]

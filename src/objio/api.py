@@ -17,6 +17,7 @@ import contextlib
 import fnmatch
 import inspect
 import io
+import itertools
 import os
 import string
 import threading
@@ -28,7 +29,7 @@ from ._buffers import BufferPool
 from .backend import ObjectInfo, UploadInfo
 from .config import ClientConfig, MiB, default_config, set_default_config
 from .engine import Observer, RequestRecord
-from .errors import NotFoundError, ObjectStoreError
+from .errors import DeleteError, NotFoundError, ObjectStoreError
 from .uri import (
     ObjectURI,
     check_uri_list,
@@ -462,44 +463,72 @@ class Client:
             await engine.with_retries(lambda: backend.delete(obj), self._attempts)
             return 1
         keys = [i.key for i in await self._list_info(obj, fast=True)]  # FastList: large prefixes
-        await self._delete_keys(obj, keys, 4)
+        await self._delete_keys(obj, keys, 8)
         return len(keys)
 
     async def _delete_keys(self, obj: ObjectURI, keys: List[str], max_in_flight: int) -> None:
         """Delete ``keys`` of the bucket (or file system) of ``obj`` with DeleteObjects in
-        batches of 1000."""
+        batches of up to 1000 keys, ``max_in_flight`` batches at once
+        (:func:`objio.engine.delete_keys`: retries, keys refused for a moment sent again).
+        Raises DeleteError listing every key not deleted, after every batch was sent."""
         backend = self._backend(obj)
         root = _bucket_root(obj)
-        batches = [keys[i:i + 1000] for i in range(0, len(keys), 1000)]
+        attempts = self._attempts
+        batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
 
         async def one(batch: List[str]) -> List[tuple[str, str, str]]:
-            return await engine.with_retries(lambda: backend.delete_many(root, batch),
-                                             self._attempts)
+            return await engine.delete_keys(backend, root, batch, attempts)
 
-        failed = [f for fs in await engine.bounded_map(one, batches, max_in_flight) for f in fs]  # type: ignore[union-attr]
+        results = await engine.bounded_map(one, batches, max_in_flight)
+        failed = [(str(root.with_key(k)), code, msg)
+                  for fs in cast(List[List[tuple[str, str, str]]], results) for k, code, msg in fs]
         if failed:
-            k, code, msg = failed[0]
-            raise ObjectStoreError(
+            uri, code, msg = failed[0]
+            raise DeleteError(
                 f"DeleteObjects {obj}: {len(failed)} of {len(keys)} keys not deleted, "
-                f"first {k!r}: {code}: {msg}", operation="DeleteObjects", uri=str(obj), code=code,
-            )
+                f"first {uri}: {code}: {msg}", operation="DeleteObjects", uri=str(obj),
+                code=code, failed=failed, deleted=len(keys) - len(failed))
 
     async def _delete_many(self, uris: Iterable[URI], max_in_flight: int) -> int:
+        _check_max_in_flight(max_in_flight)
         check_uri_list(uris, "uris", "delete_many([uri, ...])")
         groups: dict[tuple[str, str], tuple[ObjectURI, List[str]]] = {}
         for u in uris:
             o = object_uri(u, "delete_many")
             groups.setdefault((o.scheme, o.bucket), (o, []))[1].append(o.key)
+        failed: list[tuple[str, str, str]] = []
+        total = sum(len(k) for _, k in groups.values())
         for o, keys in groups.values():
-            await self._delete_keys(o, keys, max_in_flight)
-        return sum(len(k) for _, k in groups.values())
+            try:
+                await self._delete_keys(o, keys, max_in_flight)
+            except DeleteError as e:  # the other buckets' keys are still deleted
+                failed += e.failed
+        if failed:
+            uri, code, msg = failed[0]
+            raise DeleteError(f"delete_many: {len(failed)} of {total} objects not deleted, first "
+                              f"{uri}: {code}: {msg}", operation="DeleteObjects", uri=uri,
+                              code=code, failed=failed, deleted=total - len(failed))
+        return total
 
-    def delete_many(self, uris: Iterable[URI], max_in_flight: int = 4) -> int:
-        """Delete these objects (a list of object URIs, any buckets), with DeleteObjects in
-        batches of 1000 keys, ``max_in_flight`` batches at once. Missing keys are not an error.
+    def delete_many(self, uris: Iterable[URI], max_in_flight: int = 8) -> int:
+        """Delete these objects (a list of object URIs, any buckets) with DeleteObjects:
+        batches of 1000 keys (S3's limit), ``max_in_flight`` batches at once. Missing keys
+        are not an error (as in S3).
+
+        A lost or cut response is sent again (deleting twice is safe); keys the store refuses
+        with a transient code (InternalError, SlowDown) are sent again alone, with backoff.
+        Keys it refuses for good (AccessDenied, ...) do not stop the others: every batch is
+        sent, then :class:`objio.DeleteError` lists them all (``.failed``: ``[(uri, code,
+        message), ...]``; ``.deleted``: how many were deleted).
+
         Returns: the number of URIs. Raises: TypeError (a single str), ValueError (a URI
-        without a key), ObjectStoreError naming keys the server refused to delete."""
+        without a key, ``max_in_flight < 1``; before any request), DeleteError,
+        FileNotFoundError (no such bucket), PermissionError, ObjectStoreError."""
         return engine.run(self._delete_many(uris, max_in_flight))
+
+    async def delete_many_async(self, uris: Iterable[URI], max_in_flight: int = 8) -> int:
+        """Async :meth:`delete_many`."""
+        return await engine.run_async(self._delete_many(uris, max_in_flight))
 
     def delete(self, uri: URI) -> int:
         """Delete one object, or every object under a prefix when ``uri`` ends with ``/`` (or
@@ -528,6 +557,42 @@ class Client:
     async def stat_async(self, uri: URI) -> ObjectInfo:
         """Async :meth:`stat`."""
         return await engine.run_async(self._stat(uri))
+
+    async def _stat_many(self, uris: Iterable[URI], max_in_flight: int,
+                         return_exceptions: bool) -> List[Any]:
+        _check_max_in_flight(max_in_flight)
+        check_uri_list(uris, "uris", "stat_many([uri, ...])")
+        objs = [object_uri(u, "stat_many") for u in uris]  # every URI checked before a request
+        attempts = self._attempts
+        backends: dict[str, Any] = {}
+
+        async def one(obj: ObjectURI) -> ObjectInfo:
+            backend = backends.get(obj.scheme)
+            if backend is None:
+                backend = backends[obj.scheme] = self._backend(obj)
+            return cast(ObjectInfo, await engine.with_retries(lambda: backend.head(obj),
+                                                              attempts))
+
+        return await engine.bounded_map(one, objs, max_in_flight,
+                                        return_exceptions=return_exceptions)
+
+    def stat_many(self, uris: Iterable[URI], max_in_flight: int = 64, *,
+                  return_exceptions: bool = False) -> List[Any]:
+        """Metadata of many objects (HeadObject in bulk, ``max_in_flight`` at once, each
+        retried like :meth:`stat`).
+
+        Returns: ``[ObjectInfo(key, size [bytes], last_modified [epoch s], etag), ...]`` in
+        input order. Raises: the first error (FileNotFoundError naming the missing object,
+        PermissionError, ...; the requests still in flight are cancelled), unless
+        ``return_exceptions=True`` puts each object's exception in place of its ObjectInfo;
+        TypeError (a single str), ValueError (a URI without a key, ``max_in_flight < 1``)
+        before any request."""
+        return engine.run(self._stat_many(uris, max_in_flight, return_exceptions))
+
+    async def stat_many_async(self, uris: Iterable[URI], max_in_flight: int = 64, *,
+                              return_exceptions: bool = False) -> List[Any]:
+        """Async :meth:`stat_many`."""
+        return await engine.run_async(self._stat_many(uris, max_in_flight, return_exceptions))
 
     async def _exists(self, uri: URI) -> bool:
         try:
@@ -599,41 +664,87 @@ class Client:
 
     # ------------------------------------------------------------------------ copy / levels
     async def _copy_many(self, pairs: Iterable[tuple[URI, URI]], max_in_flight: int,
-                         observer: Observer | None) -> tuple[int, int]:
+                         observer: Observer | None, server_side: bool = True,
+                         sources: Sequence[ObjectInfo | None] | None = None) -> tuple[int, int]:
         _check_max_in_flight(max_in_flight)
         check_uri_list(pairs, "pairs", "copy_many([(src, dst), ...])")
         totals = [0, 0]
+        known: Iterable[ObjectInfo | None]
+        if sources is None:
+            known = itertools.repeat(None)
+        else:
+            known = sources
+            pairs = _list(pairs)
+            if len(known) != len(pairs):
+                raise ValueError(f"sources must have one entry per pair: {len(known)} "
+                                 f"sources for {len(pairs)} pairs")
 
-        async def one(pair: tuple[URI, URI]) -> None:
+        async def one(item: tuple[tuple[URI, URI], ObjectInfo | None]) -> None:
+            pair, info = item
             src, dst = object_uri(pair[0], "copy"), object_uri(pair[1], "copy")
             _check_not_same(pair[0], pair[1])
-            data = await engine.get_object(self._backend(src), src, self.config)
-            await engine.put_object(self._backend(dst), dst, data, self.config, observer=observer)
+            if server_side and src.scheme == dst.scheme == "s3":
+                n = await engine.copy_object(self._backend(src), src, dst, self.config,
+                                             observer, source=info)
+            else:
+                data = await engine.get_object(self._backend(src), src, self.config)
+                await engine.put_object(self._backend(dst), dst, data, self.config,
+                                        observer=observer)
+                n = len(data)
             totals[0] += 1
-            totals[1] += len(data)
+            totals[1] += n
 
-        await engine.bounded_map(one, pairs, max_in_flight, keep_results=False)
+        # (known: as long as pairs, or an endless repeat of None)
+        await engine.bounded_map(one, zip(pairs, known, strict=False), max_in_flight,
+                                 keep_results=False)
         return totals[0], totals[1]
 
     def copy_many(self, pairs: Iterable[tuple[URI, URI]], max_in_flight: int = 16, *,
-                  observer: Observer | None = None) -> tuple[int, int]:
+                  observer: Observer | None = None, server_side: bool = True,
+                  sources: Sequence[ObjectInfo | None] | None = None) -> tuple[int, int]:
         """Copy ``(src, dst)`` objects (any mix of s3:// and local), ``max_in_flight`` at a
-        time, each through memory (ranged parallel GET, then a single or multipart PUT).
-        Returns (objects, bytes). For objects larger than memory allows, stream them with
-        ``objio.open``. Raises: the first error (e.g. FileNotFoundError naming the source);
-        ValueError for a pair naming the same object twice (however written, see
-        :func:`objio.uri.same_object`), before any request of that pair: copying an object
-        onto itself would rewrite it for nothing."""
-        return engine.run(self._copy_many(pairs, max_in_flight, observer))
+        time. Returns (objects, bytes).
 
-    def copy(self, src: URI, dst: URI) -> int:
-        """Copy one object through memory; returns its size in bytes (see :meth:`copy_many`).
+        Between two s3:// URIs (one client: one endpoint, one set of credentials) the store
+        copies (:func:`objio.engine.copy_object`: no byte through the client): CopyObject up
+        to ``copy_threshold`` bytes (5 GiB), a multipart copy (UploadPartCopy of
+        ``part_size`` parts, concurrent, aborted on any failure) above; every part from the
+        version first looked at (If-Match on the source's ETag); the copy checked against the
+        source (CRC32C with ``checksums``, the ETag or the size). ``server_side=False``, or a
+        file:// end, copies through memory instead (ranged parallel GET, verified, then a
+        single or multipart PUT; for objects larger than memory allows, stream them with
+        ``objio.open``). ``observer`` gets a :class:`RequestRecord` per object copied (its
+        ``uri`` is the destination). ``sources`` (optional, one per pair, None where
+        unknown): what a listing said of each source (:meth:`list_objects`: size and ETag),
+        which spares the HeadObject a server-side copy otherwise starts with; the copy is
+        then of that version (If-Match; if the source changed since, the copy starts over
+        once from a fresh HeadObject) and is checked by its ETag, or its size.
+
+        Raises: the first error (e.g. FileNotFoundError naming the source; IntegrityError: a
+        server-side copy that did not match its source twice, deleted); ValueError for a pair
+        naming the same object twice (however written, see :func:`objio.uri.same_object`),
+        before any request of that pair: copying an object onto itself would rewrite it for
+        nothing."""
+        return engine.run(self._copy_many(pairs, max_in_flight, observer, server_side,
+                                          sources))
+
+    async def copy_many_async(self, pairs: Iterable[tuple[URI, URI]], max_in_flight: int = 16,
+                              *, observer: Observer | None = None, server_side: bool = True,
+                              sources: Sequence[ObjectInfo | None] | None = None
+                              ) -> tuple[int, int]:
+        """Async :meth:`copy_many`."""
+        return await engine.run_async(self._copy_many(pairs, max_in_flight, observer,
+                                                      server_side, sources))
+
+    def copy(self, src: URI, dst: URI, *, server_side: bool = True) -> int:
+        """Copy one object; returns its size in bytes. Between two s3:// URIs the store copies
+        it (no byte through the client; see :meth:`copy_many`), else through memory.
         Raises: ValueError (before any request) if ``src`` and ``dst`` name the same object;
-        FileNotFoundError (no source), ..."""
+        FileNotFoundError (no source), IntegrityError, ..."""
         object_uri(src, "copy")  # a bucket or a directory is not an object: say that first
         object_uri(dst, "copy")
         _check_not_same(src, dst)
-        return engine.run(self._copy_many([(src, dst)], 1, None))[1]
+        return engine.run(self._copy_many([(src, dst)], 1, None, server_side))[1]
 
     async def _list_level(self, uri: URI) -> tuple[List[str], List[ObjectInfo]]:
         obj = parse_uri(uri)
@@ -758,6 +869,13 @@ class Client:
         return [(u.key, u.upload_id) for u in uploads]
 
 
+_DELETE_BATCH = 1000
+"""Keys per DeleteObjects request: S3's limit, also for lists that would fill fewer than
+``max_in_flight`` requests. Not smaller batches side by side: on the local SeaweedFS server one
+request of 1000 keys deleted ~1.6x faster than 10 requests of 100 at once (2026-12-03,
+interleaved runs)."""
+
+
 def _with_s3_hint(e: NotFoundError, uri: URI) -> NotFoundError | None:
     """A local listing's "no such file or directory" with "did you mean s3://bucket/key?"
     when the path was written like a bucket and key without the scheme (None: no hint)."""
@@ -842,4 +960,5 @@ API_FUNCTIONS: Sequence[str] = (
     "copy", "copy_many", "put_generated", "abort_multipart_uploads", "delete_bucket", "presign",
     "delete_many",
     "put_generated_async",
+    "stat_many", "stat_many_async", "copy_many_async", "delete_many_async",
 )

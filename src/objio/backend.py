@@ -85,6 +85,20 @@ class GetResult:
 
 
 @dataclass(frozen=True)
+class CopyResult:
+    """What the store answered to one server-side copy (CopyObject, or UploadPartCopy of one
+    part): the new object's (or part's) ``etag`` without quotes, its ``crc32c`` when the store
+    computed and reported one (``ChecksumCRC32C``; None otherwise), and the server-side
+    encryption it was stored with (``x-amz-server-side-encryption``: ``"AES256"``,
+    ``"aws:kms"``, ...; None when not said). An ETag is the MD5 of the bytes only for objects
+    stored without KMS encryption."""
+
+    etag: str
+    crc32c: int | None = None
+    sse: str | None = None
+
+
+@dataclass(frozen=True)
 class UploadInfo:
     """A multipart upload in progress: ``key``, ``upload_id``, ``initiated`` (epoch seconds)."""
 

@@ -19,6 +19,7 @@
 | checksums | OBJIO_CHECKSUMS | True: every upload sends its CRC32C (each PutObject and UploadPart; multipart uploads declared CRC32C FULL_OBJECT), which the store checks, and every whole-object read (ranged parts included) is checked against the stored CRC32C; a store that refuses the headers gets uploads without them after one warning. False or ``OBJIO_CHECKSUMS=0`` turns it off. Cost: one CRC32C pass, ~0.07 CPU s per GiB (README "Integrity") |
 | part_size | OBJIO_PART_SIZE | 8 MiB (bytes; also the ranged-GET chunk) |
 | range_threshold | OBJIO_RANGE_THRESHOLD | 32 MiB (bytes; larger GETs split into ranged GETs) |
+| copy_threshold | OBJIO_COPY_THRESHOLD | 5 GiB (bytes, at most S3's 5 GiB): a server-side copy of a larger object is a multipart copy (UploadPartCopy of ``part_size`` parts) instead of one CopyObject |
 | max_in_flight | OBJIO_MAX_IN_FLIGHT | 64 requests per client |
 
 Sizes in env vars and CLI flags accept suffixes: ``128KiB``, ``16MiB``, ``1GiB``, ``10MB``, ``512``.
@@ -42,6 +43,7 @@ GiB = 1024 * MiB
 MIN_PART_SIZE = 5 * MiB  # S3 multipart minimum (except the last part)
 MAX_PART_SIZE = 5 * GiB
 MAX_PARTS = 10_000
+MAX_COPY_OBJECT = 5 * GiB  # the largest object one CopyObject copies
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 _PREFIX = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
@@ -144,6 +146,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "checksums": ("OBJIO_CHECKSUMS",),
     "part_size": ("OBJIO_PART_SIZE",),
     "range_threshold": ("OBJIO_RANGE_THRESHOLD",),
+    "copy_threshold": ("OBJIO_COPY_THRESHOLD",),
     "max_in_flight": ("OBJIO_MAX_IN_FLIGHT",),
 }
 
@@ -159,6 +162,7 @@ _DEFAULTS: dict[str, Any] = {
     "checksums": True,
     "part_size": 8 * MiB,
     "range_threshold": 32 * MiB,
+    "copy_threshold": MAX_COPY_OBJECT,
     "max_in_flight": 64,
 }
 
@@ -191,6 +195,7 @@ class ClientConfig:
     checksums: bool | None = None
     part_size: int | None = None
     range_threshold: int | None = None
+    copy_threshold: int | None = None
     max_in_flight: int | None = None
 
     def __post_init__(self) -> None:
@@ -199,7 +204,7 @@ class ClientConfig:
                 raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
 
         # Size fields may be given as "16MiB" strings.
-        for name in ("part_size", "range_threshold", "min_transfer_rate"):
+        for name in ("part_size", "range_threshold", "min_transfer_rate", "copy_threshold"):
             v = getattr(self, name)
             if isinstance(v, str):
                 object.__setattr__(self, name, parse_size(v, name))
@@ -223,6 +228,11 @@ class ClientConfig:
         if self.range_threshold is not None:
             check("range_threshold", _is_int(self.range_threshold) and self.range_threshold >= 1,
                   "a number of bytes >= 1")
+        if self.copy_threshold is not None:
+            check("copy_threshold", _is_int(self.copy_threshold)
+                  and 1 <= self.copy_threshold <= MAX_COPY_OBJECT,
+                  f"a number of bytes from 1 to {MAX_COPY_OBJECT} (5 GiB, the largest object "
+                  "one CopyObject copies)")
         if self.min_transfer_rate is not None:
             check("min_transfer_rate", _is_int(self.min_transfer_rate) and self.min_transfer_rate >= 1,
                   "a number of bytes per second >= 1")
@@ -308,7 +318,7 @@ def _from_env(name: str, var: str, raw: str) -> Any:
             return int(raw)
         if name in ("connect_timeout_s", "read_timeout_s", "request_timeout_s"):
             return float(raw)
-        if name in ("part_size", "range_threshold", "min_transfer_rate"):
+        if name in ("part_size", "range_threshold", "min_transfer_rate", "copy_threshold"):
             return parse_size(raw, var)
     except ValueError as e:
         raise ValueError(f"environment variable {var}={raw!r} is invalid: {e}") from None

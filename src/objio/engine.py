@@ -54,14 +54,15 @@ from typing import Any, Awaitable, Callable, Coroutine, Generic, Iterable, Named
 from . import _crc32c
 from ._buffers import BufferPool, new_buffer
 from ._integrity import Piece, ReadCheck, integrity_error, ranges_text
-from .backend import Backend, GetResult, ListPage, UploadInfo
-from .config import ClientConfig
+from .backend import Backend, CopyResult, GetResult, ListPage, ObjectInfo, UploadInfo
+from .config import MAX_PARTS, ClientConfig
 from .errors import (
     AlreadyExistsError,
     IntegrityError,
     NotFoundError,
     ObjectStoreError,
     may_be_checksum_refusal,
+    retryable_code,
 )
 from .uri import ObjectURI
 
@@ -869,11 +870,26 @@ class ChecksumSupport:
         multipart: how multipart uploads are declared: ``"FULL_OBJECT"`` (CRC32C of the whole
             object, sent with the completion), ``"COMPOSITE"`` (CRC32C of each part only), or
             None (no checksum).
+        copies: whether a CopyObject asks the store for the copy's CRC32C
+            (``x-amz-checksum-algorithm: CRC32C``).
     """
 
     def __init__(self) -> None:
         self.puts = True
         self.multipart: str | None = FULL_OBJECT
+        self.copies = True
+
+    def refuse_copies(self, backend: Backend, refusal: ObjectStoreError) -> None:
+        """The store refused ``x-amz-checksum-algorithm`` on a CopyObject that it then took
+        without: server-side copies go on without asking for a CRC32C (one warning)."""
+        if not self.copies:
+            return
+        self.copies = False
+        cfg = getattr(backend, "config", None)
+        where = getattr(cfg, "endpoint_url", None) or "AWS S3"
+        log.warning("%s refused the CRC32C checksum of %s %s (%s): server-side copies to it go "
+                    "on without asking for one", where, refusal.operation, refusal.uri,
+                    refusal.code or refusal.status)
 
     def lower(self, backend: Backend, multipart: str | None, refusal: ObjectStoreError) -> None:
         """The store refused more than it was sent until now: multipart uploads are declared
@@ -1256,6 +1272,227 @@ async def abort_multipart(backend: Backend, obj: ObjectURI, upload_id: str, atte
         log.debug("multipart upload %s of %s was already gone", upload_id, obj)
     except ObjectStoreError as e:
         log.warning("could not abort multipart upload %s of %s: %s", upload_id, obj, e)
+
+
+# ----------------------------------------------------------------------------------- DELETE
+async def delete_keys(backend: Backend, bucket_uri: ObjectURI, keys: Sequence[str],
+                      attempts: int) -> list[tuple[str, str, str]]:
+    """One DeleteObjects request for up to 1000 ``keys`` of ``bucket_uri``'s bucket, with
+    retries; returns ``(key, code, message)`` of every key the store did not delete, in the
+    order of ``keys``.
+
+    Sending a DeleteObjects again is safe (a key already gone is deleted, in S3 as on every
+    store objio knows), so a lost or cut response is retried like any request. Keys the
+    store refused one by one with a transient code (InternalError, SlowDown, ...) are sent
+    again, alone, after the engine's backoff and within its retry quota, up to ``attempts``
+    requests in all; the others (AccessDenied, a retention lock) are returned at once."""
+    final: dict[str, tuple[str, str, str]] = {}
+    todo: Sequence[str] = keys
+    for attempt in range(1, max(1, attempts) + 1):
+        failed = await with_retries(functools.partial(backend.delete_many, bucket_uri, todo),
+                                    attempts)
+        again = [f for f in failed if retryable_code(f[1])]
+        final.update((f[0], f) for f in failed if not retryable_code(f[1]))
+        if not again:
+            break
+        if attempt >= attempts or not _quota.take(_RETRY_COST):
+            final.update((f[0], f) for f in again)
+            break
+        log.debug("DeleteObjects %s: %d keys refused for now (%s); sending them again",
+                  bucket_uri, len(again), again[0][1])
+        todo = [f[0] for f in again]
+        await asyncio.sleep(backoff_s(attempt))
+    if not final:
+        return []
+    return [final[k] for k in keys if k in final]
+
+
+# ----------------------------------------------------------------------------------- COPY
+def _source_changed(src: ObjectURI, dst: ObjectURI, op: str, etag: str) -> ObjectStoreError:
+    return ObjectStoreError(f"{op} {src} to {dst} failed: the source changed while it was "
+                            f"copied (its ETag is no longer {etag!r}); copy it again",
+                            operation=op, uri=str(src), code="ObjectChanged")
+
+
+def _plain_md5(etag: str) -> bool:
+    """Whether an ETag can be the MD5 of an object's bytes (32 hex digits: not a multipart
+    upload's ``<md5>-N``)."""
+    return len(etag) == 32 and all(c in "0123456789abcdefABCDEF" for c in etag)
+
+
+async def copy_object(backend: Backend, src: ObjectURI, dst: ObjectURI, config: ClientConfig,
+                      observer: Observer | None = None, *,
+                      source: ObjectInfo | None = None) -> int:
+    """Copy ``src`` to ``dst`` inside the store (both on ``backend``: S3, one endpoint): no
+    byte goes through the client. Returns the size in bytes.
+
+    The source is looked at first (HeadObject, with its stored CRC32C when ``checksums``),
+    unless ``source`` says what it is (a listing's entry: size and ETag; then the copy is of
+    that version, and a source changed since starts the copy over from a HeadObject).
+    Objects up to ``config.copy_threshold`` bytes (5 GiB, S3's limit, by default) are copied
+    with one CopyObject; larger ones with a multipart upload whose ``part_size`` parts are
+    UploadPartCopy requests sent concurrently (at most 16), completed, or aborted on any
+    failure (:func:`abort_multipart`: nothing is left behind). Every request names the
+    source's ETag (``x-amz-copy-source-if-match``), so every byte comes from the version
+    looked at; if the source changed meanwhile the copy starts over once, then raises
+    ``ObjectStoreError`` code ``ObjectChanged``.
+
+    Checked before returning: with ``checksums`` the store is asked for the copy's CRC32C
+    (CopyObject ``x-amz-checksum-algorithm``; a multipart copy's upload is declared CRC32C and
+    its parts' CRC32Cs are combined) and, where the source has a full-object CRC32C, the two
+    must be equal; a CopyObject answer's ETag must equal a single-PUT source's (the MD5 of
+    the bytes, unless the store encrypts: then it is not compared); where neither tells,
+    the copy's size is checked against the source's (HeadObject). A copy that fails its
+    check is made once more; failing again, it is deleted and :class:`objio.IntegrityError`
+    is raised. A store that refuses ``x-amz-checksum-algorithm`` is asked without it from
+    then on (one warning; :func:`checksum_support`). S3's 200 answers with an ``<Error>``
+    body are errors (retried where their code says so: InternalError, SlowDown).
+
+    Raises: FileNotFoundError (no source or no bucket), PermissionError, IntegrityError,
+    ObjectStoreError."""
+    t0 = time.perf_counter()
+    try:
+        size = await _copy_once(backend, src, dst, config, source)
+    except ObjectStoreError as e:
+        if e.code != "ObjectChanged":
+            raise
+        log.info("%s changed while it was copied to %s: copying it again", src, dst)
+        size = await _copy_once(backend, src, dst, config, None)
+    if observer is not None:
+        observer(RequestRecord(str(dst), size, 0.0, time.perf_counter() - t0))
+    return size
+
+
+async def _copy_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
+                     config: ClientConfig, source: ObjectInfo | None) -> int:
+    assert config.max_attempts and config.part_size and config.copy_threshold
+    attempts = config.max_attempts
+    sums = bool(config.checksums)
+    s3: Any = backend
+    info: ObjectInfo
+    if source is not None and source.etag:
+        info = source
+    else:
+        info = await with_retries(lambda: s3.head(src, checksum=sums), attempts)
+    single = info.size <= config.copy_threshold
+    for tries in (1, 2):
+        if single:
+            problem, written = await _copy_single(s3, src, dst, info, attempts, sums)
+        else:
+            problem, written = await _copy_multipart(s3, src, dst, info, config, sums)
+        if problem is None:
+            return info.size
+        if tries == 1:
+            log.warning("the copy of %s to %s does not match its source (%s): copying it "
+                        "again", src, dst, problem)
+    gone = "nothing was written"
+    if written:  # the destination holds the wrong copy: it must not stay
+        try:
+            await with_retries(lambda: s3.delete(dst), attempts)
+            gone = "the copy was deleted"
+        except ObjectStoreError as e:
+            gone = f"the copy could not be deleted ({e.code or e}): delete it"
+    raise IntegrityError(f"copy of {src} to {dst} failed: made twice, the copy does not match "
+                         f"the source ({problem}); {gone}", operation="CopyObject",
+                         uri=str(dst), code="CopyMismatch")
+
+
+async def _check_copy(s3: Any, dst: ObjectURI, info: ObjectInfo, attempts: int,
+                      crc: int | None, etag: str | None) -> str | None:
+    """What is wrong with the copy at ``dst`` of the object ``info`` describes (None:
+    nothing), from the CRC32C and ETag the copy's answers gave (each None when they tell
+    nothing); when neither tells, from the copy's HeadObject (size, stored CRC32C)."""
+    full = info.stored.crc32c if info.stored is not None and not info.stored.composite \
+        else None
+    if crc is not None and full is not None:
+        return None if crc == full else \
+            f"its CRC32C is {crc:#010x}, the source's {full:#010x}"
+    if etag is not None:
+        return None if etag == info.etag else f"its ETag is {etag!r}, the source's {info.etag!r}"
+    got: ObjectInfo = await with_retries(lambda: s3.head(dst, checksum=full is not None),
+                                         attempts)
+    if got.size != info.size:
+        return f"it has {got.size} bytes, the source {info.size}"
+    if full is not None and got.crc32c is not None and got.crc32c != full:
+        return f"its stored CRC32C is {got.crc32c:#010x}, the source's {full:#010x}"
+    return None
+
+
+async def _copy_single(s3: Any, src: ObjectURI, dst: ObjectURI, info: ObjectInfo,
+                       attempts: int, sums: bool) -> tuple[str | None, bool]:
+    """One CopyObject (with retries, and the checksum fallback): (what is wrong with the
+    copy or None, True: the destination was written)."""
+    support = checksum_support(s3)
+    ask = sums and support.copies
+
+    def send(checksum: bool) -> Awaitable[CopyResult]:
+        return with_retries(lambda: s3.copy_object(src, dst, if_match=info.etag or None,
+                                                   checksum=checksum, size=info.size),
+                            attempts)
+
+    try:
+        try:
+            r: CopyResult = await send(ask)
+        except ObjectStoreError as e:
+            if not ask or not may_be_checksum_refusal(e):
+                raise
+            r = await send(False)
+            support.refuse_copies(s3, e)
+    except AlreadyExistsError as e:  # 412: the source's ETag is not the one asked for
+        if not info.etag:
+            raise
+        raise _source_changed(src, dst, "CopyObject", info.etag) from e
+    same_md5 = r.sse is None and _plain_md5(info.etag)
+    return await _check_copy(s3, dst, info, attempts, r.crc32c,
+                             r.etag if same_md5 else None), True
+
+
+async def _copy_multipart(s3: Any, src: ObjectURI, dst: ObjectURI, info: ObjectInfo,
+                          config: ClientConfig, sums: bool) -> tuple[str | None, bool]:
+    """A multipart copy of ``src`` (UploadPartCopy, parts concurrent), completed or aborted:
+    (what is wrong with the copy or None, True: the destination was written). Parts whose
+    combined CRC32C is not the source's are not completed (the upload is aborted)."""
+    assert config.part_size and config.max_attempts
+    attempts = config.max_attempts
+    size = info.size
+    part = max(config.part_size, -(-size // MAX_PARTS))
+    starts = list(range(0, size, part))
+    full = info.stored.crc32c if info.stored is not None and not info.stored.composite \
+        else None
+    upload_id, kind = await start_multipart(s3, dst, attempts, checksum=sums)
+    try:
+        async def one(i: int) -> tuple[int, str, int | None]:
+            s = starts[i]
+            e = min(s + part, size) - 1
+            try:
+                r: CopyResult = await with_retries(
+                    lambda: s3.upload_part_copy(src, dst, upload_id, i + 1, s, e,
+                                                if_match=info.etag or None), attempts)
+            except AlreadyExistsError as err:
+                if not info.etag:
+                    raise
+                raise _source_changed(src, dst, "UploadPartCopy", info.etag) from err
+            return i + 1, f'"{r.etag}"', r.crc32c if kind is not None else None
+
+        parts = await bounded_map(one, range(len(starts)),
+                                  min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8))
+        sizes = [min(part, size - s) for s in starts]
+        crcs = [p[2] for p in parts]  # type: ignore[index]
+        combined: int | None = None
+        if starts and all(c is not None for c in crcs):
+            combined = 0
+            for c, n in zip(crcs, sizes, strict=True):
+                combined = _crc32c.combine(combined, c, n)  # type: ignore[arg-type]
+        if combined is not None and full is not None and combined != full:
+            await finish(abort_multipart(s3, dst, upload_id, attempts))
+            return (f"the CRC32C of its parts is {combined:#010x}, the source's "
+                    f"{full:#010x} (the upload was aborted)"), False
+        done, whole = completion(kind, parts, sizes)  # type: ignore[arg-type]
+        await complete_multipart(s3, dst, upload_id, done, attempts, checksum_crc32c=whole)
+    except BaseException:
+        await finish(abort_multipart(s3, dst, upload_id, attempts))
+        raise
+    return await _check_copy(s3, dst, info, attempts, None, None), True
 
 
 # ----------------------------------------------------------------------------------- blocking work

@@ -27,6 +27,8 @@ __all__ = [
     "IntegrityError",
     "error_from_response",
     "may_be_checksum_refusal",
+    "retryable_code",
+    "DeleteError",
 ]
 
 
@@ -91,6 +93,35 @@ class AlreadyExistsError(ObjectStoreError, FileExistsError):
 
 class ObjectTimeoutError(ObjectStoreError, TimeoutError):
     """No progress within the configured timeout, after all retries (a ``TimeoutError``)."""
+
+
+class DeleteError(ObjectStoreError):
+    """Some keys of a bulk delete (:func:`objio.delete_many`, ``delete`` of a prefix) were not
+    deleted: the store refused them one by one in its DeleteObjects answers (AccessDenied, a
+    retention lock, ...) after the transient ones (InternalError, SlowDown) were sent again.
+
+    Attributes:
+        failed: ``[(uri, code, message), ...]`` of every key not deleted, in the order given.
+        deleted: how many of the URIs asked for were deleted.
+        (``code`` of the exception itself is the first failure's.)
+    """
+
+    def __init__(self, message: str, *, failed: list[tuple[str, str, str]] | None = None,
+                 deleted: int = 0, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.failed = list(failed or [])
+        self.deleted = deleted
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_delete, (self.message, self.operation, self.uri, self.status,
+                                  self.code, self.failed, self.deleted))
+
+
+def _rebuild_delete(message: str, operation: str, uri: str, status: int | None,
+                    code: str | None, failed: list[tuple[str, str, str]],
+                    deleted: int) -> DeleteError:
+    return DeleteError(message, operation=operation, uri=uri, status=status, code=code,
+                       failed=failed, deleted=deleted)
 
 
 class IntegrityError(ObjectStoreError, ValueError):
@@ -169,6 +200,13 @@ def error_from_response(operation: str, uri: str, status: int, body: bytes = b""
                               f"{detail} (HTTP {status})", retryable=True, **kw)
     retryable = status in _RETRYABLE_STATUS or code in _RETRYABLE_CODES
     return ObjectStoreError(message, retryable=retryable, **kw)
+
+
+def retryable_code(code: str | None) -> bool:
+    """Whether an S3 error code names a transient failure worth sending the request again
+    (InternalError, SlowDown, ServiceUnavailable, RequestTimeout, Throttling): for errors
+    reported inside a 200 response, such as the per-key errors of DeleteObjects."""
+    return code in _RETRYABLE_CODES
 
 
 def may_be_checksum_refusal(e: BaseException) -> bool:

@@ -10,9 +10,11 @@ do, as library functions.
   so are directory markers (keys ending with ``/``).
 * :func:`plan_sync`: what ``sync`` copies (missing at the destination, another size, or newer
   at the source, as ``aws s3 sync`` compares) and, with ``delete``, what it removes.
-* :func:`run_copy`: carry a plan out: objects up to :data:`STREAM_THRESHOLD` bytes are copied
-  ``max_in_flight`` at a time in memory; larger ones stream through :func:`objio.open` (bounded
-  memory, multipart uploads).
+* :func:`run_copy`: carry a plan out: between two s3:// URIs the store copies every object
+  itself (CopyObject, or a multipart UploadPartCopy above ``copy_threshold``: no byte through
+  the client), ``max_in_flight`` at a time; otherwise objects up to :data:`STREAM_THRESHOLD`
+  bytes are copied ``max_in_flight`` at a time in memory, and larger ones stream through
+  :func:`objio.open` (bounded memory, multipart uploads).
 * :func:`copy_from_file` / :func:`copy_to_file`: stream between an object and a binary file
   such as standard input or output (``objio cp - s3://b/k``), multipart for large input.
 """
@@ -52,13 +54,14 @@ _CHUNK = 8 * MiB
 
 @dataclass(frozen=True)
 class CopyItem:
-    """One object to copy: ``src`` and ``dst`` URIs, ``size`` in bytes, and the source's
-    last-modified time (epoch seconds)."""
+    """One object to copy: ``src`` and ``dst`` URIs, ``size`` in bytes, the source's
+    last-modified time (epoch seconds) and ETag (as listed; "" when unknown)."""
 
     src: str
     dst: str
     size: int
     last_modified: float = 0.0
+    etag: str = ""
 
 
 @dataclass
@@ -198,7 +201,8 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
             plan.skipped.append((str(s), SAME_OBJECT))
             return plan
         info = client.stat(src)
-        plan.items.append(CopyItem(str(s), str(target), info.size, info.last_modified))
+        plan.items.append(CopyItem(str(s), str(target), info.size, info.last_modified,
+                                   info.etag))
         return plan
     _check_prefixes(op, src, dst, s, d, glob=has_glob(s.key))
     base, infos = _source_listing(client, s, recursive)
@@ -208,7 +212,8 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
         if isinstance(target, str):
             plan.skipped.append((uri, target))
         else:
-            plan.items.append(CopyItem(uri, str(target), info.size, info.last_modified))
+            plan.items.append(CopyItem(uri, str(target), info.size, info.last_modified,
+                                       info.etag))
     _drop_onto_sources(plan, op, move)
     if not plan.items and not plan.skipped:
         raise FileNotFoundError(f"{op}: nothing matches {src}")
@@ -282,7 +287,8 @@ def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False) -> SyncP
                 int(have.last_modified) >= int(info.last_modified):
             plan.up_to_date += 1
             continue
-        plan.items.append(CopyItem(uri, str(target), info.size, info.last_modified))
+        plan.items.append(CopyItem(uri, str(target), info.size, info.last_modified,
+                                   info.etag))
     if delete:
         plan.delete = [str(d.with_key(i.key)) for rel, i in sorted(existing.items())
                        if rel not in wanted]
@@ -293,8 +299,10 @@ def run_copy(client: Any, items: Iterable[CopyItem], *, max_in_flight: int = 16,
              advance: Callable[[int], None] | None = None,
              keep_mtime: bool = False,
              on_done: Callable[[CopyItem], None] | None = None) -> tuple[int, int]:
-    """Copy every item; returns ``(objects, bytes)``. ``advance(nbytes)`` is called as bytes
-    arrive; ``on_done(item)`` once each object is completely written at its destination (in
+    """Copy every item; returns ``(objects, bytes)``. Items between two s3:// URIs are copied
+    by the store (server-side, :meth:`objio.Client.copy_many`), others through the client.
+    ``advance(nbytes)`` is called as bytes arrive (for a server-side copy: its size, once it
+    is done); ``on_done(item)`` once each object is completely written at its destination (in
     completion order; for objects copied through memory, from the engine's thread);
     ``keep_mtime`` gives local files written the source's last-modified time (so a later sync
     sees them up to date). ``max_in_flight`` is the number of objects copied at once (>= 1).
@@ -308,8 +316,9 @@ def run_copy(client: Any, items: Iterable[CopyItem], *, max_in_flight: int = 16,
             or max_in_flight < 1:
         raise ValueError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
     items = list(items)
-    small = [i for i in items if i.size <= STREAM_THRESHOLD]
-    large = [i for i in items if i.size > STREAM_THRESHOLD]
+    # Between two s3:// URIs the store copies, whatever the size (copy_many: server-side).
+    small = [i for i in items if i.size <= STREAM_THRESHOLD or _server_side(i)]
+    large = [i for i in items if i.size > STREAM_THRESHOLD and not _server_side(i)]
     done = [0, 0]
     tick = advance or (lambda n: None)
     by_dst: dict[str, list[CopyItem]] = {}
@@ -333,8 +342,12 @@ def run_copy(client: Any, items: Iterable[CopyItem], *, max_in_flight: int = 16,
             finished(waiting.pop())
 
     if small:
+        # What the plan's listing said of each source (size, ETag) spares the HEAD of a
+        # server-side copy.
+        sources = [ObjectInfo(parse_uri(i.src).key, i.size, i.last_modified, i.etag)
+                   if i.etag else None for i in small]
         client.copy_many([(i.src, i.dst) for i in small], max_in_flight=max_in_flight,
-                         observer=on_object)
+                         observer=on_object, sources=sources)
     buf = memoryview(bytearray(_CHUNK)) if large else None
     for i in large:
         assert buf is not None
@@ -346,6 +359,12 @@ def run_copy(client: Any, items: Iterable[CopyItem], *, max_in_flight: int = 16,
         done[1] += i.size
         finished(i)
     return done[0], done[1]
+
+
+def _server_side(item: CopyItem) -> bool:
+    """Whether the store copies ``item`` itself (both ends s3://: see
+    :meth:`objio.Client.copy_many`)."""
+    return item.src.startswith("s3://") and item.dst.startswith("s3://")
 
 
 def copy_from_file(client: Any, f: BinaryIO, dst: str,

@@ -37,6 +37,7 @@ from ..config import MiB, format_size, parse_size
 from ..engine import RequestRecord
 from ..uri import ObjectURI, parse_uri
 from ._common import cpu_seconds, environment, median, one_line, percentiles_ms
+from .ops import parse_ops, print_ops, run_ops
 from .peers import PEERS, Access, Advance, Getter, library
 from .report import Progress, fmt, latencies
 
@@ -123,8 +124,10 @@ def run_bench(
     peer_credentials: Mapping[str, Any] | None = None,
     console: Console | None = None,
     latency_samples: bool = False,
+    ops: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Run the put + get benchmark (and the peer comparison) and return the report.
+    """Run the put + get benchmark (and the peer comparison) and return the report; with
+    ``ops``, the other object operations too (:mod:`objio.bench.ops`).
 
     Args:
         client: the objio client to benchmark (its config also tells peers where to go).
@@ -149,13 +152,21 @@ def run_bench(
         console: where progress bars go.
         latency_samples: also keep every objio GET's latencies (ms) in
             ``phases.get.latency_samples_ms`` (``{"ttfb": [...], "total": [...]}``: for plots).
+        ops: the operations to measure (:data:`objio.bench.ops.OPS`: ``put``, ``get``,
+            ``head``, ``list``, ``copy``, ``delete``, ``gen``; a comma string or a sequence),
+            default ``put,get``. The put phase always runs (the other operations work on its
+            objects); ``get`` is the get phase; the others (and ``put``, named with
+            ``compare``) run ``epochs`` interleaved rounds of objio and every peer that has the
+            operation, reported in ``ops``.
 
     Returns:
         ``{"config", "server", "phases": {"put", "get": {"epochs", "summary"}}, "compare",
-        "cleanup", "environment"}``; times in seconds, sizes in bytes, latencies in ms,
+        "ops", "cleanup", "environment"}``; times in seconds, sizes in bytes, latencies in ms,
         throughput in MiB/s (2**20 bytes) and objects/s; ``compare`` maps each tool (objio
         first) to its per-epoch results, medians and ``objio_ratio``, or to
-        ``{"status": "skipped", "reason": ...}``.
+        ``{"status": "skipped", "reason": ...}``; ``ops`` maps each operation run to
+        ``{"what", "unit", "tools": {tool: {"ops_per_s", "mib_per_s", "cpu_ms_per_op",
+        "objio_ratio", "runs"} or {"status": "skipped", "reason"}}}``.
 
     Raises:
         ValueError: invalid arguments. FileNotFoundError (bucket missing), PermissionError,
@@ -169,6 +180,7 @@ def run_bench(
 
     otype = normalize_object_type(object_type)
     prefix = parse_uri(prefix_uri)
+    op_names = parse_ops(ops)
     peer_names = (parse_peers(peers) or list(PEERS)) if compare else []
     uris = [str(prefix.joinpath(TEMPLATE.format(i, num))) for i in range(num)]
     cfg = client.config
@@ -177,12 +189,13 @@ def run_bench(
         "config": {
             "uri": str(prefix), "num": num, "size": size_b, "object_type": otype,
             "max_in_flight": max_in_flight, "epochs": epochs, "compare": compare,
-            "peers": peer_names, "seed": seed, "keep": keep,
+            "peers": peer_names, "seed": seed, "keep": keep, "ops": op_names,
         },
         "server": (cfg.endpoint_url or f"AWS S3 ({cfg.region})") if prefix.scheme == "s3"
         else "local files",
         "phases": {},
         "compare": {},
+        "ops": {},
         "cleanup": {},
         "environment": environment(PEERS),
     }
@@ -193,11 +206,18 @@ def run_bench(
     ok = False
     try:
         with Progress(progress, console) as prog:
-            _put_phase(client, prefix, report, prog, num=num, size=size_b, otype=otype,
-                       max_in_flight=max_in_flight, seed=seed)
-            _get_phases(client, prefix, uris, report, prog, epochs=epochs,
-                        max_in_flight=max_in_flight, peer_names=peer_names,
-                        peer_credentials=peer_credentials, latency_samples=latency_samples)
+            sizes = _put_phase(client, prefix, report, prog, num=num, size=size_b, otype=otype,
+                               max_in_flight=max_in_flight, seed=seed)
+            if "get" in op_names:
+                _get_phases(client, prefix, uris, report, prog, epochs=epochs,
+                            max_in_flight=max_in_flight, peer_names=peer_names,
+                            peer_credentials=peer_credentials, latency_samples=latency_samples)
+        # put is compared only when asked for by name (the default put+get is today's run)
+        measured = [op for op in op_names if op != "put" or ops is not None]
+        report["ops"] = run_ops(client, prefix, measured, num=num, size=size_b,
+                                max_in_flight=max_in_flight, rounds=epochs,
+                                peer_names=peer_names, peer_credentials=peer_credentials,
+                                uris=uris, sizes=[sizes[u] for u in uris], seed=seed)
         ok = True
     finally:
         if keep:
@@ -213,7 +233,8 @@ def run_bench(
 
 
 def _put_phase(client: Client, prefix: ObjectURI, report: dict[str, Any], prog: Progress, *,
-               num: int, size: int, otype: str, max_in_flight: int, seed: int) -> None:
+               num: int, size: int, otype: str, max_in_flight: int, seed: int) -> dict[str, int]:
+    """The put phase (objio alone); returns each object's size in bytes by URI."""
     records: list[RequestRecord] = []
     task = prog.add_task("put", num)
     with prog.track(task, "put", records, _record_weight):
@@ -224,6 +245,7 @@ def _put_phase(client: Client, prefix: ObjectURI, report: dict[str, Any], prog: 
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     report["phases"]["put"] = _run_stats(len(records), sum(r.nbytes for r in records), wall,
                                          cpu, records, ttfb=False)
+    return {r.uri: r.nbytes for r in records}
 
 
 def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict[str, Any],
@@ -428,6 +450,8 @@ def print_report(report: Mapping[str, Any], console: Console | None = None) -> N
         console.print(ct)
         for name, reason in skipped:
             console.print(f"  {name}: skipped: {reason}", highlight=False, markup=False)
+    if report.get("ops"):
+        print_ops(report["ops"], console)
     cleanup = report.get("cleanup") or {}
     if cleanup.get("kept"):
         note = " (until the embedded server stops)" if report["server"] == "embedded" else ""

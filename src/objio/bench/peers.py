@@ -9,6 +9,16 @@ operation              adapters that have it
 =====================  =======================================================================
 ``getter``             obstore, boto3, s3torchconnector, s3dlio: read every object of a list
                        fully into memory, ``max_in_flight`` at a time (objects benchmark)
+``putter``, ``header``  obstore, boto3, s3torchconnector, s3dlio: write / HEAD every object of
+                       a list, ``max_in_flight`` at a time (``objio bench --op put,head``)
+``deleter``            the same four, each with its own bulk delete of a list of objects
+                       (obstore and boto3: DeleteObjects; s3torchconnector: one DELETE per key;
+                       s3dlio: its recursive delete of the prefix) (``--op delete``)
+``copier``             obstore, boto3, s3torchconnector: server-side copy of each (src, dst)
+                       (CopyObject), ``max_in_flight`` at a time (``--op copy``)
+``op_lister``          the same four: one full listing of the bench prefix (``objio bench
+                       --op list``; not the lister of ``objio bench list``)
+``generator``          s3dlio: its ``put`` of typed synthetic objects (``--op gen``)
 ``stream_reader``      objio (``objio.open(...).readinto``), boto3 (``download_fileobj``),
                        obstore (``get().stream()``); ``file_reader``: obstore ``open_reader``
 ``stream_writer``      objio (``objio.open(..., "wb")``), boto3 (``upload_fileobj``)
@@ -144,8 +154,9 @@ class Access:
 
 
 class Getter:
-    """A prepared "read every object" run of one library: :meth:`run` (timed, repeatable)
-    returns ``(objects, bytes)``; :meth:`close` frees threads and clients."""
+    """A prepared run of one library over a list of objects (read them all, or another
+    operation: see the adapters' methods): :meth:`run` (timed, repeatable) returns
+    ``(objects, bytes)``; :meth:`close` frees threads and clients."""
 
     def __init__(self, run: Callable[[Advance | None], tuple[int, int]],
                  close: Callable[[], None] | None = None) -> None:
@@ -218,6 +229,46 @@ class Library:
 
     def getter(self, bucket: str, keys: list[str], uris: list[str], max_in_flight: int) -> Getter:
         raise NotImplementedError(f"{self.name} has no bulk get in the benchmarks")
+
+    def putter(self, bucket: str, keys: list[str], uris: list[str], payloads: list[bytes],
+               max_in_flight: int) -> Getter:
+        """Write ``payloads[i]`` to each key, ``max_in_flight`` at a time; returns (objects,
+        bytes written)."""
+        raise NotImplementedError(f"{self.name} has no bulk put in the benchmarks")
+
+    def header(self, bucket: str, keys: list[str], uris: list[str],
+               max_in_flight: int) -> Getter:
+        """HEAD every object; returns (objects, the sum of their sizes)."""
+        raise NotImplementedError(f"{self.name} has no bulk HEAD in the benchmarks")
+
+    def deleter(self, bucket: str, keys: list[str], uris: list[str], prefix: str,
+                max_in_flight: int) -> Getter:
+        """Delete every object (all the objects under ``prefix``, a key prefix ending with
+        ``/``, are these); returns (objects, 0)."""
+        raise NotImplementedError(f"{self.name} has no bulk delete in the benchmarks")
+
+    def copier(self, bucket: str, pairs: list[tuple[str, str]], sizes: list[int],
+               max_in_flight: int) -> Getter:
+        """Copy each (source key, destination key) of ``bucket`` server-side; returns
+        (objects, bytes copied)."""
+        raise NotImplementedError(f"{self.name} has no server-side copy in the benchmarks")
+
+    def op_lister(self, bucket: str, prefix: str) -> Getter:
+        """List every object under ``prefix`` (a full, recursive listing); returns (keys,
+        0)."""
+        raise NotImplementedError(f"{self.name} has no listing in the benchmarks")
+
+    def generator(self, prefix_uri: str, num: int, template: str, size: int,
+                  object_type: str, max_in_flight: int) -> Getter:
+        """Generate and write ``num`` typed synthetic objects of ``size`` bytes named
+        ``template.format(i, num)`` under ``prefix_uri``; returns (objects, bytes)."""
+        raise NotImplementedError(f"{self.name} has no typed data generation")
+
+    @classmethod
+    def has(cls, operation: str) -> bool:
+        """Whether this adapter implements ``operation`` (a method name such as
+        ``"putter"``)."""
+        return getattr(cls, operation) is not getattr(Library, operation)
 
     def stream_reader(self, bucket: str, key: str, chunk: int) -> Callable[[], int]:
         raise NotImplementedError(f"{self.name} has no streaming read in the benchmarks")
@@ -456,6 +507,91 @@ class Obstore(Library):
 
         return Getter(run)
 
+    def _each(self, bucket: str, items: list[Any], max_in_flight: int,
+              one: Callable[[Any, Any], Any]) -> Getter:
+        """A run awaiting ``one(store, item) -> bytes`` for every item under a semaphore of
+        ``max_in_flight`` (obstore's asyncio API, as its getter)."""
+        store = self.store(bucket)
+
+        def run(advance: Advance | None) -> tuple[int, int]:
+            async def main() -> tuple[int, int]:
+                sem = asyncio.Semaphore(max_in_flight)
+
+                async def each(item: Any) -> int:
+                    async with sem:
+                        n = int(await one(store, item))
+                    if advance is not None:
+                        advance(1, n)
+                    return n
+
+                sizes = await asyncio.gather(*(each(x) for x in items))
+                return len(sizes), sum(sizes)
+
+            return asyncio.run(main())
+
+        return Getter(run)
+
+    def putter(self, bucket: str, keys: list[str], uris: list[str], payloads: list[bytes],
+               max_in_flight: int) -> Getter:
+        """``put_async(store, key, data)`` (one PutObject each) under a semaphore."""
+        import obstore
+
+        async def one(store: Any, i: int) -> int:
+            await obstore.put_async(store, keys[i], payloads[i])
+            return len(payloads[i])
+
+        return self._each(bucket, list(range(len(keys))), max_in_flight, one)
+
+    def header(self, bucket: str, keys: list[str], uris: list[str],
+               max_in_flight: int) -> Getter:
+        """``head_async`` under a semaphore."""
+        import obstore
+
+        async def one(store: Any, key: str) -> int:
+            return int((await obstore.head_async(store, key))["size"])
+
+        return self._each(bucket, keys, max_in_flight, one)
+
+    def copier(self, bucket: str, pairs: list[tuple[str, str]], sizes: list[int],
+               max_in_flight: int) -> Getter:
+        """``copy_async(store, src, dst)`` (CopyObject) under a semaphore."""
+        import obstore
+
+        size_of = dict(zip((p[1] for p in pairs), sizes, strict=True))
+
+        async def one(store: Any, pair: tuple[str, str]) -> int:
+            await obstore.copy_async(store, pair[0], pair[1])
+            return size_of[pair[1]]
+
+        return self._each(bucket, pairs, max_in_flight, one)
+
+    def deleter(self, bucket: str, keys: list[str], uris: list[str], prefix: str,
+                max_in_flight: int) -> Getter:
+        """``delete(store, keys)``: its bulk delete (DeleteObjects, 1000 keys a request)."""
+        import obstore
+
+        store = self.store(bucket)
+
+        def run(advance: Advance | None) -> tuple[int, int]:
+            obstore.delete(store, keys)
+            if advance is not None:
+                advance(len(keys), 0)
+            return len(keys), 0
+
+        return Getter(run)
+
+    def op_lister(self, bucket: str, prefix: str) -> Getter:
+        """``list(store, prefix, chunk_size=1000)``, every chunk."""
+        import obstore
+
+        store = self.store(bucket)
+
+        def run(advance: Advance | None) -> tuple[int, int]:
+            n = sum(len(chunk) for chunk in obstore.list(store, prefix, chunk_size=1000))
+            return n, 0
+
+        return Getter(run)
+
     def stream_reader(self, bucket: str, key: str, chunk: int) -> Callable[[], int]:
         import obstore
 
@@ -523,6 +659,80 @@ class Boto3(Library):
 
         return _thread_getter(fetch, keys, max_in_flight, self.name, close=close)
 
+    def _each(self, fn: Callable[[Any, Any], int], items: list[Any],
+              max_in_flight: int) -> Getter:
+        """``fn(client, item) -> bytes`` for every item on ``max_in_flight`` threads sharing
+        one client (a pool of as many connections)."""
+        client = self.client(max_in_flight)
+
+        def close() -> None:
+            with contextlib.suppress(Exception):  # noqa: BLE001 - best-effort cleanup
+                client.close()
+
+        return _thread_getter(lambda item: fn(client, item), items, max_in_flight, self.name,
+                              close=close)
+
+    def putter(self, bucket: str, keys: list[str], uris: list[str], payloads: list[bytes],
+               max_in_flight: int) -> Getter:
+        """``put_object(Body=data)`` on ``max_in_flight`` threads."""
+        def one(client: Any, i: int) -> int:
+            client.put_object(Bucket=bucket, Key=keys[i], Body=payloads[i])
+            return len(payloads[i])
+
+        return self._each(one, list(range(len(keys))), max_in_flight)
+
+    def header(self, bucket: str, keys: list[str], uris: list[str],
+               max_in_flight: int) -> Getter:
+        """``head_object`` on ``max_in_flight`` threads."""
+        return self._each(lambda c, key: int(c.head_object(Bucket=bucket, Key=key)
+                                             ["ContentLength"]), keys, max_in_flight)
+
+    def copier(self, bucket: str, pairs: list[tuple[str, str]], sizes: list[int],
+               max_in_flight: int) -> Getter:
+        """``copy_object`` (CopyObject) on ``max_in_flight`` threads."""
+        size_of = dict(zip((p[1] for p in pairs), sizes, strict=True))
+
+        def one(client: Any, pair: tuple[str, str]) -> int:
+            client.copy_object(Bucket=bucket, Key=pair[1],
+                               CopySource={"Bucket": bucket, "Key": pair[0]})
+            return size_of[pair[1]]
+
+        return self._each(one, pairs, max_in_flight)
+
+    def deleter(self, bucket: str, keys: list[str], uris: list[str], prefix: str,
+                max_in_flight: int) -> Getter:
+        """``delete_objects`` (DeleteObjects, quiet) of batches of 1000 keys, on up to
+        ``max_in_flight`` threads; a key the store refuses is a failure."""
+        batches = [keys[i:i + 1000] for i in range(0, len(keys), 1000)]
+
+        def one(client: Any, batch: list[str]) -> int:
+            r = client.delete_objects(Bucket=bucket, Delete={
+                "Objects": [{"Key": k} for k in batch], "Quiet": True})
+            if r.get("Errors"):
+                raise RuntimeError(f"delete_objects refused {len(r['Errors'])} keys")
+            return 0
+
+        getter = self._each(one, batches, max(1, min(max_in_flight, len(batches))))
+
+        def run(advance: Advance | None) -> tuple[int, int]:
+            getter.run(None)
+            if advance is not None:
+                advance(len(keys), 0)
+            return len(keys), 0
+
+        return Getter(run, getter.close)
+
+    def op_lister(self, bucket: str, prefix: str) -> Getter:
+        """The ``list_objects_v2`` paginator, every page."""
+        client = self.client()
+
+        def run(advance: Advance | None) -> tuple[int, int]:
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                      Prefix=prefix)
+            return sum(len(p.get("Contents", ())) for p in pages), 0
+
+        return Getter(run, client.close)
+
     def stream_reader(self, bucket: str, key: str, chunk: int) -> Callable[[], int]:
         client = self.client()
 
@@ -568,6 +778,65 @@ class S3TorchConnector(Library):
             return len(client.get_object(bucket, key).read())
 
         return _thread_getter(fetch, keys, max_in_flight, "s3torch", env=env)
+
+    def _each(self, fn: Callable[[Any, Any], int], items: list[Any],
+              max_in_flight: int) -> Getter:
+        """``fn(client, item) -> bytes`` for every item on ``max_in_flight`` threads sharing
+        its ``S3Client``."""
+        client = self._client()
+        return _thread_getter(lambda item: fn(client, item), items, max_in_flight, "s3torch",
+                              env=self.env())
+
+    def putter(self, bucket: str, keys: list[str], uris: list[str], payloads: list[bytes],
+               max_in_flight: int) -> Getter:
+        """``put_object(bucket, key)`` (an ``S3Writer``): ``write(data)``, ``close()``, on
+        ``max_in_flight`` threads."""
+        def one(client: Any, i: int) -> int:
+            w = client.put_object(bucket, keys[i])
+            w.write(payloads[i])
+            w.close()
+            return len(payloads[i])
+
+        return self._each(one, list(range(len(keys))), max_in_flight)
+
+    def header(self, bucket: str, keys: list[str], uris: list[str],
+               max_in_flight: int) -> Getter:
+        """``head_object`` on ``max_in_flight`` threads."""
+        return self._each(lambda c, key: int(c.head_object(bucket, key).size), keys,
+                          max_in_flight)
+
+    def copier(self, bucket: str, pairs: list[tuple[str, str]], sizes: list[int],
+               max_in_flight: int) -> Getter:
+        """``copy_object`` (CopyObject) on ``max_in_flight`` threads."""
+        size_of = dict(zip((p[1] for p in pairs), sizes, strict=True))
+
+        def one(client: Any, pair: tuple[str, str]) -> int:
+            client.copy_object(bucket, pair[0], bucket, pair[1])
+            return size_of[pair[1]]
+
+        return self._each(one, pairs, max_in_flight)
+
+    def deleter(self, bucket: str, keys: list[str], uris: list[str], prefix: str,
+                max_in_flight: int) -> Getter:
+        """``delete_object`` (no bulk delete in its client: one DELETE per key) on
+        ``max_in_flight`` threads."""
+        def one(client: Any, key: str) -> int:
+            client.delete_object(bucket, key)
+            return 0
+
+        return self._each(one, keys, max_in_flight)
+
+    def op_lister(self, bucket: str, prefix: str) -> Getter:
+        """``list_objects(bucket, prefix)``, every page."""
+        client = self._client()
+        env = self.env()
+
+        def run(advance: Advance | None) -> tuple[int, int]:
+            with temporary_environ(env):
+                return sum(len(page.object_info)
+                           for page in client.list_objects(bucket, prefix)), 0
+
+        return Getter(run)
 
     def model_loader(self, bucket: str, keys: list[str], uris: list[str],
                      max_in_flight: int) -> ModelRun:
@@ -667,7 +936,8 @@ class S3dlio(Library):
 
     name = dist = module = "s3dlio"
 
-    def getter(self, bucket: str, keys: list[str], uris: list[str], max_in_flight: int) -> Getter:
+    def _bind(self) -> tuple[Any, dict[str, str | None]]:
+        """(the s3dlio module configured for this store, the environment it runs with)."""
         global _s3dlio_bound
         a = self.access
         if a.unsigned:
@@ -683,15 +953,76 @@ class S3dlio(Library):
 
             s3dlio.configure_s3(endpoint_url=a.endpoint_url, region=a.region)
         _s3dlio_bound = binding
+        return s3dlio, env
+
+    def _call(self, fn: Callable[[Any], tuple[int, int]]) -> Getter:
+        """A run of ``fn(s3dlio) -> (objects, bytes)`` with its environment set."""
+        s3dlio, env = self._bind()
 
         def run(advance: Advance | None) -> tuple[int, int]:
             with temporary_environ(env):
-                count, nbytes = s3dlio.get_many_stats(uris, max_in_flight)
+                count, nbytes = fn(s3dlio)
             if advance is not None:
                 advance(int(count), int(nbytes))
             return int(count), int(nbytes)
 
         return Getter(run)
+
+    def getter(self, bucket: str, keys: list[str], uris: list[str], max_in_flight: int) -> Getter:
+        return self._call(lambda m: m.get_many_stats(uris, max_in_flight))
+
+    def putter(self, bucket: str, keys: list[str], uris: list[str], payloads: list[bytes],
+               max_in_flight: int) -> Getter:
+        """``put_many([(uri, data), ...], max_in_flight)`` (Rust, zero-copy)."""
+        total = sum(len(p) for p in payloads)
+
+        def put(m: Any) -> tuple[int, int]:
+            m.put_many(list(zip(uris, payloads, strict=True)), max_in_flight)
+            return len(uris), total
+
+        return self._call(put)
+
+    def header(self, bucket: str, keys: list[str], uris: list[str],
+               max_in_flight: int) -> Getter:
+        """``stat_many_async(uris)`` (its bulk stat; it takes no in-flight limit)."""
+        def stat(m: Any) -> tuple[int, int]:
+            async def main() -> list[Any]:
+                return list(await m.stat_many_async(uris))
+
+            metas = asyncio.run(main())
+            return len(metas), sum(int(_field(x, "size")) for x in metas)
+
+        return self._call(stat)
+
+    def deleter(self, bucket: str, keys: list[str], uris: list[str], prefix: str,
+                max_in_flight: int) -> Getter:
+        """``delete(s3://bucket/prefix/, recursive=True)``: its bulk delete (a listing, then
+        one DELETE per object, several in flight)."""
+        def delete(m: Any) -> tuple[int, int]:
+            m.delete(f"s3://{bucket}/{prefix}", recursive=True)
+            return len(keys), 0
+
+        return self._call(delete)
+
+    def op_lister(self, bucket: str, prefix: str) -> Getter:
+        """``list(s3://bucket/prefix, recursive=True)``."""
+        return self._call(lambda m: (len(m.list(f"s3://{bucket}/{prefix}", recursive=True)), 0))
+
+    def generator(self, prefix_uri: str, num: int, template: str, size: int,
+                  object_type: str, max_in_flight: int) -> Getter:
+        """``put(prefix, num, template, max_in_flight, size, False, object_type)``: its
+        generation of typed objects (``npz``, ``tfrecord``: one record; ``raw``), uploaded
+        as they are made."""
+        def put(m: Any) -> tuple[int, int]:
+            m.put(prefix_uri, num, template, max_in_flight, size, False, object_type.lower())
+            return num, num * size
+
+        return self._call(put)
+
+
+def _field(meta: Any, name: str) -> Any:
+    """``meta[name]`` or ``meta.name`` (s3dlio returns dicts or objects by version)."""
+    return meta[name] if isinstance(meta, dict) else getattr(meta, name)
 
 
 class RunaiModelStreamer(Library):

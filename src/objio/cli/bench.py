@@ -3,7 +3,8 @@ report (rich tables; ``--json FILE`` for the whole report).
 
 Kinds (``objio bench KIND ...``; without a kind, ``objects``):
 
-* ``objects`` (default): put + get of many objects, ``--compare`` with peer libraries; with
+* ``objects`` (default): put + get of many objects, ``--compare`` with peer libraries;
+  ``--op`` adds head, list, copy, delete and gen (:mod:`objio.bench.ops`); with
   ``--workload`` or ``--throughput`` the DataLoader training emulation instead.
 * ``stream``: one large object through the file-like reader and writer vs boto3 and obstore.
 * ``train``: the DataLoader training emulation alone (``--workload`` / ``--throughput``, with
@@ -29,6 +30,7 @@ from typing import Any, Callable
 from ..bench import train
 from ..bench._common import DEFAULT_BUCKET, one_line, start_embedded
 from ..bench.objects import DEFAULT_PREFIX, parse_peers, print_report, run_bench
+from ..bench.ops import OPS, parse_ops
 from ..bench.peers import PEERS
 from ..config import parse_size
 from ..errors import ObjectStoreError
@@ -182,6 +184,13 @@ def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.Argume
                         help=f"comma list of peers for --compare (implies it); default all: "
                              f"{','.join(PEERS)}")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
+    parser.add_argument("--op", default=None, metavar="OPS",
+                        help=f"comma list of operations to measure: {','.join(OPS)} (default "
+                             "put,get, as without --op). head/list/copy/delete/gen (and put "
+                             "named here, with --compare) "
+                             "run EPOCHS interleaved rounds of objio and every peer that has "
+                             "the operation; gen writes NUM files of the cosmoflow preset "
+                             "(objio gen) vs s3dlio's typed put")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--plot", metavar="FILE.png", default=None, help=_PLOT_HELP)
     return parser
@@ -203,6 +212,8 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
     from ..formats import normalize_object_type
 
     otype = normalize_object_type(args.object_type)
+    op_arg = getattr(args, "op", None)
+    ops = None if op_arg is None else parse_ops(op_arg)
     _compare_value(args)
     named = args.compare if isinstance(args.compare, str) else None
     peers = parse_peers(args.peers if named is None else named)
@@ -220,7 +231,7 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
     report = run_bench(client, prefix, num=args.num, size=size, object_type=otype,
                        max_in_flight=args.max_in_flight, epochs=args.epochs, compare=compare,
                        peers=peers, seed=args.seed, keep=args.keep, progress=progress,
-                       console=err_console, latency_samples=bool(args.plot))
+                       console=err_console, latency_samples=bool(args.plot), ops=ops)
 
     def drop_samples(r: dict[str, Any]) -> None:  # for the plot only
         r["phases"].get("get", {}).pop("latency_samples_ms", None)
@@ -656,7 +667,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         "objects", help="put+get of many objects, --compare with peers (the default kind)",
         description="Put then get synthetic objects and report MiB/s, objects/s, latency "
                     "percentiles (time to first byte, total) and client CPU; --compare runs "
-                    "the same get phase with peers (obstore, boto3, s3torchconnector, s3dlio). "
+                    "the same get phase with peers (obstore, boto3, s3torchconnector, s3dlio); "
+                    "--op head,list,copy,delete,gen (and put) measures the other operations, "
+                    "objio and each peer that has them, interleaved. "
                     "--workload / --throughput run the DataLoader training emulation instead.")
     add_global_flags(p)
     configure_objects_parser(p)

@@ -24,7 +24,15 @@ from xml.etree import ElementTree as ET
 
 from .._buffers import Gather, new_buffer
 from .._crc32c import crc32c, from_base64, to_base64
-from ..backend import GetResult, ListPage, ObjectInfo, PartInfo, StoredChecksum, UploadInfo
+from ..backend import (
+    CopyResult,
+    GetResult,
+    ListPage,
+    ObjectInfo,
+    PartInfo,
+    StoredChecksum,
+    UploadInfo,
+)
 from ..config import ClientConfig
 from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response
 from ..uri import ObjectURI
@@ -36,7 +44,10 @@ _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 log = logging.getLogger("objio.s3")
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse_http_date(value: str | None) -> float:
+    """Epoch seconds of an HTTP date (``Last-Modified``); 0.0 when absent or malformed.
+    Cached: the objects of a bulk HEAD share a few seconds, and parsing one costs ~20 us."""
     if not value:
         return 0.0
     from email.utils import parsedate_to_datetime
@@ -185,6 +196,7 @@ class S3Backend:
         headers: dict[str, str] | None = None,
         body: Any = None,
         ok: tuple[int, ...] = (200,),
+        moves: int = 0,
     ) -> tuple[int, Any, bytes]:
         """Send one request and read its whole (small) response: (status, headers, body).
 
@@ -196,10 +208,13 @@ class S3Backend:
         ``ObjectStoreError`` (``ConnectionError``, ``IncompleteBody``, ``BadResponse``) or
         ``ObjectTimeoutError``: the request may have been applied (this path resends nothing
         but a GET or HEAD whose kept-alive connection the server had closed: see
-        :mod:`objio.s3.http`)."""
+        :mod:`objio.s3.http`). ``moves``: bytes the request makes the server move besides its
+        body (a server-side copy), counted in its deadline
+        (:meth:`objio.config.ClientConfig.deadline_s`)."""
         host, target, hdrs = self._prepare(method, bucket, key, params, headers, body)
         try:
-            r = await self._http.request(method, host, target, hdrs, _body_pieces(body))
+            r = await self._http.request(method, host, target, hdrs, _body_pieces(body),
+                                        moves=moves)
         except (OSError, asyncio.TimeoutError) as e:
             raise _connection_error(op, uri, e) from e
         payload = bytes(r.body) if r.body else b""
@@ -445,24 +460,81 @@ class S3Backend:
                            ok=(200, 204))
 
     async def delete_many(self, bucket_uri: ObjectURI, keys: Sequence[str]) -> list[tuple[str, str, str]]:
-        """DeleteObjects for up to 1000 keys; returns (key, code, message) per failed key."""
+        """DeleteObjects (quiet) for up to 1000 keys; returns (key, code, message) per key the
+        store did not delete (a missing key is deleted, as in S3). Sending it again is safe
+        (deleting what is gone is success): :func:`objio.engine.delete_keys` retries it.
+
+        The response is taken only as a whole document (it ends with ``</DeleteResult>``): in
+        quiet mode a response cut short would read as "every key deleted"; it raises
+        ``IncompleteResponse`` (retryable) instead. An ``<Error>`` document in a 200 response
+        is the error it reports (retryable where its code is: InternalError, SlowDown)."""
         if len(keys) > 1000:
             raise ValueError("delete_many takes at most 1000 keys per request")
-        root = ET.Element("Delete")
-        ET.SubElement(root, "Quiet").text = "true"
-        for k in keys:
-            ET.SubElement(ET.SubElement(root, "Object"), "Key").text = k
-        body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        body = _delete_body(keys)
         md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+        uri = str(bucket_uri)
         _, _, payload = await self._simple(
-            "DeleteObjects", str(bucket_uri), "POST", bucket_uri.bucket, None,
+            "DeleteObjects", uri, "POST", bucket_uri.bucket, None,
             params=(("delete", ""),), headers={"content-md5": md5,
                                                "content-type": "application/xml"}, body=body,
         )
+        if not _RE_DELETE_END.search(payload[-256:]):
+            if _is_error_document(payload):
+                raise error_from_response("DeleteObjects", uri, 200, payload)
+            raise _incomplete_response("DeleteObjects", uri, "DeleteResult")
+        if b"<Error>" not in payload:
+            return []
         errors = []
-        for err in _xml(payload).iter(f"{_NS}Error"):
+        for err in _iter(_xml(payload), "Error"):
             errors.append((_text(err, "Key"), _text(err, "Code"), _text(err, "Message")))
         return errors
+
+    # ----------------------------------------------------------------------------- copy
+    def _copy_source(self, src: ObjectURI, if_match: str | None) -> dict[str, str]:
+        hdrs = {"x-amz-copy-source": uri_encode_path(f"/{src.bucket}/{src.key}")}
+        if if_match:
+            hdrs["x-amz-copy-source-if-match"] = f'"{if_match}"'
+        return hdrs
+
+    async def copy_object(self, src: ObjectURI, dst: ObjectURI, *, if_match: str | None = None,
+                          checksum: bool = False, size: int = 0) -> CopyResult:
+        """CopyObject: ``dst`` becomes a copy of ``src`` made by the store (no byte through
+        the client; up to 5 GiB; ``src`` and ``dst`` in buckets of this endpoint). With
+        ``if_match`` (the source's ETag) the store copies only that version (else 412:
+        FileExistsError). ``checksum``: ask the store to compute the copy's CRC32C
+        (``x-amz-checksum-algorithm: CRC32C``), reported in the result where the store does.
+        ``size`` (bytes the store moves) extends the request's deadline.
+
+        S3 may answer 200 and report a failure in the body (AWS documents it for CopyObject:
+        the copy fails after the response started): that ``<Error>`` is raised as the error it
+        is (retryable where its code is: InternalError, SlowDown); a body that is not a whole
+        ``<CopyObjectResult>`` raises ``IncompleteResponse`` (retryable: a copy of the same
+        version may be made again)."""
+        hdrs = self._copy_source(src, if_match)
+        if checksum:
+            hdrs["x-amz-checksum-algorithm"] = "CRC32C"
+        uri = str(dst)
+        _, h, payload = await self._simple("CopyObject", uri, "PUT", dst.bucket, dst.key,
+                                           headers=hdrs, moves=size)
+        return _copy_result("CopyObject", uri, payload, h, "CopyObjectResult")
+
+    async def upload_part_copy(self, src: ObjectURI, dst: ObjectURI, upload_id: str,
+                               part_number: int, start: int, end: int, *,
+                               if_match: str | None = None) -> CopyResult:
+        """UploadPartCopy: part ``part_number`` of the multipart upload ``upload_id`` of
+        ``dst`` is bytes [start, end] (inclusive) of ``src``, copied by the store. With
+        ``if_match`` only from that version of ``src`` (else 412: FileExistsError). The
+        part's CRC32C is reported where the upload was created with CRC32C and the store
+        reports it. A 200 with an ``<Error>`` body, or a body that is not a whole
+        ``<CopyPartResult>``, raises as in :meth:`copy_object`."""
+        hdrs = self._copy_source(src, if_match)
+        hdrs["x-amz-copy-source-range"] = f"bytes={start}-{end}"
+        uri = str(dst)
+        _, h, payload = await self._simple(
+            "UploadPartCopy", uri, "PUT", dst.bucket, dst.key,
+            params=(("partNumber", str(part_number)), ("uploadId", upload_id)), headers=hdrs,
+            moves=end - start + 1)
+        return _copy_result("UploadPartCopy", uri, payload, h, "CopyPartResult")
 
     # ----------------------------------------------------------------------------- multipart
     async def create_multipart(self, obj: ObjectURI, *, checksum: str | None = None,
@@ -717,6 +789,55 @@ class S3Backend:
         """HeadBucket. Raises FileNotFoundError if the bucket does not exist."""
         await self._simple("HeadBucket", f"s3://{bucket_uri.bucket}", "HEAD", bucket_uri.bucket,
                            None)
+
+
+_RE_DELETE_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?DeleteResult>\s*\Z")
+_RE_ERROR_DOC = re.compile(rb"\A\s*(?:<\?xml[^>]*\?>\s*)?<Error>")
+
+
+def _delete_body(keys: Sequence[str]) -> bytes:
+    """The XML of a quiet DeleteObjects request for ``keys`` (escaped for XML)."""
+    parts = ['<?xml version="1.0" encoding="UTF-8"?><Delete><Quiet>true</Quiet>']
+    for k in keys:
+        key = html.escape(k, quote=False)
+        if "\r" in key:  # an XML parser would read a raw CR as LF: another key
+            key = key.replace("\r", "&#13;")
+        parts.append(f"<Object><Key>{key}</Key></Object>")
+    parts.append("</Delete>")
+    return "".join(parts).encode()
+
+
+def _is_error_document(payload: bytes) -> bool:
+    """Whether a response body is an S3 ``<Error>`` document (sent with HTTP 200 by
+    CopyObject, UploadPartCopy and CompleteMultipartUpload when they fail late)."""
+    return _RE_ERROR_DOC.match(payload) is not None
+
+
+def _incomplete_response(op: str, uri: str, root: str) -> ObjectStoreError:
+    return ObjectStoreError(f"{op} {uri} failed: the response is not a whole <{root}> document "
+                            "(cut short, or malformed)", operation=op, uri=uri,
+                            code="IncompleteResponse", retryable=True)
+
+
+def _copy_result(op: str, uri: str, payload: bytes, headers: Any, root: str) -> CopyResult:
+    """The result of a CopyObject / UploadPartCopy 200 response (see
+    :meth:`S3Backend.copy_object`)."""
+    if _is_error_document(payload):
+        raise error_from_response(op, uri, 200, payload)
+    body = payload.strip()
+    if not body.endswith(f"</{root}>".encode()):
+        raise _incomplete_response(op, uri, root)
+    try:
+        doc = ET.fromstring(body)
+    except ET.ParseError:
+        raise _incomplete_response(op, uri, root) from None
+    etag = _text(doc, "ETag").strip().strip('"')
+    if not etag:
+        raise ObjectStoreError(f"{op} {uri} failed: no ETag in the response", operation=op,
+                               uri=uri, code="MalformedResponse", retryable=True)
+    crc_text = _text(doc, "ChecksumCRC32C")
+    crc = from_base64(crc_text.strip()) if crc_text and "-" not in crc_text else None
+    return CopyResult(etag, crc, headers.get("x-amz-server-side-encryption"))
 
 
 def _content_range(headers: Any) -> tuple[int, int, int]:

@@ -773,7 +773,8 @@ class HTTPClient:
                       body: Sequence[Any] | None = None, *,
                       into: memoryview | None = None,
                       alloc: Callable[[int], memoryview] | None = None,
-                      limit: int | None = None, crc: bool = False) -> Response:
+                      limit: int | None = None, crc: bool = False,
+                      moves: int = 0) -> Response:
         """Send ``method target`` with ``headers`` (lower-case names, ``host`` included) and
         the ``body`` buffers (bytes-like, each of byte format; sent as they are, not copied:
         they must not change until this returns), and return the response.
@@ -783,7 +784,9 @@ class HTTPClient:
         ``limit`` bytes is received only up to ``limit`` bytes (Content-Length still says the
         full length; ``cut`` is set) and the connection is then closed. With ``crc`` the
         CRC32C of a 2xx body of known length is computed read by read as it lands (hot in
-        cache: no second pass over the bytes) and returned in ``crc32c``.
+        cache: no second pass over the bytes) and returned in ``crc32c``. ``moves``: bytes
+        the server moves for this request besides its body (a server-side copy), added to
+        the byte count its deadline is computed from.
 
         Raises ConnectionError (ShortBody, BadResponse, ProxyError, a reset: the request may
         or may not have been applied), TimeoutError (no byte moved for ``read_timeout_s``, the
@@ -819,8 +822,8 @@ class HTTPClient:
             if extra:
                 head += extra
             try:
-                return await self._exchange(conn, host, head, pieces, method, size, into,
-                                            alloc, limit, crc)
+                return await self._exchange(conn, host, head, pieces, method, size + moves,
+                                            into, alloc, limit, crc)
             except _Stale as e:
                 # Nothing was sent: send it on a new connection. The server closed a
                 # kept-alive connection before any byte of a response: a GET or HEAD is sent
