@@ -7,6 +7,7 @@ import inspect
 import json
 import multiprocessing
 import os
+import pickle
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -133,10 +135,16 @@ def test_save_load_verified_and_corruption_detected(s3_server: Any, client: obji
     dcp.save(sd, storage_writer=S3StorageWriter(None, path, s3client_config=cfg,
                                                 prefix_strategy=HexPrefixStrategy(prefix_count=2)))
     keys = sorted(k[len(objio.parse_uri(path).key) + 1:] for k in client.list(path + "/"))
-    assert keys[:2] == [".metadata", ".metadata.crc32c"]
-    assert all(k.startswith("0000000000/__0_") and k.endswith(".distcp") for k in keys[2:])
-    manifest = json.loads(bytes(client.get(path + "/.metadata.crc32c")))
-    assert manifest["algorithm"] == "crc32c" and set(manifest["files"]) == set(keys[2:])
+    # exactly DCP's objects: .metadata and the data files, no objio extra
+    assert keys[0] == ".metadata" and not any(k.endswith(".crc32c") for k in keys)
+    assert all(k.startswith("0000000000/__0_") and k.endswith(".distcp") for k in keys[1:])
+    # the items' CRC32Cs live in .metadata, beside each item's storage info
+    metadata = pickle.loads(bytes(client.get(path + "/.metadata")))
+    infos = list(metadata.storage_data.values())
+    assert {i.relative_path for i in infos} == set(keys[1:])
+    for info in infos:
+        item = bytes(client.get_range(f"{path}/{info.relative_path}", info.offset, info.length))
+        assert getattr(info, odcp.CRC32C_ATTR) == google_crc32c.value(item)
 
     out = zeros_like_state(sd)
     reader = S3StorageReader(None, path, s3client_config=cfg)
@@ -144,11 +152,9 @@ def test_save_load_verified_and_corruption_detected(s3_server: Any, client: obji
     assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h"))
     assert out["step"] == 3 and out["meta"] == sd["meta"]
 
-    # flip one byte of a data file (rewritten without touching the manifest): detected
-    victim = max(keys[2:], key=lambda k: client.stat(f"{path}/{k}").size)
-    data = bytearray(client.get(f"{path}/{victim}"))
-    data[len(data) // 2] ^= 0x40
-    client.put_bytes(f"{path}/{victim}", bytes(data))
+    # flip one byte of a data file (rewritten without touching .metadata): detected
+    victim = max(keys[1:], key=lambda k: client.stat(f"{path}/{k}").size)
+    _flip_a_byte(client, f"{path}/{victim}")
     with pytest.raises(CheckpointException) as ei:
         dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path,
                                                                         s3client_config=cfg))
@@ -158,6 +164,47 @@ def test_save_load_verified_and_corruption_detected(s3_server: Any, client: obji
     # verify=False reads it anyway (the flipped byte is in a tensor's data)
     dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path, s3client_config=cfg,
                                                                    verify=False))
+
+
+def _flip_a_byte(client: objio.Client, uri: str) -> None:
+    data = bytearray(client.get(uri))
+    data[len(data) // 2] ^= 0x40
+    client.put_bytes(uri, bytes(data))
+
+
+def _as_an_earlier_release_wrote_it(client: objio.Client, path: str) -> None:
+    """Rewrite a checkpoint as objio releases before 2026-12 did: no CRC32Cs in .metadata, a
+    ``.metadata.crc32c`` manifest beside it."""
+    metadata = pickle.loads(bytes(client.get(path + "/.metadata")))
+    files: dict[str, list[list[int]]] = {}
+    for info in metadata.storage_data.values():
+        crc = info.__dict__.pop(odcp.CRC32C_ATTR)
+        files.setdefault(info.relative_path, []).append([info.offset, info.length, crc])
+    manifest = {"format": "objio-dcp-crc32c", "version": 1, "algorithm": "crc32c",
+                "save_id": metadata.storage_meta.save_id,
+                "files": {n: {"size": sum(i[1] for i in items), "items": sorted(items)}
+                          for n, items in files.items()}}
+    client.put_bytes(path + "/.metadata.crc32c", json.dumps(manifest).encode())
+    client.put_bytes(path + "/.metadata", pickle.dumps(metadata))
+
+
+def test_checkpoints_with_the_earlier_manifest_object_load_verified(
+        s3_server: Any, client: objio.Client, prefix: str) -> None:
+    cfg, path = s3_server.config, prefix + "old"
+    sd = small_state(4)
+    dcp.save(sd, storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
+    _as_an_earlier_release_wrote_it(client, path)
+    out = zeros_like_state(sd)
+    dcp.load(out, storage_reader=S3StorageReader(None, path, s3client_config=cfg))
+    assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h"))
+
+    victim = max((k for k in client.list(path + "/") if k.endswith(".distcp")),
+                 key=lambda k: client.stat(f"s3://{BUCKET}/{k}").size)
+    _flip_a_byte(client, f"s3://{BUCKET}/{victim}")
+    with pytest.raises(CheckpointException) as ei:
+        dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path,
+                                                                        s3client_config=cfg))
+    assert isinstance(unwrap(ei.value), objio.IntegrityError)
     # a manifest nested past the JSON parser's recursion: the documented IntegrityError
     client.put_bytes(path + "/.metadata.crc32c", b"[" * 200_000 + b"]" * 200_000)
     with pytest.raises(CheckpointException) as ei:
@@ -166,6 +213,9 @@ def test_save_load_verified_and_corruption_detected(s3_server: Any, client: obji
     # (torch reports a metadata read failure as an AssertionError carrying its message)
     assert "the CRC32C manifest is unreadable" in str(unwrap(ei.value))
     assert "RecursionError" not in str(unwrap(ei.value))
+    # saving over it removes the old manifest: the layout becomes exactly DCP's
+    dcp.save(sd, storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
+    assert not client.exists(path + "/.metadata.crc32c")
 
 
 def test_layout_is_dcp_s_own_both_ways(tmp_path: Path) -> None:
@@ -353,10 +403,10 @@ def test_overwrite_retires_the_old_checkpoint_first(s3_server: Any, client: obji
                                                     prefix: str) -> None:
     cfg, path = s3_server.config, prefix + "ow"
     dcp.save(small_state(1), storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
-    first_manifest = bytes(client.get(path + "/.metadata.crc32c"))
+    first_metadata = bytes(client.get(path + "/.metadata"))
     sd2 = small_state(2)
     dcp.save(sd2, storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
-    assert bytes(client.get(path + "/.metadata.crc32c")) != first_manifest
+    assert bytes(client.get(path + "/.metadata")) != first_metadata
     out = zeros_like_state(sd2)
     dcp.load(out, storage_reader=S3StorageReader(None, path, s3client_config=cfg))
     assert torch.equal(out["w"], sd2["w"])

@@ -36,16 +36,23 @@ What objio adds (none of it changes that layout):
   process never leaves a multipart upload behind. Saving over an existing checkpoint first
   removes its ``.metadata`` (the old checkpoint becomes invisible before any of its files is
   overwritten); ``overwrite=False`` raises FileExistsError instead.
-* Verified checkpoints. The CRC32C of every item (each ``(file, offset, length)`` of the
-  metadata) is computed while it streams and recorded in a manifest, ``.metadata.crc32c``
-  (JSON, written just before ``.metadata``, tied to it by the save's ``save_id``). Loading
-  checks every item it reads against it (``verify=False`` skips this): a mismatch raises
-  :class:`objio.IntegrityError` naming the object and the byte range. Checkpoints without a
-  manifest (written by other tools) load unverified. Cost: ~0.07 CPU s per GiB each way.
-* Early, typed errors. The writer checks the bucket when it is created (FileNotFoundError for
-  a missing bucket, PermissionError for rejected credentials) and the reader checks that the
-  path holds a complete checkpoint (FileNotFoundError naming it): DCP itself wraps every error
-  raised during ``save``/``load`` into its ``CheckpointException`` (a BaseException).
+* Verified checkpoints. The CRC32C of every item is computed while it streams and kept in
+  ``.metadata`` itself, beside the item's storage info (``Metadata.storage_data``, where
+  torch's ``FileSystemWriter`` keeps each item's file, offset and length: an extra
+  ``objio_crc32c`` attribute of its ``_StorageInfo``, which torch's and s3torchconnector's
+  readers carry along unused), so the checkpoint's objects are exactly DCP's. Loading checks
+  every item it reads against it (``verify=False`` skips this): a mismatch raises
+  :class:`objio.IntegrityError` naming the object and the byte range. Checkpoints written by
+  earlier objio releases kept the CRC32Cs in a separate ``.metadata.crc32c`` manifest (JSON,
+  tied to ``.metadata`` by the save's ``save_id``): it is read when ``.metadata`` has none.
+  Checkpoints without either (written by other tools) load unverified. Cost: ~0.07 CPU s per
+  GiB each way.
+* Clear, typed errors. The constructors do no network I/O (DCP builds storage objects in many
+  places); the first use checks the location: a save checks the bucket before anything is
+  written (FileNotFoundError for a missing bucket, PermissionError for rejected credentials)
+  and a load that finds no ``.metadata`` says whether the path is empty or holds an
+  incomplete checkpoint (FileNotFoundError naming it). DCP itself wraps every error raised
+  during ``save``/``load`` into its ``CheckpointException`` (a BaseException).
 * Load plans are checked: an item the checkpoint's metadata does not have (or metadata without
   storage entries) raises ValueError saying what is missing, not a bare KeyError.
 
@@ -122,8 +129,13 @@ DEFAULT_THREAD_COUNT = 4
 default there is 1."""
 
 MANIFEST_SUFFIX = ".crc32c"
-"""The CRC32C manifest is ``.metadata`` + this suffix (``__<rank>.metadata.crc32c`` for
-rank-local metadata)."""
+"""Checkpoints of earlier objio releases kept their CRC32C manifest in ``.metadata`` + this
+suffix (``__<rank>.metadata.crc32c`` for rank-local metadata); still read when ``.metadata``
+carries no CRC32Cs, and removed when such a checkpoint is overwritten."""
+
+CRC32C_ATTR = "objio_crc32c"
+"""The attribute of each item's ``_StorageInfo`` (in ``Metadata.storage_data``) that holds the
+item's CRC32C."""
 
 _METADATA = ".metadata"
 _SUFFIX = ".distcp"
@@ -256,14 +268,6 @@ class StorageMetadata:
     """The storage data of a rank's save plan: the prefix of its files."""
 
     prefix: str
-
-
-@dataclasses.dataclass(frozen=True)
-class _CheckedWriteResult(WriteResult):
-    """A WriteResult that also carries the item's CRC32C to the coordinator (it goes into the
-    manifest; ``.metadata`` keeps torch's own classes only)."""
-
-    crc32c: int = 0
 
 
 # ------------------------------------------------------------------------------ file system
@@ -686,36 +690,23 @@ class S3StorageWriter(FileSystemWriter):
         length = stream.tell() - offset
         info = _StorageInfo(name, offset, length,
                             transform_descriptors=descriptors if descriptors else None)
-        return _CheckedWriteResult(index=item.index, size_in_bytes=length, storage_data=info,
-                                   crc32c=stream.item_crc())
+        # the item's CRC32C rides in torch's own class (pickled with its __dict__), so
+        # .metadata needs no objio class to load
+        setattr(info, CRC32C_ATTR, stream.item_crc())
+        return WriteResult(index=item.index, size_in_bytes=length, storage_data=info)
 
     def finish(self, metadata: Metadata, results: list[list[WriteResult]]) -> None:
-        """On the coordinator, once every rank's data is written: the CRC32C manifest, then
-        ``.metadata`` (each one PutObject: visible whole or not at all)."""
+        """On the coordinator, once every rank's data is written: ``.metadata`` (one
+        PutObject: visible whole or not at all), with each item's CRC32C in its storage
+        info."""
         metadata.version = _DCP_VERSION
         storage: dict[Any, Any] = {}
-        files: dict[str, list[list[int]]] = {}
         for per_rank in results:
             for wr in per_rank:
                 storage[wr.index] = wr.storage_data
-                crc = getattr(wr, "crc32c", None)
-                info = wr.storage_data
-                if crc is not None and isinstance(info, _StorageInfo):
-                    files.setdefault(info.relative_path, []).append(
-                        [int(info.offset), int(info.length), int(crc)])
         metadata.storage_data = storage
         metadata.storage_meta = self.storage_meta()
-        manifest = {
-            "format": _MANIFEST_FORMAT, "version": 1, "algorithm": "crc32c",
-            "save_id": self.save_id,
-            "files": {name: {"size": sum(i[1] for i in items), "items": sorted(items)}
-                      for name, items in sorted(files.items())},
-        }
-        meta = self._metadata_uri()
-        client = self._fs.client
-        client.put_bytes(meta + MANIFEST_SUFFIX, json.dumps(manifest, separators=(",", ":"))
-                         .encode())
-        client.put_bytes(meta, pickle.dumps(metadata))
+        self._fs.client.put_bytes(self._metadata_uri(), pickle.dumps(metadata))
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
@@ -723,6 +714,32 @@ class S3StorageWriter(FileSystemWriter):
 
 
 # ------------------------------------------------------------------------------ reading
+def _checks_of(storage_data: Any, uri: str) -> dict[str, dict[int, tuple[int, int]]] | None:
+    """The items' CRC32Cs kept in ``.metadata``'s storage infos, per file and offset: ``{file:
+    {offset: (length, crc32c)}}``; None when no item has one (a checkpoint of another tool or
+    of an earlier objio release). Raises IntegrityError when only some items have one."""
+    if not isinstance(storage_data, dict):
+        return None
+    files: dict[str, dict[int, tuple[int, int]]] = {}
+    without = 0
+    for info in storage_data.values():
+        crc = getattr(info, CRC32C_ATTR, None)
+        if crc is None:
+            without += 1
+            continue
+        files.setdefault(str(info.relative_path), {})[int(info.offset)] = (int(info.length),
+                                                                           int(crc))
+    if not files:
+        return None
+    if without:
+        raise IntegrityError(f"GetObject {uri}: the checkpoint's metadata records a CRC32C for "
+                             f"{len(storage_data) - without} item(s) but not for {without} "
+                             "others: it was altered after the save (load with verify=False to "
+                             "skip the check)", operation="GetObject", uri=uri,
+                             code="ChecksumMissing")
+    return files
+
+
 def _read_exactly(stream: Any, n: int) -> Any:
     """The next ``n`` bytes of ``stream`` (fewer at the end of the object) as a writable
     buffer: a view of the coalescing reader's own buffer (no copy), else a new bytearray."""
@@ -823,8 +840,11 @@ class S3StorageReader(FileSystemReader):
             metadata.storage_meta = StorageMeta()
         save_id = metadata.storage_meta.save_id
         metadata.storage_meta.load_id = self.load_id
-        self._manifest = self._read_manifest(uri + MANIFEST_SUFFIX, save_id) if self._verify \
-            else None
+        self._manifest = None
+        if self._verify:
+            self._manifest = _checks_of(metadata.storage_data, uri)
+            if self._manifest is None:  # an earlier objio release's manifest, if any
+                self._manifest = self._read_manifest(uri + MANIFEST_SUFFIX, save_id)
         return cast(Metadata, metadata)
 
     def _read_manifest(self, uri: str, save_id: str | None) -> dict[str, dict[int, tuple[int, int]]] | None:
@@ -898,8 +918,8 @@ class S3StorageReader(FileSystemReader):
         uri = self._fs.concat_path(self.path, name)
         checks = None if self._manifest is None else self._manifest.get(name)
         if self._manifest is not None and checks is None:
-            raise IntegrityError(f"GetObject {uri}: the checkpoint's CRC32C manifest does not "
-                                 "list this file", operation="GetObject", uri=uri,
+            raise IntegrityError(f"GetObject {uri}: the checkpoint's metadata records no CRC32C "
+                                 "for this file", operation="GetObject", uri=uri,
                                  code="ChecksumMissing")
         with self._open(uri, buffers, own_check=checks is not None) as stream:
             for item in items:
@@ -945,7 +965,7 @@ class S3StorageReader(FileSystemReader):
         if expected is None or expected[0] != n:
             raise IntegrityError(
                 f"GetObject {uri}: bytes [{off}, {off + n}) (item {item.storage_index.fqn!r}) "
-                "have no entry in the checkpoint's CRC32C manifest", operation="GetObject",
+                "have no CRC32C in the checkpoint's metadata", operation="GetObject",
                 uri=uri, code="ChecksumMissing")
         got = _crc32c.crc32c(data)
         if got != expected[1]:
