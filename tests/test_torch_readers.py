@@ -175,6 +175,7 @@ def test_s3writer_seed_interface(client: objio.Client, prefix: str) -> None:
         w.flush()
         assert w.tell() == 7 and not w.closed
     assert w.closed
+    assert not w.writable() and not w.readable()   # the seed's: False once closed, no error
     assert bytes(client.get(prefix + "w.bin")) == b"abcdefg"
     with S3Writer.from_uri(prefix + "w2.bin", client, part_size=5 * MiB) as w2:
         w2.write(bytes(11 * MiB))
