@@ -416,21 +416,42 @@ def test_overwrite_retires_the_old_checkpoint_first(s3_server: Any, client: obji
     assert isinstance(unwrap(ei.value), FileExistsError)
 
 
-def test_bad_input_fails_early_with_the_right_type(s3_server: Any, client: objio.Client,
-                                                   prefix: str) -> None:
+def test_constructors_do_no_io_and_first_use_gives_the_clear_error(
+        s3_server: Any, client: objio.Client, prefix: str, proxy: Any) -> None:
+    """As s3torchconnector's: creating S3StorageWriter / S3StorageReader / S3FileSystem sends
+    no request (DCP builds storage objects in many places); the first use checks the bucket
+    or the checkpoint, with the same typed error."""
     cfg = s3_server.config
-    with pytest.raises(FileNotFoundError, match="no-such-bucket-x"):
-        S3StorageWriter(None, "s3://no-such-bucket-x/ckpt", s3client_config=cfg)
+    via = cfg.replace(endpoint_url=proxy.endpoint_url)
+    before = len(proxy.log)
+    w = S3StorageWriter(None, "s3://no-such-bucket-x/ckpt", s3client_config=via)
+    S3StorageReader(None, prefix + "nothing-here", s3client_config=via)
+    odcp.S3FileSystem(None, s3client_config=via)
+    S3StorageWriter(None, prefix + "c", s3client_config=via.replace(secret_access_key="bad"))
+    assert len(proxy.log) == before                  # no request at all
+    with pytest.raises(CheckpointException) as ei:   # the bucket check: before any data
+        dcp.save(small_state(), storage_writer=w)
+    assert isinstance(unwrap(ei.value), FileNotFoundError)
+    assert "no-such-bucket-x" in str(unwrap(ei.value))
+    assert not [r for r in proxy.log[before:] if r.method in ("PUT", "POST")]
+
     bad = cfg.replace(secret_access_key="not-the-secret")
+    with pytest.raises(CheckpointException) as ei:
+        dcp.save(small_state(), storage_writer=S3StorageWriter(None, prefix + "c",
+                                                               s3client_config=bad))
+    assert isinstance(unwrap(ei.value), PermissionError)
     with pytest.raises(PermissionError):
-        S3StorageWriter(None, prefix + "c", s3client_config=bad)
-    with pytest.raises(PermissionError):
-        S3StorageReader(None, prefix + "c", s3client_config=bad)
+        S3StorageReader(None, prefix + "c", s3client_config=bad).read_metadata()
     with pytest.raises(FileNotFoundError, match=f"{prefix}nothing-here is not a checkpoint"):
-        S3StorageReader(None, prefix + "nothing-here", s3client_config=cfg)
+        S3StorageReader(None, prefix + "nothing-here", s3client_config=cfg).read_metadata()
+    with pytest.raises(CheckpointException) as ei:
+        dcp.load(zeros_like_state(small_state()),
+                 storage_reader=S3StorageReader(None, prefix + "nothing-here",
+                                                s3client_config=cfg))
+    assert "is not a checkpoint" in str(unwrap(ei.value))
     client.put_bytes(prefix + "partial/__0_0.distcp", b"x" * 10)
     with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
-        S3StorageReader(None, prefix + "partial", s3client_config=cfg)
+        S3StorageReader(None, prefix + "partial", s3client_config=cfg).read_metadata()
     with pytest.raises(ValueError, match="thread_count"):
         S3StorageWriter(None, prefix + "c", s3client_config=cfg, thread_count=0)
     with pytest.raises(ValueError, match="prefix inside the bucket"):
@@ -477,7 +498,7 @@ def test_a_failed_save_leaves_no_metadata_and_no_upload(two_rank_session: dict[s
     assert not client.exists(path + "/.metadata")
     assert client.list_multipart_uploads(path + "/") == []
     with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
-        S3StorageReader(None, path, s3client_config=s3_server.config)
+        S3StorageReader(None, path, s3client_config=s3_server.config).read_metadata()
 
 
 def test_datasets_shard_exactly_once_over_ranks_and_workers(
@@ -534,4 +555,4 @@ def test_a_killed_rank_leaves_an_incomplete_checkpoint(s3_server: Any, client: o
     assert not client.exists(path + "/.metadata")
     assert client.list(path + "/")                       # data was being written
     with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
-        S3StorageReader(None, path, s3client_config=s3_server.config)
+        S3StorageReader(None, path, s3client_config=s3_server.config).read_metadata()

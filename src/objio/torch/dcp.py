@@ -71,7 +71,6 @@ import json
 import logging
 import os
 import pickle
-import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Generator
@@ -141,7 +140,6 @@ _METADATA = ".metadata"
 _SUFFIX = ".distcp"
 _DCP_VERSION = "1.0.0"  # torch.distributed.checkpoint.filesystem.CURRENT_DCP_VERSION
 _MANIFEST_FORMAT = "objio-dcp-crc32c"
-_RANK_METADATA = re.compile(r"__\d+\.metadata$")
 
 
 # ------------------------------------------------------------------------------ prefixes
@@ -543,10 +541,14 @@ class S3StorageWriter(FileSystemWriter):
             ``serialization_format`` (only ``SerializationFormat.TORCH_SAVE``).
             ``sync_files`` is accepted and ignored (objects are durable once written).
 
+    The constructor does no network I/O (as s3torchconnector's); a save checks the bucket
+    first.
+
     Raises:
-        FileNotFoundError: the bucket does not exist.
-        PermissionError: the credentials are rejected.
         ValueError: a bad argument (the message names it).
+        FileNotFoundError: (during ``dcp.save``, inside its CheckpointException) the bucket
+            does not exist.
+        PermissionError: (during ``dcp.save``) the credentials are rejected.
     """
 
     def __init__(self, region: str | None, path: str | os.PathLike[str],
@@ -566,13 +568,14 @@ class S3StorageWriter(FileSystemWriter):
         self.fs = S3FileSystem(region, s3client_config=s3client_config)  # type: ignore[assignment]
         self.path = self.fs.init_path(path)
         self.prefix_strategy = prefix_strategy or DefaultPrefixStrategy()
-        self._check_location()
 
     @property
     def _fs(self) -> S3FileSystem:
         return cast(S3FileSystem, self.fs)
 
     def _check_location(self) -> None:
+        """HeadBucket: FileNotFoundError (no such bucket) or PermissionError before any data
+        is serialized. Each rank, at its first step of a save (no I/O in the constructor)."""
         obj = parse_uri(str(self.path))
         if obj.scheme != "s3":
             return
@@ -581,16 +584,15 @@ class S3StorageWriter(FileSystemWriter):
         root = obj.with_key("")
         engine.run(engine.with_retries(lambda: backend.head_bucket(root), client._attempts))
 
-    def reset(self, checkpoint_id: str | os.PathLike[str] | None = None) -> None:
-        super().reset(checkpoint_id)
-        if checkpoint_id:
-            self._check_location()
-
     def _metadata_uri(self) -> str:
         rank = self.rank if (not self.use_collectives and self.rank is not None) else None
         return self._fs.concat_path(self.path, _metadata_name(rank))
 
     def prepare_local_plan(self, plan: SavePlan) -> SavePlan:
+        """Checks the bucket (every rank, before anything is written) and names this rank's
+        files when it plans alone. Raises FileNotFoundError (no such bucket),
+        PermissionError."""
+        self._check_location()
         if self.rank is not None and not self.use_collectives:
             plan = dataclasses.replace(plan,
                                        storage_data=StorageMetadata(self.prefix_strategy(self.rank)))
@@ -765,11 +767,15 @@ class S3StorageReader(FileSystemReader):
         thread_count: files read at the same time (keyword-only, default
             :data:`DEFAULT_THREAD_COUNT`).
 
+    The constructor does no network I/O (as s3torchconnector's); reading the metadata is the
+    first request.
+
     Raises:
-        FileNotFoundError: ``path`` holds no checkpoint (the message says whether it is empty
-            or an incomplete checkpoint: data without ``.metadata``), or no such bucket.
-        PermissionError: the credentials are rejected.
         ValueError: a bad argument.
+        FileNotFoundError: (from ``read_metadata``, during ``dcp.load``) ``path`` holds no
+            checkpoint (the message says whether it is empty or an incomplete checkpoint: data
+            without ``.metadata``), or no such bucket.
+        PermissionError: (from ``read_metadata``) the credentials are rejected.
     """
 
     def __init__(self, region: str | None, path: str | os.PathLike[str],
@@ -787,7 +793,6 @@ class S3StorageReader(FileSystemReader):
         self._verify = verify
         self._thread_count = _check_threads(thread_count)
         self._manifest: dict[str, dict[int, tuple[int, int]]] | None = None
-        self._check_checkpoint()
 
     @property
     def _fs(self) -> S3FileSystem:
@@ -800,28 +805,22 @@ class S3StorageReader(FileSystemReader):
     def reset(self, checkpoint_id: str | os.PathLike[str] | None = None) -> None:
         super().reset(checkpoint_id)
         self._manifest = None
-        if checkpoint_id:
-            self._check_checkpoint()
 
-    def _check_checkpoint(self) -> None:
-        """FileNotFoundError unless the path holds ``.metadata`` (or rank-local metadata)."""
-        client = self._fs.client
+    def _no_metadata(self, uri: str) -> NotFoundError:
+        """The error for a checkpoint path without the metadata object ``uri``: an incomplete
+        checkpoint (data without metadata) or not a checkpoint at all (one listing)."""
         base = _dir_uri(self.path)
-        if client.exists(str(base.joinpath(_METADATA))):
-            return
-        _, objects = client.list_level(str(base.joinpath("")))
-        if any(_RANK_METADATA.search(o.key) for o in objects):
-            return
-        sample = client.list_objects(str(base.joinpath("")))
+        name = uri.rsplit("/", 1)[-1]
+        sample = self._fs.client.list_objects(str(base.joinpath("")))
         if sample:
-            raise NotFoundError(
+            return NotFoundError(
                 f"{self.path} is an incomplete checkpoint: it holds {len(sample)} object(s) "
-                f"(e.g. {sample[0].key}) but no {_METADATA}, which is written only after every "
+                f"(e.g. {sample[0].key}) but no {name}, which is written only after every "
                 "rank's data was saved, so the save that wrote it did not finish",
-                operation="HeadObject", uri=str(base.joinpath(_METADATA)), code="NoSuchKey")
-        raise NotFoundError(f"{self.path} is not a checkpoint: there is no {_METADATA} (nor "
-                            "anything else) under it", operation="HeadObject",
-                            uri=str(base.joinpath(_METADATA)), code="NoSuchKey")
+                operation="GetObject", uri=uri, code="NoSuchKey")
+        return NotFoundError(f"{self.path} is not a checkpoint: there is no {name} (nor "
+                             "anything else) under it", operation="GetObject", uri=uri,
+                             code="NoSuchKey")
 
     def read_metadata(self, *args: Any, **kwargs: Any) -> Metadata:
         """The checkpoint's ``.metadata`` (``rank=`` for rank-local metadata) and, with
@@ -831,10 +830,10 @@ class S3StorageReader(FileSystemReader):
         client = self._fs.client
         try:
             data = client.get(uri)
-        except FileNotFoundError:
-            raise NotFoundError(f"{self.path} is not a complete checkpoint: {uri} does not "
-                                "exist (it is written only after every rank saved its data)",
-                                operation="GetObject", uri=uri, code="NoSuchKey") from None
+        except FileNotFoundError as e:
+            if parse_uri(uri).scheme == "s3" and "NoSuchBucket" in str(getattr(e, "code", "")):
+                raise
+            raise self._no_metadata(uri) from None
         metadata = pickle.loads(data)
         if getattr(metadata, "storage_meta", None) is None:
             metadata.storage_meta = StorageMeta()
