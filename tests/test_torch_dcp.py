@@ -126,6 +126,35 @@ def test_signatures_match_the_seed() -> None:
     assert inspect.signature(S3StorageWriter).parameters["thread_count"].default > 1
 
 
+def test_s3filesystem_paths_and_modes_as_the_seed() -> None:
+    fs = odcp.S3FileSystem(None)
+    assert fs.concat_path("str_path", "suffix") == "str_path/suffix"       # not file:///...
+    assert fs.concat_path(Path("rel", "dir"), "f.distcp") == "rel/dir/f.distcp"
+    assert fs.concat_path("/abs/ckpt", ".metadata") == "/abs/ckpt/.metadata"
+    assert fs.concat_path("s3://bkt/ckpt", ".metadata") == "s3://bkt/ckpt/.metadata"
+    assert fs.concat_path("s3://bkt/ckpt/", "x") == "s3://bkt/ckpt/x"
+    for mode in ("r", "w", "ab", "xb"):
+        with pytest.raises(ValueError, match=(
+                rf"^Invalid mode='{mode}' mode argument: create_stream only supports rb "
+                r"\(read mode\) & wb \(write mode\)")):
+            with fs.create_stream("s3://bkt/ckpt/x", mode):
+                pass
+
+
+def test_rename_across_buckets_is_refused(s3_server: Any, client: objio.Client,
+                                          prefix: str) -> None:
+    fs = odcp.S3FileSystem(None, s3client_config=s3_server.config)
+    client.put_bytes(prefix + "a", b"x")
+    client.create_bucket("s3://objio-other", exist_ok=True)
+    with pytest.raises(ValueError, match="Source and destination buckets cannot be different"):
+        fs.rename(prefix + "a", "s3://objio-other/a")
+    assert client.exists(prefix + "a") and not client.exists("s3://objio-other/a")
+    fs.rename(prefix + "a", prefix + "b")                  # within the bucket: a move
+    assert client.exists(prefix + "b") and not client.exists(prefix + "a")
+    with pytest.raises(FileNotFoundError, match=prefix + "a"):
+        fs.rename(prefix + "a", prefix + "c")
+
+
 # ------------------------------------------------------------------------------ one process
 def test_save_load_verified_and_corruption_detected(s3_server: Any, client: objio.Client,
                                                     prefix: str) -> None:

@@ -320,7 +320,11 @@ class S3FileSystem(LazyClient, FileSystemBase):
     def create_stream(self, path: str | os.PathLike[str], mode: str) -> Generator[Any, None, None]:
         """A reader (``"rb"``: from ``reader_constructor``) or an :class:`objio.torch.S3Writer`
         (``"wb"``: a multipart upload, aborted if the block raises) for the object at
-        ``path``. Raises: ValueError for any other mode."""
+        ``path``. Raises: ValueError for any other mode (the seed's words: ``Invalid mode='x'
+        mode argument: create_stream only supports rb (read mode) & wb (write mode)``)."""
+        if mode not in ("rb", "wb"):
+            raise ValueError(f"Invalid {mode=} mode argument: create_stream only supports rb "
+                             f"(read mode) & wb (write mode) (path {os.fspath(path)!r})")
         obj = parse_uri(_path_str(path))
         if mode == "wb":
             with self.writer(obj) as w:
@@ -331,15 +335,19 @@ class S3FileSystem(LazyClient, FileSystemBase):
                 yield reader
             finally:
                 reader.close()
-        else:
-            raise ValueError(f"create_stream mode must be 'rb' or 'wb', got {mode!r}")
 
     def writer(self, obj: ObjectURI) -> S3Writer:
         return S3Writer(obj.bucket, obj.key, self.client)
 
     def concat_path(self, path: str | os.PathLike[str], suffix: str) -> str:
-        """``path/suffix``."""
-        return str(_dir_uri(path).joinpath(suffix))
+        """``path/suffix``: a URI (``s3://``, ``file://``) is joined as a URI (one ``/``
+        between, whatever ``path`` ends with); any other path as ``os.path.join`` does, as
+        the seed does (``concat_path("ckpt", "x")`` is ``"ckpt/x"``: a path within the
+        checkpoint, not made absolute)."""
+        s = os.fspath(path)
+        if isinstance(s, str) and "://" in s:
+            return str(_dir_uri(s).joinpath(suffix))
+        return os.path.join(s, suffix)
 
     def init_path(self, path: str | os.PathLike[str]) -> str:
         """The checkpoint location as a URI string (``s3://bucket/prefix``, ``file:///dir``).
@@ -348,8 +356,15 @@ class S3FileSystem(LazyClient, FileSystemBase):
         return self._path
 
     def rename(self, path: str | os.PathLike[str], new_path: str | os.PathLike[str]) -> None:
-        """Copy the object to ``new_path``, then delete the original."""
+        """Copy the object to ``new_path`` (server-side), then delete the original.
+
+        Raises: ValueError when the two are in different buckets (or stores), as the seed;
+        FileNotFoundError naming ``path`` when it does not exist."""
         src, dst = _path_str(path), _path_str(new_path)
+        a, b = parse_uri(src), parse_uri(dst)
+        if (a.scheme, a.bucket) != (b.scheme, b.bucket):
+            raise ValueError(f"Source and destination buckets cannot be different (rename does "
+                             f"not support cross-buckets operations): {src} -> {dst}")
         self.client.copy(src, dst)
         self.client.delete(src)
 
