@@ -165,12 +165,12 @@ def test_save_load_verified_and_corruption_detected(s3_server: Any, client: obji
                                                 prefix_strategy=HexPrefixStrategy(prefix_count=2)))
     keys = sorted(k[len(objio.parse_uri(path).key) + 1:] for k in client.list(path + "/"))
     # exactly DCP's objects: .metadata and the data files, no objio extra
-    assert keys[0] == ".metadata" and not any(k.endswith(".crc32c") for k in keys)
+    assert keys[0] == ".metadata" and len(keys) == 1 + odcp.DEFAULT_THREAD_COUNT
     assert all(k.startswith("0000000000/__0_") and k.endswith(".distcp") for k in keys[1:])
     # the items' CRC32Cs live in .metadata, beside each item's storage info
     metadata = pickle.loads(bytes(client.get(path + "/.metadata")))
     infos = list(metadata.storage_data.values())
-    assert {i.relative_path for i in infos} == set(keys[1:])
+    assert {i.relative_path for i in infos} <= set(keys[1:])
     for info in infos:
         item = bytes(client.get_range(f"{path}/{info.relative_path}", info.offset, info.length))
         assert getattr(info, odcp.CRC32C_ATTR) == google_crc32c.value(item)
@@ -260,6 +260,27 @@ def test_layout_is_dcp_s_own_both_ways(tmp_path: Path) -> None:
     out = zeros_like_state(sd)
     dcp.load(out, storage_reader=S3StorageReader(None, theirs))      # no manifest: unverified
     assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h")) and out["step"] == 3
+
+
+@pytest.mark.parametrize("kw", [{"thread_count": 1}, {"thread_count": 3},
+                                {"thread_count": 8}, {"thread_count": 2, "single_file_per_rank": False}])
+def test_file_set_is_torchs_for_any_thread_count(tmp_path: Path, kw: dict[str, Any]) -> None:
+    """torch's FileSystemWriter (and s3torchconnector, built on it) writes one file per thread,
+    an empty one for a thread that got no item: tests that count or list files see the same
+    set from objio. Empty state dict too (a rank with nothing to save)."""
+    for name, sd in (("small", small_state(5)), ("empty", {})):
+        ours, theirs = tmp_path / name / "ours", tmp_path / name / "theirs"
+        dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{ours}", **kw))
+        dcp.save(sd, storage_writer=FileSystemWriter(str(theirs), **kw))
+
+        def files(d: Path) -> dict[str, bool]:
+            return {p.name: p.stat().st_size == 0 for p in d.iterdir()}
+
+        assert files(ours) == files(theirs), (name, kw)
+        if sd:
+            out = zeros_like_state(sd)
+            dcp.load(out, storage_reader=S3StorageReader(None, f"file://{ours}"))
+            assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h"))
 
 
 @pytest.mark.parametrize("scheme", ["s3", "file"])
@@ -409,6 +430,58 @@ def test_only_the_tensors_own_memory_is_borrowed() -> None:
     stream.write(memoryview(torch.arange(10).numpy()).cast("B"))
     assert [c[0] for c in calls] == ["copy", "borrow", "copy", "copy"]
     assert calls[0][1] == calls[1][1] == raw.tobytes()
+
+
+class _RecordingConstructor(odcp.DCPOptimizedConstructor):
+    """The dcp_optimized constructor, recording what the reader hands it and every seek of
+    the readers it makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base_paths: list[Any] = []
+        self.offsets_in_plan: list[tuple[str, int]] = []
+        self.seeks: dict[str, list[int]] = {}
+
+    def set_item_ranges_by_file(self, plan_items: list[Any], storage_data: dict[Any, Any],
+                                base_path: Any) -> None:
+        self.base_paths.append(base_path)
+        self.offsets_in_plan = [(storage_data[i.storage_index].relative_path,
+                                 storage_data[i.storage_index].offset) for i in plan_items]
+        super().set_item_ranges_by_file(plan_items, storage_data, base_path)
+
+    def __call__(self, bucket: str, key: str, client: Any = None, **kwargs: Any) -> Any:
+        reader = super().__call__(bucket, key, client, **kwargs)
+        log = self.seeks.setdefault(key.rsplit("/", 1)[-1], [])
+        real = reader.seek
+
+        def seek(offset: int, whence: int = 0) -> int:
+            log.append(offset)
+            return int(real(offset, whence))
+
+        reader.seek = seek
+        return reader
+
+
+def test_load_plan_and_reads_follow_the_seeds_order(tmp_path: Path) -> None:
+    """prepare_local_plan sorts on the offset alone (s3torchconnector's stable sort) and hands
+    set_item_ranges_by_file the path as given (trailing slash kept); the load then reads each
+    data file's items in ascending offset order, whatever the read method."""
+    sd = {f"t{i}": torch.full((100 + 37 * i,), float(i)) for i in range(12)}
+    sd["step"] = 7
+    given = f"file://{tmp_path}/ck/"
+    dcp.save(sd, storage_writer=S3StorageWriter(None, given, thread_count=3))
+    ctor = _RecordingConstructor()
+    out = {k: torch.zeros_like(v) if isinstance(v, torch.Tensor) else 0 for k, v in sd.items()}
+    dcp.load(out, storage_reader=S3StorageReader(None, given, reader_constructor=ctor))
+    assert all(torch.equal(out[k], sd[k]) for k in sd if k != "step") and out["step"] == 7
+    assert ctor.base_paths == [given]
+    offsets = [o for _, o in ctor.offsets_in_plan]
+    assert offsets == sorted(offsets)                        # by offset alone, across files
+    assert len({f for f, _ in ctor.offsets_in_plan}) == 3    # (three files interleave)
+    data_files = {f: seeks for f, seeks in ctor.seeks.items() if f.endswith(".distcp")}
+    assert len(data_files) == 3
+    for name, seeks in data_files.items():
+        assert seeks and seeks == sorted(seeks), (name, seeks)
 
 
 def test_bad_load_plans_are_valueerrors(tmp_path: Path) -> None:

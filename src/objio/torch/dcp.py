@@ -22,7 +22,9 @@ raw bytes of the others).
 What objio adds (none of it changes that layout):
 
 * Concurrent files. A rank's items are split into ``thread_count`` files (default
-  :data:`DEFAULT_THREAD_COUNT`, balanced by size, as torch does) that are serialized and
+  :data:`DEFAULT_THREAD_COUNT`, balanced by size, as torch does; a file that gets no item is
+  written empty, as torch and s3torchconnector do, so the file set is theirs for any
+  ``thread_count``, including a rank with nothing to save) that are serialized and
   uploaded at the same time (:func:`objio.engine.map_blocking`), each streamed as a multipart
   upload: memory stays within ``thread_count x (max_parts_in_flight + 1) x part_size`` (4 x 9
   x 8 MiB) beyond the state dict. Loading reads the files of a rank concurrently too. Each
@@ -419,7 +421,8 @@ def _item_nbytes(item: WriteItem) -> int:
 
 def _split_items(items: list[WriteItem], bins: int) -> list[list[WriteItem]]:
     """Items into ``bins`` groups: byte items in turn, tensors largest first into the lightest
-    group (torch's FileSystemWriter does the same)."""
+    group, as torch's FileSystemWriter does; empty groups are kept (each is a file, an empty
+    one, as torch and s3torchconnector write: the checkpoint's file set is theirs)."""
     if bins <= 1:
         return [list(items)]
     groups: list[list[WriteItem]] = [[] for _ in range(bins)]
@@ -433,7 +436,7 @@ def _split_items(items: list[WriteItem], bins: int) -> list[list[WriteItem]]:
         k = sizes.index(min(sizes))
         groups[k].append(item)
         sizes[k] += _item_nbytes(item)
-    return [g for g in groups if g]
+    return groups
 
 
 class _ItemStream(io.RawIOBase):
@@ -804,6 +807,7 @@ class S3StorageReader(FileSystemReader):
         self.fs = S3FileSystem(region, s3client_config=s3client_config,  # type: ignore[assignment]
                                reader_constructor=self._reader_constructor)
         self.path = self.fs.init_path(path)
+        self._given_path: str | os.PathLike[str] = path  # as given: set_item_ranges_by_file
         self.sync_files = False
         self._verify = verify
         self._thread_count = _check_threads(thread_count)
@@ -819,6 +823,8 @@ class S3StorageReader(FileSystemReader):
 
     def reset(self, checkpoint_id: str | os.PathLike[str] | None = None) -> None:
         super().reset(checkpoint_id)
+        if checkpoint_id:
+            self._given_path = checkpoint_id
         self._manifest = None
 
     def _no_metadata(self, uri: str) -> NotFoundError:
@@ -884,10 +890,12 @@ class S3StorageReader(FileSystemReader):
         return files
 
     def prepare_local_plan(self, plan: LoadPlan) -> LoadPlan:
-        """Checks the plan against the checkpoint, sorts its items by file and offset, and
-        hands each file's byte ranges to the reader constructor (``set_item_ranges_by_file``,
-        for the coalescing reader). Raises ValueError when the plan asks for items the
-        checkpoint's metadata does not have."""
+        """Checks the plan against the checkpoint, sorts its items by their offset in their
+        file (a stable sort on the offset alone, as s3torchconnector: each file's items in
+        ascending order, the files in the order of their first item), and hands the items
+        with the checkpoint path as it was given to the reader constructor
+        (``set_item_ranges_by_file``, for the coalescing reader). Raises ValueError when the
+        plan asks for items the checkpoint's metadata does not have."""
         storage = self.storage_data
         if plan.items and not storage:
             raise ValueError(
@@ -901,11 +909,10 @@ class S3StorageReader(FileSystemReader):
                 f"the load plan asks for {len(missing)} item(s) that checkpoint {self.path} "
                 f"does not have, e.g. {idx.fqn!r} at offset {list(idx.offset or ())} (storage_data "
                 f"has {len(storage)} entries); the plan does not belong to this checkpoint")
-        plan.items.sort(key=lambda i: (storage[i.storage_index].relative_path,
-                                       storage[i.storage_index].offset))
+        plan.items.sort(key=lambda i: storage[i.storage_index].offset)
         setter = getattr(self._reader_constructor, "set_item_ranges_by_file", None)
         if callable(setter):
-            setter(plan.items, storage, self.path)
+            setter(plan.items, storage, self._given_path)
         return plan
 
     def read_data(self, plan: LoadPlan, planner: LoadPlanner) -> Future[None]:
