@@ -516,6 +516,8 @@ def test_overwrite_retires_the_old_checkpoint_first(s3_server: Any, client: obji
         dcp.save(sd2, storage_writer=S3StorageWriter(None, path, s3client_config=cfg,
                                                      overwrite=False))
     assert isinstance(unwrap(ei.value), FileExistsError)
+    assert "Checkpoint already exists" in str(unwrap(ei.value))   # torch's words
+    assert path in str(unwrap(ei.value))
 
 
 def test_constructors_do_no_io_and_first_use_gives_the_clear_error(

@@ -624,8 +624,8 @@ class S3StorageWriter(FileSystemWriter):
         client = self._fs.client
         if client.exists(meta):
             if not self.overwrite:
-                raise FileExistsError(f"{self.path} already holds a checkpoint ({meta}) and "
-                                      "overwrite=False")
+                raise FileExistsError(f"Checkpoint already exists and self.overwrite=False: "
+                                      f"{self.path} already holds one ({meta})")
             client.delete(meta)
             client.delete(meta + MANIFEST_SUFFIX)
         if not self.use_collectives and self.rank is not None:
