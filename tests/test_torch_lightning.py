@@ -15,8 +15,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 L = pytest.importorskip("lightning")
-from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 import fsspec  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO  # noqa: E402
 
 import objio  # noqa: E402
