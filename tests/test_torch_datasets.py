@@ -8,6 +8,7 @@ import collections
 import dataclasses
 import inspect
 import io
+import logging
 import math
 import os
 import pickle
@@ -240,6 +241,22 @@ def test_empty_prefix_is_an_empty_dataset(s3_server: Any, prefix: str, tmp_path:
                                        s3client_config=cfg)
     with pytest.raises(FileNotFoundError):
         len(missing)
+
+
+def test_datasets_log_building_at_info_as_the_seed(tmp_path: Any,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Users grep their logs for s3torchconnector's "Building ... from_prefix/from_objects"."""
+    (tmp_path / "a.bin").write_bytes(b"a")
+    caplog.set_level(logging.INFO)
+    S3MapDataset.from_prefix(f"file://{tmp_path}/", region="x")
+    S3IterableDataset.from_prefix(f"file://{tmp_path}/", region="x")
+    S3MapDataset.from_objects([f"file://{tmp_path}/a.bin"], region="x")
+    S3IterableDataset.from_objects(f"file://{tmp_path}/a.bin", region="x")
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO
+             and r.getMessage().startswith("Building ")]
+    assert lines == [f"Building S3MapDataset from_prefix s3_uri='file://{tmp_path}/'",
+                     f"Building S3IterableDataset from_prefix s3_uri='file://{tmp_path}/'",
+                     "Building S3MapDataset from_objects", "Building S3IterableDataset from_objects"]
 
 
 def test_from_objects_missing_object_names_it(s3_server: Any, client: objio.Client,

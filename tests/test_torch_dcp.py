@@ -7,6 +7,7 @@ import inspect
 import json
 import multiprocessing
 import os
+import pickle
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -124,6 +126,35 @@ def test_signatures_match_the_seed() -> None:
     assert inspect.signature(S3StorageWriter).parameters["thread_count"].default > 1
 
 
+def test_s3filesystem_paths_and_modes_as_the_seed() -> None:
+    fs = odcp.S3FileSystem(None)
+    assert fs.concat_path("str_path", "suffix") == "str_path/suffix"       # not file:///...
+    assert fs.concat_path(Path("rel", "dir"), "f.distcp") == "rel/dir/f.distcp"
+    assert fs.concat_path("/abs/ckpt", ".metadata") == "/abs/ckpt/.metadata"
+    assert fs.concat_path("s3://bkt/ckpt", ".metadata") == "s3://bkt/ckpt/.metadata"
+    assert fs.concat_path("s3://bkt/ckpt/", "x") == "s3://bkt/ckpt/x"
+    for mode in ("r", "w", "ab", "xb"):
+        with pytest.raises(ValueError, match=(
+                rf"^Invalid mode='{mode}' mode argument: create_stream only supports rb "
+                r"\(read mode\) & wb \(write mode\)")):
+            with fs.create_stream("s3://bkt/ckpt/x", mode):
+                pass
+
+
+def test_rename_across_buckets_is_refused(s3_server: Any, client: objio.Client,
+                                          prefix: str) -> None:
+    fs = odcp.S3FileSystem(None, s3client_config=s3_server.config)
+    client.put_bytes(prefix + "a", b"x")
+    client.create_bucket("s3://objio-other", exist_ok=True)
+    with pytest.raises(ValueError, match="Source and destination buckets cannot be different"):
+        fs.rename(prefix + "a", "s3://objio-other/a")
+    assert client.exists(prefix + "a") and not client.exists("s3://objio-other/a")
+    fs.rename(prefix + "a", prefix + "b")                  # within the bucket: a move
+    assert client.exists(prefix + "b") and not client.exists(prefix + "a")
+    with pytest.raises(FileNotFoundError, match=prefix + "a"):
+        fs.rename(prefix + "a", prefix + "c")
+
+
 # ------------------------------------------------------------------------------ one process
 def test_save_load_verified_and_corruption_detected(s3_server: Any, client: objio.Client,
                                                     prefix: str) -> None:
@@ -133,10 +164,16 @@ def test_save_load_verified_and_corruption_detected(s3_server: Any, client: obji
     dcp.save(sd, storage_writer=S3StorageWriter(None, path, s3client_config=cfg,
                                                 prefix_strategy=HexPrefixStrategy(prefix_count=2)))
     keys = sorted(k[len(objio.parse_uri(path).key) + 1:] for k in client.list(path + "/"))
-    assert keys[:2] == [".metadata", ".metadata.crc32c"]
-    assert all(k.startswith("0000000000/__0_") and k.endswith(".distcp") for k in keys[2:])
-    manifest = json.loads(bytes(client.get(path + "/.metadata.crc32c")))
-    assert manifest["algorithm"] == "crc32c" and set(manifest["files"]) == set(keys[2:])
+    # exactly DCP's objects: .metadata and the data files, no objio extra
+    assert keys[0] == ".metadata" and len(keys) == 1 + odcp.DEFAULT_THREAD_COUNT
+    assert all(k.startswith("0000000000/__0_") and k.endswith(".distcp") for k in keys[1:])
+    # the items' CRC32Cs live in .metadata, beside each item's storage info
+    metadata = pickle.loads(bytes(client.get(path + "/.metadata")))
+    infos = list(metadata.storage_data.values())
+    assert {i.relative_path for i in infos} <= set(keys[1:])
+    for info in infos:
+        item = bytes(client.get_range(f"{path}/{info.relative_path}", info.offset, info.length))
+        assert getattr(info, odcp.CRC32C_ATTR) == google_crc32c.value(item)
 
     out = zeros_like_state(sd)
     reader = S3StorageReader(None, path, s3client_config=cfg)
@@ -144,11 +181,9 @@ def test_save_load_verified_and_corruption_detected(s3_server: Any, client: obji
     assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h"))
     assert out["step"] == 3 and out["meta"] == sd["meta"]
 
-    # flip one byte of a data file (rewritten without touching the manifest): detected
-    victim = max(keys[2:], key=lambda k: client.stat(f"{path}/{k}").size)
-    data = bytearray(client.get(f"{path}/{victim}"))
-    data[len(data) // 2] ^= 0x40
-    client.put_bytes(f"{path}/{victim}", bytes(data))
+    # flip one byte of a data file (rewritten without touching .metadata): detected
+    victim = max(keys[1:], key=lambda k: client.stat(f"{path}/{k}").size)
+    _flip_a_byte(client, f"{path}/{victim}")
     with pytest.raises(CheckpointException) as ei:
         dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path,
                                                                         s3client_config=cfg))
@@ -158,6 +193,47 @@ def test_save_load_verified_and_corruption_detected(s3_server: Any, client: obji
     # verify=False reads it anyway (the flipped byte is in a tensor's data)
     dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path, s3client_config=cfg,
                                                                    verify=False))
+
+
+def _flip_a_byte(client: objio.Client, uri: str) -> None:
+    data = bytearray(client.get(uri))
+    data[len(data) // 2] ^= 0x40
+    client.put_bytes(uri, bytes(data))
+
+
+def _as_an_earlier_release_wrote_it(client: objio.Client, path: str) -> None:
+    """Rewrite a checkpoint as objio releases before 2026-12 did: no CRC32Cs in .metadata, a
+    ``.metadata.crc32c`` manifest beside it."""
+    metadata = pickle.loads(bytes(client.get(path + "/.metadata")))
+    files: dict[str, list[list[int]]] = {}
+    for info in metadata.storage_data.values():
+        crc = info.__dict__.pop(odcp.CRC32C_ATTR)
+        files.setdefault(info.relative_path, []).append([info.offset, info.length, crc])
+    manifest = {"format": "objio-dcp-crc32c", "version": 1, "algorithm": "crc32c",
+                "save_id": metadata.storage_meta.save_id,
+                "files": {n: {"size": sum(i[1] for i in items), "items": sorted(items)}
+                          for n, items in files.items()}}
+    client.put_bytes(path + "/.metadata.crc32c", json.dumps(manifest).encode())
+    client.put_bytes(path + "/.metadata", pickle.dumps(metadata))
+
+
+def test_checkpoints_with_the_earlier_manifest_object_load_verified(
+        s3_server: Any, client: objio.Client, prefix: str) -> None:
+    cfg, path = s3_server.config, prefix + "old"
+    sd = small_state(4)
+    dcp.save(sd, storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
+    _as_an_earlier_release_wrote_it(client, path)
+    out = zeros_like_state(sd)
+    dcp.load(out, storage_reader=S3StorageReader(None, path, s3client_config=cfg))
+    assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h"))
+
+    victim = max((k for k in client.list(path + "/") if k.endswith(".distcp")),
+                 key=lambda k: client.stat(f"s3://{BUCKET}/{k}").size)
+    _flip_a_byte(client, f"s3://{BUCKET}/{victim}")
+    with pytest.raises(CheckpointException) as ei:
+        dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path,
+                                                                        s3client_config=cfg))
+    assert isinstance(unwrap(ei.value), objio.IntegrityError)
     # a manifest nested past the JSON parser's recursion: the documented IntegrityError
     client.put_bytes(path + "/.metadata.crc32c", b"[" * 200_000 + b"]" * 200_000)
     with pytest.raises(CheckpointException) as ei:
@@ -166,6 +242,9 @@ def test_save_load_verified_and_corruption_detected(s3_server: Any, client: obji
     # (torch reports a metadata read failure as an AssertionError carrying its message)
     assert "the CRC32C manifest is unreadable" in str(unwrap(ei.value))
     assert "RecursionError" not in str(unwrap(ei.value))
+    # saving over it removes the old manifest: the layout becomes exactly DCP's
+    dcp.save(sd, storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
+    assert not client.exists(path + "/.metadata.crc32c")
 
 
 def test_layout_is_dcp_s_own_both_ways(tmp_path: Path) -> None:
@@ -181,6 +260,27 @@ def test_layout_is_dcp_s_own_both_ways(tmp_path: Path) -> None:
     out = zeros_like_state(sd)
     dcp.load(out, storage_reader=S3StorageReader(None, theirs))      # no manifest: unverified
     assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h")) and out["step"] == 3
+
+
+@pytest.mark.parametrize("kw", [{"thread_count": 1}, {"thread_count": 3},
+                                {"thread_count": 8}, {"thread_count": 2, "single_file_per_rank": False}])
+def test_file_set_is_torchs_for_any_thread_count(tmp_path: Path, kw: dict[str, Any]) -> None:
+    """torch's FileSystemWriter (and s3torchconnector, built on it) writes one file per thread,
+    an empty one for a thread that got no item: tests that count or list files see the same
+    set from objio. Empty state dict too (a rank with nothing to save)."""
+    for name, sd in (("small", small_state(5)), ("empty", {})):
+        ours, theirs = tmp_path / name / "ours", tmp_path / name / "theirs"
+        dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{ours}", **kw))
+        dcp.save(sd, storage_writer=FileSystemWriter(str(theirs), **kw))
+
+        def files(d: Path) -> dict[str, bool]:
+            return {p.name: p.stat().st_size == 0 for p in d.iterdir()}
+
+        assert files(ours) == files(theirs), (name, kw)
+        if sd:
+            out = zeros_like_state(sd)
+            dcp.load(out, storage_reader=S3StorageReader(None, f"file://{ours}"))
+            assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h"))
 
 
 @pytest.mark.parametrize("scheme", ["s3", "file"])
@@ -332,6 +432,58 @@ def test_only_the_tensors_own_memory_is_borrowed() -> None:
     assert calls[0][1] == calls[1][1] == raw.tobytes()
 
 
+class _RecordingConstructor(odcp.DCPOptimizedConstructor):
+    """The dcp_optimized constructor, recording what the reader hands it and every seek of
+    the readers it makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base_paths: list[Any] = []
+        self.offsets_in_plan: list[tuple[str, int]] = []
+        self.seeks: dict[str, list[int]] = {}
+
+    def set_item_ranges_by_file(self, plan_items: list[Any], storage_data: dict[Any, Any],
+                                base_path: Any) -> None:
+        self.base_paths.append(base_path)
+        self.offsets_in_plan = [(storage_data[i.storage_index].relative_path,
+                                 storage_data[i.storage_index].offset) for i in plan_items]
+        super().set_item_ranges_by_file(plan_items, storage_data, base_path)
+
+    def __call__(self, bucket: str, key: str, client: Any = None, **kwargs: Any) -> Any:
+        reader = super().__call__(bucket, key, client, **kwargs)
+        log = self.seeks.setdefault(key.rsplit("/", 1)[-1], [])
+        real = reader.seek
+
+        def seek(offset: int, whence: int = 0) -> int:
+            log.append(offset)
+            return int(real(offset, whence))
+
+        reader.seek = seek
+        return reader
+
+
+def test_load_plan_and_reads_follow_the_seeds_order(tmp_path: Path) -> None:
+    """prepare_local_plan sorts on the offset alone (s3torchconnector's stable sort) and hands
+    set_item_ranges_by_file the path as given (trailing slash kept); the load then reads each
+    data file's items in ascending offset order, whatever the read method."""
+    sd = {f"t{i}": torch.full((100 + 37 * i,), float(i)) for i in range(12)}
+    sd["step"] = 7
+    given = f"file://{tmp_path}/ck/"
+    dcp.save(sd, storage_writer=S3StorageWriter(None, given, thread_count=3))
+    ctor = _RecordingConstructor()
+    out = {k: torch.zeros_like(v) if isinstance(v, torch.Tensor) else 0 for k, v in sd.items()}
+    dcp.load(out, storage_reader=S3StorageReader(None, given, reader_constructor=ctor))
+    assert all(torch.equal(out[k], sd[k]) for k in sd if k != "step") and out["step"] == 7
+    assert ctor.base_paths == [given]
+    offsets = [o for _, o in ctor.offsets_in_plan]
+    assert offsets == sorted(offsets)                        # by offset alone, across files
+    assert len({f for f, _ in ctor.offsets_in_plan}) == 3    # (three files interleave)
+    data_files = {f: seeks for f, seeks in ctor.seeks.items() if f.endswith(".distcp")}
+    assert len(data_files) == 3
+    for name, seeks in data_files.items():
+        assert seeks and seeks == sorted(seeks), (name, seeks)
+
+
 def test_bad_load_plans_are_valueerrors(tmp_path: Path) -> None:
     sd = small_state()
     dcp.save(sd, storage_writer=S3StorageWriter(None, f"file://{tmp_path}"))
@@ -353,10 +505,10 @@ def test_overwrite_retires_the_old_checkpoint_first(s3_server: Any, client: obji
                                                     prefix: str) -> None:
     cfg, path = s3_server.config, prefix + "ow"
     dcp.save(small_state(1), storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
-    first_manifest = bytes(client.get(path + "/.metadata.crc32c"))
+    first_metadata = bytes(client.get(path + "/.metadata"))
     sd2 = small_state(2)
     dcp.save(sd2, storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
-    assert bytes(client.get(path + "/.metadata.crc32c")) != first_manifest
+    assert bytes(client.get(path + "/.metadata")) != first_metadata
     out = zeros_like_state(sd2)
     dcp.load(out, storage_reader=S3StorageReader(None, path, s3client_config=cfg))
     assert torch.equal(out["w"], sd2["w"])
@@ -364,23 +516,46 @@ def test_overwrite_retires_the_old_checkpoint_first(s3_server: Any, client: obji
         dcp.save(sd2, storage_writer=S3StorageWriter(None, path, s3client_config=cfg,
                                                      overwrite=False))
     assert isinstance(unwrap(ei.value), FileExistsError)
+    assert "Checkpoint already exists" in str(unwrap(ei.value))   # torch's words
+    assert path in str(unwrap(ei.value))
 
 
-def test_bad_input_fails_early_with_the_right_type(s3_server: Any, client: objio.Client,
-                                                   prefix: str) -> None:
+def test_constructors_do_no_io_and_first_use_gives_the_clear_error(
+        s3_server: Any, client: objio.Client, prefix: str, proxy: Any) -> None:
+    """As s3torchconnector's: creating S3StorageWriter / S3StorageReader / S3FileSystem sends
+    no request (DCP builds storage objects in many places); the first use checks the bucket
+    or the checkpoint, with the same typed error."""
     cfg = s3_server.config
-    with pytest.raises(FileNotFoundError, match="no-such-bucket-x"):
-        S3StorageWriter(None, "s3://no-such-bucket-x/ckpt", s3client_config=cfg)
+    via = cfg.replace(endpoint_url=proxy.endpoint_url)
+    before = len(proxy.log)
+    w = S3StorageWriter(None, "s3://no-such-bucket-x/ckpt", s3client_config=via)
+    S3StorageReader(None, prefix + "nothing-here", s3client_config=via)
+    odcp.S3FileSystem(None, s3client_config=via)
+    S3StorageWriter(None, prefix + "c", s3client_config=via.replace(secret_access_key="bad"))
+    assert len(proxy.log) == before                  # no request at all
+    with pytest.raises(CheckpointException) as ei:   # the bucket check: before any data
+        dcp.save(small_state(), storage_writer=w)
+    assert isinstance(unwrap(ei.value), FileNotFoundError)
+    assert "no-such-bucket-x" in str(unwrap(ei.value))
+    assert not [r for r in proxy.log[before:] if r.method in ("PUT", "POST")]
+
     bad = cfg.replace(secret_access_key="not-the-secret")
+    with pytest.raises(CheckpointException) as ei:
+        dcp.save(small_state(), storage_writer=S3StorageWriter(None, prefix + "c",
+                                                               s3client_config=bad))
+    assert isinstance(unwrap(ei.value), PermissionError)
     with pytest.raises(PermissionError):
-        S3StorageWriter(None, prefix + "c", s3client_config=bad)
-    with pytest.raises(PermissionError):
-        S3StorageReader(None, prefix + "c", s3client_config=bad)
+        S3StorageReader(None, prefix + "c", s3client_config=bad).read_metadata()
     with pytest.raises(FileNotFoundError, match=f"{prefix}nothing-here is not a checkpoint"):
-        S3StorageReader(None, prefix + "nothing-here", s3client_config=cfg)
+        S3StorageReader(None, prefix + "nothing-here", s3client_config=cfg).read_metadata()
+    with pytest.raises(CheckpointException) as ei:
+        dcp.load(zeros_like_state(small_state()),
+                 storage_reader=S3StorageReader(None, prefix + "nothing-here",
+                                                s3client_config=cfg))
+    assert "is not a checkpoint" in str(unwrap(ei.value))
     client.put_bytes(prefix + "partial/__0_0.distcp", b"x" * 10)
     with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
-        S3StorageReader(None, prefix + "partial", s3client_config=cfg)
+        S3StorageReader(None, prefix + "partial", s3client_config=cfg).read_metadata()
     with pytest.raises(ValueError, match="thread_count"):
         S3StorageWriter(None, prefix + "c", s3client_config=cfg, thread_count=0)
     with pytest.raises(ValueError, match="prefix inside the bucket"):
@@ -427,7 +602,7 @@ def test_a_failed_save_leaves_no_metadata_and_no_upload(two_rank_session: dict[s
     assert not client.exists(path + "/.metadata")
     assert client.list_multipart_uploads(path + "/") == []
     with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
-        S3StorageReader(None, path, s3client_config=s3_server.config)
+        S3StorageReader(None, path, s3client_config=s3_server.config).read_metadata()
 
 
 def test_datasets_shard_exactly_once_over_ranks_and_workers(
@@ -484,4 +659,4 @@ def test_a_killed_rank_leaves_an_incomplete_checkpoint(s3_server: Any, client: o
     assert not client.exists(path + "/.metadata")
     assert client.list(path + "/")                       # data was being written
     with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
-        S3StorageReader(None, path, s3client_config=s3_server.config)
+        S3StorageReader(None, path, s3client_config=s3_server.config).read_metadata()

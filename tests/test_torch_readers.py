@@ -82,6 +82,26 @@ def test_s3reader_is_the_abstract_base() -> None:
     assert issubclass(S3Reader, io.BufferedIOBase)
 
 
+@pytest.mark.parametrize("make", [
+    lambda b, k: SequentialS3Reader(b, k), lambda b, k: RangedS3Reader(b, k),
+    lambda b, k: DCPOptimizedS3Reader(b, k, [(0, 10)]),
+    lambda b, k: S3ReaderConstructor.sequential()(b, k),
+    lambda b, k: S3ReaderConstructor.dcp_optimized()(b, k)])
+def test_readers_refuse_a_missing_bucket_or_key_with_valueerror(make: Any) -> None:
+    """As s3torchconnector's readers: None or "" as the bucket or the key is a ValueError."""
+    for bucket, key, word in [(None, "k", "Bucket"), ("", "k", "Bucket"), ("b", None, "Key"),
+                              ("b", "", "Key"), (None, None, "Bucket")]:
+        with pytest.raises(ValueError, match=f"{word} should be specified"):
+            make(bucket, key)
+
+
+def test_an_empty_bucket_still_means_a_local_file(tmp_path: Any) -> None:
+    (tmp_path / "f.bin").write_bytes(b"local bytes")
+    for key in (str(tmp_path / "f.bin"), f"file://{tmp_path}/f.bin"):
+        with SequentialS3Reader("", key) as r:
+            assert r.read() == b"local bytes"
+
+
 @pytest.mark.parametrize("constructor", [S3ReaderConstructor.sequential(),
                                          S3ReaderConstructor.default(),
                                          S3ReaderConstructor.range_based(),
@@ -155,6 +175,7 @@ def test_s3writer_seed_interface(client: objio.Client, prefix: str) -> None:
         w.flush()
         assert w.tell() == 7 and not w.closed
     assert w.closed
+    assert not w.writable() and not w.readable()   # the seed's: False once closed, no error
     assert bytes(client.get(prefix + "w.bin")) == b"abcdefg"
     with S3Writer.from_uri(prefix + "w2.bin", client, part_size=5 * MiB) as w2:
         w2.write(bytes(11 * MiB))

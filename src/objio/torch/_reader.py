@@ -7,7 +7,9 @@ Differences from the seed, by design:
   ``constructor(bucket, key, client=None, *, size=None, etag=None)`` instead of receiving the
   seed's ``get_object_info`` / ``get_stream`` callables: objio's readers fetch through an
   :class:`objio.Client`. ``size``/``etag`` (e.g. from a listing) save a HEAD request.
-  ``bucket=""`` means ``key`` is a local path (file://).
+  ``bucket=""`` means ``key`` is a local file: an absolute path or a ``file://`` URI.
+* A ``None`` or empty bucket (other than that) or key raises ValueError, as the seed's
+  readers do ("Bucket should be specified", "Key should be specified").
 * Errors have their Python types (FileNotFoundError, PermissionError, ValueError, ...).
 """
 
@@ -38,10 +40,20 @@ __all__ = [
 
 
 def _uri(bucket: str, key: str) -> ObjectURI:
+    """The object a reader is for. Raises ValueError for a None/empty bucket or key (the
+    seed's words), TypeError for other non-strings."""
+    if bucket is None or key is None or (isinstance(key, str) and not key):
+        which = "Bucket" if bucket is None else "Key"
+        raise ValueError(f"{which} should be specified: a reader needs a bucket name and an "
+                         f"object key, got bucket={bucket!r}, key={key!r}")
     if not isinstance(bucket, str) or not isinstance(key, str):
         raise TypeError(f"bucket and key must be strings, got {bucket!r}, {key!r}")
     if not bucket:
-        return parse_uri(key)  # a local path (or a full URI)
+        if not (key.startswith("file://") or os.path.isabs(key)):
+            raise ValueError(f"Bucket should be specified: got bucket='' with key {key!r} (an "
+                             "empty bucket is only for local files: an absolute path or a "
+                             "file:// URI in key)")
+        return parse_uri(key)  # a local file
     return parse_uri(f"s3://{bucket}/{key}")
 
 

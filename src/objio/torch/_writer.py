@@ -16,7 +16,9 @@ class S3Writer(ObjectWriter):
 
     ``write(data)`` returns the number of bytes written; ``close()`` ensures all bytes are
     written and raises if the upload failed; ``flush()`` is a no-op; ``tell()`` is the
-    number of bytes written; ``closed``, ``readable()`` (False), ``writable()`` (True).
+    number of bytes written; ``closed``, ``readable()`` (False), ``writable()`` (True while
+    open, False once closed, as the seed's; other file methods raise ValueError on a closed
+    writer).
     Objects up to ``part_size`` are one PutObject, larger ones a multipart upload with
     concurrent parts; an exception inside ``with`` or :meth:`abort` leaves no object and no
     multipart upload (see :class:`objio.io.ObjectWriter`).
@@ -35,6 +37,14 @@ class S3Writer(ObjectWriter):
         super().__init__(obj, client=client, part_size=part_size,
                          max_parts_in_flight=max_parts_in_flight, exist_ok=exist_ok,
                          checksum=checksum)
+
+    def writable(self) -> bool:
+        """Whether the writer is open for writing (False after ``close()``/``abort()``)."""
+        return not self.closed
+
+    def readable(self) -> bool:
+        """False: a writer is never readable (open or closed, as the seed's)."""
+        return False
 
     @classmethod
     def from_uri(cls, uri: Any, client: Any = None, **options: Any) -> S3Writer:

@@ -952,8 +952,10 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
 
         Raises: TypeError (an argument of the wrong type), ValueError (a malformed URI, a value
         out of range). A missing object raises
-        FileNotFoundError naming it when it is read.
+        FileNotFoundError naming it when it is read. Logs ``Building S3MapDataset
+        from_objects`` at INFO (logger ``objio.torch``), as the seed does.
         """
+        log.info("Building %s from_objects", cls.__name__)
         return cls(region, _objects_listing(object_uris), endpoint, transform=transform,
                    s3client_config=s3client_config, reader_constructor=reader_constructor,
                    shuffle=shuffle, seed=seed, prefetch_objects=prefetch_objects,
@@ -974,7 +976,10 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         out of range); on first use FileNotFoundError (no
         such bucket, or a local directory that does not exist), PermissionError,
         ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
+        Logs ``Building <class> from_prefix s3_uri='...'`` at INFO (logger ``objio.torch``), as
+        the seed does.
         """
+        log.info("Building %s from_prefix s3_uri=%r", cls.__name__, s3_uri)
         obj = _parse_prefix(s3_uri)
         return cls(region, _Listing(obj, ClientConfig()), endpoint, transform=transform,
                    s3client_config=s3client_config, reader_constructor=reader_constructor,
@@ -1078,8 +1083,10 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
 
         Raises: TypeError (an argument of the wrong type), ValueError (a malformed URI, a value
         out of range). A missing object raises
-        FileNotFoundError naming it when it is reached.
+        FileNotFoundError naming it when it is reached. Logs ``Building S3IterableDataset
+        from_objects`` at INFO (logger ``objio.torch``), as the seed does.
         """
+        log.info("Building %s from_objects", cls.__name__)
         return cls(region, _objects_listing(object_uris), endpoint, transform=transform,
                    s3client_config=s3client_config, enable_sharding=enable_sharding,
                    reader_constructor=reader_constructor, shuffle=shuffle, seed=seed,
@@ -1101,7 +1108,10 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         out of range); on first use FileNotFoundError (no
         such bucket, or a local directory that does not exist), PermissionError,
         ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
+        Logs ``Building <class> from_prefix s3_uri='...'`` at INFO (logger ``objio.torch``), as
+        the seed does.
         """
+        log.info("Building %s from_prefix s3_uri=%r", cls.__name__, s3_uri)
         obj = _parse_prefix(s3_uri)
         return cls(region, _Listing(obj, ClientConfig()), endpoint, transform=transform,
                    s3client_config=s3client_config, enable_sharding=enable_sharding,

@@ -22,7 +22,9 @@ raw bytes of the others).
 What objio adds (none of it changes that layout):
 
 * Concurrent files. A rank's items are split into ``thread_count`` files (default
-  :data:`DEFAULT_THREAD_COUNT`, balanced by size, as torch does) that are serialized and
+  :data:`DEFAULT_THREAD_COUNT`, balanced by size, as torch does; a file that gets no item is
+  written empty, as torch and s3torchconnector do, so the file set is theirs for any
+  ``thread_count``, including a rank with nothing to save) that are serialized and
   uploaded at the same time (:func:`objio.engine.map_blocking`), each streamed as a multipart
   upload: memory stays within ``thread_count x (max_parts_in_flight + 1) x part_size`` (4 x 9
   x 8 MiB) beyond the state dict. Loading reads the files of a rank concurrently too. Each
@@ -36,16 +38,23 @@ What objio adds (none of it changes that layout):
   process never leaves a multipart upload behind. Saving over an existing checkpoint first
   removes its ``.metadata`` (the old checkpoint becomes invisible before any of its files is
   overwritten); ``overwrite=False`` raises FileExistsError instead.
-* Verified checkpoints. The CRC32C of every item (each ``(file, offset, length)`` of the
-  metadata) is computed while it streams and recorded in a manifest, ``.metadata.crc32c``
-  (JSON, written just before ``.metadata``, tied to it by the save's ``save_id``). Loading
-  checks every item it reads against it (``verify=False`` skips this): a mismatch raises
-  :class:`objio.IntegrityError` naming the object and the byte range. Checkpoints without a
-  manifest (written by other tools) load unverified. Cost: ~0.07 CPU s per GiB each way.
-* Early, typed errors. The writer checks the bucket when it is created (FileNotFoundError for
-  a missing bucket, PermissionError for rejected credentials) and the reader checks that the
-  path holds a complete checkpoint (FileNotFoundError naming it): DCP itself wraps every error
-  raised during ``save``/``load`` into its ``CheckpointException`` (a BaseException).
+* Verified checkpoints. The CRC32C of every item is computed while it streams and kept in
+  ``.metadata`` itself, beside the item's storage info (``Metadata.storage_data``, where
+  torch's ``FileSystemWriter`` keeps each item's file, offset and length: an extra
+  ``objio_crc32c`` attribute of its ``_StorageInfo``, which torch's and s3torchconnector's
+  readers carry along unused), so the checkpoint's objects are exactly DCP's. Loading checks
+  every item it reads against it (``verify=False`` skips this): a mismatch raises
+  :class:`objio.IntegrityError` naming the object and the byte range. Checkpoints written by
+  earlier objio releases kept the CRC32Cs in a separate ``.metadata.crc32c`` manifest (JSON,
+  tied to ``.metadata`` by the save's ``save_id``): it is read when ``.metadata`` has none.
+  Checkpoints without either (written by other tools) load unverified. Cost: ~0.07 CPU s per
+  GiB each way.
+* Clear, typed errors. The constructors do no network I/O (DCP builds storage objects in many
+  places); the first use checks the location: a save checks the bucket before anything is
+  written (FileNotFoundError for a missing bucket, PermissionError for rejected credentials)
+  and a load that finds no ``.metadata`` says whether the path is empty or holds an
+  incomplete checkpoint (FileNotFoundError naming it). DCP itself wraps every error raised
+  during ``save``/``load`` into its ``CheckpointException`` (a BaseException).
 * Load plans are checked: an item the checkpoint's metadata does not have (or metadata without
   storage entries) raises ValueError saying what is missing, not a bare KeyError.
 
@@ -64,7 +73,6 @@ import json
 import logging
 import os
 import pickle
-import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Generator
@@ -122,14 +130,18 @@ DEFAULT_THREAD_COUNT = 4
 default there is 1."""
 
 MANIFEST_SUFFIX = ".crc32c"
-"""The CRC32C manifest is ``.metadata`` + this suffix (``__<rank>.metadata.crc32c`` for
-rank-local metadata)."""
+"""Checkpoints of earlier objio releases kept their CRC32C manifest in ``.metadata`` + this
+suffix (``__<rank>.metadata.crc32c`` for rank-local metadata); still read when ``.metadata``
+carries no CRC32Cs, and removed when such a checkpoint is overwritten."""
+
+CRC32C_ATTR = "objio_crc32c"
+"""The attribute of each item's ``_StorageInfo`` (in ``Metadata.storage_data``) that holds the
+item's CRC32C."""
 
 _METADATA = ".metadata"
 _SUFFIX = ".distcp"
 _DCP_VERSION = "1.0.0"  # torch.distributed.checkpoint.filesystem.CURRENT_DCP_VERSION
 _MANIFEST_FORMAT = "objio-dcp-crc32c"
-_RANK_METADATA = re.compile(r"__\d+\.metadata$")
 
 
 # ------------------------------------------------------------------------------ prefixes
@@ -258,14 +270,6 @@ class StorageMetadata:
     prefix: str
 
 
-@dataclasses.dataclass(frozen=True)
-class _CheckedWriteResult(WriteResult):
-    """A WriteResult that also carries the item's CRC32C to the coordinator (it goes into the
-    manifest; ``.metadata`` keeps torch's own classes only)."""
-
-    crc32c: int = 0
-
-
 # ------------------------------------------------------------------------------ file system
 def _path_str(path: str | os.PathLike[str]) -> str:
     if isinstance(path, Path):
@@ -318,7 +322,11 @@ class S3FileSystem(LazyClient, FileSystemBase):
     def create_stream(self, path: str | os.PathLike[str], mode: str) -> Generator[Any, None, None]:
         """A reader (``"rb"``: from ``reader_constructor``) or an :class:`objio.torch.S3Writer`
         (``"wb"``: a multipart upload, aborted if the block raises) for the object at
-        ``path``. Raises: ValueError for any other mode."""
+        ``path``. Raises: ValueError for any other mode (the seed's words: ``Invalid mode='x'
+        mode argument: create_stream only supports rb (read mode) & wb (write mode)``)."""
+        if mode not in ("rb", "wb"):
+            raise ValueError(f"Invalid {mode=} mode argument: create_stream only supports rb "
+                             f"(read mode) & wb (write mode) (path {os.fspath(path)!r})")
         obj = parse_uri(_path_str(path))
         if mode == "wb":
             with self.writer(obj) as w:
@@ -329,15 +337,19 @@ class S3FileSystem(LazyClient, FileSystemBase):
                 yield reader
             finally:
                 reader.close()
-        else:
-            raise ValueError(f"create_stream mode must be 'rb' or 'wb', got {mode!r}")
 
     def writer(self, obj: ObjectURI) -> S3Writer:
         return S3Writer(obj.bucket, obj.key, self.client)
 
     def concat_path(self, path: str | os.PathLike[str], suffix: str) -> str:
-        """``path/suffix``."""
-        return str(_dir_uri(path).joinpath(suffix))
+        """``path/suffix``: a URI (``s3://``, ``file://``) is joined as a URI (one ``/``
+        between, whatever ``path`` ends with); any other path as ``os.path.join`` does, as
+        the seed does (``concat_path("ckpt", "x")`` is ``"ckpt/x"``: a path within the
+        checkpoint, not made absolute)."""
+        s = os.fspath(path)
+        if isinstance(s, str) and "://" in s:
+            return str(_dir_uri(s).joinpath(suffix))
+        return os.path.join(s, suffix)
 
     def init_path(self, path: str | os.PathLike[str]) -> str:
         """The checkpoint location as a URI string (``s3://bucket/prefix``, ``file:///dir``).
@@ -346,8 +358,15 @@ class S3FileSystem(LazyClient, FileSystemBase):
         return self._path
 
     def rename(self, path: str | os.PathLike[str], new_path: str | os.PathLike[str]) -> None:
-        """Copy the object to ``new_path``, then delete the original."""
+        """Copy the object to ``new_path`` (server-side), then delete the original.
+
+        Raises: ValueError when the two are in different buckets (or stores), as the seed;
+        FileNotFoundError naming ``path`` when it does not exist."""
         src, dst = _path_str(path), _path_str(new_path)
+        a, b = parse_uri(src), parse_uri(dst)
+        if (a.scheme, a.bucket) != (b.scheme, b.bucket):
+            raise ValueError(f"Source and destination buckets cannot be different (rename does "
+                             f"not support cross-buckets operations): {src} -> {dst}")
         self.client.copy(src, dst)
         self.client.delete(src)
 
@@ -402,7 +421,8 @@ def _item_nbytes(item: WriteItem) -> int:
 
 def _split_items(items: list[WriteItem], bins: int) -> list[list[WriteItem]]:
     """Items into ``bins`` groups: byte items in turn, tensors largest first into the lightest
-    group (torch's FileSystemWriter does the same)."""
+    group, as torch's FileSystemWriter does; empty groups are kept (each is a file, an empty
+    one, as torch and s3torchconnector write: the checkpoint's file set is theirs)."""
     if bins <= 1:
         return [list(items)]
     groups: list[list[WriteItem]] = [[] for _ in range(bins)]
@@ -416,7 +436,7 @@ def _split_items(items: list[WriteItem], bins: int) -> list[list[WriteItem]]:
         k = sizes.index(min(sizes))
         groups[k].append(item)
         sizes[k] += _item_nbytes(item)
-    return [g for g in groups if g]
+    return groups
 
 
 class _ItemStream(io.RawIOBase):
@@ -539,10 +559,14 @@ class S3StorageWriter(FileSystemWriter):
             ``serialization_format`` (only ``SerializationFormat.TORCH_SAVE``).
             ``sync_files`` is accepted and ignored (objects are durable once written).
 
+    The constructor does no network I/O (as s3torchconnector's); a save checks the bucket
+    first.
+
     Raises:
-        FileNotFoundError: the bucket does not exist.
-        PermissionError: the credentials are rejected.
         ValueError: a bad argument (the message names it).
+        FileNotFoundError: (during ``dcp.save``, inside its CheckpointException) the bucket
+            does not exist.
+        PermissionError: (during ``dcp.save``) the credentials are rejected.
     """
 
     def __init__(self, region: str | None, path: str | os.PathLike[str],
@@ -562,13 +586,14 @@ class S3StorageWriter(FileSystemWriter):
         self.fs = S3FileSystem(region, s3client_config=s3client_config)  # type: ignore[assignment]
         self.path = self.fs.init_path(path)
         self.prefix_strategy = prefix_strategy or DefaultPrefixStrategy()
-        self._check_location()
 
     @property
     def _fs(self) -> S3FileSystem:
         return cast(S3FileSystem, self.fs)
 
     def _check_location(self) -> None:
+        """HeadBucket: FileNotFoundError (no such bucket) or PermissionError before any data
+        is serialized. Each rank, at its first step of a save (no I/O in the constructor)."""
         obj = parse_uri(str(self.path))
         if obj.scheme != "s3":
             return
@@ -577,16 +602,15 @@ class S3StorageWriter(FileSystemWriter):
         root = obj.with_key("")
         engine.run(engine.with_retries(lambda: backend.head_bucket(root), client._attempts))
 
-    def reset(self, checkpoint_id: str | os.PathLike[str] | None = None) -> None:
-        super().reset(checkpoint_id)
-        if checkpoint_id:
-            self._check_location()
-
     def _metadata_uri(self) -> str:
         rank = self.rank if (not self.use_collectives and self.rank is not None) else None
         return self._fs.concat_path(self.path, _metadata_name(rank))
 
     def prepare_local_plan(self, plan: SavePlan) -> SavePlan:
+        """Checks the bucket (every rank, before anything is written) and names this rank's
+        files when it plans alone. Raises FileNotFoundError (no such bucket),
+        PermissionError."""
+        self._check_location()
         if self.rank is not None and not self.use_collectives:
             plan = dataclasses.replace(plan,
                                        storage_data=StorageMetadata(self.prefix_strategy(self.rank)))
@@ -600,8 +624,8 @@ class S3StorageWriter(FileSystemWriter):
         client = self._fs.client
         if client.exists(meta):
             if not self.overwrite:
-                raise FileExistsError(f"{self.path} already holds a checkpoint ({meta}) and "
-                                      "overwrite=False")
+                raise FileExistsError(f"Checkpoint already exists and self.overwrite=False: "
+                                      f"{self.path} already holds one ({meta})")
             client.delete(meta)
             client.delete(meta + MANIFEST_SUFFIX)
         if not self.use_collectives and self.rank is not None:
@@ -686,36 +710,23 @@ class S3StorageWriter(FileSystemWriter):
         length = stream.tell() - offset
         info = _StorageInfo(name, offset, length,
                             transform_descriptors=descriptors if descriptors else None)
-        return _CheckedWriteResult(index=item.index, size_in_bytes=length, storage_data=info,
-                                   crc32c=stream.item_crc())
+        # the item's CRC32C rides in torch's own class (pickled with its __dict__), so
+        # .metadata needs no objio class to load
+        setattr(info, CRC32C_ATTR, stream.item_crc())
+        return WriteResult(index=item.index, size_in_bytes=length, storage_data=info)
 
     def finish(self, metadata: Metadata, results: list[list[WriteResult]]) -> None:
-        """On the coordinator, once every rank's data is written: the CRC32C manifest, then
-        ``.metadata`` (each one PutObject: visible whole or not at all)."""
+        """On the coordinator, once every rank's data is written: ``.metadata`` (one
+        PutObject: visible whole or not at all), with each item's CRC32C in its storage
+        info."""
         metadata.version = _DCP_VERSION
         storage: dict[Any, Any] = {}
-        files: dict[str, list[list[int]]] = {}
         for per_rank in results:
             for wr in per_rank:
                 storage[wr.index] = wr.storage_data
-                crc = getattr(wr, "crc32c", None)
-                info = wr.storage_data
-                if crc is not None and isinstance(info, _StorageInfo):
-                    files.setdefault(info.relative_path, []).append(
-                        [int(info.offset), int(info.length), int(crc)])
         metadata.storage_data = storage
         metadata.storage_meta = self.storage_meta()
-        manifest = {
-            "format": _MANIFEST_FORMAT, "version": 1, "algorithm": "crc32c",
-            "save_id": self.save_id,
-            "files": {name: {"size": sum(i[1] for i in items), "items": sorted(items)}
-                      for name, items in sorted(files.items())},
-        }
-        meta = self._metadata_uri()
-        client = self._fs.client
-        client.put_bytes(meta + MANIFEST_SUFFIX, json.dumps(manifest, separators=(",", ":"))
-                         .encode())
-        client.put_bytes(meta, pickle.dumps(metadata))
+        self._fs.client.put_bytes(self._metadata_uri(), pickle.dumps(metadata))
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
@@ -723,6 +734,32 @@ class S3StorageWriter(FileSystemWriter):
 
 
 # ------------------------------------------------------------------------------ reading
+def _checks_of(storage_data: Any, uri: str) -> dict[str, dict[int, tuple[int, int]]] | None:
+    """The items' CRC32Cs kept in ``.metadata``'s storage infos, per file and offset: ``{file:
+    {offset: (length, crc32c)}}``; None when no item has one (a checkpoint of another tool or
+    of an earlier objio release). Raises IntegrityError when only some items have one."""
+    if not isinstance(storage_data, dict):
+        return None
+    files: dict[str, dict[int, tuple[int, int]]] = {}
+    without = 0
+    for info in storage_data.values():
+        crc = getattr(info, CRC32C_ATTR, None)
+        if crc is None:
+            without += 1
+            continue
+        files.setdefault(str(info.relative_path), {})[int(info.offset)] = (int(info.length),
+                                                                           int(crc))
+    if not files:
+        return None
+    if without:
+        raise IntegrityError(f"GetObject {uri}: the checkpoint's metadata records a CRC32C for "
+                             f"{len(storage_data) - without} item(s) but not for {without} "
+                             "others: it was altered after the save (load with verify=False to "
+                             "skip the check)", operation="GetObject", uri=uri,
+                             code="ChecksumMissing")
+    return files
+
+
 def _read_exactly(stream: Any, n: int) -> Any:
     """The next ``n`` bytes of ``stream`` (fewer at the end of the object) as a writable
     buffer: a view of the coalescing reader's own buffer (no copy), else a new bytearray."""
@@ -748,11 +785,15 @@ class S3StorageReader(FileSystemReader):
         thread_count: files read at the same time (keyword-only, default
             :data:`DEFAULT_THREAD_COUNT`).
 
+    The constructor does no network I/O (as s3torchconnector's); reading the metadata is the
+    first request.
+
     Raises:
-        FileNotFoundError: ``path`` holds no checkpoint (the message says whether it is empty
-            or an incomplete checkpoint: data without ``.metadata``), or no such bucket.
-        PermissionError: the credentials are rejected.
         ValueError: a bad argument.
+        FileNotFoundError: (from ``read_metadata``, during ``dcp.load``) ``path`` holds no
+            checkpoint (the message says whether it is empty or an incomplete checkpoint: data
+            without ``.metadata``), or no such bucket.
+        PermissionError: (from ``read_metadata``) the credentials are rejected.
     """
 
     def __init__(self, region: str | None, path: str | os.PathLike[str],
@@ -766,11 +807,11 @@ class S3StorageReader(FileSystemReader):
         self.fs = S3FileSystem(region, s3client_config=s3client_config,  # type: ignore[assignment]
                                reader_constructor=self._reader_constructor)
         self.path = self.fs.init_path(path)
+        self._given_path: str | os.PathLike[str] = path  # as given: set_item_ranges_by_file
         self.sync_files = False
         self._verify = verify
         self._thread_count = _check_threads(thread_count)
         self._manifest: dict[str, dict[int, tuple[int, int]]] | None = None
-        self._check_checkpoint()
 
     @property
     def _fs(self) -> S3FileSystem:
@@ -782,29 +823,25 @@ class S3StorageReader(FileSystemReader):
 
     def reset(self, checkpoint_id: str | os.PathLike[str] | None = None) -> None:
         super().reset(checkpoint_id)
-        self._manifest = None
         if checkpoint_id:
-            self._check_checkpoint()
+            self._given_path = checkpoint_id
+        self._manifest = None
 
-    def _check_checkpoint(self) -> None:
-        """FileNotFoundError unless the path holds ``.metadata`` (or rank-local metadata)."""
-        client = self._fs.client
+    def _no_metadata(self, uri: str) -> NotFoundError:
+        """The error for a checkpoint path without the metadata object ``uri``: an incomplete
+        checkpoint (data without metadata) or not a checkpoint at all (one listing)."""
         base = _dir_uri(self.path)
-        if client.exists(str(base.joinpath(_METADATA))):
-            return
-        _, objects = client.list_level(str(base.joinpath("")))
-        if any(_RANK_METADATA.search(o.key) for o in objects):
-            return
-        sample = client.list_objects(str(base.joinpath("")))
+        name = uri.rsplit("/", 1)[-1]
+        sample = self._fs.client.list_objects(str(base.joinpath("")))
         if sample:
-            raise NotFoundError(
+            return NotFoundError(
                 f"{self.path} is an incomplete checkpoint: it holds {len(sample)} object(s) "
-                f"(e.g. {sample[0].key}) but no {_METADATA}, which is written only after every "
+                f"(e.g. {sample[0].key}) but no {name}, which is written only after every "
                 "rank's data was saved, so the save that wrote it did not finish",
-                operation="HeadObject", uri=str(base.joinpath(_METADATA)), code="NoSuchKey")
-        raise NotFoundError(f"{self.path} is not a checkpoint: there is no {_METADATA} (nor "
-                            "anything else) under it", operation="HeadObject",
-                            uri=str(base.joinpath(_METADATA)), code="NoSuchKey")
+                operation="GetObject", uri=uri, code="NoSuchKey")
+        return NotFoundError(f"{self.path} is not a checkpoint: there is no {name} (nor "
+                             "anything else) under it", operation="GetObject", uri=uri,
+                             code="NoSuchKey")
 
     def read_metadata(self, *args: Any, **kwargs: Any) -> Metadata:
         """The checkpoint's ``.metadata`` (``rank=`` for rank-local metadata) and, with
@@ -814,17 +851,20 @@ class S3StorageReader(FileSystemReader):
         client = self._fs.client
         try:
             data = client.get(uri)
-        except FileNotFoundError:
-            raise NotFoundError(f"{self.path} is not a complete checkpoint: {uri} does not "
-                                "exist (it is written only after every rank saved its data)",
-                                operation="GetObject", uri=uri, code="NoSuchKey") from None
+        except FileNotFoundError as e:
+            if parse_uri(uri).scheme == "s3" and "NoSuchBucket" in str(getattr(e, "code", "")):
+                raise
+            raise self._no_metadata(uri) from None
         metadata = pickle.loads(data)
         if getattr(metadata, "storage_meta", None) is None:
             metadata.storage_meta = StorageMeta()
         save_id = metadata.storage_meta.save_id
         metadata.storage_meta.load_id = self.load_id
-        self._manifest = self._read_manifest(uri + MANIFEST_SUFFIX, save_id) if self._verify \
-            else None
+        self._manifest = None
+        if self._verify:
+            self._manifest = _checks_of(metadata.storage_data, uri)
+            if self._manifest is None:  # an earlier objio release's manifest, if any
+                self._manifest = self._read_manifest(uri + MANIFEST_SUFFIX, save_id)
         return cast(Metadata, metadata)
 
     def _read_manifest(self, uri: str, save_id: str | None) -> dict[str, dict[int, tuple[int, int]]] | None:
@@ -850,10 +890,12 @@ class S3StorageReader(FileSystemReader):
         return files
 
     def prepare_local_plan(self, plan: LoadPlan) -> LoadPlan:
-        """Checks the plan against the checkpoint, sorts its items by file and offset, and
-        hands each file's byte ranges to the reader constructor (``set_item_ranges_by_file``,
-        for the coalescing reader). Raises ValueError when the plan asks for items the
-        checkpoint's metadata does not have."""
+        """Checks the plan against the checkpoint, sorts its items by their offset in their
+        file (a stable sort on the offset alone, as s3torchconnector: each file's items in
+        ascending order, the files in the order of their first item), and hands the items
+        with the checkpoint path as it was given to the reader constructor
+        (``set_item_ranges_by_file``, for the coalescing reader). Raises ValueError when the
+        plan asks for items the checkpoint's metadata does not have."""
         storage = self.storage_data
         if plan.items and not storage:
             raise ValueError(
@@ -867,11 +909,10 @@ class S3StorageReader(FileSystemReader):
                 f"the load plan asks for {len(missing)} item(s) that checkpoint {self.path} "
                 f"does not have, e.g. {idx.fqn!r} at offset {list(idx.offset or ())} (storage_data "
                 f"has {len(storage)} entries); the plan does not belong to this checkpoint")
-        plan.items.sort(key=lambda i: (storage[i.storage_index].relative_path,
-                                       storage[i.storage_index].offset))
+        plan.items.sort(key=lambda i: storage[i.storage_index].offset)
         setter = getattr(self._reader_constructor, "set_item_ranges_by_file", None)
         if callable(setter):
-            setter(plan.items, storage, self.path)
+            setter(plan.items, storage, self._given_path)
         return plan
 
     def read_data(self, plan: LoadPlan, planner: LoadPlanner) -> Future[None]:
@@ -898,8 +939,8 @@ class S3StorageReader(FileSystemReader):
         uri = self._fs.concat_path(self.path, name)
         checks = None if self._manifest is None else self._manifest.get(name)
         if self._manifest is not None and checks is None:
-            raise IntegrityError(f"GetObject {uri}: the checkpoint's CRC32C manifest does not "
-                                 "list this file", operation="GetObject", uri=uri,
+            raise IntegrityError(f"GetObject {uri}: the checkpoint's metadata records no CRC32C "
+                                 "for this file", operation="GetObject", uri=uri,
                                  code="ChecksumMissing")
         with self._open(uri, buffers, own_check=checks is not None) as stream:
             for item in items:
@@ -945,7 +986,7 @@ class S3StorageReader(FileSystemReader):
         if expected is None or expected[0] != n:
             raise IntegrityError(
                 f"GetObject {uri}: bytes [{off}, {off + n}) (item {item.storage_index.fqn!r}) "
-                "have no entry in the checkpoint's CRC32C manifest", operation="GetObject",
+                "have no CRC32C in the checkpoint's metadata", operation="GetObject",
                 uri=uri, code="ChecksumMissing")
         got = _crc32c.crc32c(data)
         if got != expected[1]:

@@ -21,15 +21,18 @@ store and verified on load (``verify=False`` skips), atomic (a failed save leave
 object, or none, and no multipart upload). It works inside Lightning's
 ``AsyncCheckpointIO(S3LightningCheckpoint(...))``, which saves in a background thread.
 
+Paths are ``s3://`` URI strings only, as s3torchconnector's: anything else (a ``pathlib.Path``,
+a local path, ``file://``) raises TypeError / ValueError before anything is read, written or
+deleted; local checkpoints belong to Lightning's own ``TorchCheckpointIO``.
+
 Lightning itself lists checkpoint directories and writes logs through fsspec; when s3fs is
-not installed, creating an ``S3LightningCheckpoint`` makes objio serve fsspec's ``s3://``
-(:mod:`objio.torch._fsspec`) with this plugin's client, so ``default_root_dir="s3://..."``
-works without it.
+not installed, fsspec finds objio for ``s3://`` by itself (:mod:`objio.torch._fsspec`, which
+also makes Lightning's default ``TorchCheckpointIO`` work on ``s3://``), and creating an
+``S3LightningCheckpoint`` points that handler at this plugin's client.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, cast
 
 try:
@@ -58,7 +61,7 @@ def _lightning_before(version: str) -> bool:
 
 
 class S3LightningCheckpoint(CheckpointIO):  # type: ignore[misc]
-    """A Lightning ``CheckpointIO`` for ``s3://`` (and ``file://``) checkpoint paths.
+    """A Lightning ``CheckpointIO`` for ``s3://`` checkpoint paths.
 
     Args:
         region: the bucket's region (None: the environment / us-east-1).
@@ -86,11 +89,15 @@ class S3LightningCheckpoint(CheckpointIO):  # type: ignore[misc]
 
     @staticmethod
     def _path(path: Any) -> str:
-        if isinstance(path, os.PathLike):
-            path = os.fspath(path)
+        """``path`` if it is an ``s3://`` URI string. Raises TypeError (not a str, e.g. a
+        ``pathlib.Path``) or ValueError (not ``s3://``), in s3torchconnector's words."""
         if not isinstance(path, str):
-            raise TypeError(f"{type(path).__name__!r} is not a supported type for 'path': it "
-                            "must be a URI string such as s3://bucket/key.ckpt")
+            raise TypeError(f"{type(path).__name__!r} is not a supported type for 'path'. Must "
+                            "be a string formatted as an S3 uri (s3://bucket/key.ckpt); local "
+                            "paths belong to Lightning's own TorchCheckpointIO")
+        if not path.startswith("s3://"):
+            raise ValueError(f"Only s3:// URIs are supported, got {path!r} (local paths belong "
+                             "to Lightning's own TorchCheckpointIO)")
         return path
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
@@ -98,7 +105,8 @@ class S3LightningCheckpoint(CheckpointIO):  # type: ignore[misc]
         """``torch.save(checkpoint)`` streamed to ``path`` (``s3://bucket/key``).
 
         Raises: FileNotFoundError (no such bucket, before anything is serialized),
-        PermissionError, TypeError (``path`` not a string), ValueError (not an object URI)."""
+        PermissionError, TypeError (``path`` not a string), ValueError (not an ``s3://``
+        object URI)."""
         uri = self._path(path)
         with self._checkpoint.writer(uri) as writer:
             torch.save(checkpoint, cast(Any, writer))
@@ -119,7 +127,9 @@ class S3LightningCheckpoint(CheckpointIO):  # type: ignore[misc]
                                                    weights_only=weights_only))
 
     def remove_checkpoint(self, path: Any) -> None:
-        """Delete the checkpoint object at ``path`` (a missing object is not an error)."""
+        """Delete the checkpoint object at ``path`` (a missing object is not an error, as
+        S3's DeleteObject). Raises TypeError / ValueError (not an ``s3://`` object URI: never
+        a local file, never a whole prefix), PermissionError."""
         obj = self._checkpoint._obj(self._path(path), "remove_checkpoint")
         self._checkpoint.client.delete(str(obj))
 
