@@ -29,6 +29,8 @@ __version__ = "0.1.0"
 
 list = _api._make("list")
 list_async = _api._make("list_async")
+list_iter = _api._make("list_iter")
+list_iter_async = _api._make("list_iter_async")
 list_objects = _api._make("list_objects")
 get = _api._make("get")
 get_async = _api._make("get_async")
