@@ -243,14 +243,35 @@ class Client:
         event loop (the listing runs on objio's engine)."""
         return self._iterate(engine.iterate_async, uri, fast, info, ahead)
 
-    def _iterate(self, iterate: Any, uri: URI, fast: bool, info: bool, ahead: int) -> Any:
+    def list_pages(self, uri: URI, *, recursive: bool = True, fast: bool = False,
+                   ahead: int = 2) -> Iterator[ListPage]:
+        """The listing of :meth:`list_iter`, page by page as the pages arrive: each
+        :class:`objio.ListPage` has ``keys``, ``sizes`` (bytes) and ``objects``
+        (ObjectInfo), decoded when first used, and with ``recursive=False`` (one level under
+        the prefix, delimiter ``/``, as :meth:`list_level`) the common ``prefixes``. Pages
+        hold up to 1000 objects (a glob's pages only those it matches, some none).
+        Memory, order, errors: as :meth:`list_iter`."""
+        return self._pages_iter(engine.iterate, uri, recursive, fast, ahead)
+
+    def list_pages_async(self, uri: URI, *, recursive: bool = True, fast: bool = False,
+                         ahead: int = 2) -> AsyncIterator[ListPage]:
+        """Async :meth:`list_pages`."""
+        return self._pages_iter(engine.iterate_async, uri, recursive, fast, ahead)
+
+    def _pages_iter(self, iterate: Any, uri: URI, recursive: bool, fast: bool,
+                    ahead: int) -> Any:
         parse_uri(uri)
         if isinstance(ahead, bool) or not isinstance(ahead, int) or ahead < 1:
             raise ValueError(f"ahead must be an integer >= 1 (pages), got {ahead!r}")
+        if fast and not recursive:
+            raise ValueError("fast=True (FastList) applies to recursive listings")
         from .fastlist import DEFAULT_BUFFER_PAGES
 
-        pages = iterate(self._list_pages(uri, fast=fast, buffer_pages=DEFAULT_BUFFER_PAGES),
-                        ahead)
+        return iterate(self._list_pages(uri, recursive, fast, buffer_pages=DEFAULT_BUFFER_PAGES),
+                       ahead)
+
+    def _iterate(self, iterate: Any, uri: URI, fast: bool, info: bool, ahead: int) -> Any:
+        pages = self._pages_iter(iterate, uri, True, fast, ahead)
         if iterate is engine.iterate:
             return _flatten(pages, info)
         return _flatten_async(pages, info)
@@ -926,7 +947,8 @@ def _make(name: str) -> Callable[..., Any]:
 
 
 API_FUNCTIONS: Sequence[str] = (
-    "list", "list_async", "list_iter", "list_iter_async", "list_objects", "get", "get_async", "get_range", "get_range_async",
+    "list", "list_async", "list_iter", "list_iter_async", "list_pages", "list_pages_async",
+    "list_objects", "get", "get_async", "get_range", "get_range_async",
     "get_many", "get_many_async", "get_many_stats", "get_many_stats_async", "put", "put_async",
     "put_bytes", "put_bytes_async", "put_many", "put_many_async", "delete", "delete_async",
     "stat", "stat_async", "exists", "exists_async", "create_bucket", "create_bucket_async",

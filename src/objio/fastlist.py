@@ -206,7 +206,7 @@ class _Range:
         """max-keys of the next request: the probe, else about the keys still expected (a
         request reading past the range's end is wasted), else a full page."""
         if self.probe:
-            size, self.probe = self.probe, 0
+            size, self.probe = min(self.probe, self.page_size), 0
             return size
         if self.expected is None:
             return self.page_size
@@ -273,8 +273,9 @@ class _FastList:
         self.buffered = 0  # pages waiting in ranges after the frontier
         self.failure: BaseException | None = None
         self.changed = asyncio.Event()
-        self.root = _Range(None, None, page_size, token=token, tokens=tokens)
-        self.frontier = self.root  # the range whose pages are emitted now
+        # the range whose pages are emitted now; ranges before it are dropped (nothing refers
+        # to them), so what is held is the frontier and what follows it
+        self.frontier = _Range(None, None, page_size, token=token, tokens=tokens)
         self.resume: tuple[ListPage | None, str | None] | None = None
         self.mismatch = False
 
@@ -318,6 +319,20 @@ class _FastList:
             self.buffered += 1
             self._signal()
 
+    def _keep_rest(self, r: _Range, rest: ListPage, token: str | None) -> None:
+        """Keep where the server's listing goes on after ``r``: the keys of its last page it
+        did not take and that page's token (counted as a page held, until ``r`` is
+        passed)."""
+        r.rest, r.rest_token = rest, token
+        self.buffered += 1
+
+    def _passed(self, r: _Range) -> None:
+        """The emission went past ``r``: what it kept is no longer needed."""
+        if r.rest is not None:
+            r.rest = None
+            self.buffered -= 1
+            self._signal()
+
     def _finish(self, r: _Range) -> None:
         r.done = True
         self._signal()
@@ -353,7 +368,7 @@ class _FastList:
                 if not all(map(operator.lt, ordered, itertools.islice(ordered, 1, None))):
                     # not the order assumed: the page is the server's own sequence, kept to
                     # go on from if this range's start checks out
-                    r.rest, r.rest_token = page, page.next_token
+                    self._keep_rest(r, page, page.next_token)
                     self.mismatch = True
                     self._finish(r)
                     return
@@ -363,7 +378,7 @@ class _FastList:
                     self._add(r, page.slice(0, i))
                     r.count += i
                     r.stopped_at = keys[i]
-                    r.rest, r.rest_token = page.slice(i), page.next_token
+                    self._keep_rest(r, page.slice(i), page.next_token)
                     self._finish(r)
                     return
                 self._add(r, page)
@@ -409,8 +424,8 @@ class _FastList:
     async def stream(self) -> AsyncGenerator[ListPage, None]:
         """The pages of this pass in the server's listing order (see the class docs); when
         it ends early, ``resume`` is set."""
-        self._spawn(self.root)
-        r = self.root
+        r = self.frontier
+        self._spawn(r)
         try:
             while True:
                 if self.failure is not None:
@@ -430,6 +445,7 @@ class _FastList:
                 nxt = r.next
                 if r.continued:  # split: the next range continues its listing (same token)
                     assert nxt is not None
+                    self._passed(r)
                     r = self.frontier = nxt
                     self._signal()
                     continue
@@ -440,8 +456,12 @@ class _FastList:
                     if r.stopped_at is not None:  # the last range must end the listing
                         self.resume = (r.rest, r.rest_token)
                     return
+                # The next range may fetch now whatever waits after it (its first page tells
+                # where it starts; its pages are the next to go out).
+                self.frontier = nxt
+                self._signal()
                 while not nxt.started and self.failure is None and not self.mismatch:
-                    await self.changed.wait()  # (its first page tells where it starts)
+                    await self.changed.wait()
                 if self.failure is not None:
                     raise self.failure
                 if not nxt.started or nxt.first_seen != r.stopped_at:
@@ -449,8 +469,8 @@ class _FastList:
                     # the one assumed (or, after a mismatch, it never started)
                     self.resume = (r.rest, r.rest_token)
                     return
-                r = self.frontier = nxt
-                self._signal()
+                self._passed(r)
+                r = nxt
         finally:
             self.mismatch = True  # (paused ranges end)
             self._signal()
