@@ -13,10 +13,13 @@ Listing
     never list. The listing runs on objio's engine page by page: an iterable dataset without
     shuffling starts fetching objects from the first page while the rest is still being
     listed. Keys ending with ``/`` (directory markers) are skipped. The list is kept compact
-    (one bytes blob per page of 1000 keys, plus 16 bytes per key): a million 50-byte keys pickle
+    (one bytes blob per page of keys, plus 16 bytes per key): a million 50-byte keys pickle
     to ~63 MB in under 0.1 s, and forked workers share them without reference-count churn.
     ``from_objects`` parses its URIs at once (a bad URI raises ValueError there) and never
     lists; a missing object raises FileNotFoundError naming it when it is read.
+    ``from_manifest`` reads a manifest (``objio ls --manifest``, :mod:`objio.manifest`)
+    instead of listing: checked whole at construction, read on first use like a listing; the
+    sizes it holds spare every HEAD, so a job lists once, not every epoch or on every node.
 
 Fetching (throughput)
     Both datasets fetch through a bounded, in-order pipeline on objio's engine (no threads or
@@ -105,9 +108,10 @@ import torch.utils.data
 from .. import engine
 from ..api import Client
 from ..config import ClientConfig, MiB
-from ..fastlist import list_fast
+from ..fastlist import stream_fast
 from ..io import SequentialReader
 from ..io._common import _byte_view
+from ..manifest import Manifest, read_manifest
 from ..uri import ObjectURI, parse_uri, split_glob
 from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader
 from .config import LazyClient, S3ClientConfig, client_config_for
@@ -394,8 +398,9 @@ _PENDING: weakref.WeakSet[_Listing] = weakref.WeakSet()
 
 class _Listing:
     """The objects of one dataset, filled once: at construction (``from_objects``), or by a
-    listing on the engine that starts on first use (``from_prefix``), or by calling a
-    user-supplied ``get_dataset_objects`` once. Shared by a dataset and its worker copies
+    listing on the engine that starts on first use (``from_prefix``), by reading a manifest
+    on first use (``from_manifest``), or by calling a user-supplied ``get_dataset_objects``
+    once. Shared by a dataset and its worker copies
     (pickling waits for the listing and carries the finished list)."""
 
     def __init__(self, source: Any, config: ClientConfig) -> None:
@@ -441,6 +446,8 @@ class _Listing:
                 with self.cond:
                     self.started = False
                 raise
+        elif isinstance(self.source, _FromManifest):
+            self._run_manifest(self.source)
         else:
             self._run_callable(self.source)
 
@@ -454,19 +461,20 @@ class _Listing:
         try:
             client = Client(self.config)
             if obj.scheme == "s3" and split_glob(obj)[1] is None:
-                # The first page now (the first samples need nothing more); a prefix of more
-                # than one page then comes from FastList (objio.fastlist), which also lists
-                # the first page again: only the keys not seen yet are added, in listing order.
-                more, seen = False, set[str]()
-                async for page in _list_pages(client, obj, first_page_only=True):
-                    keys, sizes, more = page
-                    seen.update(keys)
-                    self._add(obj, keys, sizes)
-                if more:
-                    infos = await list_fast(client._backend(obj), obj.with_key(""), obj.key,
-                                            attempts=max(client.config.max_attempts or 1, 1))
-                    rest = [i for i in infos if not i.key.endswith("/") and i.key not in seen]
-                    self._add(obj, [i.key for i in rest], [i.size for i in rest])
+                # FastList, streamed (objio.fastlist.stream_fast): its first request is the
+                # prefix's first page, added at once (the first samples need nothing more);
+                # later pages come in listing order as each key range is checked, and are
+                # added to the compact list as they come.
+                pages = stream_fast(client._backend(obj), obj.with_key(""), obj.key,
+                                    attempts=max(client.config.max_attempts or 1, 1))
+                async with contextlib.aclosing(pages):
+                    async for page in pages:
+                        keys, sizes = page.keys, page.sizes
+                        if any(k.endswith("/") for k in keys):
+                            kept = [(k, n) for k, n in zip(keys, sizes, strict=True)
+                                    if not k.endswith("/")]
+                            keys, sizes = [k for k, _ in kept], [n for _, n in kept]
+                        self._add(obj, keys, sizes)
             else:
                 async for keys, sizes, _ in _list_pages(client, obj):
                     self._add(obj, keys, sizes)
@@ -477,6 +485,27 @@ class _Listing:
                 self.done = True
                 self.cond.notify_all()
             _PENDING.discard(self)
+
+    def _run_manifest(self, source: _FromManifest) -> None:
+        """Fill the list from a manifest, all or nothing (a manifest that turns out cut
+        short raises ValueError and leaves no partial list)."""
+        try:
+            loc = source.manifest.location
+            objects = _ObjectList()
+            for page in source.manifest.pages(source.uri):
+                keys, sizes = page.keys, page.sizes
+                if any(k.endswith(("/", os.sep)) for k in keys):
+                    kept = [(k, n) for k, n in zip(keys, sizes, strict=True)
+                            if not k.endswith(("/", os.sep))]
+                    keys, sizes = [k for k, _ in kept], [n for _, n in kept]
+                objects.add(loc.scheme, loc.bucket, keys, sizes)
+            self.objects = objects
+        except BaseException as e:  # noqa: BLE001 - kept and raised to the reader
+            self.error = e
+        with self.cond:
+            self.done = True
+            self.cond.notify_all()
+        _PENDING.discard(self)
 
     def _run_callable(self, fn: Callable[[Any], Iterable[Any]]) -> None:
         try:
@@ -967,8 +996,9 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
                     prefetch_objects: int = DEFAULT_MAP_PREFETCH_OBJECTS,
                     prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3MapDataset:
         """A dataset of every object under ``s3_uri`` (``s3://bucket/prefix``: a string prefix;
-        ``file:///dir/`` or a local path), listed once, lazily: the first page at once, a
-        larger S3 prefix then with FastList (:mod:`objio.fastlist`).
+        ``file:///dir/`` or a local path), listed once, lazily, an S3 prefix with FastList
+        streamed (:mod:`objio.fastlist`): the first page at once, the rest in listing order
+        as it comes.
 
         Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
         out of range); on first use FileNotFoundError (no
@@ -977,6 +1007,31 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         """
         obj = _parse_prefix(s3_uri)
         return cls(region, _Listing(obj, ClientConfig()), endpoint, transform=transform,
+                   s3client_config=s3client_config, reader_constructor=reader_constructor,
+                   shuffle=shuffle, seed=seed, prefetch_objects=prefetch_objects,
+                   prefetch_bytes=prefetch_bytes)
+
+    @classmethod
+    def from_manifest(cls, manifest: str | os.PathLike[str], s3_uri: str | None = None, *,
+                      region: str | None = None, endpoint: str | None = None,
+                      transform: Callable[[S3Reader], Any] = identity,
+                      s3client_config: S3ClientConfig | None = None,
+                      reader_constructor: Any = None, shuffle: bool = False, seed: int = 0,
+                      prefetch_objects: int = DEFAULT_MAP_PREFETCH_OBJECTS,
+                      prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3MapDataset:
+        """A dataset of the objects a manifest lists (``objio ls --manifest FILE URI``,
+        :func:`objio.manifest.write_manifest`): all of them, or with ``s3_uri`` those under
+        that prefix (or matching that glob), in the manifest's order, without listing (no
+        ListObjectsV2 request) and, their sizes being known, without a HEAD. The manifest is
+        checked whole now (:func:`objio.manifest.read_manifest`) and read on first use, as
+        ``from_prefix`` lists; the arguments after it are ``from_prefix``'s.
+
+        Raises: TypeError (an argument of the wrong type); ValueError (not a manifest, a
+        manifest cut short, ``s3_uri`` outside what it lists: another bucket or prefix);
+        FileNotFoundError (no such file); ImportError (pyarrow or zstandard missing for its
+        format, naming the extra).
+        """
+        return cls(region, _manifest_listing(manifest, s3_uri), endpoint, transform=transform,
                    s3client_config=s3client_config, reader_constructor=reader_constructor,
                    shuffle=shuffle, seed=seed, prefetch_objects=prefetch_objects,
                    prefetch_bytes=prefetch_bytes)
@@ -1094,8 +1149,9 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
                     prefetch_objects: int = DEFAULT_ITERABLE_PREFETCH_OBJECTS,
                     prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3IterableDataset:
         """A dataset of every object under ``s3_uri`` (``s3://bucket/prefix``: a string prefix;
-        ``file:///dir/`` or a local path), listed once, lazily: the first page at once, a
-        larger S3 prefix then with FastList (:mod:`objio.fastlist`).
+        ``file:///dir/`` or a local path), listed once, lazily, an S3 prefix with FastList
+        streamed (:mod:`objio.fastlist`): the first page at once, the rest in listing order
+        as it comes.
 
         Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
         out of range); on first use FileNotFoundError (no
@@ -1104,6 +1160,25 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         """
         obj = _parse_prefix(s3_uri)
         return cls(region, _Listing(obj, ClientConfig()), endpoint, transform=transform,
+                   s3client_config=s3client_config, enable_sharding=enable_sharding,
+                   reader_constructor=reader_constructor, shuffle=shuffle, seed=seed,
+                   prefetch_objects=prefetch_objects, prefetch_bytes=prefetch_bytes)
+
+    @classmethod
+    def from_manifest(cls, manifest: str | os.PathLike[str], s3_uri: str | None = None, *,
+                      region: str | None = None, endpoint: str | None = None,
+                      transform: Callable[[S3Reader], Any] = identity,
+                      s3client_config: S3ClientConfig | None = None,
+                      enable_sharding: bool = False, reader_constructor: Any = None,
+                      shuffle: bool = False, seed: int = 0,
+                      prefetch_objects: int = DEFAULT_ITERABLE_PREFETCH_OBJECTS,
+                      prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3IterableDataset:
+        """A dataset of the objects a manifest lists, without listing or HEAD requests (see
+        :meth:`S3MapDataset.from_manifest`); the arguments after it are ``from_prefix``'s.
+
+        Raises: as :meth:`S3MapDataset.from_manifest`.
+        """
+        return cls(region, _manifest_listing(manifest, s3_uri), endpoint, transform=transform,
                    s3client_config=s3client_config, enable_sharding=enable_sharding,
                    reader_constructor=reader_constructor, shuffle=shuffle, seed=seed,
                    prefetch_objects=prefetch_objects, prefetch_bytes=prefetch_bytes)
@@ -1210,6 +1285,27 @@ def _finish_sample(out: Any) -> Any:
     if isinstance(out, Samples):
         return list(out)
     return out
+
+
+class _FromManifest:
+    """A dataset's objects from a manifest: all of it, or those under ``uri``."""
+
+    __slots__ = ("manifest", "uri")
+
+    def __init__(self, manifest: Manifest, uri: Any) -> None:
+        self.manifest = manifest
+        self.uri = uri
+
+
+def _manifest_listing(manifest: Any, s3_uri: Any) -> _Listing:
+    """The listing of ``from_manifest``: the manifest checked now (whole, and holding
+    ``s3_uri``), its entries read on first use."""
+    if not isinstance(manifest, (str, os.PathLike)):
+        raise TypeError(f"manifest must be a path (objio ls --manifest FILE), got {manifest!r}")
+    m = read_manifest(manifest)
+    if s3_uri is not None:
+        m.covers(_parse_prefix(s3_uri))
+    return _Listing(_FromManifest(m, s3_uri), ClientConfig())
 
 
 def _objects_listing(object_uris: Any) -> _Listing:
