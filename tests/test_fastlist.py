@@ -350,3 +350,17 @@ def test_list_page_parser_fast_path_and_element_tree_agree() -> None:
     assert slow == fast
     with pytest.raises(objio.ObjectStoreError, match="malformed XML"):
         _parse_list_page(b"<ListBucketResult><Contents><Key>x</Key></Contents")
+
+
+def test_list_page_fields_between_entries_are_seen() -> None:
+    """A page field (KeyCount, EncodingType) between two runs of entries is read, as an XML
+    parser reads it: the keys are URL-decoded and a KeyCount that does not match is refused."""
+    from objio.s3.backend import _parse_list_page
+
+    more = ("<Contents><Key>p/z%2F</Key><Size>1</Size></Contents>")
+    xml = _page_xml(_CONTENTS).replace(b"</ListBucketResult>", more.encode() +
+                                       b"</ListBucketResult>")
+    with pytest.raises(objio.ObjectStoreError, match="KeyCount is 2 but the page holds 3"):
+        _parse_list_page(xml)
+    objects = _parse_list_page(xml.replace(b"<KeyCount>2<", b"<KeyCount>3<"))[0]
+    assert [o.key for o in objects] == ["p/a b c&", "p/é", "p/z/"]

@@ -928,6 +928,9 @@ _RE_FIELDS = {name: re.compile(rb"<" + name + rb">([^<]*)</" + name + rb">")
               for name in (b"Key", b"Size", b"LastModified", b"ETag", b"Prefix",
                            b"EncodingType", b"IsTruncated", b"NextContinuationToken",
                            b"KeyCount")}
+_PAGE_TAGS = (b"<KeyCount>", b"<IsTruncated>", b"<NextContinuationToken>", b"<EncodingType>",
+              b"<Prefix>", b"<CommonPrefixes>")
+"""A ListObjectsV2 page's own fields: never inside a <Contents> entry."""
 _RE_COMMON = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
 _RE_END = {name: re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?" + name.encode() + rb">\s*\Z")
            for name in ("ListBucketResult", "ListMultipartUploadsResult",
@@ -1008,13 +1011,16 @@ def parse_list_page(payload: bytes, uri: str = "") -> tuple[ListPage, bool, str 
     raw_keys = f[b"Key"].findall(payload)
     # The page's own fields (IsTruncated, KeyCount, the token, common prefixes...) are outside
     # the run of <Contents> entries (no key holds a "<": it is sent as "&lt;"): only that part
-    # is searched for them.
+    # is searched for them. A field inside the run (entries before and after it) goes through
+    # ElementTree, which sees every field wherever it is.
     first, last = payload.find(b"<Contents>"), payload.rfind(b"</Contents>")
-    meta = payload if first < 0 or last < first else payload[:first] + payload[last:]
+    run = first >= 0 and last > first
+    meta = payload[:first] + payload[last:] if run else payload
+    interleaved = run and any(payload.find(t, first, last) >= 0 for t in _PAGE_TAGS)
     has_common = b"<CommonPrefixes>" in meta
     commons = _RE_COMMON.findall(meta) if has_common else []
     page: ListPage
-    if (len(raw_keys) == n and b"<ListBucketResult" in meta
+    if (not interleaved and len(raw_keys) == n and b"<ListBucketResult" in meta
             and len(commons) == (meta.count(b"<CommonPrefixes>") if has_common else 0)
             and meta.count(b"<Prefix>") == len(f[b"Prefix"].findall(meta))):
         def one(name: bytes) -> str:
