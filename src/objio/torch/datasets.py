@@ -107,6 +107,7 @@ import torch.utils.data
 
 from .. import engine
 from ..api import Client
+from ..backend import ListPage
 from ..config import ClientConfig, MiB
 from ..fastlist import stream_fast
 from ..io import SequentialReader
@@ -364,28 +365,35 @@ class _ObjectList:
 async def _list_pages(client: Client, obj: ObjectURI, first_page_only: bool = False
                       ) -> AsyncIterator[tuple[list[str], list[int], bool]]:
     """(keys, sizes, more) per listing page under ``obj`` (a prefix, or a glob in its last
-    segment as :meth:`objio.Client.list`), in key order; ``more``: pages follow (with
-    ``first_page_only`` the listing stops after the first page). Each page request is
-    retried on its own as the client's ``max_attempts`` allows (:func:`objio.engine.list_pages`:
-    a page cut short or a continuation that does not move forward is an error, never the end
-    of the listing)."""
+    segment as :meth:`objio.Client.list`), in key order, directory markers (keys ending in
+    ``/``) left out; ``more``: pages follow (with ``first_page_only`` the listing stops after
+    the first page). Every listing of a dataset comes through here.
+
+    An s3:// prefix is listed with FastList, streamed (:func:`objio.fastlist.stream_fast`):
+    its first request is the prefix's first page, yielded at once (the first samples need
+    nothing more); later pages come in listing order as each key range is checked. Anything
+    else (a glob, file://, ``first_page_only``) is listed sequentially
+    (:func:`objio.engine.list_pages`). Each page request is retried on its own as the
+    client's ``max_attempts`` allows: a page cut short or a continuation that does not move
+    forward is an error, never the end of the listing."""
     key, pattern = split_glob(obj)
     backend = client._backend(obj)
     root = obj.with_key("") if obj.scheme == "s3" else obj
-    delimiter = None if pattern is None else "/"
-    attempts = client.config.max_attempts or 1
-    async with contextlib.aclosing(
-            engine.list_pages(backend, root, key, delimiter, attempts=attempts)) as pages:
+    attempts = max(client.config.max_attempts or 1, 1)
+    pages: AsyncIterator[ListPage]
+    if obj.scheme == "s3" and pattern is None and not first_page_only:
+        pages = stream_fast(backend, root, key, attempts=attempts)
+    else:
+        pages = engine.list_pages(backend, root, key, None if pattern is None else "/",
+                                  attempts=attempts)
+    async with contextlib.aclosing(pages):  # type: ignore[type-var]
         async for page in pages:
-            keys: list[str] = []
-            sizes: list[int] = []
-            for info in page.objects:
-                k = info.key
-                if k.endswith("/") or (
-                        pattern is not None and not fnmatch.fnmatchcase(k[len(key):], pattern)):
-                    continue
-                keys.append(k)
-                sizes.append(info.size)
+            keys, sizes = page.keys, page.sizes
+            if pattern is not None or any(k.endswith("/") for k in keys):
+                kept = [(k, n) for k, n in zip(keys, sizes, strict=True)
+                        if not k.endswith("/") and (
+                            pattern is None or fnmatch.fnmatchcase(k[len(key):], pattern))]
+                keys, sizes = [k for k, _ in kept], [n for _, n in kept]
             more = page.next_token is not None
             if keys or first_page_only:
                 yield keys, sizes, more
@@ -460,24 +468,8 @@ class _Listing:
     async def _run_prefix(self, obj: ObjectURI) -> None:
         try:
             client = Client(self.config)
-            if obj.scheme == "s3" and split_glob(obj)[1] is None:
-                # FastList, streamed (objio.fastlist.stream_fast): its first request is the
-                # prefix's first page, added at once (the first samples need nothing more);
-                # later pages come in listing order as each key range is checked, and are
-                # added to the compact list as they come.
-                pages = stream_fast(client._backend(obj), obj.with_key(""), obj.key,
-                                    attempts=max(client.config.max_attempts or 1, 1))
-                async with contextlib.aclosing(pages):
-                    async for page in pages:
-                        keys, sizes = page.keys, page.sizes
-                        if any(k.endswith("/") for k in keys):
-                            kept = [(k, n) for k, n in zip(keys, sizes, strict=True)
-                                    if not k.endswith("/")]
-                            keys, sizes = [k for k, _ in kept], [n for _, n in kept]
-                        self._add(obj, keys, sizes)
-            else:
-                async for keys, sizes, _ in _list_pages(client, obj):
-                    self._add(obj, keys, sizes)
+            async for keys, sizes, _ in _list_pages(client, obj):
+                self._add(obj, keys, sizes)
         except BaseException as e:  # noqa: BLE001 - kept and raised to the reader
             self.error = e
         finally:
