@@ -113,6 +113,32 @@ def test_list_bench_report_and_latency(client: objio.Client) -> None:
     client.delete(prefix)
 
 
+def test_list_bench_compares_peers_on_the_same_keys(client: objio.Client,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 17: obstore's and boto3's sequential listings (peers.Library.prefix_lister) on the
+    same keys, with keys/s and CPU per key relative to obstore's; objio's keys-only case."""
+    prefix = f"s3://{BUCKET}/list-peers-{uuid.uuid4().hex[:8]}/"
+    rep = listing.run_list_bench(client, prefix, keys=1500, rounds=2, log=lambda _: None)
+    s = rep["summary"]
+    assert rep["config"]["cases"] == ["sequential", "keys", "fastlist", "obstore", "boto3"]
+    assert rep["skipped"] == {}
+    for case in rep["config"]["cases"]:
+        assert [r["keys"] for r in rep["runs"][case]] == [1500, 1500]
+        assert s[case]["cpu_us_per_key"] > 0
+        assert s[case]["keys_per_s_vs_obstore"] == pytest.approx(
+            s[case]["keys_per_s"] / s["obstore"]["keys_per_s"])
+    assert s["obstore"]["cpu_per_key_vs_obstore"] == pytest.approx(1.0)
+    listing.print_report(rep)
+    out = capsys.readouterr().out
+    assert "CPU/key vs obstore" in out and "boto3" in out
+    rep = listing.run_list_bench(client, prefix, keys=1500, rounds=1, peers=[],
+                                 log=lambda _: None)
+    assert rep["config"]["cases"] == ["sequential", "keys", "fastlist"]
+    with pytest.raises(ValueError, match="peers"):
+        listing.run_list_bench(client, prefix, keys=1500, peers=["s3dlio"])
+    client.delete(prefix)
+
+
 def test_plots_for_every_bench_kind(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     reports: dict[str, Any] = {

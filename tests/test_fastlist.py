@@ -93,19 +93,22 @@ def test_fastlist_with_small_pages_splits_deeply(client: objio.Client, big_prefi
 def test_datasets_from_a_large_prefix_use_fastlist(client: objio.Client, big_prefix: str,
                                                    s3_server: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """from_prefix of more than one page: the first page at once, the rest from FastList;
-    every key once, in the sequential listing's order, in both datasets."""
+    """from_prefix lists with FastList, streamed (its first request is the prefix's first
+    page, added at once; issue 17: before, the first page was listed sequentially and then
+    again by FastList); every key once, in the sequential listing's order, in both
+    datasets."""
     pytest.importorskip("torch")
     from objio.torch import S3IterableDataset, S3MapDataset
     from objio.torch import datasets as ds
 
     calls: list[str] = []
+    real = fastlist.stream_fast
 
-    async def counting(*args: Any, **kwargs: Any) -> list[ObjectInfo]:
+    def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[2])
-        return await fastlist.list_fast(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(ds, "list_fast", counting)
+    monkeypatch.setattr(ds, "stream_fast", counting)
 
     def keys_of(d: Any) -> list[str]:
         n = d._listing.wait_all()
@@ -124,7 +127,7 @@ def test_datasets_from_a_large_prefix_use_fastlist(client: objio.Client, big_pre
     small = S3MapDataset.from_prefix(big_prefix + "big/0000", region="us-east-1",
                                      s3client_config=cfg)
     assert keys_of(small) == [k for k in seq if k.startswith(base + "big/0000")]
-    assert len(keys_of(small)) == 10 and len(calls) == 2  # one page: no FastList
+    assert len(keys_of(small)) == 10 and len(calls) == 3  # (one page: one request)
 
 
 def test_cp_recursive_lists_with_fastlist(client: objio.Client, prefix: str, tmp_path: Any,
@@ -347,3 +350,17 @@ def test_list_page_parser_fast_path_and_element_tree_agree() -> None:
     assert slow == fast
     with pytest.raises(objio.ObjectStoreError, match="malformed XML"):
         _parse_list_page(b"<ListBucketResult><Contents><Key>x</Key></Contents")
+
+
+def test_list_page_fields_between_entries_are_seen() -> None:
+    """A page field (KeyCount, EncodingType) between two runs of entries is read, as an XML
+    parser reads it: the keys are URL-decoded and a KeyCount that does not match is refused."""
+    from objio.s3.backend import _parse_list_page
+
+    more = ("<Contents><Key>p/z%2F</Key><Size>1</Size></Contents>")
+    xml = _page_xml(_CONTENTS).replace(b"</ListBucketResult>", more.encode() +
+                                       b"</ListBucketResult>")
+    with pytest.raises(objio.ObjectStoreError, match="KeyCount is 2 but the page holds 3"):
+        _parse_list_page(xml)
+    objects = _parse_list_page(xml.replace(b"<KeyCount>2<", b"<KeyCount>3<"))[0]
+    assert [o.key for o in objects] == ["p/a b c&", "p/é", "p/z/"]

@@ -121,17 +121,36 @@ FAULTS: dict[str, tuple[bool, Any]] = {
     "slowdown": (True, Forge(_slow_down)),
 }
 
+def _manifest_keys(c: objio.Client, p: str) -> list[str]:
+    import os
+    import tempfile
+
+    from objio.manifest import read_manifest, write_manifest
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.jsonl")
+        try:
+            write_manifest(p, path, client=c)
+        finally:
+            assert os.listdir(d) in ([], ["m.jsonl"])  # no partial file left behind
+        return [i.key for i in read_manifest(path)]
+
+
 LISTERS: dict[str, Callable[[objio.Client, str], list[str]]] = {
     "list": lambda c, p: c.list(p),
     "list_objects": lambda c, p: [i.key for i in c.list_objects(p)],
     "list_level": lambda c, p: [i.key for i in c.list_level(p)[1]],
     "fastlist": lambda c, p: c.list(p, fast=True),
+    # issue 17: streamed listings and manifests
+    "list_iter": lambda c, p: list(c.list_iter(p)),
+    "list_iter_fast": lambda c, p: [i.key for i in c.list_iter(p, fast=True, info=True)],
+    "manifest": _manifest_keys,
 }
 
 
 # (FastList retried a 503 before: tests/test_fastlist.py)
 _ONCE = [(lister, fault) for lister in LISTERS for fault in FAULTS
-         if (lister, fault) != ("fastlist", "slowdown")]
+         if (lister, fault) not in (("fastlist", "slowdown"), ("list_iter_fast", "slowdown"))]
 
 
 @pytest.mark.parametrize(("lister", "fault"), _ONCE)

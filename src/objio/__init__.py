@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import api as _api
 from .api import DEFAULT_OBJECT_SIZE, Client, configure, default_client
-from .backend import ObjectInfo
+from .backend import ListPage, ObjectInfo
 from .config import ClientConfig, parse_size
 from .engine import RequestRecord
 from .errors import (
@@ -30,6 +30,10 @@ __version__ = "0.1.0"
 
 list = _api._make("list")
 list_async = _api._make("list_async")
+list_iter = _api._make("list_iter")
+list_iter_async = _api._make("list_iter_async")
+list_pages = _api._make("list_pages")
+list_pages_async = _api._make("list_pages_async")
 list_objects = _api._make("list_objects")
 get = _api._make("get")
 get_async = _api._make("get_async")
@@ -75,6 +79,7 @@ delete_many_async = _api._make("delete_many_async")
 
 __all__ = [
     "DEFAULT_OBJECT_SIZE", "Client", "ClientConfig", "configure", "default_client", "ObjectInfo",
+    "ListPage",
     "ObjectURI", "parse_uri", "parse_size", "RequestRecord",
     "ObjectStoreError", "NotFoundError", "AccessDeniedError", "AlreadyExistsError",
     "ObjectTimeoutError", "IntegrityError", "DeleteError", "ModelConnector",

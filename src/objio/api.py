@@ -22,11 +22,12 @@ import os
 import string
 import threading
 import time
-from typing import Any, Callable, Iterable, List, Sequence, cast
+from collections.abc import AsyncGenerator
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, List, Sequence, cast
 
 from . import engine
 from ._buffers import BufferPool
-from .backend import ObjectInfo, UploadInfo
+from .backend import ListPage, ObjectInfo, UploadInfo
 from .config import ClientConfig, MiB, default_config, set_default_config
 from .engine import Observer, RequestRecord
 from .errors import DeleteError, NotFoundError, ObjectStoreError
@@ -124,38 +125,66 @@ class Client:
         return self.config.max_attempts or 1
 
     # ------------------------------------------------------------------------ list
-    async def _list_info(self, uri: URI, recursive: bool = True,
-                         fast: bool = False) -> List[ObjectInfo]:
+    async def _list_pages(self, uri: URI, recursive: bool = True, fast: bool = False, *,
+                          buffer_pages: int | None = None) -> AsyncGenerator[ListPage, None]:
+        """The pages of a listing (see :meth:`list`): sequential, or FastList (``fast``, for
+        a recursive listing without a glob; ``buffer_pages``: its bound on pages waiting,
+        :func:`objio.fastlist.stream_fast`). A glob's pages hold only the objects it
+        matches."""
         obj = parse_uri(uri)
         key, pattern = split_glob(obj)
         backend = self._backend(obj)
-        out: List[ObjectInfo] = []
         if fast and recursive and pattern is None:
-            from .fastlist import list_fast
+            from .fastlist import stream_fast
 
-            try:
-                return await list_fast(backend, _bucket_root(obj), key,
-                                       max_in_flight=min(self.config.max_in_flight or 32, 32),
-                                       attempts=self._attempts)
-            except NotFoundError as e:
-                if (hinted := _with_s3_hint(e, uri)) is None:
-                    raise
-                raise hinted from e
-        delimiter = None if recursive and pattern is None else ("/" if obj.scheme == "s3" else "/")
+            pages = stream_fast(backend, _bucket_root(obj), key,
+                                max_in_flight=min(self.config.max_in_flight or 32, 32),
+                                attempts=self._attempts, buffer_pages=buffer_pages)
+        else:
+            delimiter = None if recursive and pattern is None else "/"
+            pages = engine.list_pages(backend, _bucket_root(obj), key, delimiter,
+                                      attempts=self._attempts)
         try:
-            async for page in engine.list_pages(backend, _bucket_root(obj), key, delimiter,
-                                                attempts=self._attempts):
-                for info in page.objects:
-                    if pattern is None or fnmatch.fnmatchcase(info.key[len(key):], pattern):
-                        out.append(info)
+            async with contextlib.aclosing(pages):
+                async for page in pages:
+                    if pattern is not None:
+                        page = ListPage([i for i in page.objects
+                                         if fnmatch.fnmatchcase(i.key[len(key):], pattern)])
+                    yield page
         except NotFoundError as e:
             if (hinted := _with_s3_hint(e, uri)) is None:
                 raise
             raise hinted from e
+
+    async def _list_info(self, uri: URI, recursive: bool = True,
+                         fast: bool = False) -> List[ObjectInfo]:
+        out: List[ObjectInfo] = []
+        if fast and recursive:
+            from . import fastlist
+
+            obj = parse_uri(uri)
+            key, pattern = split_glob(obj)
+            if pattern is None:  # (through list_fast: one call, what callers may count)
+                try:
+                    return await fastlist.list_fast(
+                        self._backend(obj), _bucket_root(obj), key,
+                        max_in_flight=min(self.config.max_in_flight or 32, 32),
+                        attempts=self._attempts)
+                except NotFoundError as e:
+                    if (hinted := _with_s3_hint(e, uri)) is None:
+                        raise
+                    raise hinted from e
+        async with contextlib.aclosing(self._list_pages(uri, recursive)) as pages:
+            async for page in pages:
+                out += page.objects
         return out
 
     async def _list(self, uri: URI, fast: bool = False) -> List[str]:
-        return [i.key for i in await self._list_info(uri, fast=fast)]
+        out: List[str] = []
+        async with contextlib.aclosing(self._list_pages(uri, fast=fast)) as pages:
+            async for page in pages:
+                out += page.keys
+        return out
 
     def list(self, uri: URI, *, fast: bool = False) -> List[str]:
         """Keys under a prefix, sorted. ``uri`` is ``s3://bucket/prefix`` (a string prefix:
@@ -184,6 +213,69 @@ class Client:
     async def list_async(self, uri: URI, *, fast: bool = False) -> List[str]:
         """Async :meth:`list`."""
         return await engine.run_async(self._list(uri, fast))
+
+    def list_iter(self, uri: URI, *, fast: bool = False, info: bool = False,
+                  ahead: int = 2) -> Iterator[Any]:
+        """The keys under a prefix (or matching a glob), as :meth:`list`, yielded as the
+        listing's pages arrive instead of returned at the end: memory stays bounded by what
+        the caller keeps, however many keys there are. ``info=True`` yields
+        :class:`ObjectInfo` (key, size, last_modified, etag) instead of keys, decoded page by
+        page.
+
+        Order: the server's listing order, the same as :meth:`list`, also with
+        ``fast=True`` (FastList yields a range's keys once every range before it is complete
+        and checked to end where it starts: see :mod:`objio.fastlist`).
+
+        Memory: at most ``ahead`` pages of 1000 keys (>= 1, default 2) are listed ahead of
+        the caller; with ``fast=True`` also up to ``max_in_flight`` (at most 32) requests in
+        flight and up to 128 pages of later key ranges waiting for an earlier one
+        (:data:`objio.fastlist.DEFAULT_BUFFER_PAGES`; about 0.3 MB each). Stopping early
+        (``break``, ``close()``) cancels the listing.
+
+        The URI is checked at once (ValueError); the listing's errors (FileNotFoundError,
+        PermissionError, ObjectStoreError ``IncompleteListing``: see :meth:`list`) are
+        raised by the iteration, after every key listed before them.
+        """
+        return self._iterate(engine.iterate, uri, fast, info, ahead)
+
+    def list_iter_async(self, uri: URI, *, fast: bool = False, info: bool = False,
+                        ahead: int = 2) -> AsyncIterator[Any]:
+        """Async :meth:`list_iter`: ``async for key in client.list_iter_async(uri)``, on any
+        event loop (the listing runs on objio's engine)."""
+        return self._iterate(engine.iterate_async, uri, fast, info, ahead)
+
+    def list_pages(self, uri: URI, *, recursive: bool = True, fast: bool = False,
+                   ahead: int = 2) -> Iterator[ListPage]:
+        """The listing of :meth:`list_iter`, page by page as the pages arrive: each
+        :class:`objio.ListPage` has ``keys``, ``sizes`` (bytes) and ``objects``
+        (ObjectInfo), decoded when first used, and with ``recursive=False`` (one level under
+        the prefix, delimiter ``/``, as :meth:`list_level`) the common ``prefixes``. Pages
+        hold up to 1000 objects (a glob's pages only those it matches, some none).
+        Memory, order, errors: as :meth:`list_iter`."""
+        return self._pages_iter(engine.iterate, uri, recursive, fast, ahead)
+
+    def list_pages_async(self, uri: URI, *, recursive: bool = True, fast: bool = False,
+                         ahead: int = 2) -> AsyncIterator[ListPage]:
+        """Async :meth:`list_pages`."""
+        return self._pages_iter(engine.iterate_async, uri, recursive, fast, ahead)
+
+    def _pages_iter(self, iterate: Any, uri: URI, recursive: bool, fast: bool,
+                    ahead: int) -> Any:
+        parse_uri(uri)
+        if isinstance(ahead, bool) or not isinstance(ahead, int) or ahead < 1:
+            raise ValueError(f"ahead must be an integer >= 1 (pages), got {ahead!r}")
+        if fast and not recursive:
+            raise ValueError("fast=True (FastList) applies to recursive listings")
+        from .fastlist import DEFAULT_BUFFER_PAGES
+
+        return iterate(self._list_pages(uri, recursive, fast, buffer_pages=DEFAULT_BUFFER_PAGES),
+                       ahead)
+
+    def _iterate(self, iterate: Any, uri: URI, fast: bool, info: bool, ahead: int) -> Any:
+        pages = self._pages_iter(iterate, uri, True, fast, ahead)
+        if iterate is engine.iterate:
+            return _flatten(pages, info)
+        return _flatten_async(pages, info)
 
     def list_objects(self, uri: URI, recursive: bool = True, *,
                      fast: bool = False) -> List[ObjectInfo]:
@@ -876,6 +968,27 @@ request of 1000 keys deleted ~1.6x faster than 10 requests of 100 at once (2026-
 interleaved runs)."""
 
 
+def _flatten(pages: Iterator[ListPage], info: bool) -> Iterator[Any]:
+    try:
+        for page in pages:
+            yield from (page.objects if info else page.keys)
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
+
+
+async def _flatten_async(pages: AsyncIterator[ListPage], info: bool) -> AsyncIterator[Any]:
+    try:
+        async for page in pages:
+            for item in (page.objects if info else page.keys):
+                yield item
+    finally:
+        aclose = getattr(pages, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def _with_s3_hint(e: NotFoundError, uri: URI) -> NotFoundError | None:
     """A local listing's "no such file or directory" with "did you mean s3://bucket/key?"
     when the path was written like a bucket and key without the scheme (None: no hint)."""
@@ -952,7 +1065,8 @@ def _make(name: str) -> Callable[..., Any]:
 
 
 API_FUNCTIONS: Sequence[str] = (
-    "list", "list_async", "list_objects", "get", "get_async", "get_range", "get_range_async",
+    "list", "list_async", "list_iter", "list_iter_async", "list_pages", "list_pages_async",
+    "list_objects", "get", "get_async", "get_range", "get_range_async",
     "get_many", "get_many_async", "get_many_stats", "get_many_stats_async", "put", "put_async",
     "put_bytes", "put_bytes_async", "put_many", "put_many_async", "delete", "delete_async",
     "stat", "stat_async", "exists", "exists_async", "create_bucket", "create_bucket_async",

@@ -107,15 +107,91 @@ class UploadInfo:
     initiated: float
 
 
-@dataclass(frozen=True)
-class ListPage:
-    """One listing page: objects and, when listing with a delimiter, common prefixes;
-    ``next_token``: the continuation token that resumes the listing after this page (None
-    on the last page, and for backends without tokens)."""
+class PageFields(Protocol):
+    """The metadata of a listing page's objects, decoded only when asked for (a backend's
+    parser keeps what it needs, e.g. the response body). Indices are positions in the page."""
 
-    objects: list[ObjectInfo]
-    prefixes: list[str]
-    next_token: str | None = None
+    def sizes(self, start: int, stop: int) -> list[int]: ...
+    def infos(self, keys: Sequence[str], start: int, stop: int) -> list[ObjectInfo]: ...
+
+
+class ListPage:
+    """One listing page: its objects' keys, their :class:`ObjectInfo` and, when listing with a
+    delimiter, common prefixes; ``next_token``: the continuation token that resumes the
+    listing after this page (None on the last page, and for backends without tokens).
+
+    ``ListPage(objects, prefixes, next_token)`` holds ready-made ObjectInfos. A backend's
+    parser may instead give ``keys`` and ``fields`` (:class:`PageFields`): then only the keys
+    are decoded at once, and sizes or ObjectInfos when first asked for (``sizes``,
+    ``objects``), so a listing of keys never pays for metadata it does not use.
+    """
+
+    __slots__ = ("_objects", "_keys", "_fields", "_lo", "_hi", "prefixes", "next_token")
+
+    def __init__(self, objects: Sequence[ObjectInfo] | None = None,
+                 prefixes: Sequence[str] = (), next_token: str | None = None, *,
+                 keys: list[str] | None = None, fields: PageFields | None = None,
+                 span: tuple[int, int] | None = None) -> None:
+        if objects is None and (keys is None or fields is None):
+            raise ValueError("a ListPage needs objects, or keys and fields")
+        self._objects: list[ObjectInfo] | None = None if objects is None else list(objects)
+        self._keys = keys
+        self._fields = fields
+        n = len(self._objects) if self._objects is not None else len(keys or ())
+        self._lo, self._hi = span if span is not None else (0, n)
+        self.prefixes: list[str] = list(prefixes)
+        self.next_token = next_token
+
+    @property
+    def keys(self) -> list[str]:
+        """The objects' keys, in listing order."""
+        if self._keys is None:
+            assert self._objects is not None
+            self._keys = [o.key for o in self._objects]
+        return self._keys
+
+    @property
+    def objects(self) -> list[ObjectInfo]:
+        """The objects' :class:`ObjectInfo`, in listing order (decoded on first use)."""
+        if self._objects is None:
+            assert self._fields is not None and self._keys is not None
+            self._objects = self._fields.infos(self._keys, self._lo, self._hi)
+            self._fields = None  # (what the parser kept is released)
+        return self._objects
+
+    @property
+    def sizes(self) -> list[int]:
+        """The objects' sizes in bytes, in listing order (without decoding the rest)."""
+        if self._objects is None and self._fields is not None:
+            return self._fields.sizes(self._lo, self._hi)
+        return [o.size for o in self.objects]
+
+    def __len__(self) -> int:
+        return self._hi - self._lo
+
+    def slice(self, start: int, stop: int | None = None) -> ListPage:
+        """The objects ``[start:stop]`` of this page (no common prefixes, no token), sharing
+        what is not decoded yet."""
+        n = len(self)
+        stop = n if stop is None else min(stop, n)
+        start = min(max(start, 0), stop)
+        if self._objects is not None:
+            return ListPage(self._objects[start:stop], keys=self.keys[start:stop])
+        assert self._keys is not None
+        return ListPage(keys=self._keys[start:stop], fields=self._fields,
+                        span=(self._lo + start, self._lo + stop))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ListPage):
+            return NotImplemented
+        return (self.objects, self.prefixes, self.next_token) == (
+            other.objects, other.prefixes, other.next_token)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"ListPage({len(self)} objects, {len(self.prefixes)} prefixes, "
+                f"next_token={self.next_token!r})")
 
 
 class Backend(Protocol):

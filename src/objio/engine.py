@@ -48,7 +48,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Iterator
 from typing import Any, Awaitable, Callable, Coroutine, Generic, Iterable, NamedTuple, Sequence, TypeVar
 
 from . import _crc32c
@@ -307,6 +307,113 @@ async def finish(aw: Awaitable[T]) -> T:
         except asyncio.CancelledError:
             continue
     return task.result()
+
+
+# ----------------------------------------------------------------------------------- streams
+_END = object()
+
+
+class _Feed(Generic[T]):
+    """An async iterator run on the engine loop by a task of its own, its items handed to a
+    consumer in another thread or event loop through a queue of at most ``ahead`` items:
+    the producer works ahead of the consumer by that much and no more (it waits while the
+    queue is full), so what is in memory is bounded by what the consumer keeps."""
+
+    def __init__(self, source: AsyncIterator[T], ahead: int) -> None:
+        self.source = source
+        self.queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue(ahead)
+        self.task: asyncio.Task[None] | None = None
+        self.ended = False
+
+    async def start(self) -> None:
+        self.task = asyncio.ensure_future(self._produce())
+
+    async def _produce(self) -> None:
+        error: BaseException | None = None
+        try:
+            async for item in self.source:
+                await self.queue.put((item, None))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, in order
+            error = e
+        finally:
+            aclose = getattr(self.source, "aclose", None)
+            if aclose is not None:  # its clean-up (e.g. FastList's requests) runs here
+                await finish(aclose())
+        await self.queue.put((_END, error))
+
+    async def next(self) -> Any:
+        """The next item, or ``_END``; raises the source's error after its last item."""
+        if self.ended:
+            return _END
+        item, error = await self.queue.get()
+        if item is _END:
+            self.ended = True
+            if error is not None:
+                raise error
+        return item
+
+    async def close(self) -> None:
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+            await finish(asyncio.gather(task, return_exceptions=True))
+
+
+def iterate(source: AsyncIterator[T], ahead: int = 2) -> Iterator[T]:
+    """The items of ``source`` (an async iterator, started on the engine loop) for a
+    synchronous consumer, as they come: at most ``ahead`` items (>= 1) are produced ahead of
+    the consumer. Raises what ``source`` raises, after the items before it. Closing the
+    iterator (``break``, ``close()``, garbage collection) cancels ``source`` and waits for
+    its clean-up. Not from the engine's own thread (RuntimeError)."""
+    if in_engine_thread():
+        raise RuntimeError("engine.iterate() called from the engine loop; iterate the async "
+                           "iterator itself")
+    feed: _Feed[T] = _Feed(source, ahead)
+    run(feed.start())
+    try:
+        while True:
+            item = run(feed.next())
+            if item is _END:
+                return
+            yield item
+    finally:
+        _close_feed(feed)
+
+
+def _close_feed(feed: _Feed[Any]) -> None:
+    """Stop ``feed``'s producer (from any thread; at exit or from the engine's thread without
+    waiting)."""
+    task = feed.task
+    if task is None or task.done():
+        return
+    if in_engine_thread():
+        task.cancel()
+        return
+    try:
+        run(feed.close())
+    except RuntimeError:  # the engine is shutting down: nothing left to stop
+        pass
+
+
+async def iterate_async(source: AsyncIterator[T], ahead: int = 2) -> AsyncIterator[T]:
+    """:func:`iterate` for an asynchronous consumer on any event loop (the engine's own
+    included): the items of ``source``, run on the engine loop, at most ``ahead`` ahead.
+    Closing the iterator (``aclose()``, leaving ``async for`` by an error or ``break`` in an
+    ``aclosing`` block) cancels ``source`` and waits for its clean-up."""
+    feed: _Feed[T] = _Feed(source, ahead)
+    await run_async(feed.start())
+    try:
+        while True:
+            item = await run_async(feed.next())
+            if item is _END:
+                return
+            yield item
+    finally:
+        task = feed.task
+        if task is not None and not task.done():
+            await run_async(feed.close())
 
 
 # ----------------------------------------------------------------------------------- retries

@@ -43,8 +43,14 @@ the engine's retry policy.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import collections
+import contextlib
+import itertools
 import logging
+import operator
 import weakref
+from collections.abc import AsyncGenerator
 from typing import Any, Callable
 
 from . import engine
@@ -160,10 +166,13 @@ def split_points(sample: list[str], lo: str, hi: str | None, base: int, *,
 
 class _Range:
     """Keys after ``origin`` (a split point; None: the start of the prefix), or after the page
-    whose continuation ``token`` it holds, and before ``end``."""
+    whose continuation ``token`` it holds, and before ``end``. The ranges of a listing form a
+    linked list in key order (``next``); a range's pages wait in ``pages`` until the ranges
+    before it have been emitted."""
 
-    __slots__ = ("end", "items", "children", "origin", "token", "tokens", "started", "page_size",
-                 "probe", "expected", "floor", "first_seen", "stopped_at")
+    __slots__ = ("end", "origin", "token", "tokens", "started", "page_size", "probe",
+                 "expected", "floor", "count", "first_seen", "stopped_at", "next", "pages",
+                 "done", "continued", "halted", "rest", "rest_token")
 
     def __init__(self, end: str | None, origin: str | None, page_size: int, *,
                  token: str | None = None, tokens: set[Any] | None = None, probe: int = 0,
@@ -179,31 +188,35 @@ class _Range:
         self.probe = probe      # > 0: the first request asks for only this many keys
         self.expected = expected  # keys the split expected here (None: unknown)
         self.floor = _MIN_PAGE  # the smallest request once past the expected keys (doubles)
-        self.items: list[ObjectInfo] = []
-        self.children: list[_Range] = []
+        self.count = 0          # keys taken
         self.first_seen: str | None = None  # the first key its own first request returned
         self.stopped_at: str | None = None  # the first key it did not take (None: the end)
+        self.next: _Range | None = None
+        self.pages: collections.deque[ListPage] = collections.deque()
+        self.done = False       # no more pages will come (stopped, at the end, or split)
+        self.continued = False  # split: its listing goes on in the range after it
+        self.halted = False     # stopped early (the pass is over): it goes on from ``token``
+        # Where the server's sequential listing goes on from this range's last page: the
+        # keys of that page it did not take (or the whole page, out of the order assumed) and
+        # the page's continuation token. Used when the next range turns out not to follow.
+        self.rest: ListPage | None = None
+        self.rest_token: str | None = None
 
     def request_size(self) -> int:
         """max-keys of the next request: the probe, else about the keys still expected (a
         request reading past the range's end is wasted), else a full page."""
         if self.probe:
-            size, self.probe = self.probe, 0
+            size, self.probe = min(self.probe, self.page_size), 0
             return size
         if self.expected is None:
             return self.page_size
-        rest = self.expected - len(self.items)
+        rest = self.expected - self.count
         if rest * 1.25 + 20 >= self.page_size:
             return self.page_size
         size = max(self.floor, int(rest * 1.25) + 20)
         if rest <= 0:
             self.floor = min(self.page_size, 2 * self.floor)
         return min(self.page_size, size)
-
-    def flatten(self, out: list[ObjectInfo]) -> None:
-        out.extend(self.items)
-        for c in self.children:
-            c.flatten(out)
 
 
 def path_order(key: str) -> str:
@@ -226,8 +239,25 @@ class _OrderMismatch(Exception):
 
 
 class _FastList:
+    """One FastList pass in one assumed key order, from the start of the prefix or from a
+    continuation token (``token``: after a pass in the other order stopped there).
+
+    :meth:`stream` yields the pages in the server's listing order, each as soon as every key
+    before it is known (key-order emission): the first range's pages at once, a later
+    range's once the ranges before it are complete and it is checked to start exactly where
+    the one before it stopped. Pages of later ranges wait (``buffer_pages`` of them at most,
+    then those ranges pause); the first range stays at most :data:`_AHEAD` pages ahead of
+    the consumer. When a check fails or a page is out of the order assumed, everything
+    yielded so far is still exactly the start of the server's listing (each range resumed
+    from a continuation token or was checked against the one before it): ``resume`` then
+    says where the server's listing goes on (the rest of the last range's page and its
+    token) and the caller continues from there in the other order.
+    """
+
     def __init__(self, backend: Any, bucket_uri: ObjectURI, prefix: str, max_in_flight: int,
-                 attempts: int, page_size: int, order: Callable[[str], str] = byte_order) -> None:
+                 attempts: int, page_size: int, order: Callable[[str], str] = byte_order, *,
+                 token: str | None = None, tokens: set[Any] | None = None,
+                 buffer_pages: int | None = None) -> None:
         self.order = order
         self.backend = backend
         self.bucket_uri = bucket_uri
@@ -236,10 +266,20 @@ class _FastList:
         self.max_in_flight = max_in_flight
         self.attempts = attempts
         self.page_size = page_size
+        self.buffer_pages = buffer_pages
         self.tasks: set[asyncio.Task[None]] = set()
         self.active = 0
         self.requests = 0
+        self.buffered = 0  # pages waiting in ranges after the frontier
+        self.failure: BaseException | None = None
+        self.changed = asyncio.Event()
+        # the range whose pages are emitted now; ranges before it are dropped (nothing refers
+        # to them), so what is held is the frontier and what follows it
+        self.frontier = _Range(None, None, page_size, token=token, tokens=tokens)
+        self.resume: tuple[ListPage | None, str | None] | None = None
+        self.mismatch = False
 
+    # -- requests ------------------------------------------------------------------------
     async def _page(self, r: _Range, size: int) -> ListPage | None:
         """One ListObjectsV2 request of ``r`` (None when ``r`` has no more pages), retried
         with the engine's policy (:func:`objio.engine.next_page`: the same continuation token
@@ -259,40 +299,97 @@ class _FastList:
                                       seen=r.tokens, operation="ListObjectsV2",
                                       uri=str(self.bucket_uri.with_key(self.prefix)))
         if not r.started:
-            r.first_seen = page.objects[0].key if page is not None and page.objects else None
+            r.first_seen = page.keys[0] if page is not None and len(page) else None
         r.started = True
         r.token = page.next_token if page is not None else None
-        if page is not None:
-            keys = [self.order(o.key) for o in page.objects]
-            if any(a >= b for a, b in zip(keys, keys[1:], strict=False)):
-                raise _OrderMismatch
         return page
+
+    def _signal(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def _may_fetch(self, r: _Range) -> bool:
+        if r is self.frontier:
+            return len(r.pages) < _AHEAD
+        return self.buffer_pages is None or self.buffered < self.buffer_pages
+
+    def _add(self, r: _Range, page: ListPage) -> None:
+        if len(page):
+            r.pages.append(page)
+            self.buffered += 1
+            self._signal()
+
+    def _keep_rest(self, r: _Range, rest: ListPage, token: str | None) -> None:
+        """Keep where the server's listing goes on after ``r``: the keys of its last page it
+        did not take and that page's token (counted as a page held, until ``r`` is
+        passed)."""
+        r.rest, r.rest_token = rest, token
+        self.buffered += 1
+
+    def _passed(self, r: _Range) -> None:
+        """The emission went past ``r``: what it kept is no longer needed."""
+        if r.rest is not None:
+            r.rest = None
+            self.buffered -= 1
+            self._signal()
+
+    def _finish(self, r: _Range) -> None:
+        r.done = True
+        self._signal()
 
     def _spawn(self, r: _Range) -> None:
         t = asyncio.ensure_future(self._run(r))
         self.tasks.add(t)
+        t.add_done_callback(self._ended)
+
+    def _ended(self, t: asyncio.Task[None]) -> None:
+        self.tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None and self.failure is None:
+            self.failure = t.exception()
+            self._signal()
 
     async def _run(self, r: _Range) -> None:
         self.active += 1
         try:
             while True:
+                while not self._may_fetch(r) and not self.mismatch:
+                    await self.changed.wait()
+                if self.mismatch:  # this pass is over; its frontier tells where to go on
+                    r.halted = True
+                    self._signal()
+                    return
                 page = await self._page(r, r.request_size())
                 if page is None:
+                    self._finish(r)
+                    return
+                keys = page.keys
+                order = self.order
+                ordered = keys if order is byte_order else [order(k) for k in keys]
+                if not all(map(operator.lt, ordered, itertools.islice(ordered, 1, None))):
+                    # not the order assumed: the page is the server's own sequence, kept to
+                    # go on from if this range's start checks out
+                    self._keep_rest(r, page, page.next_token)
+                    self.mismatch = True
+                    self._finish(r)
                     return
                 end = r.end
-                objs = page.objects
-                order = self.order
-                if end is not None and objs and order(objs[-1].key) >= order(end):
-                    cut = order(end)
-                    i = next(i for i, o in enumerate(objs) if order(o.key) >= cut)
-                    r.items.extend(objs[:i])
-                    r.stopped_at = objs[i].key
+                if end is not None and keys and ordered[-1] >= order(end):
+                    i = bisect.bisect_left(ordered, order(end))
+                    self._add(r, page.slice(0, i))
+                    r.count += i
+                    r.stopped_at = keys[i]
+                    self._keep_rest(r, page.slice(i), page.next_token)
+                    self._finish(r)
                     return
-                r.items.extend(objs)
+                self._add(r, page)
+                r.count += len(keys)
+                if r.token is None:
+                    self._finish(r)
+                    return
                 idle = self.max_in_flight - self.active
-                if r.token is None or len(objs) < self.page_size or idle <= 0:
-                    continue  # the last page, a probe, or every request slot is busy
-                points = split_points([o.key for o in objs], objs[-1].key, end, len(self.prefix),
+                if len(keys) < self.page_size or idle <= 0:
+                    continue  # a probe, or every request slot is busy
+                points = split_points(keys, keys[-1], end, len(self.prefix),
                                       target=_TARGET_PAGES * self.page_size, slots=idle + 1,
                                       min_target=self.page_size,
                                       max_points=min(_MAX_POINTS, idle), order=order)
@@ -300,109 +397,184 @@ class _FastList:
                     continue
                 first = _Range(points[0][0], None, self.page_size, token=r.token,
                                tokens=r.tokens, expected=points[0][1])
-                r.children = [first]
+                pieces = [first]
                 for i, (p, _) in enumerate(points):
                     nxt = points[i + 1] if i + 1 < len(points) else None
                     # Every new range starts with a small probe: a split point is often followed
                     # by no keys of its own, and such a range's first request would return a
                     # page of the next range's keys. Then each request asks for about the keys
                     # still expected (_Range.request_size).
-                    r.children.append(_Range(nxt[0] if nxt is not None else end, p,
-                                             self.page_size, probe=_PROBE,
-                                             expected=nxt[1] if nxt is not None else None))
+                    pieces.append(_Range(nxt[0] if nxt is not None else end, p, self.page_size,
+                                         probe=_PROBE,
+                                         expected=nxt[1] if nxt is not None else None))
+                for a, b in zip(pieces, pieces[1:], strict=False):
+                    a.next = b
+                pieces[-1].next = r.next
+                r.next = first
                 r.token = None
-                for child in r.children[1:]:
-                    self._spawn(child)
+                r.continued = True
+                self._finish(r)
+                for piece in pieces[1:]:
+                    self._spawn(piece)
                 r = first  # this task goes on with the first piece (the same continuation)
         finally:
             self.active -= 1
 
-    async def run(self) -> list[ObjectInfo]:
-        root = _Range(None, None, self.page_size)
-        self._spawn(root)
+    # -- emission ------------------------------------------------------------------------
+    async def stream(self) -> AsyncGenerator[ListPage, None]:
+        """The pages of this pass in the server's listing order (see the class docs); when
+        it ends early, ``resume`` is set."""
+        r = self.frontier
+        self._spawn(r)
         try:
-            while self.tasks:
-                done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
-                for t in done:
-                    self.tasks.discard(t)
-                    t.result()  # the first failure stops everything
-        except BaseException:
-            for t in self.tasks:
+            while True:
+                if self.failure is not None:
+                    raise self.failure
+                if r.pages:
+                    page = r.pages.popleft()
+                    self.buffered -= 1
+                    self._signal()  # room for the frontier's next request
+                    yield page
+                    continue
+                if not r.done:
+                    if r.halted:  # its pages so far are emitted: go on after the last one
+                        self.resume = (None, r.token)
+                        return
+                    await self.changed.wait()
+                    continue
+                nxt = r.next
+                if r.continued:  # split: the next range continues its listing (same token)
+                    assert nxt is not None
+                    self._passed(r)
+                    r = self.frontier = nxt
+                    self._signal()
+                    continue
+                if r.rest is not None and r.stopped_at is None:  # a page out of order
+                    self.resume = (r.rest, r.rest_token)
+                    return
+                if nxt is None:
+                    if r.stopped_at is not None:  # the last range must end the listing
+                        self.resume = (r.rest, r.rest_token)
+                    return
+                # The next range may fetch now whatever waits after it (its first page tells
+                # where it starts; its pages are the next to go out).
+                self.frontier = nxt
+                self._signal()
+                while not nxt.started and self.failure is None and not self.mismatch:
+                    await self.changed.wait()
+                if self.failure is not None:
+                    raise self.failure
+                if not nxt.started or nxt.first_seen != r.stopped_at:
+                    # it does not start where this one stopped: the server's order is not
+                    # the one assumed (or, after a mismatch, it never started)
+                    self.resume = (r.rest, r.rest_token)
+                    return
+                self._passed(r)
+                r = nxt
+        finally:
+            self.mismatch = True  # (paused ranges end)
+            self._signal()
+            tasks = list(self.tasks)
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-            raise
-        if _chain(root) is not None:  # the last range ends the listing: it stops nowhere
-            raise _OrderMismatch
-        out: list[ObjectInfo] = []
-        root.flatten(out)
-        log.debug("FastList %s%s: %d keys in %d requests", self.bucket_uri, self.prefix,
-                  len(out), self.requests)
-        return out
+            await engine.finish(asyncio.gather(*tasks, return_exceptions=True))
+            log.debug("FastList %s%s: %d requests", self.bucket_uri, self.prefix,
+                      self.requests)
 
 
 def _next_token(page: ListPage | None) -> str | None:
     return None if page is None else page.next_token
 
 
-def _chain(r: _Range) -> str | None:
-    """Check that the ranges of ``r``'s tree follow each other without a gap or an overlap
-    (each range's first key is where the one before it stopped); returns where ``r``'s tree
-    stopped. Raises _OrderMismatch."""
-    if not r.children:
-        return r.stopped_at
-    stopped = _chain(r.children[0])  # continues r's own listing (its continuation token)
-    for child in r.children[1:]:
-        if child.first_seen != stopped:
-            raise _OrderMismatch
-        stopped = _chain(child)
-    return stopped
+DEFAULT_BUFFER_PAGES = 128
+"""Pages of later ranges a streamed FastList keeps at most while an earlier range is still
+being listed (then those ranges pause): with ``max_in_flight`` pages in flight and the
+consumer's few, what a streamed listing holds (about 0.3 MB per page of 1000 keys)."""
+
+_AHEAD = 2  # pages the frontier range lists ahead of the consumer
 
 
-async def list_fast(backend: Any, bucket_uri: ObjectURI, prefix: str, *,
-                    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, attempts: int = 5,
-                    page_size: int = PAGE_SIZE,
-                    stats: dict[str, Any] | None = None) -> list[ObjectInfo]:
+async def stream_fast(backend: Any, bucket_uri: ObjectURI, prefix: str, *,
+                      max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, attempts: int = 5,
+                      page_size: int = PAGE_SIZE, stats: dict[str, Any] | None = None,
+                      buffer_pages: int | None = DEFAULT_BUFFER_PAGES
+                      ) -> AsyncGenerator[ListPage, None]:
     """Every object under ``prefix`` of the bucket ``bucket_uri``, listed with concurrent
-    ListObjectsV2 requests over disjoint key ranges (see the module docs), in the server's
-    listing order (the order of a sequential listing).
+    ListObjectsV2 requests over disjoint key ranges (see the module docs), yielded page by
+    page as soon as every key before the page is known: in the server's listing order (the
+    order of a sequential listing), each key once. Memory is bounded, whatever the size of
+    the listing: ``max_in_flight`` requests, at most ``buffer_pages`` pages of later ranges
+    waiting for an earlier one (None: no limit) and two pages ahead of the consumer.
+
+    The order the server lists in is found as the listing goes (byte order assumed first,
+    or the order this backend was seen to use): when a page or a range boundary shows the
+    other order, the listing goes on from the last key yielded in the other order, then
+    sequentially; nothing yielded is taken back or repeated.
 
     Runs on the engine loop. For ``file://`` (no request latency to hide) it is the plain
     listing. ``stats``, if given, receives ``requests`` (ListObjectsV2 requests in all) and
-    ``order`` (``"bytes"``, ``"path"`` or ``"sequential"``: how the listing was done).
+    ``order`` (``"bytes"``, ``"path"`` or ``"sequential"``: how the listing ended).
     Raises: as a sequential listing (FileNotFoundError for a missing bucket, PermissionError,
     ObjectStoreError); ValueError for ``max_in_flight < 1``.
     """
     if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
         raise ValueError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
     if bucket_uri.scheme != "s3":
-        out: list[ObjectInfo] = []
-        async for page in engine.list_pages(backend, bucket_uri, prefix, page_size=page_size,
-                                            attempts=attempts):
-            out.extend(page.objects)
-        return out
+        async with contextlib.aclosing(engine.list_pages(
+                backend, bucket_uri, prefix, page_size=page_size, attempts=attempts)) as pages:
+            async for page in pages:
+                yield page
+        return
     stats = stats if stats is not None else {}
     stats["requests"] = 0
     orders = [("bytes", byte_order), ("path", path_order)]
     if _learned.get(backend) == "path":  # this server was seen to list in path order
         orders.reverse()
-    for name, order in orders:
-        fl = _FastList(backend, bucket_uri, prefix, max_in_flight, attempts, page_size, order)
+    token: str | None = None
+    tokens: set[Any] = set()
+    for i, (name, order) in enumerate(orders):
+        stats["order"] = name
+        fl = _FastList(backend, bucket_uri, prefix, max_in_flight, attempts, page_size, order,
+                       token=token, tokens=tokens, buffer_pages=buffer_pages)
         try:
-            out = await fl.run()
-        except _OrderMismatch:
-            log.debug("FastList %s%s: the server does not list in %s order; trying again",
-                      bucket_uri, prefix, name)
-            continue
+            async with contextlib.aclosing(fl.stream()) as pages:
+                async for page in pages:
+                    yield page
         finally:
             stats["requests"] += fl.requests
-        if name != orders[0][0]:
-            _learned[backend] = name
-        stats["order"] = name
-        return out
-    stats["order"] = "sequential"
-    out = []
-    async for page in engine.list_pages(backend, bucket_uri, prefix, page_size=page_size,
-                                        attempts=attempts):
-        stats["requests"] += 1
-        out.extend(page.objects)
+        if fl.resume is None:
+            return
+        rest, token = fl.resume
+        log.debug("FastList %s%s: the server does not list in %s order; going on from "
+                  "where it stopped", bucket_uri, prefix, name)
+        later = orders[i + 1][0] if i + 1 < len(orders) else "sequential"
+        stats["order"] = later
+        if later != "sequential":
+            _learned[backend] = later
+        if rest is not None and len(rest):
+            yield rest
+        if token is None:  # the server's listing ended right there
+            return
+        tokens = set(tokens) | {token}
+    async with contextlib.aclosing(engine.list_pages(
+            backend, bucket_uri, prefix, page_size=page_size, continuation_token=token,
+            attempts=attempts)) as pages:
+        async for page in pages:
+            stats["requests"] += 1
+            yield page
+
+
+async def list_fast(backend: Any, bucket_uri: ObjectURI, prefix: str, *,
+                    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, attempts: int = 5,
+                    page_size: int = PAGE_SIZE,
+                    stats: dict[str, Any] | None = None) -> list[ObjectInfo]:
+    """Every object under ``prefix`` of the bucket ``bucket_uri`` as a list, in the server's
+    listing order: :func:`stream_fast` collected (no limit on the pages waiting, since all
+    are kept anyway). Raises: as :func:`stream_fast`."""
+    out: list[ObjectInfo] = []
+    async with contextlib.aclosing(stream_fast(
+            backend, bucket_uri, prefix, max_in_flight=max_in_flight, attempts=attempts,
+            page_size=page_size, stats=stats, buffer_pages=None)) as pages:
+        async for page in pages:
+            out.extend(page.objects)
     return out

@@ -10,6 +10,8 @@ do, as library functions.
   so are directory markers (keys ending with ``/``).
 * :func:`plan_sync`: what ``sync`` copies (missing at the destination, another size, or newer
   at the source, as ``aws s3 sync`` compares) and, with ``delete``, what it removes.
+* Both take the source's objects from a manifest (``manifest=``, ``--from-manifest``:
+  :mod:`objio.manifest`) instead of listing it, when given.
 * :func:`run_copy`: carry a plan out: between two s3:// URIs the store copies every object
   itself (CopyObject, or a multipart UploadPartCopy above ``copy_threshold``: no byte through
   the client), ``max_in_flight`` at a time; otherwise objects up to :data:`STREAM_THRESHOLD`
@@ -117,13 +119,26 @@ def _source_base(src: ObjectURI) -> str:
     return prefix
 
 
-def _source_listing(client: Any, src: ObjectURI, recursive: bool) -> tuple[str, list[ObjectInfo]]:
-    """(the prefix relative paths start after, the objects) of a recursive or glob source."""
+def _source_listing(client: Any, src: ObjectURI, recursive: bool,
+                    manifest: Any = None) -> tuple[str, list[ObjectInfo]]:
+    """(the prefix relative paths start after, the objects) of a recursive or glob source:
+    listed, or read from ``manifest`` (a :class:`objio.manifest.Manifest`; no request)."""
     base = _source_base(src)
+    what = src if has_glob(src.key) else src.with_key(base)
+    if manifest is not None:
+        return base, [o for page in manifest.pages(what) for o in page.objects]
     if has_glob(src.key):
         return base, client.list_objects(str(src))
     # FastList (objio.fastlist): concurrent listing for large prefixes, one request for small
-    return base, client.list_objects(str(src.with_key(base)), fast=True)
+    return base, client.list_objects(str(what), fast=True)
+
+
+def _open_manifest(path: Any) -> Any:
+    if path is None:
+        return None
+    from .manifest import read_manifest
+
+    return read_manifest(path)
 
 
 _VERBS = {"cp": "copy", "mv": "move"}
@@ -169,7 +184,7 @@ SAME_OBJECT = "it is the destination itself (the same object): nothing to copy"
 
 
 def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
-              move: bool = False) -> CopyPlan:
+              move: bool = False, manifest: Any = None) -> CopyPlan:
     """Plan a copy, or with ``move`` a move (see the module docstring).
 
     Nothing is ever copied onto itself, however the two URIs are written (a trailing slash,
@@ -181,14 +196,24 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
     request (it would write over its sources or copy its own output); so is a glob copied into
     its own directory.
 
+    ``manifest`` (a manifest file: ``objio ls --manifest``, :mod:`objio.manifest`): the
+    objects under ``src`` (a prefix within it, or its glob) are taken from it instead of
+    listing ``src``, with their sizes and times (implies ``recursive``).
+
     Raises:
         FileNotFoundError: the source object does not exist, or a recursive / glob copy
-            matches nothing.
-        ValueError: a bad URI; a move onto itself; overlapping source and destination prefixes.
+            matches nothing; no such manifest file.
+        ValueError: a bad URI; a move onto itself; overlapping source and destination
+            prefixes; a manifest that is not whole or does not hold ``src`` (another bucket
+            or prefix).
     """
     s, d = parse_uri(src), parse_uri(dst)
     op = "mv" if move else "cp"
     plan = CopyPlan()
+    m = _open_manifest(manifest)
+    if m is not None:
+        recursive = True
+        m.covers(s if has_glob(s.key) else s.with_key(_source_base(s)))
     if not recursive and not has_glob(s.key):
         name = posixpath.basename(s.key.replace(os.sep, "/").rstrip("/"))
         target = _target(d, name) if _is_dir_like(d) else d
@@ -205,7 +230,7 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
                                    info.etag))
         return plan
     _check_prefixes(op, src, dst, s, d, glob=has_glob(s.key))
-    base, infos = _source_listing(client, s, recursive)
+    base, infos = _source_listing(client, s, recursive, m)
     for info in infos:
         uri = str(s.with_key(info.key))
         target = _target(d, _rel(s, base, info.key))
@@ -251,7 +276,8 @@ def _drop_onto_sources(plan: CopyPlan, op: str, move: bool) -> None:
     plan.items = keep
 
 
-def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False) -> SyncPlan:
+def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False,
+              manifest: Any = None) -> SyncPlan:
     """Plan ``sync src dst``: every object under the source prefix whose relative path is
     missing at the destination, has another size there, or is newer at the source than at the
     destination (``aws s3 sync``'s rules); with ``delete``, the destination objects that have no
@@ -260,12 +286,19 @@ def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False) -> SyncP
     Source and destination prefixes that are the same, or one inside the other, are refused
     before any request: the copies would land on sources and ``delete`` would remove them.
 
-    Raises: FileNotFoundError (no such bucket), ValueError (bad URI, overlapping prefixes)."""
+    ``manifest``: the source objects are taken from that manifest file instead of listing
+    ``src`` (see :func:`plan_copy`); the destination is listed as always.
+
+    Raises: FileNotFoundError (no such bucket or manifest file), ValueError (bad URI,
+    overlapping prefixes, a manifest that is not whole or does not hold ``src``)."""
     s, d = parse_uri(src), parse_uri(dst)
     if not _is_dir_like(d):
         d = d.with_key(d.key + ("/" if d.scheme == "s3" else os.sep))
     _check_prefixes("sync", src, dst, s, d)
-    base, infos = _source_listing(client, s, recursive=True)
+    m = _open_manifest(manifest)
+    if m is not None:
+        m.covers(s.with_key(_source_base(s)))
+    base, infos = _source_listing(client, s, True, m)
     plan = SyncPlan()
     dst_infos: list[ObjectInfo] = []
     dbase = d.key

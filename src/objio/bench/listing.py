@@ -1,16 +1,27 @@
-"""``objio bench list``: FastList against objio's own sequential listing, on the same keys.
+"""``objio bench list``: objio's listings against obstore's and boto3's, on the same keys.
 
     objio bench list [s3://bucket/prefix] [--keys 100000] [--latency-ms 20] [--rounds 3]
-                     [--layout uniform|skewed] [--json FILE] [--plot FILE.png]
+                     [--layout uniform|skewed] [--peers obstore,boto3] [--json FILE]
+                     [--plot FILE.png]
 
 The keys (empty objects) are created once under the prefix (``list-<layout>-<keys>/``;
-kept for the next run). Each round lists the prefix sequentially
-(``objio.list_objects(prefix)``: one ListObjectsV2 request after another, 1000 keys each) and
-with FastList (``fast=True``, :mod:`objio.fastlist`), in rotating order, and checks that both
-return the same keys. Reported: seconds, keys/s and client CPU seconds per listing (medians over
-rounds), and FastList's speedup. ``--latency-ms N`` puts a delay proxy
-(:mod:`objio.bench.latency`) between the client and the server, adding N ms to every request as
-a store in another region would: listing is latency-bound there.
+kept for the next run). Each round lists the prefix once per case, the cases in an order
+rotated from round to round, and checks that every case returned the same keys:
+
+* ``sequential``: ``objio.list_objects(prefix)`` (one ListObjectsV2 request after another,
+  1000 keys each, an ObjectInfo per key);
+* ``keys``: ``objio.list(prefix)`` (the same requests, keys only: sizes, dates and ETags are
+  never decoded);
+* ``fastlist``: ``list_objects(prefix, fast=True)`` (:mod:`objio.fastlist`);
+* ``obstore``, ``boto3``: their sequential listings
+  (:meth:`objio.bench.peers.Library.prefix_lister`: ``obstore.list`` in batches of 1000,
+  the ``list_objects_v2`` paginator), each with every object's metadata, as ``sequential``.
+
+Reported (medians over rounds): seconds, keys/s, client CPU seconds (the whole process, all
+threads) and CPU microseconds per key; each case's keys/s and CPU per key relative to
+obstore's; FastList's speedup over the sequential listing. ``--latency-ms N`` puts a delay
+proxy (:mod:`objio.bench.latency`) between every client and the server, adding N ms to every
+request as a store in another region would: listing is latency-bound there.
 
 Layouts: ``uniform`` is ``{i:06d}.bin``; ``skewed`` puts 99% of the keys under ``big/`` and
 spreads the rest over other names (characters before and after ``/``, unicode).
@@ -25,10 +36,15 @@ from typing import Any
 
 from ..api import Client
 from ..uri import parse_uri
-from ._common import cpu_seconds, environment, median
+from ._common import cpu_seconds, environment, median, one_line
+from .peers import LIBRARIES, Access
 
 LAYOUTS = ("uniform", "skewed")
-CASES = ("sequential", "fastlist")
+CASES = ("sequential", "keys", "fastlist")
+"""objio's cases, in their order."""
+PEER_CASES = ("obstore", "boto3")
+"""The peers whose sequential listing is measured
+(:meth:`objio.bench.peers.Library.prefix_lister`)."""
 
 
 def layout_keys(layout: str, n: int) -> list[str]:
@@ -46,22 +62,28 @@ def layout_keys(layout: str, n: int) -> list[str]:
 
 def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: str = "uniform",
                    latency_ms: float = 0.0, rounds: int = 3, max_in_flight: int = 32,
+                   peers: list[str] | None = None,
                    log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the benchmark (see the module docs) and return its report: ``{"kind": "list",
-    "config", "runs": {case: [...]}, "summary": {case: medians, "speedup"}, "environment"}``
-    (seconds; keys/s).
+    "config", "runs": {case: [...]}, "summary": {case: medians, "speedup"}, "skipped":
+    {peer: reason}, "environment"}`` (seconds; keys/s; CPU microseconds per key).
+    ``peers``: of :data:`PEER_CASES` (None: every one installed).
 
     Raises: ValueError (bad arguments), FileNotFoundError (no bucket), PermissionError,
-    AssertionError (the two listings differ)."""
+    AssertionError (two listings differ)."""
     for name, v in (("keys", keys), ("rounds", rounds), ("max_in_flight", max_in_flight)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    wanted = list(PEER_CASES) if peers is None else list(peers)
+    unknown = [p for p in wanted if p not in PEER_CASES]
+    if unknown:
+        raise ValueError(f"peers must be among {', '.join(PEER_CASES)}, got {unknown}")
     root = parse_uri(prefix)
     if root.scheme != "s3":
         raise ValueError(f"the list benchmark needs an s3:// prefix, got {prefix!r}")
     base = root.joinpath(f"list-{layout}-{keys}/")
     names = layout_keys(layout, keys)
-    have = client.list_objects(str(base), fast=True)
+    have = client.list(str(base), fast=True)
     if len(have) != keys:
         if have:
             client.delete(str(base))
@@ -70,6 +92,7 @@ def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: 
         client.put_many(((base.joinpath(k), b"") for k in names), max_in_flight=64)
         log(f"  {time.perf_counter() - t0:.1f} s")
     proxy = None
+    skipped: dict[str, str] = {}
     try:
         cfg = client.config.replace(max_in_flight=max_in_flight)
         if latency_ms:
@@ -81,23 +104,41 @@ def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: 
             proxy = LatencyProxy(cfg.endpoint_url, latency_ms).start()
             cfg = dataclasses.replace(cfg, endpoint_url=proxy.endpoint_url)
         lister = Client(cfg)
-        lister.list_objects(str(base.joinpath("warm-up-")))  # connections, credentials
-        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CASES}
+        uri = str(base)
+        cases: dict[str, Callable[[], list[str]]] = {
+            "sequential": lambda: [i.key for i in lister.list_objects(uri)],
+            "keys": lambda: lister.list(uri),
+            "fastlist": lambda: [i.key for i in lister.list_objects(uri, fast=True)],
+        }
+        access = Access.from_client(lister)
+        for name in wanted:
+            lib = LIBRARIES[name]
+            if not lib.installed():
+                skipped[name] = f"{lib.dist} is not installed"
+                continue
+            try:
+                cases[name] = lib(access).prefix_lister(base.bucket, base.key)
+            except Exception as e:  # noqa: BLE001 - reported as skipped
+                skipped[name] = one_line(e)
+        for run in cases.values():  # connections, credentials, imports: never timed
+            run()
+        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in cases}
         reference: list[str] | None = None
+        order = list(cases)
         for r in range(rounds):
-            order = list(CASES) if r % 2 == 0 else list(CASES)[::-1]
-            for case in order:
+            shift = r % len(order)
+            for case in order[shift:] + order[:shift]:
                 c0, t0 = cpu_seconds(), time.perf_counter()
-                got = lister.list_objects(str(base), fast=case == "fastlist")
+                got_keys = cases[case]()
                 wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-                got_keys = [i.key for i in got]
                 if reference is None:
                     reference = got_keys
                 if len(got_keys) != keys or got_keys != reference:
                     raise AssertionError(f"{case} listed {len(got_keys)} keys, not the "
-                                         f"{keys} the other listing gave")
+                                         f"{keys} the other listings gave")
                 runs[case].append({"wall_s": wall, "cpu_s": cpu, "keys": len(got_keys),
-                                   "keys_per_s": len(got_keys) / wall})
+                                   "keys_per_s": len(got_keys) / wall,
+                                   "cpu_us_per_key": cpu / len(got_keys) * 1e6})
                 log(f"round {r + 1}/{rounds} {case:10s} {wall:7.3f} s  "
                     f"{len(got_keys) / wall:10,.0f} keys/s  CPU {cpu:.2f} s")
     finally:
@@ -108,13 +149,21 @@ def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: 
         summary[case] = {"wall_s": median([x["wall_s"] for x in rs]),
                          "keys_per_s": median([x["keys_per_s"] for x in rs]),
                          "cpu_s": median([x["cpu_s"] for x in rs]),
+                         "cpu_us_per_key": median([x["cpu_us_per_key"] for x in rs]),
                          "wall_s_samples": [x["wall_s"] for x in rs]}
+    if "obstore" in summary:
+        ref = summary["obstore"]
+        for row in summary.values():
+            row["keys_per_s_vs_obstore"] = row["keys_per_s"] / ref["keys_per_s"]
+            row["cpu_per_key_vs_obstore"] = row["cpu_us_per_key"] / ref["cpu_us_per_key"]
     seq, fast = summary["sequential"]["wall_s"], summary["fastlist"]["wall_s"]
     summary["speedup"] = seq / fast if fast else None
     return {"kind": "list",
             "config": {"uri": str(base), "keys": keys, "layout": layout, "rounds": rounds,
-                       "latency_ms": latency_ms, "max_in_flight": max_in_flight},
-            "runs": runs, "summary": summary, "environment": environment([])}
+                       "latency_ms": latency_ms, "max_in_flight": max_in_flight,
+                       "cases": list(runs)},
+            "runs": runs, "summary": summary, "skipped": skipped,
+            "environment": environment([n for n in runs if n in PEER_CASES])}
 
 
 def print_report(report: dict[str, Any], out: Any = None) -> None:
@@ -126,10 +175,20 @@ def print_report(report: dict[str, Any], out: Any = None) -> None:
     lat = f"+{cfg['latency_ms']:g} ms per request" if cfg["latency_ms"] else "no added latency"
     print(f"objio bench list: {cfg['keys']:,} keys ({cfg['layout']}) under {cfg['uri']}, {lat}, "
           f"median of {cfg['rounds']} rounds", file=out)
-    print(f"  {'case':12s} {'seconds':>9s} {'keys/s':>12s} {'client CPU s':>13s}", file=out)
-    for case in CASES:
+    vs = "obstore" in s
+    head = f"  {'case':12s} {'seconds':>9s} {'keys/s':>12s} {'CPU us/key':>11s}"
+    if vs:
+        head += f" {'keys/s vs obstore':>18s} {'CPU/key vs obstore':>19s}"
+    print(head, file=out)
+    for case in cfg.get("cases", CASES):
         row = s[case]
-        print(f"  {case:12s} {row['wall_s']:9.3f} {row['keys_per_s']:12,.0f} "
-              f"{row['cpu_s']:13.2f}", file=out)
+        line = (f"  {case:12s} {row['wall_s']:9.3f} {row['keys_per_s']:12,.0f} "
+                f"{row['cpu_us_per_key']:11.2f}")
+        if vs:
+            line += (f" {row['keys_per_s_vs_obstore']:17.2f}x "
+                     f"{row['cpu_per_key_vs_obstore']:18.2f}x")
+        print(line, file=out)
     if s.get("speedup"):
-        print(f"  FastList speedup: {s['speedup']:.2f}x", file=out)
+        print(f"  FastList speedup over sequential: {s['speedup']:.2f}x", file=out)
+    for name, why in report.get("skipped", {}).items():
+        print(f"  {name}: skipped ({why})", file=out)

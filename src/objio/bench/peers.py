@@ -26,6 +26,9 @@ operation              adapters that have it
 ``checkpoint_*``       objio and s3torchconnector: ``S3Checkpoint`` writer (``torch.save``) and
                        reader (``torch.load``); ``dcp_storage_writer`` / ``dcp_storage_reader``:
                        their DCP ``S3StorageWriter`` / ``S3StorageReader`` (checkpoint benchmark)
+``prefix_lister``      obstore (``obstore.list``), boto3 (``list_objects_v2`` paginator): the
+                       keys under a prefix, listed sequentially with each object's metadata
+                       (``objio bench list``, which times objio's own listings directly)
 ``model_loader``       objio (``load_safetensors``; ``connector_loader``: ``ModelConnector``
                        open-all-then-read), Run:ai Model Streamer (``SafetensorsStreamer``),
                        boto3 and s3torchconnector (whole shards + ``safetensors.torch.load``):
@@ -306,6 +309,12 @@ class Library:
     def model_loader(self, bucket: str, keys: list[str], uris: list[str],
                      max_in_flight: int) -> ModelRun:
         raise NotImplementedError(f"{self.name} has no safetensors model loading")
+
+    def prefix_lister(self, bucket: str, prefix: str) -> Callable[[], list[str]]:
+        """A sequential listing of every object under ``prefix`` (a ``/``-terminated key
+        prefix) of ``bucket``, each with the metadata the library gives (size, date, ETag):
+        ``run()`` returns the keys in listing order."""
+        raise NotImplementedError(f"{self.name} has no listing in the benchmarks")
 
 
 def _shards_with_threads(fetch: Callable[[str], Any], keys: list[str], max_in_flight: int,
@@ -605,6 +614,21 @@ class Obstore(Library):
 
         return run
 
+    def prefix_lister(self, bucket: str, prefix: str) -> Callable[[], list[str]]:
+        """``obstore.list(store, prefix, chunk_size=1000)``: batches of ObjectMeta dicts
+        (path, size, last_modified as datetime, e_tag), one ListObjectsV2 page each."""
+        import obstore
+
+        store = self.store(bucket)
+
+        def run() -> list[str]:
+            keys: list[str] = []
+            for batch in obstore.list(store, prefix, chunk_size=1000):
+                keys.extend(m["path"] for m in batch)
+            return keys
+
+        return run
+
     def file_reader(self, bucket: str, key: str, chunk: int) -> Callable[[], int]:
         """``obstore.open_reader(...).read(chunk)`` to the end."""
         import obstore
@@ -732,6 +756,19 @@ class Boto3(Library):
             return sum(len(p.get("Contents", ())) for p in pages), 0
 
         return Getter(run, client.close)
+
+    def prefix_lister(self, bucket: str, prefix: str) -> Callable[[], list[str]]:
+        """The ``list_objects_v2`` paginator (1000 keys a page; botocore parses every field,
+        dates to datetime)."""
+        paginator = self.client().get_paginator("list_objects_v2")
+
+        def run() -> list[str]:
+            keys: list[str] = []
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                keys.extend(c["Key"] for c in page.get("Contents", ()))
+            return keys
+
+        return run
 
     def stream_reader(self, bucket: str, key: str, chunk: int) -> Callable[[], int]:
         client = self.client()

@@ -272,6 +272,8 @@ def plot_report(kind: str, report: Mapping[str, Any], path: str) -> None:
         for name, row in report["summary"].items():
             if isinstance(row, dict) and row.get("keys_per_s"):
                 rows.append((name, row["keys_per_s"], "keys/s"))
+                if row.get("cpu_us_per_key"):
+                    rows.append((name, row["cpu_us_per_key"], "client CPU us/key"))
                 samples[name] = [1000.0 * x for x in row.get("wall_s_samples", [])]
         label = "listing time (ms), each round"
     else:

@@ -617,16 +617,20 @@ def configure_list_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     from ..bench.listing import LAYOUTS
 
     parser.description = (
-        "List a prefix of --keys keys sequentially (one ListObjectsV2 after another) and with "
-        "FastList (concurrent requests over disjoint key ranges), rounds interleaved; checks "
-        "both give the same keys and reports seconds, keys/s, client CPU and the speedup. The "
-        "keys are created once and kept.")
+        "List a prefix of --keys keys sequentially (one ListObjectsV2 after another: ObjectInfo, "
+        "and keys only), with FastList (concurrent requests over disjoint key ranges) and with "
+        "obstore's and boto3's sequential listings, rounds interleaved; checks all give the "
+        "same keys and reports seconds, keys/s, client CPU per key, the ratios to obstore and "
+        "FastList's speedup. The keys are created once and kept.")
     _common_uri_options(parser, "the keys")
     parser.add_argument("--keys", type=int, default=100_000, help="number of keys (default 100000)")
     parser.add_argument("--layout", default="uniform", choices=LAYOUTS,
                         help="uniform ({i:06d}.bin) or skewed (99%% under big/) (default uniform)")
     parser.add_argument("--max-in-flight", type=int, default=32,
                         help="FastList's concurrent requests (default 32)")
+    parser.add_argument("--peers", default=None, metavar="LIST",
+                        help="comma list of peers whose sequential listing is measured too: "
+                             "obstore, boto3 (default: both, when installed); 'none' for none")
     return parser
 
 
@@ -640,10 +644,18 @@ def _list(args: argparse.Namespace, target: _Target) -> int:
 
     if args.latency_ms < 0:
         raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
+    peers = None
+    if args.peers is not None:
+        peers = [p.strip() for p in args.peers.split(",") if p.strip() and p.strip() != "none"]
+        unknown = [p for p in peers if p not in listing.PEER_CASES]
+        if unknown:
+            raise ValueError(f"--peers must be a comma list of {', '.join(listing.PEER_CASES)} "
+                             f"(or none), got {args.peers!r}")
     client, prefix = target.open(args, "")
     report = listing.run_list_bench(client, prefix, keys=args.keys, layout=args.layout,
                                     latency_ms=args.latency_ms, rounds=args.rounds,
-                                    max_in_flight=args.max_in_flight, log=_log(args))
+                                    max_in_flight=args.max_in_flight, peers=peers,
+                                    log=_log(args))
     return _finish("list", report, args, target,
                    lambda r: listing.print_report(r, _text_out(args)))
 

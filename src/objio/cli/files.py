@@ -101,38 +101,72 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 out.write(f"{_when(created)} {name}\n")
         return 0
     obj = parse_uri(args.uri)
-    if args.fast and not args.recursive:
+    if args.fast and not (args.recursive or args.manifest):
         raise ValueError("--fast (FastList) applies to --recursive listings")
-    if args.recursive or has_glob(obj.key):
-        prefixes: list[str] = []
-        objects = client.list_objects(args.uri, fast=args.fast)
-    else:  # one level, like aws s3 ls: "s3://b/dir" lists what starts with "dir" there
-        prefixes, objects = client.list_level(args.uri)
+    if args.manifest:
+        return _write_manifest(args, client, out)
+    # Printed as the pages arrive (one level: each page's common prefixes, then its objects,
+    # as aws s3 ls): memory stays bounded, and a listing that fails part way keeps what it
+    # printed and exits 1 with the error line.
+    recursive = bool(args.recursive or has_glob(obj.key))
     if has_glob(obj.key):
         base = obj.key.rsplit("/", 1)[0] + "/" if "/" in obj.key else ""
     else:
         base = obj.key if (obj.key.endswith(("/", os.sep)) and not args.recursive) else ""
-    found = bool(prefixes or objects)
+    found = False
+    count = total = 0
+    sep = "["
+    pages = client.list_pages(args.uri, recursive=recursive, fast=args.fast)
+    try:
+        for page in pages:
+            objects = page.objects
+            if page.prefixes or objects:
+                found = True
+            count += len(objects)
+            total += sum(o.size for o in objects)
+            if args.json:
+                rows: list[dict[str, Any]] = [{"prefix": p} for p in page.prefixes]
+                rows += [{"key": o.key, "size": o.size, "last_modified": _iso(o.last_modified),
+                          "etag": o.etag} for o in objects]
+                if rows:
+                    out.write(sep + ", ".join(json.dumps(r) for r in rows))
+                    sep = ", "
+                continue
+            lines = [f"{'PRE':>30} {p[len(base):]}\n" for p in page.prefixes]
+            for o in objects:
+                size = format_size(o.size) if args.human_readable else str(o.size)
+                line = f"{_when(o.last_modified)} {size:>10} {o.key[len(base):]}"
+                if args.long:
+                    line += f"  {o.etag}"
+                lines.append(line + "\n")
+            out.write("".join(lines))
+    finally:
+        pages.close()
     if args.json:
-        rows: list[dict[str, Any]] = [{"prefix": p} for p in prefixes]
-        rows += [{"key": o.key, "size": o.size, "last_modified": _iso(o.last_modified),
-                  "etag": o.etag} for o in objects]
-        json.dump(rows, out)
-        out.write("\n")
+        out.write(("[" if sep == "[" else "") + "]\n")
         return 0 if found else 1
-    for p in prefixes:
-        out.write(f"{'PRE':>30} {p[len(base):]}\n")
-    for o in objects:
-        size = format_size(o.size) if args.human_readable else str(o.size)
-        line = f"{_when(o.last_modified)} {size:>10} {o.key[len(base):]}"
-        if args.long:
-            line += f"  {o.etag}"
-        out.write(line + "\n")
     if args.summarize:
-        total = sum(o.size for o in objects)
         size_text = format_size(total) if args.human_readable else str(total)
-        out.write(f"\nTotal Objects: {len(objects)}\n   Total Size: {size_text}\n")
+        out.write(f"\nTotal Objects: {count}\n   Total Size: {size_text}\n")
     return 0 if found else 1  # nothing there: exit 1, as aws s3 ls
+
+
+def _write_manifest(args: argparse.Namespace, client: Any, out: Any) -> int:
+    """``ls --manifest FILE``: every object under the URI (or matching its glob) into FILE
+    (objio.manifest); one summary line (or JSON object) on stdout."""
+    from ..manifest import write_manifest
+
+    m = write_manifest(args.uri, args.manifest, fast=args.fast, client=client)
+    if args.json:
+        json.dump({"manifest": m.path, "format": m.format, "uri": m.uri, "objects": m.count,
+                   "bytes": m.total_bytes, "listed_at": _iso(m.listed_at),
+                   "listing_seconds": m.listing_seconds}, out)
+        out.write("\n")
+    else:
+        size = format_size(m.total_bytes) if args.human_readable else f"{m.total_bytes} bytes"
+        out.write(f"manifest: {m.count} object(s), {size} under {m.uri} listed in "
+                  f"{m.listing_seconds:.2f} s -> {m.path}\n")
+    return 0 if m.count else 1  # nothing there: exit 1, as ls (the manifest is written)
 
 
 # ------------------------------------------------------------------------------------ stat
@@ -207,7 +241,8 @@ def _copy(args: argparse.Namespace, verb: str, move: bool) -> int:
             n = copy_to_file(client, args.src, sys.stdout.buffer)
         _summary(args, "copied", 1, n, time.perf_counter() - t0, CopyPlan())
         return 0
-    plan = plan_copy(client, args.src, args.dst, args.recursive, move=move)
+    plan = plan_copy(client, args.src, args.dst, args.recursive, move=move,
+                     manifest=getattr(args, "from_manifest", None))
     _warn_skipped(plan, args)
     if args.dryrun:
         for item in plan.items[:1000]:
@@ -260,7 +295,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     client = _client(args)
     say = _say(args)
     t0 = time.perf_counter()
-    plan = plan_sync(client, args.src, args.dst, delete=args.delete)
+    plan = plan_sync(client, args.src, args.dst, delete=args.delete,
+                     manifest=args.from_manifest)
     _warn_skipped(plan, args)
     if args.dryrun:
         for item in plan.items[:1000]:
@@ -396,6 +432,13 @@ def _copy_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
 
 
+def _from_manifest_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from-manifest", metavar="FILE", default=None,
+                   help="take the source's objects (under SRC, which the manifest must hold) "
+                        "from FILE, written by objio ls --manifest, instead of listing SRC "
+                        "(implies --recursive)")
+
+
 def register(sub: Any) -> None:
     """Add the file commands to the ``objio`` sub-command parser."""
     p = sub.add_parser("ls", help="list buckets, or objects under a prefix or matching a glob",
@@ -416,6 +459,11 @@ def register(sub: Any) -> None:
     p.add_argument("--fast", action="store_true",
                    help="with --recursive: FastList, concurrent requests over disjoint key "
                         "ranges (same result; much faster for large prefixes on a remote store)")
+    p.add_argument("--manifest", metavar="FILE", default=None,
+                   help="write every object under the URI (recursively; or those its glob "
+                        "matches) with size, ETag and last-modified time to FILE (.parquet, "
+                        ".jsonl or .jsonl.zst) instead of printing them; datasets, the model "
+                        "connector and cp/sync --from-manifest read it without listing")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("stat", help="size, last modified and ETag of one object")
@@ -449,6 +497,8 @@ def register(sub: Any) -> None:
                                    + (", or -" if name == "cp" else ""))
         p.add_argument("--recursive", "-r", action="store_true",
                        help="every object under the source prefix")
+        if name == "cp":
+            _from_manifest_flag(p)
         _copy_flags(p)
         p.set_defaults(func=func)
 
@@ -463,6 +513,7 @@ def register(sub: Any) -> None:
     p.add_argument("dst", help="s3://bucket/prefix/ or a local directory")
     p.add_argument("--delete", action="store_true",
                    help="delete objects at DST that SRC does not have")
+    _from_manifest_flag(p)
     _copy_flags(p)
     p.set_defaults(func=cmd_sync)
 

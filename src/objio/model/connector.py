@@ -21,6 +21,7 @@ from .. import engine
 from ..api import Client
 from ..backend import ObjectInfo
 from ..config import ClientConfig, GiB, KiB, MiB, parse_size
+from ..manifest import Manifest, read_manifest
 from ..uri import ObjectURI, parse_uri
 from .prefetch import PrefetchedObject, Prefetcher
 
@@ -54,6 +55,8 @@ CONFIG_KEYS: dict[str, str] = {
                   "8 MiB, at most prefetch_memory / 8, at least 256 KiB)",
     "demand_window": "chunks fetched at once when a read needs bytes not prefetched yet "
                      f"(default {DEFAULT_DEMAND_WINDOW})",
+    "manifest": "a manifest file (objio ls --manifest) that list() answers from and open() "
+                "takes sizes from, instead of listing and HEAD requests",
 }
 """Every key a ``config_path`` JSON file may hold, with what it means. Any other key is a
 ValueError naming it."""
@@ -154,6 +157,10 @@ class ModelConnector:
         prefetch_memory: bytes of prefetched data not yet read, at most (an int or a size
             string such as ``"2GiB"``); default the smaller of 4 GiB and a quarter of RAM.
         max_in_flight: prefetch (and FastList) requests at once, default 32.
+        manifest: a manifest file (``objio ls --manifest FILE URI``, :mod:`objio.manifest`),
+            checked whole now: :meth:`list` of a prefix it holds answers from it (no
+            request), and :meth:`open` of an object in it knows its size (no HEAD request
+            before its first chunk). A :meth:`list` outside it is a ValueError.
 
     Precedence: these arguments > ``config_path`` > ``config`` > environment > defaults.
 
@@ -162,15 +169,19 @@ class ModelConnector:
     DataLoader worker. Opening and reading from several threads is safe; one opened object
     is not thread-safe (like a file).
 
-    Raises: ValueError (a bad setting, named), TypeError (a cred_provider without usable
-    credentials), FileNotFoundError (``config_path`` missing).
+    Raises: ValueError (a bad setting, named; a manifest that is not whole), TypeError (a
+    cred_provider without usable credentials), FileNotFoundError (``config_path`` or the
+    manifest missing), ImportError (the manifest's format needs pyarrow or zstandard).
     """
 
     def __init__(self, endpoint: str | None = None, cred_provider: Any = None,
                  config_path: str | os.PathLike[str] | None = None, *,
                  config: ClientConfig | None = None, prefetch_memory: int | str | None = None,
-                 max_in_flight: int | None = None) -> None:
+                 max_in_flight: int | None = None,
+                 manifest: str | os.PathLike[str] | None = None) -> None:
         settings = load_config_file(config_path) if config_path is not None else {}
+        if manifest is not None:
+            settings["manifest"] = manifest
         if endpoint is not None:
             settings["endpoint"] = endpoint
         if prefetch_memory is not None:
@@ -210,6 +221,13 @@ class ModelConnector:
         self._prefetcher = Prefetcher(self.prefetch_memory, chunk, self.max_in_flight,
                                       self.demand_window, cfg.max_attempts or 1, cfg)
         self._lock = threading.Lock()
+        self._manifest: Manifest | None = None
+        self._sizes: dict[str, int] | None = None  # key -> size of the manifest's objects
+        if settings.get("manifest") is not None:
+            path = settings["manifest"]
+            if not isinstance(path, (str, os.PathLike)):
+                raise ValueError(f"manifest must be a file path, got {path!r}")
+            self._manifest = read_manifest(path)
 
     def __repr__(self) -> str:
         return (f"ModelConnector(endpoint={self._client.config.endpoint_url!r}, "
@@ -230,16 +248,19 @@ class ModelConnector:
         ``list("s3://bucket/prefix")``), as :class:`objio.ObjectInfo` (``.key``, ``.size`` in
         bytes, ``.last_modified``, ``.etag``). ``fast=True`` is FastList (concurrent requests
         over disjoint key ranges; the reference leaves its order open, objio returns the same
-        order as the sequential listing).
+        order as the sequential listing). With the connector's ``manifest``, the objects come
+        from it (no request).
 
-        Raises: ValueError (bad bucket name or URI), FileNotFoundError (no such bucket),
-        PermissionError."""
+        Raises: ValueError (bad bucket name or URI; with a manifest, a prefix it does not
+        hold), FileNotFoundError (no such bucket), PermissionError."""
         if "://" in bucket:
             obj = self._parse(bucket)
             if prefix:
                 obj = obj.with_key(obj.key + prefix)
         else:
             obj = self._parse(f"s3://{bucket}/{prefix}")
+        if self._manifest is not None:
+            return [o for page in self._manifest.pages(obj) for o in page.objects]
         return engine.run(self._client._list_info(obj, fast=bool(fast)))
 
     # ------------------------------------------------------------------------ open
@@ -259,7 +280,8 @@ class ModelConnector:
         key).
         """
         obj = self._parse(uri)
-        f = PrefetchedObject(obj, self._prefetcher, client=self._client)
+        f = PrefetchedObject(obj, self._prefetcher, client=self._client,
+                             size=self._manifest_size(obj))
         if binary:
             return f
         return io.TextIOWrapper(f, encoding="utf-8")
@@ -280,6 +302,19 @@ class ModelConnector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _manifest_size(self, obj: ObjectURI) -> int | None:
+        """The size the manifest gives ``obj`` (None: no manifest, or not in it)."""
+        m = self._manifest
+        if m is None:
+            return None
+        loc = m.location
+        if (obj.scheme, obj.bucket) != (loc.scheme, loc.bucket):
+            return None
+        with self._lock:
+            if self._sizes is None:
+                self._sizes = m.sizes()
+            return self._sizes.get(obj.key)
 
     def _parse(self, uri: Any) -> ObjectURI:
         obj = parse_uri(uri, s3_aliases=("oss",))

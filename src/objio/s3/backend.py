@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import calendar
 import functools
 import hashlib
 import html
@@ -697,8 +698,8 @@ class S3Backend:
             params.append(("continuation-token", continuation_token))
         _, _, payload = await self._simple("ListObjectsV2", uri, "GET", bucket_uri.bucket, None,
                                            params=params)
-        objects, prefixes, truncated, token = _parse_list_page(payload, uri)
-        return ListPage(objects, prefixes, token if truncated else None)
+        page, _, _ = parse_list_page(payload, uri)
+        return page
 
     async def list_pages(
         self,
@@ -904,6 +905,9 @@ _RE_FIELDS = {name: re.compile(rb"<" + name + rb">([^<]*)</" + name + rb">")
               for name in (b"Key", b"Size", b"LastModified", b"ETag", b"Prefix",
                            b"EncodingType", b"IsTruncated", b"NextContinuationToken",
                            b"KeyCount")}
+_PAGE_TAGS = (b"<KeyCount>", b"<IsTruncated>", b"<NextContinuationToken>", b"<EncodingType>",
+              b"<Prefix>", b"<CommonPrefixes>")
+"""A ListObjectsV2 page's own fields: never inside a <Contents> entry."""
 _RE_COMMON = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
 _RE_END = {name: re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?" + name.encode() + rb">\s*\Z")
            for name in ("ListBucketResult", "ListMultipartUploadsResult",
@@ -952,83 +956,239 @@ def _listing_xml(payload: bytes, root: str, op: str, uri: str) -> ET.Element:
 
 def _parse_list_page(payload: bytes, uri: str = ""
                      ) -> tuple[list[ObjectInfo], list[str], bool, str | None]:
-    """A ListObjectsV2 response: (objects, common prefixes, IsTruncated, NextContinuationToken).
+    """A ListObjectsV2 response: (objects, common prefixes, IsTruncated,
+    NextContinuationToken), every ObjectInfo decoded (see :func:`parse_list_page`, which
+    decodes only the keys at once)."""
+    page, truncated, token = parse_list_page(payload, uri)
+    return page.objects, page.prefixes, truncated, token
+
+
+def parse_list_page(payload: bytes, uri: str = "") -> tuple[ListPage, bool, str | None]:
+    """A ListObjectsV2 response: (the page, IsTruncated, NextContinuationToken); the page's
+    ``next_token`` is the token when the page is truncated, else None.
 
     Only a whole page is accepted (else ObjectStoreError code ``IncompleteListing``,
     retryable, naming ``uri``): the document ends with ``</ListBucketResult>``; ``KeyCount``,
     where sent, equals the objects plus common prefixes parsed (what AWS S3, MinIO and
     SeaweedFS count); ``IsTruncated=true`` comes with a ``NextContinuationToken``.
 
-    A listing page holds up to 1000 entries and parsing it is most of a listing's client CPU,
-    so the usual shape (each ``<Contents>`` with one ``Key``, ``LastModified``, ``ETag`` and
-    ``Size``, no attributes or namespace prefixes, as every S3 server sends it) is read with
-    regular expressions, without building an element tree (2x faster); anything else (the
-    counts do not match) goes through ElementTree.
+    Parsing is most of a listing's client CPU (a page holds up to 1000 entries), so the usual
+    shape (each ``<Contents>`` with one ``Key``, no attributes or namespace prefixes, as
+    every S3 server sends it) is read with regular expressions, without an element tree, and
+    in bulk: the page's keys are joined, decoded (UTF-8, XML entities, the URL encoding asked
+    for) and split in one pass each. Sizes, dates and ETags stay in the response until a
+    caller asks for them (:class:`objio.backend.ListPage` ``sizes`` / ``objects``), so a
+    listing of keys does not pay for them. Anything else (the counts do not match) goes
+    through ElementTree, eagerly.
     """
     op = "ListObjectsV2"
     _whole(payload, "ListBucketResult", op, uri)
     f = _RE_FIELDS
     n = payload.count(b"<Contents>")
-    keys = f[b"Key"].findall(payload)
-    sizes = f[b"Size"].findall(payload)
-    dates = f[b"LastModified"].findall(payload)
-    etags = f[b"ETag"].findall(payload)
-    commons = _RE_COMMON.findall(payload)
-    if (len(keys) == len(sizes) == len(dates) == len(etags) == n
-            and len(commons) == payload.count(b"<CommonPrefixes>")
-            and payload.count(b"<Prefix>") == len(f[b"Prefix"].findall(payload))
-            and b"<ListBucketResult" in payload):
+    raw_keys = f[b"Key"].findall(payload)
+    # The page's own fields (IsTruncated, KeyCount, the token, common prefixes...) are outside
+    # the run of <Contents> entries (no key holds a "<": it is sent as "&lt;"): only that part
+    # is searched for them. A field inside the run (entries before and after it) goes through
+    # ElementTree, which sees every field wherever it is.
+    first, last = payload.find(b"<Contents>"), payload.rfind(b"</Contents>")
+    run = first >= 0 and last > first
+    meta = payload[:first] + payload[last:] if run else payload
+    interleaved = run and any(payload.find(t, first, last) >= 0 for t in _PAGE_TAGS)
+    has_common = b"<CommonPrefixes>" in meta
+    commons = _RE_COMMON.findall(meta) if has_common else []
+    page: ListPage
+    if (not interleaved and len(raw_keys) == n and b"<ListBucketResult" in meta
+            and len(commons) == (meta.count(b"<CommonPrefixes>") if has_common else 0)
+            and meta.count(b"<Prefix>") == len(f[b"Prefix"].findall(meta))):
         def one(name: bytes) -> str:
-            m = f[name].search(payload)
+            m = f[name].search(meta)
             return _unescape(m.group(1)) if m else ""
 
         url = one(b"EncodingType") == "url"
-        objects = []
-        for k, size, date, etag in zip(keys, sizes, dates, etags, strict=True):
-            key = _unescape(k)
-            if url and ("%" in key or "+" in key):
-                key = unquote_plus(key)
-            objects.append(ObjectInfo(key=key, size=int(size or 0),
-                                      last_modified=_parse_iso_date_cached(date.decode()),
-                                      etag=_unescape(etag).strip('"')))
-        prefixes = [_unescape(p) for p in commons]
-        if url:
-            prefixes = [unquote_plus(p) for p in prefixes]
+        keys = _decode_texts(raw_keys, url)
+        prefixes = _decode_texts(commons, url)
         truncated, token = one(b"IsTruncated") == "true", one(b"NextContinuationToken") or None
         key_count = one(b"KeyCount")
+        page = ListPage(keys=keys, fields=_PageFields(payload, n, uri), prefixes=prefixes,
+                        next_token=token if truncated else None)
     else:
         root = _listing_xml(payload, "ListBucketResult", op, uri)
-        url_encoded = _text(root, "EncodingType") == "url"
-        dec: Callable[[str], str] = unquote_plus if url_encoded else (lambda s: s)
-        objects = [
-            ObjectInfo(
-                key=dec(_text(c, "Key")),
-                size=int(_text(c, "Size") or 0),
-                last_modified=_parse_iso_date(_text(c, "LastModified")),
-                etag=_text(c, "ETag").strip('"'),
-            )
-            for c in _iter(root, "Contents")
-        ]
-        prefixes = [dec(_text(p, "Prefix")) for p in _iter(root, "CommonPrefixes")]
+        objects, prefixes = _tree_entries(root)
         truncated = _text(root, "IsTruncated") == "true"
         token = _text(root, "NextContinuationToken") or None
         key_count = _text(root, "KeyCount")
-    if key_count and key_count.strip() != str(len(objects) + len(prefixes)):
+        page = ListPage(objects, prefixes, token if truncated else None)
+    if key_count and key_count.strip() != str(len(page) + len(page.prefixes)):
         raise _incomplete(op, uri, f"KeyCount is {key_count.strip()} but the page holds "
-                          f"{len(objects)} objects and {len(prefixes)} common prefixes")
+                          f"{len(page)} objects and {len(page.prefixes)} common prefixes")
     if truncated and not token:
         raise _incomplete(op, uri, "IsTruncated is true but there is no NextContinuationToken")
-    return objects, prefixes, truncated, token
+    return page, truncated, token
 
 
-def _unescape(raw: bytes) -> str:
-    text = raw.decode()
+def _tree_entries(root: ET.Element) -> tuple[list[ObjectInfo], list[str]]:
+    """The objects and common prefixes of a ListBucketResult element tree."""
+    url_encoded = _text(root, "EncodingType") == "url"
+    dec: Callable[[str], str] = unquote_plus if url_encoded else (lambda s: s)
+    objects = [
+        ObjectInfo(
+            key=dec(_text(c, "Key")),
+            size=int(_text(c, "Size") or 0),
+            last_modified=_parse_iso_date(_text(c, "LastModified")),
+            etag=_text(c, "ETag").strip('"'),
+        )
+        for c in _iter(root, "Contents")
+    ]
+    return objects, [dec(_text(p, "Prefix")) for p in _iter(root, "CommonPrefixes")]
+
+
+class _PageFields:
+    """The sizes, dates and ETags of a page parsed by :func:`parse_list_page`, decoded from
+    the response body when first asked for (:class:`objio.backend.PageFields`)."""
+
+    __slots__ = ("payload", "n", "uri", "_sizes", "_rest")
+
+    def __init__(self, payload: bytes, n: int, uri: str) -> None:
+        self.payload = payload
+        self.n = n
+        self.uri = uri
+        self._sizes: list[bytes] | None = None
+        self._rest: tuple[list[bytes], list[bytes]] | None = None
+
+    def _tree(self) -> list[ObjectInfo]:
+        """Every entry through ElementTree (an entry without one of the fields, or another
+        shape): the page was whole and its keys were read, so this cannot fail but by a
+        server sending two different documents in one."""
+        root = _listing_xml(self.payload, "ListBucketResult", "ListObjectsV2", self.uri)
+        objects, _ = _tree_entries(root)
+        if len(objects) != self.n:
+            raise _incomplete("ListObjectsV2", self.uri, "the entries do not all have a key")
+        return objects
+
+    def _raw_sizes(self) -> list[bytes] | None:
+        if self._sizes is None:
+            self._sizes = _RE_FIELDS[b"Size"].findall(self.payload)
+        return self._sizes if len(self._sizes) == self.n else None
+
+    def sizes(self, start: int, stop: int) -> list[int]:
+        raw = self._raw_sizes()
+        if raw is None:
+            return [o.size for o in self._tree()[start:stop]]
+        part = raw[start:stop]
+        try:
+            return list(map(int, part))
+        except ValueError:  # an empty <Size/> is 0, as ElementTree's path reads it
+            return [int(s or 0) for s in part]
+
+    def infos(self, keys: Sequence[str], start: int, stop: int) -> list[ObjectInfo]:
+        f = _RE_FIELDS
+        if self._rest is None:
+            self._rest = (f[b"LastModified"].findall(self.payload),
+                          f[b"ETag"].findall(self.payload))
+        dates, etags = self._rest
+        if len(dates) != self.n or len(etags) != self.n or self._raw_sizes() is None:
+            tree = self._tree()[start:stop]
+            return [_info(k, o.size, o.last_modified, o.etag)
+                    for k, o in zip(keys, tree, strict=True)]
+        sizes = self.sizes(start, stop)
+        times = _parse_iso_dates(dates[start:stop])
+        tags = [e.strip('"') for e in _decode_texts(etags[start:stop], False)]
+        out: list[ObjectInfo] = []
+        append = out.append
+        new, cls = _new, ObjectInfo
+        for k, s, t, e in zip(keys, sizes, times, tags, strict=True):  # = _info(k, s, t, e)
+            o = new(cls)
+            d = o.__dict__
+            d["key"] = k
+            d["size"] = s
+            d["last_modified"] = t
+            d["etag"] = e
+            d["crc32c"] = None
+            d["stored"] = None
+            append(o)
+        return out
+
+
+_new = object.__new__
+
+
+def _info(key: str, size: int, last_modified: float, etag: str) -> ObjectInfo:
+    """``ObjectInfo(key, size, last_modified, etag)``, made without the frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` per field: 2.5 times slower), the same object."""
+    o = _new(ObjectInfo)
+    d = o.__dict__
+    d["key"] = key
+    d["size"] = size
+    d["last_modified"] = last_modified
+    d["etag"] = etag
+    d["crc32c"] = None
+    d["stored"] = None
+    return o
+
+
+def _decode_texts(raw: list[bytes], url: bool) -> list[str]:
+    """XML text contents (UTF-8, XML entities, and with ``url`` the URL encoding) decoded in
+    one pass over all of them: joined with NUL, which XML text cannot hold, then split."""
+    if not raw:
+        return []
+    text = b"\x00".join(raw).decode()
+    if "&" in text:
+        text = _xml_unescape(text)
+    if url and ("%" in text or "+" in text):
+        decoded = unquote_plus(text)
+        if decoded.count("\x00") != len(raw) - 1:  # a key holding %00: one at a time
+            return [unquote_plus(_xml_unescape(r.decode())) for r in raw]
+        text = decoded
+    return text.split("\x00")
+
+
+def _xml_unescape(text: str) -> str:
+    """XML entities replaced: ``&quot;``/``&#34;`` (in every ETag) by plain replacement, the
+    rest by :func:`html.unescape` (every ``&`` in XML text starts an entity, so the order
+    does not matter)."""
+    if "&" not in text:
+        return text
+    text = text.replace("&quot;", '"').replace("&#34;", '"')
     return html.unescape(text) if "&" in text else text
 
 
+def _unescape(raw: bytes) -> str:
+    return _xml_unescape(raw.decode())
+
+
+def _parse_iso_dates(raw: list[bytes]) -> list[float]:
+    """Epoch seconds of ``LastModified`` values: the form every S3 server sends
+    (``2025-01-02T03:04:05Z``, with or without a fraction of a second) from the epoch of its
+    minute (cached) plus its seconds; anything else through :func:`_parse_iso_date`."""
+    out: list[float] = []
+    append = out.append
+    minute = _minute_epoch
+    last, value = b"", 0.0
+    for d in raw:
+        if d != last:  # (objects written together often share their second)
+            last = d
+            value = -1.0
+            if len(d) >= 20 and d[-1] == 90 and d[16] == 58 and d[19] in (90, 46):  # Z : Z .
+                try:
+                    value = minute(d[:16]) + float(d[17:-1])
+                except ValueError:
+                    pass
+            if value < 0:
+                value = _parse_iso_date(d.decode())
+        append(value)
+    return out
+
+
 @functools.lru_cache(maxsize=4096)
-def _parse_iso_date_cached(value: str) -> float:
-    return _parse_iso_date(value)
+def _minute_epoch(stamp: bytes) -> float:
+    """Epoch seconds of ``YYYY-MM-DDTHH:MM`` (UTC). Raises ValueError for another form."""
+    if stamp[4] != 45 or stamp[7] != 45 or stamp[10] != 84 or stamp[13] != 58:  # - - T :
+        raise ValueError(stamp)
+    fields = (stamp[0:4], stamp[5:7], stamp[8:10], stamp[11:13], stamp[14:16])
+    if not all(x.isdigit() for x in fields):
+        raise ValueError(stamp)
+    y, mo, d, h, mi = map(int, fields)
+    return float(calendar.timegm((y, mo, d, h, mi, 0, 0, 0, 0)))
 
 
 def _xml(payload: bytes) -> ET.Element:

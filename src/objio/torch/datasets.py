@@ -13,10 +13,13 @@ Listing
     never list. The listing runs on objio's engine page by page: an iterable dataset without
     shuffling starts fetching objects from the first page while the rest is still being
     listed. Keys ending with ``/`` (directory markers) are skipped. The list is kept compact
-    (one bytes blob per page of 1000 keys, plus 16 bytes per key): a million 50-byte keys pickle
+    (one bytes blob per page of keys, plus 16 bytes per key): a million 50-byte keys pickle
     to ~63 MB in under 0.1 s, and forked workers share them without reference-count churn.
     ``from_objects`` parses its URIs at once (a bad URI raises ValueError there) and never
     lists; a missing object raises FileNotFoundError naming it when it is read.
+    ``from_manifest`` reads a manifest (``objio ls --manifest``, :mod:`objio.manifest`)
+    instead of listing: checked whole at construction, read on first use like a listing; the
+    sizes it holds spare every HEAD, so a job lists once, not every epoch or on every node.
 
 Fetching (throughput)
     Both datasets fetch through a bounded, in-order pipeline on objio's engine (no threads or
@@ -104,10 +107,12 @@ import torch.utils.data
 
 from .. import engine
 from ..api import Client
+from ..backend import ListPage
 from ..config import ClientConfig, MiB
-from ..fastlist import list_fast
+from ..fastlist import stream_fast
 from ..io import SequentialReader
 from ..io._common import _byte_view
+from ..manifest import Manifest, read_manifest
 from ..uri import ObjectURI, parse_uri, split_glob
 from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader
 from .config import LazyClient, S3ClientConfig, client_config_for
@@ -360,28 +365,35 @@ class _ObjectList:
 async def _list_pages(client: Client, obj: ObjectURI, first_page_only: bool = False
                       ) -> AsyncIterator[tuple[list[str], list[int], bool]]:
     """(keys, sizes, more) per listing page under ``obj`` (a prefix, or a glob in its last
-    segment as :meth:`objio.Client.list`), in key order; ``more``: pages follow (with
-    ``first_page_only`` the listing stops after the first page). Each page request is
-    retried on its own as the client's ``max_attempts`` allows (:func:`objio.engine.list_pages`:
-    a page cut short or a continuation that does not move forward is an error, never the end
-    of the listing)."""
+    segment as :meth:`objio.Client.list`), in key order, directory markers (keys ending in
+    ``/``) left out; ``more``: pages follow (with ``first_page_only`` the listing stops after
+    the first page). Every listing of a dataset comes through here.
+
+    An s3:// prefix is listed with FastList, streamed (:func:`objio.fastlist.stream_fast`):
+    its first request is the prefix's first page, yielded at once (the first samples need
+    nothing more); later pages come in listing order as each key range is checked. Anything
+    else (a glob, file://, ``first_page_only``) is listed sequentially
+    (:func:`objio.engine.list_pages`). Each page request is retried on its own as the
+    client's ``max_attempts`` allows: a page cut short or a continuation that does not move
+    forward is an error, never the end of the listing."""
     key, pattern = split_glob(obj)
     backend = client._backend(obj)
     root = obj.with_key("") if obj.scheme == "s3" else obj
-    delimiter = None if pattern is None else "/"
-    attempts = client.config.max_attempts or 1
-    async with contextlib.aclosing(
-            engine.list_pages(backend, root, key, delimiter, attempts=attempts)) as pages:
+    attempts = max(client.config.max_attempts or 1, 1)
+    pages: AsyncIterator[ListPage]
+    if obj.scheme == "s3" and pattern is None and not first_page_only:
+        pages = stream_fast(backend, root, key, attempts=attempts)
+    else:
+        pages = engine.list_pages(backend, root, key, None if pattern is None else "/",
+                                  attempts=attempts)
+    async with contextlib.aclosing(pages):  # type: ignore[type-var]
         async for page in pages:
-            keys: list[str] = []
-            sizes: list[int] = []
-            for info in page.objects:
-                k = info.key
-                if k.endswith("/") or (
-                        pattern is not None and not fnmatch.fnmatchcase(k[len(key):], pattern)):
-                    continue
-                keys.append(k)
-                sizes.append(info.size)
+            keys, sizes = page.keys, page.sizes
+            if pattern is not None or any(k.endswith("/") for k in keys):
+                kept = [(k, n) for k, n in zip(keys, sizes, strict=True)
+                        if not k.endswith("/") and (
+                            pattern is None or fnmatch.fnmatchcase(k[len(key):], pattern))]
+                keys, sizes = [k for k, _ in kept], [n for _, n in kept]
             more = page.next_token is not None
             if keys or first_page_only:
                 yield keys, sizes, more
@@ -394,8 +406,9 @@ _PENDING: weakref.WeakSet[_Listing] = weakref.WeakSet()
 
 class _Listing:
     """The objects of one dataset, filled once: at construction (``from_objects``), or by a
-    listing on the engine that starts on first use (``from_prefix``), or by calling a
-    user-supplied ``get_dataset_objects`` once. Shared by a dataset and its worker copies
+    listing on the engine that starts on first use (``from_prefix``), by reading a manifest
+    on first use (``from_manifest``), or by calling a user-supplied ``get_dataset_objects``
+    once. Shared by a dataset and its worker copies
     (pickling waits for the listing and carries the finished list)."""
 
     def __init__(self, source: Any, config: ClientConfig) -> None:
@@ -441,6 +454,8 @@ class _Listing:
                 with self.cond:
                     self.started = False
                 raise
+        elif isinstance(self.source, _FromManifest):
+            self._run_manifest(self.source)
         else:
             self._run_callable(self.source)
 
@@ -453,23 +468,8 @@ class _Listing:
     async def _run_prefix(self, obj: ObjectURI) -> None:
         try:
             client = Client(self.config)
-            if obj.scheme == "s3" and split_glob(obj)[1] is None:
-                # The first page now (the first samples need nothing more); a prefix of more
-                # than one page then comes from FastList (objio.fastlist), which also lists
-                # the first page again: only the keys not seen yet are added, in listing order.
-                more, seen = False, set[str]()
-                async for page in _list_pages(client, obj, first_page_only=True):
-                    keys, sizes, more = page
-                    seen.update(keys)
-                    self._add(obj, keys, sizes)
-                if more:
-                    infos = await list_fast(client._backend(obj), obj.with_key(""), obj.key,
-                                            attempts=max(client.config.max_attempts or 1, 1))
-                    rest = [i for i in infos if not i.key.endswith("/") and i.key not in seen]
-                    self._add(obj, [i.key for i in rest], [i.size for i in rest])
-            else:
-                async for keys, sizes, _ in _list_pages(client, obj):
-                    self._add(obj, keys, sizes)
+            async for keys, sizes, _ in _list_pages(client, obj):
+                self._add(obj, keys, sizes)
         except BaseException as e:  # noqa: BLE001 - kept and raised to the reader
             self.error = e
         finally:
@@ -477,6 +477,27 @@ class _Listing:
                 self.done = True
                 self.cond.notify_all()
             _PENDING.discard(self)
+
+    def _run_manifest(self, source: _FromManifest) -> None:
+        """Fill the list from a manifest, all or nothing (a manifest that turns out cut
+        short raises ValueError and leaves no partial list)."""
+        try:
+            loc = source.manifest.location
+            objects = _ObjectList()
+            for page in source.manifest.pages(source.uri):
+                keys, sizes = page.keys, page.sizes
+                if any(k.endswith(("/", os.sep)) for k in keys):
+                    kept = [(k, n) for k, n in zip(keys, sizes, strict=True)
+                            if not k.endswith(("/", os.sep))]
+                    keys, sizes = [k for k, _ in kept], [n for _, n in kept]
+                objects.add(loc.scheme, loc.bucket, keys, sizes)
+            self.objects = objects
+        except BaseException as e:  # noqa: BLE001 - kept and raised to the reader
+            self.error = e
+        with self.cond:
+            self.done = True
+            self.cond.notify_all()
+        _PENDING.discard(self)
 
     def _run_callable(self, fn: Callable[[Any], Iterable[Any]]) -> None:
         try:
@@ -969,8 +990,9 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
                     prefetch_objects: int = DEFAULT_MAP_PREFETCH_OBJECTS,
                     prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3MapDataset:
         """A dataset of every object under ``s3_uri`` (``s3://bucket/prefix``: a string prefix;
-        ``file:///dir/`` or a local path), listed once, lazily: the first page at once, a
-        larger S3 prefix then with FastList (:mod:`objio.fastlist`).
+        ``file:///dir/`` or a local path), listed once, lazily, an S3 prefix with FastList
+        streamed (:mod:`objio.fastlist`): the first page at once, the rest in listing order
+        as it comes.
 
         Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
         out of range); on first use FileNotFoundError (no
@@ -982,6 +1004,31 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         log.info("Building %s from_prefix s3_uri=%r", cls.__name__, s3_uri)
         obj = _parse_prefix(s3_uri)
         return cls(region, _Listing(obj, ClientConfig()), endpoint, transform=transform,
+                   s3client_config=s3client_config, reader_constructor=reader_constructor,
+                   shuffle=shuffle, seed=seed, prefetch_objects=prefetch_objects,
+                   prefetch_bytes=prefetch_bytes)
+
+    @classmethod
+    def from_manifest(cls, manifest: str | os.PathLike[str], s3_uri: str | None = None, *,
+                      region: str | None = None, endpoint: str | None = None,
+                      transform: Callable[[S3Reader], Any] = identity,
+                      s3client_config: S3ClientConfig | None = None,
+                      reader_constructor: Any = None, shuffle: bool = False, seed: int = 0,
+                      prefetch_objects: int = DEFAULT_MAP_PREFETCH_OBJECTS,
+                      prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3MapDataset:
+        """A dataset of the objects a manifest lists (``objio ls --manifest FILE URI``,
+        :func:`objio.manifest.write_manifest`): all of them, or with ``s3_uri`` those under
+        that prefix (or matching that glob), in the manifest's order, without listing (no
+        ListObjectsV2 request) and, their sizes being known, without a HEAD. The manifest is
+        checked whole now (:func:`objio.manifest.read_manifest`) and read on first use, as
+        ``from_prefix`` lists; the arguments after it are ``from_prefix``'s.
+
+        Raises: TypeError (an argument of the wrong type); ValueError (not a manifest, a
+        manifest cut short, ``s3_uri`` outside what it lists: another bucket or prefix);
+        FileNotFoundError (no such file); ImportError (pyarrow or zstandard missing for its
+        format, naming the extra).
+        """
+        return cls(region, _manifest_listing(manifest, s3_uri), endpoint, transform=transform,
                    s3client_config=s3client_config, reader_constructor=reader_constructor,
                    shuffle=shuffle, seed=seed, prefetch_objects=prefetch_objects,
                    prefetch_bytes=prefetch_bytes)
@@ -1101,8 +1148,9 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
                     prefetch_objects: int = DEFAULT_ITERABLE_PREFETCH_OBJECTS,
                     prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3IterableDataset:
         """A dataset of every object under ``s3_uri`` (``s3://bucket/prefix``: a string prefix;
-        ``file:///dir/`` or a local path), listed once, lazily: the first page at once, a
-        larger S3 prefix then with FastList (:mod:`objio.fastlist`).
+        ``file:///dir/`` or a local path), listed once, lazily, an S3 prefix with FastList
+        streamed (:mod:`objio.fastlist`): the first page at once, the rest in listing order
+        as it comes.
 
         Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
         out of range); on first use FileNotFoundError (no
@@ -1114,6 +1162,25 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         log.info("Building %s from_prefix s3_uri=%r", cls.__name__, s3_uri)
         obj = _parse_prefix(s3_uri)
         return cls(region, _Listing(obj, ClientConfig()), endpoint, transform=transform,
+                   s3client_config=s3client_config, enable_sharding=enable_sharding,
+                   reader_constructor=reader_constructor, shuffle=shuffle, seed=seed,
+                   prefetch_objects=prefetch_objects, prefetch_bytes=prefetch_bytes)
+
+    @classmethod
+    def from_manifest(cls, manifest: str | os.PathLike[str], s3_uri: str | None = None, *,
+                      region: str | None = None, endpoint: str | None = None,
+                      transform: Callable[[S3Reader], Any] = identity,
+                      s3client_config: S3ClientConfig | None = None,
+                      enable_sharding: bool = False, reader_constructor: Any = None,
+                      shuffle: bool = False, seed: int = 0,
+                      prefetch_objects: int = DEFAULT_ITERABLE_PREFETCH_OBJECTS,
+                      prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3IterableDataset:
+        """A dataset of the objects a manifest lists, without listing or HEAD requests (see
+        :meth:`S3MapDataset.from_manifest`); the arguments after it are ``from_prefix``'s.
+
+        Raises: as :meth:`S3MapDataset.from_manifest`.
+        """
+        return cls(region, _manifest_listing(manifest, s3_uri), endpoint, transform=transform,
                    s3client_config=s3client_config, enable_sharding=enable_sharding,
                    reader_constructor=reader_constructor, shuffle=shuffle, seed=seed,
                    prefetch_objects=prefetch_objects, prefetch_bytes=prefetch_bytes)
@@ -1220,6 +1287,27 @@ def _finish_sample(out: Any) -> Any:
     if isinstance(out, Samples):
         return list(out)
     return out
+
+
+class _FromManifest:
+    """A dataset's objects from a manifest: all of it, or those under ``uri``."""
+
+    __slots__ = ("manifest", "uri")
+
+    def __init__(self, manifest: Manifest, uri: Any) -> None:
+        self.manifest = manifest
+        self.uri = uri
+
+
+def _manifest_listing(manifest: Any, s3_uri: Any) -> _Listing:
+    """The listing of ``from_manifest``: the manifest checked now (whole, and holding
+    ``s3_uri``), its entries read on first use."""
+    if not isinstance(manifest, (str, os.PathLike)):
+        raise TypeError(f"manifest must be a path (objio ls --manifest FILE), got {manifest!r}")
+    m = read_manifest(manifest)
+    if s3_uri is not None:
+        m.covers(_parse_prefix(s3_uri))
+    return _Listing(_FromManifest(m, s3_uri), ClientConfig())
 
 
 def _objects_listing(object_uris: Any) -> _Listing:
