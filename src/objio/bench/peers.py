@@ -9,8 +9,9 @@ operation              adapters that have it
 =====================  =======================================================================
 ``getter``             obstore, boto3, s3torchconnector, s3dlio: read every object of a list
                        fully into memory, ``max_in_flight`` at a time (objects benchmark)
-``putter``, ``header``  obstore, boto3, s3torchconnector, s3dlio: write / HEAD every object of
-                       a list, ``max_in_flight`` at a time (``objio bench --op put,head``)
+``putter``             obstore, boto3, s3torchconnector, s3dlio: write every object of a list,
+                       ``max_in_flight`` at a time (``objio bench --op put``); ``header``: the
+                       same four, HEAD of every object (``--op head``)
 ``deleter``            the same four, each with its own bulk delete of a list of objects
                        (obstore and boto3: DeleteObjects; s3torchconnector: one DELETE per key;
                        s3dlio: its recursive delete of the prefix) (``--op delete``)
