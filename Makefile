@@ -40,7 +40,7 @@ bench: install-dev
 	$(VENV)/bin/objio bench --compare --num 1000 --size 128KiB --max-in-flight 64 --epochs 5 --json bench-results/small.json
 	$(VENV)/bin/objio bench --compare --num 32 --size 16MiB --max-in-flight 16 --epochs 5 --json bench-results/large.json
 	$(VENV)/bin/objio bench --compare --op put,head,list,copy,delete --num 1000 --size 64KiB --max-in-flight 64 --epochs 3 --json bench-results/ops-small.json
-	$(VENV)/bin/objio bench --compare --op put --num 256 --size 1MiB --max-in-flight 64 --epochs 3 --json bench-results/put-1mib.json
+	$(VENV)/bin/objio bench --compare --op put --num 1000 --size 1MiB --max-in-flight 64 --epochs 3 --json bench-results/put-1mib.json
 	$(VENV)/bin/objio bench --compare --op copy --num 16 --size 16MiB --max-in-flight 16 --epochs 3 --json bench-results/copy-large.json
 	$(VENV)/bin/objio bench --compare s3dlio --op gen --num 128 --size 4KiB --epochs 3 --json bench-results/gen-put.json
 	$(VENV)/bin/objio gen file:///tmp/objio-gen-measure --measure --json bench-results/gen-speed.json
