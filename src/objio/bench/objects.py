@@ -217,7 +217,8 @@ def run_bench(
         report["ops"] = run_ops(client, prefix, measured, num=num, size=size_b,
                                 max_in_flight=max_in_flight, rounds=epochs,
                                 peer_names=peer_names, peer_credentials=peer_credentials,
-                                uris=uris, sizes=[sizes[u] for u in uris], seed=seed)
+                                uris=uris, sizes=[sizes[u] for u in uris], seed=seed,
+                                settle=report["server"] == "embedded")
         ok = True
     finally:
         if keep:

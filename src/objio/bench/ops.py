@@ -38,6 +38,7 @@ raise. Everything under ``<prefix>objio-bench-ops/`` is deleted at the end.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -126,13 +127,20 @@ def run_ops(client: Client, prefix: ObjectURI, ops: Sequence[str], *, num: int, 
             max_in_flight: int, rounds: int, peer_names: Sequence[str],
             peer_credentials: Mapping[str, Any] | None, uris: list[str],
             sizes: list[int], seed: int = 0,
-            log: Callable[[str], None] | None = None) -> dict[str, Any]:
+            log: Callable[[str], None] | None = None,
+            settle: bool = False) -> dict[str, Any]:
     """Run the operations ``ops`` (see the module docstring; ``get`` is the objects
     benchmark's own phase and is skipped here, ``put`` only runs with peers) on the objects
     ``uris`` of the put phase (``sizes`` in bytes), ``rounds`` interleaved rounds, objio and
     ``peer_names``. Returns ``{op: {"what", "unit", "tools": {tool: result}}}``: each
     result is ``{"status": "ok", "runs": [...], "ops_per_s", "mib_per_s", "cpu_ms_per_op",
     "objio_ratio"}`` (medians over rounds) or ``{"status": "skipped", "reason"}``.
+
+    ``settle`` (for a server on this machine's disk, e.g. the embedded one): before each
+    timed run, untimed, the page cache's dirty pages are written back (``os.sync``). Linux
+    throttles writers once dirty pages pass ``vm.dirty_ratio`` (20% of memory by default):
+    on the 24 GiB bench machine, after ~4 GiB written, PUT/s fell from ~140 to ~55 for every
+    client alike, so whichever tool ran after that point lost, whatever its own speed.
 
     Raises: objio's own errors (a peer's are reported)."""
     out: dict[str, Any] = {}
@@ -146,7 +154,7 @@ def run_ops(client: Client, prefix: ObjectURI, ops: Sequence[str], *, num: int, 
             out[op] = _run_op(client, prefix, work, op, num=num, size=size,
                               max_in_flight=max_in_flight, rounds=rounds,
                               peer_names=peer_names, peer_credentials=peer_credentials,
-                              uris=uris, sizes=sizes, seed=seed)
+                              uris=uris, sizes=sizes, seed=seed, settle=settle)
         finally:  # what the operation wrote goes before the next one (and the listing)
             client.delete(str(work))
     return out
@@ -163,7 +171,7 @@ def _payloads(num: int, size: int, seed: int) -> list[bytes]:
 def _run_op(client: Client, prefix: ObjectURI, work: ObjectURI, op: str, *, num: int,
             size: int, max_in_flight: int, rounds: int, peer_names: Sequence[str],
             peer_credentials: Mapping[str, Any] | None, uris: list[str], sizes: list[int],
-            seed: int) -> dict[str, Any]:
+            seed: int, settle: bool = False) -> dict[str, Any]:
     bucket = prefix.bucket
     keys = [prefix.with_key(u[len(f"s3://{bucket}/"):]).key for u in uris]
     args: tuple[Any, ...]
@@ -262,7 +270,7 @@ def _run_op(client: Client, prefix: ObjectURI, work: ObjectURI, op: str, *, num:
     if op == "list":
         the.result["keys"] = (the.expect or 0) // the.repeats
     try:
-        _interleave(the, rounds)
+        _interleave(the, rounds, settle)
     finally:
         for close in the.closers:
             try:
@@ -321,7 +329,7 @@ def _repeat(runner: Getter, times: int) -> tuple[int, int]:
     return count, nbytes
 
 
-def _interleave(the: _Op, rounds: int) -> None:
+def _interleave(the: _Op, rounds: int, settle: bool = False) -> None:
     result = the.result["tools"]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in the.tools}
     for rnd in range(1, rounds + 1):
@@ -332,6 +340,8 @@ def _interleave(the: _Op, rounds: int) -> None:
                 continue
             if the.before is not None:
                 the.before()
+            if settle:  # every tool starts with no dirty pages to write back (see run_ops)
+                os.sync()
             objio = name.startswith("objio")
             try:
                 stats = _timed(the.tools[name])
