@@ -598,15 +598,18 @@ def test_large_object_default_settings(client: objio.Client, big_object: tuple[s
         assert f.read() == data[-100:]
 
 
-def test_bench_io_smoke(s3_server: Any) -> None:
+def test_bench_io_smoke(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from objio.bench import stream as bench_io
 
+    syncs: list[int] = []  # a server on this machine: dirty pages written back before each run
+    monkeypatch.setattr(bench_io.os, "sync", lambda: syncs.append(1))
     lines: list[str] = []
     report = bench_io.run(3 * MiB + 5, 1, MiB, server=s3_server, libs=["objio"],
                           log=lines.append)
     for op in ("write", "read"):
         row = report["summary"][op]["objio"]
         assert row["runs"] == 1 and row["mib_s"] > 0 and row["cpu_s"] >= 0
+    assert len(syncs) == 2  # one write run, one read run
     out = io.StringIO()
     bench_io.print_report(report, out)
     assert "objio" in out.getvalue() and any("verified: True" in x for x in lines)

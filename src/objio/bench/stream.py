@@ -169,6 +169,11 @@ def run(size: int, rounds: int, chunk: int, server: Any = None,
                 # A fresh key per write: overwriting would make the server delete the
                 # previous object while the next upload is measured.
                 env = dict(env_base, key=f"w-{lib}-{r}")
+                if server_pid is not None:
+                    # A server on this machine's disk: every run starts with the dirty pages
+                    # written back (untimed). Past vm.dirty_ratio Linux throttles writers,
+                    # whichever library is running then (see objio.bench.ops.run_ops).
+                    os.sync()
                 res = _measure(op, case, env, timeout_s, server_pid)
                 if res.get("ok"):
                     res["mib_s"] = size / MiB / res["wall_s"]
