@@ -473,10 +473,14 @@ class _Listing:
         except BaseException as e:  # noqa: BLE001 - kept and raised to the reader
             self.error = e
         finally:
-            with self.cond:
-                self.done = True
-                self.cond.notify_all()
-            _PENDING.discard(self)
+            self._finish()
+
+    def _finish(self) -> None:
+        """The listing is over (complete, or ``self.error`` set): wake every reader."""
+        with self.cond:
+            self.done = True
+            self.cond.notify_all()
+        _PENDING.discard(self)
 
     def _run_manifest(self, source: _FromManifest) -> None:
         """Fill the list from a manifest, all or nothing (a manifest that turns out cut
@@ -494,10 +498,7 @@ class _Listing:
             self.objects = objects
         except BaseException as e:  # noqa: BLE001 - kept and raised to the reader
             self.error = e
-        with self.cond:
-            self.done = True
-            self.cond.notify_all()
-        _PENDING.discard(self)
+        self._finish()
 
     def _run_callable(self, fn: Callable[[Any], Iterable[Any]]) -> None:
         try:
@@ -508,10 +509,7 @@ class _Listing:
             self.objects = objects
         except BaseException as e:  # noqa: BLE001 - kept and raised to the reader
             self.error = e
-        with self.cond:
-            self.done = True
-            self.cond.notify_all()
-        _PENDING.discard(self)
+        self._finish()
 
     def wait_for(self, n: int) -> int:
         """Wait until at least ``n`` objects are known or the listing is over; returns how many
