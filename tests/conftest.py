@@ -67,3 +67,16 @@ def proxy(s3_server: LocalS3Server) -> Iterator[Any]:
     p = FaultProxy(s3_server.endpoint_url)
     yield p
     p.stop()
+
+
+@pytest.fixture
+def pclient(proxy: Any, s3_server: LocalS3Server,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:
+    """A client through the fault proxy (rules and log cleared), 3 attempts per request,
+    backoff of milliseconds. Test modules that need other client options define their own."""
+    from objio import engine
+
+    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
+    proxy.clear()
+    yield objio.Client(s3_server.config.replace(endpoint_url=proxy.endpoint_url), max_attempts=3)
+    proxy.clear()

@@ -25,7 +25,6 @@ from faultproxy import FaultProxy, Forge, Request, Response, Rewrite
 from objio import engine
 from objio.backend import ListPage, ObjectInfo, UploadInfo
 from objio.cli import main as cli_main
-from objio.server import LocalS3Server
 from objio.uri import ObjectURI
 
 BUCKET = "objio-test"  # the session bucket of tests/conftest.py
@@ -40,15 +39,6 @@ def many(client: objio.Client) -> Iterator[str]:
     yield prefix
     client.delete(prefix)
 
-
-@pytest.fixture
-def pclient(proxy: FaultProxy, s3_server: LocalS3Server,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:
-    """A client through the fault proxy, 3 attempts per request, backoff of milliseconds."""
-    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
-    proxy.clear()
-    yield objio.Client(s3_server.config.replace(endpoint_url=proxy.endpoint_url), max_attempts=3)
-    proxy.clear()
 
 
 def _key(uri: str) -> str:

@@ -19,7 +19,6 @@ import pytest
 
 import objio
 from faultproxy import FaultProxy, Request, Response, Rewrite
-from objio import engine
 from objio.cli import main as cli_main
 from objio.manifest import FORMATS, read_manifest, write_manifest
 from objio.server import LocalS3Server
@@ -42,14 +41,6 @@ def dataset(client: objio.Client) -> Iterator[str]:
     yield prefix
     client.delete(prefix)
 
-
-@pytest.fixture
-def pclient(proxy: FaultProxy, s3_server: LocalS3Server,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:
-    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
-    proxy.clear()
-    yield objio.Client(s3_server.config.replace(endpoint_url=proxy.endpoint_url), max_attempts=3)
-    proxy.clear()
 
 
 def _lists(log: list[Request]) -> list[Request]:

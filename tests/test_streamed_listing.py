@@ -26,7 +26,6 @@ from faultproxy import FaultProxy, Request, Response, Rewrite
 from objio import engine, fastlist
 from objio.backend import ListPage, ObjectInfo
 from objio.cli import main as cli_main
-from objio.server import LocalS3Server
 from objio.uri import ObjectURI
 
 BUCKET = "objio-test"
@@ -41,14 +40,6 @@ def three_pages(client: objio.Client) -> Iterator[str]:
     yield prefix
     client.delete(prefix)
 
-
-@pytest.fixture
-def pclient(proxy: FaultProxy, s3_server: LocalS3Server,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:
-    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
-    proxy.clear()
-    yield objio.Client(s3_server.config.replace(endpoint_url=proxy.endpoint_url), max_attempts=3)
-    proxy.clear()
 
 
 def _lists(r: Request) -> bool:
