@@ -20,7 +20,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
@@ -325,20 +325,7 @@ class FaultProxy:
         self.up_port = u.port or 80
         self.state = _State()
         self.lock = threading.Lock()
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        ready = threading.Event()
-
-        def main() -> None:
-            asyncio.set_event_loop(self.loop)
-            srv = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-            self.port = srv.sockets[0].getsockname()[1]
-            ready.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=main, name="fault-proxy", daemon=True)
-        self.thread.start()
-        ready.wait()
+        self.loop, self.thread, self.port = start_loop_server(self._handle, "fault-proxy")
 
     @property
     def endpoint_url(self) -> str:
@@ -444,6 +431,30 @@ class FaultProxy:
 
     def stop(self) -> None:
         stop_loop_thread(self.loop, self.thread)
+
+
+def start_loop_server(handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                      Awaitable[None]],
+                      name: str | None = None
+                      ) -> tuple[asyncio.AbstractEventLoop, threading.Thread, int]:
+    """Start a test server: ``asyncio.start_server(handle)`` on 127.0.0.1 (a free port), on
+    an event loop of its own in a daemon thread. Returns (loop, thread, port); stop it with
+    :func:`stop_loop_thread`."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    port = [0]
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        srv = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0))
+        port[0] = srv.sockets[0].getsockname()[1]
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=main, name=name, daemon=True)
+    thread.start()
+    ready.wait()
+    return loop, thread, port[0]
 
 
 def stop_loop_thread(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import itertools
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import objio
-from faultproxy import _read_response, encode, stop_loop_thread
+from faultproxy import _read_response, encode, start_loop_server, stop_loop_thread
 from objio.server import LocalS3Server
 from test_tls import BODY, TLSServer
 
@@ -35,20 +34,7 @@ class ForwardProxy:
         self.hosts = hosts
         self.auth = None if auth is None else "Basic " + base64.b64encode(auth.encode()).decode()
         self.seen: list[str] = []
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        ready = threading.Event()
-
-        def main() -> None:
-            asyncio.set_event_loop(self.loop)
-            srv = self.loop.run_until_complete(asyncio.start_server(self.handle, "127.0.0.1", 0))
-            self.port = srv.sockets[0].getsockname()[1]
-            ready.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=main, daemon=True)
-        self.thread.start()
-        ready.wait()
+        self.loop, self.thread, self.port = start_loop_server(self.handle)
 
     @property
     def url(self) -> str:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import objio
-from faultproxy import stop_loop_thread
+from faultproxy import start_loop_server, stop_loop_thread
 from objio import engine
 
 ERR = ('<?xml version="1.0"?><Error><Code>{code}</Code><Message>injected</Message></Error>')
@@ -23,20 +22,7 @@ class FaultServer:
 
     def __init__(self) -> None:
         self.hits: collections.Counter[str] = collections.Counter()
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        ready = threading.Event()
-
-        def main() -> None:
-            asyncio.set_event_loop(self.loop)
-            srv = self.loop.run_until_complete(asyncio.start_server(self.handle, "127.0.0.1", 0))
-            self.port = srv.sockets[0].getsockname()[1]
-            ready.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=main, daemon=True)
-        self.thread.start()
-        ready.wait()
+        self.loop, self.thread, self.port = start_loop_server(self.handle)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
