@@ -10,7 +10,7 @@ import asyncio
 import bisect
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, AsyncIterator
 
 import pytest
@@ -216,17 +216,24 @@ def test_fastlist_retries_failed_list_requests(client: objio.Client, big_prefix:
 # ------------------------------------------------------------------ in-memory servers, both orders
 class _MemoryServer:
     """ListObjectsV2 over an in-memory key set, ordered by UTF-8 bytes (AWS S3) or by path
-    components with SeaweedFS's start-after (a start-after naming a directory skips it)."""
+    components with SeaweedFS's start-after (a start-after naming a directory skips it).
+    Counts the pages it served (``requests``) and the most requests at once (``peak``);
+    ``delay_s`` per page; ``info(key)`` makes each page's entries."""
 
     scheme = "s3"
 
-    def __init__(self, keys: set[str], order: str) -> None:
+    def __init__(self, keys: set[str], order: str, delay_s: float = 0.0,
+                 info: Callable[[str], ObjectInfo] = lambda k: ObjectInfo(k, 0, 0.0, "")
+                 ) -> None:
         self.order = order
         self.sort_key = ((lambda k: k.encode()) if order == "bytes"
                          else (lambda k: tuple(k.split("/"))))
         self.keys = sorted(keys, key=self.sort_key)
         self.index = [self.sort_key(k) for k in self.keys]
         self.requests = 0
+        self.delay_s = delay_s
+        self.info = info
+        self.inflight = self.peak = 0
 
     def _after(self, start_after: str) -> int:
         i = bisect.bisect_right(self.index, self.sort_key(start_after))
@@ -244,14 +251,17 @@ class _MemoryServer:
             i = self._after(start_after) if start_after else 0
         while True:
             self.requests += 1
-            await asyncio.sleep(0)
+            self.inflight += 1
+            self.peak = max(self.peak, self.inflight)
+            await asyncio.sleep(self.delay_s)
+            self.inflight -= 1
             page: list[str] = []
             while i < len(self.keys) and len(page) < page_size:
                 if self.keys[i].startswith(prefix):
                     page.append(self.keys[i])
                 i += 1
             more = len(page) == page_size
-            yield ListPage([ObjectInfo(k, 0, 0.0, "") for k in page], [], str(i) if more else None)
+            yield ListPage([self.info(k) for k in page], [], str(i) if more else None)
             if not more:
                 return
 

@@ -9,12 +9,11 @@ ElementTree on keys of every kind."""
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import html
 import uuid
 from collections.abc import Iterator
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -24,9 +23,10 @@ from hypothesis import strategies as st
 import objio
 from faultproxy import FaultProxy, Request, Response, Rewrite
 from objio import engine, fastlist
-from objio.backend import ListPage, ObjectInfo
+from objio.backend import ObjectInfo
 from objio.cli import main as cli_main
 from objio.uri import ObjectURI
+from test_fastlist import _MemoryServer
 
 BUCKET = "objio-test"
 N_KEYS = 2500  # three ListObjectsV2 pages
@@ -173,54 +173,12 @@ class _Info(ObjectInfo):
         _LIVE[0] -= 1
 
 
-class _Server:
-    """ListObjectsV2 over an in-memory key set in byte order (AWS S3) or path order
-    (SeaweedFS, whose start-after skips a directory it names); counts pages served, and the
-    entries it served that are still alive somewhere (``_LIVE``)."""
-
-    scheme = "s3"
+class _Server(_MemoryServer):
+    """test_fastlist's in-memory ListObjectsV2 (byte or SeaweedFS path order), its entries
+    counted while alive (``_LIVE``)."""
 
     def __init__(self, keys: set[str], order: str, delay_s: float = 0.0) -> None:
-        self.order = order
-        self.sort_key = ((lambda k: k.encode()) if order == "bytes"
-                         else (lambda k: tuple(k.split("/"))))
-        self.keys = sorted(keys, key=self.sort_key)
-        self.index = [self.sort_key(k) for k in self.keys]
-        self.served = 0
-        self.delay_s = delay_s
-        self.inflight = self.peak = 0
-
-    def _after(self, start_after: str) -> int:
-        i = bisect.bisect_right(self.index, self.sort_key(start_after))
-        if self.order == "path":
-            while i < len(self.keys) and self.keys[i].startswith(start_after + "/"):
-                i += 1
-        return i
-
-    async def list_pages(self, bucket_uri: ObjectURI, prefix: str = "", delimiter: Any = None,
-                         start_after: str | None = None, page_size: int = 1000,
-                         continuation_token: str | None = None) -> AsyncIterator[ListPage]:
-        i = int(continuation_token) if continuation_token is not None else (
-            self._after(start_after) if start_after else 0)
-        while True:
-            self.inflight += 1
-            self.peak = max(self.peak, self.inflight)
-            await asyncio.sleep(self.delay_s)
-            self.inflight -= 1
-            page: list[str] = []
-            while i < len(self.keys) and len(page) < page_size:
-                if self.keys[i].startswith(prefix):
-                    page.append(self.keys[i])
-                i += 1
-            more = len(page) == page_size
-            self.served += 1
-            yield ListPage([_Info(k, len(k), 0.0, "") for k in page], [],
-                           str(i) if more else None)
-            if not more:
-                return
-
-    def sequential(self, prefix: str) -> list[str]:
-        return [k for k in self.keys if k.startswith(prefix)]
+        super().__init__(keys, order, delay_s, info=lambda k: _Info(k, len(k), 0.0, ""))
 
 
 def _consume(server: _Server, *, page_size: int, max_in_flight: int, buffer_pages: int,
@@ -277,7 +235,7 @@ def test_streamed_fastlist_yields_its_first_page_before_the_listing_ends() -> No
     pages = engine.iterate(fastlist.stream_fast(server, ObjectURI("s3", "b", ""), "p/",
                                                 page_size=100, max_in_flight=8), 1)
     first = next(pages)
-    assert first.keys[0] == "p/00000" and server.served < 30
+    assert first.keys[0] == "p/00000" and server.requests < 30
     with contextlib.closing(pages):
         pass
 
