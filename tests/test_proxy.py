@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,7 +18,7 @@ import pytest
 import objio
 from faultproxy import _read_response, encode, start_loop_server, stop_loop_thread
 from objio.server import LocalS3Server
-from test_tls import BODY, TLSServer
+from test_tls import BODY, TLSServer, self_signed
 
 _fresh = itertools.count(1)
 
@@ -157,11 +156,8 @@ def test_no_proxy_and_loopback_go_direct(s3_server: LocalS3Server, client: objio
 @pytest.fixture(scope="module")
 def tls_named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TLSServer, Path]]:
     """A TLS server whose certificate is for tls.objio.test (a name only the proxy knows)."""
-    d = tmp_path_factory.mktemp("tls-named")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=tls.objio.test", "-addext", "subjectAltName=DNS:tls.objio.test",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    cert, key = self_signed(tmp_path_factory.mktemp("tls-named"), "tls.objio.test",
+                            "DNS:tls.objio.test")
     server = TLSServer(cert, key)
     yield server, cert
     server.stop()

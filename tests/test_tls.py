@@ -63,13 +63,20 @@ class TLSServer:
         stop_loop_thread(self.loop, self.thread)
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TLSServer, Path]]:
-    d = tmp_path_factory.mktemp("tls")
+def self_signed(d: Path, cn: str, san: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``cn`` (subjectAltName ``san``) and its key, in ``d``:
+    (cert.pem, key.pem)."""
     cert, key = d / "cert.pem", d / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-subj", f"/CN={cn}", "-addext", f"subjectAltName={san}",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TLSServer, Path]]:
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"), "localhost",
+                            "DNS:localhost,IP:127.0.0.1")
     server = TLSServer(cert, key)
     yield server, cert
     server.stop()
