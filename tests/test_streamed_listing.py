@@ -280,3 +280,27 @@ def test_the_bulk_parser_reads_every_key_as_element_tree_does(keys: list[str],
     assert page.objects == tree_objects
     assert page.slice(1, 3).objects == tree_objects[1:3]
     assert [o.etag for o in page.objects] == [f"e{i}" for i in range(len(keys))]
+
+
+@settings(max_examples=80, deadline=None)
+@given(stamps=st.lists(st.integers(-2_000_000_000, 8_000_000_000), min_size=1, max_size=40),
+       fraction=st.sampled_from([None, 1, 3, 6, 9]), mixed=st.booleans())
+def test_a_pages_dates_decode_as_one_at_a_time(stamps: list[int], fraction: int | None,
+                                               mixed: bool) -> None:
+    """LastModified decoded for a whole page at once (same shape) or one at a time (mixed
+    shapes) gives exactly the floats of the date-by-date parser, for every date 1906-2223
+    (and datetime's parser's, which keeps microseconds, within a microsecond)."""
+    import time as _time
+
+    from objio.s3.backend import _parse_iso_date, _parse_iso_dates, _parse_iso_dates_each
+
+    raw = []
+    for i, t in enumerate(stamps):
+        text = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(t))
+        digits = fraction if not (mixed and i % 2) else 2
+        if digits:
+            text += "." + str(t % 10**digits).zfill(digits)
+        raw.append((text + "Z").encode())
+    got = _parse_iso_dates(raw)
+    assert got == _parse_iso_dates_each(raw)
+    assert got == pytest.approx([_parse_iso_date(r.decode()) for r in raw], rel=0, abs=1e-6)
