@@ -122,6 +122,32 @@ def parse_uri(uri: str | os.PathLike[str] | ObjectURI, *,
     return ObjectURI("s3", bucket, key)
 
 
+def store_uri(uri: str | os.PathLike[str] | ObjectURI, what: str) -> ObjectURI:
+    """:func:`parse_uri` for the S3-named classes of :mod:`objio.torch` (``S3Checkpoint``,
+    the datasets, readers, writer, DCP's storage): an ``s3://`` URI, another objio store's
+    URI (``file:///path``), or an absolute local path. A relative path (``"bucket/key"``,
+    ``Path("bucket", "key")``, ``Path()``) is refused: s3torchconnector reads it as an error
+    (only ``s3://``), and read as a local path it would write ``./bucket/key`` on this
+    machine's disk or act on the current directory.
+
+    Raises:
+        ValueError: a relative path (naming ``what`` and the ``s3://`` URI it may have
+            meant), or what :func:`parse_uri` refuses.
+        TypeError: not a string, path or ObjectURI.
+    """
+    if isinstance(uri, ObjectURI):
+        return uri
+    text = os.fspath(uri) if isinstance(uri, os.PathLike) else uri
+    if isinstance(text, str) and text and not _SCHEME_RE.match(text) \
+            and not os.path.isabs(os.path.expanduser(text)):
+        hint = s3_hint(text)
+        raise ValueError(
+            f"Only s3:// URIs are supported for {what}, got the relative path {text!r}"
+            + (f": did you mean {hint}?" if hint else "")
+            + " (objio also takes file:///absolute/path or an absolute path for a local file)")
+    return parse_uri(uri)
+
+
 def s3_hint(uri: object) -> str | None:
     """The ``s3://`` URI a local path may have meant: for a relative path written without a
     scheme whose first segment is a valid bucket name (``my-bucket/train`` ->

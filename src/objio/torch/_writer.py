@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..io import ObjectWriter
-from ..uri import ObjectURI, parse_uri
+from ..uri import ObjectURI, parse_uri, store_uri
 
 __all__ = ["S3Writer"]
 
@@ -33,7 +33,8 @@ class S3Writer(ObjectWriter):
                  exist_ok: bool = True, checksum: str | None = None) -> None:
         if not isinstance(bucket, str) or not isinstance(key, str):
             raise TypeError(f"bucket and key must be strings, got {bucket!r}, {key!r}")
-        obj: ObjectURI = parse_uri(f"s3://{bucket}/{key}") if bucket else parse_uri(key)
+        obj: ObjectURI = (parse_uri(f"s3://{bucket}/{key}") if bucket
+                          else store_uri(key, "S3Writer's key (bucket='': a local file)"))
         super().__init__(obj, client=client, part_size=part_size,
                          max_parts_in_flight=max_parts_in_flight, exist_ok=exist_ok,
                          checksum=checksum)
@@ -48,6 +49,7 @@ class S3Writer(ObjectWriter):
 
     @classmethod
     def from_uri(cls, uri: Any, client: Any = None, **options: Any) -> S3Writer:
-        """An S3Writer for ``s3://bucket/key``, ``file:///path`` or a local path."""
-        obj = parse_uri(uri)
+        """An S3Writer for ``s3://bucket/key``, ``file:///path`` or an absolute local path.
+        Raises ValueError for a relative path (:func:`objio.uri.store_uri`)."""
+        obj = store_uri(uri, "S3Writer.from_uri")
         return cls(obj.bucket, obj.key, client, **options)

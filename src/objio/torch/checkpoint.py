@@ -45,7 +45,7 @@ from .. import _crc32c, engine
 from ..api import Client
 from ..errors import IntegrityError
 from ..io._common import _get
-from ..uri import ObjectURI, parse_uri
+from ..uri import ObjectURI, store_uri
 from ._reader import S3Reader, SequentialS3Reader
 from ._writer import S3Writer
 from .config import LazyClient, client_config_for
@@ -256,7 +256,7 @@ class S3Checkpoint(LazyClient):
         if not isinstance(uri, str):
             raise TypeError(f"{what} needs a URI string (s3://bucket/key or file:///path), got "
                             f"{type(uri).__name__}")
-        obj = parse_uri(uri)
+        obj = store_uri(uri, what)
         if not obj.key or obj.key.endswith("/"):
             raise ValueError(f"{what} needs an object URI (s3://bucket/key), got {uri!r}")
         return obj

@@ -113,7 +113,7 @@ from ..fastlist import stream_fast
 from ..io import SequentialReader
 from ..io._common import _byte_view
 from ..manifest import Manifest, read_manifest
-from ..uri import ObjectURI, parse_uri, split_glob
+from ..uri import ObjectURI, parse_uri, split_glob, store_uri
 from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader
 from .config import LazyClient, S3ClientConfig, client_config_for
 from .transforms import Samples
@@ -557,11 +557,13 @@ def _items_from(items: Iterable[Any]) -> list[ObjectURI]:
     out: list[ObjectURI] = []
     for it in items:
         if isinstance(it, (str, os.PathLike, ObjectURI)):
-            o = parse_uri(it)
+            o = store_uri(it, "a dataset object")
         elif hasattr(it, "bucket") and hasattr(it, "key"):
-            o = parse_uri(f"s3://{it.bucket}/{it.key}") if it.bucket else parse_uri(it.key)
+            o = (parse_uri(f"s3://{it.bucket}/{it.key}") if it.bucket
+                 else store_uri(it.key, "a dataset object"))
         elif isinstance(it, tuple) and len(it) == 2:
-            o = parse_uri(f"s3://{it[0]}/{it[1]}") if it[0] else parse_uri(it[1])
+            o = (parse_uri(f"s3://{it[0]}/{it[1]}") if it[0]
+                 else store_uri(it[1], "a dataset object"))
         else:
             raise TypeError(f"get_dataset_objects must yield URIs or objects with bucket and "
                             f"key, got {it!r}")
@@ -683,13 +685,13 @@ def _parse_object_uris(object_uris: Any) -> list[ObjectURI]:
     except TypeError:
         raise TypeError(f"object_uris must be a URI string or an iterable of URI strings, "
                         f"got {type(object_uris).__name__}") from None
-    return [_check_object(parse_uri(u), u) for u in items]
+    return [_check_object(store_uri(u, "object_uris"), u) for u in items]
 
 
 def _parse_prefix(s3_uri: Any) -> ObjectURI:
     if not isinstance(s3_uri, (str, os.PathLike)):
         raise TypeError(f"s3_uri must be a string such as 's3://bucket/prefix/', got {s3_uri!r}")
-    return parse_uri(s3_uri)
+    return store_uri(s3_uri, "s3_uri")
 
 
 # ------------------------------------------------------------------------------ fetching

@@ -110,7 +110,7 @@ from ..api import Client
 from ..errors import IntegrityError, NotFoundError
 from ..io import DEFAULT_MAX_PARTS_IN_FLIGHT, ZERO_COPY_MIN
 from ..io.readers import CoalescingReader, GroupBuffers, ObjectReader
-from ..uri import ObjectURI, parse_uri
+from ..uri import ObjectURI, parse_uri, store_uri
 from ._reader import DCPOptimizedConstructor, S3ReaderConstructor, S3ReaderConstructorProtocol
 from ._tensorzip import BufferFile, tensor_view
 from ._writer import S3Writer
@@ -272,13 +272,15 @@ class StorageMetadata:
 
 # ------------------------------------------------------------------------------ file system
 def _path_str(path: str | os.PathLike[str]) -> str:
-    if isinstance(path, Path):
-        return str(path.resolve())
+    """``path`` as a string: an ``s3://`` (or ``file://``) URI, or an absolute local path.
+    Raises TypeError (not a str or os.PathLike), ValueError (a relative path: never read as
+    a directory of this machine, see :func:`objio.uri.store_uri`)."""
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
     if not isinstance(path, str):
         raise TypeError(f"a checkpoint path must be a str or os.PathLike (s3://bucket/prefix, "
-                        f"file:///dir or a local directory), got {type(path).__name__}")
+                        f"file:///dir or an absolute local directory), got {type(path).__name__}")
+    store_uri(path, "a checkpoint path")
     return path
 
 
@@ -386,9 +388,9 @@ class S3FileSystem(LazyClient, FileSystemBase):
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
         """Whether ``checkpoint_id`` is a location this file system serves (an s3:// or
-        file:// URI, or a Path)."""
+        file:// URI, or an absolute path; a relative Path is not)."""
         if isinstance(checkpoint_id, Path):
-            return True
+            return checkpoint_id.is_absolute()
         if not isinstance(checkpoint_id, str) or "://" not in checkpoint_id:
             return False
         try:
