@@ -527,3 +527,31 @@ def test_ops_on_a_local_server_start_each_timed_run_with_no_dirty_pages(
     bench_ops.run_ops(client, parse_uri(prefix), ["head"], **kw)  # a remote server: no sync
     assert len(syncs) == 3
     client.delete(prefix)
+
+
+def test_bench_ops_on_the_embedded_server_settle_and_report_the_servers_cpu(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # The CLI's embedded server is on this machine: every timed run starts with no dirty
+    # pages, and each tool's server CPU per operation is reported beside its client CPU.
+    from objio.bench import ops as bench_ops
+    from objio.cli import main
+
+    syncs: list[int] = []
+    monkeypatch.setattr(bench_ops.os, "sync", lambda: syncs.append(1))
+    code = main(["bench", "--op", "head", "--num", "200", "--size", "1KiB", "--epochs", "2",
+                 "--max-in-flight", "16", "--json", "-"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    objio_head = report["ops"]["head"]["tools"]["objio"]
+    assert len(syncs) == 2
+    assert all(r["server_cpu_ms_per_op"] >= 0 for r in objio_head["runs"])
+    assert objio_head["server_cpu_ms_per_op"] > 0  # 400 HEADs take the server some CPU
+
+
+def test_local_server_cpu_seconds_grow_with_its_work(s3_server: Any,
+                                                     client: objio.Client, prefix: str) -> None:
+    before = s3_server.cpu_seconds()
+    client.put_many([(f"{prefix}c{i}", b"x" * 1024) for i in range(300)], max_in_flight=16)
+    after = s3_server.cpu_seconds()
+    assert before is not None and after is not None and after > before
+    client.delete(prefix)

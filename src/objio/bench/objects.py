@@ -125,6 +125,7 @@ def run_bench(
     console: Console | None = None,
     latency_samples: bool = False,
     ops: str | Sequence[str] | None = None,
+    local_server: Any = None,
 ) -> dict[str, Any]:
     """Run the put + get benchmark (and the peer comparison) and return the report; with
     ``ops``, the other object operations too (:mod:`objio.bench.ops`).
@@ -158,6 +159,10 @@ def run_bench(
             objects); ``get`` is the get phase; the others (and ``put``, named with
             ``compare``) run ``epochs`` interleaved rounds of objio and every peer that has the
             operation, reported in ``ops``.
+        local_server: the :class:`objio.server.LocalS3Server` the client talks to, when it
+            runs on this machine (the CLI's embedded server): each operation run then starts
+            with the page cache's dirty pages written back (see :func:`objio.bench.ops.run_ops`)
+            and reports the server's CPU per operation (``server_cpu_ms_per_op``).
 
     Returns:
         ``{"config", "server", "phases": {"put", "get": {"epochs", "summary"}}, "compare",
@@ -218,7 +223,9 @@ def run_bench(
                                 max_in_flight=max_in_flight, rounds=epochs,
                                 peer_names=peer_names, peer_credentials=peer_credentials,
                                 uris=uris, sizes=[sizes[u] for u in uris], seed=seed,
-                                settle=report["server"] == "embedded")
+                                settle=local_server is not None,
+                                server_cpu=None if local_server is None
+                                else local_server.cpu_seconds)
         ok = True
     finally:
         if keep:

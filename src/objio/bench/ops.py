@@ -100,11 +100,18 @@ def _stats(count: int, nbytes: int, wall: float, cpu: float) -> dict[str, Any]:
             "cpu_ms_per_op": 1000.0 * cpu / count if count else None}
 
 
-def _timed(fn: Callable[[], tuple[int, int]]) -> dict[str, Any]:
+def _timed(fn: Callable[[], tuple[int, int]],
+           server_cpu: Callable[[], float | None] | None = None) -> dict[str, Any]:
+    s0 = server_cpu() if server_cpu is not None else None
     c0, t0 = cpu_seconds(), time.perf_counter()
     count, nbytes = fn()
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    return _stats(count, nbytes, wall, cpu)
+    stats = _stats(count, nbytes, wall, cpu)
+    s1 = server_cpu() if server_cpu is not None else None
+    if s0 is not None and s1 is not None and count:
+        stats["server_cpu_s"] = s1 - s0
+        stats["server_cpu_ms_per_op"] = 1000.0 * (s1 - s0) / count
+    return stats
 
 
 class _Op:
@@ -128,7 +135,8 @@ def run_ops(client: Client, prefix: ObjectURI, ops: Sequence[str], *, num: int, 
             peer_credentials: Mapping[str, Any] | None, uris: list[str],
             sizes: list[int], seed: int = 0,
             log: Callable[[str], None] | None = None,
-            settle: bool = False) -> dict[str, Any]:
+            settle: bool = False,
+            server_cpu: Callable[[], float | None] | None = None) -> dict[str, Any]:
     """Run the operations ``ops`` (see the module docstring; ``get`` is the objects
     benchmark's own phase and is skipped here, ``put`` only runs with peers) on the objects
     ``uris`` of the put phase (``sizes`` in bytes), ``rounds`` interleaved rounds, objio and
@@ -142,6 +150,11 @@ def run_ops(client: Client, prefix: ObjectURI, ops: Sequence[str], *, num: int, 
     on the 24 GiB bench machine, after ~4 GiB written, PUT/s fell from ~140 to ~55 for every
     client alike, so whichever tool ran after that point lost, whatever its own speed.
 
+    ``server_cpu`` (e.g. :meth:`objio.server.LocalS3Server.cpu_seconds`, for a server on
+    this machine): read before and after each timed run, giving each run's and each tool's
+    ``server_cpu_ms_per_op``, the server's CPU per operation beside the client's (both on
+    the same cores: what a tool saves or costs the server shows there).
+
     Raises: objio's own errors (a peer's are reported)."""
     out: dict[str, Any] = {}
     work = prefix.joinpath(WORK_DIR)
@@ -154,7 +167,8 @@ def run_ops(client: Client, prefix: ObjectURI, ops: Sequence[str], *, num: int, 
             out[op] = _run_op(client, prefix, work, op, num=num, size=size,
                               max_in_flight=max_in_flight, rounds=rounds,
                               peer_names=peer_names, peer_credentials=peer_credentials,
-                              uris=uris, sizes=sizes, seed=seed, settle=settle)
+                              uris=uris, sizes=sizes, seed=seed, settle=settle,
+                              server_cpu=server_cpu)
         finally:  # what the operation wrote goes before the next one (and the listing)
             client.delete(str(work))
     return out
@@ -171,7 +185,8 @@ def _payloads(num: int, size: int, seed: int) -> list[bytes]:
 def _run_op(client: Client, prefix: ObjectURI, work: ObjectURI, op: str, *, num: int,
             size: int, max_in_flight: int, rounds: int, peer_names: Sequence[str],
             peer_credentials: Mapping[str, Any] | None, uris: list[str], sizes: list[int],
-            seed: int, settle: bool = False) -> dict[str, Any]:
+            seed: int, settle: bool = False,
+            server_cpu: Callable[[], float | None] | None = None) -> dict[str, Any]:
     bucket = prefix.bucket
     keys = [prefix.with_key(u[len(f"s3://{bucket}/"):]).key for u in uris]
     args: tuple[Any, ...]
@@ -270,7 +285,7 @@ def _run_op(client: Client, prefix: ObjectURI, work: ObjectURI, op: str, *, num:
     if op == "list":
         the.result["keys"] = (the.expect or 0) // the.repeats
     try:
-        _interleave(the, rounds, settle)
+        _interleave(the, rounds, settle, server_cpu)
     finally:
         for close in the.closers:
             try:
@@ -329,7 +344,8 @@ def _repeat(runner: Getter, times: int) -> tuple[int, int]:
     return count, nbytes
 
 
-def _interleave(the: _Op, rounds: int, settle: bool = False) -> None:
+def _interleave(the: _Op, rounds: int, settle: bool = False,
+                server_cpu: Callable[[], float | None] | None = None) -> None:
     result = the.result["tools"]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in the.tools}
     for rnd in range(1, rounds + 1):
@@ -344,7 +360,7 @@ def _interleave(the: _Op, rounds: int, settle: bool = False) -> None:
                 os.sync()
             objio = name.startswith("objio")
             try:
-                stats = _timed(the.tools[name])
+                stats = _timed(the.tools[name], server_cpu)
                 if not the.moves_bytes:
                     stats.update(bytes=0, mib_per_s=None)
                 if the.expect is not None and stats["ops"] != the.expect:
@@ -373,6 +389,9 @@ def _summarize(the: _Op) -> None:
         r["ops_per_s"] = median([x["ops_per_s"] for x in rs])
         r["mib_per_s"] = median([x["mib_per_s"] for x in rs])
         r["cpu_ms_per_op"] = median([x["cpu_ms_per_op"] for x in rs])
+        server = [x["server_cpu_ms_per_op"] for x in rs if "server_cpu_ms_per_op" in x]
+        if server:
+            r["server_cpu_ms_per_op"] = median(server)
     ref = base.get("ops_per_s")
     for r in result.values():
         if r.get("status") == "ok":
@@ -400,6 +419,11 @@ def print_ops(ops: Mapping[str, Any], console: Console) -> None:
                       fmt(r.get("cpu_ms_per_op"), ".3f"),
                       "-" if ratio is None else f"{ratio:.2f}x")
         console.print(t)
+        server = [f"{name} {r['server_cpu_ms_per_op']:.3f}" for name, r in res["tools"].items()
+                  if r.get("status") == "ok" and r.get("server_cpu_ms_per_op") is not None]
+        if server:
+            console.print(f"  server CPU ms/{unit[:-1]} (the embedded server, same cores): "
+                          + ", ".join(server), highlight=False, markup=False)
         for name, reason in skipped:
             console.print(f"  {name}: skipped: {reason}", highlight=False, markup=False)
 

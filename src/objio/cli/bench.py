@@ -231,7 +231,8 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
     report = run_bench(client, prefix, num=args.num, size=size, object_type=otype,
                        max_in_flight=args.max_in_flight, epochs=args.epochs, compare=compare,
                        peers=peers, seed=args.seed, keep=args.keep, progress=progress,
-                       console=err_console, latency_samples=bool(args.plot), ops=ops)
+                       console=err_console, latency_samples=bool(args.plot), ops=ops,
+                       local_server=target.server)
 
     def drop_samples(r: dict[str, Any]) -> None:  # for the plot only
         r["phases"].get("get", {}).pop("latency_samples_ms", None)
