@@ -113,7 +113,7 @@ def test_list_bench_report_and_latency(client: objio.Client) -> None:
     client.delete(prefix)
 
 
-def test_list_bench_compares_peers_on_the_same_keys(client: objio.Client,
+def test_list_bench_compares_peers_on_the_same_keys(client: objio.Client, s3_server: Any,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 17: obstore's and boto3's sequential listings (peers.Library.prefix_lister) on the
     same keys, with keys/s and CPU per key relative to obstore's; objio's keys-only case."""
@@ -132,8 +132,12 @@ def test_list_bench_compares_peers_on_the_same_keys(client: objio.Client,
     out = capsys.readouterr().out
     assert "CPU/key vs obstore" in out and "boto3" in out
     rep = listing.run_list_bench(client, prefix, keys=1500, rounds=1, peers=[],
-                                 log=lambda _: None)
+                                 log=lambda _: None, server_cpu=s3_server.cpu_seconds)
     assert rep["config"]["cases"] == ["sequential", "keys", "fastlist"]
+    # with the server on this machine: its CPU per key, the floor of a sequential listing
+    assert all(rep["summary"][c]["server_us_per_key"] >= 0 for c in rep["config"]["cases"])
+    listing.print_report(rep)
+    assert "server CPU us/key" in capsys.readouterr().out
     with pytest.raises(ValueError, match="peers"):
         listing.run_list_bench(client, prefix, keys=1500, peers=["s3dlio"])
     client.delete(prefix)

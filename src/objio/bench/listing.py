@@ -63,11 +63,15 @@ def layout_keys(layout: str, n: int) -> list[str]:
 def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: str = "uniform",
                    latency_ms: float = 0.0, rounds: int = 3, max_in_flight: int = 32,
                    peers: list[str] | None = None,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+                   log: Callable[[str], None] = print,
+                   server_cpu: Callable[[], float | None] | None = None) -> dict[str, Any]:
     """Run the benchmark (see the module docs) and return its report: ``{"kind": "list",
     "config", "runs": {case: [...]}, "summary": {case: medians, "speedup"}, "skipped":
     {peer: reason}, "environment"}`` (seconds; keys/s; CPU microseconds per key).
-    ``peers``: of :data:`PEER_CASES` (None: every one installed).
+    ``peers``: of :data:`PEER_CASES` (None: every one installed). ``server_cpu``: the
+    server's CPU seconds so far (:meth:`objio.server.LocalS3Server.cpu_seconds`, a server on
+    this machine): each case then also reports the server's CPU microseconds per key
+    (``server_us_per_key``), which bounds a sequential listing's keys/s whoever the client is.
 
     Raises: ValueError (bad arguments), FileNotFoundError (no bucket), PermissionError,
     AssertionError (two listings differ)."""
@@ -128,9 +132,11 @@ def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: 
         for r in range(rounds):
             shift = r % len(order)
             for case in order[shift:] + order[:shift]:
+                s0 = server_cpu() if server_cpu is not None else None
                 c0, t0 = cpu_seconds(), time.perf_counter()
                 got_keys = cases[case]()
                 wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+                s1 = server_cpu() if server_cpu is not None else None
                 if reference is None:
                     reference = got_keys
                 if len(got_keys) != keys or got_keys != reference:
@@ -139,6 +145,8 @@ def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: 
                 runs[case].append({"wall_s": wall, "cpu_s": cpu, "keys": len(got_keys),
                                    "keys_per_s": len(got_keys) / wall,
                                    "cpu_us_per_key": cpu / len(got_keys) * 1e6})
+                if s0 is not None and s1 is not None:
+                    runs[case][-1]["server_us_per_key"] = (s1 - s0) / len(got_keys) * 1e6
                 log(f"round {r + 1}/{rounds} {case:10s} {wall:7.3f} s  "
                     f"{len(got_keys) / wall:10,.0f} keys/s  CPU {cpu:.2f} s")
     finally:
@@ -151,6 +159,9 @@ def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: 
                          "cpu_s": median([x["cpu_s"] for x in rs]),
                          "cpu_us_per_key": median([x["cpu_us_per_key"] for x in rs]),
                          "wall_s_samples": [x["wall_s"] for x in rs]}
+        server = [x["server_us_per_key"] for x in rs if "server_us_per_key" in x]
+        if server:
+            summary[case]["server_us_per_key"] = median(server)
     if "obstore" in summary:
         ref = summary["obstore"]
         for row in summary.values():
@@ -188,6 +199,11 @@ def print_report(report: dict[str, Any], out: Any = None) -> None:
             line += (f" {row['keys_per_s_vs_obstore']:17.2f}x "
                      f"{row['cpu_per_key_vs_obstore']:18.2f}x")
         print(line, file=out)
+    server = [f"{case} {s[case]['server_us_per_key']:.1f}" for case in cfg.get("cases", CASES)
+              if s.get(case, {}).get("server_us_per_key") is not None]
+    if server:
+        print("  server CPU us/key (the embedded server, same cores): " + ", ".join(server),
+              file=out)
     if s.get("speedup"):
         print(f"  FastList speedup over sequential: {s['speedup']:.2f}x", file=out)
     for name, why in report.get("skipped", {}).items():

@@ -656,7 +656,9 @@ def _list(args: argparse.Namespace, target: _Target) -> int:
     report = listing.run_list_bench(client, prefix, keys=args.keys, layout=args.layout,
                                     latency_ms=args.latency_ms, rounds=args.rounds,
                                     max_in_flight=args.max_in_flight, peers=peers,
-                                    log=_log(args))
+                                    log=_log(args),
+                                    server_cpu=None if target.server is None
+                                    else target.server.cpu_seconds)
     return _finish("list", report, args, target,
                    lambda r: listing.print_report(r, _text_out(args)))
 
