@@ -21,6 +21,7 @@
 | range_threshold | OBJIO_RANGE_THRESHOLD | 32 MiB (bytes; larger GETs split into ranged GETs) |
 | copy_threshold | OBJIO_COPY_THRESHOLD | 5 GiB (bytes, at most S3's 5 GiB): a server-side copy of a larger object is a multipart copy (UploadPartCopy of ``part_size`` parts) instead of one CopyObject |
 | max_in_flight | OBJIO_MAX_IN_FLIGHT | 64 requests per client |
+| op_log | OBJIO_OP_LOG | None: a file path to log every HTTP request to (one TSV line each, warp's columns first; ``.zst``: zstd; ``{pid}``/``{rank}`` replaced; :mod:`objio.oplog`) |
 
 Sizes in env vars and CLI flags accept suffixes: ``128KiB``, ``16MiB``, ``1GiB``, ``10MB``, ``512``.
 """
@@ -148,6 +149,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "range_threshold": ("OBJIO_RANGE_THRESHOLD",),
     "copy_threshold": ("OBJIO_COPY_THRESHOLD",),
     "max_in_flight": ("OBJIO_MAX_IN_FLIGHT",),
+    "op_log": ("OBJIO_OP_LOG",),
 }
 
 _DEFAULTS: dict[str, Any] = {
@@ -197,6 +199,7 @@ class ClientConfig:
     range_threshold: int | None = None
     copy_threshold: int | None = None
     max_in_flight: int | None = None
+    op_log: str | None = None
 
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, allowed: str) -> None:
@@ -243,6 +246,11 @@ class ClientConfig:
             v = getattr(self, name)
             if v is not None:
                 check(name, isinstance(v, bool), "True, False or None")
+        if self.op_log is not None:
+            if isinstance(self.op_log, os.PathLike):
+                object.__setattr__(self, "op_log", os.fspath(self.op_log))
+            check("op_log", isinstance(self.op_log, str) and bool(self.op_log),
+                  "a file path (str or os.PathLike) or None")
 
     def __repr__(self) -> str:
         shown = []

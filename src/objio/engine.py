@@ -42,6 +42,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import functools
+import itertools
 import logging
 import os
 import random
@@ -64,6 +65,7 @@ from .errors import (
     may_be_checksum_refusal,
     retryable_code,
 )
+from .oplog import ATTEMPT
 from .uri import ObjectURI
 
 log = logging.getLogger("objio.engine")
@@ -278,6 +280,10 @@ def backend_for(obj: ObjectURI, config: ClientConfig) -> Backend:
                     from .local import LocalBackend
 
                     b = LocalBackend()
+                    if config.op_log:
+                        from . import oplog
+
+                        b = oplog.LoggedBackend(b, oplog.get(config.op_log))
                 else:
                     from .s3 import S3Backend
 
@@ -448,6 +454,9 @@ def reset_retry_quota() -> None:
     _quota.available = _RETRY_QUOTA
 
 
+_op_ids = itertools.count(1)
+
+
 async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
     """Call ``fn`` until it succeeds, retrying ``retryable`` errors up to ``max_attempts``
     requests in all while the retry quota lasts; the last error is raised. A retryable
@@ -455,7 +464,9 @@ async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
     twice in a row is not chance."""
     attempt = 1
     spent = 0
+    op_id = next(_op_ids)
     while True:
+        token = ATTEMPT.set((op_id, attempt))  # the op-log's op_id / attempt columns
         try:
             result = await fn()
         except ObjectStoreError as e:
@@ -472,6 +483,8 @@ async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
         else:
             _quota.give(spent if spent else 1)
             return result
+        finally:
+            ATTEMPT.reset(token)
 
 
 # ----------------------------------------------------------------------------------- bounded map

@@ -14,6 +14,7 @@ access denied, invalid value), printed as one line without a traceback; 2 for us
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -66,9 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import ObjectStoreError
 
     restore = checked_stdout()
+    op_log: str | None = None
+    saved = os.environ.get("OBJIO_OP_LOG")
     try:
         parser = build_parser()
         args = parser.parse_args(_normalize(sys.argv[1:] if argv is None else argv))
+        op_log = getattr(args, "op_log", None)
+        if op_log:  # every client of the command (and its worker processes) logs there
+            os.environ["OBJIO_OP_LOG"] = op_log
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, while we can still handle it
         return code
@@ -81,4 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"objio: error: {error_line(e)}", file=sys.stderr)
         return 1
     finally:
+        if op_log:
+            from .. import oplog
+
+            oplog.close(op_log)
+            if saved is None:
+                os.environ.pop("OBJIO_OP_LOG", None)
+            else:
+                os.environ["OBJIO_OP_LOG"] = saved
         restore()

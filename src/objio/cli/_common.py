@@ -26,6 +26,9 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
                         "AWS_PROFILE); an explicit --profile wins over AWS_ACCESS_KEY_ID")
     g.add_argument("--no-sign-request", action="store_true", default=False,
                    help="anonymous requests, no credentials (public buckets)")
+    g.add_argument("--op-log", default=None, metavar="PATH",
+                   help="write one line per HTTP request to PATH (TSV, warp's columns first; "
+                        ".zst: zstd-compressed; {pid}/{rank} replaced); else OBJIO_OP_LOG")
 
 
 def client_from_args(args: argparse.Namespace) -> Any:

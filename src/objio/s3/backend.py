@@ -19,12 +19,14 @@ import logging
 import os
 import re
 import ssl
+import time
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import unquote_plus, urlsplit
 from xml.etree import ElementTree as ET
 
 import numpy as np
 
+from .. import oplog
 from .._buffers import Gather, new_buffer
 from .._crc32c import crc32c, from_base64, to_base64
 from ..backend import (
@@ -38,6 +40,7 @@ from ..backend import (
 )
 from ..config import ClientConfig
 from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response
+from ..oplog import OpLog
 from ..uri import ObjectURI
 from .credentials import CredentialProvider
 from .http import BadResponse, HTTPClient, ProxyError, ShortBody
@@ -138,6 +141,7 @@ class S3Backend:
         self._checksums = bool(config.checksums)
         # Every request goes through one client: one pool of kept-alive connections for
         # GETs and everything else (HTTP(S)_PROXY / NO_PROXY are read now).
+        self._oplog: OpLog | None = oplog.get(config.op_log) if config.op_log else None
         self._http = HTTPClient(self._http_scheme, config.connect_timeout_s or 10.0,
                                 config.read_timeout_s or 30.0, ssl_context=self._ssl,
                                 deadline_s=config.deadline_s)
@@ -188,6 +192,42 @@ class S3Backend:
             hdrs["host"] = host
         return host, (path + "?" + query) if query else path, hdrs
 
+    # ---------------------------------------------------------------------------- op-log
+    def _log(self, op: str, bucket: str, key: str | None, host: str, r: Any,
+             pieces: Sequence[Any] | None, received: int, t0: float,
+             params: Sequence[tuple[str, str]], error: BaseException | None) -> None:
+        """One op-log line for a request that got a response (:mod:`objio.oplog`)."""
+        assert self._oplog is not None
+        op_id, attempt = oplog.ATTEMPT.get()
+        sent = sum(len(p) for p in pieces) if pieces else 0
+        code = getattr(error, "code", "") or "" if error is not None else ""
+        self._oplog.record(
+            api=op, bucket=bucket, key=key, nbytes=sent + received,
+            endpoint=f"{self._http_scheme}://{host}", status=r.status, error_code=code,
+            error=str(error) if error is not None else "",
+            start=r.sent_at or t0, first_byte=(r.sent_at + r.ttfb_s) if r.sent_at else None,
+            last_byte=r.done_at or None, end=time.perf_counter(), thread=r.conn,
+            op_id=op_id, attempt=attempt, part=_part_number(params))
+
+    def _log_resent(self, op: str, bucket: str, key: str | None, host: str,
+                    params: Sequence[tuple[str, str]], start: float, error: BaseException) -> None:
+        """The line of a try the HTTP client sent again by itself (a kept-alive connection
+        the server had closed)."""
+        self._log_failed(op, bucket, key, host, None, start, error, params)
+
+    def _log_failed(self, op: str, bucket: str, key: str | None, host: str,
+                    pieces: Sequence[Any] | None, t0: float, error: BaseException,
+                    params: Sequence[tuple[str, str]] = ()) -> None:
+        """One op-log line for a request that got no response (status 0)."""
+        assert self._oplog is not None
+        op_id, attempt = oplog.ATTEMPT.get()
+        code = getattr(error, "code", "") or type(error).__name__
+        self._oplog.record(
+            api=op, bucket=bucket, key=key, nbytes=0, endpoint=f"{self._http_scheme}://{host}",
+            status=0, error_code=code, error=str(error) or type(error).__name__, start=t0,
+            first_byte=None, last_byte=None, end=time.perf_counter(), op_id=op_id,
+            attempt=attempt, part=_part_number(params))
+
     async def _simple(
         self,
         op: str,
@@ -215,12 +255,26 @@ class S3Backend:
         body (a server-side copy), counted in its deadline
         (:meth:`objio.config.ClientConfig.deadline_s`)."""
         host, target, hdrs = self._prepare(method, bucket, key, params, headers, body)
+        pieces = _body_pieces(body)
+        t0 = time.perf_counter()
         try:
-            r = await self._http.request(method, host, target, hdrs, _body_pieces(body),
-                                        moves=moves)
+            r = await self._http.request(
+                method, host, target, hdrs, pieces, moves=moves,
+                resent=None if self._oplog is None else functools.partial(
+                    self._log_resent, op, bucket, key, host, params))
         except (OSError, asyncio.TimeoutError) as e:
-            raise _connection_error(op, uri, e) from e
+            error = _connection_error(op, uri, e)
+            if self._oplog is not None:
+                self._log_failed(op, bucket, key, host, pieces, t0, error, params)
+            raise error from e
+        except BaseException as e:
+            if self._oplog is not None:
+                self._log_failed(op, bucket, key, host, pieces, t0, e, params)
+            raise
         payload = bytes(r.body) if r.body else b""
+        if self._oplog is not None:
+            self._log(op, bucket, key, host, r, pieces, len(payload), t0, params,
+                      None if r.status in ok else error_from_response(op, uri, r.status, payload))
         if r.status not in ok:
             raise error_from_response(op, uri, r.status, payload)
         return r.status, r.headers, payload
@@ -282,12 +336,28 @@ class S3Backend:
         if self._checksums:
             hdrs["x-amz-checksum-mode"] = "ENABLED"
         host, target, hdrs = self._prepare("GET", obj.bucket, obj.key, (), hdrs)
+        t0 = time.perf_counter()
         try:
-            r = await self._http.request("GET", host, target, hdrs, None, into=into, alloc=alloc,
-                                         limit=limit, crc=crc)
+            r = await self._http.request(
+                "GET", host, target, hdrs, None, into=into, alloc=alloc, limit=limit, crc=crc,
+                resent=None if self._oplog is None else functools.partial(
+                    self._log_resent, "GetObject", obj.bucket, obj.key, host, ()))
         except (OSError, asyncio.TimeoutError) as e:
-            raise _connection_error("GetObject", uri, e) from e
+            error = _connection_error("GetObject", uri, e)
+            if self._oplog is not None:
+                self._log_failed("GetObject", obj.bucket, obj.key, host, None, t0, error)
+            raise error from e
+        except BaseException as e:
+            if self._oplog is not None:
+                self._log_failed("GetObject", obj.bucket, obj.key, host, None, t0, e)
+            raise
         status = r.status
+        if self._oplog is not None:
+            got = len(r.body) if r.body is not None else (len(into) if into is not None else 0)
+            self._log("GetObject", obj.bucket, obj.key, host, r, None,
+                      got if status in (200, 206) else 0, t0, (),
+                      None if status in (200, 206, 416)
+                      else error_from_response("GetObject", uri, status, bytes(r.body or b"")))
         if status not in (200, 206, 416):
             raise error_from_response("GetObject", uri, status, bytes(r.body or b""))
         received = r.crc32c
@@ -954,6 +1024,13 @@ def _listing_xml(payload: bytes, root: str, op: str, uri: str) -> ET.Element:
         return ET.fromstring(payload)
     except ET.ParseError as e:
         raise _incomplete(op, uri, f"malformed XML from the server: {e}") from e
+
+
+def _part_number(params: Sequence[tuple[str, str]]) -> int | None:
+    for name, value in params:
+        if name == "partNumber":
+            return int(value)
+    return None
 
 
 def _parse_list_page(payload: bytes, uri: str = ""

@@ -42,6 +42,7 @@ import asyncio
 import base64
 import fcntl
 import ipaddress
+import itertools
 import select
 import socket
 import ssl
@@ -129,9 +130,13 @@ class Response:
     raised :class:`ShortBody`; False for a chunked or connection-delimited body (a chunked
     one cut short raises too; one delimited by the connection cannot be told from whole).
     ``cut``: the body was longer than the ``limit`` asked; only ``limit`` bytes were kept and
-    the connection was closed."""
+    the connection was closed. ``sent_at`` / ``done_at``: ``time.perf_counter()`` when the
+    request started going out and when the response's last byte came (first byte:
+    ``sent_at + ttfb_s``); ``conn``: the number of the connection that carried it (from 1 in
+    this process)."""
 
-    __slots__ = ("status", "headers", "body", "ttfb_s", "crc32c", "framed", "cut")
+    __slots__ = ("status", "headers", "body", "ttfb_s", "crc32c", "framed", "cut", "sent_at",
+                 "done_at", "conn")
 
     def __init__(self, status: int, headers: Headers, body: bytearray | memoryview | None,
                  ttfb_s: float, crc: int | None = None, framed: bool = True,
@@ -143,6 +148,9 @@ class Response:
         self.crc32c = crc  # of the 2xx body received, when asked for (``crc=True``)
         self.framed = framed
         self.cut = cut
+        self.sent_at = 0.0
+        self.done_at = 0.0
+        self.conn = 0
 
 
 class _Proxy:
@@ -197,8 +205,13 @@ def proxy_settings(scheme: str) -> tuple[str, str | None, dict[str, str]]:
     return f"{key.upper()}_PROXY", env.get(key) or None, env
 
 
+_serials = itertools.count(1)
+"""Connection numbers (Response.conn)."""
+
+
 class _Conn(asyncio.BufferedProtocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.serial = next(_serials)
         self.loop = loop
         self.transport: Any = None
         self.closed = False
@@ -600,6 +613,7 @@ class _Conn(asyncio.BufferedProtocol):
         fut = self.fut
         resp = Response(self.status, self.headers, body, self.ttfb,
                         self.crc if self.want_crc else None, framed, self.cut)
+        resp.sent_at, resp.done_at, resp.conn = self.t0, time.perf_counter(), self.serial
         self.body_mv = None
         self.body = None
         self.into = None
@@ -774,7 +788,8 @@ class HTTPClient:
                       into: memoryview | None = None,
                       alloc: Callable[[int], memoryview] | None = None,
                       limit: int | None = None, crc: bool = False,
-                      moves: int = 0) -> Response:
+                      moves: int = 0,
+                      resent: Callable[[float, BaseException], None] | None = None) -> Response:
         """Send ``method target`` with ``headers`` (lower-case names, ``host`` included) and
         the ``body`` buffers (bytes-like, each of byte format; sent as they are, not copied:
         they must not change until this returns), and return the response.
@@ -782,7 +797,10 @@ class HTTPClient:
         ``into`` / ``alloc``: where a 2xx body goes (the caller's buffer when its length is the
         body's; else ``alloc(n)``; else a new buffer). With ``limit``, a 2xx body longer than
         ``limit`` bytes is received only up to ``limit`` bytes (Content-Length still says the
-        full length; ``cut`` is set) and the connection is then closed. With ``crc`` the
+        full length; ``cut`` is set) and the connection is then closed. ``resent(start,
+        error)`` is called for a request sent on a kept-alive connection the server had
+        closed and that is then sent again (below): the op-log's line for that first try
+        (``start``: ``time.perf_counter()`` when it began). With ``crc`` the
         CRC32C of a 2xx body of known length is computed read by read as it lands (hot in
         cache: no second pass over the bytes) and returned in ``crc32c``. ``moves``: bytes
         the server moves for this request besides its body (a server-side copy), added to
@@ -821,6 +839,7 @@ class HTTPClient:
                            ).encode()
             if extra:
                 head += extra
+            began = time.perf_counter()
             try:
                 return await self._exchange(conn, host, head, pieces, method, size + moves,
                                             into, alloc, limit, crc)
@@ -832,6 +851,8 @@ class HTTPClient:
                 if not again or not (isinstance(e, _NotSent) or (
                         reused and method in _REPLAYABLE)):
                     raise ConnectionResetError(str(e)) from None
+                if resent is not None and not isinstance(e, _NotSent):
+                    resent(began, e)
                 again = reused = False
                 conn = None
 

@@ -1,0 +1,400 @@
+"""The op-log: one line per HTTP request objio sends, never dropped.
+
+Turned on with ``ClientConfig(op_log=PATH)``, ``OBJIO_OP_LOG=PATH`` or ``--op-log PATH`` on
+the command line. Every request is a line, retries and multipart parts included (each its own
+line, tied to its operation by ``op_id`` and ``attempt``), failed ones too (``status`` 0 when
+no response came, the error's code and text).
+
+Format: tab-separated values with a header line. The first 14 columns are warp's
+(``--benchdata``: ``idx thread op client_id n_objects bytes endpoint file error start
+first_byte end duration_ns cat``) with the same meaning and the same time format (RFC 3339
+with nanoseconds, UTC); objio's columns follow:
+
+* ``idx``: the line's number in this process (from 0); ``thread``: the HTTP connection that
+  carried the request (connections serve one request at a time, as warp's threads);
+* ``op``: warp's name where one exists (``GET``, ``PUT``, ``STAT``, ``DELETE``, ``LIST``),
+  else the S3 API name (``UploadPart``, ``CreateMultipartUpload``, ``DeleteObjects``...);
+  ``cat``: always the S3 API name (``GetObject``, ``PutObject``, ``HeadObject``...);
+* ``client_id``: ``host:rank:pid``; ``n_objects``: 1; ``bytes``: body bytes sent or
+  received; ``endpoint``: ``scheme://host``; ``file``: ``bucket/key``;
+* ``error``: the error's text, empty on success; ``start``: the request's first byte sent
+  (connection set-up and signing are before it); ``first_byte``: the response's first byte;
+  ``end``: the request done (response read, or the error); ``duration_ns``: end - start;
+* then ``last_byte`` (the response body's last byte), ``status`` (HTTP status; 0: no
+  response), ``error_code`` (S3 code, e.g. ``SlowDown``, or the connection error's kind),
+  ``op_id`` (one per operation: its attempts share it), ``attempt`` (1, 2, ...), ``part``
+  (the part number of an UploadPart, else empty), ``host``, ``rank``, ``pid``.
+
+Times are taken from one monotonic clock (``time.perf_counter_ns``) mapped to UTC once, when the
+log is opened, so differences between lines are exact whatever the wall clock does.
+
+A path ending in ``.zst`` is zstd-compressed (the ``zstandard`` package): each batch of lines
+is one zstd frame, so the file is a valid zstd stream whoever appends (``zstd -dc`` reads it).
+``{pid}`` and ``{rank}`` in the path are replaced (one file per process or per rank).
+
+Never drops an entry: lines are kept in memory in batches handed to a writer thread through a
+bounded queue; when the writer falls behind, the thread that logs waits for room (back-pressure)
+rather than discarding. After ``fork`` (DataLoader workers) a child appends to the same file
+(``O_APPEND``, whole batches per write: lines of two processes never mix) with its own pid; its
+parent's unwritten lines stay the parent's. Lines are written at least every second, when a
+batch fills, and at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import os
+import queue
+import socket
+import threading
+import time
+from typing import Any
+
+COLUMNS = ("idx", "thread", "op", "client_id", "n_objects", "bytes", "endpoint", "file",
+           "error", "start", "first_byte", "end", "duration_ns", "cat",
+           "last_byte", "status", "error_code", "op_id", "attempt", "part", "host", "rank",
+           "pid")
+"""The header: warp's 14 columns, then objio's."""
+
+WARP_OPS = {"GetObject": "GET", "PutObject": "PUT", "HeadObject": "STAT",
+            "DeleteObject": "DELETE", "ListObjectsV2": "LIST"}
+"""objio's S3 API names -> warp's op names (where warp has one)."""
+
+ATTEMPT: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar(
+    "objio_attempt", default=(0, 1))
+"""(operation id, attempt number) of the request being sent, set by
+:func:`objio.engine.with_retries` (each call one operation, ids from 1 in this process; its
+attempts 1, 2, ...); (0, 1) outside one."""
+
+_BATCH = 512
+"""Lines per batch handed to the writer."""
+_QUEUE_BATCHES = 64
+"""Batches waiting for the writer before a logging thread waits (back-pressure)."""
+_FLUSH_S = 1.0
+
+
+def rank() -> int:
+    """This process's rank: ``RANK`` (torchrun), ``OMPI_COMM_WORLD_RANK`` (Open MPI),
+    ``PMI_RANK`` (MPICH), ``SLURM_PROCID`` (srun), else 0."""
+    for name in ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"):
+        v = os.environ.get(name)
+        if v is not None and v.strip().isdigit():
+            return int(v)
+    return 0
+
+
+class _Clock:
+    """``time.perf_counter()`` values as RFC 3339 UTC strings with nanoseconds (the seconds
+    part cached: one ``strftime`` per second of log)."""
+
+    def __init__(self) -> None:
+        self.wall0 = time.time_ns()
+        self.mono0 = time.perf_counter()
+        self._sec = -1
+        self._prefix = ""
+
+    def ns(self, t: float) -> int:
+        """Nanoseconds since the epoch (UTC) of a ``time.perf_counter()`` value."""
+        return self.wall0 + round((t - self.mono0) * 1e9)
+
+    def text(self, t: float) -> str:
+        sec, frac = divmod(self.ns(t), 1_000_000_000)
+        if sec != self._sec:
+            self._sec = sec
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        return f"{self._prefix}.{frac:09d}Z"
+
+
+class OpLog:
+    """One op-log file (see the module docs). Use :func:`get` (one writer per path per
+    process) rather than the constructor.
+
+    Raises (constructor): OSError (the file cannot be created), ImportError (a ``.zst``
+    path without the ``zstandard`` package), ValueError (an empty path)."""
+
+    def __init__(self, path: str) -> None:
+        if not path:
+            raise ValueError("op_log must be a file path, got an empty string")
+        self.path = path.replace("{pid}", str(os.getpid())).replace("{rank}", str(rank()))
+        self._zstd: Any = None
+        if self.path.endswith(".zst"):
+            try:
+                import zstandard
+            except ImportError:
+                raise ImportError(f"op_log {self.path!r} ends in .zst: install the zstandard "
+                                  "package (pip install zstandard) or drop the .zst") from None
+            self._zstd = zstandard.ZstdCompressor(level=3)
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o666)
+        self._write(("\t".join(COLUMNS) + "\n").encode())
+        self._clock = _Clock()
+        self._setup_process()
+        self.closed = False
+
+    def _setup_process(self) -> None:
+        """Per-process state: after fork, the child starts with its own (empty) batch and
+        writer; the file descriptor is shared (appends)."""
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._idx = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_BATCHES)
+        self._writer: threading.Thread | None = None
+        self._wake = threading.Event()
+        host = socket.gethostname()
+        pid = os.getpid()
+        r = rank()
+        self._client = f"{host}:{r}:{pid}"
+        self._tail = f"\t{host}\t{r}\t{pid}\n"
+
+    # ------------------------------------------------------------------------- logging
+    def record(self, *, api: str, bucket: str, key: str | None, nbytes: int, endpoint: str,
+               status: int, error_code: str = "", error: str = "", start: float,
+               first_byte: float | None, last_byte: float | None, end: float,
+               thread: int = 0, op_id: int = 0, attempt: int = 1,
+               part: int | None = None) -> None:
+        """Log one request: ``api`` the S3 API name, ``nbytes`` body bytes sent and received,
+        times ``time.perf_counter()`` values (seconds; None: that moment did not happen).
+        Waits (never drops) when the writer is a full queue behind."""
+        c = self._clock
+        if error:
+            error = error.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+        line = (f"\t{thread}\t{WARP_OPS.get(api, api)}\t{self._client}\t1\t{nbytes}\t{endpoint}"
+                f"\t{bucket}/{key or ''}\t{error}\t{c.text(start)}"
+                f"\t{c.text(first_byte) if first_byte else ''}\t{c.text(end)}"
+                f"\t{round((end - start) * 1e9)}\t{api}"
+                f"\t{c.text(last_byte) if last_byte else ''}\t{status}\t{error_code}"
+                f"\t{op_id}\t{attempt}\t{'' if part is None else part}{self._tail}")
+        batch: list[str] | None = None
+        with self._lock:
+            if self.closed:
+                return
+            self._lines.append(f"{self._idx}{line}")
+            self._idx += 1
+            if len(self._lines) >= _BATCH:
+                batch, self._lines = self._lines, []
+            if self._writer is None:
+                self._start_writer()
+        if batch is not None:
+            self._queue.put("".join(batch).encode())  # blocks while the writer is behind
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(target=self._run, name="objio-oplog", daemon=True)
+        self._writer.start()
+
+    def _run(self) -> None:
+        q = self._queue
+        while True:
+            try:
+                data = q.get(timeout=_FLUSH_S)
+            except queue.Empty:
+                data = self._take()
+                if data:
+                    self._write(data)
+                continue
+            try:
+                if data is None:
+                    return
+                self._write(data)
+            finally:
+                q.task_done()
+
+    def _take(self) -> bytes:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        return "".join(lines).encode() if lines else b""
+
+    def _write(self, data: bytes) -> None:
+        if self._zstd is not None:
+            data = self._zstd.compress(data)
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def flush(self) -> None:
+        """Write every line logged so far to the file (waits for the writer)."""
+        if self.closed:
+            return
+        data = self._take()
+        writer = self._writer
+        if writer is not None and writer.is_alive():
+            if data:
+                self._queue.put(data)
+            self._queue.join()
+        elif data:
+            self._write(data)
+
+    def close(self) -> None:
+        """Write what is left and close the file."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            lines, self._lines = self._lines, []
+        writer = self._writer
+        if writer is not None and writer.is_alive():
+            if lines:
+                self._queue.put("".join(lines).encode())
+            self._queue.put(None)
+            writer.join()
+        elif lines:
+            self._write("".join(lines).encode())
+        while True:  # batches left by a writer that is not running
+            try:
+                data = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if data:
+                self._write(data)
+        os.close(self._fd)
+
+    def _after_fork_in_child(self) -> None:
+        if self.closed:
+            return
+        self._setup_process()  # the parent's unwritten lines stay the parent's
+
+
+def _size(data: Any) -> int:
+    try:
+        return len(data) if not isinstance(data, memoryview) else data.nbytes
+    except TypeError:
+        return 0
+
+
+class LoggedBackend:
+    """A backend without HTTP requests (``file://``) with its operations in the op-log: one
+    line per call (``endpoint`` ``file://``, ``status`` 200, or 0 and the error's type on
+    failure; no first or last byte). Everything else is the wrapped backend's."""
+
+    def __init__(self, inner: Any, log: OpLog) -> None:
+        self._inner = inner
+        self._log = log
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _line(self, api: str, obj: Any, nbytes: int, start: float,
+              error: BaseException | None = None) -> None:
+        op_id, attempt = ATTEMPT.get()
+        bucket, key = (obj.bucket, obj.key) if obj.bucket else ("", obj.key.lstrip("/"))
+        self._log.record(
+            api=api, bucket=bucket, key=key, nbytes=nbytes, endpoint=f"{obj.scheme}://",
+            status=0 if error is not None else 200,
+            error_code="" if error is None else (getattr(error, "code", "") or
+                                                 type(error).__name__),
+            error="" if error is None else (str(error) or type(error).__name__), start=start,
+            first_byte=None, last_byte=None, end=time.perf_counter(), op_id=op_id,
+            attempt=attempt)
+
+    async def _call(self, api: str, obj: Any, method: str, *args: Any,
+                    sent: int = 0, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            result = await getattr(self._inner, method)(obj, *args, **kwargs)
+        except BaseException as e:
+            self._line(api, obj, 0, t0, e)
+            raise
+        got = _size(getattr(result, "data", b"")) if api == "GetObject" else 0
+        self._line(api, obj, sent + got, t0)
+        return result
+
+    async def get(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        return await self._call("GetObject", obj, "get", *args, **kwargs)
+
+    async def head(self, obj: Any, **kwargs: Any) -> Any:
+        return await self._call("HeadObject", obj, "head", **kwargs)
+
+    async def put(self, obj: Any, data: Any, **kwargs: Any) -> Any:
+        return await self._call("PutObject", obj, "put", data, sent=_size(data), **kwargs)
+
+    async def delete(self, obj: Any) -> Any:
+        return await self._call("DeleteObject", obj, "delete")
+
+    async def delete_many(self, bucket_uri: Any, keys: Any) -> Any:
+        return await self._call("DeleteObjects", bucket_uri, "delete_many", keys)
+
+    async def upload_part(self, obj: Any, upload_id: str, part_number: int, data: Any,
+                          **kwargs: Any) -> Any:
+        return await self._call("UploadPart", obj, "upload_part", upload_id, part_number, data,
+                                sent=_size(data), **kwargs)
+
+    async def list_pages(self, bucket_uri: Any, *args: Any, **kwargs: Any) -> Any:
+        pages = self._inner.list_pages(bucket_uri, *args, **kwargs)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                page = await pages.__anext__()
+            except StopAsyncIteration:
+                return
+            except BaseException as e:
+                self._line("ListObjectsV2", bucket_uri, 0, t0, e)
+                raise
+            self._line("ListObjectsV2", bucket_uri, 0, t0)
+            yield page
+
+
+_LOGS: dict[str, OpLog] = {}
+_LOGS_LOCK = threading.Lock()
+
+
+def get(path: str) -> OpLog:
+    """The process's :class:`OpLog` for ``path`` (opened, truncated, on first use; shared
+    by every client with that path)."""
+    log = _LOGS.get(path)
+    if log is not None and not log.closed:
+        return log
+    with _LOGS_LOCK:
+        log = _LOGS.get(path)
+        if log is None or log.closed:
+            log = _LOGS[path] = OpLog(path)
+        return log
+
+
+def close(path: str) -> None:
+    """Flush and close this process's op-log for ``path`` (if open)."""
+    with _LOGS_LOCK:
+        log = _LOGS.pop(path, None)
+    if log is not None:
+        log.close()
+
+
+def close_all() -> None:
+    """Flush and close every op-log of this process (also run at exit)."""
+    with _LOGS_LOCK:
+        logs = list(_LOGS.values())
+        _LOGS.clear()
+    for log in logs:
+        log.close()
+
+
+def _after_fork_in_child() -> None:
+    global _LOGS_LOCK
+    _LOGS_LOCK = threading.Lock()
+    for log in _LOGS.values():
+        log._after_fork_in_child()
+
+
+class _Anchor:
+    """A weak-referenceable object for multiprocessing's after-fork registry."""
+
+
+_ANCHOR = _Anchor()
+
+
+def _close_at_child_exit(_: object) -> None:
+    # A multiprocessing child (a DataLoader worker) ends with os._exit, which skips atexit:
+    # its finalizers run first.
+    from multiprocessing import util
+
+    util.Finalize(None, close_all, exitpriority=100)
+
+
+atexit.register(close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    from multiprocessing import util as _mp_util
+
+    _mp_util.register_after_fork(_ANCHOR, _close_at_child_exit)

@@ -1,0 +1,207 @@
+"""The op-log (issue 20 A): one line per HTTP request, retries and failures included, never
+dropped (back-pressure, not discarding), across fork, compressed with .zst, from the CLI."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import objio
+from objio import oplog
+from objio.cli import main
+
+BUCKET = "objio-test"
+
+
+def read_log(path: Path) -> list[dict[str, str]]:
+    """The op-log's lines as dicts (header names), plain or zstd (any number of frames)."""
+    raw = path.read_bytes()
+    if path.suffix == ".zst":
+        import zstandard
+
+        raw = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(raw), read_across_frames=True).read()
+    lines = raw.decode().splitlines()
+    assert lines[0].split("\t") == list(oplog.COLUMNS)
+    rows = [dict(zip(oplog.COLUMNS, line.split("\t"), strict=True)) for line in lines[1:]]
+    return rows
+
+
+def test_every_request_is_a_line_retries_and_failures_included(
+        proxy: Any, s3_server: Any, client: objio.Client, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from faultproxy import Forge, Reset, Response
+    from objio import engine
+
+    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
+    proxy.clear()
+    path = tmp_path / "ops.tsv"
+    c = objio.Client(s3_server.config.replace(endpoint_url=proxy.endpoint_url,
+                                              op_log=str(path)), max_attempts=4)
+    prefix = f"s3://{BUCKET}/oplog-{os.getpid()}-{time.monotonic_ns()}/"
+    c.put_many([(f"{prefix}o{i}", b"x" * (100 + i)) for i in range(40)], max_in_flight=8)
+    # Every 5th GET is answered 503 SlowDown once, two connections are reset: retried.
+    n = {"get": 0}
+
+    def fifth_get(r: Any) -> bool:
+        if r.method != "GET" or "list-type" in r.target:
+            return False
+        n["get"] += 1
+        return n["get"] % 5 == 0
+
+    proxy.add(fifth_get, Forge(lambda r: Response(503, "Slow Down", [], b"<Error><Code>SlowDown"
+                                                  b"</Code><Message>m</Message></Error>")),
+              times=6)
+    proxy.add(lambda r: r.method == "HEAD", Reset(), times=2)
+    got = c.get_many([f"{prefix}o{i}" for i in range(40)], max_in_flight=8)
+    assert [len(b) for _, b in got] == [100 + i for i in range(40)]
+    infos = c.stat_many([f"{prefix}o{i}" for i in range(5)])
+    assert [i.size for i in infos] == [100, 101, 102, 103, 104]
+    with pytest.raises(FileNotFoundError):
+        c.get(f"{prefix}missing")
+    c.delete(prefix)
+    oplog.get(str(path)).flush()
+    rows = read_log(path)
+    assert len(rows) == len(proxy.log)  # one line per request the server side saw
+    assert [int(r["idx"]) for r in rows] == list(range(len(rows)))
+    slow = [r for r in rows if r["error_code"] == "SlowDown"]
+    assert len(slow) == 6 and all(r["status"] == "503" and r["op"] == "GET" for r in slow)
+    for r in slow:  # each retried: the same operation has a later, successful attempt
+        same = [x for x in rows if x["op_id"] == r["op_id"]]
+        assert [x["attempt"] for x in same][-1] != "1" and same[-1]["status"] in ("200", "206")
+    reset = [r for r in rows if r["op"] == "STAT" and r["status"] == "0"]
+    assert len(reset) == 2 and all(r["error_code"] for r in reset)
+    missing = [r for r in rows if r["file"].endswith("/missing")]
+    assert missing and missing[-1]["status"] == "404" and missing[-1]["error_code"] == "NoSuchKey"
+    ok_get = next(r for r in rows if r["op"] == "GET" and r["status"] == "200")
+    assert ok_get["cat"] == "GetObject" and ok_get["n_objects"] == "1"
+    assert ok_get["endpoint"] == proxy.endpoint_url
+    assert ok_get["start"] <= ok_get["first_byte"] <= ok_get["last_byte"] <= ok_get["end"]
+    assert int(ok_get["duration_ns"]) > 0
+    assert ok_get["client_id"].endswith(f":0:{os.getpid()}") and ok_get["pid"] == str(os.getpid())
+    puts = [r for r in rows if r["op"] == "PUT"]
+    assert sorted(int(r["bytes"]) for r in puts) == [100 + i for i in range(40)]
+    oplog.close(str(path))
+
+
+def test_a_slow_writer_never_loses_a_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 200,000 requests from 4 threads while the writer is slow and its queue tiny: the
+    # threads that log wait for room (back-pressure) and every line arrives.
+    monkeypatch.setattr(oplog, "_QUEUE_BATCHES", 2)
+    monkeypatch.setattr(oplog, "_BATCH", 256)
+    path = tmp_path / "many.tsv.zst"
+    log = oplog.OpLog(str(path))
+    real = log._write
+
+    def slow(data: bytes) -> None:
+        time.sleep(0.002)
+        real(data)
+
+    monkeypatch.setattr(log, "_write", slow)
+    t = time.perf_counter()
+
+    def work(k: int) -> None:
+        for i in range(50_000):
+            log.record(api="GetObject", bucket="b", key=f"{k}/{i}", nbytes=i, endpoint="http://x",
+                       status=200, start=t, first_byte=t, last_byte=t, end=t, op_id=k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    log.close()
+    rows = read_log(path)
+    assert len(rows) == 200_000
+    assert sorted(int(r["idx"]) for r in rows) == list(range(200_000))
+    assert {r["file"] for r in rows} == {f"b/{k}/{i}" for k in range(4) for i in range(50_000)}
+
+
+def _child(c: objio.Client, uri: str, q: Any) -> None:
+    q.put(len(c.get(uri)))  # the parent's client, used after fork (as a DataLoader worker)
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".tsv.zst"])
+def test_forked_workers_append_to_the_same_log(client: objio.Client, prefix: str,
+                                               s3_server: Any, tmp_path: Path,
+                                               suffix: str) -> None:
+    # DataLoader workers are forked after the parent used the client: each writes its own
+    # lines (its pid) to the same file, whole batches at a time; nothing is lost at their exit
+    # (multiprocessing ends a child with os._exit, which skips atexit).
+    path = str(tmp_path / f"fork{suffix}")
+    c = objio.Client(s3_server.config.replace(op_log=path))
+    uri = f"{prefix}f"
+    c.put_bytes(uri, b"y" * 123)
+    assert len(c.get(uri)) == 123
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    kids = [ctx.Process(target=_child, args=(c, uri, q)) for _ in range(3)]
+    for k in kids:
+        k.start()
+    for k in kids:
+        k.join(60)
+        assert k.exitcode == 0
+    assert [q.get(timeout=5) for _ in kids] == [123] * 3
+    c.get(uri)
+    oplog.close(path)
+    rows = read_log(Path(path))
+    by_pid: dict[str, list[str]] = {}
+    for r in rows:
+        by_pid.setdefault(r["pid"], []).append(r["op"])
+    assert by_pid.pop(str(os.getpid())) == ["PUT", "GET", "GET"]
+    assert sorted(by_pid) == sorted(str(k.pid) for k in kids)
+    assert all(ops == ["GET"] for ops in by_pid.values())
+
+
+def test_op_log_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBJIO_OP_LOG", str(tmp_path / "env.tsv"))
+    assert objio.ClientConfig().resolved().op_log == str(tmp_path / "env.tsv")
+    assert objio.ClientConfig(op_log=tmp_path / "p.tsv").op_log == str(tmp_path / "p.tsv")
+    with pytest.raises(ValueError, match="op_log must be a file path"):
+        objio.ClientConfig(op_log="")
+    with pytest.raises(ValueError, match="op_log must be a file path"):
+        objio.ClientConfig(op_log=3)  # type: ignore[arg-type]
+    monkeypatch.setenv("RANK", "3")
+    log = oplog.OpLog(str(tmp_path / "r{rank}-{pid}.tsv"))
+    assert log.path == str(tmp_path / f"r3-{os.getpid()}.tsv")
+    log.close()
+
+
+def test_cli_op_log_flag(cli_env: list[str], prefix: str, tmp_path: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "d"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}").write_bytes(b"z" * (10 + i))
+    path = tmp_path / "cli.tsv"
+    assert main(["cp", "-r", str(src), prefix, "--op-log", str(path), *cli_env]) == 0
+    assert main(["ls", prefix, "--op-log", str(tmp_path / "ls.tsv"), *cli_env]) == 0
+    rows = read_log(path)
+    assert sorted((r["op"], r["bytes"]) for r in rows if r["op"] == "PUT") == [
+        ("PUT", "10"), ("PUT", "11"), ("PUT", "12")]
+    assert [r["op"] for r in read_log(tmp_path / "ls.tsv")] == ["LIST"]
+    assert "OBJIO_OP_LOG" not in os.environ
+
+
+def test_file_uris_are_logged_per_operation(tmp_path: Path) -> None:
+    path = tmp_path / "file-ops.tsv"
+    c = objio.Client(op_log=str(path))
+    d = tmp_path / "data"
+    c.put_bytes(str(d / "a.bin"), b"q" * 50)
+    assert len(c.get(str(d / "a.bin"))) == 50
+    assert c.list(str(d) + "/") == [str(d / "a.bin")]
+    with pytest.raises(FileNotFoundError):
+        c.stat(str(d / "nope"))
+    oplog.close(str(path))
+    rows = read_log(path)
+    assert [(r["op"], r["bytes"], r["status"]) for r in rows] == [
+        ("PUT", "50", "200"), ("GET", "50", "200"), ("LIST", "0", "200"), ("STAT", "0", "0")]
+    assert rows[0]["endpoint"] == "file://" and rows[0]["file"].endswith("data/a.bin")
+    assert rows[-1]["error_code"]
