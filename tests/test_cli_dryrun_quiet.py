@@ -12,10 +12,11 @@ import pytest
 
 import objio
 from objio.cli import build_parser, main
-from objio.cli.files import parse_duration
 
 
 def test_older_than_takes_units() -> None:
+    from objio.cli.files import parse_duration
+
     assert parse_duration("30s") == 30
     assert parse_duration("15m") == 900
     assert parse_duration("12h") == 12 * 3600

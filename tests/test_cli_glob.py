@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 import objio
-from objio._glob import filter_match, match, split_wildcard
 from objio.cli import main
 
 KEYS = ["a/f1.bin", "a/f2.bin", "a/deep/f1.bin", "b/f1.bin", "top.bin",
@@ -32,6 +31,8 @@ def _ls(capsys: pytest.CaptureFixture[str], flags: list[str], uri: str) -> tuple
 
 
 def test_matcher_segments_double_star_sets() -> None:
+    from objio._glob import filter_match, match, split_wildcard
+
     assert split_wildcard("p/*/f1.bin") == ("p/", "*/f1.bin")
     assert split_wildcard("p/data/**.npz") == ("p/data/", "**.npz")
     assert split_wildcard("plain/key") == ("plain/key", None)
@@ -87,7 +88,7 @@ def test_mv_and_rm_with_wildcards(cli_env: list[str], client: objio.Client, tree
 def test_a_wildcard_matching_nothing_is_one_line_exit_1(
         cmd: str, cli_env: list[str], tree: str, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    pattern = tree + "*/nothing-*.bin"
+    pattern = tree + "*/nothing.bin"  # a wildcard in a middle segment only
     argv = [cmd, *cli_env, pattern] + ([str(tmp_path) + "/"] if cmd in ("cp", "mv") else [])
     assert main(argv) == 1
     err = capsys.readouterr().err
