@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from .._glob import included
 from ..config import MiB, format_size
 from ..transfer import (
     CopyItem,
@@ -25,7 +26,6 @@ from ..transfer import (
     plan_sync,
     run_copy,
 )
-from .._glob import included
 from ..uri import has_glob, object_uri, parse_uri, split_glob
 from ._common import add_global_flags, client_from_args, error_line
 
@@ -492,7 +492,7 @@ class _Filter(argparse.Action):
             parser.error(f"{option_string} takes a non-empty pattern")
         filters = list(getattr(namespace, "filters", None) or [])
         filters.append((self.const, values))
-        setattr(namespace, "filters", filters)
+        namespace.filters = filters
 
 
 def _filter_flags(p: argparse.ArgumentParser) -> None:

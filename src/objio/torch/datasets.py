@@ -105,6 +105,8 @@ import torch
 import torch.utils.data
 
 from .. import engine
+from .._glob import match as glob_match
+from .._glob import one_level
 from ..api import Client
 from ..backend import ListPage
 from ..config import ClientConfig, MiB
@@ -112,8 +114,6 @@ from ..fastlist import stream_fast
 from ..io import SequentialReader
 from ..io._common import _byte_view
 from ..manifest import Manifest, read_manifest
-from .._glob import match as glob_match
-from .._glob import one_level
 from ..uri import ObjectURI, parse_uri, split_glob
 from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader
 from .config import LazyClient, S3ClientConfig, client_config_for
