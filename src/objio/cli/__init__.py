@@ -1,7 +1,9 @@
 """The ``objio`` command line: the only place that parses arguments.
 
 One module per command group, each parsing its arguments and calling library functions:
-:mod:`~objio.cli.files` (``ls stat cat cp rm mb``), :mod:`~objio.cli.gen` (``gen``),
+:mod:`~objio.cli.files` (``ls stat cat cp mv sync rm mb rb presign``),
+:mod:`~objio.cli.peek` (``du head tail``), :mod:`~objio.cli.batch` (``run``),
+:mod:`~objio.cli.gen` (``gen``),
 :mod:`~objio.cli.bench` (``bench``), :mod:`~objio.cli.server` (``server``); the connection
 flags every command takes are in :mod:`~objio.cli._common`.
 
