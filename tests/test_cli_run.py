@@ -71,11 +71,13 @@ def test_run_checks_every_line_before_running_any(
     client.put_bytes(prefix + "keep.bin", b"k")
     text = (f"rm {prefix}keep.bin\n"
             f"cp --no-such-flag {prefix}keep.bin {tmp_path}/\n"
-            f"ls {prefix}\n")
+            f"ls {prefix}\n"
+            f"rm -r {prefix}dir#1/ # a # in a line is part of it: not a comment\n")
     assert main(["run", *cli_env, _batch(tmp_path, text)]) == 2
     err = capsys.readouterr().err
     assert "line 2:" in err and "--no-such-flag" in err
     assert "line 3:" in err and "'ls' is not one of cp, mv, rm, sync" in err
+    assert "line 4:" in err and "unrecognized arguments: # a #" in err
     assert "nothing was run" in err
     assert client.exists(prefix + "keep.bin")  # line 1 did not run
 

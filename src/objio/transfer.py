@@ -153,7 +153,8 @@ def _check_prefixes(op: str, src: str, dst: str, s: ObjectURI, d: ObjectURI,
                     glob: bool = False) -> None:
     """Refuse (before any request) a recursive ``op`` whose destination prefix is the source
     prefix, lies under it, or holds it: it would write over its own sources or copy its own
-    output. A glob lists one level only, so only its own directory is refused.
+    output. A glob within one segment (``glob``) lists one level only, so only its own
+    directory is refused; a ``**`` or multi-segment pattern is checked as a recursive copy.
 
     Raises: ValueError naming both URIs."""
     rel = prefix_overlap(s.with_key(_source_base(s)), d)

@@ -1,5 +1,6 @@
 """``objio run FILE``: s5cmd's batch mode. One ``cp``, ``mv``, ``rm`` or ``sync`` command per
-line (with their flags; blank lines and ``#`` comments skipped), every line checked before
+line (with their flags; blank lines and lines starting with ``#`` skipped; a ``#`` inside a
+line is part of it), every line checked before
 anything runs, the copies of all lines under one ``--max-in-flight``, one summary.
 
 How a run goes:
@@ -96,7 +97,9 @@ def parse_lines(lines: list[tuple[int, str]], run_args: argparse.Namespace
     bad: list[str] = []
     for n, text in lines:
         try:
-            argv = shlex.split(text, comments=True)
+            # whole-line comments only: a # inside a line is part of it (keys may hold #;
+            # cutting "s3://b/dir#1/" to "s3://b/dir" would name another prefix)
+            argv = shlex.split(text)
             if not argv or argv[0] not in COMMANDS:
                 raise _LineError(f"{argv[0] if argv else text!r} is not one of "
                                  f"{', '.join(COMMANDS)}")
@@ -260,8 +263,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run cp/mv/rm/sync commands from a file, concurrently "
                                    "(s5cmd's batch mode)",
                        description="Run one cp, mv, rm or sync command per line of FILE ('-': "
-                                   "standard input), with their flags; blank lines and # "
-                                   "comments are skipped. Every line is checked first: one "
+                                   "standard input), with their flags; blank lines and lines "
+                                   "starting with # are skipped. Every line is checked first: one "
                                    "that does not parse is reported with its number and "
                                    "nothing runs (exit 2). The lines' copies run together, "
                                    "--max-in-flight objects at a time, in no order between "
