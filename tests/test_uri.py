@@ -51,8 +51,12 @@ def test_empty_and_wrong_type() -> None:
         parse_uri("file://relative/path")
 
 
-def test_has_glob_only_in_last_segment() -> None:
+def test_has_glob_in_any_segment() -> None:
+    # issue 18 A2: s5cmd's wildcards in middle segments too (was: last segment only)
     assert has_glob("train/*.npz")
     assert has_glob("train/img_?.jpg")
-    assert not has_glob("tr*in/x.npz")
+    assert has_glob("tr*in/x.npz")
+    assert has_glob("data/**.npz")
+    assert has_glob("img_[0-9].jpg")
     assert not has_glob("train/")
+    assert not has_glob("odd[name")

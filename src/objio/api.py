@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import fnmatch
 import inspect
 import io
 import itertools
@@ -27,6 +26,8 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator, List, Seque
 
 from . import engine
 from ._buffers import BufferPool
+from ._glob import match as glob_match
+from ._glob import one_level
 from .backend import ListPage, ObjectInfo, UploadInfo
 from .config import ClientConfig, MiB, default_config, set_default_config
 from .engine import Observer, RequestRecord
@@ -142,6 +143,8 @@ class Client:
                                 attempts=self._attempts, buffer_pages=buffer_pages)
         else:
             delimiter = None if recursive and pattern is None else "/"
+            if pattern is not None and not one_level(pattern):
+                delimiter = None  # "*/f1.bin", "**.npz": below the first level
             pages = engine.list_pages(backend, _bucket_root(obj), key, delimiter,
                                       attempts=self._attempts)
         try:
@@ -149,7 +152,7 @@ class Client:
                 async for page in pages:
                     if pattern is not None:
                         page = ListPage([i for i in page.objects
-                                         if fnmatch.fnmatchcase(i.key[len(key):], pattern)])
+                                         if glob_match(pattern, i.key[len(key):])])
                     yield page
         except NotFoundError as e:
             if (hinted := _with_s3_hint(e, uri)) is None:
@@ -189,13 +192,18 @@ class Client:
     def list(self, uri: URI, *, fast: bool = False) -> List[str]:
         """Keys under a prefix, sorted. ``uri`` is ``s3://bucket/prefix`` (a string prefix:
         ``s3://b/tr`` matches ``train/...``) or a local directory/prefix; a ``*``/``?`` glob in
-        the last segment (``s3://b/train/*.npz``) matches within that "directory" only.
+        the last segment (``s3://b/train/*.npz``) matches within that "directory" only;
+        s5cmd's wildcards anywhere in the key: ``*`` within a segment, ``**`` across ``/``
+        (``s3://b/data/**.npz``), ``?``, ``[...]`` (:mod:`objio._glob`), listed from the
+        key up to the last ``/`` before the first wildcard.
 
         ``fast=True`` is FastList (:mod:`objio.fastlist`): disjoint key ranges listed with up
         to ``min(max_in_flight, 32)`` concurrent requests, split adaptively; for large prefixes on a
         remote store many times faster, for a prefix of at most 1000 keys the same single
         request. It returns the same keys (in the server's order, as the sequential listing).
-        A glob is listed one level deep (one "directory": few keys) whether ``fast`` or not.
+        A glob within one segment is listed one level deep (one "directory": few keys),
+        whether ``fast`` or not; a glob with ``/`` or ``**`` after its prefix is listed
+        recursively under that prefix, then matched.
 
         The listing is complete or an error: each page is checked to be whole (closing tag,
         ``KeyCount``, a continuation token when truncated) and retried on its own with the

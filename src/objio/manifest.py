@@ -156,7 +156,7 @@ class Manifest:
     def pages(self, uri: Any = None) -> Iterator[ListPage]:
         """The manifest's objects in listing order, as :class:`objio.ListPage` s of up to
         65,536 (``keys``, ``sizes``, ``objects``); with ``uri`` (checked by :meth:`covers`)
-        only those under that prefix, or matching that glob (one level, as a glob lists).
+        only those under that prefix, or matching that glob (:func:`objio._glob.match`).
 
         Raises: ValueError when the file no longer reads as it did when opened (changed or
         cut since: the trailer is checked again at the end)."""
@@ -187,15 +187,14 @@ class Manifest:
 
 
 def _select(page: ListPage, key: str, pattern: str | None) -> ListPage:
-    import fnmatch
+    from ._glob import match
 
     keys = page.keys
     if pattern is None:
         picked = [i for i, k in enumerate(keys) if k.startswith(key)]
     else:
         n = len(key)
-        picked = [i for i, k in enumerate(keys) if k.startswith(key) and "/" not in k[n:]
-                  and fnmatch.fnmatchcase(k[n:], pattern)]
+        picked = [i for i, k in enumerate(keys) if k.startswith(key) and match(pattern, k[n:])]
     if len(picked) == len(keys):
         return page
     if picked and picked[-1] - picked[0] + 1 == len(picked):  # one run: no decoding

@@ -10,6 +10,9 @@ do, as library functions.
   so are directory markers (keys ending with ``/``).
 * :func:`plan_sync`: what ``sync`` copies (missing at the destination, another size, or newer
   at the source, as ``aws s3 sync`` compares) and, with ``delete``, what it removes.
+* Both take aws-cli's ``--exclude`` / ``--include`` filters (``filters=``: in the order given,
+  the last that matches a key relative to the source prefix wins; :mod:`objio._glob`); a
+  ``sync`` with ``delete`` never deletes a destination object the filters leave out.
 * Both take the source's objects from a manifest (``manifest=``, ``--from-manifest``:
   :mod:`objio.manifest`) instead of listing it, when given.
 * :func:`run_copy`: carry a plan out: between two s3:// URIs the store copies every object
@@ -26,10 +29,11 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from ._glob import Filters, check_filters, included, one_level
 from .backend import ObjectInfo
 from .config import MiB
 from .io import open as obj_open
@@ -45,6 +49,7 @@ from .uri import (
 
 __all__ = [
     "STREAM_THRESHOLD", "CopyItem", "CopyPlan", "SyncPlan", "plan_copy", "plan_sync", "run_copy",
+    "run_copy_each",
     "copy_from_file", "copy_to_file", "write_all", "SAME_OBJECT",
 ]
 
@@ -148,7 +153,8 @@ def _check_prefixes(op: str, src: str, dst: str, s: ObjectURI, d: ObjectURI,
                     glob: bool = False) -> None:
     """Refuse (before any request) a recursive ``op`` whose destination prefix is the source
     prefix, lies under it, or holds it: it would write over its own sources or copy its own
-    output. A glob lists one level only, so only its own directory is refused.
+    output. A glob within one segment (``glob``) lists one level only, so only its own
+    directory is refused; a ``**`` or multi-segment pattern is checked as a recursive copy.
 
     Raises: ValueError naming both URIs."""
     rel = prefix_overlap(s.with_key(_source_base(s)), d)
@@ -184,7 +190,7 @@ SAME_OBJECT = "it is the destination itself (the same object): nothing to copy"
 
 
 def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
-              move: bool = False, manifest: Any = None) -> CopyPlan:
+              move: bool = False, manifest: Any = None, filters: Filters = ()) -> CopyPlan:
     """Plan a copy, or with ``move`` a move (see the module docstring).
 
     Nothing is ever copied onto itself, however the two URIs are written (a trailing slash,
@@ -200,13 +206,19 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
     objects under ``src`` (a prefix within it, or its glob) are taken from it instead of
     listing ``src``, with their sizes and times (implies ``recursive``).
 
+    ``filters``: aws-cli's ``--exclude`` / ``--include``, ``[("exclude" | "include",
+    pattern), ...]`` in the order given, matched against each key relative to the source
+    prefix (a single object: its name) with :func:`objio._glob.filter_match` (``*`` matches
+    ``/`` too); the last filter that matches decides. Objects left out are not in the plan.
+
     Raises:
         FileNotFoundError: the source object does not exist, or a recursive / glob copy
             matches nothing; no such manifest file.
         ValueError: a bad URI; a move onto itself; overlapping source and destination
             prefixes; a manifest that is not whole or does not hold ``src`` (another bucket
-            or prefix).
+            or prefix); a malformed filter.
     """
+    filters = check_filters(filters)
     s, d = parse_uri(src), parse_uri(dst)
     op = "mv" if move else "cp"
     plan = CopyPlan()
@@ -216,6 +228,8 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
         m.covers(s if has_glob(s.key) else s.with_key(_source_base(s)))
     if not recursive and not has_glob(s.key):
         name = posixpath.basename(s.key.replace(os.sep, "/").rstrip("/"))
+        if filters and not included(filters, name):
+            return plan  # left out by the filters, as aws-cli does
         target = _target(d, name) if _is_dir_like(d) else d
         if isinstance(target, str):
             raise ValueError(f"{op}: cannot {_VERBS[op]} {src} to {dst}: {target}")
@@ -229,18 +243,22 @@ def plan_copy(client: Any, src: str, dst: str, recursive: bool = False, *,
         plan.items.append(CopyItem(str(s), str(target), info.size, info.last_modified,
                                    info.etag))
         return plan
-    _check_prefixes(op, src, dst, s, d, glob=has_glob(s.key))
+    pattern = split_glob(s)[1]
+    _check_prefixes(op, src, dst, s, d, glob=pattern is not None and one_level(pattern))
     base, infos = _source_listing(client, s, recursive, m)
     for info in infos:
         uri = str(s.with_key(info.key))
-        target = _target(d, _rel(s, base, info.key))
+        rel = _rel(s, base, info.key)
+        if filters and not included(filters, rel):
+            continue
+        target = _target(d, rel)
         if isinstance(target, str):
             plan.skipped.append((uri, target))
         else:
             plan.items.append(CopyItem(uri, str(target), info.size, info.last_modified,
                                        info.etag))
     _drop_onto_sources(plan, op, move)
-    if not plan.items and not plan.skipped:
+    if not infos:
         raise FileNotFoundError(f"{op}: nothing matches {src}")
     return plan
 
@@ -277,7 +295,7 @@ def _drop_onto_sources(plan: CopyPlan, op: str, move: bool) -> None:
 
 
 def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False,
-              manifest: Any = None) -> SyncPlan:
+              manifest: Any = None, filters: Filters = ()) -> SyncPlan:
     """Plan ``sync src dst``: every object under the source prefix whose relative path is
     missing at the destination, has another size there, or is newer at the source than at the
     destination (``aws s3 sync``'s rules); with ``delete``, the destination objects that have no
@@ -289,8 +307,12 @@ def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False,
     ``manifest``: the source objects are taken from that manifest file instead of listing
     ``src`` (see :func:`plan_copy`); the destination is listed as always.
 
+    ``filters`` (see :func:`plan_copy`) apply to both sides, as aws-cli's: a source object
+    left out is not copied, and a destination object left out is never deleted.
+
     Raises: FileNotFoundError (no such bucket or manifest file), ValueError (bad URI,
     overlapping prefixes, a manifest that is not whole or does not hold ``src``)."""
+    filters = check_filters(filters)
     s, d = parse_uri(src), parse_uri(dst)
     if not _is_dir_like(d):
         d = d.with_key(d.key + ("/" if d.scheme == "s3" else os.sep))
@@ -308,6 +330,8 @@ def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False,
     wanted: set[str] = set()
     for info in infos:
         rel = _rel(s, base, info.key)
+        if filters and not included(filters, rel):
+            continue
         uri = str(s.with_key(info.key))
         target = _target(d, rel)
         if isinstance(target, str):
@@ -324,7 +348,7 @@ def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False,
                                    info.etag))
     if delete:
         plan.delete = [str(d.with_key(i.key)) for rel, i in sorted(existing.items())
-                       if rel not in wanted]
+                       if rel not in wanted and included(filters, rel)]
     return plan
 
 
@@ -392,6 +416,66 @@ def run_copy(client: Any, items: Iterable[CopyItem], *, max_in_flight: int = 16,
         done[1] += i.size
         finished(i)
     return done[0], done[1]
+
+
+def run_copy_each(client: Any, items: Iterable[CopyItem], *, max_in_flight: int = 16,
+                  advance: Callable[[int], None] | None = None,
+                  keep_mtime: Collection[CopyItem] = (),
+                  on_done: Callable[[CopyItem], None] | None = None
+                  ) -> list[BaseException | None]:
+    """Copy every item as :func:`run_copy` does, but an item that fails does not stop the
+    others: returns, in the order of ``items``, None for each item copied and the exception
+    of each that was not (``objio run``: many commands under one ``max_in_flight``).
+
+    Items copied through memory (up to :data:`STREAM_THRESHOLD` bytes, or between two s3://
+    URIs: by the store) run ``max_in_flight`` at a time (:func:`objio.engine.bounded_map`);
+    larger ones are streamed one after the other. ``keep_mtime``: the items whose local
+    destination gets the source's last-modified time (sync). ``advance`` / ``on_done``: as
+    :func:`run_copy` (``on_done`` from the engine's thread for the items copied in memory).
+
+    Raises: ValueError (``max_in_flight < 1``, before any request); KeyboardInterrupt."""
+    from . import engine
+
+    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
+            or max_in_flight < 1:
+        raise ValueError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
+    items = list(items)
+    keep = set(keep_mtime)
+    results: list[BaseException | None] = [None] * len(items)
+    tick = advance or (lambda n: None)
+
+    def finished(item: CopyItem) -> None:
+        if item in keep and item.last_modified:
+            d = parse_uri(item.dst)
+            if d.scheme == "file":
+                os.utime(d.key, (item.last_modified, item.last_modified))
+        if on_done is not None:
+            on_done(item)
+
+    async def one(pair: tuple[int, CopyItem]) -> None:
+        i, item = pair
+        info = (ObjectInfo(parse_uri(item.src).key, item.size, item.last_modified, item.etag)
+                if item.etag else None)
+        try:
+            await client.copy_many_async([(item.src, item.dst)], 1, sources=[info])
+            tick(item.size)
+            finished(item)
+        except Exception as e:  # noqa: BLE001 - this item's failure, kept for its command
+            results[i] = e
+
+    small = [(i, it) for i, it in enumerate(items)
+             if it.size <= STREAM_THRESHOLD or _server_side(it)]
+    large = [(i, it) for i, it in enumerate(items)
+             if it.size > STREAM_THRESHOLD and not _server_side(it)]
+    if small:
+        engine.run(engine.bounded_map(one, small, max_in_flight, keep_results=False))
+    for i, item in large:
+        try:
+            run_copy(client, [item], advance=advance, keep_mtime=item in keep,
+                     on_done=on_done)
+        except Exception as e:  # noqa: BLE001 - as above
+            results[i] = e
+    return results
 
 
 def _server_side(item: CopyItem) -> bool:

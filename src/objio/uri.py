@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from ._glob import has_wildcard, split_wildcard
+
 SUPPORTED_SCHEMES = ("s3", "file")
 
 # S3 bucket naming rules (general purpose buckets): 3-63 characters, lower-case letters, digits,
@@ -170,20 +172,21 @@ def _local_path(path: str) -> str:
 
 
 def has_glob(key: str) -> bool:
-    """True if the last path segment of ``key`` contains a ``*`` or ``?`` wildcard."""
-    last = key.rsplit("/", 1)[-1]
-    return "*" in last or "?" in last
+    """True if ``key`` holds a wildcard in any segment: ``*``, ``**``, ``?`` or a ``[...]``
+    set (:mod:`objio._glob`, s5cmd's wildcards)."""
+    return has_wildcard(key)
 
 
 def split_glob(obj: ObjectURI) -> tuple[str, str | None]:
-    """(prefix to list, pattern) for a listing URI: a ``*``/``?`` glob in the last segment
-    becomes the pattern and the listing prefix stops at its directory (``/`` at least for local
-    paths); without a glob the key is the prefix and the pattern is None."""
-    key = obj.key
-    if not has_glob(key):
+    """(prefix to list, pattern) for a listing URI: the key up to the last ``/`` before its
+    first wildcard is the prefix (``/`` at least for local paths), the rest the pattern,
+    matched with :func:`objio._glob.match` against keys relative to the prefix
+    (``data/*/f1.bin`` -> ``data/``, ``*/f1.bin``); without a wildcard the key is the prefix
+    and the pattern is None. List with a delimiter only when
+    :func:`objio._glob.one_level` (the pattern cannot reach below one level)."""
+    key, pattern = split_wildcard(obj.key)
+    if pattern is None:
         return key, None
-    d, _, pattern = key.rpartition("/")
-    key = d + "/" if d else ""
     if obj.is_local and not key:
         key = "/"
     return key, pattern

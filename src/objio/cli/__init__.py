@@ -1,7 +1,9 @@
 """The ``objio`` command line: the only place that parses arguments.
 
 One module per command group, each parsing its arguments and calling library functions:
-:mod:`~objio.cli.files` (``ls stat cat cp rm mb``), :mod:`~objio.cli.gen` (``gen``),
+:mod:`~objio.cli.files` (``ls stat cat cp mv sync rm mb rb presign``),
+:mod:`~objio.cli.peek` (``du head tail``), :mod:`~objio.cli.batch` (``run``),
+:mod:`~objio.cli.gen` (``gen``),
 :mod:`~objio.cli.bench` (``bench``), :mod:`~objio.cli.server` (``server``); the connection
 flags every command takes are in :mod:`~objio.cli._common`.
 
@@ -17,17 +19,20 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .. import __version__
-from . import bench, files, gen, server
+from . import batch, bench, files, gen, peek, server
 from ._common import add_global_flags, broken_pipe, checked_stdout, client_from_args, error_line
 
 __all__ = ["main", "build_parser", "add_global_flags", "client_from_args"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``objio`` parser with every command."""
-    parser = argparse.ArgumentParser(
+def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser
+                 ) -> argparse.ArgumentParser:
+    """The ``objio`` parser with every command (``parser_class``: the class of it and of
+    every command's parser; ``objio run`` parses its lines with one that raises)."""
+    parser = parser_class(
         prog="objio", description="Fast object-storage I/O for AI/ML (S3 and file://).")
     parser.add_argument("--version", action="version", version=f"objio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -48,8 +53,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=gen.run_from_args)
 
     files.register(sub)
+    peek.register(sub)
+    batch.register(sub)
     server.register(sub)
+    _quiet_everywhere(sub)
     return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The command parsers under ``parser`` (name -> parser), if it has sub-commands."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _quiet_everywhere(sub: Any) -> None:
+    """``-q/--quiet`` on every command (and every ``bench`` kind): commands that do not
+    handle it themselves read it as ``--no-progress``; errors still go to stderr."""
+    for p in dict(sub.choices).values():
+        nested = _subparsers(p)
+        if nested:
+            for q in nested.values():
+                _add_quiet(q)
+        _add_quiet(p)
+
+
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    if "--quiet" in p._option_string_actions:
+        return
+    flags = ["--quiet"] + (["-q"] if "-q" not in p._option_string_actions else [])
+    p.add_argument(*flags, action="store_true", dest="quiet",
+                   help="no progress and no per-object lines (errors still on stderr)")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; an unknown flag is reported by the command's own parser (its usage,
+    not the top-level one)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        p = parser
+        for name in (getattr(args, "command", None), getattr(args, "bench_kind", None)):
+            p = _subparsers(p).get(name or "", p)
+        p.error("unrecognized arguments: " + " ".join(extra))
+    if getattr(args, "quiet", False) and hasattr(args, "no_progress"):
+        args.no_progress = True
+    return args
 
 
 def _normalize(argv: Sequence[str]) -> list[str]:
@@ -71,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = os.environ.get("OBJIO_OP_LOG")
     try:
         parser = build_parser()
-        args = parser.parse_args(_normalize(sys.argv[1:] if argv is None else argv))
+        args = _parse(parser, _normalize(sys.argv[1:] if argv is None else argv))
         op_log = getattr(args, "op_log", None)
         if op_log:  # every client of the command (and its worker processes) logs there
             os.environ["OBJIO_OP_LOG"] = op_log

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from .._glob import included
 from ..config import MiB, format_size
 from ..transfer import (
     CopyItem,
@@ -25,7 +26,7 @@ from ..transfer import (
     plan_sync,
     run_copy,
 )
-from ..uri import has_glob, object_uri, parse_uri
+from ..uri import has_glob, object_uri, parse_uri, split_glob
 from ._common import add_global_flags, client_from_args, error_line
 
 
@@ -110,7 +111,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     # printed and exits 1 with the error line.
     recursive = bool(args.recursive or has_glob(obj.key))
     if has_glob(obj.key):
-        base = obj.key.rsplit("/", 1)[0] + "/" if "/" in obj.key else ""
+        base = split_glob(obj)[0]
     else:
         base = obj.key if (obj.key.endswith(("/", os.sep)) and not args.recursive) else ""
     found = False
@@ -144,11 +145,20 @@ def cmd_ls(args: argparse.Namespace) -> int:
         pages.close()
     if args.json:
         out.write(("[" if sep == "[" else "") + "]\n")
-        return 0 if found else 1
+        return 0 if found else _nothing_matches("ls", args.uri, obj.key)
     if args.summarize:
         size_text = format_size(total) if args.human_readable else str(total)
         out.write(f"\nTotal Objects: {count}\n   Total Size: {size_text}\n")
-    return 0 if found else 1  # nothing there: exit 1, as aws s3 ls
+    # nothing there: exit 1, as aws s3 ls (a wildcard that matches nothing says so)
+    return 0 if found else _nothing_matches("ls", args.uri, obj.key)
+
+
+def _nothing_matches(command: str, uri: str, key: str) -> int:
+    """Exit status 1 for a listing that found nothing; for a wildcard, with the one line
+    naming the pattern (a plain prefix stays silent, as aws s3 ls)."""
+    if has_glob(key):
+        print(f"objio: error: {command}: nothing matches {uri}", file=sys.stderr)
+    return 1
 
 
 def _write_manifest(args: argparse.Namespace, client: Any, out: Any) -> int:
@@ -242,7 +252,8 @@ def _copy(args: argparse.Namespace, verb: str, move: bool) -> int:
         _summary(args, "copied", 1, n, time.perf_counter() - t0, CopyPlan())
         return 0
     plan = plan_copy(client, args.src, args.dst, args.recursive, move=move,
-                     manifest=getattr(args, "from_manifest", None))
+                     manifest=getattr(args, "from_manifest", None),
+                     filters=getattr(args, "filters", None) or ())
     _warn_skipped(plan, args)
     if args.dryrun:
         for item in plan.items[:1000]:
@@ -296,7 +307,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     say = _say(args)
     t0 = time.perf_counter()
     plan = plan_sync(client, args.src, args.dst, delete=args.delete,
-                     manifest=args.from_manifest)
+                     manifest=args.from_manifest, filters=getattr(args, "filters", None) or ())
     _warn_skipped(plan, args)
     if args.dryrun:
         for item in plan.items[:1000]:
@@ -353,22 +364,15 @@ def cmd_rm(args: argparse.Namespace) -> int:
             say(f"{dry}aborted {n} incomplete multipart upload(s) under {args.uri}")
         return 0
     if args.recursive or has_glob(obj.key):
-        key = obj.key
-        if args.recursive and key and not has_glob(key) and not key.endswith(("/", os.sep)):
-            key += "/" if obj.scheme == "s3" else os.sep
-        target = str(obj.with_key(key))
-        if args.dryrun:
-            infos = client.list_objects(target)
-            for info in infos:
-                say(f"{dry}delete: {obj.with_key(info.key)}")
-            n = len(infos)
-        else:
-            n = client.delete(target)
-            say(f"delete: {n} object(s) under {args.uri}")
+        n = _rm_many(args, client, obj, say, dry)
     else:
         if obj.key == "" or obj.key.endswith(("/", os.sep)):
             raise ValueError(f"{args.uri} is a prefix: use --recursive to delete everything "
                              "under it")
+        if getattr(args, "filters", None) or args.older_than:
+            flag = "--older-than" if args.older_than else "--exclude/--include"
+            raise ValueError(f"{flag} applies to rm --recursive, a wildcard or "
+                             f"--incomplete-uploads, not to the single object {args.uri}")
         n = 1
         if not args.dryrun:  # a missing key is fine, as with aws s3 rm
             client.delete(args.uri)
@@ -377,6 +381,49 @@ def cmd_rm(args: argparse.Namespace) -> int:
         print(json.dumps({"deleted": 0, "dryrun": True, "would_delete": n} if args.dryrun
                          else {"deleted": n}))
     return 0
+
+
+def _rm_many(args: argparse.Namespace, client: Any, obj: Any, say: Callable[[str], None],
+             dry: str) -> int:
+    """``rm -r`` / ``rm WILDCARD``: list everything first (the listing is complete before
+    anything is deleted), then delete what :func:`rm_targets` chose (DeleteObjects, 1000
+    keys a request). Returns how many (would be) deleted."""
+    uris = rm_targets(args, client, obj)
+    if args.dryrun:
+        for uri in uris:
+            say(f"{dry}delete: {uri}")
+        return len(uris)
+    n = client.delete_many(uris) if uris else 0
+    say(f"delete: {n} object(s) under {args.uri}")
+    return n
+
+
+def rm_targets(args: argparse.Namespace, client: Any, obj: Any) -> list[str]:
+    """The objects ``rm -r`` / ``rm WILDCARD`` deletes: the whole listing (complete, or an
+    error), then those the filters (``--exclude`` / ``--include``, relative to the prefix)
+    and ``--older-than`` keep. No request deletes anything.
+
+    Raises: FileNotFoundError for a wildcard that matches nothing."""
+    key = obj.key
+    if args.recursive and key and not has_glob(key) and not key.endswith(("/", os.sep)):
+        key += "/" if obj.scheme == "s3" else os.sep
+    target = obj.with_key(key)
+    base, pattern = split_glob(target)
+    if pattern is None:
+        infos = client.list_objects(str(target), fast=True)  # FastList: large prefixes
+    else:
+        infos = client.list_objects(str(target))
+    if pattern is not None and not infos:
+        raise FileNotFoundError(f"rm: nothing matches {args.uri}")
+    filters = getattr(args, "filters", None) or ()
+    if filters:
+        sep = "/" if obj.scheme == "s3" else os.sep
+        infos = [i for i in infos
+                 if included(filters, i.key[len(base):].replace(sep, "/"))]
+    if args.older_than:
+        cutoff = time.time() - args.older_than
+        infos = [i for i in infos if i.last_modified <= cutoff]
+    return [str(obj.with_key(i.key)) for i in infos]
 
 
 # ------------------------------------------------------------------------------------ buckets
@@ -389,21 +436,34 @@ def _bucket(uri: str, command: str) -> Any:
 
 def cmd_mb(args: argparse.Namespace) -> int:
     obj = _bucket(args.uri, "mb")
+    say = _say(args)
+    if getattr(args, "dryrun", False):  # no request
+        say(f"(dryrun) make_bucket: {obj.bucket}")
+        return 0
     _client(args).create_bucket(args.uri)
-    print(f"make_bucket: {obj.bucket}")
+    say(f"make_bucket: {obj.bucket}")
     return 0
 
 
 def cmd_rb(args: argparse.Namespace) -> int:
     obj = _bucket(args.uri, "rb")
     client = _client(args)
+    say = _say(args)
+    if getattr(args, "dryrun", False):  # listings only: nothing is written or deleted
+        if args.force:
+            for info in client.list_objects(f"s3://{obj.bucket}/"):
+                say(f"(dryrun) delete: s3://{obj.bucket}/{info.key}")
+        else:  # a missing bucket is still FileNotFoundError
+            client.list_objects(f"s3://{obj.bucket}/", recursive=False)
+        say(f"(dryrun) remove_bucket: {obj.bucket}")
+        return 0
     if args.force:  # aws s3 rb --force: empty it first
         n = client.delete(f"s3://{obj.bucket}/")
         client.abort_multipart_uploads(f"s3://{obj.bucket}/")
         if n:
-            print(f"delete: {n} object(s) in s3://{obj.bucket}/")
+            say(f"delete: {n} object(s) in s3://{obj.bucket}/")
     client.delete_bucket(f"s3://{obj.bucket}")
-    print(f"remove_bucket: {obj.bucket}")
+    say(f"remove_bucket: {obj.bucket}")
     return 0
 
 
@@ -423,6 +483,51 @@ def _positive_int(text: str) -> int:
     return n
 
 
+class _Filter(argparse.Action):
+    """``--exclude P`` / ``--include P``: appended to ``filters`` in the order given."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if not values:
+            parser.error(f"{option_string} takes a non-empty pattern")
+        filters = list(getattr(namespace, "filters", None) or [])
+        filters.append((self.const, values))
+        namespace.filters = filters
+
+
+def _filter_flags(p: argparse.ArgumentParser) -> None:
+    """aws-cli's ``--exclude`` / ``--include`` (repeatable, evaluated in order)."""
+    g = p.add_argument_group(
+        "filters (aws-cli's: evaluated in the order given, the last that matches wins; "
+        "matched against the key relative to the source prefix; * and ? match / too)")
+    g.add_argument("--exclude", action=_Filter, const="exclude", dest="filters",
+                   metavar="PATTERN", default=[], help="leave out keys matching PATTERN")
+    g.add_argument("--include", action=_Filter, const="include", dest="filters",
+                   metavar="PATTERN", help="take back keys matching PATTERN (after an "
+                                           "--exclude)")
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``30s``, ``15m``, ``12h``, ``1d``, ``2w`` (a bare number: seconds) -> seconds.
+
+    Raises: argparse.ArgumentTypeError naming the value and the units."""
+    t = text.strip().lower()
+    scale = _DURATION_UNITS.get(t[-1:], 0) if t else 0
+    number = t[:-1] if scale else t
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 30s, 15m, 12h, 1d, 2w (a bare number: seconds), "
+            f"got {text!r}")
+    return value
+
+
 def _copy_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-in-flight", type=_positive_int, default=16, metavar="N",
                    help="objects copied at once, >= 1 (default 16)")
@@ -430,6 +535,11 @@ def _copy_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
+
+
+def _dry_quiet_flags(p: argparse.ArgumentParser, dry_help: str) -> None:
+    p.add_argument("--dryrun", action="store_true", help=dry_help)
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
 
 
 def _from_manifest_flag(p: argparse.ArgumentParser) -> None:
@@ -500,6 +610,7 @@ def register(sub: Any) -> None:
         if name == "cp":
             _from_manifest_flag(p)
         _copy_flags(p)
+        _filter_flags(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("sync", help="copy what is new or changed from SRC to DST (aws s3 sync)",
@@ -515,6 +626,7 @@ def register(sub: Any) -> None:
                    help="delete objects at DST that SRC does not have")
     _from_manifest_flag(p)
     _copy_flags(p)
+    _filter_flags(p)
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("rm", help="delete an object, a prefix (--recursive) or a glob",
@@ -533,15 +645,18 @@ def register(sub: Any) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     p.add_argument("--incomplete-uploads", action="store_true",
                    help="abort the incomplete multipart uploads under the s3:// prefix")
-    p.add_argument("--older-than", type=float, default=0.0, metavar="SECONDS",
-                   help="with --incomplete-uploads: only uploads started at least this long "
-                        "ago (default 0: all)")
+    p.add_argument("--older-than", type=parse_duration, default=0.0, metavar="AGE",
+                   help="only objects last modified (with --incomplete-uploads: uploads "
+                        "started) at least AGE ago: 30s, 15m, 12h, 1d, 2w; a bare number is "
+                        "seconds (default 0: all)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    _filter_flags(p)
     p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser("mb", help="make a bucket")
     add_global_flags(p)
     p.add_argument("uri", help="s3://bucket")
+    _dry_quiet_flags(p, "print the bucket that would be made; send no request")
     p.set_defaults(func=cmd_mb)
 
     p = sub.add_parser("rb", help="remove a bucket (--force: empty it first)")
@@ -549,6 +664,8 @@ def register(sub: Any) -> None:
     p.add_argument("uri", help="s3://bucket")
     p.add_argument("--force", action="store_true",
                    help="delete every object (and incomplete upload) in it first")
+    _dry_quiet_flags(p, "print what would be deleted and removed (listing only); change "
+                        "nothing")
     p.set_defaults(func=cmd_rb)
 
     p = sub.add_parser("presign", help="a URL that gives access to one object for a while",

@@ -83,7 +83,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     parser.add_argument("--row-group-size", type=int, default=None, help="parquet rows per row group")
     parser.add_argument("--json", metavar="FILE", default=None, help="write the summary as JSON to FILE ('-' = stdout)")
-    parser.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
+    parser.add_argument("--dry-run", "--dryrun", action="store_true", dest="dry_run",
+                        help="print what would be written; write nothing")
     parser.add_argument(
         "--measure",
         action="store_true",
@@ -303,7 +304,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             result["scale"] = args.scale
         index = f" + {result['index_files']:,} index files" if result["index_files"] else ""
         share = f"rank 0 of {result['world_size']} " if result["world_size"] > 1 else ""
-        print(
+        print_ = print if not getattr(args, "quiet", False) else (lambda *a, **k: None)
+        print_(
             f"{share}wrote {result['files']:,} {result['format']} files{index}, {format_size(result['bytes'])} in "
             f"{result['seconds']:.2f} s: {result['files_per_s']:.1f} files/s, {result['mib_per_s']:.1f} MiB/s "
             f"-> {result['uri']}",

@@ -89,7 +89,6 @@ import array
 import bisect
 import collections
 import contextlib
-import fnmatch
 import io
 import logging
 import operator
@@ -106,6 +105,8 @@ import torch
 import torch.utils.data
 
 from .. import engine
+from .._glob import match as glob_match
+from .._glob import one_level
 from ..api import Client
 from ..backend import ListPage
 from ..config import ClientConfig, MiB
@@ -384,7 +385,8 @@ async def _list_pages(client: Client, obj: ObjectURI, first_page_only: bool = Fa
     if obj.scheme == "s3" and pattern is None and not first_page_only:
         pages = stream_fast(backend, root, key, attempts=attempts)
     else:
-        pages = engine.list_pages(backend, root, key, None if pattern is None else "/",
+        pages = engine.list_pages(backend, root, key,
+                                  None if pattern is None or not one_level(pattern) else "/",
                                   attempts=attempts)
     async with contextlib.aclosing(pages):  # type: ignore[type-var]
         async for page in pages:
@@ -392,7 +394,7 @@ async def _list_pages(client: Client, obj: ObjectURI, first_page_only: bool = Fa
             if pattern is not None or any(k.endswith("/") for k in keys):
                 kept = [(k, n) for k, n in zip(keys, sizes, strict=True)
                         if not k.endswith("/") and (
-                            pattern is None or fnmatch.fnmatchcase(k[len(key):], pattern))]
+                            pattern is None or glob_match(pattern, k[len(key):]))]
                 keys, sizes = [k for k, _ in kept], [n for _, n in kept]
             more = page.next_token is not None
             if keys or first_page_only:
