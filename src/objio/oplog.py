@@ -7,8 +7,9 @@ no response came, the error's code and text).
 
 Format: tab-separated values with a header line. The first 14 columns are warp's
 (``--benchdata``: ``idx thread op client_id n_objects bytes endpoint file error start
-first_byte end duration_ns cat``) with the same meaning and the same time format (RFC 3339
-with nanoseconds, UTC); objio's columns follow:
+first_byte end duration_ns cat``) with the same meaning; times are integer nanoseconds since
+the UNIX epoch (UTC), as s3dlio's op-log writes them (warp writes RFC 3339 text: formatting it
+cost more client CPU than the 5% an op-log may take); objio's columns follow:
 
 * ``idx``: the line's number in this process (from 0); ``thread``: the HTTP connection that
   carried the request (connections serve one request at a time, as warp's threads);
@@ -25,7 +26,7 @@ with nanoseconds, UTC); objio's columns follow:
   ``op_id`` (one per operation: its attempts share it), ``attempt`` (1, 2, ...), ``part``
   (the part number of an UploadPart, else empty), ``host``, ``rank``, ``pid``.
 
-Times are taken from one monotonic clock (``time.perf_counter_ns``) mapped to UTC once, when the
+Times are taken from one monotonic clock (``time.perf_counter``) mapped to UTC once, when the
 log is opened, so differences between lines are exact whatever the wall clock does.
 
 A path ending in ``.zst`` is zstd-compressed (the ``zstandard`` package): each batch of lines
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import itertools
 import os
 import queue
 import socket
@@ -84,28 +86,6 @@ def rank() -> int:
     return 0
 
 
-class _Clock:
-    """``time.perf_counter()`` values as RFC 3339 UTC strings with nanoseconds (the seconds
-    part cached: one ``strftime`` per second of log)."""
-
-    def __init__(self) -> None:
-        self.wall0 = time.time_ns()
-        self.mono0 = time.perf_counter()
-        self._sec = -1
-        self._prefix = ""
-
-    def ns(self, t: float) -> int:
-        """Nanoseconds since the epoch (UTC) of a ``time.perf_counter()`` value."""
-        return self.wall0 + round((t - self.mono0) * 1e9)
-
-    def text(self, t: float) -> str:
-        sec, frac = divmod(self.ns(t), 1_000_000_000)
-        if sec != self._sec:
-            self._sec = sec
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        return f"{self._prefix}.{frac:09d}Z"
-
-
 class OpLog:
     """One op-log file (see the module docs). Use :func:`get` (one writer per path per
     process) rather than the constructor.
@@ -130,7 +110,8 @@ class OpLog:
             os.makedirs(parent, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o666)
         self._write(("\t".join(COLUMNS) + "\n").encode())
-        self._clock = _Clock()
+        self._wall0 = time.time_ns()  # perf_counter() values -> ns since the epoch (UTC)
+        self._mono0 = time.perf_counter()
         self._setup_process()
         self.closed = False
 
@@ -139,7 +120,7 @@ class OpLog:
         writer; the file descriptor is shared (appends)."""
         self._lock = threading.Lock()
         self._lines: list[str] = []
-        self._idx = 0
+        self._idx = itertools.count()
         self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_BATCHES)
         self._writer: threading.Thread | None = None
         self._wake = threading.Event()
@@ -158,21 +139,22 @@ class OpLog:
         """Log one request: ``api`` the S3 API name, ``nbytes`` body bytes sent and received,
         times ``time.perf_counter()`` values (seconds; None: that moment did not happen).
         Waits (never drops) when the writer is a full queue behind."""
-        c = self._clock
+        w0, m0 = self._wall0, self._mono0
+        s = w0 + int((start - m0) * 1e9)
+        e = w0 + int((end - m0) * 1e9)
         if error:
             error = error.replace("\t", " ").replace("\n", " ").replace("\r", " ")
-        line = (f"\t{thread}\t{WARP_OPS.get(api, api)}\t{self._client}\t1\t{nbytes}\t{endpoint}"
-                f"\t{bucket}/{key or ''}\t{error}\t{c.text(start)}"
-                f"\t{c.text(first_byte) if first_byte else ''}\t{c.text(end)}"
-                f"\t{round((end - start) * 1e9)}\t{api}"
-                f"\t{c.text(last_byte) if last_byte else ''}\t{status}\t{error_code}"
-                f"\t{op_id}\t{attempt}\t{'' if part is None else part}{self._tail}")
+        line = (f"{next(self._idx)}\t{thread}\t{WARP_OPS.get(api, api)}\t{self._client}\t1"
+                f"\t{nbytes}\t{endpoint}\t{bucket}/{key or ''}\t{error}\t{s}"
+                f"\t{w0 + int((first_byte - m0) * 1e9) if first_byte else ''}\t{e}\t{e - s}"
+                f"\t{api}\t{w0 + int((last_byte - m0) * 1e9) if last_byte else ''}\t{status}"
+                f"\t{error_code}\t{op_id}\t{attempt}\t{'' if part is None else part}"
+                f"{self._tail}")
         batch: list[str] | None = None
         with self._lock:
             if self.closed:
                 return
-            self._lines.append(f"{self._idx}{line}")
-            self._idx += 1
+            self._lines.append(line)
             if len(self._lines) >= _BATCH:
                 batch, self._lines = self._lines, []
             if self._writer is None:
