@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
-from . import batch, bench, files, gen, peek, server
+from . import batch, bench, files, gen, peek, report, server
 from ._common import add_global_flags, broken_pipe, checked_stdout, client_from_args, error_line
 
 __all__ = ["main", "build_parser", "add_global_flags", "client_from_args"]
@@ -56,6 +56,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     peek.register(sub)
     batch.register(sub)
     server.register(sub)
+    report.register(sub)
     _quiet_everywhere(sub)
     return parser
 
