@@ -109,3 +109,12 @@ def test_report_refuses_what_is_not_an_op_log(tmp_path: Path,
     assert main(["report"]) == 1
     assert "at least one LOG" in capsys.readouterr().err
     assert os.path.exists(bad)
+
+
+def test_python_dash_m_objio_is_the_command() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "objio", "report", "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "usage: objio report" in r.stdout
