@@ -118,3 +118,28 @@ def test_python_dash_m_objio_is_the_command() -> None:
     r = subprocess.run([sys.executable, "-m", "objio", "report", "--help"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "usage: objio report" in r.stdout
+
+
+def test_replay_reissues_a_log_elsewhere_and_logs_it(two_client_logs: tuple[list[Path], int],
+                                                     cli_env: list[str], prefix: str,
+                                                     tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    logs, per_client = two_client_logs
+    mine = tmp_path / "replay.tsv"
+    to = prefix + "replayed/"
+    code = main(["replay", str(logs[0]), "--to", to, "--as-fast-as-possible", "--json", "-",
+                 "--op-log", str(mine), *cli_env])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["replayed"] == {"GET": 30, "STAT": 5} and out["failed"] == {}
+    assert out["created"] == 30  # the objects the log read did not exist under --to
+    rows = report.read_logs([str(mine)])
+    replayed = [f for op, f in zip(rows.op, rows.file, strict=True) if op == "GET"]
+    assert len(replayed) == 30 and all(f.startswith(to[len("s3://"):]) for f in replayed)
+    # the second time the objects exist: nothing created; --speed keeps the timeline
+    assert main(["replay", str(logs[0]), "--to", to, "--speed", "50", "--json", "-",
+                 *cli_env]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] == 0
+    with pytest.raises(SystemExit) as e:
+        main(["replay", str(logs[0]), "--to", to, "--speed", "0", *cli_env])
+    assert e.value.code == 2 and "--speed: must be a number > 0" in capsys.readouterr().err

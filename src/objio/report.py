@@ -55,6 +55,7 @@ class Requests:
     end: np.ndarray
     error: np.ndarray  # the error code (objio) or text (warp, s3dlio); "" on success
     sources: list[str]
+    file: np.ndarray  # bucket/key (warp: the object name)
 
 
 def _text(path: str) -> str:
@@ -103,6 +104,7 @@ def read_logs(paths: Sequence[str]) -> Requests:
     firsts: list[int] = []
     ends: list[int] = []
     errors: list[str] = []
+    files: list[str] = []
     for path in paths:
         lines = _text(path).splitlines()
         if not lines:
@@ -122,6 +124,7 @@ def read_logs(paths: Sequence[str]) -> Requests:
                 raise ValueError(f"{path}: a line with {len(f)} columns, not 13 or more: "
                                  f"{line[:80]!r}")
             ops.append(f[2])
+            files.append(f[7])
             clients.append(f[3] if pid_col is None else f[3])
             endpoints.append(f[6])
             nbytes.append(int(f[5] or 0))
@@ -136,7 +139,8 @@ def read_logs(paths: Sequence[str]) -> Requests:
     return Requests(np.array(ops, dtype=object), np.array(clients, dtype=object),
                     np.array(endpoints, dtype=object), np.array(nbytes, dtype=np.int64),
                     np.array(starts, dtype=np.int64), np.array(firsts, dtype=np.int64),
-                    np.array(ends, dtype=np.int64), np.array(errors, dtype=object), list(paths))
+                    np.array(ends, dtype=np.int64), np.array(errors, dtype=object), list(paths),
+                    np.array(files, dtype=object))
 
 
 def _percentiles(ms: np.ndarray) -> dict[str, float | None]:
