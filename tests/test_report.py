@@ -143,3 +143,26 @@ def test_replay_reissues_a_log_elsewhere_and_logs_it(two_client_logs: tuple[list
     with pytest.raises(SystemExit) as e:
         main(["replay", str(logs[0]), "--to", to, "--speed", "0", *cli_env])
     assert e.value.code == 2 and "--speed: must be a number > 0" in capsys.readouterr().err
+
+
+def test_bench_clients_aggregates_processes_from_their_op_logs(
+        cli_env: list[str], prefix: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    plot = tmp_path / "clients.png"
+    code = main(["bench", prefix + "clients/", "--clients", "2", "--num", "12", "--size",
+                 "32KiB", "--epochs", "2", "--max-in-flight", "4", "--json", "-", "--plot",
+                 str(plot), *cli_env])
+    assert code == 0
+    rep = json.loads(capsys.readouterr().out)
+    per = rep["clients"]
+    assert [c["rank"] for c in per] == [0, 1] and len({c["pid"] for c in per}) == 2
+    assert [c["objects"] for c in per] == [12, 12]  # 6 objects each, 2 epochs
+    assert rep["aggregate"]["objects"] == 24 and rep["aggregate"]["bytes"] == 24 * 32768
+    logs = report.read_logs(rep["logs"])
+    assert int((logs.op == "GET").sum()) == 24  # the op-logs hold every GET of every client
+    assert rep["aggregate"]["duration_s"] == max(c["wall_s"] for c in per)
+    assert rep["aggregate"]["mib_per_s"] > 0 and plot.stat().st_size > 0
+    with pytest.raises(SystemExit):
+        main(["bench", prefix, "--clients", "x", *cli_env])
+    assert main(["bench", prefix, "--clients", "2", "--compare", *cli_env]) == 1
+    assert "does not combine" in capsys.readouterr().err

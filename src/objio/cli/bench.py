@@ -52,7 +52,12 @@ _PLOT_HELP = "also draw the results as a PNG (throughput per library; latencies 
 
 
 def _plot(kind: str, report: Any, path: str | None) -> None:
-    if path:
+    if path and kind == "clients":  # throughput per client over time, latency CDF
+        from .. import report as op_report
+
+        op_report.plot(op_report.read_logs(report["logs"]), report["report"], path)
+        print(f"wrote {path}", file=sys.stderr)
+    elif path:
         from ..bench.report import plot_report
 
         plot_report(kind, report, path)
@@ -193,6 +198,9 @@ def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.Argume
                              "(objio gen) vs s3dlio's typed put")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--plot", metavar="FILE.png", default=None, help=_PLOT_HELP)
+    parser.add_argument("--clients", type=int, default=None, metavar="N",
+                        help="read with N client processes on this host (each its own slice "
+                             "of the objects and op-log), aggregated over their common window")
     return parser
 
 
@@ -227,6 +235,16 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
     if args.uri is not None and parse_uri(args.uri).scheme != "s3":
         raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {args.uri!r}")
     client, prefix = target.open(args, DEFAULT_PREFIX)
+    if args.clients is not None:
+        if compare or ops is not None or args.clients < 1:
+            raise ValueError("--clients N (N >= 1) runs objio's get phase from N processes; "
+                             "it does not combine with --compare or --op")
+        from ..bench.clients import print_clients, run_clients
+
+        rep = run_clients(client, prefix, clients=args.clients, num=args.num, size=size,
+                          epochs=args.epochs, max_in_flight=args.max_in_flight, keep=args.keep)
+        return _finish("clients", rep, args, target,
+                       lambda r: print_clients(r, _text_out(args)))
 
     report = run_bench(client, prefix, num=args.num, size=size, object_type=otype,
                        max_in_flight=args.max_in_flight, epochs=args.epochs, compare=compare,

@@ -1,0 +1,148 @@
+"""``objio bench --clients N``: the get phase of the objects benchmark from N client processes
+on this host (past one Python process's GIL), aggregated from their op-logs.
+
+The objects are written once (``num`` objects of ``size`` bytes under the prefix, as the
+single-client benchmark's put phase), then N processes (spawned: nothing of this process is
+inherited) each read a disjoint slice of them (object *i* goes to client *i mod N*),
+``epochs`` times, ``max_in_flight`` requests at once each, all starting together (a barrier),
+each writing its own op-log (:mod:`objio.oplog`). The report merges the op-logs on one timeline
+(:mod:`objio.report`): aggregate throughput over the common window (from the moment every
+client has finished one request to the moment the last request starts), duration = the
+slowest client's (MLPerf Storage's rule), one row per client, and the latency percentiles of
+every GET.
+
+Raises: ValueError (bad arguments), RuntimeError (a client process failed: its error).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+import time
+from typing import Any
+
+from ..api import Client
+from ..config import ClientConfig
+from ..uri import parse_uri
+from ._common import cpu_seconds, environment
+
+MiB = 1024 * 1024
+TEMPLATE = "object_{}_of_{}.dat"
+
+
+def _client(rank: int, config: ClientConfig, uris: list[str], epochs: int, max_in_flight: int,
+            barrier: Any, results: Any) -> None:
+    try:
+        c = Client(config)
+        c.stat(uris[0])  # connection, credentials: before the clock starts
+        barrier.wait(timeout=300)
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        count = nbytes = 0
+        for _ in range(epochs):
+            n, b = c.get_many_stats(uris, max_in_flight=max_in_flight)
+            count += n
+            nbytes += b
+        results.put({"rank": rank, "objects": count, "bytes": nbytes,
+                     "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0,
+                     "pid": os.getpid()})
+        from .. import oplog
+
+        oplog.close_all()
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        results.put({"rank": rank, "error": f"{type(e).__name__}: {e}"})
+
+
+def run_clients(client: Client, prefix_uri: str, *, clients: int, num: int, size: int,
+                epochs: int = 3, max_in_flight: int = 64, keep: bool = False,
+                log_dir: str | None = None) -> dict[str, Any]:
+    """Run the benchmark (see the module docs); returns ``{"config", "clients": [per client:
+    objects, bytes, wall_s, cpu_s, mib_per_s], "aggregate": {"mib_per_s", "objects_per_s",
+    "window_s", "duration_s"}, "report": objio.report's analysis of the op-logs, "logs",
+    "environment"}`` (MiB = 2**20 bytes; seconds)."""
+    for name, v in (("clients", clients), ("num", num), ("epochs", epochs),
+                    ("max_in_flight", max_in_flight), ("size", size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    if num < clients:
+        raise ValueError(f"--num ({num}) must be at least --clients ({clients}): every client "
+                         "reads its own objects")
+    from .. import report as op_report
+
+    prefix = parse_uri(prefix_uri)
+    uris = [str(prefix.joinpath(TEMPLATE.format(i, num))) for i in range(num)]
+    client.put(prefix, num=num, template=TEMPLATE, size=size, max_in_flight=max_in_flight,
+               should_create_bucket=False)
+    logs_dir = log_dir or tempfile.mkdtemp(prefix="objio-clients-")
+    os.makedirs(logs_dir, exist_ok=True)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(clients)
+    results = ctx.Queue()
+    procs = []
+    logs = []
+    try:
+        for rank in range(clients):
+            log = os.path.join(logs_dir, f"client{rank}.tsv")
+            logs.append(log)
+            cfg = client.config.replace(op_log=log)
+            p = ctx.Process(target=_client, args=(rank, cfg, uris[rank::clients], epochs,
+                                                  max_in_flight, barrier, results),
+                            name=f"objio-bench-client-{rank}")
+            p.start()
+            procs.append(p)
+        got = [results.get(timeout=3600) for _ in procs]
+        for p in procs:
+            p.join(60)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+        if not keep:
+            client.delete_many(uris)
+    failed = [r for r in got if "error" in r]
+    if failed:
+        raise RuntimeError(f"client {failed[0]['rank']} failed: {failed[0]['error']}")
+    per = sorted(got, key=lambda r: r["rank"])
+    for r in per:
+        r["mib_per_s"] = r["bytes"] / MiB / r["wall_s"] if r["wall_s"] else None
+    _, rep = op_report.run(logs)
+    get = rep["ops"].get("GET", {})
+    duration = max(r["wall_s"] for r in per)
+    total_bytes = sum(r["bytes"] for r in per)
+    return {
+        "config": {"uri": str(prefix), "clients": clients, "num": num, "size": size,
+                   "epochs": epochs, "max_in_flight": max_in_flight},
+        "clients": per,
+        "aggregate": {"mib_per_s": get.get("mib_per_s"), "objects_per_s": get.get("ops_per_s"),
+                      "window_s": rep["window"]["seconds"], "duration_s": duration,
+                      "mib_per_s_over_duration": total_bytes / MiB / duration,
+                      "objects": sum(r["objects"] for r in per), "bytes": total_bytes},
+        "report": rep,
+        "logs": logs,
+        "environment": environment([]),
+    }
+
+
+def print_clients(rep: dict[str, Any], out: Any = None) -> None:
+    """The report as text (fits 100 columns)."""
+    import sys
+
+    from ..report import print_report
+
+    out = out or sys.stdout
+    cfg, agg = rep["config"], rep["aggregate"]
+    print(f"objio bench --clients {cfg['clients']}: {cfg['num']} objects x {cfg['size']:,} "
+          f"bytes, {cfg['epochs']} epoch(s), {cfg['max_in_flight']} in flight per client",
+          file=out)
+    print(f"  {'client':8s} {'objects':>9s} {'MiB/s':>10s} {'seconds':>9s} {'CPU s':>7s}",
+          file=out)
+    for r in rep["clients"]:
+        print(f"  {r['rank']:<8d} {r['objects']:9,d} {r['mib_per_s']:10.1f} {r['wall_s']:9.2f} "
+              f"{r['cpu_s']:7.2f}", file=out)
+    print(f"  aggregate over the common window ({agg['window_s']:.2f} s): "
+          f"{agg['mib_per_s']:.1f} MiB/s, {agg['objects_per_s']:.0f} objects/s; over the "
+          f"slowest client's {agg['duration_s']:.2f} s: {agg['mib_per_s_over_duration']:.1f} MiB/s",
+          file=out)
+    print(f"  op-logs: {', '.join(rep['logs'])}", file=out)
+    print_report(rep["report"], out)
