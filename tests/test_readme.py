@@ -206,6 +206,6 @@ def test_readme_section_runs_as_written(section: Section, s3_server: LocalS3Serv
     r = subprocess.run([sys.executable, str(runner), str(spec)], cwd=work, env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=SECTION_TIMEOUT_S)
-    assert r.returncode == 0, (
-        f"README section {section.title!r} (README.md:{section.line}) does not run as "
-        f"written:\n{r.stdout[-6000:]}")
+    if r.returncode != 0:
+        pytest.fail(f"README section {section.title!r} (README.md:{section.line}) does not "
+                    f"run as written:\n{r.stdout[-6000:]}", pytrace=False)
