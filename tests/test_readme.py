@@ -10,7 +10,8 @@ Conventions (also stated in README.md, "The README runs"):
 - ```` ```bash ```` / ```` ```sh ```` blocks: every line that is not a comment is a command
   (``\\`` continues a line), run by ``bash -o pipefail`` in turn; ```` ```console ```` blocks:
   the lines starting with ``$ `` are commands, the others are their output (not compared).
-  ``objio`` and ``python`` are this interpreter's.
+  ``objio`` and ``python`` are this interpreter's; a plain ``objio ARGS`` line runs
+  ``objio.cli.main(ARGS)`` in a forked process (tests/readme_runner.py: no second import).
 - The environment is what ``objio server`` prints (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
   ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``), as if its ``export`` lines had been pasted.
 - ```` ```text ```` blocks are output samples (tables, logs, layouts): never run.
@@ -116,32 +117,7 @@ SECTIONS = parse_readme(README.read_text(encoding="utf-8"))
 RUNNABLE = [s for s in SECTIONS
             if any(b.not_run is None and b.info not in TEXT_INFO for b in s.blocks)]
 
-# Runs one section's steps in one process: python blocks exec'd in one namespace, compiled
-# with the README's name and line numbers (so a traceback points into README.md); shell
-# commands through bash. Prints where it failed and exits 1.
-_RUNNER = r'''
-import json, subprocess, sys, traceback
-steps = json.load(open(sys.argv[1], encoding="utf-8"))
-ns = {"__name__": "__main__"}
-for step in steps:
-    where = "README.md:%d" % step["line"]
-    if step["kind"] == "python":
-        src = "\n" * (step["line"] - 1) + step["code"] + "\n"
-        try:
-            exec(compile(src, "README.md", "exec"), ns)
-        except BaseException:
-            print("\n%s: the python block starting here failed:" % where)
-            traceback.print_exc(file=sys.stdout)
-            sys.exit(1)
-    else:
-        r = subprocess.run(["bash", "-o", "pipefail", "-c", step["code"]],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        print("%s: $ %s\n%s" % (where, step["code"], r.stdout), end="")
-        if r.returncode != 0:
-            print("\n%s: the command failed (exit %d): $ %s" % (where, r.returncode,
-                                                                 step["code"]))
-            sys.exit(1)
-'''
+RUNNER = Path(__file__).resolve().parent / "readme_runner.py"   # one process per section
 
 
 def _steps(section: Section) -> list[dict[str, object]]:
@@ -192,8 +168,6 @@ def test_readme_section_runs_as_written(section: Section, s3_server: LocalS3Serv
     work.mkdir()
     spec = tmp_path / "steps.json"
     spec.write_text(json.dumps(_steps(section)), encoding="utf-8")
-    runner = tmp_path / "runner.py"
-    runner.write_text(_RUNNER, encoding="utf-8")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AWS_", "OBJIO_ENDPOINT", "OBJIO_REGION", "OBJIO_PROFILE"))}
     env.update({   # what `objio server` prints as export lines
@@ -203,7 +177,7 @@ def test_readme_section_runs_as_written(section: Section, s3_server: LocalS3Serv
         "AWS_REGION": s3_server.region,
         "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
     })
-    r = subprocess.run([sys.executable, str(runner), str(spec)], cwd=work, env=env,
+    r = subprocess.run([sys.executable, str(RUNNER), str(spec)], cwd=work, env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=SECTION_TIMEOUT_S)
     if r.returncode != 0:
