@@ -79,12 +79,12 @@ def main(path: str) -> int:
     out_path = os.path.abspath(path) + ".out"
     ns: dict[str, Any] = {"__name__": "__main__"}
     for step in steps:
-        where = "README.md:%d" % step["line"]
+        where = f"README.md:{step['line']}"
         if step["kind"] == "python":
             src = "\n" * (step["line"] - 1) + step["code"] + "\n"
             try:
-                exec(compile(src, "README.md", "exec"), ns)  # noqa: S102 - the README's code
-            except BaseException:
+                exec(compile(src, "README.md", "exec"), ns)  # the README's own code
+            except BaseException:  # noqa: BLE001 - SystemExit too: report where, exit 1
                 print(f"\n{where}: the python block starting here failed:")
                 traceback.print_exc(file=sys.stdout)
                 return 1
