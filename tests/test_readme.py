@@ -178,9 +178,12 @@ def test_readme_section_runs_as_written(section: Section, s3_server: LocalS3Serv
         "AWS_REGION": s3_server.region,
         "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
     })
-    r = subprocess.run([sys.executable, str(RUNNER), str(spec)], cwd=work, env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=SECTION_TIMEOUT_S)
+    try:
+        r = subprocess.run([sys.executable, str(RUNNER), str(spec)], cwd=work, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=SECTION_TIMEOUT_S)
+    finally:
+        _fresh_buckets(client, section)   # leave the session's server as it was
     if r.returncode != 0:
         pytest.fail(f"README section {section.title!r} (README.md:{section.line}) does not "
                     f"run as written:\n{r.stdout[-6000:]}", pytrace=False)
