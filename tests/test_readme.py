@@ -187,3 +187,21 @@ def test_readme_section_runs_as_written(section: Section, s3_server: LocalS3Serv
     if r.returncode != 0:
         pytest.fail(f"README section {section.title!r} (README.md:{section.line}) does not "
                     f"run as written:\n{r.stdout[-6000:]}", pytrace=False)
+
+
+def test_the_parser_reads_sections_markers_console_lines_and_continuations() -> None:
+    text = "\n".join([
+        "# title", "## One", "<!-- not run: needs 8 nodes -->", "", "```bash", "mpirun x", "```",
+        "```console", "$ objio ls s3://my-bucket/ \\", "    --recursive", "2026 out", "```",
+        "### sub", "```python", "x = 1", "```", "## Two", "```text", "a table", "```",
+    ])
+    one, two = parse_readme(text)
+    assert (one.title, two.title) == ("One", "Two")
+    marked, console, py = one.blocks
+    assert marked.not_run == "needs 8 nodes" and marked.line == 6
+    assert shell_commands(console) == [(9, "objio ls s3://my-bucket/ \\\n    --recursive")]
+    assert py.info == "python" and py.code == ["x = 1"] and py.not_run is None
+    assert _steps(one) == [{"kind": "shell", "line": 9,
+                            "code": "objio ls s3://my-bucket/ \\\n    --recursive"},
+                           {"kind": "python", "line": 15, "code": "x = 1"}]
+    assert _steps(two) == []
