@@ -123,17 +123,21 @@ def cmd_ls(args: argparse.Namespace) -> int:
             objects = page.objects
             if page.prefixes or objects:
                 found = True
+            markers: list[str] = []
+            if not recursive and base:
+                markers, objects = _directory_markers(objects, base)
             count += len(objects)
             total += sum(o.size for o in objects)
             if args.json:
-                rows: list[dict[str, Any]] = [{"prefix": p} for p in page.prefixes]
+                rows: list[dict[str, Any]] = [{"prefix": p} for p in markers + page.prefixes]
                 rows += [{"key": o.key, "size": o.size, "last_modified": _iso(o.last_modified),
                           "etag": o.etag} for o in objects]
                 if rows:
                     out.write(sep + ", ".join(json.dumps(r) for r in rows))
                     sep = ", "
                 continue
-            lines = [f"{'PRE':>30} {p[len(base):]}\n" for p in page.prefixes]
+            lines = [f"{'PRE':>30} {p}\n" for p in markers]  # named in full: its name is base
+            lines += [f"{'PRE':>30} {p[len(base):]}\n" for p in page.prefixes]
             for o in objects:
                 size = format_size(o.size) if args.human_readable else str(o.size)
                 line = f"{_when(o.last_modified)} {size:>10} {o.key[len(base):]}"
@@ -159,6 +163,18 @@ def _nothing_matches(command: str, uri: str, key: str) -> int:
     if has_glob(key):
         print(f"objio: error: {command}: nothing matches {uri}", file=sys.stderr)
     return 1
+
+
+def _directory_markers(objects: list[Any], base: str) -> tuple[list[str], list[Any]]:
+    """Split off the directory marker of a one-level listing of ``base`` (a prefix ending in
+    ``/``): the 0-byte object whose key is ``base`` itself, which the S3 console's "Create
+    folder", Hadoop's s3a and some servers keep. ``ls`` shows it as the prefix it is (a ``PRE``
+    line), not as a nameless 0-byte object, and does not count it as an object.
+    Returns (marker keys, the other objects)."""
+    markers = [o.key for o in objects if o.key == base and o.size == 0]
+    if not markers:
+        return [], objects
+    return markers, [o for o in objects if not (o.key == base and o.size == 0)]
 
 
 def _write_manifest(args: argparse.Namespace, client: Any, out: Any) -> int:

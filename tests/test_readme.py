@@ -1,0 +1,207 @@
+"""Every fenced code block of README.md runs as written, against the session's LocalS3Server.
+
+Conventions (also stated in README.md, "The README runs"):
+
+- A ``##`` section is one unit: its blocks run in README order in one Python process, all its
+  ```` ```python ```` blocks in one namespace (a later block may use what an earlier one of the
+  same section defined), with cwd a fresh temporary directory. Sections do not share state: the
+  buckets a section names are emptied and removed before it runs, so each section starts as on
+  a fresh server and must create what it uses.
+- ```` ```bash ```` / ```` ```sh ```` blocks: every line that is not a comment is a command
+  (``\\`` continues a line), run by ``bash -o pipefail`` in turn; ```` ```console ```` blocks:
+  the lines starting with ``$ `` are commands, the others are their output (not compared).
+  ``objio`` and ``python`` are this interpreter's; a plain ``objio ARGS`` line runs
+  ``objio.cli.main(ARGS)`` in a forked process (tests/readme_runner.py: no second import).
+- The environment is what ``objio server`` prints (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+  ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``), as if its ``export`` lines had been pasted.
+- ```` ```text ```` blocks are output samples (tables, logs, layouts): never run.
+- A block that cannot run here has ``<!-- not run: REASON -->`` on the line before its fence;
+  it is counted and listed, and there may be at most ``MAX_NOT_RUN`` of them.
+- Any other info string (an empty one included) is an error: say what the block is.
+
+A failure names the README line of the block (or command) that failed and shows its output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import objio
+from conftest import BUCKET
+from objio.server import LocalS3Server
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+PYTHON_INFO = {"python", "py"}
+SHELL_INFO = {"bash", "sh", "shell"}
+CONSOLE_INFO = {"console"}
+TEXT_INFO = {"text"}
+MAX_NOT_RUN = 6
+SECTION_TIMEOUT_S = 300
+_NOT_RUN = re.compile(r"^<!--\s*not run:\s*(?P<reason>.*?)\s*-->\s*$")
+_BUCKET = re.compile(r"s3://([a-z0-9][a-z0-9.-]{2,62})(?=[/'\"\s)`]|$)")
+
+
+@dataclass
+class Block:
+    line: int                 # README line of the block's first code line (1-based)
+    info: str
+    code: list[str]
+    section: str
+    not_run: str | None = None
+
+
+@dataclass
+class Section:
+    title: str
+    line: int
+    blocks: list[Block] = field(default_factory=list)
+
+
+def parse_readme(text: str) -> list[Section]:
+    """The README's ``##`` sections with their fenced blocks (``###`` belongs to its ``##``)."""
+    sections = [Section("(top)", 1)]
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("## "):
+            sections.append(Section(line[3:].strip(), i + 1))
+        elif line.startswith("```"):
+            info = line[3:].strip().split(" ")[0]
+            j = i + 1
+            while j < len(lines) and not lines[j].startswith("```"):
+                j += 1
+            k = i - 1
+            while k >= 0 and not lines[k].strip():
+                k -= 1
+            m = _NOT_RUN.match(lines[k].strip()) if k >= 0 else None
+            sections[-1].blocks.append(Block(i + 2, info, lines[i + 1:j], sections[-1].title,
+                                             m.group("reason") if m else None))
+            i = j
+        i += 1
+    return [s for s in sections if s.blocks]
+
+
+def shell_commands(block: Block) -> list[tuple[int, str]]:
+    """(README line, command) of a bash/sh/console block."""
+    out: list[tuple[int, str]] = []
+    pending: tuple[int, str] | None = None
+    for n, raw in enumerate(block.code, start=block.line):
+        line = raw.rstrip()
+        if block.info in CONSOLE_INFO and pending is None:
+            if not line.startswith("$ "):
+                continue              # output shown in the README, not compared
+            line = line[2:]
+        if pending is None and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if pending is not None:
+            pending = (pending[0], pending[1] + "\n" + line)
+        else:
+            pending = (n, line)
+        if not line.endswith("\\"):
+            out.append(pending)
+            pending = None
+    if pending is not None:
+        out.append(pending)
+    return out
+
+
+SECTIONS = parse_readme(README.read_text(encoding="utf-8"))
+RUNNABLE = [s for s in SECTIONS
+            if any(b.not_run is None and b.info not in TEXT_INFO for b in s.blocks)]
+
+RUNNER = Path(__file__).resolve().parent / "readme_runner.py"   # one process per section
+
+
+def _steps(section: Section) -> list[dict[str, object]]:
+    steps: list[dict[str, object]] = []
+    for b in section.blocks:
+        if b.not_run is not None or b.info in TEXT_INFO:
+            continue
+        if b.info in PYTHON_INFO:
+            steps.append({"kind": "python", "line": b.line, "code": "\n".join(b.code)})
+        elif b.info in SHELL_INFO | CONSOLE_INFO:
+            steps += [{"kind": "shell", "line": n, "code": c} for n, c in shell_commands(b)]
+        else:
+            raise AssertionError(f"README.md:{b.line - 1}: unknown info string {b.info!r}")
+    return steps
+
+
+def _fresh_buckets(client: objio.Client, section: Section) -> None:
+    """Empty and remove every bucket the section names: it runs as on a fresh server."""
+    names = {m.group(1) for b in section.blocks for line in b.code
+             for m in _BUCKET.finditer(line)}
+    existing = {name for name, _ in client.list_buckets()} - {BUCKET}   # the suite's own
+    for name in sorted(names & existing):
+        client.delete(f"s3://{name}/")
+        client.delete_bucket(f"s3://{name}")
+
+
+def test_every_block_has_a_known_info_string_and_few_are_not_run() -> None:
+    known = PYTHON_INFO | SHELL_INFO | CONSOLE_INFO | TEXT_INFO
+    bad = [f"README.md:{b.line - 1}: fenced block with info string {b.info!r} (use one of "
+           f"{sorted(known)}; output samples are ```text)"
+           for s in SECTIONS for b in s.blocks if b.info not in known]
+    assert not bad, "\n".join(bad)
+    not_run = [f"README.md:{b.line - 1} ({s.title}): {b.not_run}"
+               for s in SECTIONS for b in s.blocks if b.not_run is not None]
+    assert all(b.not_run for s in SECTIONS for b in s.blocks if b.not_run is not None), \
+        "a <!-- not run: --> marker needs its reason:\n" + "\n".join(not_run)
+    assert len(not_run) <= MAX_NOT_RUN, (
+        f"{len(not_run)} README blocks are marked not run (at most {MAX_NOT_RUN}):\n"
+        + "\n".join(not_run))
+    assert any(s.title.startswith("The API") for s in RUNNABLE)   # the parser found the blocks
+
+
+@pytest.mark.parametrize("section", RUNNABLE, ids=[s.title.split(":")[0] for s in RUNNABLE])
+def test_readme_section_runs_as_written(section: Section, s3_server: LocalS3Server,
+                                        client: objio.Client, tmp_path: Path) -> None:
+    _fresh_buckets(client, section)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    spec = tmp_path / "steps.json"
+    spec.write_text(json.dumps(_steps(section)), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "OBJIO_ENDPOINT", "OBJIO_REGION", "OBJIO_PROFILE"))}
+    env.update({   # what `objio server` prints as export lines
+        "AWS_ENDPOINT_URL": s3_server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_access_key,
+        "AWS_REGION": s3_server.region,
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+    })
+    try:
+        r = subprocess.run([sys.executable, str(RUNNER), str(spec)], cwd=work, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=SECTION_TIMEOUT_S)
+    finally:
+        _fresh_buckets(client, section)   # leave the session's server as it was
+    if r.returncode != 0:
+        pytest.fail(f"README section {section.title!r} (README.md:{section.line}) does not "
+                    f"run as written:\n{r.stdout[-6000:]}", pytrace=False)
+
+
+def test_the_parser_reads_sections_markers_console_lines_and_continuations() -> None:
+    text = "\n".join([
+        "# title", "## One", "<!-- not run: needs 8 nodes -->", "", "```bash", "mpirun x", "```",
+        "```console", "$ objio ls s3://my-bucket/ \\", "    --recursive", "2026 out", "```",
+        "### sub", "```python", "x = 1", "```", "## Two", "```text", "a table", "```",
+    ])
+    one, two = parse_readme(text)
+    assert (one.title, two.title) == ("One", "Two")
+    marked, console, py = one.blocks
+    assert marked.not_run == "needs 8 nodes" and marked.line == 6
+    assert shell_commands(console) == [(9, "objio ls s3://my-bucket/ \\\n    --recursive")]
+    assert py.info == "python" and py.code == ["x = 1"] and py.not_run is None
+    assert _steps(one) == [{"kind": "shell", "line": 9,
+                            "code": "objio ls s3://my-bucket/ \\\n    --recursive"},
+                           {"kind": "python", "line": 15, "code": "x = 1"}]
+    assert _steps(two) == []
