@@ -592,7 +592,7 @@ def print_report(report: dict[str, Any], console: Any, *, wide: bool = False) ->
                          fmt(row["peak_rss_mib"], ".0f"), fmt(row["peak_extra_mib"], ".0f"),
                          times(row.get("vs_peer")), times(row.get("cpu_vs_peer"))])
     console.print(table(None, cols, rows, wide=wide, show_edge=False, box=None,
-                        header_style="bold"))
+                        collapse_padding=False, header_style="bold"))
     console.print(wrap("medians over rounds; 'vs s3torchconnector': median of each round's ratio "
                        "(the two run back to back); DCP: wall time on rank 0 between barriers, "
                        "CPU summed over ranks, peak RSS of the largest rank; 'beyond state' "

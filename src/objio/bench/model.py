@@ -158,7 +158,7 @@ def prepare_model(client: Client, prefix: str, *, model: str = DEFAULT_MODEL,
     want = {root.key + n for n in names} | ({root.key + INDEX_NAME} if len(plan) > 1 else set())
     generated = False
     if not want <= set(existing):
-        log(f"generating the model: {model} at {preset.total_bytes() / GiB:.2f} GiB, "
+        log(f"generating the model: {model} at {format_size(preset.total_bytes())}, "
             f"{len(plan)} shards, under {root} ...")
         generate_model(client, root, preset, max_shard_size=max_shard, seed=seed)
         generated = True

@@ -285,9 +285,9 @@ def _where(report: Mapping[str, Any]) -> str:
     parts = [f"server: {server}"]
     if report.get("date"):
         parts.append(str(report["date"]))
-    version = (report.get("environment") or {}).get("objio")
-    if version:
-        parts.append(f"objio {version}")
+    from .. import __version__
+
+    parts.append(f"objio {(report.get('environment') or {}).get('objio') or __version__}")
     return "; ".join(parts)
 
 
