@@ -107,8 +107,9 @@ class _Target:
             self.server, client = start_embedded()
             return client, f"s3://{DEFAULT_BUCKET}/{default_prefix}"
         client = client_from_args(args)
-        cfg = client.config
-        self.endpoint = cfg.endpoint_url or f"AWS S3 ({cfg.region})"
+        cfg = getattr(client, "config", None)  # for the report and the plot's title
+        if cfg is not None:
+            self.endpoint = cfg.endpoint_url or f"AWS S3 ({cfg.region})"
         return client, uri
 
     @property
@@ -133,14 +134,20 @@ def _guarded(run: Callable[[_Target], int]) -> int:
 def _report_console(args: argparse.Namespace) -> Any:
     """The rich console the report tables go to: stderr when ``--json -`` takes stdout. Off a
     terminal (pipes default to 80 columns) it is TABLE_WIDTH (100) columns wide, the width
-    the default tables are designed for; with ``--wide``, 200."""
+    the default tables are designed for; on a terminal, the terminal's width but at least
+    that. With ``--wide`` it is at least 200 columns. A narrower terminal then wraps the long
+    rows itself, but rich never squeezes a column: no number is cut."""
     from rich.console import Console
 
     from ..bench.report import TABLE_WIDTH
 
     out = Console(stderr=True) if getattr(args, "json", None) == "-" else Console()
-    if not out.is_terminal:
-        out.width = 200 if getattr(args, "wide", False) else TABLE_WIDTH
+    if getattr(args, "wide", False):
+        out.width = max(out.width, 200)
+    elif not out.is_terminal:
+        out.width = TABLE_WIDTH
+    else:
+        out.width = max(out.width, TABLE_WIDTH)
     return out
 
 
