@@ -100,6 +100,19 @@ def format_size(n: float) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def format_rate(bytes_per_s: float) -> str:
+    """Human-readable binary rate, the unit convention of every table, bar and plot:
+    ``format_size(bytes_per_s) + "/s"`` (``1.5 GiB/s``; KiB = 2**10 bytes)."""
+    return f"{format_size(bytes_per_s)}/s"
+
+
+def plural(n: float, word: str, many: str | None = None) -> str:
+    """``n`` and ``word``, in the plural unless ``n`` is 1: ``1 round``, ``3 rounds``
+    (``many`` when the plural is not ``word + "s"``)."""
+    shown = f"{n:,}" if isinstance(n, int) else f"{n:g}"
+    return f"{shown} {word if n == 1 else (many or word + 's')}"
+
+
 @contextlib.contextmanager
 def temporary_environ(values: Mapping[str, str | None]) -> Iterator[None]:
     """Set (str) or unset (None) environment variables for the ``with`` block, restoring the

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import engine
-from ..config import GiB, MiB, format_size
+from ..config import GiB, MiB, format_size, plural
 from ..uri import parse_uri
 from ._common import cpu_seconds, environment, median, peak_rss_bytes, ratio, reset_peak_rss, rss_bytes
 from .peers import Access, library
@@ -558,39 +558,43 @@ def run_checkpoint(client: Any, prefix: str, *, size: int, ranks: int = 2, round
     return report
 
 
-def print_report(report: dict[str, Any], console: Any) -> None:
-    """The report as tables on a rich console."""
-    from rich.table import Table
+def print_report(report: dict[str, Any], console: Any, *, wide: bool = False) -> None:
+    """The report as tables on a rich console: the default columns fit
+    :data:`~objio.bench.report.TABLE_WIDTH`; ``wide``: every column."""
+    from .report import fmt, table, times, wrap
 
-    from .report import fmt, times
-
-    head = (f"objio bench checkpoint: state dict {format_size(report['state_dict_bytes'])} "
-            f"({report['tensors']} tensors, {report['layers']} layers, hidden "
-            f"{report['hidden_size']}, bf16 model + fp32 Adam), DCP on {report['ranks']} ranks x "
-            f"{report['threads']} files, {report['rounds']} round(s), under {report['prefix']}")
+    head = wrap(f"objio bench checkpoint: state dict {format_size(report['state_dict_bytes'])} "
+                f"({report['tensors']} tensors, {plural(report['layers'], 'layer')}, hidden "
+                f"{report['hidden_size']}, bf16 model + fp32 Adam), DCP on "
+                f"{plural(report['ranks'], 'rank')} x {plural(report['threads'], 'file')}, "
+                f"{plural(report['rounds'], 'round')}, under {report['prefix']}")
     if report.get("workload"):
         p = report["preset"]
-        head += (f"\n  workload {report['workload']} (MLPerf Storage: "
-                 f"{(p['model_bytes'] + p['optimizer_bytes']) / _GB:.0f} GB on {p['ranks']} "
-                 f"processes) at scale {report['scale']}")
-    console.print(head)
+        head += "\n" + wrap(f"  workload {report['workload']} (MLPerf Storage: "
+                            f"{(p['model_bytes'] + p['optimizer_bytes']) / _GB:.0f} GB on "
+                            f"{plural(p['ranks'], 'process', 'processes')}) at scale "
+                            f"{report['scale']}")
+    console.print(head, highlight=False)
     for case, why in report.get("skipped", {}).items():
-        console.print(f"  {case}: skipped ({why})")
-    t = Table(title=None, show_edge=False, box=None, header_style="bold")
-    for col in ("case", "op", "GiB/s", "CPU s/GiB", "peak RSS MiB", "beyond state MiB",
-                "vs s3torchconnector", "CPU vs s3torchconnector"):
-        t.add_column(col, justify="left" if col in ("case", "op") else "right")
-    for case, rows in report["summary"].items():
+        console.print(f"  {case}: skipped ({why})", highlight=False, markup=False)
+    cols = [("case", "left", True), ("op", "left", True), ("GiB/s", "right", True),
+            ("CPU s/GiB", "right", True), ("peak RSS MiB", "right", True),
+            ("beyond state MiB", "right", False), ("vs s3torchconnector", "right", True),
+            ("CPU vs s3torchconnector", "right", False)]
+    rows: list[list[str]] = []
+    for case, ops in report["summary"].items():
         for op in ("save", "load"):
-            row = rows.get(op)
+            row = ops.get(op)
             if row is None:
-                t.add_row(case, op, "failed", "", "", "", "", "")
+                rows.append([case, op, "failed", "", "", "", "", ""])
                 continue
-            t.add_row(case, op, fmt(row["gib_s"], ".3f"), fmt(row["cpu_s_per_gib"], ".2f"),
-                      fmt(row["peak_rss_mib"], ".0f"), fmt(row["peak_extra_mib"], ".0f"),
-                      times(row.get("vs_peer")), times(row.get("cpu_vs_peer")))
-    console.print(t)
-    console.print("medians over rounds; 'vs s3torchconnector': median of each round's ratio "
-                  "(the two run back to back); DCP: wall time on rank 0 between barriers, CPU "
-                  "summed over ranks, peak RSS of the largest rank; 'beyond state' = peak RSS "
-                  "minus RSS before the operation (load: includes the loaded tensors)")
+            rows.append([case, op, fmt(row["gib_s"], ".3f"), fmt(row["cpu_s_per_gib"], ".2f"),
+                         fmt(row["peak_rss_mib"], ".0f"), fmt(row["peak_extra_mib"], ".0f"),
+                         times(row.get("vs_peer")), times(row.get("cpu_vs_peer"))])
+    console.print(table(None, cols, rows, wide=wide, show_edge=False, box=None,
+                        collapse_padding=False, header_style="bold"))
+    console.print(wrap("medians over rounds; 'vs s3torchconnector': median of each round's ratio "
+                       "(the two run back to back); DCP: wall time on rank 0 between barriers, "
+                       "CPU summed over ranks, peak RSS of the largest rank; 'beyond state' "
+                       "(--wide) = peak RSS minus RSS before the operation (load: includes the "
+                       "loaded tensors)"), highlight=False)

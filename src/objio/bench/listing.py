@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..api import Client
+from ..config import plural
 from ..uri import parse_uri
 from ._common import cpu_seconds, environment, median, one_line
 from .peers import LIBRARIES, Access
@@ -181,11 +182,13 @@ def print_report(report: dict[str, Any], out: Any = None) -> None:
     """The report as text lines."""
     import sys
 
+    from .report import wrap
+
     out = out or sys.stdout
     cfg, s = report["config"], report["summary"]
     lat = f"+{cfg['latency_ms']:g} ms per request" if cfg["latency_ms"] else "no added latency"
-    print(f"objio bench list: {cfg['keys']:,} keys ({cfg['layout']}) under {cfg['uri']}, {lat}, "
-          f"median of {cfg['rounds']} rounds", file=out)
+    print(wrap(f"objio bench list: {plural(cfg['keys'], 'key')} ({cfg['layout']}) under "
+               f"{cfg['uri']}, {lat}, median of {plural(cfg['rounds'], 'round')}"), file=out)
     vs = "obstore" in s
     head = f"  {'case':12s} {'seconds':>9s} {'keys/s':>12s} {'CPU us/key':>11s}"
     if vs:

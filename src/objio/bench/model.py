@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..api import Client
-from ..config import GiB, MiB, format_size
+from ..config import GiB, MiB, format_size, plural
 from ..uri import parse_uri
 from ._common import cpu_seconds, environment, median, one_line, peak_rss_bytes, reset_peak_rss, rss_bytes
 from .peers import Access, library
@@ -158,7 +158,7 @@ def prepare_model(client: Client, prefix: str, *, model: str = DEFAULT_MODEL,
     want = {root.key + n for n in names} | ({root.key + INDEX_NAME} if len(plan) > 1 else set())
     generated = False
     if not want <= set(existing):
-        log(f"generating the model: {model} at {preset.total_bytes() / GiB:.2f} GiB, "
+        log(f"generating the model: {model} at {format_size(preset.total_bytes())}, "
             f"{len(plan)} shards, under {root} ...")
         generate_model(client, root, preset, max_shard_size=max_shard, seed=seed)
         generated = True
@@ -294,23 +294,25 @@ def summarize(runs: dict[str, list[dict[str, Any]]], status: dict[str, str],
     return out
 
 
-def print_report(report: dict[str, Any], console: Any = None) -> None:
-    """The report as a table (rich; plain text when not a terminal)."""
-    from rich import box
+def print_report(report: dict[str, Any], console: Any = None, *, wide: bool = False) -> None:
+    """The report as a table (rich; plain text when not a terminal); every column fits
+    :data:`~objio.bench.report.TABLE_WIDTH` (``wide`` changes nothing)."""
     from rich.console import Console
-    from rich.table import Table
+
+    from .report import table, wrap
 
     console = console or Console()
     cfg, m = report["config"], report["model"]
     lat = f", +{cfg['latency_ms']:g} ms per request" if cfg["latency_ms"] else ""
-    console.print(f"objio bench model: {cfg['model']}-shaped, {m['tensors']} tensors, "
-                  f"{format_size(m['bytes'])} in {m['shards']} shards under {m['uri']}{lat}; "
-                  f"{cfg['rounds']} rounds, order rotated, each run in a fresh process; "
-                  f"max_in_flight {cfg['max_in_flight']}", highlight=False)
-    t = Table(box=box.SIMPLE_HEAD, title="median over rounds (peak RSS: largest growth)",
-              title_justify="left")
-    for col in ("case", "GiB/s", "first tensor s", "CPU s/GiB", "peak RSS +MiB", "objio/case"):
-        t.add_column(col, justify="left" if col == "case" else "right")
+    console.print(wrap(f"objio bench model: {cfg['model']}-shaped, {m['tensors']} tensors, "
+                       f"{format_size(m['bytes'])} in {plural(m['shards'], 'shard')} under "
+                       f"{m['uri']}{lat}; {plural(cfg['rounds'], 'round')}, order rotated, each "
+                       f"run in a fresh process; max_in_flight {cfg['max_in_flight']}"),
+                  highlight=False)
+    cols = [("case", "left", True), ("GiB/s", "right", True), ("first tensor s", "right", True),
+            ("CPU s/GiB", "right", True), ("peak RSS +MiB", "right", True),
+            ("objio/case", "right", True)]
+    rows: list[list[str]] = []
     skipped = []
     for name, row in report["summary"].items():
         if name.startswith("_"):
@@ -320,9 +322,10 @@ def print_report(report: dict[str, Any], console: Any = None) -> None:
             continue
         ratio = row.get("objio_ratio")
         ttft = row.get("ttft_s")
-        t.add_row(name, f"{row['gib_per_s']:.2f}", "-" if ttft is None else f"{ttft:.3f}",
-                  f"{row['cpu_s_per_gib']:.2f}", f"{row['peak_rss_growth_mib']:.0f}",
-                  "-" if ratio is None else f"{ratio:.2f}x")
+        rows.append([name, f"{row['gib_per_s']:.2f}", "-" if ttft is None else f"{ttft:.3f}",
+                     f"{row['cpu_s_per_gib']:.2f}", f"{row['peak_rss_growth_mib']:.0f}",
+                     "-" if ratio is None else f"{ratio:.2f}x"])
+    t = table("median over rounds (peak RSS: largest growth)", cols, rows, wide=wide)
     console.print(t)
     for name, reason in skipped:
         console.print(f"  {name}: {reason}", highlight=False, markup=False)

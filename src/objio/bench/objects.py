@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..api import Client
-from ..config import MiB, format_size, parse_size
+from ..config import MiB, format_size, parse_size, plural
 from ..engine import RequestRecord
 from ..uri import ObjectURI, parse_uri
 from ._common import cpu_seconds, environment, median, one_line, percentiles_ms
@@ -397,69 +397,78 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def print_report(report: Mapping[str, Any], console: Console | None = None) -> None:
-    """Render a :func:`run_bench` report as rich tables (plain text when not a terminal)."""
-    from rich import box
+def print_report(report: Mapping[str, Any], console: Console | None = None, *,
+                 wide: bool = False) -> None:
+    """Render a :func:`run_bench` report as rich tables (plain text when not a terminal): the
+    default columns fit :data:`~objio.bench.report.TABLE_WIDTH` columns; ``wide``: every
+    column (data, CPU s, CPU ms/obj, p90 latencies)."""
     from rich.console import Console
-    from rich.table import Table
+
+    from .report import table, wrap
 
     if console is None:
         console = Console()
     cfg = report["config"]
-    console.print(
-        f"objio bench: {cfg['num']} x {format_size(cfg['size'])} {cfg['object_type']} objects "
-        f"under {cfg['uri']} ({report['server']}), max_in_flight {cfg['max_in_flight']}, "
-        f"{cfg['epochs']} get epoch(s)", highlight=False)
+    console.print(wrap(
+        f"objio bench: {plural(cfg['num'], 'object')} of {format_size(cfg['size'])} "
+        f"{cfg['object_type']} under {cfg['uri']} ({report['server']}), max_in_flight "
+        f"{cfg['max_in_flight']}, {plural(cfg['epochs'], 'get epoch')}"), highlight=False)
 
-    table = Table(title="phases", box=box.SIMPLE_HEAD, title_justify="left")
-    for col, just in (("phase", "left"), ("objects", "right"), ("data", "right"),
-                      ("wall s", "right"), ("MiB/s", "right"), ("obj/s", "right"),
-                      ("TTFB ms p50/p90/p99", "right"), ("total ms p50/p90/p99", "right"),
-                      ("CPU s", "right"), ("CPU ms/obj", "right"), ("CPU ms/MiB", "right")):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    pcts = ("p50", "p90", "p99") if wide else ("p50", "p99")
+    cols = [("phase", "left", True), ("objects", "right", True), ("data", "right", False),
+            ("wall s", "right", False), ("MiB/s", "right", True), ("obj/s", "right", True),
+            (f"TTFB ms {'/'.join(pcts)}", "right", True),
+            (f"total ms {'/'.join(pcts)}", "right", True), ("CPU s", "right", False),
+            ("CPU ms/obj", "right", False), ("CPU ms/MiB", "right", True)]
+    rows: list[list[str]] = []
+    sections: list[int] = []
 
-    def row(label: str, s: Mapping[str, Any], *, end_section: bool = False) -> None:
+    def row(label: str, s: Mapping[str, Any]) -> None:
         lat = s.get("latency_ms") or {}
-        table.add_row(label, str(s["objects"]), format_size(s["bytes"]), fmt(s["wall_s"], ".3f"),
-                      fmt(s["mib_per_s"], ".1f"), fmt(s["objects_per_s"], ".0f"),
-                      latencies(lat.get("ttfb")), latencies(lat.get("total")), fmt(s["cpu_s"], ".3f"),
-                      fmt(s["cpu_ms_per_object"], ".3f"), fmt(s["cpu_ms_per_mib"], ".2f"),
-                      end_section=end_section)
+        rows.append([label, str(s["objects"]), format_size(s["bytes"]), fmt(s["wall_s"], ".3f"),
+                     fmt(s["mib_per_s"], ".1f"), fmt(s["objects_per_s"], ".0f"),
+                     latencies(lat.get("ttfb"), pcts), latencies(lat.get("total"), pcts),
+                     fmt(s["cpu_s"], ".3f"), fmt(s["cpu_ms_per_object"], ".3f"),
+                     fmt(s["cpu_ms_per_mib"], ".2f")])
 
     phases = report["phases"]
     if "put" in phases:
-        row("put", phases["put"], end_section=True)
+        row("put", phases["put"])
+        sections.append(0)
     get = phases.get("get")
     if get:
         for s in get["epochs"]:
             row(f"get epoch {s['epoch']}", s)
-        row("get (all epochs)", get["summary"])
-    console.print(table)
+        row("get (all)", get["summary"])
+    console.print(table("phases", cols, rows, wide=wide, sections=sections))
     if get:
-        console.print("  get (all epochs): objects, data, wall s and CPU s are totals; MiB/s, obj/s "
-                      "and CPU per obj/MiB are medians over epochs; latencies are pooled.",
+        console.print(wrap("  get (all): objects, data, wall s and CPU s are totals over the "
+                           "epochs; MiB/s, obj/s and CPU per obj/MiB are medians over epochs; "
+                           "latencies are pooled." + ("" if wide else
+                                                       " --wide: every column; --json: all.")),
                       highlight=False)
 
     compare = report.get("compare") or {}
     if compare:
-        ct = Table(title="compare (median over epochs, same objects, interleaved)",
-                   box=box.SIMPLE_HEAD, title_justify="left")
-        for col in ("tool", "MiB/s", "obj/s", "CPU ms/GET", "CPU ms/MiB", "objio/tool"):
-            ct.add_column(col, justify="left" if col == "tool" else "right")
         skipped: list[tuple[str, str]] = []
+        crows: list[list[str]] = []
         for name, r in compare.items():
             if r.get("status") != "ok":
                 skipped.append((name, r.get("reason", "")))
                 continue
             ratio = r.get("objio_ratio")
-            ct.add_row(name, fmt(r.get("mib_per_s"), ".1f"), fmt(r.get("objects_per_s"), ".0f"),
-                       fmt(r.get("cpu_ms_per_object"), ".3f"), fmt(r.get("cpu_ms_per_mib"), ".2f"),
-                       "-" if ratio is None else f"{ratio:.2f}x")
-        console.print(ct)
+            crows.append([name, fmt(r.get("mib_per_s"), ".1f"), fmt(r.get("objects_per_s"), ".0f"),
+                          fmt(r.get("cpu_ms_per_object"), ".3f"), fmt(r.get("cpu_ms_per_mib"), ".2f"),
+                          "-" if ratio is None else f"{ratio:.2f}x"])
+        ccols = [("tool", "left", True), ("MiB/s", "right", True), ("obj/s", "right", True),
+                 ("CPU ms/GET", "right", True), ("CPU ms/MiB", "right", True),
+                 ("objio/tool", "right", True)]
+        console.print(table("compare (median over epochs, same objects, interleaved)", ccols,
+                            crows, wide=wide))
         for name, reason in skipped:
             console.print(f"  {name}: skipped: {reason}", highlight=False, markup=False)
     if report.get("ops"):
-        print_ops(report["ops"], console)
+        print_ops(report["ops"], console, wide=wide)
     cleanup = report.get("cleanup") or {}
     if cleanup.get("kept"):
         note = " (until the embedded server stops)" if report["server"] == "embedded" else ""

@@ -398,27 +398,27 @@ def _summarize(the: _Op) -> None:
             r["objio_ratio"] = ref / r["ops_per_s"] if ref and r.get("ops_per_s") else None
 
 
-def print_ops(ops: Mapping[str, Any], console: Console) -> None:
-    """Render :func:`run_ops`'s results: one table per operation (medians over rounds)."""
-    from rich import box
-    from rich.table import Table
+def print_ops(ops: Mapping[str, Any], console: Console, *, wide: bool = False) -> None:
+    """Render :func:`run_ops`'s results: one table per operation (medians over rounds; every
+    column fits :data:`~objio.bench.report.TABLE_WIDTH`, ``wide`` changes nothing)."""
+    from .report import table, wrap
 
     for op, res in ops.items():
         unit = res.get("unit", "objects")
-        t = Table(title=f"{op}: {res.get('what', '')} (median over rounds, interleaved)",
-                  box=box.SIMPLE_HEAD, title_justify="left")
-        for col in ("tool", f"{unit}/s", "MiB/s", f"CPU ms/{unit[:-1]}", "objio/tool"):
-            t.add_column(col, justify="left" if col == "tool" else "right")
+        cols = [("tool", "left", True), (f"{unit}/s", "right", True), ("MiB/s", "right", True),
+                (f"CPU ms/{unit[:-1]}", "right", True), ("objio/tool", "right", True)]
+        rows: list[list[str]] = []
         skipped: list[tuple[str, str]] = []
         for name, r in res["tools"].items():
             if r.get("status") != "ok":
                 skipped.append((name, r.get("reason", "")))
                 continue
             ratio = r.get("objio_ratio")
-            t.add_row(name, fmt(r.get("ops_per_s"), ".0f"), fmt(r.get("mib_per_s"), ".1f"),
-                      fmt(r.get("cpu_ms_per_op"), ".3f"),
-                      "-" if ratio is None else f"{ratio:.2f}x")
-        console.print(t)
+            rows.append([name, fmt(r.get("ops_per_s"), ".0f"), fmt(r.get("mib_per_s"), ".1f"),
+                         fmt(r.get("cpu_ms_per_op"), ".3f"),
+                         "-" if ratio is None else f"{ratio:.2f}x"])
+        title = wrap(f"{op}: {res.get('what', '')} (median over rounds, interleaved)")
+        console.print(table(title, cols, rows, wide=wide))
         server = [f"{name} {r['server_cpu_ms_per_op']:.3f}" for name, r in res["tools"].items()
                   if r.get("status") == "ok" and r.get("server_cpu_ms_per_op") is not None]
         if server:
@@ -426,4 +426,3 @@ def print_ops(ops: Mapping[str, Any], console: Console) -> None:
                           + ", ".join(server), highlight=False, markup=False)
         for name, reason in skipped:
             console.print(f"  {name}: skipped: {reason}", highlight=False, markup=False)
-

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from ..api import Client
-from ..config import MiB, format_size
+from ..config import MiB, format_size, plural
 from ._common import median, rss_bytes
 from .peers import Access, library
 
@@ -222,9 +222,12 @@ def summarize(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, 
 
 def print_report(report: dict[str, Any], out: Any = None) -> None:
     out = out or sys.stdout
-    print(f"\nsingle object of {format_size(report['size'])}, {report['chunk'] // MiB} MiB "
-          f"chunks, median of {report['rounds']} rounds (objio ratio = objio MiB/s / peer MiB/s)",
-          file=out)
+    from .report import wrap
+
+    print("\n" + wrap(f"single object of {format_size(report['size'])}, "
+                      f"{format_size(report['chunk'])} chunks, median of "
+                      f"{plural(report['rounds'], 'round')} (objio ratio = objio MiB/s / peer "
+                      "MiB/s)"), file=out)
     print(f"{'op':6s} {'library':15s} {'MiB/s':>9s} {'CPU s':>7s} {'server CPU s':>13s} "
           f"{'peak RSS+':>10s} {'objio ratio':>12s}", file=out)
     for op, rows in report["summary"].items():

@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..api import Client
-from ..config import MiB, format_size, parse_size, temporary_environ
+from ..config import MiB, format_size, parse_size, plural, temporary_environ
 from ..uri import parse_uri
 from ._common import cpu_seconds, environment, mean, median, ratio
 from .peers import Access, library
@@ -74,6 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TrainPreset", "PRESETS", "EMBEDDED_SCALE", "LIBRARIES", "au_metrics", "SampleBytes",
+    "AU_MIN_STEPS", "au_warning",
     "LoopSettings", "run_epoch", "parse_compare", "run_training", "run_throughput",
     "print_report",
 ]
@@ -136,6 +137,34 @@ EMBEDDED_SCALE: dict[str, float] = {"unet3d": 0.25, "resnet50": 0.008, "cosmoflo
 for the AU to mean something: unet3d 42 files of ~140 MiB (~5.8 GiB, 6 steps of 7), resnet50
 8 files of 1251 samples (~1.1 GiB, 25 steps of 400), cosmoflow 419 files of ~2.7 MiB
 (~1.1 GiB, 419 steps of 1)."""
+
+
+AU_MIN_STEPS = 5
+"""Fewest measured steps per epoch (after DLIO's first-step exclusion) for which the AU is
+reported without a warning. With fewer, the AU is a handful of load/compute intervals dominated
+by the DataLoader's start (its workers fill ``workers x prefetch_factor`` batches while the
+first steps run); with none left, :func:`au_metrics` falls back to the whole epoch. 5 is the
+smallest that the embedded default of every workload gives (unet3d at scale 0.25: 6 steps, 5
+measured); ``--scale 0.03 --epochs 1`` of unet3d gives 1 step, 0 measured, and warns."""
+
+
+def au_warning(runs: Sequence[Mapping[str, Any]], workload: str,
+               minimum: int = AU_MIN_STEPS) -> str | None:
+    """One line saying the AU was measured from too few steps (fewer than ``minimum`` measured
+    steps in some epoch of ``runs``, each a :func:`au_metrics` dict), and what to do; None
+    when every epoch had enough."""
+    if not runs:
+        return None
+    fewest = min(runs, key=lambda r: r.get("metric_steps", 0))
+    measured = fewest.get("metric_steps", 0)
+    if measured >= minimum:
+        return None
+    steps = fewest.get("steps", 0)
+    how = (f"{plural(measured, 'step')} per epoch ({plural(steps, 'step')}, the first excluded "
+           "as DLIO)" if measured < steps else
+           f"{plural(steps, 'step')} per epoch, too few to exclude the first as DLIO does")
+    return (f"AU of {workload} measured from {how}; at least {minimum} measured steps are "
+            "needed for a meaningful AU: raise --scale or lower --batch-size")
 
 
 def au_metrics(steps: Sequence[tuple[float, float, int, int]], wall_s: float,
@@ -500,6 +529,8 @@ def run_training(client: Client, prefix: str, workload: str, *, scale: float = 1
     for r in runs:
         r["au_met"] = r["au_pct"] >= 100 * preset.au
     report["runs"] = runs
+    report["au_min_steps"] = AU_MIN_STEPS
+    report["au_warning"] = au_warning(runs, key)
     report["summary"] = _summary(runs, preset.au)
     return report
 
@@ -589,51 +620,60 @@ def run_throughput(client: Client, prefix: str, *, size: int, num: int,
     return report
 
 
-def print_report(report: Mapping[str, Any], console: Console | None = None) -> None:
-    """Render a :func:`run_training` / :func:`run_throughput` report as rich tables."""
-    from rich import box
+def print_report(report: Mapping[str, Any], console: Console | None = None, *,
+                 wide: bool = False) -> None:
+    """Render a :func:`run_training` / :func:`run_throughput` report as rich tables: the default
+    columns fit :data:`~objio.bench.report.TABLE_WIDTH`; ``wide``: every column."""
     from rich.console import Console
-    from rich.table import Table
+
+    from .report import table, wrap
 
     console = console or Console()
     cfg = report["config"]
     if report["mode"] == "workload":
-        console.print(
-            f"[bold]{report['workload']}[/] training emulation on {report['uri']}: "
-            f"{cfg['files']} {cfg['format']} files x {cfg['samples_per_file']} samples, "
-            f"batch {cfg['batch_size']}, {cfg['workers']} workers, prefetch factor "
+        console.print(wrap(
+            f"{report['workload']} training emulation on {report['uri']}: "
+            f"{plural(cfg['files'], 'file')} of {cfg['format']} x "
+            f"{plural(cfg['samples_per_file'], 'sample')}, batch {cfg['batch_size']}, "
+            f"{plural(cfg['workers'], 'worker')}, prefetch factor "
             f"{cfg['prefetch_factor']}, compute {cfg['compute_time_s'] * 1000:.1f} ms/step, "
-            f"{cfg['dataset']} dataset, AU target {cfg['au_target_pct']:.0f} %", highlight=False)
+            f"{cfg['dataset']} dataset, AU target {cfg['au_target_pct']:.0f} %"), highlight=False)
         gen = report.get("generation") or {}
         if gen.get("generated"):
-            console.print(f"generated {gen.get('files')} files, {format_size(gen.get('bytes', 0))} "
-                          f"in {gen.get('seconds', 0):.1f} s", highlight=False)
-        t = Table(box=box.SIMPLE_HEAD, title="per epoch (first step excluded, as DLIO)")
-        for col in ("epoch", "library", "steps", "samples", "samples/s", "MiB/s", "AU %",
-                    "AU met", "CPU s"):
-            t.add_column(col, justify="left" if col == "library" else "right")
-        for r in report["runs"]:
-            t.add_row(str(r["epoch"]), r["library"], str(r["steps"]), str(r["samples"]),
-                      fmt(r["samples_per_s"], ".1f"), fmt(r["mib_per_s"], ".1f"),
-                      f"{r['au_pct']:.2f}", "yes" if r.get("au_met") else "no",
-                      f"{r['cpu_s']:.2f}")
-        console.print(t)
+            console.print(f"generated {plural(gen.get('files', 0), 'file')}, "
+                          f"{format_size(gen.get('bytes', 0))} in {gen.get('seconds', 0):.1f} s",
+                          highlight=False)
+        ecols = [("epoch", "right", True), ("library", "left", True), ("steps", "right", True),
+                 ("samples", "right", True), ("samples/s", "right", True),
+                 ("MiB/s", "right", True), ("AU %", "right", True), ("AU met", "right", True),
+                 ("CPU s", "right", True)]
+        erows = [[str(r["epoch"]), r["library"], str(r["steps"]), str(r["samples"]),
+                  fmt(r["samples_per_s"], ".1f"), fmt(r["mib_per_s"], ".1f"),
+                  f"{r['au_pct']:.2f}", "yes" if r.get("au_met") else "no", f"{r['cpu_s']:.2f}"]
+                 for r in report["runs"]]
+        console.print(table("per epoch (first step excluded, as DLIO)", ecols, erows,
+                            wide=wide, title_justify="center"))
     else:
-        console.print(
-            f"DataLoader throughput on {report['uri']}: {cfg['num']} objects of "
-            f"{format_size(cfg['size'])}, batch {cfg['batch_size']}, {cfg['workers']} workers, "
-            f"no compute, {cfg['epochs']} epochs interleaved", highlight=False)
+        console.print(wrap(
+            f"DataLoader throughput on {report['uri']}: {plural(cfg['num'], 'object')} of "
+            f"{format_size(cfg['size'])}, batch {cfg['batch_size']}, "
+            f"{plural(cfg['workers'], 'worker')}, no compute, "
+            f"{plural(cfg['epochs'], 'epoch')} interleaved"), highlight=False)
     workload = report["mode"] == "workload"
-    s = Table(box=box.SIMPLE_HEAD, title="summary (median over epochs" +
-              ("; AU: mean over epochs)" if workload else ")"))
+    title = "summary (median over epochs" + ("; AU: mean over epochs)" if workload else ")")
+    cols: list[tuple[str, str, bool]]
     if workload:  # DLIO's metrics first
-        cols = ["dataset", "library", "samples/s", "MiB/s", "AU %", "epoch samples/s",
-                "CPU s/epoch", "CPU ms/sample", "objio ratio"]
+        cols = [("dataset", "left", True), ("library", "left", True),
+                ("samples/s", "right", True), ("MiB/s", "right", True), ("AU %", "right", True),
+                ("epoch samples/s", "right", False), ("CPU s/epoch", "right", False),
+                ("CPU ms/sample", "right", True), ("objio ratio", "right", True)]
     else:  # whole epochs first: short runs have too few steps for DLIO's first-step exclusion
-        cols = ["dataset", "library", "samples/s", "MiB/s", "steady samples/s", "CPU s/epoch",
-                "CPU ms/sample", "objio ratio", "ratio (steady)"]
-    for col in cols:
-        s.add_column(col, justify="left" if col in ("dataset", "library") else "right")
+        cols = [("dataset", "left", True), ("library", "left", True),
+                ("samples/s", "right", True), ("MiB/s", "right", True),
+                ("steady samples/s", "right", False), ("CPU s/epoch", "right", False),
+                ("CPU ms/sample", "right", True), ("objio ratio", "right", True),
+                ("ratio (steady)", "right", False)]
+    rows: list[list[str]] = []
     for kind, libs in report["summary"].items():
         ratios = libs.get("objio_ratio", {})
         for lib, v in libs.items():
@@ -650,15 +690,17 @@ def print_report(report: Mapping[str, Any], console: Console | None = None) -> N
                 row = [kind, lib, fmt(v["epoch_samples_per_s"], ".1f"),
                        fmt(v["epoch_mib_per_s"], ".1f"), fmt(v["samples_per_s"], ".1f"), *cpu,
                        times(r.get("epoch_samples_per_s")), times(r.get("samples_per_s"))]
-            s.add_row(*row)
+            rows.append(row)
+    s = table(title, cols, rows, wide=wide, title_justify="center")
     console.print(s)
     if workload:
-        console.print("samples/s, MiB/s, AU: first step excluded (DLIO); epoch samples/s: all "
-                      "samples over the whole epoch, worker start-up included", highlight=False)
+        console.print(wrap("samples/s, MiB/s, AU: first step excluded (DLIO); epoch samples/s: "
+                           "all samples over the whole epoch, worker start-up included"),
+                      highlight=False)
     else:
-        console.print("samples/s, MiB/s: all samples over the whole epoch (worker start-up "
-                      "included); steady: first step excluded, as DLIO", highlight=False)
+        console.print(wrap("samples/s, MiB/s: all samples over the whole epoch (worker start-up "
+                           "included); steady: first step excluded, as DLIO"), highlight=False)
     if report.get("server") == "embedded":
-        console.print("server: embedded SeaweedFS on loopback (client stack + local server, "
-                      "no network); CPU: this process and its DataLoader workers",
+        console.print(wrap("server: embedded SeaweedFS on loopback (client stack + local server, "
+                           "no network); CPU: this process and its DataLoader workers"),
                       highlight=False)

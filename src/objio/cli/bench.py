@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..bench import train
@@ -51,16 +52,36 @@ DESCRIPTION = (
 _PLOT_HELP = "also draw the results as a PNG (throughput per library; latencies where recorded)"
 
 
-def _plot(kind: str, report: Any, path: str | None) -> None:
+_WIDE_HELP = ("every column in the tables (default: the columns that fit a 100-column "
+              "terminal; --json has every value)")
+
+
+def _add_view_flags(parser: argparse.ArgumentParser) -> None:
+    """``--wide`` and ``-q/--quiet`` on a bench kind's parser (each unless it has it already)."""
+    existing = set(getattr(parser, "_option_string_actions", {}))
+    if "--wide" not in existing:
+        parser.add_argument("--wide", action="store_true", help=_WIDE_HELP)
+    if "--quiet" not in existing and "-q" not in existing:
+        parser.add_argument("-q", "--quiet", action="store_true",
+                            help="no progress output and no 'wrote FILE' lines (the report "
+                                 "tables and --json still print)")
+
+
+def _plot(kind: str, report: Any, args: argparse.Namespace) -> None:
+    """Draw ``--plot FILE.png`` and say ``wrote FILE.png`` on stderr (unless ``-q``)."""
+    path = getattr(args, "plot", None)
     if path and kind == "clients":  # throughput per client over time, latency CDF
         from .. import report as op_report
 
         op_report.plot(op_report.read_logs(report["logs"]), report["report"], path)
-        print(f"wrote {path}", file=sys.stderr)
+        if not getattr(args, "quiet", False):
+            print(f"wrote {path}", file=sys.stderr)
     elif path:
         from ..bench.report import plot_report
 
         plot_report(kind, report, path)
+        if not getattr(args, "quiet", False):
+            print(f"wrote {path}", file=sys.stderr)
 
 
 def _fail(e: BaseException) -> int:
@@ -83,6 +104,7 @@ class _Target:
 
     def __init__(self) -> None:
         self.server: Any = None
+        self.endpoint: str | None = None
 
     def open(self, args: argparse.Namespace, default_prefix: str) -> tuple[Any, str]:
         """(client, s3://bucket/prefix) of the run."""
@@ -90,7 +112,11 @@ class _Target:
         if uri is None:
             self.server, client = start_embedded()
             return client, f"s3://{DEFAULT_BUCKET}/{default_prefix}"
-        return client_from_args(args), uri
+        client = client_from_args(args)
+        cfg = getattr(client, "config", None)  # for the report and the plot's title
+        if cfg is not None:
+            self.endpoint = cfg.endpoint_url or f"AWS S3 ({cfg.region})"
+        return client, uri
 
     @property
     def embedded(self) -> bool:
@@ -111,19 +137,34 @@ def _guarded(run: Callable[[_Target], int]) -> int:
             target.server.stop()
 
 
-def _report_console(args: argparse.Namespace, width: int = 160) -> Any:
-    """The rich console the report tables go to: stderr when ``--json -`` takes stdout; wide
-    enough off a terminal (pipes default to 80 columns) to keep rows whole."""
+def _report_console(args: argparse.Namespace) -> Any:
+    """The rich console the report tables go to: stderr when ``--json -`` takes stdout. Off a
+    terminal (pipes default to 80 columns) it is TABLE_WIDTH (100) columns wide, the width
+    the default tables are designed for; on a terminal, the terminal's width but at least
+    that. With ``--wide`` it is at least 200 columns. A narrower terminal then wraps the long
+    rows itself, but rich never squeezes a column: no number is cut."""
     from rich.console import Console
 
+    from ..bench.report import TABLE_WIDTH
+
     out = Console(stderr=True) if getattr(args, "json", None) == "-" else Console()
-    if not out.is_terminal:
-        out.width = max(out.width, width)
+    if getattr(args, "wide", False):
+        out.width = max(out.width, 200)
+    elif not out.is_terminal:
+        out.width = TABLE_WIDTH
+    else:
+        out.width = max(out.width, TABLE_WIDTH)
     return out
 
 
+def _wide(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "wide", False))
+
+
 def _log(args: argparse.Namespace) -> Callable[[str], None]:
-    """Progress lines: to stderr when ``--json -`` takes stdout."""
+    """Progress lines: none with ``-q``; to stderr when ``--json -`` takes stdout."""
+    if getattr(args, "quiet", False):
+        return lambda line: None
     if getattr(args, "json", None) == "-":
         return lambda line: print(line, file=sys.stderr)
     return print
@@ -140,8 +181,11 @@ def _finish(kind: str, report: dict[str, Any], args: argparse.Namespace, target:
     """The end of every benchmark: show the report, ``--plot`` it, write ``--json``."""
     if target.embedded:
         report["server"] = "embedded"
+    elif target.endpoint and "server" not in report:
+        report["server"] = target.endpoint
+    report.setdefault("date", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     show(report)
-    _plot(kind, report, getattr(args, "plot", None))
+    _plot(kind, report, args)
     path = getattr(args, "json", None)
     if path:
         if before_json is not None:
@@ -231,7 +275,8 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
         if v < 1:
             raise ValueError(f"{flag} must be >= 1, got {v}")
     err_console = Console(stderr=True)
-    progress = not args.no_progress and err_console.is_terminal
+    progress = not args.no_progress and not getattr(args, "quiet", False) \
+        and err_console.is_terminal
     if args.uri is not None and parse_uri(args.uri).scheme != "s3":
         raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {args.uri!r}")
     client, prefix = target.open(args, DEFAULT_PREFIX)
@@ -256,7 +301,8 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
         r["phases"].get("get", {}).pop("latency_samples_ms", None)
 
     return _finish("objects", report, args, target,
-                   lambda r: print_report(r, _report_console(args, 200)), drop_samples)
+                   lambda r: print_report(r, _report_console(args), wide=_wide(args)),
+                   drop_samples)
 
 
 _TRAIN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
@@ -363,7 +409,8 @@ def _train(args: argparse.Namespace, target: _Target) -> int:
     if scale_arg is not None and not 0 < scale_arg <= 1:
         raise ValueError(f"--scale must be in (0, 1], got {scale_arg}")
     err = Console(stderr=True)
-    progress = not getattr(args, "no_progress", False) and err.is_terminal
+    progress = not getattr(args, "no_progress", False) and not getattr(args, "quiet", False) \
+        and err.is_terminal
     client, prefix = target.open(args, f"{workload or 'throughput'}/")
     keep = bool(getattr(args, "keep", False)) or target.embedded
     context = getattr(args, "multiprocessing_context", None)
@@ -391,8 +438,11 @@ def _train(args: argparse.Namespace, target: _Target) -> int:
             prefetch_factor=_int_opt(args, "prefetch_factor") or 2,
             epochs=_int_opt(args, "epochs") or 3, compare=compare, keep=keep,
             context=context, progress=progress, console=err)
-    return _finish("train", report, args, target,
-                   lambda r: train.print_report(r, _report_console(args)))
+    code = _finish("train", report, args, target,
+                   lambda r: train.print_report(r, _report_console(args), wide=_wide(args)))
+    if report.get("au_warning"):  # last, so it is seen (one line, stderr; also in --json)
+        print(f"objio bench: warning: {report['au_warning']}", file=sys.stderr)
+    return code
 
 
 # ------------------------------------------------------------------------------ stream
@@ -439,6 +489,7 @@ def _stream(args: argparse.Namespace, target: _Target) -> int:
         if not libs or set(libs) - known:
             raise ValueError(f"--libs must be a comma list of {', '.join(sorted(known))}")
     report = stream.run(size, args.rounds, chunk, ops=ops, libs=libs, log=_log(args))
+    report.setdefault("server", "embedded")  # stream.run starts its own LocalS3Server
     return _finish("stream", report, args, target, lambda r: stream.print_report(r, _text_out(args)))
 
 
@@ -517,7 +568,7 @@ def _checkpoint(args: argparse.Namespace, target: _Target) -> int:
     cases = list(ck.CASES) if args.cases is None else \
         [c.strip() for c in args.cases.split(",") if c.strip()]
     err = Console(stderr=True)
-    show = not args.no_progress and err.is_terminal
+    show = not args.no_progress and not getattr(args, "quiet", False) and err.is_terminal
     client, prefix = target.open(args, "checkpoint")
     progress: Any = None
     task: Any = None
@@ -554,7 +605,7 @@ def _checkpoint(args: argparse.Namespace, target: _Target) -> int:
         if progress is not None:
             progress.stop()
     return _finish("checkpoint", report, args, target,
-                   lambda r: ck.print_report(r, _report_console(args)))
+                   lambda r: ck.print_report(r, _report_console(args), wide=_wide(args)))
 
 
 # ------------------------------------------------------------------------------ model, list
@@ -628,7 +679,7 @@ def _model(args: argparse.Namespace, target: _Target) -> int:
         latency_ms=args.latency_ms, keep=args.keep or target.embedded, seed=args.seed,
         log=_log(args))
     return _finish("model", report, args, target,
-                   lambda r: model.print_report(r, _report_console(args)))
+                   lambda r: model.print_report(r, _report_console(args), wide=_wide(args)))
 
 
 def configure_list_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -707,29 +758,35 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     add_global_flags(p)
     configure_objects_parser(p)
     add_train_arguments(p)  # --workload / --throughput: the DataLoader training emulation
+    _add_view_flags(p)
     p.set_defaults(func=_run_objects)
     p = kinds.add_parser("train", help="DataLoader training emulation / throughput "
                                        "(--workload, --throughput)")
     add_global_flags(p)
     configure_train_parser(p)
+    _add_view_flags(p)
     p.set_defaults(func=run_train_from_args)
     p = kinds.add_parser("stream", help="one large object: file-like read and write vs boto3, "
                                         "obstore")
     configure_stream_parser(p)
+    _add_view_flags(p)
     p.set_defaults(func=run_stream_from_args)
     p = kinds.add_parser("checkpoint", help="torch.save/load and DCP checkpoints vs "
                                             "s3torchconnector, with a local-disk baseline")
     add_global_flags(p)
     configure_checkpoint_parser(p)
+    _add_view_flags(p)
     p.set_defaults(func=run_checkpoint_from_args)
     p = kinds.add_parser("model", help="load a sharded safetensors model: objio vs Run:ai Model "
                                        "Streamer, boto3, s3torchconnector")
     add_global_flags(p)
     configure_model_parser(p)
+    _add_view_flags(p)
     p.set_defaults(func=run_model_from_args)
     p = kinds.add_parser("list", help="FastList vs sequential listing (--keys, --latency-ms)")
     add_global_flags(p)
     configure_list_parser(p)
+    _add_view_flags(p)
     p.set_defaults(func=run_list_from_args)
     return parser
 

@@ -61,18 +61,9 @@ class _progress:
     def __enter__(self) -> Callable[[int], None]:
         if not self.enabled:
             return lambda n: None
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from ._transfer import transfer_progress
 
-        self._p = Progress(TextColumn(self.label), BarColumn(),
-                           DownloadColumn(binary_units=True), TransferSpeedColumn(),
-                           TimeRemainingColumn(), console=None, transient=True)
+        self._p = transfer_progress(self.label)  # binary units; rate = bytes done / elapsed
         self._p.start()
         task = self._p.add_task(self.label, total=self.total or None)
         p = self._p

@@ -243,6 +243,23 @@ def _print_dry_run(summary: dict[str, Any], out: Any) -> None:
         print(f"  ... and {more:,} more", file=out)
 
 
+def _print_measured(measured: list[dict[str, Any]], out: Any) -> None:
+    """``gen --measure``'s table: one row per spec, every column as wide as its widest cell
+    (names and formats left, numbers right), sizes and rates in binary units."""
+    header = ("spec", "format", "files", "data", "MiB/s", "files/s")
+    rows = [(m["name"], m["format"], f"{m['files']:,}", format_size(m["bytes"]),
+             f"{m['mib_per_s']:.1f}", f"{m['files_per_s']:.2f}") for m in measured]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return " ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    print(line(header) + "  (one core)", file=out)
+    for r in rows:
+        print(line(r), file=out)
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """Run ``objio gen`` from parsed arguments; returns the exit code.
 
@@ -262,12 +279,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                 measured = measure_generation()
             else:
                 measured = measure_generation([(args.workload or args.format, spec_from_args(args))])
-            for m in measured:
-                print(
-                    f"{m['name']:<14} {m['format']:<9} {m['files']} files {format_size(m['bytes']):>10} "
-                    f"{m['mib_per_s']:9.1f} MiB/s {m['files_per_s']:8.2f} files/s (one core)",
-                    file=human,
-                )
+            _print_measured(measured, human)
             if args.json:
                 write_json(args.json, {"generation": measured})
             return 0
