@@ -205,7 +205,9 @@ def print_report(report: dict[str, Any], out: Any = None) -> None:
     server = [f"{case} {s[case]['server_us_per_key']:.1f}" for case in cfg.get("cases", CASES)
               if s.get(case, {}).get("server_us_per_key") is not None]
     if server:
-        print("  server CPU us/key (the embedded server, same cores): " + ", ".join(server),
+        from .report import wrap
+
+        print(wrap("  server CPU us/key (the embedded server, same cores): " + ", ".join(server)),
               file=out)
     if s.get("speedup"):
         print(f"  FastList speedup over sequential: {s['speedup']:.2f}x", file=out)

@@ -422,7 +422,7 @@ def print_ops(ops: Mapping[str, Any], console: Console, *, wide: bool = False) -
         server = [f"{name} {r['server_cpu_ms_per_op']:.3f}" for name, r in res["tools"].items()
                   if r.get("status") == "ok" and r.get("server_cpu_ms_per_op") is not None]
         if server:
-            console.print(f"  server CPU ms/{unit[:-1]} (the embedded server, same cores): "
-                          + ", ".join(server), highlight=False, markup=False)
+            console.print(wrap(f"  server CPU ms/{unit[:-1]} (the embedded server, same "
+                               "cores): " + ", ".join(server)), highlight=False, markup=False)
         for name, reason in skipped:
             console.print(f"  {name}: skipped: {reason}", highlight=False, markup=False)
