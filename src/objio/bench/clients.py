@@ -132,7 +132,9 @@ def print_clients(rep: dict[str, Any], out: Any = None) -> None:
 
     out = out or sys.stdout
     cfg, agg = rep["config"], rep["aggregate"]
-    print(f"objio bench --clients {cfg['clients']}: {cfg['num']} objects x {cfg['size']:,} "
+    who = (f"{cfg['clients']} ranks ({cfg['gather']})" if cfg.get("gather")
+           else f"--clients {cfg['clients']}")
+    print(f"objio bench {who}: {cfg['num']} objects x {cfg['size']:,} "
           f"bytes, {cfg['epochs']} epoch(s), {cfg['max_in_flight']} in flight per client",
           file=out)
     print(f"  {'client':8s} {'objects':>9s} {'MiB/s':>10s} {'seconds':>9s} {'CPU s':>7s}",

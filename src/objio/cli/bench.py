@@ -245,6 +245,10 @@ def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.Argume
     parser.add_argument("--clients", type=int, default=None, metavar="N",
                         help="read with N client processes on this host (each its own slice "
                              "of the objects and op-log), aggregated over their common window")
+    parser.add_argument("--gather-dir", default=None, metavar="DIR",
+                        help="under mpirun/srun without torch.distributed: a folder every rank "
+                             "reaches (shared file system across hosts); default on one host: "
+                             "a temp folder named after the launcher (else OBJIO_GATHER_DIR)")
     return parser
 
 
@@ -279,6 +283,25 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
         and err_console.is_terminal
     if args.uri is not None and parse_uri(args.uri).scheme != "s3":
         raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {args.uri!r}")
+    from ..bench.ranks import run_ranks, world
+
+    rank, size_world = world()
+    if size_world > 1 and args.clients is None:  # under torchrun / mpirun / srun
+        if compare or ops is not None:
+            raise ValueError("under a launcher objio bench runs objio's get phase on every "
+                             "rank; it does not combine with --compare or --op")
+        if args.uri is None:
+            raise ValueError(f"rank {rank} of {size_world}: under a launcher every rank must "
+                             "reach the same store: give s3://bucket/prefix (and the endpoint)")
+        client, prefix = target.open(args, DEFAULT_PREFIX)
+        rep = run_ranks(client, prefix, num=args.num, size=size, epochs=args.epochs,
+                        max_in_flight=args.max_in_flight, keep=args.keep,
+                        gather_dir=args.gather_dir)
+        if rep is None:
+            return 0
+        from ..bench.clients import print_clients
+
+        return _finish("clients", rep, args, target, lambda r: print_clients(r, _text_out(args)))
     client, prefix = target.open(args, DEFAULT_PREFIX)
     if args.clients is not None:
         if compare or ops is not None or args.clients < 1:

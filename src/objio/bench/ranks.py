@@ -1,0 +1,215 @@
+"""``objio bench`` under a launcher: ``torchrun --nproc-per-node N --no-python objio bench ...``
+(or ``python -m torch.distributed.run ... -m objio bench``), ``mpirun -n N objio bench ...``
+(Open MPI, MPICH) or ``srun objio bench ...``.
+
+Every rank runs the same command. Rank 0 writes the objects (the put phase); all ranks wait
+for it, then start together and each reads its own slice of the objects (object *i* goes to
+rank *i mod N*), ``epochs`` times, with its own op-log; rank 0 gathers every rank's result and
+op-log and prints one report (:func:`objio.bench.clients.print_clients`): aggregate throughput
+over the common window, duration = the slowest rank's (MLPerf Storage's rule), one row per rank.
+The other ranks print nothing.
+
+Gathering: with torch installed and the launcher's rendezvous in the environment
+(``MASTER_ADDR``/``MASTER_PORT``, as torchrun sets them), torch.distributed's gloo backend
+(nothing shared between hosts but the network); else a folder every rank can reach
+(``--gather-dir`` or ``OBJIO_GATHER_DIR``; default on one host: a folder under the temp dir named
+after the launcher's process, which every rank's parent is). Ranks on several hosts work the
+same way; only the rendezvous differs (a shared file system for the folder).
+
+Rank and world size: ``RANK``/``WORLD_SIZE`` (torchrun), ``OMPI_COMM_WORLD_RANK``/``_SIZE``
+(Open MPI), ``PMI_RANK``/``PMI_SIZE`` (MPICH), ``SLURM_PROCID``/``SLURM_NTASKS`` (srun).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Any
+
+from ..api import Client
+from ..uri import parse_uri
+from ._common import cpu_seconds, environment
+
+_VARS = (("RANK", "WORLD_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+         ("PMI_RANK", "PMI_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS"))
+TEMPLATE = "object_{}_of_{}.dat"
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) from the launcher's environment; (0, 1) without one."""
+    for r, n in _VARS:
+        rank, size = os.environ.get(r), os.environ.get(n)
+        if rank is not None and size is not None and rank.isdigit() and size.isdigit():
+            return int(rank), int(size)
+    return 0, 1
+
+
+class _Folder:
+    """Barrier and gather through files in a folder every rank can reach."""
+
+    def __init__(self, path: str, rank: int, size: int, timeout_s: float = 600.0) -> None:
+        self.path, self.rank, self.size, self.timeout_s = path, rank, size, timeout_s
+        os.makedirs(path, exist_ok=True)
+
+    def _wait(self, names: list[str]) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while not all(os.path.exists(os.path.join(self.path, n)) for n in names):
+            if time.monotonic() > deadline:
+                missing = [n for n in names if not os.path.exists(os.path.join(self.path, n))]
+                raise TimeoutError(f"ranks did not arrive in {self.timeout_s:.0f} s: waiting for "
+                                   f"{', '.join(missing)} in {self.path}")
+            time.sleep(0.02)
+
+    def _put(self, name: str, data: bytes) -> None:
+        tmp = os.path.join(self.path, f".{name}.{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(self.path, name))  # whole or absent
+
+    def barrier(self, tag: str) -> None:
+        self._put(f"{tag}.{self.rank}", b"")
+        self._wait([f"{tag}.{r}" for r in range(self.size)])
+
+    def gather(self, tag: str, obj: Any) -> list[Any] | None:
+        self._put(f"{tag}.{self.rank}.json", json.dumps(obj).encode())
+        if self.rank != 0:
+            return None
+        names = [f"{tag}.{r}.json" for r in range(self.size)]
+        self._wait(names)
+        out = []
+        for n in names:
+            with open(os.path.join(self.path, n), "rb") as f:
+                out.append(json.loads(f.read()))
+        return out
+
+    def close(self) -> None:
+        if self.rank == 0:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+class _Torch:
+    """Barrier and gather through torch.distributed (gloo)."""
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        self.dist = dist
+        self.owned = not dist.is_initialized()
+        if self.owned:
+            dist.init_process_group("gloo")
+        self.rank, self.size = dist.get_rank(), dist.get_world_size()
+
+    def barrier(self, tag: str) -> None:
+        self.dist.barrier()
+
+    def gather(self, tag: str, obj: Any) -> list[Any] | None:
+        out: list[Any] | None = [None] * self.size if self.rank == 0 else None
+        self.dist.gather_object(obj, out, dst=0)
+        return out
+
+    def close(self) -> None:
+        if self.owned:
+            self.dist.destroy_process_group()
+
+
+def _gatherer(rank: int, size: int, gather_dir: str | None) -> Any:
+    if gather_dir is None and os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT"):
+        try:
+            import torch.distributed  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return _Torch()
+    path = gather_dir or os.environ.get("OBJIO_GATHER_DIR") or os.path.join(
+        tempfile.gettempdir(), f"objio-gather-{os.getppid()}-{size}")
+    return _Folder(path, rank, size)
+
+
+def run_ranks(client: Client, prefix_uri: str, *, num: int, size: int, epochs: int = 3,
+              max_in_flight: int = 64, keep: bool = False, gather_dir: str | None = None,
+              rank: int | None = None, world_size: int | None = None) -> dict[str, Any] | None:
+    """This rank's part of the benchmark (see the module docs). Returns the report on rank 0
+    (the shape of :func:`objio.bench.clients.run_clients`'s, ``"ranks"`` for ``"clients"``),
+    None on the other ranks.
+
+    Raises: ValueError (bad arguments), TimeoutError (a rank did not arrive), RuntimeError
+    (a rank failed: its error)."""
+    r, n = world()
+    rank = r if rank is None else rank
+    n = n if world_size is None else world_size
+    if num < n:
+        raise ValueError(f"--num ({num}) must be at least the number of ranks ({n})")
+    from .. import oplog
+    from .. import report as op_report
+
+    g = _gatherer(rank, n, gather_dir)
+    prefix = parse_uri(prefix_uri)
+    uris = [str(prefix.joinpath(TEMPLATE.format(i, num))) for i in range(num)]
+    mine = uris[rank::n]
+    logdir = tempfile.mkdtemp(prefix=f"objio-rank{rank}-")
+    log_path = os.path.join(logdir, "ops.tsv")
+    try:
+        if rank == 0:
+            client.put(prefix, num=num, template=TEMPLATE, size=size,
+                       max_in_flight=max_in_flight, should_create_bucket=False)
+        g.barrier("written")
+        c = Client(client.config.replace(op_log=log_path))
+        error = None
+        result: dict[str, Any] = {"rank": rank, "pid": os.getpid(), "host": os.uname().nodename}
+        try:
+            c.stat(mine[0])  # connection, credentials: before the clock starts
+            g.barrier("start")
+            c0, t0 = cpu_seconds(), time.perf_counter()
+            count = nbytes = 0
+            for _ in range(epochs):
+                k, b = c.get_many_stats(mine, max_in_flight=max_in_flight)
+                count += k
+                nbytes += b
+            result.update(objects=count, bytes=nbytes, wall_s=time.perf_counter() - t0,
+                          cpu_s=cpu_seconds() - c0)
+        except Exception as e:  # noqa: BLE001 - gathered, raised on rank 0
+            error = f"{type(e).__name__}: {e}"
+        oplog.close(log_path)
+        with open(log_path, encoding="utf-8") as f:
+            result["op_log"] = f.read()
+        if error:
+            result["error"] = error
+        got = g.gather("result", result)
+        if rank != 0:
+            return None
+        assert got is not None
+        failed = [x for x in got if "error" in x]
+        if failed:
+            raise RuntimeError(f"rank {failed[0]['rank']} failed: {failed[0]['error']}")
+        logs = []
+        for x in got:
+            p = os.path.join(logdir, f"rank{x['rank']}.tsv")
+            with open(p, "w", encoding="utf-8") as f:
+                f.write(x.pop("op_log"))
+            logs.append(p)
+            x["mib_per_s"] = x["bytes"] / 2**20 / x["wall_s"] if x["wall_s"] else None
+        if not keep:
+            client.delete_many(uris)
+        _, rep = op_report.run(logs)
+        get = rep["ops"].get("GET", {})
+        duration = max(x["wall_s"] for x in got)
+        total = sum(x["bytes"] for x in got)
+        return {
+            "config": {"uri": str(prefix), "clients": n, "num": num, "size": size,
+                       "epochs": epochs, "max_in_flight": max_in_flight,
+                       "gather": type(g).__name__.strip("_").lower()},
+            "clients": sorted(got, key=lambda x: x["rank"]),
+            "aggregate": {"mib_per_s": get.get("mib_per_s"),
+                          "objects_per_s": get.get("ops_per_s"),
+                          "window_s": rep["window"]["seconds"], "duration_s": duration,
+                          "mib_per_s_over_duration": total / 2**20 / duration,
+                          "objects": sum(x["objects"] for x in got), "bytes": total},
+            "report": rep,
+            "logs": logs,
+            "environment": environment([]),
+        }
+    finally:
+        g.close()
