@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from .. import __version__
 from . import bench, files, gen, server
 from ._common import add_global_flags, broken_pipe, checked_stdout, client_from_args, error_line
+from ._messages import as_typed, retry_messages
 
 __all__ = ["main", "build_parser", "add_global_flags", "client_from_args"]
 
@@ -66,10 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import ObjectStoreError
 
     restore = checked_stdout()
+    args = None
     try:
         parser = build_parser()
         args = parser.parse_args(_normalize(sys.argv[1:] if argv is None else argv))
-        code = int(args.func(args) or 0)
+        with retry_messages(args):
+            code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, while we can still handle it
         return code
     except BrokenPipeError:
@@ -78,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("objio: interrupted", file=sys.stderr)
         return 130
     except (ObjectStoreError, OSError, ValueError, TypeError, RuntimeError) as e:
-        print(f"objio: error: {error_line(e)}", file=sys.stderr)
+        print(f"objio: error: {as_typed(error_line(e), args)}", file=sys.stderr)
         return 1
     finally:
         restore()

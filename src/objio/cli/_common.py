@@ -26,6 +26,9 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
                         "AWS_PROFILE); an explicit --profile wins over AWS_ACCESS_KEY_ID")
     g.add_argument("--no-sign-request", action="store_true", default=False,
                    help="anonymous requests, no credentials (public buckets)")
+    g.add_argument("-v", "--verbose", action="store_true", default=False,
+                   help="show every retry on standard error, with its reason (on a terminal "
+                        "the first one shows anyway)")
 
 
 def client_from_args(args: argparse.Namespace) -> Any:
@@ -57,7 +60,9 @@ def error_line(e: BaseException) -> str:
     line = " ".join(str(e).split()) or type(e).__name__
     if getattr(e, "operation", "") == "ResolveCredentials":
         line += " (on the command line: --profile, or --no-sign-request for public data)"
-    return line
+    from ._messages import cli_hint
+
+    return line + cli_hint(e)
 
 
 def checked_stdout() -> Callable[[], None]:

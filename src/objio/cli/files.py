@@ -27,6 +27,7 @@ from ..transfer import (
 )
 from ..uri import has_glob, object_uri, parse_uri
 from ._common import add_global_flags, client_from_args, error_line
+from ._messages import check_source
 
 
 def _when(ts: float) -> str:
@@ -171,6 +172,7 @@ def _write_manifest(args: argparse.Namespace, client: Any, out: Any) -> int:
 
 # ------------------------------------------------------------------------------------ stat
 def cmd_stat(args: argparse.Namespace) -> int:
+    check_source(args, "stat")
     info = _client(args).stat(args.uri)
     row = {"uri": args.uri, "key": info.key, "size": info.size,
            "last_modified": _iso(info.last_modified), "etag": info.etag}
@@ -184,6 +186,7 @@ def cmd_stat(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ cat
 def cmd_cat(args: argparse.Namespace) -> int:
+    check_source(args, "cat")
     copy_to_file(_client(args), args.uri, sys.stdout.buffer)
     return 0
 
@@ -227,6 +230,7 @@ def _failed(args: argparse.Namespace, verb: str, done: list[CopyItem], plan: Cop
 
 
 def _copy(args: argparse.Namespace, verb: str, move: bool) -> int:
+    check_source(args, "mv" if move else "cp")
     client = _client(args)
     say = _say(args)
     t0 = time.perf_counter()

@@ -91,7 +91,7 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
     def __init__(self, uri: Any, *, client: Any = None, part_size: int | None = None,
                  max_parts_in_flight: int | None = None, exist_ok: bool = True,
                  checksum: str | None = None) -> None:
-        self._obj = _object_uri(uri, type(self).__name__)
+        self._obj = _object_uri(uri, "open for writing")
         self._client = _resolve_client(client)
         cfg = self._client.config
         ps = (cfg.part_size or _DEFAULT_PART) if part_size is None else part_size
