@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 
 import objio
+from conftest import BUCKET
+from faultproxy import FaultProxy, Forge, Response
 from objio import engine
 from objio.cli import main
 from objio.server import LocalS3Server
-
-from conftest import BUCKET
-from faultproxy import FaultProxy, Forge, Response
 
 
 @pytest.fixture(autouse=True)

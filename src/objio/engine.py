@@ -487,15 +487,16 @@ async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
         except ObjectStoreError as e:
             cost = _TIMEOUT_RETRY_COST if isinstance(e, TimeoutError) else _RETRY_COST
             limit = min(max_attempts, 2) if isinstance(e, IntegrityError) else max_attempts
-            unreachable = isinstance(e, EndpointUnreachableError)
-            if unreachable and e.attempts:
-                limit = min(limit, e.attempts)
+            unreachable = e if isinstance(e, EndpointUnreachableError) else None
+            if unreachable is not None and unreachable.attempts:
+                limit = min(limit, unreachable.attempts)
             if not e.retryable or attempt >= limit or not _quota.take(cost):
-                if unreachable and attempt > 1:
-                    e.tried(attempt)
+                if unreachable is not None and attempt > 1:
+                    unreachable.tried(attempt)
                 raise
             spent += cost
-            delay = unreachable_backoff_s(attempt) if unreachable else backoff_s(attempt)
+            delay = unreachable_backoff_s(attempt) if unreachable is not None \
+                else backoff_s(attempt)
             attempt += 1
             retry_log.info("retrying: %s (attempt %d of %d)", retry_reason(e), attempt, limit,
                            extra={"attempt": attempt, "attempts": limit, "delay_s": delay,
