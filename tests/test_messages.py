@@ -221,3 +221,82 @@ def test_errors_show_local_paths_as_typed(tmp_path: Path, monkeypatch: pytest.Mo
     uri = (tmp_path / "nothere").as_uri()  # a file:// URI typed as such stays as typed
     code, _, err = _run(capsys, "stat", uri)
     assert code == 1 and uri in err
+
+
+def test_copy_lines_and_warnings_show_local_paths_as_typed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_env: list[str], prefix: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f").write_bytes(b"x")
+    code, out, _ = _run(capsys, "cp", "-r", "./data", prefix, *cli_env)
+    assert code == 0 and out == f"copy: ./data/f to {prefix}f\n"
+    code, out, _ = _run(capsys, "rm", "-r", "--dryrun", "data/", *cli_env)
+    assert code == 0 and out == "(dryrun) delete: data/f\n"
+    code, _, err = _run(capsys, "cp", "data/f", "data/f", *cli_env)
+    assert code == 0 and err.startswith("warning: skipping data/f: it is the destination")
+
+
+# ------------------------------------------------------------------------- B4 what to do
+def test_a_missing_bucket_says_how_to_list_and_make_one(
+        tmp_path: Path, cli_env: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"x")
+    code, _, err = _run(capsys, "cp", str(f), "s3://objio-no-such-bucket/f", *cli_env)
+    assert code == 1
+    assert err.splitlines()[-1].endswith(
+        "(objio ls lists your buckets; objio mb s3://objio-no-such-bucket makes it)")
+
+
+def test_access_denied_says_which_credentials_to_check(
+        client: objio.Client, prefix: str, cli_env: list[str],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    client.put_bytes(prefix + "k", b"x")
+    code, _, err = _run(capsys, "cat", prefix + "k", "--no-sign-request", *cli_env)
+    assert code == 1 and err.rstrip().endswith(
+        "(anonymous requests are refused here: drop --no-sign-request to sign them with your "
+        "credentials)")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    code, _, err = _run(capsys, "stat", prefix + "k", *cli_env)
+    assert code == 1 and "(check the credentials: --profile, or AWS_ACCESS_KEY_ID / " \
+        "AWS_SECRET_ACCESS_KEY" in err
+
+
+def test_a_broken_manifest_line_is_described_in_words(
+        tmp_path: Path, client: objio.Client, prefix: str, cli_env: list[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    client.put_bytes(prefix + "a", b"x")
+    m = tmp_path / "m.jsonl"
+    assert _run(capsys, "ls", prefix, "--manifest", str(m), *cli_env)[0] == 0
+    lines = m.read_text().splitlines(keepends=True)
+    for bad, why in (("{not json\n", "line 2: not valid JSON (Expecting property name "
+                                     "enclosed in double quotes at column 2)"),
+                     ('{"size": 1}\n', "line 2: the field 'key' is missing")):
+        m.write_text(lines[0] + bad + "".join(lines[2:]))
+        code, _, err = _run(capsys, "cp", "--from-manifest", str(m), prefix, str(tmp_path / "o"),
+                            *cli_env)
+        assert code == 1 and err.rstrip().endswith(why)
+        assert "Error" not in err
+
+
+def test_an_unclosed_writer_warning_names_no_class(client: objio.Client, prefix: str) -> None:
+    import gc
+
+    w = objio.open(prefix + "never", "wb", client=client)
+    w.write(b"x")
+    with pytest.warns(ResourceWarning) as rec:
+        del w
+        gc.collect()
+    text = str(rec[0].message)
+    assert text.startswith(f"the writer of {prefix}never was never closed: the upload is aborted")
+    assert "Writer" not in text
+
+
+def test_safetensors_errors_show_paths_not_reprs(tmp_path: Path) -> None:
+    from objio.model import load_safetensors
+
+    glob = tmp_path / "*.safetensors"
+    with pytest.raises(ValueError) as e:
+        load_safetensors(glob)
+    assert str(e.value) == ("uri_or_uris takes a file, a prefix or an index, not a glob: "
+                            f"{glob}")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from .. import __version__
 from . import bench, files, gen, server
 from ._common import add_global_flags, broken_pipe, checked_stdout, client_from_args, error_line
-from ._messages import as_typed, retry_messages
+from ._messages import advice, as_typed, retry_messages
 
 __all__ = ["main", "build_parser", "add_global_flags", "client_from_args"]
 
@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("objio: interrupted", file=sys.stderr)
         return 130
     except (ObjectStoreError, OSError, ValueError, TypeError, RuntimeError) as e:
-        print(f"objio: error: {as_typed(error_line(e), args)}", file=sys.stderr)
+        print(f"objio: error: {as_typed(error_line(e), args)}{advice(e, args)}",
+              file=sys.stderr)
         return 1
     finally:
         restore()

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..uri import object_uri, parse_uri
 
@@ -75,6 +75,27 @@ def cli_hint(e: BaseException) -> str:
     return ""
 
 
+def advice(e: BaseException, args: argparse.Namespace | None) -> str:
+    """What to do next for store errors whose fix is on the command line: a bucket that does
+    not exist (list or make one), access denied (the credentials, or --no-sign-request).
+    "" when there is nothing to add."""
+    from ..errors import AccessDeniedError, ObjectStoreError
+
+    if not isinstance(e, ObjectStoreError) or e.operation == "ResolveCredentials":
+        return ""
+    if e.code == "NoSuchBucket":
+        bucket = e.uri[5:].split("/", 1)[0] if e.uri.startswith("s3://") else ""
+        make = f"objio mb s3://{bucket}" if bucket else "objio mb s3://BUCKET"
+        return f" (objio ls lists your buckets; {make} makes it)"
+    if isinstance(e, AccessDeniedError) and e.status in (401, 403):
+        if getattr(args, "no_sign_request", False):
+            return (" (anonymous requests are refused here: drop --no-sign-request to sign "
+                    "them with your credentials)")
+        return (" (check the credentials: --profile, or AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY, and that they may access this bucket)")
+    return ""
+
+
 def _typed_paths(args: argparse.Namespace | None) -> list[str]:
     """The local paths among the command's URI arguments, as the user typed them."""
     if args is None:
@@ -91,6 +112,12 @@ def as_typed(line: str, args: argparse.Namespace | None) -> str:
     """``line`` with the ``file://`` URIs objio made from the user's plain local paths
     written back as the user typed them (``file:///home/me/data/x`` -> ``./data/x`` for
     ``./data``); paths given as ``file://`` URIs stay as they are."""
+    return typed_paths(args)(line)
+
+
+def typed_paths(args: argparse.Namespace | None) -> Callable[[str], str]:
+    """:func:`as_typed` for many lines of one command (the paths are resolved once)."""
+    pairs: list[tuple[str, str]] = []
     for typed in _typed_paths(args):
         if typed.startswith("file://"):
             continue
@@ -98,14 +125,19 @@ def as_typed(line: str, args: argparse.Namespace | None) -> str:
             obj = parse_uri(typed)
         except (ValueError, TypeError):
             continue
-        if obj.scheme != "file":
-            continue
         full = "file://" + obj.key.rstrip("/" + os.sep)
-        shown = typed.rstrip("/" + os.sep) or typed
-        if full == "file://":
+        if obj.scheme != "file" or full == "file://":
             continue
-        line = _replace_path(line, full, shown)
-    return line
+        pairs.append((full, typed.rstrip("/" + os.sep) or typed))
+    pairs.sort(key=lambda p: -len(p[0]))  # the longest first: ./data/sub before ./data
+
+    def show(line: str) -> str:
+        for full, shown in pairs:
+            if full in line:
+                line = _replace_path(line, full, shown)
+        return line
+
+    return show
 
 
 def _replace_path(line: str, full: str, shown: str) -> str:

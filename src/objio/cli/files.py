@@ -27,7 +27,7 @@ from ..transfer import (
 )
 from ..uri import has_glob, object_uri, parse_uri
 from ._common import add_global_flags, client_from_args, error_line
-from ._messages import check_source
+from ._messages import as_typed, check_source, typed_paths
 
 
 def _when(ts: float) -> str:
@@ -46,7 +46,8 @@ def _say(args: argparse.Namespace) -> Callable[[str], None]:
     """Print a line on stdout unless --quiet or --json."""
     if getattr(args, "quiet", False) or getattr(args, "json", False):
         return lambda line: None
-    return print
+    show = typed_paths(args)  # local paths as the user typed them, not file:// URIs
+    return lambda line: print(show(line))
 
 
 class _progress:
@@ -195,7 +196,7 @@ def cmd_cat(args: argparse.Namespace) -> int:
 def _warn_skipped(plan: CopyPlan, args: argparse.Namespace) -> None:
     if not getattr(args, "quiet", False):
         for uri, reason in plan.skipped:
-            print(f"warning: skipping {uri}: {reason}", file=sys.stderr)
+            print(as_typed(f"warning: skipping {uri}: {reason}", args), file=sys.stderr)
 
 
 _PAST = {"copy": "copied", "move": "moved", "sync": "synced"}

@@ -343,8 +343,9 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         try:
             if self.closed or not getattr(self, "_constructed", False) or sys.is_finalizing():
                 return  # (at interpreter exit no new engine thread can start: nothing to do)
-            warnings.warn(f"{type(self).__name__} for {self.uri} was never closed: the upload is "
-                          "aborted (call close() to send it)", ResourceWarning, stacklevel=2)
+            warnings.warn(f"the writer of {self.uri} was never closed: the upload is aborted "
+                          "(call close(), or write in a with block, to send it)",
+                          ResourceWarning, stacklevel=2)
             self._abort_upload(wait=False)
             self._drop_buffers()
             io.BufferedIOBase.close(self)
