@@ -165,6 +165,17 @@ def test_a_directory_without_recursive_says_use_recursive(
     assert (tmp_path / "data" / "f").exists()
 
 
+def test_rm_of_a_directory_without_recursive_says_use_recursive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, "rm", "data")
+    assert code == 1 and err == ("objio: error: data is a directory: use --recursive (-r) to "
+                                 "rm every file under it\n")
+    assert (tmp_path / "data" / "f").exists()
+
+
 @pytest.mark.parametrize("cmd", ["stat", "cat"])
 def test_stat_and_cat_of_a_directory_say_it_is_one(
         cmd: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -162,7 +162,8 @@ def _replace_path(line: str, full: str, shown: str) -> str:
 def check_source(args: argparse.Namespace, command: str) -> None:
     """Refuse, before any request, a source that is not what the command takes, naming it as
     typed and saying what to do: a local directory or a bare bucket (``s3://b``, ``s3://b/``)
-    given to ``cp``/``mv`` without ``--recursive``, or to ``stat``/``cat``.
+    given to ``cp``/``mv`` without ``--recursive``, or to ``stat``/``cat``; a local directory
+    given to ``rm`` without ``--recursive``.
 
     Raises:
         ValueError: "./data is a directory: use --recursive (-r) to cp every file under it",
@@ -171,14 +172,15 @@ def check_source(args: argparse.Namespace, command: str) -> None:
     copy = command in ("cp", "mv")
     src = getattr(args, "src", None) if copy else getattr(args, "uri", None)
     if not isinstance(src, str) or src == "-" or getattr(args, "recursive", False) \
-            or getattr(args, "from_manifest", None):
+            or getattr(args, "from_manifest", None) \
+            or getattr(args, "incomplete_uploads", False):
         return
     try:
         obj = parse_uri(src)
     except (ValueError, TypeError):
         return  # the command's own parsing says what is wrong
     if obj.scheme == "s3":
-        if obj.key:
+        if obj.key or command == "rm":  # (rm says it of a bucket itself)
             return
         if copy:
             raise ValueError(f"{src} names a bucket, not an object: use --recursive (-r) to "
@@ -186,7 +188,7 @@ def check_source(args: argparse.Namespace, command: str) -> None:
         object_uri(src, command)  # raises: names a bucket, not an object
     if not os.path.isdir(obj.key):
         return
-    if copy:
+    if copy or command == "rm":
         raise ValueError(f"{src} is a directory: use --recursive (-r) to {command} every "
                          "file under it")
     todo = "objio ls" if command == "stat" else "objio ls, or objio cp -r"

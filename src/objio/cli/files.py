@@ -341,6 +341,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ rm
 def cmd_rm(args: argparse.Namespace) -> int:
+    check_source(args, "rm")
     client = _client(args)
     obj = parse_uri(args.uri)
     say = _say(args)
