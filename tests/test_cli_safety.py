@@ -178,7 +178,7 @@ def test_overlapping_local_directories_are_refused(tmp_path: Path,
     # a sibling whose name starts with the source's is not inside it
     code, out, _ = run(capsys, "mv", "-r", str(src), str(tmp_path / "src2"))
     assert code == 0 and sorted(out.splitlines()) == [
-        f"move: file://{src}/{n} to file://{tmp_path}/src2/{n}" for n in ("a", "sub/b")]
+        f"move: {src}/{n} to {tmp_path}/src2/{n}" for n in ("a", "sub/b")]  # paths as typed
     assert not (src / "a").exists() and (tmp_path / "src2" / "sub" / "b").read_bytes() == b"b"
 
 
@@ -196,7 +196,7 @@ def test_mv_through_a_link_into_the_source_is_refused(tmp_path: Path,
     assert code == 1 and out == "" and "Cannot mv an object onto itself" in err
     assert (src / "a").read_bytes() == b"a" and (src / "sub" / "b").read_bytes() == b"b"
     code, out, err = run(capsys, "cp", "-r", str(src), str(dst))  # b is skipped, a copied
-    assert code == 0 and out == f"copy: file://{src}/a to file://{dst}/a\n"
+    assert code == 0 and out == f"copy: {src}/a to {dst}/a\n"  # paths as typed
     assert "skipping" in err and (src / "sub" / "b").read_bytes() == b"b"
 
 
@@ -371,7 +371,7 @@ def test_lines_say_what_was_done_and_a_failure_what_was_not(
     copied = sorted(p.name for p in dst.iterdir()) if dst.exists() else []
     assert copied == ["k0", "k1", "k2"]
     word = "move" if verb == "mv" else "copy"
-    assert out.splitlines() == [f"{word}: {prefix}{n} to file://{dst}/{n}" for n in copied]
+    assert out.splitlines() == [f"{word}: {prefix}{n} to {dst}/{n}" for n in copied]
     past = {"cp": "copied", "mv": "moved", "sync": "synced"}[verb]
     lines = err.splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"{past} 3 of 5 object(s)")

@@ -17,6 +17,7 @@ from .errors import (
     AccessDeniedError,
     AlreadyExistsError,
     DeleteError,
+    EndpointUnreachableError,
     IntegrityError,
     NotFoundError,
     ObjectStoreError,
@@ -82,6 +83,7 @@ __all__ = [
     "ListPage",
     "ObjectURI", "parse_uri", "parse_size", "RequestRecord",
     "ObjectStoreError", "NotFoundError", "AccessDeniedError", "AlreadyExistsError",
-    "ObjectTimeoutError", "IntegrityError", "DeleteError", "ModelConnector",
+    "ObjectTimeoutError", "IntegrityError", "DeleteError", "EndpointUnreachableError",
+    "ModelConnector",
     *_api.API_FUNCTIONS,
 ]

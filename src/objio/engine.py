@@ -10,7 +10,9 @@
   timeouts, HTTP 500/502/503/504, 408/429, bodies shorter than declared), within a retry quota
   (500 tokens per process; a retry costs 5, 10 after a timeout; a success gives 1 back, a
   success after retries gives their cost back): a 5 s server restart is ridden out, a dead
-  server fails fast once the quota is spent.
+  server fails fast once the quota is spent. A connection refused or a host name that does
+  not resolve has its own small budget (``ClientConfig.connect_attempts``, 0.25-2 s apart):
+  a dead endpoint fails in seconds. Every retry is logged on ``objio.retry`` at INFO.
 * The receive path returns a buffer only when every byte of it was written by a response for
   exactly the range asked: the backends check status, Content-Range and lengths; here every
   part of a multi-request GET must come from the same version of the object as the first
@@ -59,16 +61,24 @@ from .backend import Backend, CopyResult, GetResult, ListPage, ObjectInfo, Uploa
 from .config import MAX_PARTS, ClientConfig
 from .errors import (
     AlreadyExistsError,
+    EndpointUnreachableError,
     IntegrityError,
     NotFoundError,
     ObjectStoreError,
     may_be_checksum_refusal,
+    retry_reason,
     retryable_code,
 )
 from .oplog import ATTEMPT
 from .uri import ObjectURI
 
 log = logging.getLogger("objio.engine")
+retry_log = logging.getLogger("objio.retry")
+"""Every retry, at INFO, as one line saying why and which attempt comes next ("retrying:
+connection refused by 127.0.0.1:1 (attempt 2 of 4)"); the record carries ``attempt`` (the
+next one, 2-based), ``attempts`` (the most there will be), ``delay_s`` and ``error`` (the
+:class:`objio.ObjectStoreError` retried). The CLI shows them on standard error (the first on a
+terminal, all with ``-v``); a library user sees them with ``logging`` configured."""
 builtins_list = list
 
 T = TypeVar("T")
@@ -79,6 +89,8 @@ _BACKOFF_CAP_S = 20.0  # AWS standard mode's max backoff
 _RETRY_QUOTA = 500  # AWS standard mode: initial retry tokens
 _RETRY_COST = 5
 _TIMEOUT_RETRY_COST = 10
+_UNREACHABLE_BACKOFF_S = 0.5  # a refused connection: 0.25-0.5 s, then 0.5-1, 1-2, at most 2
+_UNREACHABLE_BACKOFF_CAP_S = 2.0
 _MAX_PARTS_PER_OBJECT = 16
 
 
@@ -429,6 +441,16 @@ def backoff_s(attempt: int) -> float:
     return min(_BACKOFF_CAP_S, random.random() * _BACKOFF_BASE_S * (2 ** attempt))
 
 
+def unreachable_backoff_s(attempt: int) -> float:
+    """Backoff before retry number ``attempt`` (1-based) of a request whose connection was
+    refused or whose host name does not resolve, in seconds: half to all of
+    ``0.5 * 2**(attempt-1)``, at most 2 s. Short, and never near zero: a server restarting
+    gets a second or two, a dead one is given up on in a few seconds
+    (``ClientConfig.connect_attempts``)."""
+    full = min(_UNREACHABLE_BACKOFF_CAP_S, _UNREACHABLE_BACKOFF_S * 2 ** (attempt - 1))
+    return full * (0.5 + 0.5 * random.random())
+
+
 class _RetryQuota:
     """The AWS SDKs' retry quota (token bucket), one per process: retries stop when a server
     keeps failing, so an outage fails fast instead of multiplying the load."""
@@ -461,7 +483,11 @@ async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
     """Call ``fn`` until it succeeds, retrying ``retryable`` errors up to ``max_attempts``
     requests in all while the retry quota lasts; the last error is raised. A retryable
     :class:`objio.IntegrityError` (a body the store found damaged) is retried once only:
-    twice in a row is not chance."""
+    twice in a row is not chance. A connection refused or a host name that does not resolve
+    (:class:`objio.EndpointUnreachableError`) is tried its own ``attempts`` times in all
+    (``ClientConfig.connect_attempts``, at most ``max_attempts``) with a short backoff
+    (:func:`unreachable_backoff_s`); its final message says how many attempts were made.
+    Each retry is logged on :data:`retry_log` (``objio.retry``) at INFO."""
     attempt = 1
     spent = 0
     op_id = next(_op_ids)
@@ -472,13 +498,20 @@ async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
         except ObjectStoreError as e:
             cost = _TIMEOUT_RETRY_COST if isinstance(e, TimeoutError) else _RETRY_COST
             limit = min(max_attempts, 2) if isinstance(e, IntegrityError) else max_attempts
+            unreachable = e if isinstance(e, EndpointUnreachableError) else None
+            if unreachable is not None and unreachable.attempts:
+                limit = min(limit, unreachable.attempts)
             if not e.retryable or attempt >= limit or not _quota.take(cost):
+                if unreachable is not None and attempt > 1:
+                    unreachable.tried(attempt)
                 raise
             spent += cost
-            delay = backoff_s(attempt)
-            log.debug("retrying %s %s after %s (attempt %d/%d, %.3fs)", e.operation, e.uri,
-                      e.code, attempt, max_attempts, delay)
+            delay = unreachable_backoff_s(attempt) if unreachable is not None \
+                else backoff_s(attempt)
             attempt += 1
+            retry_log.info("retrying: %s (attempt %d of %d)", retry_reason(e), attempt, limit,
+                           extra={"attempt": attempt, "attempts": limit, "delay_s": delay,
+                                  "error": e})
             await asyncio.sleep(delay)
         else:
             _quota.give(spent if spent else 1)

@@ -29,6 +29,8 @@ __all__ = [
     "may_be_checksum_refusal",
     "retryable_code",
     "DeleteError",
+    "EndpointUnreachableError",
+    "retry_reason",
 ]
 
 
@@ -93,6 +95,95 @@ class AlreadyExistsError(ObjectStoreError, FileExistsError):
 
 class ObjectTimeoutError(ObjectStoreError, TimeoutError):
     """No progress within the configured timeout, after all retries (a ``TimeoutError``)."""
+
+
+class EndpointUnreachableError(ObjectStoreError):
+    """No connection could be opened to the endpoint (or the proxy): nothing listens on its
+    port (connection refused) or its host name does not resolve. An ``ObjectStoreError`` with
+    ``code`` ``"ConnectionError"``, ``retryable``, but within its own small budget
+    (``ClientConfig.connect_attempts`` attempts with short backoff, see
+    :func:`objio.engine.with_retries`): a dead endpoint fails in seconds, where timeouts and
+    5xx answers keep the standard budget.
+
+    Attributes:
+        reason: ``"refused"`` or ``"unresolved"``.
+        target: ``host:port`` that was dialled (the proxy's when ``proxy``).
+        proxy: whether the connection that failed was the one to the proxy.
+        attempts: how many attempts in all the engine makes for this error (None: the
+            standard ``max_attempts``).
+    """
+
+    def __init__(self, message: str, *, reason: str = "refused", target: str = "",
+                 proxy: bool = False, attempts: int | None = None, **kw: Any) -> None:
+        kw.setdefault("code", "ConnectionError")
+        kw.setdefault("retryable", True)
+        super().__init__(message, **kw)
+        self.reason = reason
+        self.target = target
+        self.proxy = proxy
+        self.attempts = attempts
+
+    @property
+    def short(self) -> str:
+        """What happened, in a few words: ``connection refused by 127.0.0.1:1``."""
+        return _unreachable_short(self.reason, self.target, self.proxy)
+
+    def tried(self, n: int) -> None:
+        """Say in the message that ``n`` attempts were made (the engine, when it gives up)."""
+        head = f"{self.short}: "
+        if head in self.message and f"{self.short} (" not in self.message:
+            self.message = self.message.replace(head, f"{self.short} ({n} attempts): ", 1)
+            self.args = (self.message,)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_unreachable, (self.message, self.operation, self.uri, self.status,
+                                       self.code, self.retryable, self.reason, self.target,
+                                       self.proxy, self.attempts))
+
+
+def _rebuild_unreachable(message: str, operation: str, uri: str, status: int | None,
+                         code: str | None, retryable: bool, reason: str, target: str,
+                         proxy: bool, attempts: int | None) -> EndpointUnreachableError:
+    return EndpointUnreachableError(message, operation=operation, uri=uri, status=status,
+                                    code=code, retryable=retryable, reason=reason,
+                                    target=target, proxy=proxy, attempts=attempts)
+
+
+def _unreachable_short(reason: str, target: str, proxy: bool) -> str:
+    who = f"the proxy {target}" if proxy else target
+    if reason == "refused":
+        return f"connection refused by {who}"
+    name = target.rsplit(":", 1)[0].strip("[]")
+    return f"the host name {name}{' of the proxy' if proxy else ''} does not resolve"
+
+
+def unreachable_error(op: str, uri: str, reason: str, target: str, proxy: bool,
+                      attempts: int | None) -> EndpointUnreachableError:
+    """The error of a request whose connection could not be opened (``reason`` ``"refused"``
+    or ``"unresolved"``, ``target`` ``host:port``), with what to do about it."""
+    if proxy:
+        todo = "is the proxy running? check HTTPS_PROXY / HTTP_PROXY (and NO_PROXY)"
+    elif reason == "refused":
+        todo = "is the server running? check the endpoint URL (endpoint_url, AWS_ENDPOINT_URL)"
+    else:
+        todo = "check the endpoint URL's host name (endpoint_url, AWS_ENDPOINT_URL)"
+    message = f"{op} {uri} failed: {_unreachable_short(reason, target, proxy)}: {todo}"
+    return EndpointUnreachableError(message, operation=op, uri=uri, reason=reason,
+                                    target=target, proxy=proxy, attempts=attempts)
+
+
+def retry_reason(e: ObjectStoreError) -> str:
+    """Why a request is sent again, in a few words, for the retry messages
+    (:func:`objio.engine.with_retries`): ``connection refused by 127.0.0.1:1``,
+    ``GetObject s3://b/k: SlowDown (HTTP 503)``, ``PutObject s3://b/k timed out``."""
+    if isinstance(e, EndpointUnreachableError):
+        return e.short
+    if isinstance(e, ObjectTimeoutError):
+        return f"{e.operation} {e.uri} timed out"
+    what = {"ConnectionError": "connection lost", "IncompleteBody": "response cut short",
+            "BadResponse": "malformed response"}.get(e.code or "", e.code or "error")
+    status = f" (HTTP {e.status})" if e.status else ""
+    return f"{e.operation} {e.uri}: {what}{status}"
 
 
 class DeleteError(ObjectStoreError):

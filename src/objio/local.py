@@ -256,7 +256,8 @@ class LocalBackend:
     async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo:
         st = await _run("HeadObject", obj.key, os.stat, obj.key)
         if not os.path.isfile(obj.key):
-            raise NotFoundError(f"HeadObject file://{obj.key} failed: not a file",
+            what = "is a directory" if os.path.isdir(obj.key) else "is not a regular file"
+            raise NotFoundError(f"HeadObject file://{obj.key} failed: {what}, not a file",
                                 operation="HeadObject", uri=str(obj))
         info = _info(obj.key, st)
         if checksum:

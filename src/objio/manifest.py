@@ -279,6 +279,19 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
                      trailer["count"], trailer["total_bytes"])
 
 
+def _why(e: BaseException) -> str:
+    """What is wrong with a manifest line, in words (not an exception's class name)."""
+    if isinstance(e, json.JSONDecodeError):
+        return f"not valid JSON ({e.msg} at column {e.colno})"
+    if isinstance(e, KeyError):
+        return f"the field {e.args[0]!r} is missing" if e.args else "a field is missing"
+    if isinstance(e, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    return str(e)
+
+
 def _bad(path: str, why: str) -> ValueError:
     return ValueError(f"manifest {path!r} is not a complete objio manifest: {why}")
 
@@ -395,7 +408,7 @@ def _json_records(path: str, fmt: str) -> Iterator[tuple[str, Any]]:
             n += 1
             total += size
     except (json.JSONDecodeError, KeyError, UnicodeDecodeError, RecursionError) as e:
-        raise _bad(path, f"line {lineno}: {type(e).__name__}: {e}") from None
+        raise _bad(path, f"line {lineno}: {_why(e)}") from None
     if header is None:
         raise _bad(path, "it is empty")
     if ended is None:
@@ -432,7 +445,7 @@ def _json_pages(m: Manifest, size: int = _ROWS_PER_GROUP) -> Iterator[ListPage]:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             if isinstance(e, ValueError) and str(e).startswith("manifest "):
                 raise
-            raise _bad(m.path, f"line {lineno}: {type(e).__name__}: {e}") from None
+            raise _bad(m.path, f"line {lineno}: {_why(e)}") from None
         n += 1
         total += sizes[-1]
         if len(keys) >= size:

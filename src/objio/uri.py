@@ -203,12 +203,13 @@ def object_uri(uri: str | os.PathLike[str] | ObjectURI, operation: str) -> Objec
         ValueError: naming ``operation`` and the URI; TypeError: not a str/path/ObjectURI.
     """
     obj = parse_uri(uri)
+    shown = os.fspath(uri) if isinstance(uri, (str, os.PathLike)) else str(uri)
     if obj.scheme == "s3" and not obj.key:
-        raise ValueError(f"{operation} needs an object key: {str(uri)!r} names the bucket "
-                         f"{obj.bucket!r}, not an object; give s3://{obj.bucket}/key")
+        raise ValueError(f"{shown} names a bucket, not an object: {operation} needs an object "
+                         f"key, s3://{obj.bucket}/KEY")
     if obj.scheme == "file" and obj.key.endswith(("/", os.sep)):
-        raise ValueError(f"{operation} needs a file path: {str(uri)!r} names a directory, "
-                         "not a file")
+        raise ValueError(f"{shown} names a directory, not a file: {operation} needs a file "
+                         "path")
     return obj
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from .. import __version__
 from . import batch, bench, files, gen, peek, report, server
 from ._common import add_global_flags, broken_pipe, checked_stdout, client_from_args, error_line
+from ._messages import advice, as_typed, retry_messages
 
 __all__ = ["main", "build_parser", "add_global_flags", "client_from_args"]
 
@@ -119,13 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     restore = checked_stdout()
     op_log: str | None = None
     saved = os.environ.get("OBJIO_OP_LOG")
+    args = None
     try:
         parser = build_parser()
         args = _parse(parser, _normalize(sys.argv[1:] if argv is None else argv))
         op_log = getattr(args, "op_log", None)
         if op_log:  # every client of the command (and its worker processes) logs there
             os.environ["OBJIO_OP_LOG"] = op_log
-        code = int(args.func(args) or 0)
+        with retry_messages(args):
+            code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, while we can still handle it
         return code
     except BrokenPipeError:
@@ -134,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("objio: interrupted", file=sys.stderr)
         return 130
     except (ObjectStoreError, OSError, ValueError, TypeError, RuntimeError) as e:
-        print(f"objio: error: {error_line(e)}", file=sys.stderr)
+        print(f"objio: error: {as_typed(error_line(e), args)}{advice(e, args)}",
+              file=sys.stderr)
         return 1
     finally:
         if op_log:

@@ -29,6 +29,9 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--op-log", default=None, metavar="PATH",
                    help="write one line per HTTP request to PATH (TSV, warp's columns first; "
                         ".zst: zstd-compressed; {pid}/{rank} replaced); else OBJIO_OP_LOG")
+    g.add_argument("-v", "--verbose", action="store_true", default=False,
+                   help="show every retry on standard error, with its reason (on a terminal "
+                        "the first one shows anyway)")
 
 
 def client_from_args(args: argparse.Namespace) -> Any:
@@ -60,7 +63,9 @@ def error_line(e: BaseException) -> str:
     line = " ".join(str(e).split()) or type(e).__name__
     if getattr(e, "operation", "") == "ResolveCredentials":
         line += " (on the command line: --profile, or --no-sign-request for public data)"
-    return line
+    from ._messages import cli_hint
+
+    return line + cli_hint(e)
 
 
 def checked_stdout() -> Callable[[], None]:

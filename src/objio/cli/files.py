@@ -28,6 +28,7 @@ from ..transfer import (
 )
 from ..uri import has_glob, object_uri, parse_uri, split_glob
 from ._common import add_global_flags, client_from_args, error_line
+from ._messages import as_typed, check_source, typed_paths
 
 
 def _when(ts: float) -> str:
@@ -46,7 +47,8 @@ def _say(args: argparse.Namespace) -> Callable[[str], None]:
     """Print a line on stdout unless --quiet or --json."""
     if getattr(args, "quiet", False) or getattr(args, "json", False):
         return lambda line: None
-    return print
+    show = typed_paths(args)  # local paths as the user typed them, not file:// URIs
+    return lambda line: print(show(line))
 
 
 class _progress:
@@ -188,6 +190,7 @@ def _write_manifest(args: argparse.Namespace, client: Any, out: Any) -> int:
 
 # ------------------------------------------------------------------------------------ stat
 def cmd_stat(args: argparse.Namespace) -> int:
+    check_source(args, "stat")
     info = _client(args).stat(args.uri)
     row = {"uri": args.uri, "key": info.key, "size": info.size,
            "last_modified": _iso(info.last_modified), "etag": info.etag}
@@ -201,6 +204,7 @@ def cmd_stat(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ cat
 def cmd_cat(args: argparse.Namespace) -> int:
+    check_source(args, "cat")
     copy_to_file(_client(args), args.uri, sys.stdout.buffer)
     return 0
 
@@ -209,7 +213,7 @@ def cmd_cat(args: argparse.Namespace) -> int:
 def _warn_skipped(plan: CopyPlan, args: argparse.Namespace) -> None:
     if not getattr(args, "quiet", False):
         for uri, reason in plan.skipped:
-            print(f"warning: skipping {uri}: {reason}", file=sys.stderr)
+            print(as_typed(f"warning: skipping {uri}: {reason}", args), file=sys.stderr)
 
 
 _PAST = {"copy": "copied", "move": "moved", "sync": "synced"}
@@ -244,6 +248,7 @@ def _failed(args: argparse.Namespace, verb: str, done: list[CopyItem], plan: Cop
 
 
 def _copy(args: argparse.Namespace, verb: str, move: bool) -> int:
+    check_source(args, "mv" if move else "cp")
     client = _client(args)
     say = _say(args)
     t0 = time.perf_counter()
@@ -354,6 +359,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ rm
 def cmd_rm(args: argparse.Namespace) -> int:
+    check_source(args, "rm")
     client = _client(args)
     obj = parse_uri(args.uri)
     say = _say(args)

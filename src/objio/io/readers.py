@@ -68,7 +68,7 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
 
     def __init__(self, uri: Any, *, client: Any = None, size: int | None = None,
                  etag: str | None = None) -> None:
-        self._obj = _object_uri(uri, type(self).__name__)
+        self._obj = _object_uri(uri, "open")
         self._client = _resolve_client(client)
         cfg = self._client.config
         self._backend = self._client._backend(self._obj)

@@ -91,7 +91,7 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
     def __init__(self, uri: Any, *, client: Any = None, part_size: int | None = None,
                  max_parts_in_flight: int | None = None, exist_ok: bool = True,
                  checksum: str | None = None) -> None:
-        self._obj = _object_uri(uri, type(self).__name__)
+        self._obj = _object_uri(uri, "open for writing")
         self._client = _resolve_client(client)
         cfg = self._client.config
         ps = (cfg.part_size or _DEFAULT_PART) if part_size is None else part_size
@@ -343,8 +343,9 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         try:
             if self.closed or not getattr(self, "_constructed", False) or sys.is_finalizing():
                 return  # (at interpreter exit no new engine thread can start: nothing to do)
-            warnings.warn(f"{type(self).__name__} for {self.uri} was never closed: the upload is "
-                          "aborted (call close() to send it)", ResourceWarning, stacklevel=2)
+            warnings.warn(f"the writer of {self.uri} was never closed: the upload is aborted "
+                          "(call close(), or write in a with block, to send it)",
+                          ResourceWarning, stacklevel=2)
             self._abort_upload(wait=False)
             self._drop_buffers()
             io.BufferedIOBase.close(self)

@@ -27,6 +27,7 @@ The result is byte for byte what ``safetensors.torch.load`` gives for the same f
 from __future__ import annotations
 
 import math
+import os
 import queue
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -96,7 +97,8 @@ async def _resolve(client: Client, what: Any) -> list[_Shard]:
         return shards
     obj = parse_uri(what, s3_aliases=("oss",))
     if has_glob(obj.key):
-        raise ValueError(f"uri_or_uris takes a file, a prefix or an index, not a glob: {what!r}")
+        raise ValueError("uri_or_uris takes a file, a prefix or an index, not a glob: "
+                         f"{os.fspath(what) if isinstance(what, os.PathLike) else what}")
     if _is_index(obj.key):
         return await _from_index(client, obj)
     if obj.key.endswith(_SHARD_SUFFIX):
@@ -117,7 +119,9 @@ async def _resolve(client: Client, what: Any) -> list[_Shard]:
 def _file_uri(u: Any) -> ObjectURI:
     obj = parse_uri(u, s3_aliases=("oss",))
     if obj.key == "" or obj.key.endswith("/"):
-        raise ValueError(f"{u!r} is a prefix; a list must name safetensors files")
+        shown = os.fspath(u) if isinstance(u, os.PathLike) else u
+        raise ValueError(f"{shown} is a prefix or a directory; a list must name safetensors "
+                         "files")
     return obj
 
 

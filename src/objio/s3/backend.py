@@ -39,11 +39,11 @@ from ..backend import (
     UploadInfo,
 )
 from ..config import ClientConfig
-from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response
+from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response, unreachable_error
 from ..oplog import OpLog
 from ..uri import ObjectURI
 from .credentials import CredentialProvider
-from .http import BadResponse, HTTPClient, ProxyError, ShortBody
+from .http import BadResponse, HTTPClient, ProxyError, ShortBody, Unreachable
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, SigV4Signer, canonical_query, uri_encode_path
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -75,16 +75,21 @@ def _parse_iso_date(value: str | None) -> float:
         return 0.0
 
 
-def _connection_error(op: str, uri: str, exc: BaseException) -> ObjectStoreError:
+def _connection_error(op: str, uri: str, exc: BaseException,
+                      connect_attempts: int | None = None) -> ObjectStoreError:
     """A request that got no usable response, as the error the engine sees: timeouts
     (``ObjectTimeoutError``), bodies cut short (``IncompleteBody``), malformed responses
     (``BadResponse``) and connection failures (``ConnectionError``) are retryable; a TLS
     certificate that does not verify, a proxy that refuses credentials and an unusable proxy
-    setting are not."""
+    setting are not. A connection refused or a host name that does not resolve
+    (``Unreachable``) is an ``EndpointUnreachableError``, retried ``connect_attempts`` times
+    in all (``ClientConfig.connect_attempts``)."""
     # (builtin TimeoutError and asyncio.TimeoutError differ before Python 3.11)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return ObjectTimeoutError(f"{op} {uri} timed out: {exc}", operation=op, uri=uri,
                                   code="Timeout", retryable=True)
+    if isinstance(exc, Unreachable):
+        return unreachable_error(op, uri, exc.reason, exc.target, exc.proxy, connect_attempts)
     if isinstance(exc, ShortBody):
         return ObjectStoreError(f"{op} {uri} failed: response {exc}", operation=op, uri=uri,
                                 code="IncompleteBody", retryable=True)
@@ -263,7 +268,7 @@ class S3Backend:
                 resent=None if self._oplog is None else functools.partial(
                     self._log_resent, op, bucket, key, host, params))
         except (OSError, asyncio.TimeoutError) as e:
-            error = _connection_error(op, uri, e)
+            error = _connection_error(op, uri, e, self.config.connect_attempts)
             if self._oplog is not None:
                 self._log_failed(op, bucket, key, host, pieces, t0, error, params)
             raise error from e
@@ -343,7 +348,7 @@ class S3Backend:
                 resent=None if self._oplog is None else functools.partial(
                     self._log_resent, "GetObject", obj.bucket, obj.key, host, ()))
         except (OSError, asyncio.TimeoutError) as e:
-            error = _connection_error("GetObject", uri, e)
+            error = _connection_error("GetObject", uri, e, self.config.connect_attempts)
             if self._oplog is not None:
                 self._log_failed("GetObject", obj.bucket, obj.key, host, None, t0, error)
             raise error from e

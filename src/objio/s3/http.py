@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import fcntl
 import ipaddress
 import itertools
+import re
 import select
 import socket
 import ssl
@@ -95,6 +97,37 @@ class ProxyError(ConnectionError):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Unreachable(ConnectionError):
+    """No connection could be opened: the host refused it (nothing listens on the port:
+    ``reason`` ``"refused"``) or its name does not resolve (``"unresolved"``). ``target`` is
+    ``host:port`` of what was dialled (the proxy's, when ``proxy`` is true)."""
+
+    def __init__(self, reason: str, target: str, proxy: bool = False) -> None:
+        who = f"the proxy {target}" if proxy else target
+        super().__init__(f"connection refused by {who}" if reason == "refused"
+                         else f"host name of {who} does not resolve")
+        self.reason = reason
+        self.target = target
+        self.proxy = proxy
+
+
+def _unreachable_reason(e: OSError) -> str | None:
+    """``"refused"`` or ``"unresolved"`` for a connection attempt's error, else None. Several
+    addresses tried (``localhost``: ::1 and 127.0.0.1) come as one OSError whose text lists
+    each error: refused when every one was."""
+    if isinstance(e, socket.gaierror):
+        return "unresolved"
+    if isinstance(e, ConnectionRefusedError) or e.errno == errno.ECONNREFUSED:
+        return "refused"
+    text = str(e)
+    if e.errno is None and text.startswith("Multiple exceptions:"):
+        codes = re.findall(r"\[Errno (-?\d+)\]", text)
+        if codes and all(int(c) in (errno.ECONNREFUSED, errno.EADDRNOTAVAIL) for c in codes) \
+                and str(errno.ECONNREFUSED) in codes:
+            return "refused"
+    return None
 
 
 class _Stale(ConnectionResetError):
@@ -737,8 +770,23 @@ class HTTPClient:
             via = f" through the proxy {proxy.url}" if proxy is not None else ""
             raise TimeoutError(f"connecting to {host}{via} timed out after "
                                f"{self.connect_timeout_s}s") from None
+        except OSError as e:
+            if _unreachable_reason(e) is None:
+                raise
+            raise self._unreachable(e, hostname, port, proxy) from e
         self.connections_opened += 1
         return conn
+
+    @staticmethod
+    def _unreachable(e: OSError, hostname: str, port: int, proxy: _Proxy | None) -> Unreachable:
+        """``e`` (refused, or a name that does not resolve) as :class:`Unreachable`. Which of
+        the endpoint and the proxy failed: a proxy's own errors come before its tunnel (an
+        https endpoint's name is resolved by the proxy, which answers with an HTTP status)."""
+        reason = _unreachable_reason(e) or "refused"
+        if proxy is not None:
+            hostname, port = proxy.host, proxy.port
+        target = f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
+        return Unreachable(reason, target, proxy=proxy is not None)
 
     async def _open(self, hostname: str, port: int, proxy: _Proxy | None) -> _Conn:
         loop = asyncio.get_running_loop()
