@@ -311,3 +311,24 @@ def test_safetensors_errors_show_paths_not_reprs(tmp_path: Path) -> None:
         load_safetensors(glob)
     assert str(e.value) == ("uri_or_uris takes a file, a prefix or an index, not a glob: "
                             f"{glob}")
+
+
+def test_ls_of_a_missing_local_path_says_so(tmp_path: Any, monkeypatch: Any,
+                                            capsys: Any) -> None:
+    from objio.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["ls", "./nothere"]) == 1
+    err = capsys.readouterr().err
+    assert "./nothere: no such file or directory" in err
+
+
+def test_gen_says_where_it_wrote_as_typed(tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
+    from objio.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["gen", "./g", "--format", "npz", "--num-files", "1", "--samples-per-file", "1",
+                 "--record-size", "1KiB"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 1 npz file," in out and out.rstrip().endswith("-> ./g")
+    assert "file://" not in out

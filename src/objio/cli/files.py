@@ -142,19 +142,26 @@ def cmd_ls(args: argparse.Namespace) -> int:
         pages.close()
     if args.json:
         out.write(("[" if sep == "[" else "") + "]\n")
-        return 0 if found else _nothing_matches("ls", args.uri, obj.key)
+        return 0 if found else _nothing_matches("ls", args.uri, obj.key, obj.scheme)
     if args.summarize:
         size_text = format_size(total) if args.human_readable else str(total)
         out.write(f"\nTotal Objects: {count}\n   Total Size: {size_text}\n")
     # nothing there: exit 1, as aws s3 ls (a wildcard that matches nothing says so)
-    return 0 if found else _nothing_matches("ls", args.uri, obj.key)
+    return 0 if found else _nothing_matches("ls", args.uri, obj.key, obj.scheme)
 
 
-def _nothing_matches(command: str, uri: str, key: str) -> int:
+def _nothing_matches(command: str, uri: str, key: str, scheme: str = "s3") -> int:
     """Exit status 1 for a listing that found nothing; for a wildcard, with the one line
-    naming the pattern (a plain prefix stays silent, as aws s3 ls)."""
+    naming the pattern; for a local path that does not exist, the line saying so (with the
+    ``s3://`` URI it may have meant). An empty S3 prefix stays silent, as aws s3 ls."""
     if has_glob(key):
         print(f"objio: error: {command}: nothing matches {uri}", file=sys.stderr)
+    elif scheme == "file" and not os.path.exists(key):
+        from ..uri import s3_hint
+
+        hint = s3_hint(uri)
+        print(f"objio: error: {command}: {uri}: no such file or directory"
+              + (f" (did you mean {hint}?)" if hint else ""), file=sys.stderr)
     return 1
 
 

@@ -317,10 +317,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         index = f" + {result['index_files']:,} index files" if result["index_files"] else ""
         share = f"rank 0 of {result['world_size']} " if result["world_size"] > 1 else ""
         print_ = print if not getattr(args, "quiet", False) else (lambda *a, **k: None)
-        print_(
-            f"{share}wrote {result['files']:,} {result['format']} files{index}, {format_size(result['bytes'])} in "
+        from ._messages import as_typed
+
+        files = f"{result['files']:,} {result['format']} file{'' if result['files'] == 1 else 's'}"
+        print_(as_typed(
+            f"{share}wrote {files}{index}, {format_size(result['bytes'])} in "
             f"{result['seconds']:.2f} s: {result['files_per_s']:.1f} files/s, {result['mib_per_s']:.1f} MiB/s "
-            f"-> {result['uri']}",
+            f"-> {result['uri']}", args),
             file=human,
         )
         if args.json:
