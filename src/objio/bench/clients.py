@@ -31,21 +31,54 @@ MiB = 1024 * 1024
 TEMPLATE = "object_{}_of_{}.dat"
 
 
+def read_slice(c: Client, uris: list[str], epochs: int, max_in_flight: int,
+               start: Any) -> dict[str, Any]:
+    """One client's part: a HEAD first (connection, credentials: before the clock), then
+    ``start()`` (the barrier every client waits at), then ``epochs`` reads of ``uris``.
+    Returns {objects, bytes, wall_s, cpu_s}."""
+    c.stat(uris[0])
+    start()
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    count = nbytes = 0
+    for _ in range(epochs):
+        n, b = c.get_many_stats(uris, max_in_flight=max_in_flight)
+        count += n
+        nbytes += b
+    return {"objects": count, "bytes": nbytes, "wall_s": time.perf_counter() - t0,
+            "cpu_s": cpu_seconds() - c0}
+
+
+def aggregate(per: list[dict[str, Any]], logs: list[str],
+              config: dict[str, Any]) -> dict[str, Any]:
+    """The report from every client's result and op-log (see the module docs)."""
+    from .. import report as op_report
+
+    per = sorted(per, key=lambda r: r["rank"])
+    for r in per:
+        r["mib_per_s"] = r["bytes"] / MiB / r["wall_s"] if r["wall_s"] else None
+    _, rep = op_report.run(logs)
+    get = rep["ops"].get("GET", {})
+    duration = max(r["wall_s"] for r in per)
+    total_bytes = sum(r["bytes"] for r in per)
+    return {
+        "config": config,
+        "clients": per,
+        "aggregate": {"mib_per_s": get.get("mib_per_s"), "objects_per_s": get.get("ops_per_s"),
+                      "window_s": rep["window"]["seconds"], "duration_s": duration,
+                      "mib_per_s_over_duration": total_bytes / MiB / duration,
+                      "objects": sum(r["objects"] for r in per), "bytes": total_bytes},
+        "report": rep,
+        "logs": logs,
+        "environment": environment([]),
+    }
+
+
 def _client(rank: int, config: ClientConfig, uris: list[str], epochs: int, max_in_flight: int,
             barrier: Any, results: Any) -> None:
     try:
-        c = Client(config)
-        c.stat(uris[0])  # connection, credentials: before the clock starts
-        barrier.wait(timeout=300)
-        c0, t0 = cpu_seconds(), time.perf_counter()
-        count = nbytes = 0
-        for _ in range(epochs):
-            n, b = c.get_many_stats(uris, max_in_flight=max_in_flight)
-            count += n
-            nbytes += b
-        results.put({"rank": rank, "objects": count, "bytes": nbytes,
-                     "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0,
-                     "pid": os.getpid()})
+        part = read_slice(Client(config), uris, epochs, max_in_flight,
+                          lambda: barrier.wait(timeout=300))
+        results.put({"rank": rank, "pid": os.getpid(), **part})
         from .. import oplog
 
         oplog.close_all()
@@ -67,8 +100,6 @@ def run_clients(client: Client, prefix_uri: str, *, clients: int, num: int, size
     if num < clients:
         raise ValueError(f"--num ({num}) must be at least --clients ({clients}): every client "
                          "reads its own objects")
-    from .. import report as op_report
-
     prefix = parse_uri(prefix_uri)
     uris = [str(prefix.joinpath(TEMPLATE.format(i, num))) for i in range(num)]
     client.put(prefix, num=num, template=TEMPLATE, size=size, max_in_flight=max_in_flight,
@@ -103,25 +134,8 @@ def run_clients(client: Client, prefix_uri: str, *, clients: int, num: int, size
     failed = [r for r in got if "error" in r]
     if failed:
         raise RuntimeError(f"client {failed[0]['rank']} failed: {failed[0]['error']}")
-    per = sorted(got, key=lambda r: r["rank"])
-    for r in per:
-        r["mib_per_s"] = r["bytes"] / MiB / r["wall_s"] if r["wall_s"] else None
-    _, rep = op_report.run(logs)
-    get = rep["ops"].get("GET", {})
-    duration = max(r["wall_s"] for r in per)
-    total_bytes = sum(r["bytes"] for r in per)
-    return {
-        "config": {"uri": str(prefix), "clients": clients, "num": num, "size": size,
-                   "epochs": epochs, "max_in_flight": max_in_flight},
-        "clients": per,
-        "aggregate": {"mib_per_s": get.get("mib_per_s"), "objects_per_s": get.get("ops_per_s"),
-                      "window_s": rep["window"]["seconds"], "duration_s": duration,
-                      "mib_per_s_over_duration": total_bytes / MiB / duration,
-                      "objects": sum(r["objects"] for r in per), "bytes": total_bytes},
-        "report": rep,
-        "logs": logs,
-        "environment": environment([]),
-    }
+    return aggregate(got, logs, {"uri": str(prefix), "clients": clients, "num": num,
+                                 "size": size, "epochs": epochs, "max_in_flight": max_in_flight})
 
 
 def print_clients(rep: dict[str, Any], out: Any = None) -> None:

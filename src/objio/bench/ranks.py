@@ -31,7 +31,7 @@ from typing import Any
 
 from ..api import Client
 from ..uri import parse_uri
-from ._common import cpu_seconds, environment
+from .clients import aggregate, read_slice
 
 _VARS = (("RANK", "WORLD_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
          ("PMI_RANK", "PMI_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS"))
@@ -143,7 +143,6 @@ def run_ranks(client: Client, prefix_uri: str, *, num: int, size: int, epochs: i
     if num < n:
         raise ValueError(f"--num ({num}) must be at least the number of ranks ({n})")
     from .. import oplog
-    from .. import report as op_report
 
     g = _gatherer(rank, n, gather_dir)
     prefix = parse_uri(prefix_uri)
@@ -160,16 +159,8 @@ def run_ranks(client: Client, prefix_uri: str, *, num: int, size: int, epochs: i
         error = None
         result: dict[str, Any] = {"rank": rank, "pid": os.getpid(), "host": os.uname().nodename}
         try:
-            c.stat(mine[0])  # connection, credentials: before the clock starts
-            g.barrier("start")
-            c0, t0 = cpu_seconds(), time.perf_counter()
-            count = nbytes = 0
-            for _ in range(epochs):
-                k, b = c.get_many_stats(mine, max_in_flight=max_in_flight)
-                count += k
-                nbytes += b
-            result.update(objects=count, bytes=nbytes, wall_s=time.perf_counter() - t0,
-                          cpu_s=cpu_seconds() - c0)
+            result.update(read_slice(c, mine, epochs, max_in_flight,
+                                     lambda: g.barrier("start")))
         except Exception as e:  # noqa: BLE001 - gathered, raised on rank 0
             error = f"{type(e).__name__}: {e}"
         oplog.close(log_path)
@@ -190,26 +181,10 @@ def run_ranks(client: Client, prefix_uri: str, *, num: int, size: int, epochs: i
             with open(p, "w", encoding="utf-8") as f:
                 f.write(x.pop("op_log"))
             logs.append(p)
-            x["mib_per_s"] = x["bytes"] / 2**20 / x["wall_s"] if x["wall_s"] else None
         if not keep:
             client.delete_many(uris)
-        _, rep = op_report.run(logs)
-        get = rep["ops"].get("GET", {})
-        duration = max(x["wall_s"] for x in got)
-        total = sum(x["bytes"] for x in got)
-        return {
-            "config": {"uri": str(prefix), "clients": n, "num": num, "size": size,
-                       "epochs": epochs, "max_in_flight": max_in_flight,
-                       "gather": type(g).__name__.strip("_").lower()},
-            "clients": sorted(got, key=lambda x: x["rank"]),
-            "aggregate": {"mib_per_s": get.get("mib_per_s"),
-                          "objects_per_s": get.get("ops_per_s"),
-                          "window_s": rep["window"]["seconds"], "duration_s": duration,
-                          "mib_per_s_over_duration": total / 2**20 / duration,
-                          "objects": sum(x["objects"] for x in got), "bytes": total},
-            "report": rep,
-            "logs": logs,
-            "environment": environment([]),
-        }
+        return aggregate(got, logs, {"uri": str(prefix), "clients": n, "num": num, "size": size,
+                                     "epochs": epochs, "max_in_flight": max_in_flight,
+                                     "gather": type(g).__name__.strip("_").lower()})
     finally:
         g.close()
