@@ -574,9 +574,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("ls", help="list buckets, or objects under a prefix or matching a glob",
                        description="List buckets (no URI, or s3://), or the objects and common "
                                    "prefixes one level under s3://bucket/prefix or a local "
-                                   "directory; --recursive for every object; a * or ? in the "
-                                   "last segment matches within it. Exit 1 when nothing "
-                                   "matches, as aws s3 ls.")
+                                   "directory; --recursive for every object; wildcards as "
+                                   "s5cmd's (* within a segment, ** across /, ?, [...], in any "
+                                   "segment). Exit 1 when nothing matches, as aws s3 ls.")
     add_global_flags(p)
     p.add_argument("uri", nargs="?",
                    help="s3://bucket/prefix, s3://bucket/dir/*.npz, file:///dir/ or a local path")
