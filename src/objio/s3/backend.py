@@ -1300,7 +1300,10 @@ def _parse_iso_dates(raw: list[bytes]) -> list[float]:
         seconds_f = whole / scale
     else:
         seconds_f = seconds.astype(np.float64)
-    out: list[float] = (minutes + seconds_f).tolist()
+    values = minutes + seconds_f
+    if (values < 0).any():  # before 1970: as the date-by-date parser reads them
+        return _parse_iso_dates_each(raw)
+    out: list[float] = values.tolist()
     return out
 
 
