@@ -19,8 +19,9 @@ import logging
 import os
 import re
 import ssl
+import time
 from typing import Any, AsyncIterator, Callable, Sequence
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import unquote_plus
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -40,7 +41,8 @@ from ..config import ClientConfig
 from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response
 from ..uri import ObjectURI
 from .credentials import CredentialProvider
-from .http import BadResponse, HTTPClient, ProxyError, ShortBody
+from .endpoints import Endpoint, EndpointPool
+from .http import BadResponse, HTTPClient, NotConnected, ProxyError, Response, ShortBody
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, SigV4Signer, canonical_query, uri_encode_path
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -123,11 +125,15 @@ class S3Backend:
         assert config.region is not None
         self._signer = SigV4Signer(config.region)
         self._creds = CredentialProvider(config)
-        endpoint = config.endpoint_url or f"https://s3.{config.region}.amazonaws.com"
-        parts = urlsplit(endpoint)
-        self._http_scheme = parts.scheme
-        self._netloc = parts.netloc
-        self._base_path = parts.path.rstrip("/")
+        urls = config.endpoint_urls or (f"https://s3.{config.region}.amazonaws.com",)
+        # Which endpoint each request goes to (one or several: objio.s3.endpoints).
+        self._pool = EndpointPool(urls, config.endpoint_strategy or "least_connections",
+                                  config.endpoint_fail_threshold or 3,
+                                  config.endpoint_backoff_s or 1.0)
+        first = self._pool.endpoints[0]
+        self._http_scheme = first.scheme
+        self._netloc = first.netloc
+        self._base_path = first.base_path
         self._path_style = config.path_style
         self._sign_payload = bool(config.sign_payload)
         # One TLS context per backend, made now: it honours AWS_CA_BUNDLE (a PEM file of
@@ -146,16 +152,24 @@ class S3Backend:
     async def close(self) -> None:
         self._http.close()
 
-    def _target(self, bucket: str, key: str | None) -> tuple[str, str]:
-        """(Host header, encoded path) for a bucket (key None) or an object."""
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Per-endpoint counts of this backend (see :meth:`objio.Client.endpoint_stats`)."""
+        return self._pool.stats()
+
+    def _target(self, bucket: str, key: str | None,
+                ep: Endpoint | None = None) -> tuple[str, str]:
+        """(Host header, encoded path) for a bucket (key None) or an object, on endpoint
+        ``ep`` (default: the first)."""
+        netloc, base = (self._netloc, self._base_path) if ep is None else (ep.netloc,
+                                                                            ep.base_path)
         if self._path_style or "." in bucket:
-            host = self._netloc
-            path = f"{self._base_path}/{bucket}"
+            host = netloc
+            path = f"{base}/{bucket}"
             if key is not None:
                 path += "/" + key
         else:
-            host = f"{bucket}.{self._netloc}"
-            path = self._base_path + "/" + (key or "")
+            host = f"{bucket}.{netloc}"
+            path = base + "/" + (key or "")
         return host, uri_encode_path(path)
 
     def _prepare(
@@ -166,10 +180,17 @@ class S3Backend:
         params: Sequence[tuple[str, str]] = (),
         headers: dict[str, str] | None = None,
         body: Any = None,
+        ep: Endpoint | None = None,
     ) -> tuple[str, str, dict[str, str]]:
-        """Sign a request: returns (Host header, request target "/path?query", headers)."""
-        host, path = self._target(bucket, key) if bucket else (
-            self._netloc, uri_encode_path(self._base_path + "/"))
+        """Sign a request for endpoint ``ep`` (default: the first; SigV4 signs the Host
+        header of the endpoint the request goes to): returns (Host header, request target
+        "/path?query", headers)."""
+        if bucket:
+            host, path = self._target(bucket, key, ep)
+        elif ep is None:
+            host, path = self._netloc, uri_encode_path(self._base_path + "/")
+        else:
+            host, path = ep.netloc, uri_encode_path(ep.base_path + "/")
         query = canonical_query(params) if params else ""
         hdrs = headers if headers is not None else {}
         if body is None:
@@ -214,16 +235,59 @@ class S3Backend:
         :mod:`objio.s3.http`). ``moves``: bytes the request makes the server move besides its
         body (a server-side copy), counted in its deadline
         (:meth:`objio.config.ClientConfig.deadline_s`)."""
-        host, target, hdrs = self._prepare(method, bucket, key, params, headers, body)
         try:
-            r = await self._http.request(method, host, target, hdrs, _body_pieces(body),
-                                        moves=moves)
+            r = await self._send(method, bucket, key, params, headers, body, moves=moves)
         except (OSError, asyncio.TimeoutError) as e:
             raise _connection_error(op, uri, e) from e
         payload = bytes(r.body) if r.body else b""
         if r.status not in ok:
             raise error_from_response(op, uri, r.status, payload)
         return r.status, r.headers, payload
+
+    async def _send(self, method: str, bucket: str, key: str | None,
+                    params: Sequence[tuple[str, str]], headers: dict[str, str] | None,
+                    body: Any, *, into: memoryview | None = None,
+                    alloc: Callable[[int], memoryview] | None = None, limit: int | None = None,
+                    crc: bool = False, moves: int = 0) -> Response:
+        """Sign and send one request to the endpoint the pool picks (:mod:`objio.s3.endpoints`)
+        and return the response, counting it in that endpoint's stats. A request that could
+        not be sent at all (no connection: refused, unreachable, timed out connecting) goes
+        to the next endpoint at once, each endpoint at most once; any other failure is raised
+        for the engine to retry or not (the request may have been applied)."""
+        pool = self._pool
+        pieces = _body_pieces(body)
+        sent = sum(len(p) for p in pieces) if pieces else 0
+        tried: list[Endpoint] = []
+        last: NotConnected | None = None
+        while True:
+            ep = pool.pick(tried)
+            if ep is None:  # no endpoint took this request: raise the last refusal
+                assert last is not None
+                raise last
+            hdrs = dict(headers) if headers else {}
+            host, target, hdrs = self._prepare(method, bucket, key, params, hdrs, body, ep)
+            pool.begin(ep, sent)
+            t0 = time.perf_counter()
+            try:
+                r = await self._http.request(method, host, target, hdrs, pieces, into=into,
+                                             alloc=alloc, limit=limit, crc=crc, moves=moves)
+            except NotConnected as e:
+                pool.failed(ep)
+                tried.append(ep)
+                last = e
+                if len(tried) < len(pool):
+                    log.debug("%s %s: %s; trying another endpoint", method, ep.url, e)
+                continue
+            except (OSError, asyncio.TimeoutError):
+                pool.failed(ep)
+                raise
+            except BaseException:
+                pool.abandoned(ep)
+                raise
+            got = len(r.body) if r.body is not None else (
+                len(into) if into is not None and 200 <= r.status < 300 else 0)
+            pool.answered(ep, r.status, got, time.perf_counter() - t0)
+            return r
 
     # ----------------------------------------------------------------------------- objects
     async def get(
@@ -281,10 +345,9 @@ class S3Backend:
             hdrs["if-match"] = f'"{if_match}"'
         if self._checksums:
             hdrs["x-amz-checksum-mode"] = "ENABLED"
-        host, target, hdrs = self._prepare("GET", obj.bucket, obj.key, (), hdrs)
         try:
-            r = await self._http.request("GET", host, target, hdrs, None, into=into, alloc=alloc,
-                                         limit=limit, crc=crc)
+            r = await self._send("GET", obj.bucket, obj.key, (), hdrs, None, into=into,
+                                 alloc=alloc, limit=limit, crc=crc)
         except (OSError, asyncio.TimeoutError) as e:
             raise _connection_error("GetObject", uri, e) from e
         status = r.status

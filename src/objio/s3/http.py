@@ -96,6 +96,15 @@ class ProxyError(ConnectionError):
         self.status = status
 
 
+class NotConnected(ConnectionError):
+    """No connection to the endpoint could be made (refused, unreachable, the name not
+    resolved): the request was not sent, so sending it elsewhere is harmless whatever it is."""
+
+
+class ConnectTimeout(NotConnected, TimeoutError):
+    """Connecting took longer than ``connect_timeout_s``: the request was not sent."""
+
+
 class _Stale(ConnectionResetError):
     """A kept-alive connection ended before any byte of the response came back."""
 
@@ -721,8 +730,12 @@ class HTTPClient:
                                           self.connect_timeout_s)
         except asyncio.TimeoutError:
             via = f" through the proxy {proxy.url}" if proxy is not None else ""
-            raise TimeoutError(f"connecting to {host}{via} timed out after "
-                               f"{self.connect_timeout_s}s") from None
+            raise ConnectTimeout(f"connecting to {host}{via} timed out after "
+                                 f"{self.connect_timeout_s}s") from None
+        except (ssl.SSLError, ProxyError):
+            raise
+        except OSError as e:  # refused, unreachable, name not resolved: nothing was sent
+            raise NotConnected(e.errno, f"cannot connect to {host}: {e.strerror or e}") from e
         self.connections_opened += 1
         return conn
 
