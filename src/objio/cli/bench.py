@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any, Callable
 
 from ..bench import train
-from ..bench._common import DEFAULT_BUCKET, one_line, start_embedded
+from ..bench._common import DEFAULT_BUCKET, endpoint_report, one_line, start_embedded
 from ..bench.objects import DEFAULT_PREFIX, parse_peers, print_report, run_bench
 from ..bench.ops import OPS, parse_ops
 from ..bench.peers import PEERS
@@ -78,14 +78,17 @@ class _Target:
 
     def __init__(self) -> None:
         self.server: Any = None
+        self.client: Any = None  # objio's client of the run (its endpoint stats go in the report)
 
     def open(self, args: argparse.Namespace, default_prefix: str) -> tuple[Any, str]:
         """(client, s3://bucket/prefix) of the run."""
         uri = getattr(args, "uri", None)
         if uri is None:
             self.server, client = start_embedded()
+            self.client = client
             return client, f"s3://{DEFAULT_BUCKET}/{default_prefix}"
-        return client_from_args(args), uri
+        self.client = client_from_args(args)
+        return self.client, uri
 
     @property
     def embedded(self) -> bool:
@@ -135,6 +138,8 @@ def _finish(kind: str, report: dict[str, Any], args: argparse.Namespace, target:
     """The end of every benchmark: show the report, ``--plot`` it, write ``--json``."""
     if target.embedded:
         report["server"] = "embedded"
+    if target.client is not None and "endpoints" not in report:
+        report["endpoints"] = endpoint_report(target.client)
     show(report)
     _plot(kind, report, getattr(args, "plot", None))
     path = getattr(args, "json", None)
