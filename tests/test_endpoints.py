@@ -294,3 +294,18 @@ def test_the_bench_report_has_the_endpoints(client: objio.Client, s3_server: Loc
     out = capsys.readouterr().out
     for p in three:
         assert f"endpoint {p.endpoint_url}: up" in out
+
+
+def test_the_cli_takes_several_endpoints(cli_env: list[str], client: objio.Client, prefix: str,
+                                         three: list[Any],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from objio.cli import main
+
+    client.put_bytes(f"{prefix}obj-cli", b"cli")
+    flags = ["--endpoint-url", ",".join(p.endpoint_url for p in three)]
+    for _ in range(3):
+        assert main(["cat", *flags, f"{prefix}obj-cli"]) == 0
+        assert capsys.readouterr().out == "cli"
+    assert sum(len(_objects(p)) for p in three) == 3
+    assert main(["ls", "--endpoint-url", f"{three[0].endpoint_url},gw2:9000", prefix]) != 0
+    assert "gw2:9000" in capsys.readouterr().err
