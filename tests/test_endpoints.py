@@ -309,3 +309,21 @@ def test_the_cli_takes_several_endpoints(cli_env: list[str], client: objio.Clien
     assert sum(len(_objects(p)) for p in three) == 3
     assert main(["ls", "--endpoint-url", f"{three[0].endpoint_url},gw2:9000", prefix]) != 0
     assert "gw2:9000" in capsys.readouterr().err
+
+
+def test_every_bench_report_has_the_endpoints(cli_env: list[str], client: objio.Client,
+                                              three: list[Any],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from objio.cli import main
+
+    urls = [p.endpoint_url for p in three[:2]]
+    code = main(["bench", "list", "--endpoint-url", ",".join(urls),
+                 "s3://objio-test/bench-list-endpoints/", "--keys", "300", "--rounds", "1",
+                 "--json", "-"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    eps = json.loads(out.out)["endpoints"]
+    assert [e["url"] for e in eps] == urls
+    assert all(e["requests"] > 0 and e["state"] == "up" for e in eps)
