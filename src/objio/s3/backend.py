@@ -235,16 +235,13 @@ class S3Backend:
         :mod:`objio.s3.http`). ``moves``: bytes the request makes the server move besides its
         body (a server-side copy), counted in its deadline
         (:meth:`objio.config.ClientConfig.deadline_s`)."""
-        try:
-            r = await self._send(method, bucket, key, params, headers, body, moves=moves)
-        except (OSError, asyncio.TimeoutError) as e:
-            raise _connection_error(op, uri, e) from e
+        r = await self._send(op, uri, method, bucket, key, params, headers, body, moves=moves)
         payload = bytes(r.body) if r.body else b""
         if r.status not in ok:
             raise error_from_response(op, uri, r.status, payload)
         return r.status, r.headers, payload
 
-    async def _send(self, method: str, bucket: str, key: str | None,
+    async def _send(self, op: str, uri: str, method: str, bucket: str, key: str | None,
                     params: Sequence[tuple[str, str]], headers: dict[str, str] | None,
                     body: Any, *, into: memoryview | None = None,
                     alloc: Callable[[int], memoryview] | None = None, limit: int | None = None,
@@ -253,7 +250,9 @@ class S3Backend:
         and return the response, counting it in that endpoint's stats. A request that could
         not be sent at all (no connection: refused, unreachable, timed out connecting) goes
         to the next endpoint at once, each endpoint at most once; any other failure is raised
-        for the engine to retry or not (the request may have been applied)."""
+        as the retryable (or not) error :func:`_connection_error` makes of it, naming ``op``
+        and ``uri``, for the engine to retry or not (the request may have been applied).
+        Signing errors (no credentials: PermissionError) are raised as they are."""
         pool = self._pool
         pieces = _body_pieces(body)
         sent = sum(len(p) for p in pieces) if pieces else 0
@@ -263,8 +262,10 @@ class S3Backend:
             ep = pool.pick(tried)
             if ep is None:  # no endpoint took this request: raise the last refusal
                 assert last is not None
-                raise last
-            hdrs = dict(headers) if headers else {}
+                raise _connection_error(op, uri, last) from last
+            # signing adds to the headers: a copy each time when the request may go elsewhere
+            hdrs = (dict(headers) if headers else {}) if not pool.single else (
+                headers if headers is not None else {})
             host, target, hdrs = self._prepare(method, bucket, key, params, hdrs, body, ep)
             pool.begin(ep, sent)
             t0 = time.perf_counter()
@@ -278,9 +279,9 @@ class S3Backend:
                 if len(tried) < len(pool):
                     log.debug("%s %s: %s; trying another endpoint", method, ep.url, e)
                 continue
-            except (OSError, asyncio.TimeoutError):
+            except (OSError, asyncio.TimeoutError) as e:
                 pool.failed(ep)
-                raise
+                raise _connection_error(op, uri, e) from e
             except BaseException:
                 pool.abandoned(ep)
                 raise
@@ -345,11 +346,8 @@ class S3Backend:
             hdrs["if-match"] = f'"{if_match}"'
         if self._checksums:
             hdrs["x-amz-checksum-mode"] = "ENABLED"
-        try:
-            r = await self._send("GET", obj.bucket, obj.key, (), hdrs, None, into=into,
-                                 alloc=alloc, limit=limit, crc=crc)
-        except (OSError, asyncio.TimeoutError) as e:
-            raise _connection_error("GetObject", uri, e) from e
+        r = await self._send("GetObject", uri, "GET", obj.bucket, obj.key, (), hdrs, None,
+                             into=into, alloc=alloc, limit=limit, crc=crc)
         status = r.status
         if status not in (200, 206, 416):
             raise error_from_response("GetObject", uri, status, bytes(r.body or b""))
