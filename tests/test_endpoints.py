@@ -327,3 +327,21 @@ def test_every_bench_report_has_the_endpoints(cli_env: list[str], client: objio.
     eps = json.loads(out.out)["endpoints"]
     assert [e["url"] for e in eps] == urls
     assert all(e["requests"] > 0 and e["state"] == "up" for e in eps)
+
+
+def test_an_endpoint_that_times_out_is_taken_out(client: objio.Client, prefix: str,
+                                                 s3_server: LocalS3Server,
+                                                 three: list[Any]) -> None:
+    from faultproxy import Stall
+
+    uris = [f"{prefix}obj{i}" for i in range(8)]
+    client.put_many([(u, b"t%d" % i) for i, u in enumerate(uris)])
+    three[1].add(lambda r: r.method == "GET", Stall(30.0), times=None)  # a hung gateway
+    c = objio.Client(s3_server.config, endpoint_url=[p.endpoint_url for p in three[:2]],
+                     endpoint_strategy="round_robin", endpoint_fail_threshold=2,
+                     endpoint_backoff_s=60, read_timeout_s=0.3)
+    for i, u in enumerate(uris):  # each timeout is retried (on the other endpoint)
+        assert c.get(u) == b"t%d" % i
+    live, hung = c.endpoint_stats()
+    assert hung["state"] == "out" and hung["errors"] == 2 and hung["requests"] == 2
+    assert live["requests"] == 8 and live["errors"] == 0
