@@ -735,7 +735,9 @@ class HTTPClient:
         except (ssl.SSLError, ProxyError):
             raise
         except OSError as e:  # refused, unreachable, name not resolved: nothing was sent
-            raise NotConnected(e.errno, f"cannot connect to {host}: {e.strerror or e}") from e
+            why = f"cannot connect to {host}: {e.strerror or e}"
+            raise (NotConnected(e.errno, why) if e.errno is not None else NotConnected(why)) \
+                from e
         self.connections_opened += 1
         return conn
 
