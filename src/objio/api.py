@@ -125,6 +125,31 @@ class Client:
     def _attempts(self) -> int:
         return self.config.max_attempts or 1
 
+    def endpoint_stats(self) -> List[dict[str, Any]]:
+        """What this client (in this process) saw of each S3 endpoint, one dict per endpoint in
+        configuration order (``endpoint_url``: one URL or several, README "Many endpoints"):
+
+        * ``url``; ``state``: ``"up"``, ``"out"`` (taken out after
+          ``endpoint_fail_threshold`` consecutive failures; ``out_for_s`` seconds left before
+          a request probes it) or ``"probing"`` (one request is testing it);
+        * ``requests`` sent, ``errors`` (no usable response: refused, timed out, cut; or a 5xx
+          answer), ``in_flight`` now, ``consecutive_failures``, ``times_taken_out``;
+        * ``bytes_sent`` (request bodies) and ``bytes_received`` (response bodies), in bytes;
+        * ``latency_p50_ms`` / ``latency_p99_ms``: milliseconds from sending a request to its
+          whole response, over the endpoint's last 4096 answered requests (None before any).
+
+        Counts are per process (a forked or spawned worker counts its own) and start with
+        the client's first use in it (all zero before). Safe to call from any thread and
+        from an observer callback on the engine loop."""
+        backend = self._backend(ObjectURI("s3", "", ""))
+        if engine.in_engine_thread():
+            return cast(List[dict[str, Any]], backend.endpoint_stats())
+
+        async def read() -> List[dict[str, Any]]:  # read on the loop that updates them
+            return cast(List[dict[str, Any]], backend.endpoint_stats())
+
+        return engine.run(read())
+
     # ------------------------------------------------------------------------ list
     async def _list_pages(self, uri: URI, recursive: bool = True, fast: bool = False, *,
                           buffer_pages: int | None = None) -> AsyncGenerator[ListPage, None]:

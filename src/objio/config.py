@@ -2,7 +2,10 @@
 
 | field | env (first one set wins) | default |
 |---|---|---|
-| endpoint_url | OBJIO_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL | AWS S3 of the region |
+| endpoint_url | OBJIO_ENDPOINT_URL, S3_ENDPOINT_URIS, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL | AWS S3 of the region. Several endpoints of one store: a list, a comma-separated string or a ``{1...N}`` template (``http://gw{1...3}:9000``); see :func:`parse_endpoints` |
+| endpoint_strategy | OBJIO_ENDPOINT_STRATEGY | ``least_connections`` (or ``round_robin``): which of several endpoints a request goes to |
+| endpoint_fail_threshold | OBJIO_ENDPOINT_FAIL_THRESHOLD | 3: consecutive failed connections or timeouts that take an endpoint out (of several) |
+| endpoint_backoff_s | OBJIO_ENDPOINT_BACKOFF_S | 1.0 seconds: how long an endpoint stays out before one request probes it (doubling at each failed probe, at most 30 s) |
 | region | OBJIO_REGION, AWS_REGION, AWS_DEFAULT_REGION | ``us-east-1`` |
 | access_key_id | AWS_ACCESS_KEY_ID | botocore credential chain |
 | secret_access_key | AWS_SECRET_ACCESS_KEY | botocore credential chain |
@@ -34,7 +37,7 @@ import dataclasses
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -46,6 +49,8 @@ MIN_PART_SIZE = 5 * MiB  # S3 multipart minimum (except the last part)
 MAX_PART_SIZE = 5 * GiB
 MAX_PARTS = 10_000
 MAX_COPY_OBJECT = 5 * GiB  # the largest object one CopyObject copies
+
+ENDPOINT_STRATEGIES = ("least_connections", "round_robin")
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 _PREFIX = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
@@ -144,7 +149,11 @@ def _env_bool(name: str, raw: str) -> bool:
 
 
 _ENV: dict[str, tuple[str, ...]] = {
-    "endpoint_url": ("OBJIO_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "endpoint_url": ("OBJIO_ENDPOINT_URL", "S3_ENDPOINT_URIS", "AWS_ENDPOINT_URL_S3",
+                     "AWS_ENDPOINT_URL"),
+    "endpoint_strategy": ("OBJIO_ENDPOINT_STRATEGY",),
+    "endpoint_fail_threshold": ("OBJIO_ENDPOINT_FAIL_THRESHOLD",),
+    "endpoint_backoff_s": ("OBJIO_ENDPOINT_BACKOFF_S",),
     "region": ("OBJIO_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
     "access_key_id": ("AWS_ACCESS_KEY_ID",),
     "secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
@@ -168,6 +177,9 @@ _ENV: dict[str, tuple[str, ...]] = {
 }
 
 _DEFAULTS: dict[str, Any] = {
+    "endpoint_strategy": "least_connections",
+    "endpoint_fail_threshold": 3,
+    "endpoint_backoff_s": 1.0,
     "region": "us-east-1",
     "unsigned": False,
     "sign_payload": False,
@@ -196,7 +208,7 @@ class ClientConfig:
         ValueError: a field is out of range (the message names the field and the allowed values).
     """
 
-    endpoint_url: str | None = None
+    endpoint_url: str | tuple[str, ...] | None = None
     region: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
@@ -216,6 +228,9 @@ class ClientConfig:
     range_threshold: int | None = None
     copy_threshold: int | None = None
     max_in_flight: int | None = None
+    endpoint_strategy: str | None = None
+    endpoint_fail_threshold: int | None = None
+    endpoint_backoff_s: float | None = None
     op_log: str | None = None
 
     def __post_init__(self) -> None:
@@ -229,10 +244,18 @@ class ClientConfig:
             if isinstance(v, str):
                 object.__setattr__(self, name, parse_size(v, name))
         if self.endpoint_url is not None:
-            check("endpoint_url", isinstance(self.endpoint_url, str)
-                  and self.endpoint_url.startswith(("http://", "https://")),
-                  "an http:// or https:// URL")
-            object.__setattr__(self, "endpoint_url", self.endpoint_url.rstrip("/"))
+            urls = parse_endpoints(self.endpoint_url)
+            object.__setattr__(self, "endpoint_url", urls[0] if len(urls) == 1 else urls)
+        if self.endpoint_strategy is not None:
+            check("endpoint_strategy", self.endpoint_strategy in ENDPOINT_STRATEGIES,
+                  " or ".join(repr(s) for s in ENDPOINT_STRATEGIES))
+        if self.endpoint_fail_threshold is not None:
+            check("endpoint_fail_threshold", _is_int(self.endpoint_fail_threshold)
+                  and self.endpoint_fail_threshold >= 1, "an integer >= 1")
+        if self.endpoint_backoff_s is not None:
+            v = self.endpoint_backoff_s
+            check("endpoint_backoff_s", isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and v > 0, "a number of seconds > 0")
         for name in ("max_attempts", "connect_attempts"):
             v = getattr(self, name)
             if v is not None:
@@ -325,11 +348,85 @@ class ClientConfig:
         return max(base, nbytes / (self.min_transfer_rate or MiB))
 
     @property
+    def endpoint_urls(self) -> tuple[str, ...]:
+        """Every endpoint URL of the store (one or more; empty for AWS's default endpoint)."""
+        if self.endpoint_url is None:
+            return ()
+        if isinstance(self.endpoint_url, str):
+            return (self.endpoint_url,)
+        return tuple(self.endpoint_url)
+
+    @property
     def path_style(self) -> bool:
         """Whether requests use path-style addressing (``endpoint/bucket/key``)."""
         if self.force_path_style is not None:
             return self.force_path_style
         return self.endpoint_url is not None
+
+
+_TEMPLATE_RE = re.compile(r"\{(\d+)\.\.\.(\d+)\}")
+
+
+def _expand(url: str, name: str) -> list[str]:
+    """``url`` with its first ``{A...B}`` range expanded (recursively: several ranges give
+    every combination). ``{01...10}``: numbers padded to the width of ``A``."""
+    m = _TEMPLATE_RE.search(url)
+    if m is None:
+        if "{" in url or "}" in url:
+            raise ValueError(f"{name}: {url!r} has a brace that is not a {{A...B}} range "
+                             "(e.g. http://gw{1...3}:9000)")
+        return [url]
+    a, b = int(m.group(1)), int(m.group(2))
+    if b < a:
+        raise ValueError(f"{name}: the range {m.group(0)} in {url!r} counts down; write "
+                         f"{{{b}...{a}}}")
+    if b - a >= 1024:
+        raise ValueError(f"{name}: the range {m.group(0)} in {url!r} makes more than 1024 "
+                         "endpoints")
+    width = len(m.group(1)) if m.group(1).startswith("0") else 0
+    out: list[str] = []
+    for i in range(a, b + 1):
+        out.extend(_expand(url[:m.start()] + str(i).zfill(width) + url[m.end():], name))
+    return out
+
+
+def parse_endpoints(value: str | Sequence[str], name: str = "endpoint_url") -> tuple[str, ...]:
+    """Every endpoint URL in ``value``: one URL, a list of URLs, a comma-separated string
+    (as ``S3_ENDPOINT_URIS``, which DLIO's object-storage backend and s3dlio read), each
+    possibly a template with ``{A...B}`` ranges, as warp's ``--host`` takes
+    (``http://10.0.0.{1...4}:9000``, ``http://gw{01...12}:9000``; several ranges give every
+    combination). Each URL must be ``http://`` or ``https://``; trailing slashes are dropped,
+    duplicates removed (first kept).
+
+    Raises:
+        ValueError: naming ``name``: not a URL or list of URLs, a URL without http(s)://, an
+            empty list, mixed http and https, or a malformed range.
+    """
+    if isinstance(value, str):
+        pieces = [p.strip() for p in value.split(",")]
+    elif isinstance(value, (list, tuple)) and all(isinstance(p, str) for p in value):
+        pieces = [p.strip() for p in value]
+    else:
+        raise ValueError(f"{name} must be an http:// or https:// URL or a list of them, "
+                         f"got {value!r}")
+    urls: list[str] = []
+    for piece in pieces:
+        if not piece:
+            continue
+        for url in _expand(piece, name):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name} must be an http:// or https:// URL (or a list of "
+                                 f"them), got {url!r}")
+            url = url.rstrip("/")
+            if url not in urls:
+                urls.append(url)
+    if not urls:
+        raise ValueError(f"{name} must be an http:// or https:// URL or a list of them, "
+                         f"got {value!r}")
+    if len({u.split(":", 1)[0] for u in urls}) > 1:
+        raise ValueError(f"{name}: the endpoints of one client must all be http:// or all "
+                         f"https://, got {list(urls)!r}")
+    return tuple(urls)
 
 
 def _is_int(v: object) -> bool:
@@ -340,12 +437,16 @@ def _from_env(name: str, var: str, raw: str) -> Any:
     try:
         if name in ("unsigned", "force_path_style", "sign_payload", "checksums"):
             return _env_bool(var, raw)
-        if name in ("max_attempts", "connect_attempts", "max_in_flight"):
+        if name in ("max_attempts", "connect_attempts", "max_in_flight", "endpoint_fail_threshold"):
             return int(raw)
-        if name in ("connect_timeout_s", "read_timeout_s", "request_timeout_s"):
+        if name in ("connect_timeout_s", "read_timeout_s", "request_timeout_s",
+                    "endpoint_backoff_s"):
             return float(raw)
         if name in ("part_size", "range_threshold", "min_transfer_rate", "copy_threshold"):
             return parse_size(raw, var)
+        if name == "endpoint_url":
+            urls = parse_endpoints(raw, var)
+            return urls[0] if len(urls) == 1 else urls
     except ValueError as e:
         raise ValueError(f"environment variable {var}={raw!r} is invalid: {e}") from None
     return raw

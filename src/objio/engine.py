@@ -1039,7 +1039,7 @@ class ChecksumSupport:
             return
         self.copies = False
         cfg = getattr(backend, "config", None)
-        where = getattr(cfg, "endpoint_url", None) or "AWS S3"
+        where = ", ".join(getattr(cfg, "endpoint_urls", ())) or "AWS S3"
         log.warning("%s refused the CRC32C checksum of %s %s (%s): server-side copies to it go "
                     "on without asking for one", where, refusal.operation, refusal.uri,
                     refusal.code or refusal.status)
@@ -1056,7 +1056,7 @@ class ChecksumSupport:
         if multipart is None:
             self.puts = False
         cfg = getattr(backend, "config", None)
-        where = getattr(cfg, "endpoint_url", None) or "AWS S3"
+        where = ", ".join(getattr(cfg, "endpoint_urls", ())) or "AWS S3"
         goes_on = ("with a CRC32C per part (COMPOSITE) instead of one for the whole object"
                    if multipart == COMPOSITE else "without checksums")
         log.warning("%s refused the CRC32C checksum of %s %s (%s): uploads to it go on %s "

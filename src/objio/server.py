@@ -306,11 +306,29 @@ class _Resources:
     proc: subprocess.Popen[bytes] | None = None
     watchdog: subprocess.Popen[bytes] | None = None
     sockets: list[Path] = field(default_factory=list)
+    # extra S3 gateways (``weed s3``): index -> (process, its watchdog)
+    gateways: dict[int, tuple[subprocess.Popen[bytes], subprocess.Popen[bytes] | None]] = field(
+        default_factory=dict)
+
+    def stop_gateway(self, index: int, grace_s: float) -> None:
+        """Stop extra gateway ``index`` (grace_s: SIGTERM, wait, SIGKILL, reap), if running."""
+        entry = self.gateways.pop(index, None)
+        if entry is None or os.getpid() != self.owner_pid:
+            return
+        proc, watchdog = entry
+        try:
+            _terminate(proc, grace_s)
+        finally:
+            if watchdog is not None:
+                _dismiss_watchdog(watchdog)
 
     def stop_process(self) -> None:
         """Stop the server process and its watchdog; remove its sockets in /tmp."""
         if os.getpid() != self.owner_pid:
             return
+        for index in list(self.gateways):
+            with contextlib.suppress(Exception):
+                self.stop_gateway(index, self.grace_s)
         proc, self.proc = self.proc, None
         watchdog, self.watchdog = self.watchdog, None
         try:
@@ -353,6 +371,12 @@ class LocalS3Server:
         weed_path: Path of the ``weed`` binary.  Default: ``weed`` on ``PATH``,
             else next to ``sys.executable`` or in the interpreter's scripts dir.
         port: The S3 port.  Default: a free one.
+        gateways: How many S3 gateways serve the one SeaweedFS filer (default 1).
+            Gateway 0 is ``weed server -s3``'s own; each further one is a
+            ``weed s3 -filer=...`` process on its own free port, so every gateway
+            sees the same buckets and objects.  :attr:`endpoint_urls` lists them,
+            :attr:`config` uses them all; :meth:`stop_gateway` and
+            :meth:`start_gateway` stop one and start it again on its port.
 
     Raises:
         ValueError: an empty key, a non-positive ``startup_timeout_s`` or a bad
@@ -381,7 +405,12 @@ class LocalS3Server:
         startup_timeout_s: float = 60.0,
         weed_path: str | None = None,
         port: int | None = None,
+        gateways: int = 1,
     ) -> None:
+        if isinstance(gateways, bool) or not isinstance(gateways, int) or not 1 <= gateways <= 64:
+            raise ValueError(f"gateways must be an integer from 1 to 64, got {gateways!r}")
+        self.gateways: int = gateways
+        self._gateway_ports: list[tuple[int, int]] = []  # (s3, grpc) of gateways 1..N-1
         if access_key_id is not None and not access_key_id:
             raise ValueError("access_key_id must not be empty")
         if secret_access_key is not None and not secret_access_key:
@@ -409,6 +438,7 @@ class LocalS3Server:
         self._resources: _Resources | None = None
         self._log_path: Path | None = None
         self._s3_port: int | None = None
+        self._filer_address = ""  # host:port.grpcPort of the filer, for extra gateways
         self._cmd: list[str] = []
 
     # ------------------------------------------------------------------ state
@@ -501,8 +531,9 @@ class LocalS3Server:
         """
         from objio.config import ClientConfig
 
+        urls = self.endpoint_urls
         return ClientConfig(
-            endpoint_url=self.endpoint_url,
+            endpoint_url=urls[0] if len(urls) == 1 else tuple(urls),
             region=self.region,
             access_key_id=self.access_key_id,
             secret_access_key=self.secret_access_key,
@@ -618,6 +649,13 @@ class LocalS3Server:
                 proc.pid, f"-config_dir={run_dir}", [run_dir, *resources.sockets]
             )
             error = self._wait_ready(proc, master_port=ports[0])
+            if error is None and self.gateways > 1:
+                self._filer_address = f"127.0.0.1:{ports[4]}.{ports[5]}"
+                free = _free_ports(2 * (self.gateways - 1))
+                self._gateway_ports = [(free[2 * i], free[2 * i + 1])
+                                       for i in range(self.gateways - 1)]
+                for index in range(1, self.gateways):
+                    self._start_gateway_in(weed, resources, index)
             if error is None:
                 logger.debug(
                     "SeaweedFS ready at %s after %.2f s (pid %d)",
@@ -775,6 +813,148 @@ class LocalS3Server:
                     f"SeaweedFS was not ready within {self.startup_timeout_s:g} s "
                     f"(last probe of {url}: {last})"
                 )
+            time.sleep(_POLL_INTERVAL_S)
+
+    # -------------------------------------------------------------- gateways
+
+    @property
+    def endpoint_urls(self) -> list[str]:
+        """``http://127.0.0.1:<port>`` of every S3 gateway, gateway 0 first (stopped ones too).
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
+        first = self.endpoint_url
+        return [first] + [f"http://127.0.0.1:{s3}" for s3, _ in self._gateway_ports]
+
+    def _check_gateway(self, index: int) -> None:
+        if isinstance(index, bool) or not isinstance(index, int) or not (
+                1 <= index < self.gateways):
+            raise ValueError(
+                f"index must be an extra gateway, 1 to {self.gateways - 1}, got {index!r} "
+                "(gateway 0 is the server's own and holds the filer)"
+                if self.gateways > 1 else
+                f"index {index!r}: this server has one gateway (LocalS3Server(gateways=N))")
+
+    def gateway_running(self, index: int) -> bool:
+        """Whether extra gateway ``index`` (1 .. gateways-1) is running.
+
+        Raises:
+            ValueError: not an extra gateway's index.
+        """
+        self._check_gateway(index)
+        res = self._resources
+        entry = res.gateways.get(index) if res is not None else None
+        return entry is not None and entry[0].poll() is None
+
+    def stop_gateway(self, index: int, *, kill: bool = False) -> None:
+        """Stop extra gateway ``index`` (1 .. gateways-1); its port stays reserved for
+        :meth:`start_gateway`.  ``kill``: SIGKILL at once (a crash); else SIGTERM, wait
+        :attr:`stop_grace_s` seconds, SIGKILL, reap.
+
+        Raises:
+            ValueError: not an extra gateway's index.
+            RuntimeError: the server is not running.
+        """
+        self._check_gateway(index)
+        with self._lock:
+            res = self._resources
+            if res is None or not self.running:
+                raise RuntimeError("LocalS3Server is not running; call start() first")
+            res.stop_gateway(index, 0.0 if kill else self.stop_grace_s)
+
+    def start_gateway(self, index: int) -> None:
+        """Start extra gateway ``index`` (1 .. gateways-1) again, on the port it had, and wait
+        until it answers a signed request (at most ``startup_timeout_s`` seconds).
+
+        Raises:
+            ValueError: not an extra gateway's index.
+            RuntimeError: the server is not running, the gateway is running already, or it
+                did not become ready (the message holds the tail of its log).
+        """
+        self._check_gateway(index)
+        with self._lock:
+            res = self._resources
+            if res is None or not self.running:
+                raise RuntimeError("LocalS3Server is not running; call start() first")
+            if self.gateway_running(index):
+                raise RuntimeError(f"gateway {index} is already running")
+            res.stop_gateway(index, 0.0)  # reap one that died on its own
+            self._start_gateway_in(_find_weed(self.weed_path), res, index)
+
+    def _start_gateway_in(self, weed: str, resources: _Resources, index: int) -> None:
+        s3, grpc = self._gateway_ports[index - 1]
+        run_dir = resources.run_dir
+        cmd = [
+            weed,
+            "-logtostderr",
+            f"-config_dir={run_dir}",
+            "s3",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-port={s3}",
+            f"-port.grpc={grpc}",
+            "-port.iceberg=0",
+            "-port.lance=0",
+            f"-filer={self._filer_address}",
+            "-autoCreateBucket=false",
+            f"-config={run_dir / 's3-identities.json'}",
+        ]
+        sock = run_dir / f"s3-{index}.sock"
+        if len(str(sock)) <= _MAX_SOCKET_PATH:
+            cmd.append(f"-localSocket={sock}")
+        sockets = [Path("/tmp") / f"seaweedfs-s3-grpc-{grpc}.sock"]
+        env = {k: v for k, v in os.environ.items()
+               if k not in _SCRUBBED_ENV and not k.startswith("WEED_")}
+        log_path = run_dir / f"weed-s3-{index}.log"
+        logger.debug("starting SeaweedFS S3 gateway %d: %s", index, shlex.join(cmd))
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, cwd=run_dir, env=env,
+                                    start_new_session=True)
+        watchdog = _start_watchdog(proc.pid, f"-config_dir={run_dir}", sockets)
+        resources.gateways[index] = (proc, watchdog)
+        resources.sockets.extend(p for p in sockets if p not in resources.sockets)
+        error = self._wait_gateway(proc, s3)
+        if error is not None:
+            resources.stop_gateway(index, 0.0)
+            tail = _tail(log_path).replace(self.secret_access_key, "<secret>")
+            raise RuntimeError(f"S3 gateway {index}: {error}\ncommand: {shlex.join(cmd)}\n"
+                               f"--- last lines of {log_path} ---\n{tail}")
+
+    def _wait_gateway(self, proc: subprocess.Popen[bytes], port: int) -> str | None:
+        """Poll until a signed ListBuckets on ``port`` succeeds; an error message or None."""
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        signer = S3SigV4Auth(
+            Credentials(self.access_key_id, self.secret_access_key), "s3", self.region
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + self.startup_timeout_s
+        last = "no answer yet"
+        while True:
+            code = proc.poll()
+            if code is not None:
+                return f"exited with code {code} during startup"
+            request = AWSRequest(method="GET", url=url)
+            signer.add_auth(request)
+            prepared = request.prepare()
+            probe = urllib.request.Request(prepared.url, headers=dict(prepared.headers.items()),
+                                           method="GET")
+            try:
+                with opener.open(probe, timeout=_PROBE_TIMEOUT_S) as response:
+                    response.read()
+                return None
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}: {exc.read(300).decode('utf-8', 'replace')}"
+            except (OSError, ValueError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() >= deadline:
+                return (f"not ready within {self.startup_timeout_s:g} s (last probe of {url}: "
+                        f"{last})")
             time.sleep(_POLL_INTERVAL_S)
 
     def _failure_message(self, error: str) -> str:

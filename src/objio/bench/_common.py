@@ -7,7 +7,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import __version__
@@ -146,3 +146,27 @@ def start_embedded() -> tuple[Any, Any]:
     client = Client(server.config)
     client.create_bucket(f"s3://{DEFAULT_BUCKET}", exist_ok=True)
     return server, client
+
+
+def endpoint_report(client: Any) -> list[dict[str, Any]]:
+    """The ``endpoints`` section of a bench report: :meth:`objio.Client.endpoint_stats` of
+    the run's client (counts since its first request in this process)."""
+    try:
+        return list(client.endpoint_stats())
+    except Exception:  # noqa: BLE001 - stats must never fail a finished run
+        return []
+
+
+def endpoint_lines(endpoints: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One text line per endpoint (for reports when there are several): state, requests,
+    errors, data moved and latency percentiles."""
+    lines = []
+    total = sum(e["requests"] for e in endpoints) or 1
+    for e in endpoints:
+        moved = e["bytes_sent"] + e["bytes_received"]
+        p50, p99 = e["latency_p50_ms"], e["latency_p99_ms"]
+        lat = "-" if p50 is None else f"{p50:.2f}/{p99:.2f} ms"
+        lines.append(f"  endpoint {e['url']}: {e['state']}, {e['requests']} requests "
+                     f"({100.0 * e['requests'] / total:.0f}%), {e['errors']} errors, "
+                     f"{moved / 2**20:.1f} MiB, latency p50/p99 {lat}")
+    return lines

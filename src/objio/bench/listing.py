@@ -106,7 +106,7 @@ def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: 
             if not cfg.endpoint_url:
                 raise ValueError("--latency-ms needs an http:// endpoint (the embedded server or "
                                  "--endpoint-url)")
-            proxy = LatencyProxy(cfg.endpoint_url, latency_ms).start()
+            proxy = LatencyProxy(cfg.endpoint_urls[0], latency_ms).start()  # the first of several
             cfg = dataclasses.replace(cfg, endpoint_url=proxy.endpoint_url)
         lister = Client(cfg)
         uri = str(base)

@@ -36,7 +36,15 @@ from ..api import Client
 from ..config import MiB, format_size, parse_size, plural
 from ..engine import RequestRecord
 from ..uri import ObjectURI, parse_uri
-from ._common import cpu_seconds, environment, median, one_line, percentiles_ms
+from ._common import (
+    cpu_seconds,
+    endpoint_lines,
+    endpoint_report,
+    environment,
+    median,
+    one_line,
+    percentiles_ms,
+)
 from .ops import parse_ops, print_ops, run_ops
 from .peers import PEERS, Access, Advance, Getter, library
 from .report import Progress, fmt, latencies
@@ -166,12 +174,15 @@ def run_bench(
 
     Returns:
         ``{"config", "server", "phases": {"put", "get": {"epochs", "summary"}}, "compare",
-        "ops", "cleanup", "environment"}``; times in seconds, sizes in bytes, latencies in ms,
+        "ops", "cleanup", "environment", "endpoints"}``; times in seconds, sizes in bytes, latencies in ms,
         throughput in MiB/s (2**20 bytes) and objects/s; ``compare`` maps each tool (objio
         first) to its per-epoch results, medians and ``objio_ratio``, or to
         ``{"status": "skipped", "reason": ...}``; ``ops`` maps each operation run to
         ``{"what", "unit", "tools": {tool: {"ops_per_s", "mib_per_s", "cpu_ms_per_op",
         "objio_ratio", "runs"} or {"status": "skipped", "reason"}}}``.
+        ``endpoints``: the client's :meth:`objio.Client.endpoint_stats` after the run (one
+        dict per S3 endpoint: requests, errors, bytes, latency p50/p99; counts since the
+        client's first request in this process).
 
     Raises:
         ValueError: invalid arguments. FileNotFoundError (bucket missing), PermissionError,
@@ -196,7 +207,8 @@ def run_bench(
             "max_in_flight": max_in_flight, "epochs": epochs, "compare": compare,
             "peers": peer_names, "seed": seed, "keep": keep, "ops": op_names,
         },
-        "server": (cfg.endpoint_url or f"AWS S3 ({cfg.region})") if prefix.scheme == "s3"
+        "server": (", ".join(cfg.endpoint_urls) or f"AWS S3 ({cfg.region})")
+        if prefix.scheme == "s3"
         else "local files",
         "phases": {},
         "compare": {},
@@ -237,6 +249,8 @@ def run_bench(
             except Exception:  # noqa: BLE001 - the benchmark's own error matters more
                 if ok:
                     raise
+    if prefix.scheme == "s3":
+        report["endpoints"] = endpoint_report(client)
     return report
 
 
@@ -447,6 +461,10 @@ def print_report(report: Mapping[str, Any], console: Console | None = None, *,
                            "latencies are pooled." + ("" if wide else
                                                        " --wide: every column; --json: all.")),
                       highlight=False)
+    endpoints = report.get("endpoints") or []
+    if len(endpoints) > 1:  # how the run spread over the store's endpoints
+        for line in endpoint_lines(endpoints):
+            console.print(line, highlight=False, markup=False)
 
     compare = report.get("compare") or {}
     if compare:

@@ -128,7 +128,8 @@ class Access:
                 key_id, secret, token = (creds.access_key_id, creds.secret_access_key,
                                          creds.session_token)
         return cls(
-            endpoint_url=over.get("endpoint_url", cfg.endpoint_url),
+            # peers take one endpoint: the first of several
+            endpoint_url=over.get("endpoint_url", (cfg.endpoint_urls or (None,))[0]),
             region=over.get("region", cfg.region) or "us-east-1",
             access_key_id=key_id,
             secret_access_key=secret,

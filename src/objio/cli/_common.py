@@ -16,8 +16,9 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
     """The connection flags every command takes (aws-cli names)."""
     g = p.add_argument_group("connection (aws-cli names; explicit flags beat the environment)")
     g.add_argument("--endpoint-url", default=None, metavar="URL",
-                   help="S3 endpoint, e.g. http://127.0.0.1:9000 (else the environment: "
-                        "OBJIO_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; else AWS S3)")
+                   help="S3 endpoint, e.g. http://127.0.0.1:9000; several: comma-separated or "
+                        "http://gw{1...3}:9000 (else the environment: OBJIO_ENDPOINT_URL, "
+                        "S3_ENDPOINT_URIS, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; else AWS S3)")
     g.add_argument("--region", default=None,
                    help="region (else OBJIO_REGION, AWS_REGION, AWS_DEFAULT_REGION; "
                         "default us-east-1)")

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..bench import train
-from ..bench._common import DEFAULT_BUCKET, one_line, start_embedded
+from ..bench._common import DEFAULT_BUCKET, endpoint_report, one_line, start_embedded
 from ..bench.objects import DEFAULT_PREFIX, parse_peers, print_report, run_bench
 from ..bench.ops import OPS, parse_ops
 from ..bench.peers import PEERS
@@ -105,17 +105,21 @@ class _Target:
     def __init__(self) -> None:
         self.server: Any = None
         self.endpoint: str | None = None
+        self.client: Any = None  # objio's client of the run (its endpoint stats go in the report)
 
     def open(self, args: argparse.Namespace, default_prefix: str) -> tuple[Any, str]:
         """(client, s3://bucket/prefix) of the run."""
         uri = getattr(args, "uri", None)
         if uri is None:
             self.server, client = start_embedded()
+            self.client = client
             return client, f"s3://{DEFAULT_BUCKET}/{default_prefix}"
         client = client_from_args(args)
+        self.client = client
         cfg = getattr(client, "config", None)  # for the report and the plot's title
         if cfg is not None:
-            self.endpoint = cfg.endpoint_url or f"AWS S3 ({cfg.region})"
+            urls = getattr(cfg, "endpoint_urls", ()) or ()
+            self.endpoint = ", ".join(urls) if urls else f"AWS S3 ({cfg.region})"
         return client, uri
 
     @property
@@ -184,6 +188,8 @@ def _finish(kind: str, report: dict[str, Any], args: argparse.Namespace, target:
     elif target.endpoint and "server" not in report:
         report["server"] = target.endpoint
     report.setdefault("date", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    if target.client is not None and "endpoints" not in report:
+        report["endpoints"] = endpoint_report(target.client)
     show(report)
     _plot(kind, report, args)
     path = getattr(args, "json", None)

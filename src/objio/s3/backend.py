@@ -21,7 +21,7 @@ import re
 import ssl
 import time
 from typing import Any, AsyncIterator, Callable, Sequence
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import unquote_plus
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -43,7 +43,8 @@ from ..errors import ObjectStoreError, ObjectTimeoutError, error_from_response, 
 from ..oplog import OpLog
 from ..uri import ObjectURI
 from .credentials import CredentialProvider
-from .http import BadResponse, HTTPClient, ProxyError, ShortBody, Unreachable
+from .endpoints import Endpoint, EndpointPool
+from .http import BadResponse, HTTPClient, NotConnected, ProxyError, Response, ShortBody, Unreachable
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, SigV4Signer, canonical_query, uri_encode_path
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -131,11 +132,15 @@ class S3Backend:
         assert config.region is not None
         self._signer = SigV4Signer(config.region)
         self._creds = CredentialProvider(config)
-        endpoint = config.endpoint_url or f"https://s3.{config.region}.amazonaws.com"
-        parts = urlsplit(endpoint)
-        self._http_scheme = parts.scheme
-        self._netloc = parts.netloc
-        self._base_path = parts.path.rstrip("/")
+        urls = config.endpoint_urls or (f"https://s3.{config.region}.amazonaws.com",)
+        # Which endpoint each request goes to (one or several: objio.s3.endpoints).
+        self._pool = EndpointPool(urls, config.endpoint_strategy or "least_connections",
+                                  config.endpoint_fail_threshold or 3,
+                                  config.endpoint_backoff_s or 1.0)
+        first = self._pool.endpoints[0]
+        self._http_scheme = first.scheme
+        self._netloc = first.netloc
+        self._base_path = first.base_path
         self._path_style = config.path_style
         self._sign_payload = bool(config.sign_payload)
         # One TLS context per backend, made now: it honours AWS_CA_BUNDLE (a PEM file of
@@ -155,16 +160,24 @@ class S3Backend:
     async def close(self) -> None:
         self._http.close()
 
-    def _target(self, bucket: str, key: str | None) -> tuple[str, str]:
-        """(Host header, encoded path) for a bucket (key None) or an object."""
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Per-endpoint counts of this backend (see :meth:`objio.Client.endpoint_stats`)."""
+        return self._pool.stats()
+
+    def _target(self, bucket: str, key: str | None,
+                ep: Endpoint | None = None) -> tuple[str, str]:
+        """(Host header, encoded path) for a bucket (key None) or an object, on endpoint
+        ``ep`` (default: the first)."""
+        netloc, base = (self._netloc, self._base_path) if ep is None else (ep.netloc,
+                                                                            ep.base_path)
         if self._path_style or "." in bucket:
-            host = self._netloc
-            path = f"{self._base_path}/{bucket}"
+            host = netloc
+            path = f"{base}/{bucket}"
             if key is not None:
                 path += "/" + key
         else:
-            host = f"{bucket}.{self._netloc}"
-            path = self._base_path + "/" + (key or "")
+            host = f"{bucket}.{netloc}"
+            path = base + "/" + (key or "")
         return host, uri_encode_path(path)
 
     def _prepare(
@@ -175,10 +188,17 @@ class S3Backend:
         params: Sequence[tuple[str, str]] = (),
         headers: dict[str, str] | None = None,
         body: Any = None,
+        ep: Endpoint | None = None,
     ) -> tuple[str, str, dict[str, str]]:
-        """Sign a request: returns (Host header, request target "/path?query", headers)."""
-        host, path = self._target(bucket, key) if bucket else (
-            self._netloc, uri_encode_path(self._base_path + "/"))
+        """Sign a request for endpoint ``ep`` (default: the first; SigV4 signs the Host
+        header of the endpoint the request goes to): returns (Host header, request target
+        "/path?query", headers)."""
+        if bucket:
+            host, path = self._target(bucket, key, ep)
+        elif ep is None:
+            host, path = self._netloc, uri_encode_path(self._base_path + "/")
+        else:
+            host, path = ep.netloc, uri_encode_path(ep.base_path + "/")
         query = canonical_query(params) if params else ""
         hdrs = headers if headers is not None else {}
         if body is None:
@@ -198,16 +218,18 @@ class S3Backend:
         return host, (path + "?" + query) if query else path, hdrs
 
     # ---------------------------------------------------------------------------- op-log
-    def _log(self, op: str, bucket: str, key: str | None, host: str, r: Any,
-             pieces: Sequence[Any] | None, received: int, t0: float,
-             params: Sequence[tuple[str, str]], error: BaseException | None) -> None:
-        """One op-log line for a request that got a response (:mod:`objio.oplog`)."""
+    def _log(self, op: str, bucket: str, key: str | None, host: str, r: Response, nbytes: int,
+             t0: float, params: Sequence[tuple[str, str]], uri: str) -> None:
+        """One op-log line for a request that got a response (:mod:`objio.oplog`): an error
+        status's S3 code and message from its body."""
         assert self._oplog is not None
         op_id, attempt = oplog.ATTEMPT.get()
-        sent = sum(len(p) for p in pieces) if pieces else 0
-        code = getattr(error, "code", "") or "" if error is not None else ""
+        error = None
+        if r.status >= 400:
+            error = error_from_response(op, uri, r.status, bytes(r.body or b""))
+        code = (getattr(error, "code", "") or "") if error is not None else ""
         self._oplog.record(
-            api=op, bucket=bucket, key=key, nbytes=sent + received,
+            api=op, bucket=bucket, key=key, nbytes=nbytes,
             endpoint=f"{self._http_scheme}://{host}", status=r.status, error_code=code,
             error=str(error) if error is not None else "",
             start=r.sent_at or t0, first_byte=(r.sent_at + r.ttfb_s) if r.sent_at else None,
@@ -218,11 +240,10 @@ class S3Backend:
                     params: Sequence[tuple[str, str]], start: float, error: BaseException) -> None:
         """The line of a try the HTTP client sent again by itself (a kept-alive connection
         the server had closed)."""
-        self._log_failed(op, bucket, key, host, None, start, error, params)
+        self._log_failed(op, bucket, key, host, start, error, params)
 
-    def _log_failed(self, op: str, bucket: str, key: str | None, host: str,
-                    pieces: Sequence[Any] | None, t0: float, error: BaseException,
-                    params: Sequence[tuple[str, str]] = ()) -> None:
+    def _log_failed(self, op: str, bucket: str, key: str | None, host: str, t0: float,
+                    error: BaseException, params: Sequence[tuple[str, str]] = ()) -> None:
         """One op-log line for a request that got no response (status 0)."""
         assert self._oplog is not None
         op_id, attempt = oplog.ATTEMPT.get()
@@ -259,30 +280,72 @@ class S3Backend:
         :mod:`objio.s3.http`). ``moves``: bytes the request makes the server move besides its
         body (a server-side copy), counted in its deadline
         (:meth:`objio.config.ClientConfig.deadline_s`)."""
-        host, target, hdrs = self._prepare(method, bucket, key, params, headers, body)
-        pieces = _body_pieces(body)
-        t0 = time.perf_counter()
-        try:
-            r = await self._http.request(
-                method, host, target, hdrs, pieces, moves=moves,
-                resent=None if self._oplog is None else functools.partial(
-                    self._log_resent, op, bucket, key, host, params))
-        except (OSError, asyncio.TimeoutError) as e:
-            error = _connection_error(op, uri, e, self.config.connect_attempts)
-            if self._oplog is not None:
-                self._log_failed(op, bucket, key, host, pieces, t0, error, params)
-            raise error from e
-        except BaseException as e:
-            if self._oplog is not None:
-                self._log_failed(op, bucket, key, host, pieces, t0, e, params)
-            raise
+        r = await self._send(op, uri, method, bucket, key, params, headers, body, moves=moves)
         payload = bytes(r.body) if r.body else b""
-        if self._oplog is not None:
-            self._log(op, bucket, key, host, r, pieces, len(payload), t0, params,
-                      None if r.status in ok else error_from_response(op, uri, r.status, payload))
         if r.status not in ok:
             raise error_from_response(op, uri, r.status, payload)
         return r.status, r.headers, payload
+
+    async def _send(self, op: str, uri: str, method: str, bucket: str, key: str | None,
+                    params: Sequence[tuple[str, str]], headers: dict[str, str] | None,
+                    body: Any, *, into: memoryview | None = None,
+                    alloc: Callable[[int], memoryview] | None = None, limit: int | None = None,
+                    crc: bool = False, moves: int = 0) -> Response:
+        """Sign and send one request to the endpoint the pool picks (:mod:`objio.s3.endpoints`)
+        and return the response, counting it in that endpoint's stats. A request that could
+        not be sent at all (no connection: refused, unreachable, timed out connecting) goes
+        to the next endpoint at once, each endpoint at most once; any other failure is raised
+        as the retryable (or not) error :func:`_connection_error` makes of it, naming ``op``
+        and ``uri``, for the engine to retry or not (the request may have been applied).
+        Signing errors (no credentials: PermissionError) are raised as they are."""
+        pool = self._pool
+        pieces = _body_pieces(body)
+        sent = sum(len(p) for p in pieces) if pieces else 0
+        tried: list[Endpoint] = []
+        last: NotConnected | None = None
+        while True:
+            ep = pool.pick(tried)
+            if ep is None:  # no endpoint took this request: raise the last refusal
+                assert last is not None
+                raise _connection_error(op, uri, last, self.config.connect_attempts) from last
+            # signing adds to the headers: a copy each time when the request may go elsewhere
+            hdrs = (dict(headers) if headers else {}) if not pool.single else (
+                headers if headers is not None else {})
+            host, target, hdrs = self._prepare(method, bucket, key, params, hdrs, body, ep)
+            pool.begin(ep, sent)
+            oplog_on = self._oplog is not None
+            t0 = time.perf_counter()
+            try:
+                r = await self._http.request(
+                    method, host, target, hdrs, pieces, into=into, alloc=alloc, limit=limit,
+                    crc=crc, moves=moves, resent=None if not oplog_on else functools.partial(
+                        self._log_resent, op, bucket, key, host, params))
+            except NotConnected as e:
+                pool.failed(ep)
+                tried.append(ep)
+                last = e
+                if oplog_on:
+                    self._log_failed(op, bucket, key, host, t0, e, params)
+                if len(tried) < len(pool):
+                    log.debug("%s %s: %s; trying another endpoint", method, ep.url, e)
+                continue
+            except (OSError, asyncio.TimeoutError) as e:
+                pool.failed(ep)
+                error = _connection_error(op, uri, e, self.config.connect_attempts)
+                if oplog_on:
+                    self._log_failed(op, bucket, key, host, t0, error, params)
+                raise error from e
+            except BaseException as e:
+                pool.abandoned(ep)
+                if oplog_on:
+                    self._log_failed(op, bucket, key, host, t0, e, params)
+                raise
+            got = len(r.body) if r.body is not None else (
+                len(into) if into is not None and 200 <= r.status < 300 else 0)
+            pool.answered(ep, r.status, got, time.perf_counter() - t0)
+            if oplog_on:
+                self._log(op, bucket, key, host, r, sent + got, t0, params, uri)
+            return r
 
     # ----------------------------------------------------------------------------- objects
     async def get(
@@ -340,29 +403,9 @@ class S3Backend:
             hdrs["if-match"] = f'"{if_match}"'
         if self._checksums:
             hdrs["x-amz-checksum-mode"] = "ENABLED"
-        host, target, hdrs = self._prepare("GET", obj.bucket, obj.key, (), hdrs)
-        t0 = time.perf_counter()
-        try:
-            r = await self._http.request(
-                "GET", host, target, hdrs, None, into=into, alloc=alloc, limit=limit, crc=crc,
-                resent=None if self._oplog is None else functools.partial(
-                    self._log_resent, "GetObject", obj.bucket, obj.key, host, ()))
-        except (OSError, asyncio.TimeoutError) as e:
-            error = _connection_error("GetObject", uri, e, self.config.connect_attempts)
-            if self._oplog is not None:
-                self._log_failed("GetObject", obj.bucket, obj.key, host, None, t0, error)
-            raise error from e
-        except BaseException as e:
-            if self._oplog is not None:
-                self._log_failed("GetObject", obj.bucket, obj.key, host, None, t0, e)
-            raise
+        r = await self._send("GetObject", uri, "GET", obj.bucket, obj.key, (), hdrs, None,
+                             into=into, alloc=alloc, limit=limit, crc=crc)
         status = r.status
-        if self._oplog is not None:
-            got = len(r.body) if r.body is not None else (len(into) if into is not None else 0)
-            self._log("GetObject", obj.bucket, obj.key, host, r, None,
-                      got if status in (200, 206) else 0, t0, (),
-                      None if status in (200, 206, 416)
-                      else error_from_response("GetObject", uri, status, bytes(r.body or b"")))
         if status not in (200, 206, 416):
             raise error_from_response("GetObject", uri, status, bytes(r.body or b""))
         received = r.crc32c

@@ -99,10 +99,20 @@ class ProxyError(ConnectionError):
         self.status = status
 
 
-class Unreachable(ConnectionError):
+class NotConnected(ConnectionError):
+    """No connection to the endpoint could be made (refused, unreachable, the name not
+    resolved): the request was not sent, so sending it elsewhere is harmless whatever it is."""
+
+
+class ConnectTimeout(NotConnected, TimeoutError):
+    """Connecting took longer than ``connect_timeout_s``: the request was not sent."""
+
+
+class Unreachable(NotConnected):
     """No connection could be opened: the host refused it (nothing listens on the port:
     ``reason`` ``"refused"``) or its name does not resolve (``"unresolved"``). ``target`` is
-    ``host:port`` of what was dialled (the proxy's, when ``proxy`` is true)."""
+    ``host:port`` of what was dialled (the proxy's, when ``proxy`` is true). Nothing was
+    sent: another endpoint may take the request (:class:`NotConnected`)."""
 
     def __init__(self, reason: str, target: str, proxy: bool = False) -> None:
         who = f"the proxy {target}" if proxy else target
@@ -768,12 +778,16 @@ class HTTPClient:
                                           self.connect_timeout_s)
         except asyncio.TimeoutError:
             via = f" through the proxy {proxy.url}" if proxy is not None else ""
-            raise TimeoutError(f"connecting to {host}{via} timed out after "
-                               f"{self.connect_timeout_s}s") from None
-        except OSError as e:
-            if _unreachable_reason(e) is None:
-                raise
-            raise self._unreachable(e, hostname, port, proxy) from e
+            raise ConnectTimeout(f"connecting to {host}{via} timed out after "
+                                 f"{self.connect_timeout_s}s") from None
+        except (ssl.SSLError, ProxyError):
+            raise
+        except OSError as e:  # refused, unreachable, name not resolved: nothing was sent
+            if _unreachable_reason(e) is not None:
+                raise self._unreachable(e, hostname, port, proxy) from e
+            why = f"cannot connect to {host}: {e.strerror or e}"
+            raise (NotConnected(e.errno, why) if e.errno is not None else NotConnected(why)) \
+                from e
         self.connections_opened += 1
         return conn
 
