@@ -85,7 +85,7 @@ def test_report_reads_warp_logs_and_compares(tmp_path: Path,
             for client in ("w1", "w2"):
                 s = f"2026-12-03T10:00:{i // 10:02d}.{(i % 10) * 100:03d}000000Z"
                 e = f"2026-12-03T10:00:{i // 10:02d}.{(i % 10) * 100 + ms:03d}000000Z"
-                lines.append(f"{i}\t1\tGET\t{client}\t1\t1048576\thttp://gw:9000\tb/o{i}\t\t{s}"
+                lines.append(f"{i}\t1\tGET\t{client}\t1\t1048576\thttp://gw{i % 2}:9000\tb/o{i}\t\t{s}"
                              f"\t{s}\t{e}\t{ms * 1_000_000}\t")
         lines.append("# a warp comment")
         path.write_text("\n".join(lines) + "\n")
@@ -95,6 +95,8 @@ def test_report_reads_warp_logs_and_compares(tmp_path: Path,
     warp_log(b, 10)
     _, rep = report.run([str(a)])
     assert rep["requests"] == 80 and rep["ops"]["GET"]["latency_ms"]["p50"] == pytest.approx(20)
+    assert sorted(rep["endpoints"]) == ["http://gw0:9000", "http://gw1:9000"]  # per endpoint
+    assert sum(e["requests"] for e in rep["endpoints"].values()) == rep["window"]["requests"]
     assert main(["report", "--compare", str(a), str(b), "--json", "-"]) == 0
     cmp = json.loads(capsys.readouterr().out)["compare"]["GET"]
     assert cmp["p50_ms"] == pytest.approx(0.5)
