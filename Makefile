@@ -52,6 +52,8 @@ bench: install-dev
 	$(VENV)/bin/objio bench model --size 2GiB --shards 8 --rounds 3 --json bench-results/model.json --plot bench-results/model.png
 	$(VENV)/bin/objio bench list --keys 100000 --latency-ms 20 --rounds 3 --json bench-results/list-20ms.json --plot bench-results/list-20ms.png
 	$(VENV)/bin/objio bench list --keys 100000 --latency-ms 0 --rounds 3 --json bench-results/list-0ms.json
+	$(VENV)/bin/objio bench oplog --num 1000 --size 128KiB --rounds 7 --json bench-results/oplog.json
+	for n in 1 2 4; do $(VENV)/bin/objio bench --clients $$n --num 1000 --size 128KiB --epochs 3 --json bench-results/clients-$$n.json || exit 1; done
 
 lint: install-dev
 	$(VENV)/bin/ruff check src tests

@@ -206,3 +206,18 @@ def test_file_uris_are_logged_per_operation(tmp_path: Path) -> None:
         ("PUT", "50", "200"), ("GET", "50", "200"), ("LIST", "0", "200"), ("STAT", "0", "0")]
     assert rows[0]["endpoint"] == "file://" and rows[0]["file"].endswith("data/a.bin")
     assert rows[-1]["error_code"]
+
+
+def test_bench_oplog_measures_the_op_logs_cost(cli_env: list[str], prefix: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["bench", "oplog", prefix, "--num", "20", "--size", "4KiB", "--rounds", "3",
+                 "--json", "-", *cli_env]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert set(rep["summary"]) == {"off", "tsv", "zst"}
+    assert all(len(rep["runs"][c]) == 3 for c in ("off", "tsv", "zst"))
+    assert rep["summary"]["off"]["throughput_vs_off"] == 1.0
+    assert 100 < rep["log_bytes_per_line"]["tsv"] < 400
+    assert rep["log_bytes_per_line"]["zst"] < rep["log_bytes_per_line"]["tsv"]
+    assert main(["bench", "oplog", prefix, "--plot", "x.png", *cli_env]) == 1

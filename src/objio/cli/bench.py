@@ -38,7 +38,7 @@ from ..errors import ObjectStoreError
 from ..uri import parse_uri
 from ._common import add_global_flags, broken_pipe, client_from_args, write_json
 
-KINDS = ("objects", "stream", "train", "checkpoint", "model", "list")
+KINDS = ("objects", "stream", "train", "checkpoint", "model", "list", "oplog")
 """The benchmarks ``objio bench KIND`` runs; ``objects`` when no kind is given."""
 
 DESCRIPTION = (
@@ -817,7 +817,32 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     configure_list_parser(p)
     _add_view_flags(p)
     p.set_defaults(func=run_list_from_args)
+    p = kinds.add_parser("oplog", help="what the op-log costs on small GETs (off, .tsv, .zst)")
+    add_global_flags(p)
+    _common_uri_options(p, "the objects")
+    p.description = ("Read --num objects of --size bytes with the op-log off, to a .tsv and to "
+                     "a .tsv.zst, rounds interleaved; report objects/s, client CPU per object "
+                     "and the ratios to the unlogged run.")
+    p.add_argument("--num", type=int, default=1000, help="objects (default 1000)")
+    p.add_argument("--size", default="128KiB", help="bytes per object (default 128KiB)")
+    p.add_argument("--max-in-flight", type=int, default=64, help="default 64")
+    _add_view_flags(p)
+    p.set_defaults(func=lambda args: _guarded(lambda target: _oplog_cost(args, target)))
     return parser
+
+
+def _oplog_cost(args: argparse.Namespace, target: _Target) -> int:
+    from ..bench import oplog_cost
+
+    if args.latency_ms or args.plot:
+        raise ValueError("objio bench oplog takes neither --latency-ms nor --plot (its report "
+                         "is a table; --json has every round)")
+    client, prefix = target.open(args, "bench/")
+    rep = oplog_cost.run_oplog_cost(client, prefix, num=args.num,
+                                    size=parse_size(args.size, "--size"), rounds=args.rounds,
+                                    max_in_flight=args.max_in_flight)
+    return _finish("oplog", rep, args, target,
+                   lambda r: oplog_cost.print_report(r, _text_out(args)))
 
 
 def normalize_argv(argv: Sequence[str]) -> list[str]:
