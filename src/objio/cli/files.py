@@ -355,7 +355,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if args.recursive or has_glob(obj.key):
         key = obj.key
         if args.recursive and key and not has_glob(key) and not key.endswith(("/", os.sep)):
-            key += "/" if obj.scheme == "s3" else os.sep
+            key += os.sep if obj.is_local else "/"
         target = str(obj.with_key(key))
         if args.dryrun:
             infos = client.list_objects(target)
@@ -382,8 +382,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ buckets
 def _bucket(uri: str, command: str) -> Any:
     obj = parse_uri(uri)
-    if obj.scheme != "s3" or obj.key:
-        raise ValueError(f"{command} takes a bucket URI such as s3://my-bucket, got {uri!r}")
+    if obj.is_local or obj.key:
+        raise ValueError(f"{command} takes a bucket URI such as s3://my-bucket or "
+                         f"az://my-container, got {uri!r}")
     return obj
 
 
