@@ -16,7 +16,7 @@ from objio.config import MiB
 from objio.server import LocalS3Server
 from objio.uri import parse_uri
 
-from conftest import Store, store_prefix
+from conftest import Store
 
 pytestmark = pytest.mark.backends("s3", "az")
 
@@ -24,11 +24,6 @@ pytestmark = pytest.mark.backends("s3", "az")
 @pytest.fixture
 def client(store: Store) -> objio.Client:
     return store.client
-
-
-@pytest.fixture
-def prefix(store: Store, request: pytest.FixtureRequest) -> str:
-    return store_prefix(store, request)
 
 
 def _base(prefix: str) -> str:
