@@ -130,6 +130,12 @@ def store(request: pytest.FixtureRequest) -> Store:
     return Store("s3", s3, s3.config, request.getfixturevalue("s3_client"), env)
 
 
+def bucket_root(uri: str) -> str:
+    """``<scheme>://<bucket>/`` of a store URI (``s3://objio-test/p/x`` -> ``s3://objio-test/``)."""
+    scheme, _, rest = uri.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}/"
+
+
 def store_prefix(store: Store, request: pytest.FixtureRequest) -> str:
     """A fresh ``<kind>://objio-test/<test>-<random>/`` prefix for one test."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[:60]

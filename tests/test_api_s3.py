@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 import objio
+from conftest import Store
 from objio.config import MiB
 from objio.server import LocalS3Server
 from objio.uri import parse_uri
-
-from conftest import Store
 
 pytestmark = pytest.mark.backends("s3", "az")
 

@@ -17,14 +17,13 @@ from typing import Any
 import pytest
 
 import objio
+from faultproxy import FaultProxy, Forge, Response, Rewrite
 from objio import engine
 from objio.azure import AzureBackend, SharedKey
 from objio.azure_server import LocalAzureServer
 from objio.cli import main
 from objio.config import ClientConfig, parse_connection_string
 from objio.uri import ObjectURI, object_uri, parse_uri
-
-from faultproxy import FaultProxy, Forge, Response, Rewrite
 
 BUCKET = "objio-test"
 

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import objio
+from conftest import Store
 from objio.config import MiB
 from objio.io import (
     CoalescingReader,
@@ -28,8 +29,6 @@ from objio.io import (
     SequentialReader,
 )
 from objio.io import open as oopen
-
-from conftest import Store
 
 pytestmark = pytest.mark.backends("s3", "az")
 

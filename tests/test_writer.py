@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 
 import objio
+from conftest import Store
 from objio.config import MAX_PART_SIZE, MAX_PARTS, MiB
 from objio.errors import ObjectStoreError
 from objio.io import ObjectWriter, part_size_for
 from objio.io import open as oopen
-
-from conftest import Store
 
 pytestmark = pytest.mark.backends("s3", "az")
 

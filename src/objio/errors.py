@@ -158,7 +158,7 @@ _RETRYABLE_CODES = {
     "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
     "ThrottlingException",
     # Azure Blob Storage
-    "ServerBusy", "OperationTimedOut", "InternalError",
+    "ServerBusy", "OperationTimedOut",
 }
 # The body the store received does not match the checksum or digest sent with it (CRC32C,
 # Content-MD5, the signed SHA-256): it was damaged on the way. IntegrityError, retryable: the
