@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import os
+import signal
 import subprocess
 import sys
+import types
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -148,6 +154,93 @@ def test_environ_points_another_process_at_it(azure_server: LocalAzureServer,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "via connection string"
+
+
+def account_sas(account: str, key: str, permissions: str) -> str:
+    """An account SAS for the blob service (the documented string to sign of versions
+    2020-12-06 and later), valid for an hour: the token a user gets from the portal."""
+    expiry = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    version = "2021-08-06"
+    fields = [account, permissions, "b", "sco", "", expiry, "", "", version, ""]
+    sig = base64.b64encode(hmac.new(base64.b64decode(key), ("\n".join(fields) + "\n").encode(),
+                                    hashlib.sha256).digest()).decode()
+    return urlencode({"sv": version, "ss": "b", "srt": "sco", "sp": permissions, "se": expiry,
+                      "sig": sig})
+
+
+def test_sas_token(azure_server: LocalAzureServer, prefix: str,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    rw = account_sas(azure_server.account, azure_server.account_key, "rwdlac")
+    c = objio.Client(ClientConfig(azure_sas_token=rw, azure_endpoint_url=azure_server.endpoint_url))
+    c.put_bytes(prefix + "sas", b"via sas")
+    assert bytes(c.get(prefix + "sas")) == b"via sas"
+    assert c.list(prefix) == [parse_uri(prefix).key + "sas"]
+    assert rw not in repr(c) and "sig=" not in repr(c.config)
+    # a read-only SAS in a connection string: reads go, writes are refused
+    ro = account_sas(azure_server.account, azure_server.account_key, "rl")
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
+                       f"BlobEndpoint={azure_server.endpoint_url};SharedAccessSignature={ro}")
+    reader = objio.Client(max_attempts=1)
+    assert bytes(reader.get(prefix + "sas")) == b"via sas"
+    with pytest.raises(PermissionError) as e:
+        reader.put_bytes(prefix + "no", b"x")
+    assert "sig=" not in str(e.value)
+
+
+def test_anonymous_client_is_refused_a_private_container(azure_server: LocalAzureServer,
+                                                         prefix: str) -> None:
+    anon = objio.Client(ClientConfig(azure_endpoint_url=azure_server.endpoint_url),
+                        max_attempts=1)
+    with pytest.raises(PermissionError):
+        anon.get(prefix + "x")
+
+
+def test_default_azure_credential_when_installed(azure_server: LocalAzureServer,
+                                                 az_proxy: FaultProxy, pclient: objio.Client,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a key or SAS token, azure-identity's DefaultAzureCredential (when installed)
+    gives bearer tokens for https://storage.azure.com, fetched once and reused."""
+    scopes: list[str] = []
+
+    class FakeCredential:
+        def get_token(self, scope: str) -> Any:
+            scopes.append(scope)
+            return types.SimpleNamespace(token="tok123", expires_on=datetime.now().timestamp()
+                                         + 3600)
+
+    fake = types.ModuleType("azure.identity")
+    fake.DefaultAzureCredential = FakeCredential  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "azure", types.ModuleType("azure"))
+    monkeypatch.setitem(sys.modules, "azure.identity", fake)
+    endpoint = f"{az_proxy.endpoint_url}/{azure_server.account}"
+    c = objio.Client(ClientConfig(azure_endpoint_url=endpoint), max_attempts=1)
+    for _ in range(2):
+        with pytest.raises(PermissionError):  # Azurite takes OAuth over https only
+            c.get(f"az://{BUCKET}/x")
+    assert [r.headers.get("authorization") for r in az_proxy.log] == ["Bearer tok123"] * 2
+    assert scopes == ["https://storage.azure.com/.default"]
+
+
+def test_server_command_kind_azure() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "objio.cli", "server", "--kind", "azure",
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert info["account"] == "devstoreaccount1"
+        conn = info["AZURE_STORAGE_CONNECTION_STRING"]
+        c = objio.Client(ClientConfig(azure_connection_string=conn))
+        c.create_bucket("az://cli-server")
+        c.put_bytes("az://cli-server/k", b"v")
+        assert bytes(c.get("az://cli-server/k")) == b"v"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0
 
 
 def test_abfs_uri_of_the_configured_account(az_client: objio.Client, prefix: str) -> None:
