@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import google_crc32c
 import pytest
 
 import objio
@@ -279,6 +280,9 @@ def test_writer_uses_blocks(azure_server: LocalAzureServer, prefix: str) -> None
         f.write(data)
     assert hashlib.sha256(c.get(prefix + "w.bin")).digest() == hashlib.sha256(data).digest()
     assert c.stat(prefix + "w.bin").size == len(data)
+    obj = parse_uri(prefix + "w.bin")  # the whole blob's CRC32C, kept for readers to check
+    info = engine.run(engine.backend_for(obj, c.config).head(obj, checksum=True))
+    assert info.crc32c == google_crc32c.value(data)
 
 
 # --------------------------------------------------------------- faults: integrity, retries
@@ -321,10 +325,22 @@ def test_listing_marker_that_does_not_move_is_an_error(pclient: objio.Client,
     assert e.value.code == "IncompleteListing"
 
 
-def test_flipped_byte_fails_the_content_md5_check(pclient: objio.Client, az_proxy: FaultProxy,
-                                                  az_client: objio.Client, prefix: str) -> None:
+@pytest.mark.parametrize("written", ["objio", "md5-only"])
+def test_flipped_byte_fails_the_stored_checksum(pclient: objio.Client, az_proxy: FaultProxy,
+                                                az_client: objio.Client, prefix: str,
+                                                written: str) -> None:
+    """A blob objio wrote carries its CRC32C (metadata objio_crc32c), checked by the engine
+    as S3's stored CRC32C is; a blob written by another tool has only the Content-MD5 the
+    service keeps, checked by the backend."""
     data = os.urandom(100_000)
-    az_client.put_bytes(prefix + "md5", data)
+    obj = parse_uri(prefix + "sum")
+    backend = engine.backend_for(obj, az_client.config)
+    if written == "objio":
+        az_client.put_bytes(str(obj), data)
+        assert engine.run(backend.head(obj, checksum=True)).crc32c is not None
+    else:  # Put Blob with Content-MD5 and no CRC32C, as other clients write
+        engine.run(backend.put(obj, data))
+        assert engine.run(backend.head(obj, checksum=True)).crc32c is None
 
     def flip(req: Any, resp: Response) -> Response:
         body = bytearray(resp.body)
@@ -332,11 +348,12 @@ def test_flipped_byte_fails_the_content_md5_check(pclient: objio.Client, az_prox
         resp.body = bytes(body)
         return resp
 
-    az_proxy.add(lambda r: r.method == "GET" and "md5" in r.path, Rewrite(flip), times=1)
-    assert bytes(pclient.get(prefix + "md5")) == data  # the damaged response was retried
-    az_proxy.add(lambda r: r.method == "GET" and "md5" in r.path, Rewrite(flip), times=None)
-    with pytest.raises(objio.IntegrityError, match="Content-MD5"):
-        pclient.get(prefix + "md5")
+    az_proxy.add(lambda r: r.method == "GET" and "sum" in r.path, Rewrite(flip), times=1)
+    assert bytes(pclient.get(str(obj))) == data  # the damaged response was read again
+    az_proxy.add(lambda r: r.method == "GET" and "sum" in r.path, Rewrite(flip), times=None)
+    with pytest.raises(objio.IntegrityError,
+                       match="CRC32C" if written == "objio" else "Content-MD5"):
+        pclient.get(str(obj))
 
 
 def test_server_busy_is_retried(pclient: objio.Client, az_proxy: FaultProxy,
