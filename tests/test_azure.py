@@ -386,6 +386,15 @@ def test_errors_and_deletes(az_client: objio.Client, prefix: str) -> None:
         az_client.delete("az://no-such-container/x")
 
 
+def test_gen_writes_to_a_container_and_names_a_missing_one(az_client: objio.Client,
+                                                           prefix: str) -> None:
+    from objio.gen.generate import check_bucket
+
+    check_bucket(az_client, prefix)  # the container exists: nothing raised
+    with pytest.raises(FileNotFoundError, match="az://no-such-container"):
+        check_bucket(az_client, "az://no-such-container/train/")
+
+
 # --------------------------------------------------------------------------------------- CLI
 def test_cli_ls_cp_rm_mb_between_schemes(azure_server: LocalAzureServer, cli_env: list[str],
                                          client: objio.Client, tmp_path: Path,
@@ -410,6 +419,8 @@ def test_cli_ls_cp_rm_mb_between_schemes(azure_server: LocalAzureServer, cli_env
     assert main(["cp", s3 + "a.txt", container + "/back/a.txt", *cli_env]) == 0
     assert main(["cp", container + "/back/a.txt", str(tmp_path / "a.copy")]) == 0
     assert (tmp_path / "a.copy").read_bytes() == b"alpha"
+    assert main(["sync", container + "/up/", str(tmp_path / "synced")]) == 0
+    assert (tmp_path / "synced" / "sub" / "b.txt").read_bytes() == b"beta"
     assert main(["rm", "--recursive", container + "/up/"]) == 0
     capsys.readouterr()
     assert main(["ls", "--recursive", container + "/"]) == 0

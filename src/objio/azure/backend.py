@@ -374,8 +374,11 @@ class AzureBackend:
                     return key, code, e.message
             return None
 
-        results = await asyncio.gather(*(one(k) for k in keys))
-        return [r for r in results if r is not None]
+        results = await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
+        for r in results:  # (every delete has ended: none is left running)
+            if isinstance(r, BaseException):
+                raise r
+        return [r for r in results if r is not None]  # type: ignore[misc]
 
     # ----------------------------------------------------------------------------- blocks
     async def create_multipart(self, obj: ObjectURI, *, checksum: str | None = None,
