@@ -21,7 +21,6 @@ torch = pytest.importorskip("torch")
 from torch.utils.data import DataLoader  # noqa: E402
 
 import objio  # noqa: E402
-from conftest import Store  # noqa: E402
 from objio import formats  # noqa: E402
 from objio.config import MiB  # noqa: E402
 from objio.gen import GenSpec, generate_dataset  # noqa: E402
@@ -34,15 +33,6 @@ from objio.torch.datasets import (  # noqa: E402
     S3IterableDataset,
     S3MapDataset,
 )
-
-pytestmark = pytest.mark.backends("s3", "az")
-
-
-@pytest.fixture
-def client(store: Store) -> objio.Client:
-    """The store's client: tests taking ``client`` / ``prefix`` run on s3:// and az://."""
-    return store.client
-
 
 TIMEOUT_S = 120  # DataLoader batch timeout: a hang fails instead of blocking the suite
 
