@@ -7,8 +7,12 @@ PIP    := $(PY) -m pip
 # installed explicitly before the extras that need it (s3torchconnector in the bench peers,
 # lightning).
 TORCH  ?= torch==2.13.0
+# Azurite (Microsoft's Azure Storage emulator, the npm package) for the az:// tests and
+# `objio server --kind azure`: installed into this cache folder, found there by LocalAzureServer.
+AZURITE_DIR ?= .cache/azurite
+AZURITE     := $(AZURITE_DIR)/node_modules/.bin/azurite-blob
 
-.PHONY: demo test bench lint install-dev install-demo clean
+.PHONY: demo test bench lint install-dev install-demo install-azurite clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +27,14 @@ $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q -e ".[dev,server,hdf5,bench,lightning,plot]"
 	touch $@ $(VENV)/.demo-installed
 
+$(AZURITE):
+	mkdir -p $(AZURITE_DIR)
+	npm install --silent --no-audit --no-fund --prefix $(AZURITE_DIR) azurite@3
+	test -x $@
+
+install-azurite: $(AZURITE)
 install-demo: $(VENV)/.demo-installed
-install-dev: $(VENV)/.dev-installed
+install-dev: $(VENV)/.dev-installed $(AZURITE)
 
 ## make demo: install objio and run the main job (objio bench) on the embedded S3 server
 demo: install-demo
@@ -60,4 +70,4 @@ lint: install-dev
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results
+	rm -rf $(VENV) $(AZURITE_DIR) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -11,14 +11,59 @@ os.environ.setdefault("OBJIO_POISON_BUFFERS", "1")
 import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 import objio
+from objio.azure_server import LocalAzureServer
+from objio.config import ClientConfig
 from objio.server import LocalS3Server
 
 BUCKET = "objio-test"
+# Fixtures that speak S3 only (the SeaweedFS server itself, its CLI environment, the fault
+# proxy in front of it): a test using one runs on s3:// only, even in a module whose tests
+# run on every backend (pytest.mark.backends).
+S3_ONLY_FIXTURES = {"s3_server", "cli_env", "proxy", "pclient"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backends(*kinds): run the module's tests that take the store (client, "
+        "prefix, store) once per backend kind: 's3' (LocalS3Server), 'az' (LocalAzureServer)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of a module marked ``backends("s3", "az")`` that use ``store`` (directly or
+    through the module's ``client`` / ``prefix``) run once per backend, except those that
+    also use an S3-only fixture (:data:`S3_ONLY_FIXTURES`)."""
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is None or "store" not in metafunc.fixturenames:
+        return
+    if S3_ONLY_FIXTURES & set(metafunc.fixturenames):
+        return
+    metafunc.parametrize("store", list(marker.args), indirect=True)
+
+
+@dataclass
+class Store:
+    """One backend of the parametrized tests: ``kind`` (``s3`` / ``az``), its local server,
+    the ``config`` and ``client`` for it, the test bucket's URI ``root`` (``s3://objio-test/``,
+    ``az://objio-test/``) and ``environ`` (what points another process, the CLI, at it)."""
+
+    kind: str
+    server: Any
+    config: ClientConfig
+    client: objio.Client
+    environ: dict[str, str]
+
+    @property
+    def root(self) -> str:
+        return f"{self.kind}://{BUCKET}/"
+
+    def uri(self, bucket: str, key: str = "") -> str:
+        return f"{self.kind}://{bucket}/{key}"
 
 
 @pytest.fixture(autouse=True)
@@ -36,17 +81,72 @@ def s3_server() -> Iterator[LocalS3Server]:
 
 
 @pytest.fixture(scope="session")
-def client(s3_server: LocalS3Server) -> objio.Client:
+def s3_client(s3_server: LocalS3Server) -> objio.Client:
     c = objio.Client(s3_server.config)
     c.create_bucket(f"s3://{BUCKET}", exist_ok=True)
     return c
 
 
+@pytest.fixture(scope="session")
+def client(s3_client: objio.Client) -> objio.Client:
+    """The session's client of the S3 server (modules marked ``backends`` override it with
+    ``store.client``)."""
+    return s3_client
+
+
+@pytest.fixture(scope="session")
+def azure_server() -> Iterator[LocalAzureServer]:
+    """One Azurite blob service for the session (skips, saying why, only where it cannot be
+    started: no Azurite or no Node.js on this machine)."""
+    try:
+        server = LocalAzureServer().start()
+    except FileNotFoundError as e:
+        pytest.skip(f"LocalAzureServer cannot start here: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def az_client(azure_server: LocalAzureServer) -> objio.Client:
+    c = objio.Client(azure_server.config)
+    c.create_bucket(f"az://{BUCKET}", exist_ok=True)
+    return c
+
+
 @pytest.fixture
-def prefix(client: objio.Client, request: pytest.FixtureRequest) -> str:
-    """A fresh ``s3://objio-test/<test>-<random>/`` prefix for one test."""
+def store(request: pytest.FixtureRequest) -> Store:
+    """The backend a test runs on (parametrized by :func:`pytest_generate_tests`; ``s3`` when
+    not)."""
+    kind = getattr(request, "param", "s3")
+    if kind == "az":
+        server = request.getfixturevalue("azure_server")
+        return Store("az", server, server.config, request.getfixturevalue("az_client"),
+                     server.environ())
+    s3 = request.getfixturevalue("s3_server")
+    env = {"AWS_ACCESS_KEY_ID": s3.access_key_id, "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
+           "AWS_REGION": s3.region, "AWS_ENDPOINT_URL": s3.endpoint_url}
+    return Store("s3", s3, s3.config, request.getfixturevalue("s3_client"), env)
+
+
+def bucket_root(uri: str) -> str:
+    """``<scheme>://<bucket>/`` of a store URI (``s3://objio-test/p/x`` -> ``s3://objio-test/``)."""
+    scheme, _, rest = uri.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}/"
+
+
+def store_prefix(store: Store, request: pytest.FixtureRequest) -> str:
+    """A fresh ``<kind>://objio-test/<test>-<random>/`` prefix for one test."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[:60]
-    return f"s3://{BUCKET}/{name}-{uuid.uuid4().hex[:8]}/"
+    return f"{store.root}{name}-{uuid.uuid4().hex[:8]}/"
+
+
+@pytest.fixture
+def prefix(store: Store, request: pytest.FixtureRequest) -> str:
+    """A fresh ``s3://objio-test/<test>-<random>/`` prefix for one test (``az://...`` for
+    the az run of a test in a module marked ``backends``)."""
+    return store_prefix(store, request)
 
 
 @pytest.fixture

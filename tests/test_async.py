@@ -7,6 +7,16 @@ import asyncio
 import pytest
 
 import objio
+from conftest import Store, bucket_root
+
+pytestmark = pytest.mark.backends("s3", "az")
+
+
+@pytest.fixture
+def client(store: Store) -> objio.Client:
+    """The store's client: tests taking ``client`` / ``prefix`` run on s3:// and az://."""
+    return store.client
+
 
 
 async def test_async_twins_roundtrip(client: objio.Client, prefix: str) -> None:
@@ -16,7 +26,7 @@ async def test_async_twins_roundtrip(client: objio.Client, prefix: str) -> None:
     assert bytes(await client.get_range_async(prefix + "a", 6, 5)) == b"bytes"
     keys = await client.list_async(prefix + "gen/")
     assert len(keys) == 3
-    uris = [f"s3://objio-test/{k}" for k in keys]
+    uris = [bucket_root(prefix) + k for k in keys]
     pairs = await client.get_many_async(uris, max_in_flight=2)
     assert [u for u, _ in pairs] == uris and all(len(d) == 1000 for _, d in pairs)
     assert await client.get_many_stats_async(uris) == (3, 3000)
@@ -30,7 +40,7 @@ async def test_async_twins_roundtrip(client: objio.Client, prefix: str) -> None:
 
 async def test_async_does_not_block_the_callers_loop(client: objio.Client, prefix: str) -> None:
     await client.put_async(prefix, num=40, size=256 * 1024, max_in_flight=8)
-    uris = [f"s3://objio-test/{k}" for k in await client.list_async(prefix)]
+    uris = [bucket_root(prefix) + k for k in await client.list_async(prefix)]
     ticks = 0
     done = asyncio.Event()
 
@@ -50,7 +60,7 @@ async def test_async_does_not_block_the_callers_loop(client: objio.Client, prefi
 
 async def test_cancelling_the_awaiting_task(client: objio.Client, prefix: str) -> None:
     await client.put_async(prefix, num=20, size=512 * 1024)
-    uris = [f"s3://objio-test/{k}" for k in await client.list_async(prefix)] * 20
+    uris = [bucket_root(prefix) + k for k in await client.list_async(prefix)] * 20
     task = asyncio.create_task(client.get_many_stats_async(uris, max_in_flight=2))
     await asyncio.sleep(0.01)
     task.cancel()

@@ -20,6 +20,7 @@ import google_crc32c
 import pytest
 
 import objio
+from conftest import Store
 from faultproxy import (
     AlterRequest,
     FaultProxy,
@@ -35,6 +36,15 @@ from objio import engine, transfer
 from objio.cli import main
 from objio.config import MiB
 from objio.server import LocalS3Server
+
+pytestmark = pytest.mark.backends("s3", "az")
+
+
+@pytest.fixture
+def client(store: Store) -> objio.Client:
+    """The store's client: tests taking ``client`` / ``prefix`` run on s3:// and az://."""
+    return store.client
+
 
 
 @pytest.fixture

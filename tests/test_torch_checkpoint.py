@@ -16,9 +16,19 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import objio  # noqa: E402
+from conftest import Store  # noqa: E402
 from objio import _crc32c  # noqa: E402
 from objio.io import ObjectWriter  # noqa: E402
 from objio.torch import S3Checkpoint, SequentialS3Reader, VerifyingS3Reader  # noqa: E402
+
+pytestmark = pytest.mark.backends("s3", "az")
+
+
+@pytest.fixture
+def client(store: Store) -> objio.Client:
+    """The store's client: tests taking ``client`` / ``prefix`` run on s3:// and az://."""
+    return store.client
+
 
 MiB = 1 << 20
 
@@ -68,6 +78,7 @@ def test_crc32c_combine_and_base64() -> None:
 
 
 # ------------------------------------------------------------------------------ the writer's checksum
+@pytest.mark.backends("s3")  # Azure keeps no CRC32C (Content-MD5 instead: test_azure.py)
 @pytest.mark.parametrize("size", [1000, 13 * MiB + 7])
 def test_writer_records_the_crc32c_the_store_checked(client: objio.Client, prefix: str,
                                                      size: int) -> None:

@@ -90,7 +90,7 @@ def _check_not_same(src: URI, dst: URI) -> None:
 
 
 def _bucket_root(obj: ObjectURI) -> ObjectURI:
-    return obj.with_key("") if obj.scheme == "s3" else obj
+    return obj if obj.is_local else obj.with_key("")
 
 
 class Client:
@@ -540,7 +540,7 @@ class Client:
         root = _bucket_root(obj)
         if should_create_bucket:
             await self._create_bucket(root, exist_ok=True)
-        elif obj.scheme == "s3":  # fail fast, before generating anything
+        elif not obj.is_local:  # fail fast, before generating anything
             await engine.with_retries(lambda: backend.head_bucket(root), self._attempts)
 
         async def one(i: int) -> None:
@@ -580,9 +580,9 @@ class Client:
     async def _delete(self, uri: URI) -> int:
         obj = parse_uri(uri)
         prefix = is_prefix(uri)
-        if obj.scheme == "s3" and not obj.key and not prefix:
+        if not obj.is_local and not obj.key and not prefix:
             raise ValueError(f"delete: {str(uri)!r} has no key: to delete everything in the "
-                             f"bucket, pass s3://{obj.bucket}/ (with the slash)")
+                             f"bucket, pass {obj} (with the slash)")
         backend = self._backend(obj)
         if not prefix:
             await engine.with_retries(lambda: backend.delete(obj), self._attempts)
@@ -907,7 +907,7 @@ class Client:
         FileNotFoundError (no such bucket), ObjectStoreError (code ``BucketNotEmpty``),
         PermissionError."""
         obj = parse_uri(uri)
-        if obj.scheme != "s3" or obj.key:
+        if obj.is_local or obj.key:
             raise ValueError(f"delete_bucket takes a bucket URI such as s3://my-bucket, got "
                              f"{str(uri)!r}")
         backend = self._backend(obj)

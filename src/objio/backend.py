@@ -22,6 +22,9 @@ class ObjectInfo:
             asked for (``head(obj, checksum=True)``) and present; else None.
         stored: the store's CRC32C of the object, full-object or composite
             (:class:`StoredChecksum`), when asked for and present; else None.
+        content_md5: the MD5 (base64) or, failing that, the CRC64 Azure Blob Storage keeps
+            with a blob (``Content-MD5`` / ``x-ms-content-crc64``), when it has one; else None
+            (every other store).
     """
 
     key: str
@@ -30,6 +33,7 @@ class ObjectInfo:
     etag: str
     crc32c: int | None = None
     stored: StoredChecksum | None = None
+    content_md5: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,11 @@
 | range_threshold | OBJIO_RANGE_THRESHOLD | 32 MiB (bytes; larger GETs split into ranged GETs) |
 | copy_threshold | OBJIO_COPY_THRESHOLD | 5 GiB (bytes, at most S3's 5 GiB): a server-side copy of a larger object is a multipart copy (UploadPartCopy of ``part_size`` parts) instead of one CopyObject |
 | max_in_flight | OBJIO_MAX_IN_FLIGHT | 64 requests per client |
+| azure_account | AZURE_STORAGE_ACCOUNT (or the connection string's AccountName) | None: the account of ``az://`` URIs |
+| azure_account_key | AZURE_STORAGE_KEY (or AccountKey) | None: SharedKey signing with it when set |
+| azure_sas_token | AZURE_STORAGE_SAS_TOKEN (or SharedAccessSignature) | None: a SAS appended to every request when set |
+| azure_endpoint_url | OBJIO_AZURE_ENDPOINT_URL (or BlobEndpoint) | ``https://<account>.blob.core.windows.net`` |
+| azure_connection_string | AZURE_STORAGE_CONNECTION_STRING | None: read into the four fields above (the fields given explicitly win; the separate variables are then not read) |
 | op_log | OBJIO_OP_LOG | None: a file path to log every HTTP request to (one TSV line each, warp's columns first; ``.zst``: zstd; ``{pid}``/``{rank}`` replaced; :mod:`objio.oplog`) |
 
 Sizes in env vars and CLI flags accept suffixes: ``128KiB``, ``16MiB``, ``1GiB``, ``10MB``, ``512``.
@@ -173,8 +178,58 @@ _ENV: dict[str, tuple[str, ...]] = {
     "range_threshold": ("OBJIO_RANGE_THRESHOLD",),
     "copy_threshold": ("OBJIO_COPY_THRESHOLD",),
     "max_in_flight": ("OBJIO_MAX_IN_FLIGHT",),
+    "azure_account": ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_ACCOUNT_NAME"),
+    "azure_account_key": ("AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY"),
+    "azure_sas_token": ("AZURE_STORAGE_SAS_TOKEN",),
+    "azure_endpoint_url": ("OBJIO_AZURE_ENDPOINT_URL",),
+    "azure_connection_string": ("AZURE_STORAGE_CONNECTION_STRING",),
     "op_log": ("OBJIO_OP_LOG",),
 }
+
+_AZURE_FIELDS = ("azure_account", "azure_account_key", "azure_sas_token", "azure_endpoint_url")
+# Azurite's well-known development account (documented by Microsoft; not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr"
+               "/KBHBeksoGMGw==")
+
+
+def parse_connection_string(text: str) -> dict[str, str | None]:
+    """The Azure Storage connection string ``text`` (``Key=value;...``, as the Azure portal and
+    ``AZURE_STORAGE_CONNECTION_STRING`` give it) as the ClientConfig fields it sets:
+    ``azure_account`` (AccountName), ``azure_account_key`` (AccountKey), ``azure_sas_token``
+    (SharedAccessSignature) and ``azure_endpoint_url`` (BlobEndpoint, else
+    ``DefaultEndpointsProtocol://AccountName.blob.EndpointSuffix``).
+    ``UseDevelopmentStorage=true`` is Azurite on its default port (127.0.0.1:10000).
+
+    Raises:
+        ValueError: a part without ``=``, or neither an account nor a blob endpoint (the
+            message never holds the key).
+    """
+    parts: dict[str, str] = {}
+    for piece in text.strip().split(";"):
+        if not piece.strip():
+            continue
+        name, eq, value = piece.partition("=")
+        if not eq:
+            raise ValueError("invalid Azure connection string: every part must be Key=value "
+                             f"(got a part {name.strip()[:20]!r} without '=')")
+        parts[name.strip().lower()] = value.strip()
+    if parts.get("usedevelopmentstorage", "").lower() == "true":
+        return {"azure_account": AZURITE_ACCOUNT, "azure_account_key": AZURITE_KEY,
+                "azure_sas_token": None,
+                "azure_endpoint_url": f"http://127.0.0.1:10000/{AZURITE_ACCOUNT}"}
+    account = parts.get("accountname") or None
+    endpoint = parts.get("blobendpoint") or None
+    if endpoint is None and account is not None:
+        protocol = parts.get("defaultendpointsprotocol", "https") or "https"
+        suffix = parts.get("endpointsuffix", "core.windows.net") or "core.windows.net"
+        endpoint = f"{protocol}://{account}.blob.{suffix}"
+    if account is None and endpoint is None:
+        raise ValueError("invalid Azure connection string: it names neither an AccountName "
+                         "nor a BlobEndpoint")
+    return {"azure_account": account, "azure_account_key": parts.get("accountkey") or None,
+            "azure_sas_token": parts.get("sharedaccesssignature") or None,
+            "azure_endpoint_url": endpoint.rstrip("/") if endpoint else None}
 
 _DEFAULTS: dict[str, Any] = {
     "endpoint_strategy": "least_connections",
@@ -232,6 +287,11 @@ class ClientConfig:
     endpoint_fail_threshold: int | None = None
     endpoint_backoff_s: float | None = None
     op_log: str | None = None
+    azure_account: str | None = None
+    azure_account_key: str | None = field(default=None, repr=False)
+    azure_sas_token: str | None = field(default=None, repr=False)
+    azure_endpoint_url: str | None = None
+    azure_connection_string: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, allowed: str) -> None:
@@ -246,6 +306,11 @@ class ClientConfig:
         if self.endpoint_url is not None:
             urls = parse_endpoints(self.endpoint_url)
             object.__setattr__(self, "endpoint_url", urls[0] if len(urls) == 1 else urls)
+        if self.azure_endpoint_url is not None:
+            check("azure_endpoint_url", isinstance(self.azure_endpoint_url, str)
+                  and self.azure_endpoint_url.startswith(("http://", "https://")),
+                  "an http:// or https:// URL")
+            object.__setattr__(self, "azure_endpoint_url", self.azure_endpoint_url.rstrip("/"))
         if self.endpoint_strategy is not None:
             check("endpoint_strategy", self.endpoint_strategy in ENDPOINT_STRATEGIES,
                   " or ".join(repr(s) for s in ENDPOINT_STRATEGIES))
@@ -299,7 +364,8 @@ class ClientConfig:
             v = getattr(self, f.name)
             if v is None:
                 continue
-            if f.name in ("secret_access_key", "session_token"):
+            if f.name in ("secret_access_key", "session_token", "azure_account_key",
+                          "azure_sas_token", "azure_connection_string"):
                 v = "***"
             shown.append(f"{f.name}={v!r}")
         return f"ClientConfig({', '.join(shown)})"
@@ -337,6 +403,17 @@ class ClientConfig:
             # aws-cli and botocore (AWS_PROFILE from the environment does not).
             values["access_key_id"] = values["secret_access_key"] = None
             values["session_token"] = None
+        conn = values.get("azure_connection_string")
+        if conn:
+            # A connection string is one set of settings: the Azure fields given explicitly
+            # win, the rest comes from it (not from the separate AZURE_STORAGE_* variables).
+            from_conn = parse_connection_string(conn)
+            for name in _AZURE_FIELDS:
+                explicit = getattr(self, name)
+                values[name] = explicit if explicit is not None else from_conn.get(name)
+            values["azure_connection_string"] = None
+        if values.get("azure_endpoint_url"):
+            values["azure_endpoint_url"] = values["azure_endpoint_url"].rstrip("/")
         return ClientConfig(**values)
 
     def deadline_s(self, nbytes: int | None) -> float:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import dataclasses
 import functools
 import itertools
 import logging
@@ -281,7 +282,13 @@ async def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def backend_for(obj: ObjectURI, config: ClientConfig) -> Backend:
-    """The backend serving ``obj`` under ``config`` (one per process, scheme and config)."""
+    """The backend serving ``obj`` under ``config`` (one per process, scheme and config).
+    An ``abfs://container@account...`` URI naming another account than the configured one is
+    served at that account's endpoint without the configured key or SAS token (they belong
+    to the other account): bearer token or anonymous."""
+    if obj.account and obj.account != config.azure_account:
+        config = dataclasses.replace(config, azure_account=obj.account, azure_account_key=None,
+                                     azure_sas_token=None, azure_endpoint_url=None)
     key = (obj.scheme, config)
     b = _engine.backends.get(key)
     if b is None:
@@ -292,14 +299,18 @@ def backend_for(obj: ObjectURI, config: ClientConfig) -> Backend:
                     from .local import LocalBackend
 
                     b = LocalBackend()
-                    if config.op_log:
-                        from . import oplog
+                elif obj.scheme == "az":
+                    from .azure import AzureBackend
 
-                        b = oplog.LoggedBackend(b, oplog.get(config.op_log))
+                    b = AzureBackend(config)
                 else:
                     from .s3 import S3Backend
 
-                    b = S3Backend(config)
+                    b = S3Backend(config)  # logs its own HTTP requests in the op-log
+                if config.op_log and obj.scheme != "s3":  # one op-log line per operation
+                    from . import oplog
+
+                    b = oplog.LoggedBackend(b, oplog.get(config.op_log))
                 _engine.backends[key] = b
     return b
 

@@ -228,23 +228,36 @@ class IntegrityError(ObjectStoreError, ValueError):
     the engine sends it once more before raising this."""
 
 
-_NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
+_NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload",
+                    # Azure Blob Storage (x-ms-error-code / <Code>)
+                    "BlobNotFound", "ContainerNotFound", "ResourceNotFound"}
 _DENIED_CODES = {
     "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken",
     "ExpiredToken", "TokenRefreshRequired", "AllAccessDisabled", "InvalidSecurity",
     "MissingSecurityHeader", "AuthorizationHeaderMalformed",
+    # Azure Blob Storage
+    "AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch",
+    "AuthorizationSourceIPMismatch", "AuthorizationProtocolMismatch",
+    "AuthorizationResourceTypeMismatch", "AuthorizationServiceMismatch",
+    "InsufficientAccountPermissions", "AccountIsDisabled", "NoAuthenticationInformation",
 }
-_EXISTS_CODES = {"PreconditionFailed", "BucketAlreadyExists", "BucketAlreadyOwnedByYou"}
+_EXISTS_CODES = {"PreconditionFailed", "BucketAlreadyExists", "BucketAlreadyOwnedByYou",
+                 # Azure Blob Storage
+                 "BlobAlreadyExists", "ContainerAlreadyExists", "ConditionNotMet"}
 _RETRYABLE_STATUS = {500, 502, 503, 504, 408, 429}
 _RETRYABLE_CODES = {
     "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
     "ThrottlingException",
+    # Azure Blob Storage
+    "ServerBusy", "OperationTimedOut",
 }
 # The body the store received does not match the checksum or digest sent with it (CRC32C,
 # Content-MD5, the signed SHA-256): it was damaged on the way. IntegrityError, retryable: the
 # engine sends it again once (objio.engine.with_retries), then raises.
 _DIGEST_CODES = {"BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest",
-                 "XAmzContentSHA256Mismatch"}
+                 "XAmzContentSHA256Mismatch",
+                 # Azure Blob Storage: the Content-MD5 / x-ms-content-crc64 sent
+                 "Md5Mismatch", "Crc64Mismatch"}
 # What stores answer to x-amz-checksum-* headers (or a checksum type) they do not implement.
 _REFUSAL_CODES = {"InvalidArgument", "InvalidRequest", "NotImplemented", "BadRequest",
                   "NotSupported", "UnsupportedHeader"}
@@ -269,9 +282,14 @@ def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
     return code, msg
 
 
-def error_from_response(operation: str, uri: str, status: int, body: bytes = b"") -> ObjectStoreError:
-    """Translate an HTTP error response into the right exception type (see module table)."""
+def error_from_response(operation: str, uri: str, status: int, body: bytes = b"", *,
+                        header_code: str | None = None) -> ObjectStoreError:
+    """Translate an HTTP error response into the right exception type (see module table).
+    ``header_code``: the error code a response carries in a header (Azure's
+    ``x-ms-error-code``, the only one a HEAD response has), used when the body has none."""
     code, msg = parse_error_body(body)
+    if code is None and header_code:
+        code = header_code
     if code is None and not body:  # HEAD responses carry no body: name the status instead
         code, msg = {404: ("NotFound", "no such object or bucket"),
                      403: ("Forbidden", "access denied (credentials rejected or no permission)"),

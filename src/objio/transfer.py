@@ -94,7 +94,7 @@ class SyncPlan(CopyPlan):
 
 
 def _is_dir_like(obj: ObjectURI) -> bool:
-    if obj.key.endswith(("/", os.sep)) or (obj.scheme == "s3" and obj.key == ""):
+    if obj.key.endswith(("/", os.sep)) or (not obj.is_local and obj.key == ""):
         return True
     return obj.scheme == "file" and os.path.isdir(obj.key)
 
@@ -104,7 +104,7 @@ def _target(dst: ObjectURI, rel: str) -> ObjectURI | str:
     there."""
     if not rel or rel.endswith("/"):
         return "a directory marker (key ending with /), not a file"
-    if dst.scheme == "s3":
+    if not dst.is_local:
         return dst.joinpath(rel)
     root = os.path.normpath(dst.key)
     path = os.path.normpath(os.path.join(root, rel.replace("/", os.sep)))
@@ -120,7 +120,7 @@ def _source_base(src: ObjectURI) -> str:
         return split_glob(src)[0]
     prefix = src.key
     if prefix and not prefix.endswith(("/", os.sep)):
-        prefix += "/" if src.scheme == "s3" else os.sep
+        prefix += os.sep if src.is_local else "/"
     return prefix
 
 
@@ -269,8 +269,8 @@ def _drop_onto_sources(plan: CopyPlan, op: str, move: bool) -> None:
     A move refuses them all; a copy skips them (onto itself: a no-op). Directories are
     resolved once each (os.path.realpath); a file that is itself a symbolic link is taken as
     it is (writing over the link replaces the link, not its target)."""
-    if not plan.items or parse_uri(plan.items[0].src).scheme == "s3" \
-            or parse_uri(plan.items[0].dst).scheme == "s3":
+    if not plan.items or not parse_uri(plan.items[0].src).is_local \
+            or not parse_uri(plan.items[0].dst).is_local:
         return  # s3:// keys have one spelling: the prefix check saw every overlap
     real: dict[str, str] = {}
 
@@ -315,7 +315,7 @@ def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False,
     filters = check_filters(filters)
     s, d = parse_uri(src), parse_uri(dst)
     if not _is_dir_like(d):
-        d = d.with_key(d.key + ("/" if d.scheme == "s3" else os.sep))
+        d = d.with_key(d.key + (os.sep if d.is_local else "/"))
     _check_prefixes("sync", src, dst, s, d)
     m = _open_manifest(manifest)
     if m is not None:
@@ -324,7 +324,7 @@ def plan_sync(client: Any, src: str, dst: str, *, delete: bool = False,
     plan = SyncPlan()
     dst_infos: list[ObjectInfo] = []
     dbase = d.key
-    if d.scheme == "s3" or os.path.isdir(d.key):
+    if not d.is_local or os.path.isdir(d.key):
         dbase, dst_infos = _source_listing(client, d, recursive=True)
     existing = {_rel(d, dbase, i.key): i for i in dst_infos}
     wanted: set[str] = set()

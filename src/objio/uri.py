@@ -4,6 +4,10 @@ Supported forms:
 
 * ``s3://bucket/key`` (key may be empty or end with ``/`` for a prefix)
 * ``file:///absolute/path`` and bare local paths (``/data/x``, ``./x``, ``x``)
+* ``az://container/blob`` (Azure Blob Storage; the account comes from the configuration:
+  ``AZURE_STORAGE_ACCOUNT`` or the connection string), and fsspec's (adlfs's) forms with the
+  account in the URI: ``abfs://container@account.dfs.core.windows.net/path`` (also ``abfss://``
+  and ``az://container@account.blob.core.windows.net/blob``); all parse to scheme ``az``
 
 Anything else raises :class:`ValueError` naming the URI and the supported schemes.
 """
@@ -17,13 +21,21 @@ from urllib.parse import unquote
 
 from ._glob import has_wildcard, split_wildcard
 
-SUPPORTED_SCHEMES = ("s3", "file")
+SUPPORTED_SCHEMES = ("s3", "az", "file")
+AZURE_SCHEMES = ("az", "abfs", "abfss")
 
 # S3 bucket naming rules (general purpose buckets): 3-63 characters, lower-case letters, digits,
 # dots and hyphens, beginning and ending with a letter or digit, not formatted as an IPv4 address.
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# Azure container names: 3-63 characters, lower-case letters, digits and '-', starting and
+# ending with a letter or digit, no '--' (Azure "Naming and referencing containers, blobs, and
+# metadata"); $root, $web and $logs are the service's own containers.
+_CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$")
+_SPECIAL_CONTAINERS = ("$root", "$web", "$logs")
+# Storage account names: 3-24 lower-case letters and digits.
+_ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
 
 
 @dataclass(frozen=True)
@@ -32,11 +44,15 @@ class ObjectURI:
 
     For ``s3``: ``bucket`` is the bucket name and ``key`` the object key (or prefix), without a
     leading ``/``. For ``file``: ``bucket`` is ``""`` and ``key`` is the absolute local path.
+    For ``az``: ``bucket`` is the container, ``key`` the blob name (or prefix), and
+    ``account`` the storage account named in the URI (``abfs://container@account...``; ``""``:
+    the configured one).
     """
 
     scheme: str
     bucket: str
     key: str
+    account: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -44,7 +60,7 @@ class ObjectURI:
 
     def with_key(self, key: str) -> ObjectURI:
         """Same bucket (or local file system), another key."""
-        return ObjectURI(self.scheme, self.bucket, key)
+        return ObjectURI(self.scheme, self.bucket, key, self.account)
 
     def joinpath(self, name: str) -> ObjectURI:
         """``name`` under this prefix: the key, a ``/`` when the key is not empty and does not
@@ -53,11 +69,15 @@ class ObjectURI:
         key = self.key
         if key and not key.endswith("/"):
             key += "/"
-        return ObjectURI(self.scheme, self.bucket, key + name)
+        return ObjectURI(self.scheme, self.bucket, key + name, self.account)
 
     def __str__(self) -> str:
         if self.scheme == "file":
             return "file://" + self.key
+        if self.scheme == "az":
+            if self.account:
+                return f"abfs://{self.bucket}@{self.account}.dfs.core.windows.net/{self.key}"
+            return f"az://{self.bucket}/{self.key}"
         return f"s3://{self.bucket}/{self.key}"
 
 
@@ -70,6 +90,40 @@ def validate_bucket_name(bucket: str, uri: str | None = None) -> str:
             "lower-case letters, digits, '.' and '-', starting and ending with a letter or digit"
         )
     return bucket
+
+
+def validate_container_name(container: str, uri: str | None = None) -> str:
+    """Return ``container`` if it follows Azure's container naming rules, else raise
+    ValueError naming it and the rules."""
+    if container not in _SPECIAL_CONTAINERS and not _CONTAINER_RE.match(container):
+        where = f" in {uri!r}" if uri is not None else ""
+        raise ValueError(
+            f"invalid Azure container name {container!r}{where}: container names are 3-63 "
+            "characters of lower-case letters, digits and '-', starting and ending with a "
+            "letter or digit, without '--' (or $root, $web, $logs)"
+        )
+    return container
+
+
+def _parse_azure(uri: str, scheme: str, rest: str) -> ObjectURI:
+    """``az://container/blob``, ``az://container@account.blob.core.windows.net/blob``,
+    ``abfs[s]://container@account.dfs.core.windows.net/path`` (or ``abfs://container/path``,
+    the account configured)."""
+    authority, _, key = rest.partition("/")
+    container, at, host = authority.partition("@")
+    account = ""
+    if at:
+        account = host.split(".", 1)[0]
+        if not _ACCOUNT_RE.match(account):
+            raise ValueError(
+                f"invalid Azure storage account {account!r} in {uri!r}: account names are "
+                "3-24 lower-case letters and digits (expected "
+                f"{scheme}://container@account.dfs.core.windows.net/path)")
+    if not container:
+        raise ValueError(f"invalid Azure URI {uri!r}: expected az://container/blob or "
+                         "abfs://container@account.dfs.core.windows.net/path")
+    validate_container_name(container, uri)
+    return ObjectURI("az", container, key, account)
 
 
 def parse_uri(uri: str | os.PathLike[str] | ObjectURI, *,
@@ -111,6 +165,8 @@ def parse_uri(uri: str | os.PathLike[str] | ObjectURI, *,
         return ObjectURI("file", "", _local_path(unquote(rest)))
     if scheme in s3_aliases:
         scheme = "s3"
+    if scheme in AZURE_SCHEMES:
+        return _parse_azure(uri, scheme, rest)
     if scheme != "s3":
         raise ValueError(
             f"unsupported URI scheme {scheme!r} in {uri!r}: supported schemes are "
@@ -207,6 +263,9 @@ def object_uri(uri: str | os.PathLike[str] | ObjectURI, operation: str) -> Objec
     if obj.scheme == "s3" and not obj.key:
         raise ValueError(f"{shown} names a bucket, not an object: {operation} needs an object "
                          f"key, s3://{obj.bucket}/KEY")
+    if obj.scheme == "az" and not obj.key:
+        raise ValueError(f"{shown} names a container, not a blob: {operation} needs a blob "
+                         f"name, {obj.joinpath('BLOB')}")
     if obj.scheme == "file" and obj.key.endswith(("/", os.sep)):
         raise ValueError(f"{shown} names a directory, not a file: {operation} needs a file "
                          "path")
@@ -255,8 +314,8 @@ def same_object(a: str | os.PathLike[str] | ObjectURI, b: str | os.PathLike[str]
     x, y = parse_uri(a), parse_uri(b)
     if x.scheme != y.scheme:
         return False
-    if x.scheme == "s3":
-        return x.bucket == y.bucket and x.key == y.key
+    if not x.is_local:
+        return x.bucket == y.bucket and x.key == y.key and x.account == y.account
     return _real_local(x.key) == _real_local(y.key)
 
 
@@ -264,7 +323,7 @@ def canonical(uri: str | os.PathLike[str] | ObjectURI) -> str:
     """One spelling per object, for sets and comparisons (see :func:`same_object`):
     ``s3://bucket/key`` as it is, a local path resolved to ``file:///real/path``."""
     obj = parse_uri(uri)
-    if obj.scheme == "s3":
+    if not obj.is_local:
         return str(obj)
     return "file://" + _real_local(obj.key)
 
@@ -282,9 +341,9 @@ def prefix_overlap(a: str | os.PathLike[str] | ObjectURI,
 
     Raises: ValueError (a malformed URI)."""
     x, y = parse_uri(a), parse_uri(b)
-    if x.scheme != y.scheme or x.bucket != y.bucket:
+    if x.scheme != y.scheme or x.bucket != y.bucket or x.account != y.account:
         return None
-    if x.scheme == "s3":
+    if not x.is_local:
         p = x.key if not x.key or x.key.endswith("/") else x.key + "/"
         q = y.key if not y.key or y.key.endswith("/") else y.key + "/"
     else:

@@ -426,7 +426,7 @@ def rm_targets(args: argparse.Namespace, client: Any, obj: Any) -> list[str]:
     Raises: FileNotFoundError for a wildcard that matches nothing."""
     key = obj.key
     if args.recursive and key and not has_glob(key) and not key.endswith(("/", os.sep)):
-        key += "/" if obj.scheme == "s3" else os.sep
+        key += os.sep if obj.is_local else "/"
     target = obj.with_key(key)
     base, pattern = split_glob(target)
     if pattern is None:
@@ -437,7 +437,7 @@ def rm_targets(args: argparse.Namespace, client: Any, obj: Any) -> list[str]:
         raise FileNotFoundError(f"rm: nothing matches {args.uri}")
     filters = getattr(args, "filters", None) or ()
     if filters:
-        sep = "/" if obj.scheme == "s3" else os.sep
+        sep = os.sep if obj.is_local else "/"
         infos = [i for i in infos
                  if included(filters, i.key[len(base):].replace(sep, "/"))]
     if args.older_than:
@@ -449,8 +449,9 @@ def rm_targets(args: argparse.Namespace, client: Any, obj: Any) -> list[str]:
 # ------------------------------------------------------------------------------------ buckets
 def _bucket(uri: str, command: str) -> Any:
     obj = parse_uri(uri)
-    if obj.scheme != "s3" or obj.key:
-        raise ValueError(f"{command} takes a bucket URI such as s3://my-bucket, got {uri!r}")
+    if obj.is_local or obj.key:
+        raise ValueError(f"{command} takes a bucket URI such as s3://my-bucket or "
+                         f"az://my-container, got {uri!r}")
     return obj
 
 

@@ -10,7 +10,42 @@ import threading
 from typing import Any
 
 
+def _serve_azure(args: argparse.Namespace) -> int:
+    """``objio server --kind azure``: LocalAzureServer (Azurite) until Ctrl-C / SIGTERM."""
+    from ..azure_server import LocalAzureServer
+
+    if args.data_dir is not None or args.access_key_id or args.secret_access_key:
+        raise ValueError("--data-dir, --access-key-id and --secret-access-key are for --kind "
+                         "s3; --kind azure keeps its data in memory with Azurite's "
+                         "development account (devstoreaccount1)")
+    server = LocalAzureServer(port=args.port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    with server:
+        info = {"endpoint_url": server.endpoint_url, "account": server.account,
+                **server.environ()}
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            print(f"LocalAzureServer (Azurite) ready at {server.endpoint_url}", flush=True)
+            print("Use it with:")
+            for k, v in server.environ().items():
+                print(f"  export {k}='{v}'")
+            print("Press Ctrl-C to stop.", flush=True)
+        try:
+            while not stop.wait(0.5):
+                if not server.running:
+                    print("objio: error: the server exited; log: " + str(server.log_path),
+                          file=sys.stderr)
+                    return 1
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def cmd_server(args: argparse.Namespace) -> int:
+    if getattr(args, "kind", "s3") == "azure":
+        return _serve_azure(args)
     from ..server import LocalS3Server
 
     server = LocalS3Server(data_dir=args.data_dir, access_key_id=args.access_key_id,
@@ -65,4 +100,7 @@ def register(sub: Any) -> None:
     p.add_argument("--secret-access-key", default=None,
                    help="its secret (default: generated)")
     p.add_argument("--json", action="store_true", help="print the endpoint and keys as JSON")
+    p.add_argument("--kind", choices=("s3", "azure"), default="s3",
+                   help="s3: SeaweedFS (default); azure: Azurite's blob service with its "
+                        "development account (az:// URIs; prints AZURE_STORAGE_CONNECTION_STRING)")
     p.set_defaults(func=cmd_server)

@@ -46,17 +46,18 @@ def check_bucket(client: Any, prefix_uri: Any) -> None:
     from ..errors import NotFoundError
 
     obj = parse_uri(prefix_uri)
-    if obj.scheme != "s3":
+    if obj.is_local:
         return
     root = obj.with_key("")
+    where = str(root).rstrip("/")
     backend = engine.backend_for(obj, client.config)
     try:
         engine.run(engine.with_retries(lambda: backend.head_bucket(root), client.config.max_attempts or 1))
     except NotFoundError as exc:
         raise NotFoundError(
-            f"bucket {obj.bucket!r} does not exist (s3://{obj.bucket}); create it first. Nothing was generated.",
+            f"bucket {obj.bucket!r} does not exist ({where}); create it first. Nothing was generated.",
             operation=exc.operation or "HeadBucket",
-            uri=f"s3://{obj.bucket}",
+            uri=where,
             status=exc.status,
             code=exc.code,
         ) from None

@@ -266,7 +266,7 @@ class S3Checkpoint(LazyClient):
         for the bucket of ``uri`` now (one HEAD per bucket per S3Checkpoint; file:// needs
         nothing)."""
         obj = self._obj(uri, "check_bucket")
-        if obj.scheme != "s3" or (obj.scheme, obj.bucket) in self._buckets_ok:
+        if obj.is_local or (obj.scheme, obj.bucket) in self._buckets_ok:
             return
         client = self.client
         backend = client._backend(obj)

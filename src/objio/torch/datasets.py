@@ -379,7 +379,7 @@ async def _list_pages(client: Client, obj: ObjectURI, first_page_only: bool = Fa
     forward is an error, never the end of the listing."""
     key, pattern = split_glob(obj)
     backend = client._backend(obj)
-    root = obj.with_key("") if obj.scheme == "s3" else obj
+    root = obj if obj.is_local else obj.with_key("")
     attempts = max(client.config.max_attempts or 1, 1)
     pages: AsyncIterator[ListPage]
     if obj.scheme == "s3" and pattern is None and not first_page_only:

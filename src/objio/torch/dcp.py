@@ -287,7 +287,7 @@ def _path_str(path: str | os.PathLike[str]) -> str:
 def _dir_uri(path: str | os.PathLike[str]) -> ObjectURI:
     obj = parse_uri(_path_str(path))
     key = obj.key.rstrip("/")
-    if obj.scheme == "s3" and not key:
+    if not obj.is_local and not key:
         raise ValueError(f"a checkpoint needs a prefix inside the bucket (s3://bucket/prefix), "
                          f"got {str(path)!r}")
     return obj.with_key(key)
@@ -597,7 +597,7 @@ class S3StorageWriter(FileSystemWriter):
         """HeadBucket: FileNotFoundError (no such bucket) or PermissionError before any data
         is serialized. Each rank, at its first step of a save (no I/O in the constructor)."""
         obj = parse_uri(str(self.path))
-        if obj.scheme != "s3":
+        if obj.is_local:
             return
         client = self._fs.client
         backend = client._backend(obj)

@@ -1,0 +1,125 @@
+"""Azure Blob Storage authentication: SharedKey signing (account key), SAS tokens, and bearer
+tokens from azure-identity's ``DefaultAzureCredential`` (only when that package is installed).
+
+SharedKey follows "Authorize with Shared Key" of the Azure Storage REST API (the string to sign
+of service versions 2015-02-21 and later: an empty Content-Length for a body of 0 bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import threading
+import time
+from email.utils import formatdate
+from typing import Any, Sequence
+from urllib.parse import unquote
+
+#: The Blob service REST API version objio speaks (sent as ``x-ms-version``).
+API_VERSION = "2023-11-03"
+
+_SIGNED = ("content-encoding", "content-language", "content-length", "content-md5",
+           "content-type", "date", "if-modified-since", "if-match", "if-none-match",
+           "if-unmodified-since", "range")
+
+
+class SharedKey:
+    """Signs requests with a storage account's key (``Authorization: SharedKey account:sig``).
+
+    Args:
+        account: the storage account name.
+        key: the account key, base64 as the portal gives it (never shown by ``repr()``).
+
+    Raises:
+        ValueError: the key is not base64 (the message does not hold it).
+    """
+
+    def __init__(self, account: str, key: str) -> None:
+        self.account = account
+        try:
+            self._key = base64.b64decode(key, validate=True)
+        except (ValueError, TypeError):
+            raise ValueError(f"the account key of the Azure storage account {account!r} is "
+                             "not valid base64") from None
+
+    def __repr__(self) -> str:
+        return f"SharedKey(account={self.account!r})"
+
+    def string_to_sign(self, method: str, path: str, query: Sequence[tuple[str, str]],
+                       headers: dict[str, str]) -> str:
+        """The string a request's signature is the HMAC-SHA256 of. ``path``: the request
+        path as sent (percent-encoded); ``query``: its parameters, not encoded; ``headers``:
+        lower-case names (``content-length`` as it will be sent)."""
+        values = [method]
+        for name in _SIGNED:
+            v = headers.get(name, "")
+            if name == "content-length" and v == "0":
+                v = ""
+            values.append(v)
+        ms = sorted((k, v) for k, v in headers.items() if k.startswith("x-ms-"))
+        canon_headers = "".join(f"{k}:{' '.join(v.split())}\n" for k, v in ms)
+        resource = f"/{self.account}{path}"
+        if query:
+            grouped: dict[str, list[str]] = {}
+            for k, v in query:
+                grouped.setdefault(k.lower(), []).append(unquote(v))
+            resource += "".join(f"\n{k}:{','.join(sorted(vs))}"
+                                for k, vs in sorted(grouped.items()))
+        return "\n".join(values) + "\n" + canon_headers + resource
+
+    def sign(self, method: str, path: str, query: Sequence[tuple[str, str]],
+             headers: dict[str, str]) -> None:
+        """Add ``authorization`` to ``headers`` (which must already hold ``x-ms-date`` and
+        ``x-ms-version``)."""
+        text = self.string_to_sign(method, path, query, headers)
+        sig = base64.b64encode(hmac.new(self._key, text.encode("utf-8"),
+                                        hashlib.sha256).digest()).decode()
+        headers["authorization"] = f"SharedKey {self.account}:{sig}"
+
+
+class BearerToken:
+    """OAuth bearer tokens for ``https://storage.azure.com`` from azure-identity's
+    ``DefaultAzureCredential`` (environment, workload identity, managed identity, Azure CLI,
+    ...), fetched when first needed and again five minutes before they expire.
+
+    Raises (at construction): ImportError when azure-identity is not installed."""
+
+    SCOPE = "https://storage.azure.com/.default"
+
+    def __init__(self, credential: Any = None) -> None:
+        if credential is None:
+            from azure.identity import DefaultAzureCredential  # optional extra
+
+            credential = DefaultAzureCredential()
+        self._credential = credential
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return "BearerToken(DefaultAzureCredential)"
+
+    def header(self) -> str:
+        """``Bearer <token>`` (blocking when a new token is fetched: call from a thread)."""
+        with self._lock:
+            if self._token is None or time.time() > self._expires - 300:
+                t = self._credential.get_token(self.SCOPE)
+                self._token, self._expires = t.token, float(t.expires_on)
+            return f"Bearer {self._token}"
+
+    @property
+    def fresh(self) -> bool:
+        """Whether the cached token can be used without fetching a new one."""
+        return self._token is not None and time.time() <= self._expires - 300
+
+
+_date_cache: list[Any] = [0, ""]
+
+
+def http_date() -> str:
+    """The current time as an RFC 1123 date (``x-ms-date``), computed once per second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0], _date_cache[1] = now, formatdate(now, usegmt=True)
+    return str(_date_cache[1])

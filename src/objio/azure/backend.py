@@ -1,0 +1,560 @@
+"""The Azure Blob Storage protocol (``az://container/blob``): requests, SharedKey / SAS /
+bearer authentication, XML, block uploads, over objio's own HTTP/1.1 client
+(:mod:`objio.s3.http`, the one the S3 backend uses). No concurrency policy here (that is
+:mod:`objio.engine`): each method is one request (or one paginated listing), except
+:meth:`AzureBackend.delete_many`, which sends one Delete Blob per key at once (the engine
+hands it up to 1000 keys, as it does S3's DeleteObjects).
+
+Mapping of objio's operation set onto the Blob service REST API (version
+:data:`objio.azure.auth.API_VERSION`):
+
+* get / head / put / delete: Get Blob (``x-ms-range``), Get Blob Properties, Put Blob (a block
+  blob, with ``Content-MD5``: the service checks the body against it), Delete Blob (a missing
+  blob is not an error, as in S3);
+* multipart uploads are block uploads: ``create_multipart`` returns a new random id and sends
+  nothing; ``upload_part`` is Put Block with a block id made of that upload id and the part
+  number (base64 of a fixed-length text, as the service requires); ``complete_multipart`` is
+  Put Block List of those ids in part order; ``abort_multipart`` has nothing to do: blocks never
+  committed are garbage-collected by the service after 7 days, and a later upload to the same
+  name uses another upload id, so it can never commit them;
+* listings: List Blobs (prefix, delimiter, marker, maxresults), each page taken only whole;
+* buckets are containers: Create Container, Get Container Properties, Delete Container.
+
+Errors are raised already translated (:mod:`objio.errors`: BlobNotFound/ContainerNotFound ->
+FileNotFoundError, AuthenticationFailed/AuthorizationFailure -> PermissionError,
+BlobAlreadyExists/ConditionNotMet -> FileExistsError, 5xx/ServerBusy -> retryable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import re
+import ssl
+import uuid
+from typing import Any, AsyncIterator, Callable, Sequence
+from urllib.parse import quote, unquote, urlsplit
+from xml.etree import ElementTree as ET
+
+from .._buffers import Gather, new_buffer
+from .._crc32c import from_base64, to_base64
+from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum
+from ..config import ClientConfig
+from ..errors import IntegrityError, ObjectStoreError, error_from_response, retryable_code
+from ..s3.backend import (
+    _bad_range,
+    _body_pieces,
+    _changed,
+    _connection_error,
+    _content_range,
+    _incomplete,
+    _parse_http_date,
+    _repeated,
+)
+from ..s3.http import HTTPClient
+from ..s3.sigv4 import uri_encode_path
+from ..uri import ObjectURI
+from .auth import API_VERSION, BearerToken, SharedKey, http_date
+
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+_END = re.compile(rb"</EnumerationResults>\s*\Z")
+_DELETE_CONCURRENCY = 64
+_MD5_THREAD_MIN = 1024 * 1024  # bodies of this many bytes or more are hashed in a thread
+# The whole blob's CRC32C as objio wrote it (blob metadata: a C# identifier, no '-'), the
+# checksum the engine checks reads against (objio.engine, objio._integrity) as S3's
+# x-amz-checksum-crc32c: ~20 times cheaper to check than the MD5 Azure keeps.
+META_CRC32C = "x-ms-meta-objio_crc32c"
+
+
+def block_id(upload_id: str, part_number: int) -> str:
+    """The block id of part ``part_number`` of the block upload ``upload_id``: base64 of the
+    upload id and the part number as 6 digits (every id of a blob has the same length, as the
+    service requires; another upload of the same name has other ids)."""
+    return base64.b64encode(f"{upload_id}{part_number:06d}".encode()).decode()
+
+
+def _md5_digest(data: Any) -> bytes:
+    return hashlib.md5(data).digest()  # (releases the GIL for more than 2 KiB)
+
+
+def _md5_b64(body: Any) -> str:
+    h = hashlib.md5()
+    for piece in (body.pieces if isinstance(body, Gather) else (body,)):
+        h.update(piece)
+    return base64.b64encode(h.digest()).decode()
+
+
+class AzureBackend:
+    """Azure Blob Storage operations for one resolved :class:`ClientConfig` (its
+    ``azure_*`` fields: account, key or SAS token, endpoint).
+
+    Authentication, first that applies: the account key (SharedKey), a SAS token (its query
+    string on every request), azure-identity's ``DefaultAzureCredential`` when the package is
+    installed, else anonymous requests (public containers).
+
+    Raises (at construction): ValueError when neither an account nor an endpoint is
+    configured (set ``AZURE_STORAGE_ACCOUNT`` or ``AZURE_STORAGE_CONNECTION_STRING``).
+    """
+
+    scheme = "az"
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        account = config.azure_account
+        endpoint = config.azure_endpoint_url
+        if endpoint is None:
+            if not account:
+                raise ValueError(
+                    "az:// URIs need a storage account: set AZURE_STORAGE_ACCOUNT (and "
+                    "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN), "
+                    "AZURE_STORAGE_CONNECTION_STRING, or ClientConfig(azure_account=...), or "
+                    "write abfs://container@account.dfs.core.windows.net/path")
+            endpoint = f"https://{account}.blob.core.windows.net"
+        parts = urlsplit(endpoint)
+        self._http_scheme = parts.scheme
+        self._netloc = parts.netloc
+        self._base_path = parts.path.rstrip("/")
+        if not account:  # e.g. a SAS URL's endpoint: the account is its first host label
+            account = parts.hostname.split(".", 1)[0] if parts.hostname else ""
+        self.account = account
+        self._key = SharedKey(account, config.azure_account_key) \
+            if config.azure_account_key else None
+        sas = (config.azure_sas_token or "").lstrip("?")
+        self._sas: list[tuple[str, str]] = [
+            (k, unquote(v)) for k, _, v in (p.partition("=") for p in sas.split("&") if p)]
+        self._bearer: BearerToken | None = None
+        if self._key is None and not self._sas:
+            try:
+                self._bearer = BearerToken()
+            except ImportError:
+                self._bearer = None  # anonymous: public containers only
+        self._ssl: ssl.SSLContext | None = None
+        if self._http_scheme == "https":
+            self._ssl = ssl.create_default_context(
+                cafile=os.environ.get("REQUESTS_CA_BUNDLE") or None)
+        self._checksums = bool(config.checksums)
+        self._http = HTTPClient(self._http_scheme, config.connect_timeout_s or 10.0,
+                                config.read_timeout_s or 30.0, ssl_context=self._ssl,
+                                deadline_s=config.deadline_s)
+
+    def __repr__(self) -> str:
+        auth = "SharedKey" if self._key else "SAS" if self._sas else \
+            "bearer" if self._bearer else "anonymous"
+        return f"AzureBackend(account={self.account!r}, endpoint={self._netloc!r}, auth={auth})"
+
+    async def close(self) -> None:
+        self._http.close()
+
+    # ----------------------------------------------------------------------------- plumbing
+    async def _prepare(self, method: str, container: str, blob: str | None,
+                       params: Sequence[tuple[str, str]], headers: dict[str, str],
+                       body_size: int) -> str:
+        """Authenticate a request: adds the headers; returns the request target."""
+        path = self._base_path + "/" + container
+        if blob is not None:
+            path += "/" + blob
+        path = uri_encode_path(path)
+        query = list(params)
+        if self._sas:
+            query += self._sas
+        headers["host"] = self._netloc
+        headers["x-ms-date"] = http_date()
+        headers["x-ms-version"] = API_VERSION
+        if self._key is not None:
+            if body_size or method in ("PUT", "POST"):
+                headers["content-length"] = str(body_size)
+            self._key.sign(method, path, params, headers)
+        elif self._bearer is not None:
+            if self._bearer.fresh:
+                headers["authorization"] = self._bearer.header()
+            else:
+                headers["authorization"] = await asyncio.get_running_loop().run_in_executor(
+                    None, self._bearer.header)
+        if query:
+            path += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}"
+                                   for k, v in query)
+        return path
+
+    async def _simple(self, op: str, uri: str, method: str, container: str, blob: str | None,
+                      params: Sequence[tuple[str, str]] = (),
+                      headers: dict[str, str] | None = None, body: Any = None,
+                      ok: tuple[int, ...] = (200,)) -> tuple[int, Any, bytes]:
+        """One request whose whole (small) response is read: (status, headers, body). A status
+        not in ``ok`` raises the translated error; no usable response a retryable one."""
+        hdrs = headers if headers is not None else {}
+        pieces = _body_pieces(body)
+        size = sum(len(p) for p in pieces) if pieces else 0
+        target = await self._prepare(method, container, blob, params, hdrs, size)
+        try:
+            r = await self._http.request(method, self._netloc, target, hdrs, pieces)
+        except (OSError, asyncio.TimeoutError) as e:
+            raise _connection_error(op, uri, e) from e
+        payload = bytes(r.body) if r.body else b""
+        if r.status not in ok:
+            raise error_from_response(op, uri, r.status, payload,
+                                      header_code=r.headers.get("x-ms-error-code"))
+        return r.status, r.headers, payload
+
+    # ----------------------------------------------------------------------------- objects
+    async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,
+                  if_match: str | None = None, into: memoryview | None = None,
+                  alloc: Callable[[int], memoryview] | None = None,
+                  unranged: bool = False, crc: bool = False) -> GetResult:
+        """Get Blob of the whole blob, or of bytes [start, end] (inclusive; ``end`` None: to
+        the end), received straight into ``into`` / ``alloc(n)`` / a new buffer as
+        :meth:`objio.s3.S3Backend.get` does, with the same checks: a 206 must carry a
+        Content-Range starting at ``start`` and a body of its length, a 200 to a ranged
+        request is sliced, a 416 gives empty data (``ObjectChanged`` with ``into``).
+        ``unranged``: no range header (bytes [0, end] are kept, the connection closed after
+        them). A whole-blob response carrying ``Content-MD5`` (the MD5 stored with the blob)
+        is checked against it when checksums are on (``IntegrityError``, retryable)."""
+        uri = str(obj)
+        hdrs: dict[str, str] = {}
+        limit: int | None = None
+        if unranged:
+            if start:
+                raise ValueError(f"an unranged GET starts at byte 0, not {start}")
+            limit = None if end is None else end + 1
+        elif start is not None:
+            hdrs["x-ms-range"] = f"bytes={start}-{'' if end is None else end}"
+        if if_match:
+            hdrs["if-match"] = f'"{if_match}"'
+        target = await self._prepare("GET", obj.bucket, obj.key, (), hdrs, 0)
+        try:
+            r = await self._http.request("GET", self._netloc, target, hdrs, None, into=into,
+                                         alloc=alloc, limit=limit, crc=crc)
+        except (OSError, asyncio.TimeoutError) as e:
+            raise _connection_error("GetBlob", uri, e) from e
+        status = r.status
+        if status not in (200, 206, 416):
+            raise error_from_response("GetBlob", uri, status, bytes(r.body or b""),
+                                      header_code=r.headers.get("x-ms-error-code"))
+        h = r.headers
+        etag = (h.get("etag") or "").strip('"')
+        if status == 416:
+            if into is not None:
+                raise _changed(uri, f"the server has no bytes {start}- any more (416)")
+            total = _content_range(h)[2]
+            if total < 0:  # Azure's 416 carries no Content-Range: ask for the size
+                total = (await self.head(obj)).size
+            return GetResult(bytearray(), total, etag, r.ttfb_s)
+        wrote = r.body is None
+        got = len(into) if wrote and into is not None else len(r.body or b"")
+        received = r.crc32c if crc else None
+        if status == 206:
+            first, last, total = _content_range(h)
+            want_first = 0 if start is None else start
+            want_last = (total - 1) if end is None or total < 0 else min(end, total - 1)
+            if got < last - first + 1 and first >= 0 and last >= first:
+                raise ObjectStoreError(
+                    f"GetBlob {uri} failed: body cut short ({got} of {last - first + 1} "
+                    "bytes)", operation="GetBlob", uri=uri, code="IncompleteBody",
+                    retryable=True)
+            if first < 0 or last < first or got != last - first + 1 or first != want_first \
+                    or total < 0 or last != want_last:
+                raise _bad_range(uri, start, end, h.get("content-range"))
+        else:
+            total = got
+            declared = h.get("content-length")
+            if unranged and declared is not None and declared.isdigit() and \
+                    int(declared) > got:
+                total = int(declared)
+            lo = 0 if start is None else start
+            hi = total if end is None else min(end + 1, total)
+            if (lo, hi) != (0, got):  # a range the server ignored: the slice asked for
+                src = into if wrote else r.body
+                assert src is not None
+                piece = memoryview(src)[lo:max(lo, hi)]
+                if into is not None:
+                    if len(into) != len(piece):
+                        raise _changed(uri, f"expected {len(into)} bytes at {lo}, the blob "
+                                            f"has {len(piece)} there ({total} bytes in all)")
+                    into[:] = piece
+                    return GetResult(bytearray(), total, etag, r.ttfb_s)
+                sliced = alloc(len(piece)) if alloc is not None else new_buffer(len(piece))
+                sliced[:] = piece
+                return GetResult(sliced, total, etag, r.ttfb_s)
+            md5 = h.get("content-md5")
+            if self._checksums and md5 and got == total and _stored(h) is None:
+                data = into if wrote else r.body
+                assert data is not None
+                if got >= _MD5_THREAD_MIN:  # ~1.5 ms per MiB: off the loop, which goes on
+                    digest = await asyncio.get_running_loop().run_in_executor(  # receiving
+                        None, _md5_digest, data)
+                else:
+                    digest = hashlib.md5(data).digest()
+                if base64.b64encode(digest).decode() != md5.strip():
+                    raise IntegrityError(
+                        f"GetBlob {uri} failed: the {got} bytes received do not match the "
+                        f"blob's stored Content-MD5 {md5.strip()}", operation="GetBlob",
+                        uri=uri, code="Md5Mismatch", retryable=True)
+        body = r.body
+        if into is not None and not wrote:
+            assert body is not None
+            if len(body) != len(into):
+                raise _changed(uri, f"expected {len(into)} bytes at {start}, the server sent "
+                                    f"{len(body)}")
+            into[:] = body
+            body = None
+        whole = status == 200 or (status == 206 and got == total)
+        stored = _stored(h) if self._checksums and whole else None
+        return GetResult(bytearray() if body is None else body, total, etag, r.ttfb_s, stored,
+                         received_crc32c=received)
+
+    async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo:
+        """Get Blob Properties: size, ETag, Last-Modified, and the blob's stored
+        ``Content-MD5`` / ``x-ms-content-crc64`` when it has them (``content_md5``). With
+        ``checksum``: the whole blob's CRC32C objio wrote with it (metadata
+        ``objio_crc32c``; Azure itself keeps no CRC32C) in ``crc32c`` and ``stored``, when
+        present. Raises FileNotFoundError."""
+        _, h, _ = await self._simple("GetBlobProperties", str(obj), "HEAD", obj.bucket,
+                                     obj.key)
+        stored = _stored(h) if checksum else None
+        return ObjectInfo(
+            key=obj.key,
+            size=int(h.get("content-length") or 0),
+            last_modified=_parse_http_date(h.get("last-modified")),
+            etag=(h.get("etag") or "").strip('"'),
+            crc32c=stored.crc32c if stored is not None else None,
+            stored=stored,
+            content_md5=h.get("content-md5") or h.get("x-ms-content-crc64") or None,
+        )
+
+    async def put(self, obj: ObjectURI, data: Any, *, if_none_match: bool = False,
+                  checksum_crc32c: int | None = None) -> str:
+        """Put Blob (a block blob) of a bytes-like ``data`` (or a Gather); returns the ETag.
+        With checksums on, the body's MD5 goes in ``Content-MD5``: the service checks it and
+        keeps it with the blob. ``if_none_match``: FileExistsError when the blob exists.
+        ``checksum_crc32c`` (the CRC32C of ``data``) is kept with the blob as metadata
+        ``objio_crc32c``: reads check against it (the service does not: Content-MD5 is what
+        it checks)."""
+        hdrs = {"x-ms-blob-type": "BlockBlob"}
+        if checksum_crc32c is not None:
+            hdrs[META_CRC32C] = to_base64(checksum_crc32c)
+        if self._checksums:
+            hdrs["content-md5"] = _md5_b64(data)
+        if if_none_match:
+            hdrs["if-none-match"] = "*"
+        _, h, _ = await self._simple("PutBlob", str(obj), "PUT", obj.bucket, obj.key,
+                                     headers=hdrs, body=data, ok=(201,))
+        return (h.get("etag") or "").strip('"')
+
+    async def delete(self, obj: ObjectURI) -> None:
+        """Delete Blob (with its snapshots); a missing blob is not an error (as in S3), a
+        missing container is (FileNotFoundError)."""
+        try:
+            await self._simple("DeleteBlob", str(obj), "DELETE", obj.bucket, obj.key,
+                               headers={"x-ms-delete-snapshots": "include"}, ok=(202, 200))
+        except FileNotFoundError as e:
+            if getattr(e, "code", None) != "BlobNotFound":
+                raise
+
+    async def delete_many(self, bucket_uri: ObjectURI,
+                          keys: Sequence[str]) -> list[tuple[str, str, str]]:
+        """Delete Blob for each of up to 1000 ``keys``, sent at once (at most 64 in flight);
+        returns ``(key, code, message)`` of each key not deleted (a missing blob counts as
+        deleted). A transient failure is reported with a retryable code (the engine sends
+        those keys again: :func:`objio.engine.delete_keys`); a missing container raises."""
+        if len(keys) > 1000:
+            raise ValueError("delete_many takes at most 1000 keys per request")
+        sem = asyncio.Semaphore(_DELETE_CONCURRENCY)
+
+        async def one(key: str) -> tuple[str, str, str] | None:
+            async with sem:
+                try:
+                    await self.delete(bucket_uri.with_key(key))
+                except ObjectStoreError as e:
+                    if isinstance(e, FileNotFoundError):
+                        raise
+                    code = e.code or "Error"
+                    if e.retryable and not retryable_code(code):
+                        code = "InternalError"  # a transient failure: sent again
+                    return key, code, e.message
+            return None
+
+        results = await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
+        for r in results:  # (every delete has ended: none is left running)
+            if isinstance(r, BaseException):
+                raise r
+        return [r for r in results if r is not None]  # type: ignore[misc]
+
+    # ----------------------------------------------------------------------------- blocks
+    async def create_multipart(self, obj: ObjectURI, *, checksum: str | None = None,
+                               checksum_type: str | None = None) -> str:
+        """A new block upload: returns its id (32 hex digits). Nothing is sent: the blocks
+        are staged by :meth:`upload_part` and committed by :meth:`complete_multipart`."""
+        if checksum not in (None, "crc32c"):
+            raise ValueError(f"checksum must be 'crc32c' or None, got {checksum!r}")
+        return uuid.uuid4().hex
+
+    def _block(self, obj: ObjectURI, upload_id: str, part_number: int) -> str:
+        if not _UPLOAD_ID.match(upload_id):
+            raise ValueError(f"not an Azure block upload id of objio: {upload_id!r} (for "
+                             f"{obj})")
+        if not 1 <= part_number <= 50_000:
+            raise ValueError(f"part_number must be 1 to 50000 (blocks per blob), got "
+                             f"{part_number}")
+        return block_id(upload_id, part_number)
+
+    async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any, *,
+                          checksum_crc32c: int | None = None) -> str:
+        """Put Block: part ``part_number`` of the upload ``upload_id``, with its
+        ``Content-MD5`` when checksums are on (checked by the service); returns the block id
+        (the part's "ETag" for :meth:`complete_multipart`)."""
+        bid = self._block(obj, upload_id, part_number)
+        hdrs = {"content-md5": _md5_b64(data)} if self._checksums else {}
+        await self._simple("PutBlock", str(obj), "PUT", obj.bucket, obj.key,
+                           params=(("comp", "block"), ("blockid", bid)), headers=hdrs,
+                           body=data, ok=(201,))
+        return bid
+
+    async def complete_multipart(self, obj: ObjectURI, upload_id: str,
+                                 parts: Sequence[tuple[int, str] | tuple[int, str, int]], *,
+                                 checksum_crc32c: int | None = None) -> str:
+        """Put Block List of the parts' blocks in part order (the ids are made again from
+        ``upload_id`` and the part numbers, so they are this upload's and no other's);
+        returns the blob's ETag. Sending it again is harmless (the same blocks, committed).
+        ``checksum_crc32c`` (the whole blob's) is kept as metadata ``objio_crc32c``, as by
+        :meth:`put`."""
+        ids = [self._block(obj, upload_id, p[0]) for p in sorted(parts, key=lambda p: p[0])]
+        body = ('<?xml version="1.0" encoding="utf-8"?><BlockList>'
+                + "".join(f"<Latest>{i}</Latest>" for i in ids) + "</BlockList>").encode()
+        hdrs = {"content-type": "application/xml", "content-md5": _md5_b64(body)}
+        if checksum_crc32c is not None:
+            hdrs[META_CRC32C] = to_base64(checksum_crc32c)
+        _, h, _ = await self._simple("PutBlockList", str(obj), "PUT", obj.bucket, obj.key,
+                                     params=(("comp", "blocklist"),), headers=hdrs, body=body,
+                                     ok=(201,))
+        return (h.get("etag") or "").strip('"')
+
+    async def abort_multipart(self, obj: ObjectURI, upload_id: str) -> None:
+        """Nothing to send: blocks never committed are not part of any blob, are removed by
+        the service after 7 days, and no other upload can commit them (their ids hold this
+        upload's id)."""
+        return None
+
+    # ----------------------------------------------------------------------------- listing
+    async def list_page(self, bucket_uri: ObjectURI, prefix: str = "",
+                        delimiter: str | None = None, start_after: str | None = None,
+                        page_size: int = 1000,
+                        continuation_token: str | None = None) -> ListPage:
+        """One List Blobs request (no retries: :func:`objio.engine.list_pages` retries each
+        page); ``next_token`` of the page is its NextMarker (None on the last page).
+
+        A page is taken only whole and well-formed, else ObjectStoreError code
+        ``IncompleteListing`` (retryable) naming ``az://container/prefix``: the document ends
+        with ``</EnumerationResults>``, parses, has a ``NextMarker`` element, and echoes the
+        marker sent. ``start_after`` (no such parameter in Azure): names up to it are left
+        out of the pages."""
+        uri = str(bucket_uri.with_key(prefix))
+        params = [("restype", "container"), ("comp", "list"),
+                  ("maxresults", str(min(max(page_size, 1), 5000)))]
+        if prefix:
+            params.append(("prefix", prefix))
+        if delimiter:
+            params.append(("delimiter", delimiter))
+        if continuation_token:
+            params.append(("marker", continuation_token))
+        _, _, payload = await self._simple("ListBlobs", uri, "GET", bucket_uri.bucket, None,
+                                           params=params)
+        page = parse_list_blobs(payload, uri, continuation_token or "")
+        if start_after:
+            objects = [o for o in page.objects if o.key > start_after]
+            prefixes = [p for p in page.prefixes if p > start_after
+                        or start_after.startswith(p)]
+            page = ListPage(objects, prefixes, page.next_token)
+        return page
+
+    async def list_pages(self, bucket_uri: ObjectURI, prefix: str = "",
+                         delimiter: str | None = None, start_after: str | None = None,
+                         page_size: int = 1000,
+                         continuation_token: str | None = None) -> AsyncIterator[ListPage]:
+        """List Blobs, following NextMarker (:meth:`list_page` per page, no retries); a
+        marker received twice raises ``IncompleteListing``."""
+        token = continuation_token
+        seen: set[str] = {token} if token else set()
+        while True:
+            page = await self.list_page(bucket_uri, prefix, delimiter, start_after, page_size,
+                                        token)
+            yield page
+            token = page.next_token
+            if not token:
+                return
+            if token in seen:
+                raise _repeated("ListBlobs", str(bucket_uri.with_key(prefix)), token)
+            seen.add(token)
+
+    # ----------------------------------------------------------------------------- containers
+    async def create_bucket(self, bucket_uri: ObjectURI) -> None:
+        """Create Container. Raises FileExistsError if it exists (ContainerAlreadyExists)."""
+        await self._simple("CreateContainer", str(bucket_uri.with_key("")), "PUT",
+                           bucket_uri.bucket, None, params=(("restype", "container"),),
+                           ok=(201,))
+
+    async def head_bucket(self, bucket_uri: ObjectURI) -> None:
+        """Get Container Properties. Raises FileNotFoundError if the container is absent."""
+        await self._simple("GetContainerProperties", str(bucket_uri.with_key("")), "HEAD",
+                           bucket_uri.bucket, None, params=(("restype", "container"),))
+
+    async def delete_bucket(self, bucket_uri: ObjectURI) -> None:
+        """Delete Container (Azure deletes it with every blob in it: callers check that it
+        is empty first, as S3 requires)."""
+        await self._simple("DeleteContainer", str(bucket_uri.with_key("")), "DELETE",
+                           bucket_uri.bucket, None, params=(("restype", "container"),),
+                           ok=(202, 200))
+
+
+def _stored(headers: Any) -> StoredChecksum | None:
+    """The whole blob's CRC32C objio wrote with it (:data:`META_CRC32C`), or None."""
+    sent = headers.get(META_CRC32C)
+    crc = from_base64(sent.strip()) if sent else None
+    return None if crc is None else StoredChecksum(crc)
+
+
+def parse_list_blobs(payload: bytes, uri: str, marker: str = "") -> ListPage:
+    """A List Blobs response as a page (see :meth:`AzureBackend.list_page` for what makes it
+    acceptable). Names sent ``Encoded="true"`` (characters XML cannot hold) are URL-decoded."""
+    op = "ListBlobs"
+    if not _END.search(payload[-1024:]):
+        raise _incomplete(op, uri, "the response does not end with </EnumerationResults> (a "
+                          "page cut short, or malformed XML)")
+    try:
+        root = ET.fromstring(payload)
+    except ET.ParseError as e:
+        raise _incomplete(op, uri, f"malformed XML from the server: {e}") from e
+    nxt = root.find("NextMarker")
+    if nxt is None:
+        raise _incomplete(op, uri, "no NextMarker element (every List Blobs page has one)")
+    sent = root.find("Marker")
+    if marker and sent is not None and (sent.text or "") != marker:
+        raise _incomplete(op, uri, f"the page answers the marker {sent.text!r}, not the "
+                          f"{marker!r} sent")
+    blobs = root.find("Blobs")
+    objects: list[ObjectInfo] = []
+    prefixes: list[str] = []
+    if blobs is not None:
+        for el in blobs:
+            name_el = el.find("Name")
+            if name_el is None:
+                raise _incomplete(op, uri, f"a <{el.tag}> without a <Name>")
+            name = name_el.text or ""
+            if name_el.get("Encoded") == "true":
+                name = unquote(name)
+            if el.tag == "BlobPrefix":
+                prefixes.append(name)
+            elif el.tag == "Blob":
+                props = el.find("Properties")
+                size = props.findtext("Content-Length") if props is not None else None
+                if size is None or not size.strip().isdigit():
+                    raise _incomplete(op, uri, f"the blob {name!r} has no Content-Length")
+                assert props is not None
+                objects.append(ObjectInfo(
+                    key=name, size=int(size),
+                    last_modified=_parse_http_date(props.findtext("Last-Modified")),
+                    etag=(props.findtext("Etag") or "").strip('"'),
+                    content_md5=props.findtext("Content-MD5") or None))
+    token = (nxt.text or "").strip() or None
+    return ListPage(objects, prefixes, token)
+
