@@ -28,7 +28,7 @@ ROLES: dict[str, str] = {
     "sequential": "#17becf",  # cyan: objio's sequential listing (ObjectInfo)
     "keys": "#e377c2",  # pink: objio's sequential listing, keys only
     "fastlist": "#bcbd22",  # olive: FastList
-    "first byte": "#7b4173",  # plum: time to first byte, beside objio's whole-object time
+    "first byte": "#222222",  # near-black: time to first byte (plum read as s3dlio's purple)
 }
 """Cases that are not a tool of their own -> colour; none of them is a tool's colour."""
 
