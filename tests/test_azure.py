@@ -84,7 +84,7 @@ def test_bad_azure_uris(uri: str, match: str) -> None:
 
 
 def test_container_uri_is_not_a_blob() -> None:
-    with pytest.raises(ValueError, match="names the container"):
+    with pytest.raises(ValueError, match="az://data/ names a container, not a blob"):
         object_uri("az://data/", "get")
 
 
