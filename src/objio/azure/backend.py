@@ -38,7 +38,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote, unquote, urlsplit
 from xml.etree import ElementTree as ET
 
-from .._buffers import Gather, new_buffer
+from .._buffers import Gather
 from .._crc32c import from_base64, to_base64
 from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum
 from ..config import ClientConfig
@@ -52,6 +52,7 @@ from ..s3.backend import (
     _incomplete,
     _parse_http_date,
     _repeated,
+    checked_get,
 )
 from ..s3.http import HTTPClient
 from ..s3.sigv4 import uri_encode_path
@@ -232,76 +233,43 @@ class AzureBackend:
             raise error_from_response("GetBlob", uri, status, bytes(r.body or b""),
                                       header_code=r.headers.get("x-ms-error-code"))
         h = r.headers
-        etag = (h.get("etag") or "").strip('"')
         if status == 416:
             if into is not None:
                 raise _changed(uri, f"the server has no bytes {start}- any more (416)")
             total = _content_range(h)[2]
             if total < 0:  # Azure's 416 carries no Content-Range: ask for the size
                 total = (await self.head(obj)).size
-            return GetResult(bytearray(), total, etag, r.ttfb_s)
+            return GetResult(bytearray(), total, (h.get("etag") or "").strip('"'), r.ttfb_s)
+        if status == 206 and _content_range(h)[2] < 0:  # Azure always sends the total
+            raise _bad_range(uri, start, end, h.get("content-range"))
         wrote = r.body is None
         got = len(into) if wrote and into is not None else len(r.body or b"")
-        received = r.crc32c if crc else None
-        if status == 206:
-            first, last, total = _content_range(h)
-            want_first = 0 if start is None else start
-            want_last = (total - 1) if end is None or total < 0 else min(end, total - 1)
-            if got < last - first + 1 and first >= 0 and last >= first:
-                raise ObjectStoreError(
-                    f"GetBlob {uri} failed: body cut short ({got} of {last - first + 1} "
-                    "bytes)", operation="GetBlob", uri=uri, code="IncompleteBody",
-                    retryable=True)
-            if first < 0 or last < first or got != last - first + 1 or first != want_first \
-                    or total < 0 or last != want_last:
-                raise _bad_range(uri, start, end, h.get("content-range"))
-        else:
-            total = got
+        md5 = h.get("content-md5")
+        if status == 200 and self._checksums and md5 and _stored(h) is None:
+            # a blob written by another tool: its Content-MD5 checks a whole-blob response
             declared = h.get("content-length")
-            if unranged and declared is not None and declared.isdigit() and \
-                    int(declared) > got:
-                total = int(declared)
-            lo = 0 if start is None else start
-            hi = total if end is None else min(end + 1, total)
-            if (lo, hi) != (0, got):  # a range the server ignored: the slice asked for
-                src = into if wrote else r.body
-                assert src is not None
-                piece = memoryview(src)[lo:max(lo, hi)]
-                if into is not None:
-                    if len(into) != len(piece):
-                        raise _changed(uri, f"expected {len(into)} bytes at {lo}, the blob "
-                                            f"has {len(piece)} there ({total} bytes in all)")
-                    into[:] = piece
-                    return GetResult(bytearray(), total, etag, r.ttfb_s)
-                sliced = alloc(len(piece)) if alloc is not None else new_buffer(len(piece))
-                sliced[:] = piece
-                return GetResult(sliced, total, etag, r.ttfb_s)
-            md5 = h.get("content-md5")
-            if self._checksums and md5 and got == total and _stored(h) is None:
+            total = int(declared) if unranged and declared is not None and declared.isdigit() \
+                and int(declared) > got else got
+            lo, hi = (start or 0), (total if end is None else min(end + 1, total))
+            if got == total and (lo, hi) == (0, got):
                 data = into if wrote else r.body
                 assert data is not None
-                if got >= _MD5_THREAD_MIN:  # ~1.5 ms per MiB: off the loop, which goes on
-                    digest = await asyncio.get_running_loop().run_in_executor(  # receiving
-                        None, _md5_digest, data)
-                else:
-                    digest = hashlib.md5(data).digest()
-                if base64.b64encode(digest).decode() != md5.strip():
-                    raise IntegrityError(
-                        f"GetBlob {uri} failed: the {got} bytes received do not match the "
-                        f"blob's stored Content-MD5 {md5.strip()}", operation="GetBlob",
-                        uri=uri, code="Md5Mismatch", retryable=True)
-        body = r.body
-        if into is not None and not wrote:
-            assert body is not None
-            if len(body) != len(into):
-                raise _changed(uri, f"expected {len(into)} bytes at {start}, the server sent "
-                                    f"{len(body)}")
-            into[:] = body
-            body = None
-        whole = status == 200 or (status == 206 and got == total)
-        stored = _stored(h) if self._checksums and whole else None
-        return GetResult(bytearray() if body is None else body, total, etag, r.ttfb_s, stored,
-                         received_crc32c=received)
+                await self._check_md5(uri, data, got, md5.strip())
+        return checked_get("GetBlob", uri, start, end, into, alloc, status, h, r.body, wrote,
+                           r.ttfb_s, unranged=unranged, received_crc=r.crc32c if crc else None,
+                           stored_of=_stored if self._checksums else None)
+
+    async def _check_md5(self, uri: str, data: Any, got: int, md5: str) -> None:
+        """Raise a retryable IntegrityError unless ``data`` has the MD5 ``md5`` (base64)."""
+        if got >= _MD5_THREAD_MIN:  # ~1.5 ms per MiB: off the loop, which goes on receiving
+            digest = await asyncio.get_running_loop().run_in_executor(None, _md5_digest, data)
+        else:
+            digest = hashlib.md5(data).digest()
+        if base64.b64encode(digest).decode() != md5:
+            raise IntegrityError(
+                f"GetBlob {uri} failed: the {got} bytes received do not match the blob's "
+                f"stored Content-MD5 {md5}", operation="GetBlob", uri=uri,
+                code="Md5Mismatch", retryable=True)
 
     async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo:
         """Get Blob Properties: size, ETag, Last-Modified, and the blob's stored

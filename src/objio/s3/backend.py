@@ -424,75 +424,10 @@ class S3Backend:
                 return await self.get(obj, 0, limit - 1, if_match=if_match, into=into,
                                       alloc=alloc, crc=crc)
         wrote = r.body is None and status != 416
-        return self._checked_get(uri, start, end, into, alloc, status, r.headers, r.body, wrote,
-                                 r.ttfb_s, unranged=unranged,
-                                 received_crc=received if crc else None)
-
-    def _checked_get(self, uri: str, start: int | None, end: int | None,
-                     into: memoryview | None, alloc: Callable[[int], memoryview] | None,
-                     status: int, headers: Any, body: bytearray | memoryview | None,
-                     wrote_into: bool, ttfb: float, *, unranged: bool = False,
-                     received_crc: int | None = None) -> GetResult:
-        """The checks and slicing of :meth:`get` on a received response."""
-        etag = headers.get("etag", "").strip('"')
-        if status == 416:
-            if into is not None:
-                raise _changed(uri, f"the server has no bytes {start}- any more (416; the "
-                                    f"object is now {_content_range(headers)[2]} bytes)")
-            return GetResult(bytearray(), _content_range(headers)[2], etag, ttfb)
-        got = len(into) if wrote_into else len(body)  # type: ignore[arg-type]
-        whole = False
-        if status == 206:
-            first, last, total = _content_range(headers)
-            if first < 0 or last < first:
-                raise _bad_range(uri, start, end, headers.get("content-range"))
-            if got < last - first + 1:  # e.g. a cleanly terminated short chunked body
-                raise ObjectStoreError(
-                    f"GetObject {uri} failed: body cut short ({got} of {last - first + 1} "
-                    f"bytes)", operation="GetObject", uri=uri, code="IncompleteBody",
-                    retryable=True)
-            want_first = 0 if start is None else start
-            want_last = (total - 1) if end is None or total < 0 else min(end, total - 1)
-            if got != last - first + 1 or first != want_first or (
-                    total >= 0 and last != want_last):
-                raise _bad_range(uri, start, end, headers.get("content-range"))
-            if total < 0:
-                total = first + got if end is None else -1
-            whole = first == 0 and last == total - 1
-        else:  # 200: the whole object (unranged: its first bytes), whatever was asked
-            total = got
-            if unranged:  # received up to ``end + 1`` bytes of Content-Length
-                declared = _int_header(headers, "content-length")
-                if declared is not None and declared > got:
-                    total = declared
-            whole = got == total
-            lo = 0 if start is None else start
-            hi = total if end is None else min(end + 1, total)
-            if (lo, hi) != (0, got):  # a Range the server ignored: take the slice asked
-                received = into if wrote_into else body
-                assert received is not None
-                piece = memoryview(received)[lo:max(lo, hi)]
-                if into is not None:
-                    if len(into) != len(piece):
-                        raise _changed(uri, f"expected {len(into)} bytes at {lo}, the object "
-                                            f"has {len(piece)} there ({total} bytes in all)")
-                    into[:] = piece
-                    return GetResult(bytearray(), total, etag, ttfb)
-                sliced = alloc(len(piece)) if alloc is not None else new_buffer(len(piece))
-                sliced[:] = piece
-                return GetResult(sliced, total, etag, ttfb)
-        # a whole-object response (200, also when cut short on purpose: unranged) carries it
-        stored = _stored_checksum(headers) if (whole or status == 200) and self._checksums \
-            else None
-        if into is not None and not wrote_into:
-            assert body is not None
-            if len(body) != len(into):
-                raise _changed(uri, f"expected {len(into)} bytes at {start}, the server sent "
-                                    f"{len(body)} ({headers.get('content-range') or 'no range'})")
-            into[:] = body
-            body = None
-        return GetResult(bytearray() if body is None else body, total, etag, ttfb, stored,
-                         received_crc32c=received_crc)
+        return checked_get("GetObject", uri, start, end, into, alloc, status, r.headers, r.body,
+                           wrote, r.ttfb_s, unranged=unranged,
+                           received_crc=received if crc else None,
+                           stored_of=_stored_checksum if self._checksums else None)
 
     async def head(self, obj: ObjectURI, *, checksum: bool = False) -> ObjectInfo:
         """HeadObject. Raises FileNotFoundError if absent. With ``checksum`` it asks for the
@@ -1072,6 +1007,80 @@ def _listing_xml(payload: bytes, root: str, op: str, uri: str) -> ET.Element:
         return ET.fromstring(payload)
     except ET.ParseError as e:
         raise _incomplete(op, uri, f"malformed XML from the server: {e}") from e
+
+
+
+def checked_get(op: str, uri: str, start: int | None, end: int | None,
+                into: memoryview | None, alloc: Callable[[int], memoryview] | None,
+                status: int, headers: Any, body: bytearray | memoryview | None,
+                wrote_into: bool, ttfb: float, *, unranged: bool = False,
+                received_crc: int | None = None,
+                stored_of: Callable[[Any], StoredChecksum | None] | None = None) -> GetResult:
+    """The checks and slicing of a ranged (or unranged) GET's response, whatever the store
+    (:meth:`S3Backend.get`, and the Azure backend's Get Blob): a 206 must carry a Content-Range
+    starting at ``start`` and a body of its length, a 200 to a ranged request is sliced, a
+    416 gives empty data (``ObjectChanged`` with ``into``), ``into`` must get exactly its
+    length. ``op`` names the operation in errors; ``stored_of(headers)``: the store's
+    checksum of a whole-object response (None: checksums off)."""
+    etag = headers.get("etag", "").strip('"')
+    if status == 416:
+        if into is not None:
+            raise _changed(uri, f"the server has no bytes {start}- any more (416; the "
+                                f"object is now {_content_range(headers)[2]} bytes)")
+        return GetResult(bytearray(), _content_range(headers)[2], etag, ttfb)
+    got = len(into) if wrote_into else len(body)  # type: ignore[arg-type]
+    whole = False
+    if status == 206:
+        first, last, total = _content_range(headers)
+        if first < 0 or last < first:
+            raise _bad_range(uri, start, end, headers.get("content-range"))
+        if got < last - first + 1:  # e.g. a cleanly terminated short chunked body
+            raise ObjectStoreError(
+                f"{op} {uri} failed: body cut short ({got} of {last - first + 1} "
+                f"bytes)", operation=op, uri=uri, code="IncompleteBody",
+                retryable=True)
+        want_first = 0 if start is None else start
+        want_last = (total - 1) if end is None or total < 0 else min(end, total - 1)
+        if got != last - first + 1 or first != want_first or (
+                total >= 0 and last != want_last):
+            raise _bad_range(uri, start, end, headers.get("content-range"))
+        if total < 0:
+            total = first + got if end is None else -1
+        whole = first == 0 and last == total - 1
+    else:  # 200: the whole object (unranged: its first bytes), whatever was asked
+        total = got
+        if unranged:  # received up to ``end + 1`` bytes of Content-Length
+            declared = _int_header(headers, "content-length")
+            if declared is not None and declared > got:
+                total = declared
+        whole = got == total
+        lo = 0 if start is None else start
+        hi = total if end is None else min(end + 1, total)
+        if (lo, hi) != (0, got):  # a Range the server ignored: take the slice asked
+            received = into if wrote_into else body
+            assert received is not None
+            piece = memoryview(received)[lo:max(lo, hi)]
+            if into is not None:
+                if len(into) != len(piece):
+                    raise _changed(uri, f"expected {len(into)} bytes at {lo}, the object "
+                                        f"has {len(piece)} there ({total} bytes in all)")
+                into[:] = piece
+                return GetResult(bytearray(), total, etag, ttfb)
+            sliced = alloc(len(piece)) if alloc is not None else new_buffer(len(piece))
+            sliced[:] = piece
+            return GetResult(sliced, total, etag, ttfb)
+    # a whole-object response (200, also when cut short on purpose: unranged) carries it
+    stored = stored_of(headers) if (whole or status == 200) and stored_of is not None \
+        else None
+    if into is not None and not wrote_into:
+        assert body is not None
+        if len(body) != len(into):
+            raise _changed(uri, f"expected {len(into)} bytes at {start}, the server sent "
+                                f"{len(body)} ({headers.get('content-range') or 'no range'})")
+        into[:] = body
+        body = None
+    return GetResult(bytearray() if body is None else body, total, etag, ttfb, stored,
+                     received_crc32c=received_crc)
 
 
 def _part_number(params: Sequence[tuple[str, str]]) -> int | None:
