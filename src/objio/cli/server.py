@@ -7,7 +7,34 @@ import json
 import signal
 import sys
 import threading
-from typing import Any
+from typing import Any, Callable
+
+
+def _run(server: Any, name: str, info: Callable[[Any], dict[str, Any]],
+         exports: Callable[[Any], dict[str, str]],
+         as_json: bool) -> int:
+    """Start ``server``, print ``info`` (``--json``) or its exports, and run until Ctrl-C or
+    SIGTERM; exit 1 if the server process exits by itself."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    with server:
+        if as_json:
+            print(json.dumps(info(server)), flush=True)
+        else:
+            print(f"{name} ready at {server.endpoint_url}", flush=True)
+            print("Use it with:")
+            for k, v in exports(server).items():
+                print(f"  export {k}={v}")
+            print("Press Ctrl-C to stop.", flush=True)
+        try:
+            while not stop.wait(0.5):
+                if not server.running:
+                    print("objio: error: the server exited; log: " + str(server.log_path),
+                          file=sys.stderr)
+                    return 1
+        except KeyboardInterrupt:
+            pass
+    return 0
 
 
 def _serve_azure(args: argparse.Namespace) -> int:
@@ -18,29 +45,10 @@ def _serve_azure(args: argparse.Namespace) -> int:
         raise ValueError("--data-dir, --access-key-id and --secret-access-key are for --kind "
                          "s3; --kind azure keeps its data in memory with Azurite's "
                          "development account (devstoreaccount1)")
-    server = LocalAzureServer(port=args.port)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    with server:
-        info = {"endpoint_url": server.endpoint_url, "account": server.account,
-                **server.environ()}
-        if args.json:
-            print(json.dumps(info), flush=True)
-        else:
-            print(f"LocalAzureServer (Azurite) ready at {server.endpoint_url}", flush=True)
-            print("Use it with:")
-            for k, v in server.environ().items():
-                print(f"  export {k}='{v}'")
-            print("Press Ctrl-C to stop.", flush=True)
-        try:
-            while not stop.wait(0.5):
-                if not server.running:
-                    print("objio: error: the server exited; log: " + str(server.log_path),
-                          file=sys.stderr)
-                    return 1
-        except KeyboardInterrupt:
-            pass
-    return 0
+    return _run(LocalAzureServer(port=args.port), "LocalAzureServer (Azurite)",
+                lambda s: {"endpoint_url": s.endpoint_url, "account": s.account,
+                           **s.environ()},
+                lambda s: {k: f"'{v}'" for k, v in s.environ().items()}, args.json)
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -50,38 +58,14 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     server = LocalS3Server(data_dir=args.data_dir, access_key_id=args.access_key_id,
                            secret_access_key=args.secret_access_key, port=args.port)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    with server:
-        info = {
-            "endpoint_url": server.endpoint_url,
-            "region": server.region,
-            "access_key_id": server.access_key_id,
-            "secret_access_key": server.secret_access_key,
-        }
-        if args.json:
-            print(json.dumps(info), flush=True)
-        else:
-            print(f"LocalS3Server (SeaweedFS) ready at {server.endpoint_url}", flush=True)
-            print("Use it with:")
-            print(f"  export AWS_ENDPOINT_URL={server.endpoint_url}")
-            print(f"  export AWS_ACCESS_KEY_ID={server.access_key_id}")
-            print(f"  export AWS_SECRET_ACCESS_KEY={server.secret_access_key}")
-            print(f"  export AWS_REGION={server.region}")
-            print("Press Ctrl-C to stop.", flush=True)
-        try:
-            while not stop.wait(0.5):
-                if not server.running:
-                    print("objio: error: the server exited; log: " + str(server.log_path),
-                          file=sys.stderr)
-                    return 1
-        except KeyboardInterrupt:
-            pass
-    return 0
+    return _run(server, "LocalS3Server (SeaweedFS)",
+                lambda s: {"endpoint_url": s.endpoint_url, "region": s.region,
+                           "access_key_id": s.access_key_id,
+                           "secret_access_key": s.secret_access_key},
+                lambda s: {"AWS_ENDPOINT_URL": s.endpoint_url,
+                           "AWS_ACCESS_KEY_ID": s.access_key_id,
+                           "AWS_SECRET_ACCESS_KEY": s.secret_access_key,
+                           "AWS_REGION": s.region}, args.json)
 
 
 def register(sub: Any) -> None:
