@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # Every new receive buffer starts filled with 0xDB (objio._buffers): a slice the receive path
@@ -180,3 +181,27 @@ def pclient(proxy: Any, s3_server: LocalS3Server,
     proxy.clear()
     yield objio.Client(s3_server.config.replace(endpoint_url=proxy.endpoint_url), max_attempts=3)
     proxy.clear()
+
+
+@contextlib.contextmanager
+def objio_server_process(*args: str) -> Iterator[dict[str, Any]]:
+    """``objio server --json ARGS`` in a subprocess: yields the JSON it prints first; then
+    Ctrl-C, and the process must exit 0 within 60 s."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "objio.cli", "server", "--json", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield json.loads(proc.stdout.readline())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0

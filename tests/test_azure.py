@@ -7,9 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
-import signal
 import subprocess
 import sys
 import types
@@ -223,25 +221,15 @@ def test_default_azure_credential_when_installed(azure_server: LocalAzureServer,
 
 
 def test_server_command_kind_azure() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "objio.cli", "server", "--kind", "azure",
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        info = json.loads(proc.stdout.readline())
+    from conftest import objio_server_process
+
+    with objio_server_process("--kind", "azure") as info:
         assert info["account"] == "devstoreaccount1"
         conn = info["AZURE_STORAGE_CONNECTION_STRING"]
         c = objio.Client(ClientConfig(azure_connection_string=conn))
         c.create_bucket("az://cli-server")
         c.put_bytes("az://cli-server/k", b"v")
         assert bytes(c.get("az://cli-server/k")) == b"v"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert proc.returncode == 0
 
 
 def test_abfs_uri_of_the_configured_account(az_client: objio.Client, prefix: str) -> None:
