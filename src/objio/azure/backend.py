@@ -51,8 +51,9 @@ from ..s3.backend import (
     _content_range,
     _incomplete,
     _parse_http_date,
-    _repeated,
     checked_get,
+    following_pages,
+    range_request,
 )
 from ..s3.http import HTTPClient
 from ..s3.sigv4 import uri_encode_path
@@ -213,13 +214,9 @@ class AzureBackend:
         is checked against it when checksums are on (``IntegrityError``, retryable)."""
         uri = str(obj)
         hdrs: dict[str, str] = {}
-        limit: int | None = None
-        if unranged:
-            if start:
-                raise ValueError(f"an unranged GET starts at byte 0, not {start}")
-            limit = None if end is None else end + 1
-        elif start is not None:
-            hdrs["x-ms-range"] = f"bytes={start}-{'' if end is None else end}"
+        byte_range, limit = range_request(start, end, unranged)
+        if byte_range:
+            hdrs["x-ms-range"] = byte_range
         if if_match:
             hdrs["if-match"] = f'"{if_match}"'
         target = await self._prepare("GET", obj.bucket, obj.key, (), hdrs, 0)
@@ -441,18 +438,11 @@ class AzureBackend:
                          continuation_token: str | None = None) -> AsyncIterator[ListPage]:
         """List Blobs, following NextMarker (:meth:`list_page` per page, no retries); a
         marker received twice raises ``IncompleteListing``."""
-        token = continuation_token
-        seen: set[str] = {token} if token else set()
-        while True:
-            page = await self.list_page(bucket_uri, prefix, delimiter, start_after, page_size,
-                                        token)
+        async for page in following_pages(
+                lambda token: self.list_page(bucket_uri, prefix, delimiter, start_after,
+                                             page_size, token),
+                "ListBlobs", str(bucket_uri.with_key(prefix)), continuation_token):
             yield page
-            token = page.next_token
-            if not token:
-                return
-            if token in seen:
-                raise _repeated("ListBlobs", str(bucket_uri.with_key(prefix)), token)
-            seen.add(token)
 
     # ----------------------------------------------------------------------------- containers
     async def create_bucket(self, bucket_uri: ObjectURI) -> None:

@@ -20,7 +20,7 @@ import os
 import re
 import ssl
 import time
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 from urllib.parse import unquote_plus
 from xml.etree import ElementTree as ET
 
@@ -392,13 +392,9 @@ class S3Backend:
         """
         uri = str(obj)
         hdrs: dict[str, str] = {}
-        limit: int | None = None
-        if unranged:
-            if start:
-                raise ValueError(f"an unranged GET starts at byte 0, not {start}")
-            limit = None if end is None else end + 1
-        elif start is not None:
-            hdrs["range"] = f"bytes={start}-{'' if end is None else end}"
+        byte_range, limit = range_request(start, end, unranged)
+        if byte_range:
+            hdrs["range"] = byte_range
         if if_match:
             hdrs["if-match"] = f'"{if_match}"'
         if self._checksums:
@@ -769,18 +765,11 @@ class S3Backend:
         (:meth:`list_page`, no retries: use :func:`objio.engine.list_pages` for those).
         ``continuation_token`` (a page's ``next_token``) resumes a listing after that page.
         A continuation token received twice raises ``IncompleteListing``."""
-        token: str | None = continuation_token
-        seen: set[str] = {token} if token else set()
-        while True:
-            page = await self.list_page(bucket_uri, prefix, delimiter, start_after, page_size,
-                                        token)
+        async for page in following_pages(
+                lambda token: self.list_page(bucket_uri, prefix, delimiter, start_after,
+                                             page_size, token),
+                "ListObjectsV2", _listing_uri(bucket_uri, prefix), continuation_token):
             yield page
-            token = page.next_token
-            if not token:
-                return
-            if token in seen:
-                raise _repeated("ListObjectsV2", _listing_uri(bucket_uri, prefix), token)
-            seen.add(token)
 
     # ----------------------------------------------------------------------------- buckets
     async def create_bucket(self, bucket_uri: ObjectURI) -> None:
@@ -1008,6 +997,38 @@ def _listing_xml(payload: bytes, root: str, op: str, uri: str) -> ET.Element:
     except ET.ParseError as e:
         raise _incomplete(op, uri, f"malformed XML from the server: {e}") from e
 
+
+
+async def following_pages(fetch: Callable[[str | None], Awaitable[ListPage]], op: str, uri: str,
+                          token: str | None = None) -> AsyncIterator[ListPage]:
+    """The pages of a listing, ``fetch(token)`` after ``fetch(token)`` following each page's
+    ``next_token`` (from ``token``; None: the first page) until a page has none. A token
+    received twice raises ``IncompleteListing`` naming ``op`` and ``uri`` (a server going
+    round in circles would list forever)."""
+    seen: set[str] = {token} if token else set()
+    while True:
+        page = await fetch(token)
+        yield page
+        token = page.next_token
+        if not token:
+            return
+        if token in seen:
+            raise _repeated(op, uri, token)
+        seen.add(token)
+
+
+def range_request(start: int | None, end: int | None,
+                  unranged: bool) -> tuple[str | None, int | None]:
+    """A GET's range: (the Range header's value, or None for none; the bytes to receive at
+    most, or None for all). ``unranged`` (from byte 0): no header, at most ``end + 1`` bytes.
+    Raises ValueError for an unranged GET that does not start at byte 0."""
+    if unranged:
+        if start:
+            raise ValueError(f"an unranged GET starts at byte 0, not {start}")
+        return None, None if end is None else end + 1
+    if start is not None:
+        return f"bytes={start}-{'' if end is None else end}", None
+    return None, None
 
 
 def checked_get(op: str, uri: str, start: int | None, end: int | None,
