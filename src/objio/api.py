@@ -360,7 +360,7 @@ class Client:
         return engine.run(self._get_range(uri, offset, length))
 
     async def get_range_async(self, uri: URI, offset: int, length: int | None = None) -> bytearray:
-        """Async :meth:`get_range`."""
+        """Async :meth:`get_range` (``offset`` and ``length`` in bytes; same errors)."""
         return await engine.run_async(self._get_range(uri, offset, length))
 
     async def _get_many(self, uris: Iterable[URI], max_in_flight: int, return_exceptions: bool,
@@ -572,7 +572,7 @@ class Client:
                         max_in_flight: int = 32, size: int | None = None,
                         should_create_bucket: bool = False, object_type: str = "RAW", *,
                         seed: int = 0, observer: Observer | None = None) -> None:
-        """Async :meth:`put`."""
+        """Async :meth:`put` (``size`` in bytes per object; same errors)."""
         await engine.run_async(self._put(prefix, num, template, max_in_flight, size,
                                          should_create_bucket, object_type, seed, observer))
 
@@ -903,9 +903,15 @@ class Client:
 
 
     def delete_bucket(self, uri: URI) -> None:
-        """Delete an empty S3 bucket (``s3://bucket``). Raises: ValueError (not a bucket URI),
-        FileNotFoundError (no such bucket), ObjectStoreError (code ``BucketNotEmpty``),
-        PermissionError."""
+        """Delete an empty S3 bucket (``s3://bucket``).
+
+        Raises:
+            ValueError: not a bucket URI.
+            FileNotFoundError: no such bucket.
+            ObjectStoreError: code ``BucketNotEmpty`` (checked by objio: some servers would
+                delete the objects with the bucket).
+            PermissionError: access denied.
+        """
         obj = parse_uri(uri)
         if obj.is_local or obj.key:
             raise ValueError(f"delete_bucket takes a bucket URI such as s3://my-bucket, got "
@@ -933,8 +939,11 @@ class Client:
         object for ``expires_s`` seconds (1 to 604800, S3's 7-day limit), without credentials
         of their own (SigV4 query authorization, as ``aws s3 presign``). No request is sent.
 
-        Raises: ValueError (no key, a file:// URI, expires_s or method out of range, an
-        unsigned client), PermissionError (no credentials)."""
+        Raises:
+            ValueError: no key, a file:// URI, ``expires_s`` or ``method`` out of range, an
+                unsigned client.
+            PermissionError: no credentials.
+        """
         obj = object_uri(uri, "presign")
         if obj.scheme != "s3":
             raise ValueError(f"presign needs an s3:// URI, got {str(uri)!r}")

@@ -259,6 +259,13 @@ class ClientConfig:
 
     Secrets (``secret_access_key``, ``session_token``) never appear in ``repr()``.
 
+    Units: fields ending in ``_s`` are seconds (``connect_timeout_s``, ``read_timeout_s``,
+    ``request_timeout_s``, ``endpoint_backoff_s``); ``part_size``, ``range_threshold`` and
+    ``copy_threshold`` are bytes (an int, or a size string such as ``"8MiB"``: binary for a
+    bare or ``i`` prefix, decimal for ``kB``/``MB``/``GB``); ``min_transfer_rate`` is bytes per
+    second; ``endpoint_fail_threshold`` is a count of consecutive failures. Defaults and
+    environment variables: the docs' Configuration page (the table of this module).
+
     Raises:
         ValueError: a field is out of range (the message names the field and the allowed values).
     """

@@ -68,8 +68,8 @@ class S3ClientConfig:
         profile: AWS profile name for credentials.
 
     Raises:
-        TypeError: a field has the wrong type; ValueError: a value out of range (the message
-        names the field and the allowed values).
+        TypeError: a field has the wrong type (the message names the field).
+        ValueError: a value out of range (the message names the field and the allowed values).
     """
 
     throughput_target_gbps: float = 10.0

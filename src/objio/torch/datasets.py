@@ -263,7 +263,8 @@ class PrefetchedS3Reader(SequentialS3Reader):
         return self.read(size)
 
     def readview(self, size: int | None = -1, /) -> memoryview:
-        """Like :meth:`read`, as a read-only memoryview of the buffer (no copy)."""
+        """Like :meth:`read` (up to ``size`` bytes), as a read-only memoryview of the buffer (no
+        copy)."""
         self._check()
         lo, hi = self._span(size)
         self._pos = max(self._pos, hi)
@@ -977,6 +978,8 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         out of range). A missing object raises
         FileNotFoundError naming it when it is read. Logs ``Building S3MapDataset
         from_objects`` at INFO (logger ``objio.torch``), as the seed does.
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         log.info("Building %s from_objects", cls.__name__)
         return cls(region, _objects_listing(object_uris), endpoint, transform=transform,
@@ -1002,6 +1005,8 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
         Logs ``Building <class> from_prefix s3_uri='...'`` at INFO (logger ``objio.torch``), as
         the seed does.
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         log.info("Building %s from_prefix s3_uri=%r", cls.__name__, s3_uri)
         obj = _parse_prefix(s3_uri)
@@ -1029,6 +1034,8 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         manifest cut short, ``s3_uri`` outside what it lists: another bucket or prefix);
         FileNotFoundError (no such file); ImportError (pyarrow or zstandard missing for its
         format, naming the extra).
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         return cls(region, _manifest_listing(manifest, s3_uri), endpoint, transform=transform,
                    s3client_config=s3client_config, reader_constructor=reader_constructor,
@@ -1134,6 +1141,8 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         out of range). A missing object raises
         FileNotFoundError naming it when it is reached. Logs ``Building S3IterableDataset
         from_objects`` at INFO (logger ``objio.torch``), as the seed does.
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         log.info("Building %s from_objects", cls.__name__)
         return cls(region, _objects_listing(object_uris), endpoint, transform=transform,
@@ -1160,6 +1169,8 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
         Logs ``Building <class> from_prefix s3_uri='...'`` at INFO (logger ``objio.torch``), as
         the seed does.
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         log.info("Building %s from_prefix s3_uri=%r", cls.__name__, s3_uri)
         obj = _parse_prefix(s3_uri)
@@ -1181,6 +1192,8 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         :meth:`S3MapDataset.from_manifest`); the arguments after it are ``from_prefix``'s.
 
         Raises: as :meth:`S3MapDataset.from_manifest`.
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         return cls(region, _manifest_listing(manifest, s3_uri), endpoint, transform=transform,
                    s3client_config=s3client_config, enable_sharding=enable_sharding,
