@@ -127,7 +127,7 @@ class Client:
 
     def endpoint_stats(self) -> List[dict[str, Any]]:
         """What this client (in this process) saw of each S3 endpoint, one dict per endpoint in
-        configuration order (``endpoint_url``: one URL or several, README "Many endpoints"):
+        configuration order (``endpoint_url``: one URL or several, docs/configuration.md "Many endpoints"):
 
         * ``url``; ``state``: ``"up"``, ``"out"`` (taken out after
           ``endpoint_fail_threshold`` consecutive failures; ``out_for_s`` seconds left before
