@@ -61,7 +61,8 @@ class S3Client(LazyClient):
             :class:`objio.ClientConfig`).
 
     Raises:
-        TypeError: an argument of the wrong type; ValueError: a bad value.
+        TypeError: an argument of the wrong type.
+        ValueError: a bad value.
     """
 
     def __init__(self, region: str | None = None, *, endpoint: str | None = None,

@@ -161,8 +161,9 @@ def client_config_for(s3client_config: Any, region: str | None = None,
     only the fields it leaves unset).
 
     Raises:
-        ValueError: invalid settings; TypeError: any other type of ``s3client_config``, a
-        region or endpoint that is not a string.
+        ValueError: invalid settings.
+        TypeError: any other type of ``s3client_config``, a region or endpoint that is not a
+            string.
     """
     if s3client_config is None:
         return ClientConfig(region=_region(region), endpoint_url=_endpoint(endpoint))

@@ -948,8 +948,11 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         prefetch_bytes: bytes those may hold in memory, >= 0 (default 128 MiB).
 
     Raises:
-        TypeError: an argument of the wrong type; ValueError: a value out of range or a
-        malformed URI; when read: FileNotFoundError, PermissionError, objio.ObjectStoreError.
+        TypeError: an argument of the wrong type.
+        ValueError: a value out of range or a malformed URI.
+        FileNotFoundError: when read: no such bucket or object.
+        PermissionError: when read: access denied.
+        ObjectStoreError: when read: anything else from the store.
     """
 
     _kind = "map"
@@ -1105,9 +1108,11 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         prefetch_bytes: bytes those may hold in memory, >= 0 (default 128 MiB).
 
     Raises:
-        TypeError: an argument of the wrong type; ValueError: a value out of range or a
-        malformed URI; when iterated: FileNotFoundError, PermissionError,
-        objio.ObjectStoreError.
+        TypeError: an argument of the wrong type.
+        ValueError: a value out of range or a malformed URI.
+        FileNotFoundError: when iterated: no such bucket or object.
+        PermissionError: when iterated: access denied.
+        ObjectStoreError: when iterated: anything else from the store.
     """
 
     _kind = "iterable"
