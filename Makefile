@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 AZURITE_DIR ?= .cache/azurite
 AZURITE     := $(AZURITE_DIR)/node_modules/.bin/azurite-blob
 
-.PHONY: demo test bench lint install-dev install-demo install-azurite clean
+.PHONY: demo test bench lint docs docs-serve install-dev install-demo install-docs install-azurite clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +25,20 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q "$(TORCH)"
 	$(PIP) install -q -e ".[dev,server,hdf5,bench,lightning,plot]"
-	touch $@ $(VENV)/.demo-installed
+	touch $@ $(VENV)/.demo-installed $(VENV)/.docs-installed
 
 $(AZURITE):
 	mkdir -p $(AZURITE_DIR)
 	npm install --silent --no-audit --no-fund --prefix $(AZURITE_DIR) azurite@3
 	test -x $@
 
+# the docs tools alone (the dev extra pulls them in too)
+$(VENV)/.docs-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e ".[docs]"
+	touch $@
+
 install-azurite: $(AZURITE)
+install-docs: $(VENV)/.docs-installed
 install-demo: $(VENV)/.demo-installed
 install-dev: $(VENV)/.dev-installed $(AZURITE)
 
@@ -65,9 +71,17 @@ bench: install-dev
 	$(VENV)/bin/objio bench oplog --num 1000 --size 128KiB --rounds 7 --json bench-results/oplog.json
 	for n in 1 2 4; do $(VENV)/bin/objio bench --clients $$n --num 1000 --size 128KiB --epochs 3 --json bench-results/clients-$$n.json || exit 1; done
 
+## make docs: the docs site (docs/, mkdocs.yml) built with --strict into site/, offline
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+## make docs-serve: the docs site on http://127.0.0.1:8000, rebuilt on every change
+docs-serve: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict
+
 lint: install-dev
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(AZURITE_DIR) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results
+	rm -rf $(VENV) $(AZURITE_DIR) build dist site src/*.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -1,13 +1,14 @@
-"""Runs one README section's steps in one process (used by tests/test_readme.py).
+"""Runs one markdown section's steps in one process (used by tests/test_readme.py).
 
 ``python readme_runner.py STEPS.json``: each step is ``{"kind": "python"|"shell", "line": N,
-"code": ...}``. Python blocks are exec'd in one namespace, compiled with the name README.md and
-their README line numbers, so a traceback points into README.md. Shell commands run through
+"code": ..., "file": "docs/guides/cli.md"}`` (``file`` defaults to README.md). Python blocks
+are exec'd in one namespace, compiled with the file's name and their line numbers in it, so a
+traceback points into the markdown file. Shell commands run through
 ``bash -o pipefail``; a plain ``objio ARGS`` command (no pipe, redirection, variable or
 unquoted wildcard) runs the same entry point, ``objio.cli.main(ARGS)``, in a process forked
 from a forkserver that imported ``objio.cli`` once (the console script would import it
 again for every command: about a second each on a loaded 2-core machine). On the first
-failure it prints where (``README.md:N``) and the output, and exits 1.
+failure it prints where (``FILE:N``) and the output, and exits 1.
 """
 
 from __future__ import annotations
@@ -79,11 +80,12 @@ def main(path: str) -> int:
     out_path = os.path.abspath(path) + ".out"
     ns: dict[str, Any] = {"__name__": "__main__"}
     for step in steps:
-        where = f"README.md:{step['line']}"
+        name = step.get("file", "README.md")
+        where = f"{name}:{step['line']}"
         if step["kind"] == "python":
             src = "\n" * (step["line"] - 1) + step["code"] + "\n"
             try:
-                exec(compile(src, "README.md", "exec"), ns)  # the README's own code
+                exec(compile(src, name, "exec"), ns)  # the markdown file's own code
             except BaseException:  # noqa: BLE001 - SystemExit too: report where, exit 1
                 print(f"\n{where}: the python block starting here failed:")
                 traceback.print_exc(file=sys.stdout)

@@ -1,8 +1,10 @@
-"""Every fenced code block of README.md runs as written, against the session's LocalS3Server.
+"""Every fenced code block of README.md and of every docs page (``docs/**/*.md``) runs as
+written, against the session's LocalS3Server.
 
-Conventions (also stated in README.md, "The README runs"):
+Conventions (also stated in docs/contributing.md, "Every code block runs"):
 
-- A ``##`` section is one unit: its blocks run in README order in one Python process, all its
+- A markdown file is parsed on its own (``parse_readme``); a ``##`` section of it is one unit
+  (the text before its first ``##``, a page's title and introduction, is one too): its blocks run in README order in one Python process, all its
   ```` ```python ```` blocks in one namespace (a later block may use what an earlier one of the
   same section defined), with cwd a fresh temporary directory. Sections do not share state: the
   buckets a section names are emptied and removed before it runs, so each section starts as on
@@ -16,10 +18,12 @@ Conventions (also stated in README.md, "The README runs"):
   ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``), as if its ``export`` lines had been pasted.
 - ```` ```text ```` blocks are output samples (tables, logs, layouts): never run.
 - A block that cannot run here has ``<!-- not run: REASON -->`` on the line before its fence;
-  it is counted and listed, and there may be at most ``MAX_NOT_RUN`` of them.
+  it is counted and listed, and there may be at most ``MAX_NOT_RUN`` of them in the README and
+  ``MAX_NOT_RUN_PER_PAGE`` on each docs page.
 - Any other info string (an empty one included) is an error: say what the block is.
 
-A failure names the README line of the block (or command) that failed and shows its output.
+A failure names the file and line of the block (or command) that failed (``README.md:42``,
+``docs/guides/cli.md:57``) and shows its output.
 """
 
 from __future__ import annotations
@@ -38,12 +42,17 @@ import objio
 from conftest import BUCKET
 from objio.server import LocalS3Server
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+# the files whose blocks run: the README, then every docs page (reference pages have none)
+FILES = [README, *sorted(DOCS.rglob("*.md"))]
 PYTHON_INFO = {"python", "py"}
 SHELL_INFO = {"bash", "sh", "shell"}
 CONSOLE_INFO = {"console"}
 TEXT_INFO = {"text"}
-MAX_NOT_RUN = 6
+MAX_NOT_RUN = 6              # in the README
+MAX_NOT_RUN_PER_PAGE = 3     # on each docs page (an install line, a server in the foreground)
 SECTION_TIMEOUT_S = 300
 _NOT_RUN = re.compile(r"^<!--\s*not run:\s*(?P<reason>.*?)\s*-->\s*$")
 _BUCKET = re.compile(r"s3://([a-z0-9][a-z0-9.-]{2,62})(?=[/'\"\s)`]|$)")
@@ -51,7 +60,7 @@ _BUCKET = re.compile(r"s3://([a-z0-9][a-z0-9.-]{2,62})(?=[/'\"\s)`]|$)")
 
 @dataclass
 class Block:
-    line: int                 # README line of the block's first code line (1-based)
+    line: int                 # line of the block's first code line in its file (1-based)
     info: str
     code: list[str]
     section: str
@@ -63,17 +72,19 @@ class Section:
     title: str
     line: int
     blocks: list[Block] = field(default_factory=list)
+    file: str = "README.md"   # the markdown file, relative to the repository
 
 
-def parse_readme(text: str) -> list[Section]:
-    """The README's ``##`` sections with their fenced blocks (``###`` belongs to its ``##``)."""
-    sections = [Section("(top)", 1)]
+def parse_readme(text: str, file: str = "README.md") -> list[Section]:
+    """A markdown file's ``##`` sections with their fenced blocks (``###`` belongs to its
+    ``##``; the text before the first ``##`` is the section ``(top)``)."""
+    sections = [Section("(top)", 1, file=file)]
     lines = text.splitlines()
     i = 0
     while i < len(lines):
         line = lines[i]
         if line.startswith("## "):
-            sections.append(Section(line[3:].strip(), i + 1))
+            sections.append(Section(line[3:].strip(), i + 1, file=file))
         elif line.startswith("```"):
             info = line[3:].strip().split(" ")[0]
             j = i + 1
@@ -114,7 +125,11 @@ def shell_commands(block: Block) -> list[tuple[int, str]]:
     return out
 
 
-SECTIONS = parse_readme(README.read_text(encoding="utf-8"))
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+SECTIONS = [s for f in FILES for s in parse_readme(f.read_text(encoding="utf-8"), _rel(f))]
 RUNNABLE = [s for s in SECTIONS
             if any(b.not_run is None and b.info not in TEXT_INFO for b in s.blocks)]
 
@@ -127,11 +142,13 @@ def _steps(section: Section) -> list[dict[str, object]]:
         if b.not_run is not None or b.info in TEXT_INFO:
             continue
         if b.info in PYTHON_INFO:
-            steps.append({"kind": "python", "line": b.line, "code": "\n".join(b.code)})
+            steps.append({"kind": "python", "line": b.line, "code": "\n".join(b.code),
+                          "file": section.file})
         elif b.info in SHELL_INFO | CONSOLE_INFO:
-            steps += [{"kind": "shell", "line": n, "code": c} for n, c in shell_commands(b)]
+            steps += [{"kind": "shell", "line": n, "code": c, "file": section.file}
+                      for n, c in shell_commands(b)]
         else:
-            raise AssertionError(f"README.md:{b.line - 1}: unknown info string {b.info!r}")
+            raise AssertionError(f"{section.file}:{b.line - 1}: unknown info string {b.info!r}")
     return steps
 
 
@@ -147,21 +164,33 @@ def _fresh_buckets(client: objio.Client, section: Section) -> None:
 
 def test_every_block_has_a_known_info_string_and_few_are_not_run() -> None:
     known = PYTHON_INFO | SHELL_INFO | CONSOLE_INFO | TEXT_INFO
-    bad = [f"README.md:{b.line - 1}: fenced block with info string {b.info!r} (use one of "
+    bad = [f"{s.file}:{b.line - 1}: fenced block with info string {b.info!r} (use one of "
            f"{sorted(known)}; output samples are ```text)"
            for s in SECTIONS for b in s.blocks if b.info not in known]
     assert not bad, "\n".join(bad)
-    not_run = [f"README.md:{b.line - 1} ({s.title}): {b.not_run}"
-               for s in SECTIONS for b in s.blocks if b.not_run is not None]
-    assert all(b.not_run for s in SECTIONS for b in s.blocks if b.not_run is not None), \
-        "a <!-- not run: --> marker needs its reason:\n" + "\n".join(not_run)
-    assert len(not_run) <= MAX_NOT_RUN, (
-        f"{len(not_run)} README blocks are marked not run (at most {MAX_NOT_RUN}):\n"
-        + "\n".join(not_run))
-    assert any(s.title.startswith("The API") for s in RUNNABLE)   # the parser found the blocks
+    for f in FILES:
+        name = _rel(f)
+        not_run = [f"{name}:{b.line - 1} ({s.title}): {b.not_run}"
+                   for s in SECTIONS if s.file == name for b in s.blocks if b.not_run is not None]
+        assert all(b.not_run for s in SECTIONS if s.file == name for b in s.blocks
+                   if b.not_run is not None), \
+            "a <!-- not run: --> marker needs its reason:\n" + "\n".join(not_run)
+        cap = MAX_NOT_RUN if f == README else MAX_NOT_RUN_PER_PAGE
+        assert len(not_run) <= cap, (
+            f"{len(not_run)} blocks of {name} are marked not run (at most {cap}):\n"
+            + "\n".join(not_run))
+    # the parser found the blocks of the README and of the pages
+    assert any(s.file == "README.md" for s in RUNNABLE)
+    assert any(s.file == "docs/guides/dlio-s3-rust.md" and s.title.startswith("The bulk API")
+               for s in RUNNABLE)
 
 
-@pytest.mark.parametrize("section", RUNNABLE, ids=[s.title.split(":")[0] for s in RUNNABLE])
+def _section_id(s: Section) -> str:
+    where = "README" if s.file == "README.md" else s.file.removeprefix("docs/").removesuffix(".md")
+    return f"{where}: {s.title.split(':')[0]}"
+
+
+@pytest.mark.parametrize("section", RUNNABLE, ids=[_section_id(s) for s in RUNNABLE])
 def test_readme_section_runs_as_written(section: Section, s3_server: LocalS3Server,
                                         client: objio.Client, tmp_path: Path) -> None:
     _fresh_buckets(client, section)
@@ -185,7 +214,7 @@ def test_readme_section_runs_as_written(section: Section, s3_server: LocalS3Serv
     finally:
         _fresh_buckets(client, section)   # leave the session's server as it was
     if r.returncode != 0:
-        pytest.fail(f"README section {section.title!r} (README.md:{section.line}) does not "
+        pytest.fail(f"section {section.title!r} ({section.file}:{section.line}) does not "
                     f"run as written:\n{r.stdout[-6000:]}", pytrace=False)
 
 
@@ -202,6 +231,10 @@ def test_the_parser_reads_sections_markers_console_lines_and_continuations() -> 
     assert shell_commands(console) == [(9, "objio ls s3://my-bucket/ \\\n    --recursive")]
     assert py.info == "python" and py.code == ["x = 1"] and py.not_run is None
     assert _steps(one) == [{"kind": "shell", "line": 9,
-                            "code": "objio ls s3://my-bucket/ \\\n    --recursive"},
-                           {"kind": "python", "line": 15, "code": "x = 1"}]
+                            "code": "objio ls s3://my-bucket/ \\\n    --recursive",
+                            "file": "README.md"},
+                           {"kind": "python", "line": 15, "code": "x = 1", "file": "README.md"}]
     assert _steps(two) == []
+    top, = parse_readme("# Page\n```python\ny = 2\n```\n", "docs/page.md")
+    assert (top.title, top.file) == ("(top)", "docs/page.md")
+    assert _steps(top) == [{"kind": "python", "line": 3, "code": "y = 2", "file": "docs/page.md"}]

@@ -3,7 +3,8 @@
 The bulk API (``list``, ``get``, ``get_many``, ``get_many_stats``, ``put``, ``put_bytes``,
 ``delete``, ``stat``, ``read_npz``, ... and their ``_async`` twins) runs on objio's own asyncio
 S3 engine: one background event loop per process, fork-safe, with retries and ranged parallel
-GETs. See README.md for examples, the configuration table and the error table.
+GETs. See the docs (docs/: guides per user path, docs/configuration.md for the
+configuration table, docs/errors.md for the error table) for examples.
 """
 
 from __future__ import annotations

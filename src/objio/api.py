@@ -127,7 +127,7 @@ class Client:
 
     def endpoint_stats(self) -> List[dict[str, Any]]:
         """What this client (in this process) saw of each S3 endpoint, one dict per endpoint in
-        configuration order (``endpoint_url``: one URL or several, README "Many endpoints"):
+        configuration order (``endpoint_url``: one URL or several, docs/configuration.md "Many endpoints"):
 
         * ``url``; ``state``: ``"up"``, ``"out"`` (taken out after
           ``endpoint_fail_threshold`` consecutive failures; ``out_for_s`` seconds left before
@@ -236,10 +236,13 @@ class Client:
         raises after one retry (:func:`objio.engine.list_pages`).
 
         Returns: keys without ``s3://bucket/`` (for local files: absolute paths).
-        Raises: ValueError (bad URI), FileNotFoundError (no such bucket; a local path that
-        does not exist, with "did you mean s3://...?" when it reads like bucket/key),
-        PermissionError, ObjectStoreError (code ``IncompleteListing``, naming
-        ``s3://bucket/prefix``: pages still incomplete after the retries).
+        Raises:
+            ValueError: a bad URI.
+            FileNotFoundError: no such bucket; a local path that does not exist, with "did you
+                mean s3://...?" when it reads like bucket/key.
+            PermissionError: access denied.
+            ObjectStoreError: code ``IncompleteListing``, naming ``s3://bucket/prefix``: pages
+                still incomplete after the retries.
         """
         return engine.run(self._list(uri, fast))
 
@@ -330,7 +333,14 @@ class Client:
         Returns: a ``bytearray`` (buffer protocol: ``len``, slicing, ``bytes(x)``,
         ``memoryview(x)``, ``numpy.frombuffer(x, ...)`` without a copy). Objects above
         ``range_threshold`` bytes are fetched with concurrent ranged GETs into one buffer.
-        Raises: FileNotFoundError, PermissionError, ValueError, TimeoutError, ObjectStoreError.
+        Raises:
+            FileNotFoundError: no such object or bucket.
+            PermissionError: access denied.
+            ValueError: a URI without a key (a bucket, a directory).
+            TimeoutError: no progress within ``read_timeout_s`` seconds, or past the request
+                deadline, after the retries.
+            IntegrityError: the bytes did not match the stored CRC32C, twice.
+            ObjectStoreError: anything else from the store.
         """
         return engine.run(self._get(uri))
 
@@ -360,7 +370,7 @@ class Client:
         return engine.run(self._get_range(uri, offset, length))
 
     async def get_range_async(self, uri: URI, offset: int, length: int | None = None) -> bytearray:
-        """Async :meth:`get_range`."""
+        """Async :meth:`get_range` (``offset`` and ``length`` in bytes; same errors)."""
         return await engine.run_async(self._get_range(uri, offset, length))
 
     async def _get_many(self, uris: Iterable[URI], max_in_flight: int, return_exceptions: bool,
@@ -383,9 +393,14 @@ class Client:
         """Download many objects concurrently (at most ``max_in_flight`` at once).
 
         Returns: ``[(uri, data), ...]`` in input order (data as in :meth:`get`).
-        Raises: the first error (e.g. FileNotFoundError naming the missing key), unless
-        ``return_exceptions=True`` puts each item's exception in place of its data.
         ``observer`` (optional) gets a :class:`RequestRecord` per object, on the engine thread.
+
+        Raises:
+            OSError: the first error, as :meth:`get` raises it (e.g. FileNotFoundError naming the
+                missing key), unless ``return_exceptions=True`` puts each item's exception in
+                place of its data.
+            TypeError: a single ``str`` where the list of URIs belongs.
+            ValueError: a URI without a key, ``max_in_flight < 1``.
         """
         return engine.run(self._get_many(uris, max_in_flight, return_exceptions, observer))
 
@@ -446,9 +461,12 @@ class Client:
         With ``ClientConfig.checksums`` (the default) the body, each part and the whole object
         go with their CRC32C, which the store checks (see :func:`objio.engine.put_object`).
 
-        Raises: FileExistsError when ``exist_ok=False`` and the key exists (conditional write),
-        FileNotFoundError (no bucket), PermissionError, TypeError (data not bytes-like),
-        objio.IntegrityError (the store found the body damaged on the way, twice).
+        Raises:
+            FileExistsError: ``exist_ok=False`` and the key exists (conditional write).
+            FileNotFoundError: no such bucket.
+            PermissionError: access denied.
+            TypeError: data not bytes-like.
+            IntegrityError: the store found the body damaged on the way, twice.
         """
         engine.run(self._put_bytes(uri, data, exist_ok))
 
@@ -562,8 +580,11 @@ class Client:
         ``(seed, i)``. Generation overlaps with upload; at most ``max_in_flight`` objects are
         in memory.
 
-        Raises: ValueError (num < 0, size < 0, bad template or object_type, max_in_flight < 1),
-        FileNotFoundError (bucket missing and ``should_create_bucket`` False), PermissionError.
+        Raises:
+            ValueError: ``num < 0``, ``size < 0``, a bad template or ``object_type``,
+                ``max_in_flight < 1``.
+            FileNotFoundError: the bucket is missing and ``should_create_bucket`` is False.
+            PermissionError: access denied.
         """
         engine.run(self._put(prefix, num, template, max_in_flight, size, should_create_bucket,
                              object_type, seed, observer))
@@ -572,7 +593,7 @@ class Client:
                         max_in_flight: int = 32, size: int | None = None,
                         should_create_bucket: bool = False, object_type: str = "RAW", *,
                         seed: int = 0, observer: Observer | None = None) -> None:
-        """Async :meth:`put`."""
+        """Async :meth:`put` (``size`` in bytes per object; same errors)."""
         await engine.run_async(self._put(prefix, num, template, max_in_flight, size,
                                          should_create_bucket, object_type, seed, observer))
 
@@ -646,9 +667,16 @@ class Client:
         sent, then :class:`objio.DeleteError` lists them all (``.failed``: ``[(uri, code,
         message), ...]``; ``.deleted``: how many were deleted).
 
-        Returns: the number of URIs. Raises: TypeError (a single str), ValueError (a URI
-        without a key, ``max_in_flight < 1``; before any request), DeleteError,
-        FileNotFoundError (no such bucket), PermissionError, ObjectStoreError."""
+        Returns: the number of URIs.
+
+        Raises:
+            TypeError: a single ``str`` (before any request).
+            ValueError: a URI without a key, ``max_in_flight < 1`` (before any request).
+            DeleteError: keys the store refused, listed, after every batch was sent.
+            FileNotFoundError: no such bucket.
+            PermissionError: access denied.
+            ObjectStoreError: anything else from the store.
+        """
         return engine.run(self._delete_many(uris, max_in_flight))
 
     async def delete_many_async(self, uris: Iterable[URI], max_in_flight: int = 8) -> int:
@@ -660,8 +688,14 @@ class Client:
         has a glob), with DeleteObjects in batches of 1000. Deleting a missing key is not an
         error (as in S3). ``s3://bucket`` without the slash names the bucket, not a prefix:
         ValueError (pass ``s3://bucket/`` to empty it). Returns: the number of keys deleted
-        (requested, for one key: 1). Raises: ValueError, FileNotFoundError (no bucket),
-        PermissionError, ObjectStoreError listing keys the server refused to delete."""
+        (requested, for one key: 1).
+
+        Raises:
+            ValueError: a bucket URI without the trailing ``/`` (``s3://bucket``), a bad URI.
+            FileNotFoundError: no such bucket.
+            PermissionError: access denied.
+            DeleteError: keys the server refused to delete, listed.
+        """
         return engine.run(self._delete(uri))
 
     async def delete_async(self, uri: URI) -> int:
@@ -676,7 +710,12 @@ class Client:
 
     def stat(self, uri: URI) -> ObjectInfo:
         """Metadata of one object: ObjectInfo(key, size [bytes], last_modified [epoch s], etag).
-        Raises: FileNotFoundError, PermissionError."""
+
+        Raises:
+            FileNotFoundError: no such object or bucket.
+            PermissionError: access denied.
+            ValueError: a URI without a key.
+        """
         return engine.run(self._stat(uri))
 
     async def stat_async(self, uri: URI) -> ObjectInfo:
@@ -727,7 +766,12 @@ class Client:
         return True
 
     def exists(self, uri: URI) -> bool:
-        """True if the object exists (HeadObject). Raises: PermissionError, ValueError."""
+        """True if the object exists (HeadObject).
+
+        Raises:
+            PermissionError: access denied.
+            ValueError: a URI without a key.
+        """
         return engine.run(self._exists(uri))
 
     async def exists_async(self, uri: URI) -> bool:
@@ -753,8 +797,11 @@ class Client:
 
     def create_bucket(self, uri: URI, *, exist_ok: bool = False) -> None:
         """Create the bucket of ``uri`` (``s3://bucket``; for file:// the directory).
-        Raises: FileExistsError if it exists and ``exist_ok`` is False, ValueError (invalid
-        bucket name), PermissionError."""
+        Raises:
+            FileExistsError: it exists and ``exist_ok`` is False.
+            ValueError: an invalid bucket name.
+            PermissionError: access denied.
+        """
         engine.run(self._create_bucket(uri, exist_ok))
 
     async def create_bucket_async(self, uri: URI, *, exist_ok: bool = False) -> None:
@@ -779,8 +826,11 @@ class Client:
     def read_npz(self, uri: URI, array_name: str | None = None) -> Any:
         """Download an ``.npz`` object and return one array (``numpy.ndarray``): ``array_name``,
         or the first array in the archive when None.
-        Raises: ValueError (no such array: the message lists the arrays; not an NPZ file),
-        FileNotFoundError, PermissionError."""
+        Raises:
+            ValueError: no such array (the message lists the arrays), or not an NPZ file.
+            FileNotFoundError: no such object or bucket.
+            PermissionError: access denied.
+        """
         return _decode_npz(self.get(uri), uri, array_name)
 
     async def read_npz_async(self, uri: URI, array_name: str | None = None) -> Any:
@@ -903,9 +953,15 @@ class Client:
 
 
     def delete_bucket(self, uri: URI) -> None:
-        """Delete an empty S3 bucket (``s3://bucket``). Raises: ValueError (not a bucket URI),
-        FileNotFoundError (no such bucket), ObjectStoreError (code ``BucketNotEmpty``),
-        PermissionError."""
+        """Delete an empty S3 bucket (``s3://bucket``).
+
+        Raises:
+            ValueError: not a bucket URI.
+            FileNotFoundError: no such bucket.
+            ObjectStoreError: code ``BucketNotEmpty`` (checked by objio: some servers would
+                delete the objects with the bucket).
+            PermissionError: access denied.
+        """
         obj = parse_uri(uri)
         if obj.is_local or obj.key:
             raise ValueError(f"delete_bucket takes a bucket URI such as s3://my-bucket, got "
@@ -933,8 +989,11 @@ class Client:
         object for ``expires_s`` seconds (1 to 604800, S3's 7-day limit), without credentials
         of their own (SigV4 query authorization, as ``aws s3 presign``). No request is sent.
 
-        Raises: ValueError (no key, a file:// URI, expires_s or method out of range, an
-        unsigned client), PermissionError (no credentials)."""
+        Raises:
+            ValueError: no key, a file:// URI, ``expires_s`` or ``method`` out of range, an
+                unsigned client.
+            PermissionError: no credentials.
+        """
         obj = object_uri(uri, "presign")
         if obj.scheme != "s3":
             raise ValueError(f"presign needs an s3:// URI, got {str(uri)!r}")
@@ -976,8 +1035,11 @@ class Client:
         file:// URIs have none (returns 0).
 
         Returns: the number of uploads aborted (or that would be).
-        Raises: ValueError (bad URI or ``older_than_s < 0``), FileNotFoundError (no bucket),
-        PermissionError."""
+        Raises:
+            ValueError: a bad URI or ``older_than_s < 0``.
+            FileNotFoundError: no such bucket.
+            PermissionError: access denied.
+        """
         return len(engine.run(self._abort_multipart_uploads(uri, older_than_s, dry_run)))
 
     def list_multipart_uploads(self, uri: URI) -> List[tuple[str, str]]:

@@ -84,9 +84,12 @@ class LocalAzureServer:
         account: the storage account (``devstoreaccount1``); ``account_key``: its key, the
             emulator's documented one (not a secret; never shown by ``repr()`` all the same).
 
-    Raises (on :meth:`start`): FileNotFoundError (no Azurite or no Node.js), RuntimeError (it
-    exited early or did not answer within ``startup_timeout_s``: the message holds the command
-    line and the end of its log).
+    Raises:
+        ValueError: ``port`` not a TCP port number, ``startup_timeout_s`` not > 0.
+        FileNotFoundError: on :meth:`start`, no Azurite or no Node.js.
+        RuntimeError: on :meth:`start`, Azurite exited early or did not answer within
+            ``startup_timeout_s`` seconds (the message holds the command line and the end of
+            its log).
     """
 
     #: Seconds :meth:`stop` waits after SIGTERM before it sends SIGKILL.

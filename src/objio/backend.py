@@ -128,6 +128,9 @@ class ListPage:
     parser may instead give ``keys`` and ``fields`` (:class:`PageFields`): then only the keys
     are decoded at once, and sizes or ObjectInfos when first asked for (``sizes``,
     ``objects``), so a listing of keys never pays for metadata it does not use.
+
+    Raises:
+        ValueError: neither ``objects`` nor both ``keys`` and ``fields`` given.
     """
 
     __slots__ = ("_objects", "_keys", "_fields", "_lo", "_hi", "prefixes", "next_token")

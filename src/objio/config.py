@@ -20,7 +20,7 @@
 | read_timeout_s | OBJIO_READ_TIMEOUT_S | 30.0 seconds without receiving a byte |
 | request_timeout_s | OBJIO_REQUEST_TIMEOUT_S | 60.0 seconds: a request's deadline, or more for large bodies (below) |
 | min_transfer_rate | OBJIO_MIN_TRANSFER_RATE | 1 MiB (bytes per second): a request moving N bytes may take max(request_timeout_s, N / rate) |
-| checksums | OBJIO_CHECKSUMS | True: every upload sends its CRC32C (each PutObject and UploadPart; multipart uploads declared CRC32C FULL_OBJECT), which the store checks, and every whole-object read (ranged parts included) is checked against the stored CRC32C; a store that refuses the headers gets uploads without them after one warning. False or ``OBJIO_CHECKSUMS=0`` turns it off. Cost: one CRC32C pass, ~0.07 CPU s per GiB (README "Integrity") |
+| checksums | OBJIO_CHECKSUMS | True: every upload sends its CRC32C (each PutObject and UploadPart; multipart uploads declared CRC32C FULL_OBJECT), which the store checks, and every whole-object read (ranged parts included) is checked against the stored CRC32C; a store that refuses the headers gets uploads without them after one warning. False or ``OBJIO_CHECKSUMS=0`` turns it off. Cost: one CRC32C pass, ~0.07 CPU s per GiB (docs/integrity.md) |
 | part_size | OBJIO_PART_SIZE | 8 MiB (bytes; also the ranged-GET chunk) |
 | range_threshold | OBJIO_RANGE_THRESHOLD | 32 MiB (bytes; larger GETs split into ranged GETs) |
 | copy_threshold | OBJIO_COPY_THRESHOLD | 5 GiB (bytes, at most S3's 5 GiB): a server-side copy of a larger object is a multipart copy (UploadPartCopy of ``part_size`` parts) instead of one CopyObject |
@@ -258,6 +258,13 @@ class ClientConfig:
     from the environment, then the defaults (see the module table).
 
     Secrets (``secret_access_key``, ``session_token``) never appear in ``repr()``.
+
+    Units: fields ending in ``_s`` are seconds (``connect_timeout_s``, ``read_timeout_s``,
+    ``request_timeout_s``, ``endpoint_backoff_s``); ``part_size``, ``range_threshold`` and
+    ``copy_threshold`` are bytes (an int, or a size string such as ``"8MiB"``: binary for a
+    bare or ``i`` prefix, decimal for ``kB``/``MB``/``GB``); ``min_transfer_rate`` is bytes per
+    second; ``endpoint_fail_threshold`` is a count of consecutive failures. Defaults and
+    environment variables: the docs' Configuration page (the table of this module).
 
     Raises:
         ValueError: a field is out of range (the message names the field and the allowed values).

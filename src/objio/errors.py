@@ -194,7 +194,8 @@ class DeleteError(ObjectStoreError):
     Attributes:
         failed: ``[(uri, code, message), ...]`` of every key not deleted, in the order given.
         deleted: how many of the URIs asked for were deleted.
-        (``code`` of the exception itself is the first failure's.)
+
+    The ``code`` of the exception itself is the first failure's.
     """
 
     def __init__(self, message: str, *, failed: list[tuple[str, str, str]] | None = None,

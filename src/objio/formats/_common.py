@@ -181,7 +181,8 @@ def _normal_pairs(seed: int, start: int, count: int) -> list[tuple[float, float]
 def record_dims_many(
     record_size: int, record_size_stdev: float = 0, *, seed: int = 0, start: int = 0, count: int = 1
 ) -> list[tuple[int, int]]:
-    """Sample shapes ``(dim1, dim2)`` of files ``start .. start+count-1``; see :func:`record_dims`."""
+    """Sample shapes ``(dim1, dim2)`` of files ``start .. start+count-1`` for a mean
+    ``record_size`` and a ``record_size_stdev`` in bytes; see :func:`record_dims`."""
     record_size = _check_int("record_size", record_size, 1)
     stdev = _check_stdev(record_size_stdev)
     seed = _check_int("seed", seed, 0, u64=True)

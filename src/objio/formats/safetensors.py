@@ -129,9 +129,10 @@ def parse_header(data: Any, name: str = "safetensors file", *,
     ``8 + N`` bytes). ``file_size`` (bytes), when ``data`` is only the start of the file,
     bounds the tensors; otherwise ``len(data)`` does.
 
-    Raises: ValueError naming ``name`` (and the tensor) for a truncated file, a header that is
-    not a JSON object, an unknown dtype, a bad shape, offsets out of bounds, overlapping or not
-    matching the shape.
+    Raises:
+        ValueError: naming ``name`` (and the tensor) for a truncated file, a header that is not
+            a JSON object, an unknown dtype, a bad shape, offsets out of bounds, overlapping or
+            not matching the shape.
     """
     view = _byte_view(data)
     start = header_length(view, name)
@@ -193,8 +194,10 @@ def build_header(tensors: Iterable[tuple[str, str, Sequence[int]]],
     multiple of 8 as the reference writer does) for tensors ``(name, dtype, shape)`` laid
     out in the given order, and their :class:`TensorInfo`.
 
-    Raises: ValueError (unknown dtype, a negative dimension, a duplicate or reserved name,
-    non-string metadata)."""
+    Raises:
+        ValueError: unknown dtype, a negative dimension, a duplicate or reserved name,
+            non-string metadata.
+    """
     header: dict[str, Any] = {}
     if metadata:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
@@ -225,7 +228,9 @@ def safetensors_bytes(tensors: Mapping[str, tuple[str, Sequence[int], Any]],
     bytes-like of exactly the tensor's size, e.g. a C-contiguous numpy array), in the given
     order.
 
-    Raises: ValueError (see :func:`build_header`; data of the wrong size)."""
+    Raises:
+        ValueError: see :func:`build_header`; data of the wrong size.
+    """
     head, infos = build_header(((n, d, s) for n, (d, s, _) in tensors.items()), metadata)
     out = bytearray(len(head) + (infos[-1].end if infos else 0))
     out[: len(head)] = head
@@ -292,7 +297,9 @@ def parse_index(data: Any, name: str = "model.safetensors.index.json") -> dict[s
     """The ``weight_map`` (tensor name -> shard file name) of a Hugging Face
     ``model.safetensors.index.json``.
 
-    Raises: ValueError naming ``name`` (not JSON, no ``weight_map`` object of strings)."""
+    Raises:
+        ValueError: naming ``name`` (not JSON, no ``weight_map`` object of strings).
+    """
     try:
         index = json.loads(bytes(_byte_view(data)).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

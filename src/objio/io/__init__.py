@@ -118,8 +118,13 @@ def open(  # noqa: A001 - objio.open, like builtins.open
     Opening makes no request: a missing object raises FileNotFoundError on the first read (or
     a seek relative to the end); a writer sends its data as parts fill up and on ``close()``.
 
-    Raises: ValueError (bad mode, option or URI; an option that does not apply to the mode or
-    reader), FileNotFoundError, PermissionError, FileExistsError (exclusive modes, on close).
+    Raises:
+        ValueError: a bad mode, option or URI; an option that does not apply to the mode or
+            reader.
+        FileNotFoundError: the object or bucket does not exist (on the first read, or a seek
+            relative to the end).
+        PermissionError: access denied.
+        FileExistsError: exclusive modes (``"xb"``, ``"x"``), on ``close()``, when the key exists.
     """
     kind, text = _parse_mode(mode)
     if not text:

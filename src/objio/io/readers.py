@@ -133,9 +133,15 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
-        """Move to ``offset`` relative to the start (0), the current position (1) or the end
-        (2, needs the size: one HEAD unless known). Returns the new position. No request is
-        made until the next read."""
+        """Move to ``offset`` (bytes) relative to the start (0), the current position (1) or the
+        end (2, needs the size: one HEAD unless known). Returns the new position. No request is
+        made until the next read.
+
+        Raises:
+            TypeError: ``offset`` is not an integer.
+            ValueError: ``whence`` is not 0, 1 or 2, or the position would be negative.
+            FileNotFoundError: ``whence=2`` and the object does not exist.
+        """
         self._check_open()
         try:
             offset = operator.index(offset)
@@ -173,7 +179,8 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         return bytes(memoryview(buf)[:got])
 
     def read1(self, size: int | None = -1, /) -> bytes:
-        """Like :meth:`read`, from at most one buffered block or one request."""
+        """Like :meth:`read` (up to ``size`` bytes), from at most one buffered block or one
+        request."""
         return self.read(size)
 
     def readinto(self, b: Any, /) -> int:
@@ -183,6 +190,7 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         return self._readinto_dest(_byte_view(b, "readinto() argument", writable=True))
 
     def readinto1(self, b: Any, /) -> int:
+        """Like :meth:`readinto` (returns the number of bytes read into ``b``)."""
         return self.readinto(b)
 
     def readline(self, size: int | None = -1, /) -> bytes:
@@ -406,7 +414,8 @@ class SequentialReader(_BufferedRead1, ObjectReader):
     """Streams an object with concurrent read-ahead (see the module docs for the policy).
 
     Args:
-        uri, client, size, etag: see :class:`ObjectReader`.
+        uri: the object; it, ``client``, ``size`` (bytes) and ``etag`` as for
+            :class:`ObjectReader`.
         chunk_size: bytes per ranged GET (default: the client's ``part_size``, 8 MiB).
         window_size: read-ahead memory in bytes (default :data:`DEFAULT_WINDOW_SIZE`, 64 MiB;
             at least ``chunk_size``): up to ``window_size // chunk_size`` chunks are held or in
@@ -414,6 +423,9 @@ class SequentialReader(_BufferedRead1, ObjectReader):
 
     The first request is one GET of ``chunk_size`` bytes, which also tells the object's size:
     an object smaller than a chunk costs exactly one request.
+
+    Raises:
+        ValueError: ``window_size`` smaller than ``chunk_size``, or a bad URI.
     """
 
     reader_type = "sequential"
@@ -648,7 +660,8 @@ class RangeReader(ObjectReader):
     """Fetches only the bytes each read needs (the seed's ``range_based`` reader).
 
     Args:
-        uri, client, size, etag: see :class:`ObjectReader`.
+        uri: the object; it, ``client``, ``size`` (bytes) and ``etag`` as for
+            :class:`ObjectReader`.
         buffer_size: bytes per buffer fill (default :data:`DEFAULT_BUFFER_SIZE`, 8 MiB; 0
             disables the buffer). Reads smaller than this are served from the buffer, filled
             ``buffer_size`` bytes at a time from the read position; reads of at least this many
@@ -936,7 +949,8 @@ class CoalescingReader(_BufferedRead1, ObjectReader):
     ``dcp_optimized`` reader), fetching the next groups while the current one is read.
 
     Args:
-        uri, client, size, etag: see :class:`ObjectReader`.
+        uri: the object; it, ``client``, ``size`` (bytes) and ``etag`` as for
+            :class:`ObjectReader`.
         ranges: the byte ranges that will be read, as ``(start, end)`` pairs (end exclusive)
             or objects with ``start``/``end`` attributes, sorted by start.
         max_gap_size: ranges separated by at most this many bytes are fetched together
@@ -955,6 +969,10 @@ class CoalescingReader(_BufferedRead1, ObjectReader):
     group or outside every declared range raises ValueError. Memory: the current group and the
     groups fetched ahead of it (up to :data:`GROUP_WINDOW_SIZE`, 32 MiB, at least one group;
     once the object's size is known, after the first group).
+
+    Raises:
+        ValueError: ``buffers`` not a :class:`GroupBuffers`, ranges malformed or not sorted by
+            start, or a bad URI; on a read: before the current group or outside every range.
     """
 
     reader_type = "coalescing"
@@ -1110,8 +1128,8 @@ class CoalescingReader(_BufferedRead1, ObjectReader):
         return bytes(self.readview(size))
 
     def readview(self, size: int | None = -1, /, *, writable: bool = False) -> memoryview:
-        """Like :meth:`read`, but returns a memoryview of the fetched group without copying
-        (it keeps the group's buffer alive while referenced). Read-only unless ``writable``:
+        """Like :meth:`read` (up to ``size`` bytes), but returns a memoryview of the fetched
+        group without copying (it keeps the group's buffer alive while referenced). Read-only unless ``writable``:
         a writable view is of the reader's own buffer (for ``torch.frombuffer``; what is
         written there is seen by later reads of the same bytes)."""
         self._check_open()

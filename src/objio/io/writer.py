@@ -86,6 +86,11 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
     failed. ``abort()``, an exception inside ``with``, a failed part, or garbage collection of
     an unclosed writer abort the upload: the key shows no new object (it stays absent, or the
     previous object stays unchanged) and no multipart upload is left behind.
+
+    Raises:
+        ValueError: ``part_size`` above 5 GiB, ``exist_ok`` not a
+            bool, ``checksum`` not ``"crc32c"`` or None, or a bad URI.
+        FileExistsError: ``exist_ok=False`` and the key exists (on ``close()``).
     """
 
     def __init__(self, uri: Any, *, client: Any = None, part_size: int | None = None,

@@ -169,9 +169,11 @@ class ModelConnector:
     DataLoader worker. Opening and reading from several threads is safe; one opened object
     is not thread-safe (like a file).
 
-    Raises: ValueError (a bad setting, named; a manifest that is not whole), TypeError (a
-    cred_provider without usable credentials), FileNotFoundError (``config_path`` or the
-    manifest missing), ImportError (the manifest's format needs pyarrow or zstandard).
+    Raises:
+        ValueError: a bad setting (named), a manifest that is not whole.
+        TypeError: a ``cred_provider`` without usable credentials.
+        FileNotFoundError: ``config_path`` or the manifest missing.
+        ImportError: the manifest's format needs pyarrow or zstandard.
     """
 
     def __init__(self, endpoint: str | None = None, cred_provider: Any = None,

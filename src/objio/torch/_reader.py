@@ -81,16 +81,21 @@ class S3Reader(abc.ABC, io.BufferedIOBase):
     def key(self) -> str: ...
 
     @abc.abstractmethod
-    def read(self, size: int | None = None, /) -> bytes: ...
+    def read(self, size: int | None = None, /) -> bytes:
+        """Up to ``size`` bytes from the current position (all the rest when None)."""
 
     @abc.abstractmethod
-    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int: ...
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        """Move to ``offset`` bytes relative to ``whence`` (0 start, 1 current, 2 end);
+        returns the new position."""
 
     @abc.abstractmethod
-    def tell(self) -> int: ...
+    def tell(self) -> int:
+        """The current position, in bytes from the start."""
 
     @abc.abstractmethod
-    def readinto(self, buf: Any, /) -> int: ...
+    def readinto(self, buf: Any, /) -> int:
+        """Read into the writable buffer ``buf``; returns the number of bytes read."""
 
     def seekable(self) -> bool:
         return True
@@ -104,7 +109,8 @@ class S3Reader(abc.ABC, io.BufferedIOBase):
 
 class SequentialS3Reader(SequentialReader, S3Reader):
     """The generic reader: streams the object with concurrent read-ahead and serves any access
-    pattern (:class:`objio.io.SequentialReader`)."""
+    pattern (:class:`objio.io.SequentialReader`: ``size``, ``chunk_size`` and ``window_size``
+    in bytes, as it takes them)."""
 
     def __init__(self, bucket: str, key: str, client: Any = None, *, size: int | None = None,
                  etag: str | None = None, chunk_size: int | None = None,
@@ -114,7 +120,8 @@ class SequentialS3Reader(SequentialReader, S3Reader):
 
 
 class RangedS3Reader(RangeReader, S3Reader):
-    """Byte-range reads with an optional buffer (:class:`objio.io.RangeReader`)."""
+    """Byte-range reads with an optional buffer (:class:`objio.io.RangeReader`: ``buffer_size``
+    and ``size`` in bytes, as it takes them)."""
 
     def __init__(self, bucket: str, key: str, client: Any = None, *,
                  buffer_size: int | None = None, size: int | None = None,
@@ -124,7 +131,8 @@ class RangedS3Reader(RangeReader, S3Reader):
 
 
 class DCPOptimizedS3Reader(CoalescingReader, S3Reader):
-    """Coalesced ranged GETs for known, ordered item ranges (:class:`objio.io.CoalescingReader`)."""
+    """Coalesced ranged GETs for known, ordered item ranges (:class:`objio.io.CoalescingReader`:
+    ``item_ranges`` as its ``ranges``; ``max_gap_size`` and ``size`` in bytes)."""
 
     def __init__(self, bucket: str, key: str, item_ranges: Iterable[Any], client: Any = None, *,
                  max_gap_size: int | float = DEFAULT_MAX_GAP_SIZE,
@@ -142,14 +150,23 @@ class S3ReaderConstructorProtocol(Protocol):
 
 
 class DCPS3ReaderConstructorProtocol(S3ReaderConstructorProtocol, Protocol):
+    """A reader constructor that DCP's :class:`objio.torch.dcp.S3StorageReader` feeds the load
+    plan's item ranges (as :class:`DCPOptimizedConstructor` takes them)."""
+
     def set_item_ranges_by_file(self, plan_items: list[Any], storage_data: dict[Any, Any],
-                                base_path: str | os.PathLike[str]) -> None: ...
+                                base_path: str | os.PathLike[str]) -> None:
+        """Take the byte ranges each file's items occupy, from a DCP load plan."""
 
 
 class DCPOptimizedConstructor:
     """Creates :class:`DCPOptimizedS3Reader` for files whose item ranges are known (injected
     from a DCP load plan by ``set_item_ranges_by_file``, or by :meth:`set_ranges`), and
-    :class:`SequentialS3Reader` for any other file (e.g. ``.metadata``)."""
+    :class:`SequentialS3Reader` for any other file (e.g. ``.metadata``). ``max_gap_size``:
+    bytes, as :class:`DCPOptimizedS3Reader` takes it.
+
+    Raises:
+        ValueError: ``max_gap_size`` negative or not a number.
+    """
 
     def __init__(self, max_gap_size: int | float = DEFAULT_MAX_GAP_SIZE) -> None:
         self._max_gap_size = _check_max_gap(max_gap_size)

@@ -25,7 +25,12 @@ class S3Writer(ObjectWriter):
 
     Unlike the seed (which wraps a client stream), it is created from a location:
     ``S3Writer(bucket, key, client=None, ...)`` or ``S3Writer.from_uri(uri, ...)``;
-    ``bucket=""`` means ``key`` is a local path.
+    ``bucket=""`` means ``key`` is a local path. ``part_size`` is in bytes (see
+    :class:`objio.io.ObjectWriter` for it and the other arguments).
+
+    Raises:
+        TypeError: ``bucket`` or ``key`` not a string.
+        ValueError: a relative local path, a bad URI or option (as :class:`objio.io.ObjectWriter`).
     """
 
     def __init__(self, bucket: str, key: str, client: Any = None, *,

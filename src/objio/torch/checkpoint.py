@@ -127,7 +127,8 @@ class VerifyingS3Reader(SequentialS3Reader):
     completes the object when they differ. ``verified`` is True once the check passed.
 
     Args:
-        bucket, key, client, size, etag: as :class:`SequentialS3Reader`.
+        bucket: the bucket; it, ``key``, ``client``, ``size`` (bytes), ``etag``,
+            ``chunk_size`` and ``window_size`` (bytes) as :class:`SequentialS3Reader` takes them.
         crc32c: the CRC32C the object must have (unsigned 32-bit int).
     """
 

@@ -61,7 +61,8 @@ class S3Client(LazyClient):
             :class:`objio.ClientConfig`).
 
     Raises:
-        TypeError: an argument of the wrong type; ValueError: a bad value.
+        TypeError: an argument of the wrong type.
+        ValueError: a bad value.
     """
 
     def __init__(self, region: str | None = None, *, endpoint: str | None = None,
@@ -101,7 +102,9 @@ class S3Client(LazyClient):
         """A writer of ``s3://bucket/key`` (multipart above the part size; nothing is visible
         until ``close()``). ``storage_class`` must be None or STANDARD (objio sends none).
 
-        Raises: ValueError (another storage class)."""
+        Raises:
+            ValueError: another storage class.
+        """
         if storage_class not in (None, "STANDARD"):
             raise ValueError(f"storage_class {storage_class!r} is not supported; objio writes "
                              "with the bucket's default (STANDARD)")
@@ -110,7 +113,13 @@ class S3Client(LazyClient):
     def list_objects(self, bucket: str, prefix: str = "", delimiter: str = "",
                      max_keys: int = 1000) -> Iterator[ListObjectResult]:
         """Pages of the objects under ``prefix`` (ListObjectsV2; with ``delimiter``, one level:
-        the pages also carry ``common_prefixes``)."""
+        the pages also carry ``common_prefixes``), at most ``max_keys`` (1 to 1000) per page.
+
+        Raises:
+            TypeError: ``max_keys`` not an integer, ``bucket`` or ``prefix`` not a string.
+            ValueError: ``max_keys`` out of range, a ``delimiter`` other than ``""`` or ``"/"``.
+            FileNotFoundError: no such bucket (while iterating).
+        """
         if isinstance(max_keys, bool) or not isinstance(max_keys, int):
             raise TypeError(f"max_keys must be an integer, got {max_keys!r}")
         if not 1 <= max_keys <= 1000:

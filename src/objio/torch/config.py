@@ -68,8 +68,8 @@ class S3ClientConfig:
         profile: AWS profile name for credentials.
 
     Raises:
-        TypeError: a field has the wrong type; ValueError: a value out of range (the message
-        names the field and the allowed values).
+        TypeError: a field has the wrong type (the message names the field).
+        ValueError: a value out of range (the message names the field and the allowed values).
     """
 
     throughput_target_gbps: float = 10.0
@@ -161,8 +161,9 @@ def client_config_for(s3client_config: Any, region: str | None = None,
     only the fields it leaves unset).
 
     Raises:
-        ValueError: invalid settings; TypeError: any other type of ``s3client_config``, a
-        region or endpoint that is not a string.
+        ValueError: invalid settings.
+        TypeError: any other type of ``s3client_config``, a region or endpoint that is not a
+            string.
     """
     if s3client_config is None:
         return ClientConfig(region=_region(region), endpoint_url=_endpoint(endpoint))

@@ -263,7 +263,8 @@ class PrefetchedS3Reader(SequentialS3Reader):
         return self.read(size)
 
     def readview(self, size: int | None = -1, /) -> memoryview:
-        """Like :meth:`read`, as a read-only memoryview of the buffer (no copy)."""
+        """Like :meth:`read` (up to ``size`` bytes), as a read-only memoryview of the buffer (no
+        copy)."""
         self._check()
         lo, hi = self._span(size)
         self._pos = max(self._pos, hi)
@@ -947,8 +948,11 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         prefetch_bytes: bytes those may hold in memory, >= 0 (default 128 MiB).
 
     Raises:
-        TypeError: an argument of the wrong type; ValueError: a value out of range or a
-        malformed URI; when read: FileNotFoundError, PermissionError, objio.ObjectStoreError.
+        TypeError: an argument of the wrong type.
+        ValueError: a value out of range or a malformed URI.
+        FileNotFoundError: when read: no such bucket or object.
+        PermissionError: when read: access denied.
+        ObjectStoreError: when read: anything else from the store.
     """
 
     _kind = "map"
@@ -977,6 +981,8 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         out of range). A missing object raises
         FileNotFoundError naming it when it is read. Logs ``Building S3MapDataset
         from_objects`` at INFO (logger ``objio.torch``), as the seed does.
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         log.info("Building %s from_objects", cls.__name__)
         return cls(region, _objects_listing(object_uris), endpoint, transform=transform,
@@ -1002,6 +1008,8 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
         Logs ``Building <class> from_prefix s3_uri='...'`` at INFO (logger ``objio.torch``), as
         the seed does.
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         log.info("Building %s from_prefix s3_uri=%r", cls.__name__, s3_uri)
         obj = _parse_prefix(s3_uri)
@@ -1029,6 +1037,8 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         manifest cut short, ``s3_uri`` outside what it lists: another bucket or prefix);
         FileNotFoundError (no such file); ImportError (pyarrow or zstandard missing for its
         format, naming the extra).
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         return cls(region, _manifest_listing(manifest, s3_uri), endpoint, transform=transform,
                    s3client_config=s3client_config, reader_constructor=reader_constructor,
@@ -1098,9 +1108,11 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         prefetch_bytes: bytes those may hold in memory, >= 0 (default 128 MiB).
 
     Raises:
-        TypeError: an argument of the wrong type; ValueError: a value out of range or a
-        malformed URI; when iterated: FileNotFoundError, PermissionError,
-        objio.ObjectStoreError.
+        TypeError: an argument of the wrong type.
+        ValueError: a value out of range or a malformed URI.
+        FileNotFoundError: when iterated: no such bucket or object.
+        PermissionError: when iterated: access denied.
+        ObjectStoreError: when iterated: anything else from the store.
     """
 
     _kind = "iterable"
@@ -1134,6 +1146,8 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         out of range). A missing object raises
         FileNotFoundError naming it when it is reached. Logs ``Building S3IterableDataset
         from_objects`` at INFO (logger ``objio.torch``), as the seed does.
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         log.info("Building %s from_objects", cls.__name__)
         return cls(region, _objects_listing(object_uris), endpoint, transform=transform,
@@ -1160,6 +1174,8 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
         Logs ``Building <class> from_prefix s3_uri='...'`` at INFO (logger ``objio.torch``), as
         the seed does.
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         log.info("Building %s from_prefix s3_uri=%r", cls.__name__, s3_uri)
         obj = _parse_prefix(s3_uri)
@@ -1181,6 +1197,8 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         :meth:`S3MapDataset.from_manifest`); the arguments after it are ``from_prefix``'s.
 
         Raises: as :meth:`S3MapDataset.from_manifest`.
+
+        ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
         """
         return cls(region, _manifest_listing(manifest, s3_uri), endpoint, transform=transform,
                    s3client_config=s3client_config, enable_sharding=enable_sharding,

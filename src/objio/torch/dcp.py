@@ -303,6 +303,9 @@ class S3FileSystem(LazyClient, FileSystemBase):
             (endpoint and credentials included) or None.
         reader_constructor: makes the readers of ``create_stream(path, "rb")`` (default
             sequential; :class:`S3StorageReader` passes ``dcp_optimized()``).
+
+    Raises:
+        ValueError: ``s3_client`` not an :class:`objio.Client`, or a bad configuration.
     """
 
     def __init__(self, region: str | None = None, s3_client: Client | None = None,
@@ -324,8 +327,12 @@ class S3FileSystem(LazyClient, FileSystemBase):
     def create_stream(self, path: str | os.PathLike[str], mode: str) -> Generator[Any, None, None]:
         """A reader (``"rb"``: from ``reader_constructor``) or an :class:`objio.torch.S3Writer`
         (``"wb"``: a multipart upload, aborted if the block raises) for the object at
-        ``path``. Raises: ValueError for any other mode (the seed's words: ``Invalid mode='x'
-        mode argument: create_stream only supports rb (read mode) & wb (write mode)``)."""
+        ``path``.
+
+        Raises:
+            ValueError: any other mode (the seed's words: ``Invalid mode='x' mode argument:
+                create_stream only supports rb (read mode) & wb (write mode)``).
+        """
         if mode not in ("rb", "wb"):
             raise ValueError(f"Invalid {mode=} mode argument: create_stream only supports rb "
                              f"(read mode) & wb (write mode) (path {os.fspath(path)!r})")
@@ -341,6 +348,7 @@ class S3FileSystem(LazyClient, FileSystemBase):
                 reader.close()
 
     def writer(self, obj: ObjectURI) -> S3Writer:
+        """An :class:`objio.torch.S3Writer` of the object ``obj`` (nothing is sent yet)."""
         return S3Writer(obj.bucket, obj.key, self.client)
 
     def concat_path(self, path: str | os.PathLike[str], suffix: str) -> str:
@@ -362,8 +370,10 @@ class S3FileSystem(LazyClient, FileSystemBase):
     def rename(self, path: str | os.PathLike[str], new_path: str | os.PathLike[str]) -> None:
         """Copy the object to ``new_path`` (server-side), then delete the original.
 
-        Raises: ValueError when the two are in different buckets (or stores), as the seed;
-        FileNotFoundError naming ``path`` when it does not exist."""
+        Raises:
+            ValueError: the two are in different buckets (or stores), as the seed.
+            FileNotFoundError: ``path`` does not exist (naming it).
+        """
         src, dst = _path_str(path), _path_str(new_path)
         a, b = parse_uri(src), parse_uri(dst)
         if (a.scheme, a.bucket) != (b.scheme, b.bucket):
@@ -377,9 +387,15 @@ class S3FileSystem(LazyClient, FileSystemBase):
         a file is written)."""
 
     def exists(self, path: str | os.PathLike[str]) -> bool:
+        """Whether an object exists at ``path`` (one HEAD)."""
         return self.client.exists(_path_str(path))
 
     def rm_file(self, path: str | os.PathLike[str]) -> None:
+        """Delete the object at ``path`` (a missing one is not an error).
+
+        Raises:
+            ValueError: ``path`` names a prefix (a bucket, or ends with ``/``), not an object.
+        """
         obj = parse_uri(_path_str(path))
         if not obj.key or obj.key.endswith("/"):
             raise ValueError(f"rm_file needs an object, got the prefix {str(path)!r}")
@@ -621,7 +637,12 @@ class S3StorageWriter(FileSystemWriter):
     def prepare_global_plan(self, plans: list[SavePlan]) -> list[SavePlan]:
         """Runs on the coordinator before any data is written: retires an existing checkpoint
         at this path (removes its ``.metadata`` and manifest, or raises FileExistsError with
-        ``overwrite=False``) and gives each rank's plan its file prefix."""
+        ``overwrite=False``) and gives each rank's plan its file prefix.
+
+        Raises:
+            FileExistsError: a checkpoint exists at this path and ``overwrite=False`` (with
+                torch's words, "Checkpoint already exists").
+        """
         meta = self._metadata_uri()
         client = self._fs.client
         if client.exists(meta):
@@ -637,8 +658,14 @@ class S3StorageWriter(FileSystemWriter):
 
     def write_data(self, plan: SavePlan, planner: SavePlanner) -> Future[list[WriteResult]]:
         """Write this rank's items: ``thread_count`` files (or one per item without
-        ``single_file_per_rank``) serialized and uploaded concurrently. Raises the first
-        failure once every file still being written has stopped and aborted its upload."""
+        ``single_file_per_rank``) serialized and uploaded concurrently.
+
+        Raises:
+            OSError: the first failure of any file (``FileNotFoundError``,
+                ``PermissionError``, :class:`objio.ObjectStoreError`, ...; or whatever
+                serializing an item raised), raised once every file still being written has
+                stopped and aborted its upload.
+        """
         storage = plan.storage_data
         prefix = storage.prefix if storage is not None else f"__{self.rank or 0}_"
         if self.single_file_per_rank:
@@ -847,7 +874,13 @@ class S3StorageReader(FileSystemReader):
 
     def read_metadata(self, *args: Any, **kwargs: Any) -> Metadata:
         """The checkpoint's ``.metadata`` (``rank=`` for rank-local metadata) and, with
-        ``verify``, its CRC32C manifest. Raises FileNotFoundError (incomplete checkpoint)."""
+        ``verify``, its CRC32C manifest.
+
+        Raises:
+            FileNotFoundError: no checkpoint there, or an incomplete one (objects but no
+                ``.metadata``), or no such bucket.
+            IntegrityError: an earlier release's CRC32C manifest that cannot be read.
+        """
         rank = kwargs.get("rank")
         uri = self._fs.concat_path(self.path, _metadata_name(rank))
         client = self._fs.client
@@ -896,8 +929,11 @@ class S3StorageReader(FileSystemReader):
         file (a stable sort on the offset alone, as s3torchconnector: each file's items in
         ascending order, the files in the order of their first item), and hands the items
         with the checkpoint path as it was given to the reader constructor
-        (``set_item_ranges_by_file``, for the coalescing reader). Raises ValueError when the
-        plan asks for items the checkpoint's metadata does not have."""
+        (``set_item_ranges_by_file``, for the coalescing reader).
+
+        Raises:
+            ValueError: the plan asks for items the checkpoint's metadata does not have.
+        """
         storage = self.storage_data
         if plan.items and not storage:
             raise ValueError(
