@@ -302,3 +302,25 @@ def test_bulk_deletes_are_one_request_per_blob_each_retried(
     oplog.get(str(path)).flush()
     rows = [ln.split("\t") for ln in path.read_text().splitlines()[1:]]
     assert len(rows) == 22 and {r[oplog.COLUMNS.index("op")] for r in rows} == {"DELETE"}
+
+
+# ------------------------------------------------------------------------------ torch readers
+def test_reader_constructors_take_the_scheme(az_client: objio.Client, prefix: str) -> None:
+    pytest.importorskip("torch")
+    import pickle
+
+    from objio.torch import S3ReaderConstructor
+    from objio.torch.datasets import PrefetchedS3Reader
+
+    az_client.put_bytes(prefix + "r.bin", b"0123456789")
+    key = objio.parse_uri(prefix + "r.bin").key
+    for make in (S3ReaderConstructor.sequential(), S3ReaderConstructor.range_based()):
+        r = make(BUCKET, key, az_client, scheme="az")
+        assert (r.bucket, r.key) == (BUCKET, key)
+        r.seek(3)
+        assert r.read(4) == b"3456"
+    with pytest.raises(ValueError, match="scheme must be 's3' or 'az'"):
+        S3ReaderConstructor.sequential()(BUCKET, key, az_client, scheme="gs3")
+    p = PrefetchedS3Reader("c", "k/x", b"abc", scheme="az", account="other1")
+    assert p.uri == "abfs://c@other1.dfs.core.windows.net/k/x"
+    assert pickle.loads(pickle.dumps(p)).uri == p.uri
