@@ -326,7 +326,8 @@ class _ObjectList:
     __slots__ = ("_pages", "_starts", "_n")
 
     def __init__(self) -> None:
-        self._pages: list[tuple[str, str, bytes, array.array[int], array.array[int]]] = []
+        self._pages: list[tuple[str, str, bytes, array.array[int], array.array[int],
+                               str]] = []
         self._starts: list[int] = []
         self._n = 0
 
@@ -649,7 +650,7 @@ def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ constructors
-def _where(obj: ObjectURI) -> dict[str, str]:
+def _where(obj: ObjectURI) -> dict[str, Any]:
     """The keywords that tell a reader constructor which store ``obj`` is on: none for
     ``s3://`` and local files (s3torchconnector's ``(bucket, key, client)`` call, so its
     own and users' constructors work as before), ``scheme`` (and ``account`` when the URI
