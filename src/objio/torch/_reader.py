@@ -69,6 +69,17 @@ def _uri(bucket: str, key: str, scheme: str = "s3", account: str = "") -> Object
     return parse_uri(f"s3://{bucket}/{key}")
 
 
+def _where(obj: ObjectURI) -> dict[str, Any]:
+    """The keywords that tell a reader constructor which store ``obj`` is on: none for
+    ``s3://`` and local files (s3torchconnector's ``(bucket, key, client)`` call, so its
+    own and users' constructors work as before), ``scheme`` (and ``account`` when the URI
+    names one) for ``az://``."""
+    if obj.scheme in ("s3", "file"):
+        return {}
+    return {"scheme": obj.scheme, "account": obj.account} if obj.account \
+        else {"scheme": obj.scheme}
+
+
 class S3Reader(abc.ABC, io.BufferedIOBase):
     """A read-only, file-like representation of one object (the seed's abstract base class).
 

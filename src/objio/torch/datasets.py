@@ -115,7 +115,7 @@ from ..io import SequentialReader
 from ..io._common import _byte_view
 from ..manifest import Manifest, read_manifest
 from ..uri import ObjectURI, parse_uri, split_glob, store_uri
-from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader
+from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader, _where
 from .config import LazyClient, S3ClientConfig, client_config_for
 from .transforms import Samples
 
@@ -650,17 +650,6 @@ def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ constructors
-def _where(obj: ObjectURI) -> dict[str, Any]:
-    """The keywords that tell a reader constructor which store ``obj`` is on: none for
-    ``s3://`` and local files (s3torchconnector's ``(bucket, key, client)`` call, so its
-    own and users' constructors work as before), ``scheme`` (and ``account`` when the URI
-    names one) for ``az://``."""
-    if obj.scheme in ("s3", "file"):
-        return {}
-    return {"scheme": obj.scheme, "account": obj.account} if obj.account \
-        else {"scheme": obj.scheme}
-
-
 def _constructor_kind(c: Any) -> str:
     """'sequential' (prefetchable), 'range_based', or 'other' for a reader constructor."""
     if c is None:
