@@ -324,3 +324,23 @@ def test_reader_constructors_take_the_scheme(az_client: objio.Client, prefix: st
     p = PrefetchedS3Reader("c", "k/x", b"abc", scheme="az", account="other1")
     assert p.uri == "abfs://c@other1.dfs.core.windows.net/k/x"
     assert pickle.loads(pickle.dumps(p)).uri == p.uri
+
+
+# ------------------------------------------------------------------------------ stream read
+def test_stream_reads_use_fewer_larger_gets_on_azure(pclient: objio.Client,
+                                                     az_proxy: FaultProxy,
+                                                     az_client: objio.Client, prefix: str,
+                                                     client: objio.Client) -> None:
+    data = os.urandom(70 << 20)
+    az_client.put_bytes(prefix + "big.bin", data)
+    az_proxy.clear()
+    with objio.open(prefix + "big.bin", "rb", client=pclient) as f:
+        assert (f.chunk_size, f.window_size) == (32 << 20, 64 << 20)
+        assert f.read() == data
+    gets = [r for r in az_proxy.log if r.method == "GET"]
+    assert len(gets) == 3  # 32 + 32 + 6 MiB (S3's defaults: 9 GETs of 8 MiB)
+    with objio.open(prefix + "big.bin", "rb", client=pclient, chunk_size=8 << 20,
+                    window_size=16 << 20) as f:  # explicit sizes win
+        assert (f.chunk_size, f.window_size) == (8 << 20, 16 << 20)
+    with objio.open(f"s3://{BUCKET}/nothing-read", "rb", client=client, size=0) as f:
+        assert (f.chunk_size, f.window_size) == (8 << 20, 64 << 20)  # S3 unchanged
