@@ -66,8 +66,8 @@ _COPY_SAS_S = 3600  # the source SAS of a synchronous copy (the request ends wel
 #: az:// (:class:`objio.io.SequentialReader`; S3 keeps the client's part_size and 64 MiB): 2
 #: GETs of 32 MiB in flight. Measured on Azurite (2026-12-03, shared 2-core machine, 1 GiB,
 #: median of 3-5 interleaved rounds, 4 runs): with S3's defaults (8 MiB x 8 in flight) Azurite
-#: spent 2.2-2.55 ms of CPU per MiB (obstore's single streamed GET: 1.6-1.9) and objio read at
-#: 0.62-1.04x obstore; with 32 MiB x 2, 1.74-1.88 ms per MiB and 0.97-1.20x. Azurite (one
+#: spent 2.18-2.55 ms of CPU per MiB (obstore's single streamed GET: 1.63-1.90) and objio read
+#: at 0.62-1.04x obstore; with 32 MiB x 2, 1.74-2.01 ms per MiB and 0.97-1.20x. Azurite (one
 #: Node.js process) is the limit there, and each Get Blob has a fixed cost in it.
 STREAM_CHUNK_SIZE = 32 * 1024 * 1024
 STREAM_WINDOW_SIZE = 64 * 1024 * 1024

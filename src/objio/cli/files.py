@@ -691,11 +691,12 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_rb)
 
     p = sub.add_parser("presign", help="a URL that gives access to one object for a while",
-                       description="Print a presigned URL (SigV4 query authorization) with "
+                       description="Print a presigned URL (SigV4 query authorization; on "
+                                   "az://, a service SAS signed with the account key) with "
                                    "which anyone can GET (or PUT) the object until it "
                                    "expires, as aws s3 presign. No request is sent.")
     add_global_flags(p)
-    p.add_argument("uri", help="s3://bucket/key")
+    p.add_argument("uri", help="s3://bucket/key or az://container/blob")
     p.add_argument("--expires-in", type=int, default=3600, metavar="SECONDS",
                    help="seconds the URL stays valid, 1 to 604800 (default 3600)")
     p.add_argument("--method", default="GET", choices=["GET", "PUT"],
