@@ -224,6 +224,9 @@ def test_presigned_get_and_put_work_with_a_plain_http_client(az_client: objio.Cl
     assert bytes(az_client.get(prefix + "up.bin")) == b"uploaded"
     assert _fetch(url.replace("sp=r&", "sp=rw&"), "PUT", b"x",
                   {"x-ms-blob-type": "BlockBlob"})[0] == 403  # permissions are signed
+    odd = prefix + "dir/a b+c&ü%#?.bin"  # the signature covers the name, not its encoding
+    az_client.put_bytes(odd, b"odd")
+    assert _fetch(az_client.presign(odd, expires_s=600)) == (200, b"odd")
 
 
 def test_presigned_url_expires(az_client: objio.Client, prefix: str) -> None:
