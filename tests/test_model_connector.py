@@ -28,12 +28,20 @@ KiB = 1024
 MiB = 1024 * KiB
 CHUNK = 64 * KiB
 
+pytestmark = pytest.mark.backends("s3", "az")
+
+
+@pytest.fixture
+def client(store: Any) -> objio.Client:
+    """The store's client: tests taking ``client`` / ``prefix`` run on s3:// and az://."""
+    return store.client
+
 
 def _data(n: int, seed: int) -> bytes:
     return np.random.default_rng(seed).bytes(n)
 
 
-def _connector(server: LocalS3Server, tmp_path: Path, **settings: Any) -> ModelConnector:
+def _connector(server: Any, tmp_path: Path, **settings: Any) -> ModelConnector:
     path = tmp_path / f"connector-{len(list(tmp_path.iterdir()))}.json"
     path.write_text(json.dumps({"chunk_size": CHUNK, **settings}))
     return ModelConnector(config=server.config, config_path=path)
@@ -57,9 +65,9 @@ def objects(client: objio.Client, prefix: str) -> dict[str, bytes]:
     return items
 
 
-def test_every_byte_equals_the_object(s3_server: LocalS3Server, tmp_path: Path,
+def test_every_byte_equals_the_object(store: Any, tmp_path: Path,
                                       objects: dict[str, bytes]) -> None:
-    mc = _connector(s3_server, tmp_path, prefetch_memory=2 * CHUNK)
+    mc = _connector(store, tmp_path, prefetch_memory=2 * CHUNK)
     files = [mc.open(u) for u in objects]  # open all, then read (the reference's example)
     for f, data in zip(files, objects.values(), strict=True):
         assert f.read() == data
@@ -83,10 +91,10 @@ def test_every_byte_equals_the_object(s3_server: LocalS3Server, tmp_path: Path,
     assert mc.stats()["peak_prefetched_bytes"] <= 2 * CHUNK
 
 
-def test_seek_back_to_released_bytes_fetches_them_again(s3_server: LocalS3Server,
+def test_seek_back_to_released_bytes_fetches_them_again(store: Any,
                                                         tmp_path: Path,
                                                         objects: dict[str, bytes]) -> None:
-    mc = _connector(s3_server, tmp_path, prefetch_memory=4 * CHUNK)
+    mc = _connector(store, tmp_path, prefetch_memory=4 * CHUNK)
     uri = list(objects)[-1]
     data = objects[uri]
     with mc.open(uri) as f:
@@ -119,9 +127,9 @@ def test_text_mode_lines_and_oss_and_file_uris(s3_server: LocalS3Server, tmp_pat
         mc.open(prefix.split("/")[0] + "//objio-test")
 
 
-def test_missing_object_raises_on_read(s3_server: LocalS3Server, tmp_path: Path,
+def test_missing_object_raises_on_read(store: Any, tmp_path: Path,
                                        prefix: str) -> None:
-    mc = _connector(s3_server, tmp_path)
+    mc = _connector(store, tmp_path)
     f = mc.open(prefix + "missing")
     with pytest.raises(FileNotFoundError):
         f.read()
@@ -225,16 +233,16 @@ def shards(client: objio.Client, prefix: str) -> dict[str, bytes]:
     return items
 
 
-def test_completion_follows_open_order(s3_server: LocalS3Server, tmp_path: Path,
+def test_completion_follows_open_order(store: Any, tmp_path: Path,
                                        shards: dict[str, bytes]) -> None:
-    mc = _connector(s3_server, tmp_path, prefetch_memory=64 * MiB, max_in_flight=1)
+    mc = _connector(store, tmp_path, prefetch_memory=64 * MiB, max_in_flight=1)
     files = [mc.open(u) for u in shards]
     _wait(lambda: len(mc.stats()["completed"]) == len(shards))
     assert mc.stats()["completed"] == list(shards)
     assert [f.read() for f in files] == list(shards.values())
     # with many requests at once, each object's chunks are still all asked for before any
     # chunk but the first of a later object
-    mc = _connector(s3_server, tmp_path, prefetch_memory=64 * MiB, max_in_flight=8)
+    mc = _connector(store, tmp_path, prefetch_memory=64 * MiB, max_in_flight=8)
     mc._prefetcher.trace = []
     files = [mc.open(u) for u in shards]
     _wait(lambda: len(mc.stats()["completed"]) == len(shards))
@@ -243,10 +251,10 @@ def test_completion_follows_open_order(s3_server: LocalS3Server, tmp_path: Path,
     assert sorted(mc.stats()["completed"]) == sorted(shards)
 
 
-def test_prefetch_stays_within_the_budget(s3_server: LocalS3Server, tmp_path: Path,
+def test_prefetch_stays_within_the_budget(store: Any, tmp_path: Path,
                                           shards: dict[str, bytes]) -> None:
     budget = 5 * CHUNK
-    mc = _connector(s3_server, tmp_path, prefetch_memory=budget)
+    mc = _connector(store, tmp_path, prefetch_memory=budget)
     files = [mc.open(u) for u in shards]
     _wait(lambda: mc.stats()["prefetched_bytes"] == budget)  # full: prefetch waits
     time.sleep(0.2)
@@ -257,10 +265,10 @@ def test_prefetch_stays_within_the_budget(s3_server: LocalS3Server, tmp_path: Pa
     assert st["requests"] == 6 * 8  # every chunk fetched once, none on demand
 
 
-def test_close_and_garbage_collection_free_the_budget(s3_server: LocalS3Server, tmp_path: Path,
+def test_close_and_garbage_collection_free_the_budget(store: Any, tmp_path: Path,
                                                       shards: dict[str, bytes]) -> None:
     budget = 16 * CHUNK  # two shards' worth
-    mc = _connector(s3_server, tmp_path, prefetch_memory=budget)
+    mc = _connector(store, tmp_path, prefetch_memory=budget)
     uris = list(shards)
     files: list[Any] = [mc.open(u) for u in uris]
     _wait(lambda: mc.stats()["prefetched_bytes"] == budget)
@@ -278,11 +286,11 @@ def test_close_and_garbage_collection_free_the_budget(s3_server: LocalS3Server, 
     _wait(lambda: mc.stats()["prefetched_bytes"] == 0)
 
 
-def test_reading_the_last_object_first_does_not_deadlock(s3_server: LocalS3Server,
+def test_reading_the_last_object_first_does_not_deadlock(store: Any,
                                                          tmp_path: Path,
                                                          shards: dict[str, bytes]) -> None:
     budget = 16 * CHUNK  # held by the first two shards, which nobody reads yet
-    mc = _connector(s3_server, tmp_path, prefetch_memory=budget)
+    mc = _connector(store, tmp_path, prefetch_memory=budget)
     files = [mc.open(u) for u in shards]
     _wait(lambda: mc.stats()["prefetched_bytes"] == budget)
     result: list[bytes] = []
@@ -337,9 +345,9 @@ def test_peak_rss_stays_near_the_budget(s3_server: LocalS3Server, client: objio.
     assert res["growth"] < 4 * MiB + 12 * MiB, res
 
 
-def test_prefetched_object_is_a_buffered_reader(s3_server: LocalS3Server, tmp_path: Path,
+def test_prefetched_object_is_a_buffered_reader(store: Any, tmp_path: Path,
                                                 objects: dict[str, bytes]) -> None:
-    mc = _connector(s3_server, tmp_path)
+    mc = _connector(store, tmp_path)
     uri, data = list(objects.items())[-1]
     with mc.open(uri) as f:
         assert isinstance(f, io.BufferedIOBase) and f.readable() and f.seekable()

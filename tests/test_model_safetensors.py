@@ -22,6 +22,14 @@ torch = pytest.importorskip("torch")
 st_torch = pytest.importorskip("safetensors.torch")
 st_numpy = pytest.importorskip("safetensors.numpy")
 
+pytestmark = pytest.mark.backends("s3", "az")
+
+
+@pytest.fixture
+def client(store: Any) -> objio.Client:
+    """The store's client: tests taking ``client`` / ``prefix`` run on s3:// and az://."""
+    return store.client
+
 
 def _bytes_of(t: Any) -> bytes:
     """A tensor's raw bytes (any dtype, bfloat16 and float8 included)."""

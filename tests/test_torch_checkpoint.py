@@ -148,8 +148,8 @@ def test_signature_matches_the_seed() -> None:
     assert list(inspect.signature(S3Checkpoint.writer).parameters) == ["self", "s3_uri"]
 
 
-def test_save_and_load_verified_on_s3(s3_server: Any, client: objio.Client, prefix: str) -> None:
-    ck = S3Checkpoint(s3client_config=s3_server.config.replace(part_size=5 * MiB))
+def test_save_and_load_verified_on_s3(store: Any, client: objio.Client, prefix: str) -> None:
+    ck = S3Checkpoint(s3client_config=store.config.replace(part_size=5 * MiB))
     sd = state_dict(mib=12)                           # several parts
     with ck.writer(prefix + "model.pt") as w:
         torch.save(sd, w)
@@ -213,7 +213,7 @@ def test_a_byte_flipped_in_transit_is_detected(s3_server: Any, prefix: str, prox
     assert ei.value.uri == f"{prefix}t.pt" and "bytes [0, " in str(ei.value)
 
 
-def test_objects_without_a_checksum_load_unverified(s3_server: Any, client: objio.Client,
+def test_objects_without_a_checksum_load_unverified(store: Any, client: objio.Client,
                                                     prefix: str) -> None:
     import io
 
@@ -222,14 +222,14 @@ def test_objects_without_a_checksum_load_unverified(s3_server: Any, client: obji
     torch.save(sd, buf)
     other_tool = objio.Client(client.config.replace(checksums=False))
     other_tool.put_bytes(prefix + "other-tool.pt", buf.getvalue())   # no checksum recorded
-    reader = S3Checkpoint(s3client_config=s3_server.config).reader(prefix + "other-tool.pt")
+    reader = S3Checkpoint(s3client_config=store.config).reader(prefix + "other-tool.pt")
     assert type(reader) is SequentialS3Reader
     assert same(torch.load(reader), sd)
 
 
-def test_exception_while_saving_leaves_nothing(s3_server: Any, client: objio.Client,
+def test_exception_while_saving_leaves_nothing(store: Any, client: objio.Client,
                                                prefix: str) -> None:
-    ck = S3Checkpoint(s3client_config=s3_server.config.replace(part_size=5 * MiB))
+    ck = S3Checkpoint(s3client_config=store.config.replace(part_size=5 * MiB))
     with pytest.raises(RuntimeError, match="boom"):
         with ck.writer(prefix + "half.pt") as w:
             torch.save(state_dict(mib=12), w)

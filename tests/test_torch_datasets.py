@@ -34,7 +34,15 @@ from objio.torch.datasets import (  # noqa: E402
     S3MapDataset,
 )
 
+pytestmark = pytest.mark.backends("s3", "az")
+
 TIMEOUT_S = 120  # DataLoader batch timeout: a hang fails instead of blocking the suite
+
+
+@pytest.fixture
+def client(store: Any) -> objio.Client:
+    """The store's client: tests taking ``client`` / ``prefix`` run on s3:// and az://."""
+    return store.client
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -84,8 +92,9 @@ def put_objects(client: objio.Client, prefix: str, n: int, size: int = 100) -> d
     return {objio.parse_uri(u).key: d for u, d in items.items()}
 
 
-def cfg_of(s3_server: Any) -> objio.ClientConfig:
-    return s3_server.config
+def cfg_of(server: Any) -> objio.ClientConfig:
+    """The client configuration of a local server, or of a ``store`` (conftest's Store)."""
+    return server.config
 
 
 # ------------------------------------------------------------------------------ S3ClientConfig
@@ -170,9 +179,9 @@ def test_dataset_signatures_match_the_seed(cls_name: str, method: str) -> None:
 
 
 # ------------------------------------------------------------------------------ basics on S3
-def test_map_dataset_from_prefix(s3_server: Any, client: objio.Client, prefix: str) -> None:
+def test_map_dataset_from_prefix(store: Any, client: objio.Client, prefix: str) -> None:
     data = put_objects(client, prefix, 7, 1000)
-    ds = S3MapDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg_of(s3_server),
+    ds = S3MapDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg_of(store),
                                   transform=key_and_bytes)
     assert ds.region == "us-east-1" and ds.endpoint is None
     assert len(ds) == 7
@@ -180,14 +189,14 @@ def test_map_dataset_from_prefix(s3_server: Any, client: objio.Client, prefix: s
     assert [ds[i] for i in range(7)] == [(k, data[k]) for k in keys]
     assert ds[-1] == (keys[-1], data[keys[-1]])
     assert ds.__getitems__([3, 0, 6, 3]) == [(keys[i], data[keys[i]]) for i in (3, 0, 6, 3)]
-    assert ds.object_uris == [f"s3://objio-test/{k}" for k in keys]
+    assert ds.object_uris == [f"{store.root}{k}" for k in keys]
     assert ds.total_bytes == 7000
     with pytest.raises(IndexError):
         ds[7]
     with pytest.raises(TypeError):
         ds["0"]  # type: ignore[index]
     # the identity transform hands out readers with the seed's interface
-    plain = S3MapDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg_of(s3_server))
+    plain = S3MapDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg_of(store))
     r = plain[2]
     assert isinstance(r, S3Reader) and r.bucket == "objio-test" and r.key == keys[2]
     assert r.read() == data[keys[2]]
@@ -223,8 +232,8 @@ def test_iterable_dataset_drop_in_with_env_credentials(s3_server: Any, client: o
     assert kind == "RangedS3Reader" and got == data[key]
 
 
-def test_empty_prefix_is_an_empty_dataset(s3_server: Any, prefix: str, tmp_path: Any) -> None:
-    cfg = cfg_of(s3_server)
+def test_empty_prefix_is_an_empty_dataset(store: Any, prefix: str, tmp_path: Any) -> None:
+    cfg = cfg_of(store)
     m = S3MapDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg)
     assert len(m) == 0
     assert list(DataLoader(m, batch_size=4)) == []
@@ -237,7 +246,7 @@ def test_empty_prefix_is_an_empty_dataset(s3_server: Any, prefix: str, tmp_path:
     # a local directory that does not exist is an error, like a missing bucket (issue 16, D2)
     with pytest.raises(FileNotFoundError, match="nothing"):
         len(S3MapDataset.from_prefix(str(tmp_path / "nothing") + "/", region="x"))
-    missing = S3MapDataset.from_prefix("s3://objio-no-such-bucket/x/", region="us-east-1",
+    missing = S3MapDataset.from_prefix(store.uri("objio-no-such-bucket", "x/"), region="us-east-1",
                                        s3client_config=cfg)
     with pytest.raises(FileNotFoundError):
         len(missing)
@@ -259,12 +268,12 @@ def test_datasets_log_building_at_info_as_the_seed(tmp_path: Any,
                      "Building S3MapDataset from_objects", "Building S3IterableDataset from_objects"]
 
 
-def test_from_objects_missing_object_names_it(s3_server: Any, client: objio.Client,
+def test_from_objects_missing_object_names_it(store: Any, client: objio.Client,
                                               prefix: str, tmp_path: Any) -> None:
     data = put_objects(client, prefix, 2, 50)
-    good = [f"s3://objio-test/{k}" for k in sorted(data)]
+    good = [f"{store.root}{k}" for k in sorted(data)]
     missing = f"{prefix}does-not-exist.bin"
-    cfg = cfg_of(s3_server)
+    cfg = cfg_of(store)
     m = S3MapDataset.from_objects([good[0], missing, good[1]], region="us-east-1",
                                   s3client_config=cfg, transform=key_and_bytes)
     assert len(m) == 3
@@ -293,8 +302,8 @@ def test_from_objects_missing_object_names_it(s3_server: Any, client: objio.Clie
         S3MapDataset.from_objects(42, region="us-east-1")  # type: ignore[arg-type]
 
 
-def test_bad_arguments_types_and_values(s3_server: Any) -> None:
-    cfg = cfg_of(s3_server)
+def test_bad_arguments_types_and_values(store: Any) -> None:
+    cfg = cfg_of(store)
     mk = S3IterableDataset.from_prefix
     for kw in ({"seed": -1}, {"prefetch_objects": 0}, {"prefetch_bytes": -1}):
         with pytest.raises(ValueError, match=next(iter(kw))):
@@ -311,10 +320,10 @@ def test_bad_arguments_types_and_values(s3_server: Any) -> None:
         mk("s3://objio-test/x/", region=5)  # type: ignore[arg-type]
 
 
-def test_rank_env_errors(s3_server: Any, client: objio.Client, prefix: str,
+def test_rank_env_errors(store: Any, client: objio.Client, prefix: str,
                          monkeypatch: pytest.MonkeyPatch) -> None:
     put_objects(client, prefix, 2, 10)
-    ds = S3IterableDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg_of(s3_server),
+    ds = S3IterableDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg_of(store),
                                        enable_sharding=True, transform=key_of)
     for rank, world in (("5", "2"), ("x", "2"), ("0", "0"), ("0", "two")):
         monkeypatch.setenv("RANK", rank)
@@ -327,7 +336,7 @@ def test_rank_env_errors(s3_server: Any, client: objio.Client, prefix: str,
 
 
 # ------------------------------------------------------------------------------ listing once
-def test_listing_happens_once_and_travels(s3_server: Any, client: objio.Client, prefix: str,
+def test_listing_happens_once_and_travels(store: Any, client: objio.Client, prefix: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     data = put_objects(client, prefix, 9, 20)
     calls = []
@@ -338,7 +347,7 @@ def test_listing_happens_once_and_travels(s3_server: Any, client: objio.Client, 
         return real(*args, **kwargs)
 
     monkeypatch.setattr(dsmod, "_list_pages", counting)
-    cfg = cfg_of(s3_server)
+    cfg = cfg_of(store)
     m = S3MapDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg, transform=key_of)
     it = S3IterableDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg,
                                        transform=key_of)
@@ -402,10 +411,10 @@ def test_iteration_starts_before_the_listing_ends(tmp_path: Any,
     assert events == ["first object", "page 2 listed"]
 
 
-def test_glob_and_seed_style_constructor(s3_server: Any, client: objio.Client, prefix: str) -> None:
+def test_glob_and_seed_style_constructor(store: Any, client: objio.Client, prefix: str) -> None:
     client.put_many([(f"{prefix}a/x.npz", b"1"), (f"{prefix}a/y.txt", b"2"),
                      (f"{prefix}a/sub/z.npz", b"3")])
-    cfg = cfg_of(s3_server)
+    cfg = cfg_of(store)
     ds = S3MapDataset.from_prefix(f"{prefix}a/*.npz", region="us-east-1", s3client_config=cfg,
                                   transform=key_of)
     assert [ds[i] for i in range(len(ds))] == [objio.parse_uri(prefix).key + "a/x.npz"]
@@ -421,12 +430,12 @@ def test_glob_and_seed_style_constructor(s3_server: Any, client: objio.Client, p
 # ------------------------------------------------------------------------------ sharding
 @pytest.mark.timeout(300)
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")
-def test_sharding_exactly_once(s3_server: Any, client: objio.Client, prefix: str,
+def test_sharding_exactly_once(store: Any, client: objio.Client, prefix: str,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     data = put_objects(client, prefix, 23, 10)
     for shuffle in (False, True):
         ds = S3IterableDataset.from_prefix(prefix, region="us-east-1",
-                                           s3client_config=cfg_of(s3_server),
+                                           s3client_config=cfg_of(store),
                                            enable_sharding=True, transform=key_and_worker,
                                            shuffle=shuffle, seed=5)
         for world in (1, 2, 3):
@@ -452,21 +461,21 @@ def test_sharding_exactly_once(s3_server: Any, client: objio.Client, prefix: str
     monkeypatch.delenv("RANK")
     monkeypatch.delenv("WORLD_SIZE")
     plain = S3IterableDataset.from_prefix(prefix, region="us-east-1",
-                                          s3client_config=cfg_of(s3_server), transform=key_of)
+                                          s3client_config=cfg_of(store), transform=key_of)
     got = list(DataLoader(plain, batch_size=None, num_workers=2, timeout=TIMEOUT_S))
     assert collections.Counter(got) == collections.Counter({k: 2 for k in data})
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")
-def test_sharding_with_uneven_worker_counts_per_rank(s3_server: Any, client: objio.Client,
+def test_sharding_with_uneven_worker_counts_per_rank(store: Any, client: objio.Client,
                                                      prefix: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Rank 0 with 1 DataLoader worker and rank 1 with 3 still read every object once: shards
     are cut by rank first, then by worker within the rank."""
     data = put_objects(client, prefix, 61, 10)
     ds = S3IterableDataset.from_prefix(prefix, region="us-east-1",
-                                       s3client_config=cfg_of(s3_server),
+                                       s3client_config=cfg_of(store),
                                        enable_sharding=True, transform=key_of)
     seen: collections.Counter[str] = collections.Counter()
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -478,11 +487,11 @@ def test_sharding_with_uneven_worker_counts_per_rank(s3_server: Any, client: obj
 
 
 # ------------------------------------------------------------------------------ shuffling
-def test_shuffle_is_deterministic_and_varies(s3_server: Any, client: objio.Client,
+def test_shuffle_is_deterministic_and_varies(store: Any, client: objio.Client,
                                              prefix: str) -> None:
     data = put_objects(client, prefix, 40, 10)
     keys = sorted(data)
-    cfg = cfg_of(s3_server)
+    cfg = cfg_of(store)
 
     def it(seed: int = 7, shuffle: bool = True) -> S3IterableDataset:
         return S3IterableDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg,
@@ -519,23 +528,26 @@ def test_shuffle_is_deterministic_and_varies(s3_server: Any, client: objio.Clien
 # ------------------------------------------------------------------------------ processes
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("context", ["fork", "spawn", "forkserver"])
-def test_workers_after_parent_use(context: str, s3_server: Any, client: objio.Client,
+def test_workers_after_parent_use(context: str, store: Any, client: objio.Client,
                                   prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     data = put_objects(client, prefix, 17, 2000)
-    kw: dict[str, Any] = dict(region=s3_server.region, endpoint=s3_server.endpoint_url,
-                              transform=key_and_bytes)
+    kw: dict[str, Any] = dict(region=store.config.region, transform=key_and_bytes)
+    if store.kind == "s3":
+        kw["endpoint"] = store.server.endpoint_url
     if context == "forkserver":
         # The forkserver keeps the environment it was started with (possibly by an earlier
         # test): credentials travel in an explicit objio.ClientConfig instead.
-        kw["s3client_config"] = cfg_of(s3_server)
-    else:  # the seed's way: credentials in AWS_* variables, inherited by the workers
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+        kw["s3client_config"] = cfg_of(store)
+    else:  # the seed's way: credentials in the environment (AWS_*, AZURE_STORAGE_*),
+        # inherited by the workers
+        for k, v in store.environ.items():
+            if k != "AWS_ENDPOINT_URL":
+                monkeypatch.setenv(k, v)
         kw["s3client_config"] = S3ClientConfig(force_path_style=True)
     m = S3MapDataset.from_prefix(prefix, **kw)
     it = S3IterableDataset.from_prefix(prefix, enable_sharding=True, shuffle=True, **kw)
     # objio used in the parent first: engine loop, connections, the datasets themselves
-    assert client.get(f"s3://objio-test/{sorted(data)[0]}") == data[sorted(data)[0]]
+    assert client.get(f"{store.root}{sorted(data)[0]}") == data[sorted(data)[0]]
     assert m[3][1] == data[sorted(data)[3]] and len(list(it)) == 17
     expected = sorted(data.items())
     for persistent in (False, True):
@@ -556,13 +568,13 @@ def test_workers_after_parent_use(context: str, s3_server: Any, client: objio.Cl
 
 
 # ------------------------------------------------------------------------------ readers
-def test_large_objects_stream_and_range_based(s3_server: Any, client: objio.Client,
+def test_large_objects_stream_and_range_based(store: Any, client: objio.Client,
                                               prefix: str) -> None:
     big = os.urandom(3 * MiB + 17)
     small = b"small object"
     client.put_bytes(f"{prefix}a-big.bin", big)
     client.put_bytes(f"{prefix}b-small.bin", small)
-    cfg = cfg_of(s3_server)
+    cfg = cfg_of(store)
     ds = S3MapDataset.from_prefix(prefix, region="us-east-1", s3client_config=cfg,
                                   transform=reader_kind, prefetch_bytes=1 * MiB)
     (k1, _, b1), (k2, _, b2) = ds.__getitems__([0, 1])
@@ -623,9 +635,9 @@ def test_prefetched_reader_file_interface() -> None:
 
 # ------------------------------------------------------------------------------ transforms
 @pytest.mark.timeout(300)
-def test_transforms_decode_generated_formats(s3_server: Any, client: objio.Client,
+def test_transforms_decode_generated_formats(store: Any, client: objio.Client,
                                              prefix: str) -> None:
-    cfg = cfg_of(s3_server)
+    cfg = cfg_of(store)
     specs = {
         "npz": GenSpec(format="npz", num_files=3, samples_per_file=2, record_size=4096),
         "tfrecord": GenSpec(format="tfrecord", num_files=3, samples_per_file=4, record_size=1024),

@@ -39,6 +39,13 @@ from objio.torch.dcp import (  # noqa: E402
 )
 
 BUCKET = "objio-test"
+pytestmark = pytest.mark.backends("s3", "az")
+
+
+@pytest.fixture
+def client(store: Any) -> objio.Client:
+    """The store's client: tests taking ``client`` / ``prefix`` run on s3:// and az://."""
+    return store.client
 
 
 def free_port() -> int:
@@ -141,14 +148,14 @@ def test_s3filesystem_paths_and_modes_as_the_seed() -> None:
                 pass
 
 
-def test_rename_across_buckets_is_refused(s3_server: Any, client: objio.Client,
+def test_rename_across_buckets_is_refused(store: Any, client: objio.Client,
                                           prefix: str) -> None:
-    fs = odcp.S3FileSystem(None, s3client_config=s3_server.config)
+    fs = odcp.S3FileSystem(None, s3client_config=store.config)
     client.put_bytes(prefix + "a", b"x")
-    client.create_bucket("s3://objio-other", exist_ok=True)
+    client.create_bucket(store.uri("objio-other"), exist_ok=True)
     with pytest.raises(ValueError, match="Source and destination buckets cannot be different"):
-        fs.rename(prefix + "a", "s3://objio-other/a")
-    assert client.exists(prefix + "a") and not client.exists("s3://objio-other/a")
+        fs.rename(prefix + "a", store.uri("objio-other", "a"))
+    assert client.exists(prefix + "a") and not client.exists(store.uri("objio-other", "a"))
     fs.rename(prefix + "a", prefix + "b")                  # within the bucket: a move
     assert client.exists(prefix + "b") and not client.exists(prefix + "a")
     with pytest.raises(FileNotFoundError, match=prefix + "a"):
@@ -156,9 +163,9 @@ def test_rename_across_buckets_is_refused(s3_server: Any, client: objio.Client,
 
 
 # ------------------------------------------------------------------------------ one process
-def test_save_load_verified_and_corruption_detected(s3_server: Any, client: objio.Client,
+def test_save_load_verified_and_corruption_detected(store: Any, client: objio.Client,
                                                     prefix: str) -> None:
-    cfg = s3_server.config
+    cfg = store.config
     path = prefix + "ckpt"
     sd = small_state()
     dcp.save(sd, storage_writer=S3StorageWriter(None, path, s3client_config=cfg,
@@ -218,8 +225,8 @@ def _as_an_earlier_release_wrote_it(client: objio.Client, path: str) -> None:
 
 
 def test_checkpoints_with_the_earlier_manifest_object_load_verified(
-        s3_server: Any, client: objio.Client, prefix: str) -> None:
-    cfg, path = s3_server.config, prefix + "old"
+        store: Any, client: objio.Client, prefix: str) -> None:
+    cfg, path = store.config, prefix + "old"
     sd = small_state(4)
     dcp.save(sd, storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
     _as_an_earlier_release_wrote_it(client, path)
@@ -228,8 +235,8 @@ def test_checkpoints_with_the_earlier_manifest_object_load_verified(
     assert all(torch.equal(out[k], sd[k]) for k in ("w", "b", "h"))
 
     victim = max((k for k in client.list(path + "/") if k.endswith(".distcp")),
-                 key=lambda k: client.stat(f"s3://{BUCKET}/{k}").size)
-    _flip_a_byte(client, f"s3://{BUCKET}/{victim}")
+                 key=lambda k: client.stat(f"{store.root}{k}").size)
+    _flip_a_byte(client, f"{store.root}{victim}")
     with pytest.raises(CheckpointException) as ei:
         dcp.load(zeros_like_state(sd), storage_reader=S3StorageReader(None, path,
                                                                         s3client_config=cfg))
@@ -367,7 +374,7 @@ def test_the_files_of_a_rank_share_its_parts_in_flight(tmp_path: Path,
     assert seen == [objio.io.DEFAULT_MAX_PARTS_IN_FLIGHT]
 
 
-def test_tensor_storages_are_sent_without_a_copy(s3_server: Any, client: objio.Client,
+def test_tensor_storages_are_sent_without_a_copy(store: Any, client: objio.Client,
                                                  prefix: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Storages of 256 KiB and more go to the writer as borrowed memory (torch's serializer
@@ -390,7 +397,7 @@ def test_tensor_storages_are_sent_without_a_copy(s3_server: Any, client: objio.C
           "view": base[5: (2 << 20) + 5],                     # a view: cloned, then borrowed
           "whole": base}
     uri = prefix + "zc"
-    cfg = s3_server.config.replace(part_size=5 << 20)
+    cfg = store.config.replace(part_size=5 << 20)
     dcp.save(sd, storage_writer=S3StorageWriter(None, uri, s3client_config=cfg, thread_count=2))
     own = {t.untyped_storage().data_ptr() for t in (sd["big"], sd["bf16"], base)}
     assert len(borrowed) == 4 and own <= set(borrowed)       # the view's clone is the 4th
@@ -501,9 +508,9 @@ def test_bad_load_plans_are_valueerrors(tmp_path: Path) -> None:
         reader.prepare_local_plan(LoadPlan([bogus]))
 
 
-def test_overwrite_retires_the_old_checkpoint_first(s3_server: Any, client: objio.Client,
+def test_overwrite_retires_the_old_checkpoint_first(store: Any, client: objio.Client,
                                                     prefix: str) -> None:
-    cfg, path = s3_server.config, prefix + "ow"
+    cfg, path = store.config, prefix + "ow"
     dcp.save(small_state(1), storage_writer=S3StorageWriter(None, path, s3client_config=cfg))
     first_metadata = bytes(client.get(path + "/.metadata"))
     sd2 = small_state(2)
@@ -564,7 +571,7 @@ def test_constructors_do_no_io_and_first_use_gives_the_clear_error(
 
 # ------------------------------------------------------------------------------ real ranks
 @pytest.fixture(scope="module")
-def two_rank_session(s3_server: Any, client: objio.Client,
+def two_rank_session(s3_server: Any, s3_client: objio.Client,
                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One 2-rank run (spawned, gloo) doing several things; the tests below check its parts."""
     import uuid
@@ -572,7 +579,7 @@ def two_rank_session(s3_server: Any, client: objio.Client,
     base = f"s3://{BUCKET}/dcp-2ranks-{uuid.uuid4().hex[:8]}"
     data_prefix = f"{base}/data/"
     keys = [f"{data_prefix}obj_{i:03d}.bin" for i in range(24)]
-    client.put_many([(k, f"object {k}".encode()) for k in keys])
+    s3_client.put_many([(k, f"object {k}".encode()) for k in keys])
     out = tmp_path_factory.mktemp("two-ranks")
     results = run_ranks(W.session, 2, s3_server.config, base, data_prefix, out=out)
     yield {"base": base, "keys": [objio.parse_uri(k).key for k in keys], "ranks": results}

@@ -858,7 +858,8 @@ class Client:
             pair, info = item
             src, dst = object_uri(pair[0], "copy"), object_uri(pair[1], "copy")
             _check_not_same(pair[0], pair[1])
-            if server_side and src.scheme == dst.scheme == "s3":
+            if server_side and (src.scheme == dst.scheme == "s3" or (
+                    src.scheme == dst.scheme == "az" and src.account == dst.account)):
                 n = await engine.copy_object(self._backend(src), src, dst, self.config,
                                              observer, source=info)
             else:
@@ -953,7 +954,9 @@ class Client:
 
 
     def delete_bucket(self, uri: URI) -> None:
-        """Delete an empty S3 bucket (``s3://bucket``).
+        """Delete an empty S3 bucket (``s3://bucket``) or Azure container (``az://container``:
+        Delete Container; Azure would delete the blobs with it, so a container holding any
+        is refused as S3 refuses a bucket).
 
         Raises:
             ValueError: not a bucket URI.
@@ -967,6 +970,8 @@ class Client:
             raise ValueError(f"delete_bucket takes a bucket URI such as s3://my-bucket, got "
                              f"{str(uri)!r}")
         backend = self._backend(obj)
+        root = str(obj.with_key("")).rstrip("/")
+        op = "DeleteContainer" if obj.scheme == "az" else "DeleteBucket"
 
         async def run() -> None:
             # Checked here too: some S3 servers (SeaweedFS) delete a bucket with its objects.
@@ -975,9 +980,9 @@ class Client:
                 async for page in pages:
                     if page.objects:
                         raise ObjectStoreError(
-                            f"DeleteBucket s3://{obj.bucket} failed: BucketNotEmpty: the bucket "
-                            "holds objects (delete them first, e.g. objio rb --force)",
-                            operation="DeleteBucket", uri=f"s3://{obj.bucket}",
+                            f"{op} {root} failed: BucketNotEmpty: the bucket holds objects "
+                            "(delete them first, e.g. objio rb --force)",
+                            operation=op, uri=root,
                             code="BucketNotEmpty")
                     break
             await engine.with_retries(lambda: backend.delete_bucket(obj), self._attempts)
@@ -988,15 +993,19 @@ class Client:
         """A presigned URL for one object: anyone holding it may ``GET`` (or ``PUT``) that
         object for ``expires_s`` seconds (1 to 604800, S3's 7-day limit), without credentials
         of their own (SigV4 query authorization, as ``aws s3 presign``). No request is sent.
+        On ``az://`` a service SAS URL signed with the account key
+        (:meth:`objio.azure.AzureBackend.presign`: ``GET`` read, ``PUT`` create and write:
+        a Put Blob, sent with ``x-ms-blob-type: BlockBlob``).
 
         Raises:
             ValueError: no key, a file:// URI, ``expires_s`` or ``method`` out of range, an
-                unsigned client.
+                unsigned client; on ``az://``: no account key configured (only a SAS token or
+                bearer tokens).
             PermissionError: no credentials.
         """
         obj = object_uri(uri, "presign")
-        if obj.scheme != "s3":
-            raise ValueError(f"presign needs an s3:// URI, got {str(uri)!r}")
+        if obj.scheme not in ("s3", "az"):
+            raise ValueError(f"presign needs an s3:// or az:// URI, got {str(uri)!r}")
         if isinstance(expires_s, bool) or not isinstance(expires_s, int) \
                 or not 1 <= expires_s <= 604800:
             raise ValueError(f"expires_s must be an integer number of seconds from 1 to 604800 "

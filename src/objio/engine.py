@@ -1450,6 +1450,8 @@ async def delete_keys(backend: Backend, bucket_uri: ObjectURI, keys: Sequence[st
     store refused one by one with a transient code (InternalError, SlowDown, ...) are sent
     again, alone, after the engine's backoff and within its retry quota, up to ``attempts``
     requests in all; the others (AccessDenied, a retention lock) are returned at once."""
+    if not getattr(backend, "batch_deletes", True):
+        return await _delete_each(backend, bucket_uri, keys, attempts)
     final: dict[str, tuple[str, str, str]] = {}
     todo: Sequence[str] = keys
     for attempt in range(1, max(1, attempts) + 1):
@@ -1469,6 +1471,31 @@ async def delete_keys(backend: Backend, bucket_uri: ObjectURI, keys: Sequence[st
     if not final:
         return []
     return [final[k] for k in keys if k in final]
+
+
+DELETE_EACH_IN_FLIGHT = 64
+"""Per-object deletes in flight for one batch of :func:`delete_keys` on a backend without a
+batch delete (Azure's Delete Blob)."""
+
+
+async def _delete_each(backend: Backend, bucket_uri: ObjectURI, keys: Sequence[str],
+                       attempts: int) -> list[tuple[str, str, str]]:
+    """Delete every key of ``bucket_uri``'s bucket with its own request (``backend.delete``,
+    retried as every request), :data:`DELETE_EACH_IN_FLIGHT` at once; returns ``(key, code,
+    message)`` of each key not deleted, in the order of ``keys`` (a missing object counts as
+    deleted). A missing bucket raises (FileNotFoundError), once every delete started has
+    ended."""
+    async def one(key: str) -> tuple[str, str, str] | None:
+        try:
+            await with_retries(lambda: backend.delete(bucket_uri.with_key(key)), attempts)
+        except FileNotFoundError:
+            raise
+        except ObjectStoreError as e:
+            return key, e.code or "Error", e.message
+        return None
+
+    results = await bounded_map(one, keys, DELETE_EACH_IN_FLIGHT)
+    return [r for r in results if r is not None]  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------------------------- COPY
@@ -1512,16 +1539,23 @@ async def copy_object(backend: Backend, src: ObjectURI, dst: ObjectURI, config: 
     then on (one warning; :func:`checksum_support`). S3's 200 answers with an ``<Error>``
     body are errors (retried where their code says so: InternalError, SlowDown).
 
+    On Azure (``az://``, both ends in one account) the service copies too: Copy Blob From URL
+    (synchronous: done when it answers) for sources up to ``copy_threshold`` bytes and at
+    most 256 MiB (its limit), else Copy Blob, whose status is polled until the copy ends
+    (:func:`_copy_blob_once`); the copy keeps the source's metadata, so its
+    ``objio_crc32c``, and is checked as above (size, stored CRC32C).
+
     Raises: FileNotFoundError (no source or no bucket), PermissionError, IntegrityError,
     ObjectStoreError."""
     t0 = time.perf_counter()
+    once = _copy_blob_once if getattr(backend, "scheme", "") == "az" else _copy_once
     try:
-        size = await _copy_once(backend, src, dst, config, source)
+        size = await once(backend, src, dst, config, source)
     except ObjectStoreError as e:
         if e.code != "ObjectChanged":
             raise
         log.info("%s changed while it was copied to %s: copying it again", src, dst)
-        size = await _copy_once(backend, src, dst, config, None)
+        size = await once(backend, src, dst, config, None)
     if observer is not None:
         observer(RequestRecord(str(dst), size, 0.0, time.perf_counter() - t0))
     return size
@@ -1559,6 +1593,73 @@ async def _copy_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
     raise IntegrityError(f"copy of {src} to {dst} failed: made twice, the copy does not match "
                          f"the source ({problem}); {gone}", operation="CopyObject",
                          uri=str(dst), code="CopyMismatch")
+
+
+async def _copy_blob_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
+                          config: ClientConfig, source: ObjectInfo | None) -> int:
+    """One server-side copy on Azure, checked (:func:`copy_object`): Copy Blob From URL
+    (synchronous) up to ``min(copy_threshold, 256 MiB)`` bytes, else Copy Blob, its
+    ``x-ms-copy-status`` polled (Get Blob Properties, backing off up to 2 s between polls)
+    until it is ``success``; ``failed`` / ``aborted`` raise ObjectStoreError code
+    ``CopyFailed`` naming the service's description. Both name the source's ETag
+    (``x-ms-source-if-match``): a source changed meanwhile raises code ``ObjectChanged``. A
+    copy that fails its check is made once more, then deleted (IntegrityError)."""
+    from .azure.backend import SYNC_COPY_MAX
+
+    assert config.max_attempts and config.copy_threshold
+    attempts = config.max_attempts
+    az: Any = backend
+    info: ObjectInfo
+    if source is not None and source.etag:
+        info = source
+    else:
+        info = await with_retries(lambda: az.head(src, checksum=bool(config.checksums)),
+                                  attempts)
+    md5 = info.content_md5 if info.content_md5 and len(info.content_md5) == 24 else None
+    sync = info.size <= min(config.copy_threshold, SYNC_COPY_MAX)
+    op = "CopyBlobFromURL" if sync else "CopyBlob"
+    problem = None
+    for tries in (1, 2):
+        try:
+            if sync:
+                await with_retries(lambda: az.copy_blob_from_url(
+                    src, dst, if_match=info.etag or None, source_md5=md5), attempts)
+            else:
+                copy_id, status = await with_retries(
+                    lambda: az.start_copy(src, dst, if_match=info.etag or None), attempts)
+                delay = 0.05
+                while status == "pending":
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    got_id, status, why = await with_retries(lambda: az.copy_status(dst),
+                                                             attempts)
+                    if copy_id and got_id and got_id != copy_id:
+                        raise ObjectStoreError(
+                            f"CopyBlob {src} to {dst} failed: another copy (id {got_id}) "
+                            "replaced this one at the destination", operation=op,
+                            uri=str(dst), code="CopyFailed")
+                if status != "success":
+                    raise ObjectStoreError(
+                        f"CopyBlob {src} to {dst} failed: the copy is {status} ({why})",
+                        operation=op, uri=str(dst), code="CopyFailed")
+        except AlreadyExistsError as e:  # 412 SourceConditionNotMet: the source changed
+            if not info.etag:
+                raise
+            raise _source_changed(src, dst, op, info.etag) from e
+        problem = await _check_copy(az, dst, info, attempts, None, None)
+        if problem is None:
+            return info.size
+        if tries == 1:
+            log.warning("the copy of %s to %s does not match its source (%s): copying it "
+                        "again", src, dst, problem)
+    try:
+        await with_retries(lambda: az.delete(dst), attempts)
+        gone = "the copy was deleted"
+    except ObjectStoreError as e:
+        gone = f"the copy could not be deleted ({e.code or e}): delete it"
+    raise IntegrityError(f"copy of {src} to {dst} failed: made twice, the copy does not match "
+                         f"the source ({problem}); {gone}", operation=op, uri=str(dst),
+                         code="CopyMismatch")
 
 
 async def _check_copy(s3: Any, dst: ObjectURI, info: ObjectInfo, attempts: int,

@@ -479,9 +479,12 @@ def run_copy_each(client: Any, items: Iterable[CopyItem], *, max_in_flight: int 
 
 
 def _server_side(item: CopyItem) -> bool:
-    """Whether the store copies ``item`` itself (both ends s3://: see
-    :meth:`objio.Client.copy_many`)."""
-    return item.src.startswith("s3://") and item.dst.startswith("s3://")
+    """Whether the store copies ``item`` itself (both ends s3://, or both az:// of one
+    account: see :meth:`objio.Client.copy_many`)."""
+    if item.src.startswith("s3://") and item.dst.startswith("s3://"):
+        return True
+    a, b = parse_uri(item.src), parse_uri(item.dst)
+    return a.scheme == b.scheme == "az" and a.account == b.account
 
 
 def copy_from_file(client: Any, f: BinaryIO, dst: str,

@@ -68,6 +68,26 @@ class SharedKey:
                                 for k, vs in sorted(grouped.items()))
         return "\n".join(values) + "\n" + canon_headers + resource
 
+    def blob_sas(self, container: str, blob: str, permissions: str, expires_s: int,
+                 now: float | None = None) -> list[tuple[str, str]]:
+        """A service SAS for one blob, signed with the account key ("Create a service SAS",
+        signed version :data:`API_VERSION`, the string to sign of versions 2020-12-06 and
+        later): the query parameters (not encoded) that grant ``permissions`` (``"r"`` read,
+        ``"cw"`` create and write, ...) on ``container/blob`` until ``expires_s`` seconds
+        after ``now`` (epoch seconds; default: the current time). No start time (``st``):
+        the grant is valid at once, whatever the clock skew between client and service."""
+        expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                               time.gmtime((time.time() if now is None else now) + expires_s))
+        resource = f"/blob/{self.account}/{container}/{blob}"
+        # sp, st, se, canonical resource, si, sip, spr, sv, sr, snapshot time, encryption
+        # scope, rscc, rscd, rsce, rscl, rsct
+        text = "\n".join([permissions, "", expiry, resource, "", "", "", API_VERSION, "b",
+                          "", "", "", "", "", "", ""])
+        sig = base64.b64encode(hmac.new(self._key, text.encode("utf-8"),
+                                        hashlib.sha256).digest()).decode()
+        return [("sv", API_VERSION), ("sr", "b"), ("sp", permissions), ("se", expiry),
+                ("sig", sig)]
+
     def sign(self, method: str, path: str, query: Sequence[tuple[str, str]],
              headers: dict[str, str]) -> None:
         """Add ``authorization`` to ``headers`` (which must already hold ``x-ms-date`` and

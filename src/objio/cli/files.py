@@ -470,20 +470,21 @@ def cmd_rb(args: argparse.Namespace) -> int:
     obj = _bucket(args.uri, "rb")
     client = _client(args)
     say = _say(args)
+    root = str(obj.with_key(""))  # s3://bucket/, az://container/
     if getattr(args, "dryrun", False):  # listings only: nothing is written or deleted
         if args.force:
-            for info in client.list_objects(f"s3://{obj.bucket}/"):
-                say(f"(dryrun) delete: s3://{obj.bucket}/{info.key}")
+            for info in client.list_objects(root):
+                say(f"(dryrun) delete: {root}{info.key}")
         else:  # a missing bucket is still FileNotFoundError
-            client.list_objects(f"s3://{obj.bucket}/", recursive=False)
+            client.list_objects(root, recursive=False)
         say(f"(dryrun) remove_bucket: {obj.bucket}")
         return 0
     if args.force:  # aws s3 rb --force: empty it first
-        n = client.delete(f"s3://{obj.bucket}/")
-        client.abort_multipart_uploads(f"s3://{obj.bucket}/")
+        n = client.delete(root)
+        client.abort_multipart_uploads(root)
         if n:
-            say(f"delete: {n} object(s) in s3://{obj.bucket}/")
-    client.delete_bucket(f"s3://{obj.bucket}")
+            say(f"delete: {n} object(s) in {root}")
+    client.delete_bucket(root)
     say(f"remove_bucket: {obj.bucket}")
     return 0
 
@@ -690,11 +691,12 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_rb)
 
     p = sub.add_parser("presign", help="a URL that gives access to one object for a while",
-                       description="Print a presigned URL (SigV4 query authorization) with "
+                       description="Print a presigned URL (SigV4 query authorization; on "
+                                   "az://, a service SAS signed with the account key) with "
                                    "which anyone can GET (or PUT) the object until it "
                                    "expires, as aws s3 presign. No request is sent.")
     add_global_flags(p)
-    p.add_argument("uri", help="s3://bucket/key")
+    p.add_argument("uri", help="s3://bucket/key or az://container/blob")
     p.add_argument("--expires-in", type=int, default=3600, metavar="SECONDS",
                    help="seconds the URL stays valid, 1 to 604800 (default 3600)")
     p.add_argument("--method", default="GET", choices=["GET", "PUT"],

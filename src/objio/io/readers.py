@@ -416,10 +416,11 @@ class SequentialReader(_BufferedRead1, ObjectReader):
     Args:
         uri: the object; it, ``client``, ``size`` (bytes) and ``etag`` as for
             :class:`ObjectReader`.
-        chunk_size: bytes per ranged GET (default: the client's ``part_size``, 8 MiB).
+        chunk_size: bytes per ranged GET (default: the client's ``part_size``, 8 MiB; on
+            ``az://`` at least :data:`objio.azure.backend.STREAM_CHUNK_SIZE`, 32 MiB).
         window_size: read-ahead memory in bytes (default :data:`DEFAULT_WINDOW_SIZE`, 64 MiB;
             at least ``chunk_size``): up to ``window_size // chunk_size`` chunks are held or in
-            flight.
+            flight (on ``az://`` by default 2 chunks of 32 MiB).
 
     The first request is one GET of ``chunk_size`` bytes, which also tells the object's size:
     an object smaller than a chunk costs exactly one request.
@@ -434,9 +435,15 @@ class SequentialReader(_BufferedRead1, ObjectReader):
                  window_size: int | None = None, size: int | None = None,
                  etag: str | None = None) -> None:
         super().__init__(uri, client=client, size=size, etag=etag)
-        cs = self._piece if chunk_size is None else _int_arg("chunk_size", chunk_size, 1,
-                                                             "an integer >= 1 (bytes)")
-        ws = max(DEFAULT_WINDOW_SIZE, cs) if window_size is None else window_size
+        # A backend may ask for other defaults (Azure: fewer, larger GETs; see its
+        # stream_chunk_size / stream_window_size); explicit arguments always win.
+        pref_cs = getattr(self._backend, "stream_chunk_size", None)
+        pref_ws = getattr(self._backend, "stream_window_size", None)
+        cs = (max(self._piece, pref_cs) if isinstance(pref_cs, int) else self._piece) \
+            if chunk_size is None else _int_arg("chunk_size", chunk_size, 1,
+                                                "an integer >= 1 (bytes)")
+        dws = pref_ws if isinstance(pref_ws, int) else DEFAULT_WINDOW_SIZE
+        ws = max(dws, cs) if window_size is None else window_size
         ws = _int_arg("window_size", ws, 1, "an integer >= 1 (bytes)")
         if ws < cs:
             raise ValueError(f"window_size ({ws}) must be at least chunk_size ({cs}) bytes")

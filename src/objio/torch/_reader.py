@@ -8,6 +8,10 @@ Differences from the seed, by design:
   seed's ``get_object_info`` / ``get_stream`` callables: objio's readers fetch through an
   :class:`objio.Client`. ``size``/``etag`` (e.g. from a listing) save a HEAD request.
   ``bucket=""`` means ``key`` is a local file: an absolute path or a ``file://`` URI.
+* The object is on ``s3://`` unless the keyword-only ``scheme`` says otherwise (``"az"``: the
+  blob ``key`` of the Azure container ``bucket``, in the configured storage account or in
+  ``account``): the datasets pass it for objects of other stores; s3torchconnector's
+  positional ``(bucket, key, client)`` is unchanged.
 * A ``None`` or empty bucket (other than that) or key raises ValueError, as the seed's
   readers do ("Bucket should be specified", "Key should be specified").
 * Errors have their Python types (FileNotFoundError, PermissionError, ValueError, ...).
@@ -39,9 +43,11 @@ __all__ = [
 ]
 
 
-def _uri(bucket: str, key: str) -> ObjectURI:
-    """The object a reader is for. Raises ValueError for a None/empty bucket or key (the
-    seed's words), TypeError for other non-strings."""
+def _uri(bucket: str, key: str, scheme: str = "s3", account: str = "") -> ObjectURI:
+    """The object a reader is for: ``key`` in ``bucket`` of the store ``scheme`` (``s3`` or
+    ``az``; ``account``: the Azure storage account, "" for the configured one). Raises
+    ValueError for a None/empty bucket or key (the seed's words) or another scheme,
+    TypeError for other non-strings."""
     if bucket is None or key is None or (isinstance(key, str) and not key):
         which = "Bucket" if bucket is None else "Key"
         raise ValueError(f"{which} should be specified: a reader needs a bucket name and an "
@@ -54,7 +60,24 @@ def _uri(bucket: str, key: str) -> ObjectURI:
                              "empty bucket is only for local files: an absolute path or a "
                              "file:// URI in key)")
         return parse_uri(key)  # a local file
+    if scheme == "az":
+        host = f"@{account}.blob.core.windows.net" if account else ""
+        return parse_uri(f"az://{bucket}{host}/{key}")
+    if scheme != "s3":
+        raise ValueError(f"scheme must be 's3' or 'az' (the store of bucket {bucket!r}), got "
+                         f"{scheme!r}")
     return parse_uri(f"s3://{bucket}/{key}")
+
+
+def _where(obj: ObjectURI) -> dict[str, Any]:
+    """The keywords that tell a reader constructor which store ``obj`` is on: none for
+    ``s3://`` and local files (s3torchconnector's ``(bucket, key, client)`` call, so its
+    own and users' constructors work as before), ``scheme`` (and ``account`` when the URI
+    names one) for ``az://``."""
+    if obj.scheme in ("s3", "file"):
+        return {}
+    return {"scheme": obj.scheme, "account": obj.account} if obj.account \
+        else {"scheme": obj.scheme}
 
 
 class S3Reader(abc.ABC, io.BufferedIOBase):
@@ -114,8 +137,9 @@ class SequentialS3Reader(SequentialReader, S3Reader):
 
     def __init__(self, bucket: str, key: str, client: Any = None, *, size: int | None = None,
                  etag: str | None = None, chunk_size: int | None = None,
-                 window_size: int | None = None) -> None:
-        super().__init__(_uri(bucket, key), client=client, size=size, etag=etag,
+                 window_size: int | None = None, scheme: str = "s3",
+                 account: str = "") -> None:
+        super().__init__(_uri(bucket, key, scheme, account), client=client, size=size, etag=etag,
                          chunk_size=chunk_size, window_size=window_size)
 
 
@@ -125,8 +149,8 @@ class RangedS3Reader(RangeReader, S3Reader):
 
     def __init__(self, bucket: str, key: str, client: Any = None, *,
                  buffer_size: int | None = None, size: int | None = None,
-                 etag: str | None = None) -> None:
-        super().__init__(_uri(bucket, key), client=client, buffer_size=buffer_size, size=size,
+                 etag: str | None = None, scheme: str = "s3", account: str = "") -> None:
+        super().__init__(_uri(bucket, key, scheme, account), client=client, buffer_size=buffer_size, size=size,
                          etag=etag)
 
 
@@ -137,14 +161,15 @@ class DCPOptimizedS3Reader(CoalescingReader, S3Reader):
     def __init__(self, bucket: str, key: str, item_ranges: Iterable[Any], client: Any = None, *,
                  max_gap_size: int | float = DEFAULT_MAX_GAP_SIZE,
                  size: int | None = None, etag: str | None = None,
-                 buffers: GroupBuffers | None = None) -> None:
-        super().__init__(_uri(bucket, key), item_ranges, max_gap_size=max_gap_size,
+                 buffers: GroupBuffers | None = None, scheme: str = "s3",
+                 account: str = "") -> None:
+        super().__init__(_uri(bucket, key, scheme, account), item_ranges, max_gap_size=max_gap_size,
                          client=client, size=size, etag=etag, buffers=buffers)
 
 
 class S3ReaderConstructorProtocol(Protocol):
     """What ``S3ReaderConstructor.*()`` returns: ``constructor(bucket, key, client=None,
-    *, size=None, etag=None) -> S3Reader``."""
+    *, size=None, etag=None, scheme="s3", account="") -> S3Reader``."""
 
     def __call__(self, bucket: str, key: str, client: Any = None, **kwargs: Any) -> S3Reader: ...
 
@@ -195,7 +220,9 @@ class DCPOptimizedConstructor:
             (int(r[0]), int(r[1])) for r in ranges)
 
     def __call__(self, bucket: str, key: str, client: Any = None, **kwargs: Any) -> S3Reader:
-        ranges = self._item_ranges_by_file.get(str(_uri(bucket, key)))
+        ranges = self._item_ranges_by_file.get(str(_uri(bucket, key,
+                                                        kwargs.get("scheme", "s3"),
+                                                        kwargs.get("account", ""))))
         if ranges:
             return DCPOptimizedS3Reader(bucket, key, ranges, client,
                                         max_gap_size=self._max_gap_size, **kwargs)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..io import ObjectWriter
-from ..uri import ObjectURI, parse_uri, store_uri
+from ..uri import ObjectURI, store_uri
+from ._reader import _uri, _where
 
 __all__ = ["S3Writer"]
 
@@ -25,8 +26,10 @@ class S3Writer(ObjectWriter):
 
     Unlike the seed (which wraps a client stream), it is created from a location:
     ``S3Writer(bucket, key, client=None, ...)`` or ``S3Writer.from_uri(uri, ...)``;
-    ``bucket=""`` means ``key`` is a local path. ``part_size`` is in bytes (see
-    :class:`objio.io.ObjectWriter` for it and the other arguments).
+    ``bucket=""`` means ``key`` is a local path; keyword-only ``scheme="az"`` (and
+    ``account``) the blob ``key`` of the Azure container ``bucket``, as the readers take them.
+    ``part_size`` is in bytes (see :class:`objio.io.ObjectWriter` for it and the other
+    arguments).
 
     Raises:
         TypeError: ``bucket`` or ``key`` not a string.
@@ -35,10 +38,11 @@ class S3Writer(ObjectWriter):
 
     def __init__(self, bucket: str, key: str, client: Any = None, *,
                  part_size: int | None = None, max_parts_in_flight: int | None = None,
-                 exist_ok: bool = True, checksum: str | None = None) -> None:
+                 exist_ok: bool = True, checksum: str | None = None, scheme: str = "s3",
+                 account: str = "") -> None:
         if not isinstance(bucket, str) or not isinstance(key, str):
             raise TypeError(f"bucket and key must be strings, got {bucket!r}, {key!r}")
-        obj: ObjectURI = (parse_uri(f"s3://{bucket}/{key}") if bucket
+        obj: ObjectURI = (_uri(bucket, key, scheme, account) if bucket
                           else store_uri(key, "S3Writer's key (bucket='': a local file)"))
         super().__init__(obj, client=client, part_size=part_size,
                          max_parts_in_flight=max_parts_in_flight, exist_ok=exist_ok,
@@ -57,4 +61,4 @@ class S3Writer(ObjectWriter):
         """An S3Writer for ``s3://bucket/key``, ``file:///path`` or an absolute local path.
         Raises ValueError for a relative path (:func:`objio.uri.store_uri`)."""
         obj = store_uri(uri, "S3Writer.from_uri")
-        return cls(obj.bucket, obj.key, client, **options)
+        return cls(obj.bucket, obj.key, client, **_where(obj), **options)

@@ -46,7 +46,7 @@ from ..api import Client
 from ..errors import IntegrityError
 from ..io._common import _get
 from ..uri import ObjectURI, store_uri
-from ._reader import S3Reader, SequentialS3Reader
+from ._reader import S3Reader, SequentialS3Reader, _where
 from ._writer import S3Writer
 from .config import LazyClient, client_config_for
 
@@ -134,9 +134,10 @@ class VerifyingS3Reader(SequentialS3Reader):
 
     def __init__(self, bucket: str, key: str, client: Any = None, *, crc32c: int,
                  size: int, etag: str | None = None, chunk_size: int | None = None,
-                 window_size: int | None = None) -> None:
+                 window_size: int | None = None, scheme: str = "s3",
+                 account: str = "") -> None:
         super().__init__(bucket, key, client, size=size, etag=etag, chunk_size=chunk_size,
-                         window_size=window_size)
+                         window_size=window_size, scheme=scheme, account=account)
         self.verify = False  # this reader's own check (below) replaces the readers' one
         self._expected = crc32c
         self._coverage = _Coverage(size)
@@ -293,11 +294,11 @@ class S3Checkpoint(LazyClient):
                                               client._attempts))
         if self._verify and info.crc32c is not None:
             return VerifyingS3Reader(obj.bucket, obj.key, client, crc32c=info.crc32c,
-                                     size=info.size, etag=info.etag or None)
+                                     size=info.size, etag=info.etag or None, **_where(obj))
         if self._verify:
             log.debug("%s has no recorded CRC32C: read without verification", obj)
         return SequentialS3Reader(obj.bucket, obj.key, client, size=info.size,
-                                  etag=info.etag or None)
+                                  etag=info.etag or None, **_where(obj))
 
     def writer(self, s3_uri: str) -> S3Writer:
         """A write-only binary stream to the object at ``s3_uri``, for ``torch.save``: a
@@ -311,4 +312,4 @@ class S3Checkpoint(LazyClient):
         obj = self._obj(s3_uri, "S3Checkpoint.writer")
         self.check_bucket(str(obj))
         return S3Writer(obj.bucket, obj.key if obj.bucket else str(obj), self.client,
-                        checksum="crc32c")
+                        checksum="crc32c", **_where(obj))

@@ -115,7 +115,7 @@ from ..io import SequentialReader
 from ..io._common import _byte_view
 from ..manifest import Manifest, read_manifest
 from ..uri import ObjectURI, parse_uri, split_glob, store_uri
-from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader
+from ._reader import RangedS3Reader, S3Reader, SequentialS3Reader, _where
 from .config import LazyClient, S3ClientConfig, client_config_for
 from .transforms import Samples
 
@@ -155,10 +155,12 @@ class PrefetchedS3Reader(SequentialS3Reader):
     with it).
     """
 
-    def __init__(self, bucket: str, key: str, data: Any) -> None:  # noqa: D107
+    def __init__(self, bucket: str, key: str, data: Any, *, scheme: str = "s3",
+                 account: str = "") -> None:  # noqa: D107
         # No SequentialReader.__init__: nothing here streams; every method below serves the
         # bytes in memory.
-        self._obj = ObjectURI("s3", bucket, key) if bucket else ObjectURI("file", "", key)
+        self._obj = ObjectURI(scheme, bucket, key, account) if bucket \
+            else ObjectURI("file", "", key)
         self._bucket = bucket
         self._key = key
         self._data = data
@@ -187,7 +189,7 @@ class PrefetchedS3Reader(SequentialS3Reader):
 
     @property
     def uri(self) -> str:
-        return f"s3://{self._bucket}/{self._key}" if self._bucket else f"file://{self._key}"
+        return str(self._obj)
 
     @property
     def name(self) -> str:
@@ -206,7 +208,8 @@ class PrefetchedS3Reader(SequentialS3Reader):
         return f"<PrefetchedS3Reader {self.uri!r} size={len(self._view)} pos={self._pos}>"
 
     def __reduce__(self) -> Any:
-        return (_restore_prefetched, (self._bucket, self._key, bytes(self._view), self._pos))
+        return (_restore_prefetched, (self._bucket, self._key, bytes(self._view), self._pos,
+                                      self._obj.scheme, self._obj.account))
 
     # io protocol
     def _check(self) -> None:
@@ -307,8 +310,9 @@ class PrefetchedS3Reader(SequentialS3Reader):
             self._data = b""
 
 
-def _restore_prefetched(bucket: str, key: str, data: bytes, pos: int) -> PrefetchedS3Reader:
-    r = PrefetchedS3Reader(bucket, key, data)
+def _restore_prefetched(bucket: str, key: str, data: bytes, pos: int, scheme: str = "s3",
+                        account: str = "") -> PrefetchedS3Reader:
+    r = PrefetchedS3Reader(bucket, key, data, **_where(ObjectURI(scheme, bucket, key, account)))
     r._pos = pos
     return r
 
@@ -323,19 +327,21 @@ class _ObjectList:
     __slots__ = ("_pages", "_starts", "_n")
 
     def __init__(self) -> None:
-        self._pages: list[tuple[str, str, bytes, array.array[int], array.array[int]]] = []
+        self._pages: list[tuple[str, str, bytes, array.array[int], array.array[int],
+                               str]] = []
         self._starts: list[int] = []
         self._n = 0
 
     def __len__(self) -> int:
         return self._n
 
-    def add(self, scheme: str, bucket: str, keys: Sequence[str], sizes: Sequence[int]) -> None:
+    def add(self, scheme: str, bucket: str, keys: Sequence[str], sizes: Sequence[int],
+            account: str = "") -> None:
         if not keys:
             return
         enc = [k.encode("utf-8", "surrogatepass") for k in keys]
         page = (scheme, bucket, b"".join(enc), array.array("Q", accumulate(len(e) for e in enc)),
-                array.array("q", sizes))
+                array.array("q", sizes), account)
         self._pages.append(page)
         self._starts.append(self._n)
         self._n += len(keys)  # last: readers only look below _n
@@ -343,12 +349,12 @@ class _ObjectList:
     def get(self, i: int) -> tuple[ObjectURI, int | None]:
         """(location, size or None) of object ``i`` (0 <= i < len)."""
         p = bisect.bisect_right(self._starts, i) - 1
-        scheme, bucket, blob, ends, sizes = self._pages[p]
+        scheme, bucket, blob, ends, sizes, account = self._pages[p]
         j = i - self._starts[p]
         lo = ends[j - 1] if j else 0
         key = blob[lo: ends[j]].decode("utf-8", "surrogatepass")
         size = sizes[j]
-        return ObjectURI(scheme, bucket, key), (None if size < 0 else size)
+        return ObjectURI(scheme, bucket, key, account), (None if size < 0 else size)
 
     def uris(self) -> list[str]:
         return [str(self.get(i)[0]) for i in range(self._n)]
@@ -465,7 +471,7 @@ class _Listing:
     def _add(self, obj: ObjectURI, keys: list[str], sizes: list[int]) -> None:
         if keys:
             with self.cond:
-                self.objects.add(obj.scheme, obj.bucket, keys, sizes)
+                self.objects.add(obj.scheme, obj.bucket, keys, sizes, obj.account)
                 self.cond.notify_all()
 
     async def _run_prefix(self, obj: ObjectURI) -> None:
@@ -497,7 +503,7 @@ class _Listing:
                     kept = [(k, n) for k, n in zip(keys, sizes, strict=True)
                             if not k.endswith(("/", os.sep))]
                     keys, sizes = [k for k, _ in kept], [n for _, n in kept]
-                objects.add(loc.scheme, loc.bucket, keys, sizes)
+                objects.add(loc.scheme, loc.bucket, keys, sizes, loc.account)
             self.objects = objects
         except BaseException as e:  # noqa: BLE001 - kept and raised to the reader
             self.error = e
@@ -508,7 +514,8 @@ class _Listing:
             items = _items_from(fn(Client(self.config)))
             objects = _ObjectList()
             for (scheme, bucket), page in _group(items):
-                objects.add(scheme, bucket, [o.key for o in page], [-1] * len(page))
+                objects.add(scheme, bucket, [o.key for o in page], [-1] * len(page),
+                            page[0].account)
             self.objects = objects
         except BaseException as e:  # noqa: BLE001 - kept and raised to the reader
             self.error = e
@@ -587,7 +594,9 @@ def _group(items: Sequence[ObjectURI]) -> Iterator[tuple[tuple[str, str], list[O
     while i < len(items):
         s, b = items[i].scheme, items[i].bucket
         j = i + 1
-        while j < len(items) and j - i < _PAGE and items[j].scheme == s and items[j].bucket == b:
+        a = items[i].account
+        while j < len(items) and j - i < _PAGE and items[j].scheme == s \
+                and items[j].bucket == b and items[j].account == a:
             j += 1
         yield (s, b), list(items[i:j])
         i = j
@@ -840,11 +849,13 @@ class _Base(LazyClient):
     def _make_reader(self, obj: ObjectURI, size: int | None, etag: str | None = None) -> Any:
         c = self._reader_constructor
         client = self._get_client()
+        where = _where(obj)
         if c is None:
-            return SequentialS3Reader(obj.bucket, obj.key, client, size=size, etag=etag or None)
+            return SequentialS3Reader(obj.bucket, obj.key, client, size=size, etag=etag or None,
+                                      **where)
         if _constructor_kind(c) != "other" or getattr(c, "__module__", "").startswith("objio"):
-            return c(obj.bucket, obj.key, client, size=size)
-        return c(obj.bucket, obj.key, client)
+            return c(obj.bucket, obj.key, client, size=size, **where)
+        return c(obj.bucket, obj.key, client, **where)
 
     def _start(self, i: int, whole_max: int) -> _Pending:
         obj, size = self._listing.objects.get(i)
@@ -871,7 +882,7 @@ class _Base(LazyClient):
             if isinstance(reader, SequentialReader):
                 reader.prefetch()
             return reader
-        return PrefetchedS3Reader(p.obj.bucket, p.obj.key, data)
+        return PrefetchedS3Reader(p.obj.bucket, p.obj.key, data, **_where(p.obj))
 
     def _readers(self, indices: Iterable[int], max_objects: int) -> Iterator[Any]:
         """Readers for the objects at ``indices``, in order, with up to ``max_objects`` objects

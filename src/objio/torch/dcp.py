@@ -111,7 +111,12 @@ from ..errors import IntegrityError, NotFoundError
 from ..io import DEFAULT_MAX_PARTS_IN_FLIGHT, ZERO_COPY_MIN
 from ..io.readers import CoalescingReader, GroupBuffers, ObjectReader
 from ..uri import ObjectURI, parse_uri, store_uri
-from ._reader import DCPOptimizedConstructor, S3ReaderConstructor, S3ReaderConstructorProtocol
+from ._reader import (
+    DCPOptimizedConstructor,
+    S3ReaderConstructor,
+    S3ReaderConstructorProtocol,
+    _where,
+)
 from ._tensorzip import BufferFile, tensor_view
 from ._writer import S3Writer
 from .config import LazyClient, client_config_for
@@ -341,7 +346,7 @@ class S3FileSystem(LazyClient, FileSystemBase):
             with self.writer(obj) as w:
                 yield w
         elif mode == "rb":
-            reader = self._reader_constructor(obj.bucket, obj.key, self.client)
+            reader = self._reader_constructor(obj.bucket, obj.key, self.client, **_where(obj))
             try:
                 yield reader
             finally:
@@ -349,7 +354,7 @@ class S3FileSystem(LazyClient, FileSystemBase):
 
     def writer(self, obj: ObjectURI) -> S3Writer:
         """An :class:`objio.torch.S3Writer` of the object ``obj`` (nothing is sent yet)."""
-        return S3Writer(obj.bucket, obj.key, self.client)
+        return S3Writer(obj.bucket, obj.key, self.client, **_where(obj))
 
     def concat_path(self, path: str | os.PathLike[str], suffix: str) -> str:
         """``path/suffix``: a URI (``s3://``, ``file://``) is joined as a URI (one ``/``
@@ -704,7 +709,8 @@ class S3StorageWriter(FileSystemWriter):
         out: list[WriteResult] = []
         byte_items = [i for i in items if i.type == WriteItemType.BYTE_IO]
         tensors = [i for i in items if i.type != WriteItemType.BYTE_IO]
-        with S3Writer(obj.bucket, obj.key, self._fs.client, max_parts_in_flight=parts) as w:
+        with S3Writer(obj.bucket, obj.key, self._fs.client, max_parts_in_flight=parts,
+                      **_where(obj)) as w:
             stream = _ItemStream(w)
             for item in byte_items + tensors:
                 if failed.is_set():
@@ -1009,7 +1015,8 @@ class S3StorageReader(FileSystemReader):
                 yield stream
             return
         obj = parse_uri(uri)
-        reader = self._reader_constructor(obj.bucket, obj.key, self._fs.client, buffers=buffers)
+        reader = self._reader_constructor(obj.bucket, obj.key, self._fs.client, buffers=buffers,
+                                          **_where(obj))
         if own_check and isinstance(reader, ObjectReader):
             reader.verify = False
         try:
