@@ -30,7 +30,7 @@ from objio.io import (
 )
 from objio.io import open as oopen
 
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 
 @pytest.fixture

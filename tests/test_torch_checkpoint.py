@@ -21,7 +21,7 @@ from objio import _crc32c  # noqa: E402
 from objio.io import ObjectWriter  # noqa: E402
 from objio.torch import S3Checkpoint, SequentialS3Reader, VerifyingS3Reader  # noqa: E402
 
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 
 @pytest.fixture

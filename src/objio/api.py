@@ -599,7 +599,8 @@ class Client:
         backend = self._backend(obj)
         root = _bucket_root(obj)
         attempts = self._attempts
-        batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
+        size = getattr(backend, "delete_batch", _DELETE_BATCH)  # (gs://: 100 per batch)
+        batches = [keys[i:i + size] for i in range(0, len(keys), size)]
 
         async def one(batch: List[str]) -> List[tuple[str, str, str]]:
             return await engine.delete_keys(backend, root, batch, attempts)

@@ -303,6 +303,10 @@ def backend_for(obj: ObjectURI, config: ClientConfig) -> Backend:
                     from .azure import AzureBackend
 
                     b = AzureBackend(config)
+                elif obj.scheme == "gs":
+                    from .gcs import GCSBackend
+
+                    b = GCSBackend(config)
                 else:
                     from .s3 import S3Backend
 
