@@ -55,9 +55,9 @@ class _UrllibRequest:
         req = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
         try:
             with urllib.request.urlopen(req, timeout=timeout or 30) as r:
-                return _Response(r.status, r.headers, r.read())
+                return _Response(r.status, dict(r.headers.items()), r.read())
         except urllib.error.HTTPError as e:
-            return _Response(e.code, e.headers, e.read())
+            return _Response(e.code, dict(e.headers.items()), e.read())
         except OSError as e:
             raise exceptions.TransportError(str(e)) from e
 
@@ -132,12 +132,7 @@ def credentials_for(credentials: str | None, emulator: bool) -> Token | None:
             raise FileNotFoundError(f"gcs_credentials: no such credentials file: "
                                     f"{credentials!r} (expected a service-account JSON file, "
                                     "'default' or 'anonymous')")
-        try:
-            creds, _ = google.auth.load_credentials_from_file(credentials, scopes=[SCOPE])
-        except exceptions.GoogleAuthError as e:
-            raise PermissionError(f"gcs_credentials: {credentials!r} is not a credentials "
-                                  f"file google-auth can use: {e}") from None
-        return Token(creds, f"credentials file {credentials}")
+        return Token(_from_file(credentials), f"credentials file {credentials}")
     try:
         creds, _ = google.auth.default(scopes=[SCOPE])
     except exceptions.GoogleAuthError as e:
@@ -146,6 +141,39 @@ def credentials_for(credentials: str | None, emulator: bool) -> Token | None:
                               "service-account JSON file, or OBJIO_GCS_CREDENTIALS=anonymous)"
                               ) from None
     return Token(creds, "application default credentials")
+
+
+def _from_file(path: str) -> Any:
+    """Credentials from a service-account key file or an authorized-user file (``gcloud auth
+    application-default login``), by its ``type``; other kinds (external accounts,
+    impersonation) through application default credentials only, where google-auth checks
+    them.
+
+    Raises: PermissionError (not such a file, or unreadable as one)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            kind = json.load(f).get("type")
+    except (OSError, ValueError, AttributeError) as e:
+        raise PermissionError(f"gcs_credentials: {path!r} is not a JSON credentials file: "
+                              f"{e}") from None
+    try:
+        if kind == "service_account":
+            from google.oauth2 import service_account
+
+            return service_account.Credentials.from_service_account_file(path, scopes=[SCOPE])
+        if kind == "authorized_user":
+            from google.oauth2 import credentials as user
+
+            return user.Credentials.from_authorized_user_file(path, scopes=[SCOPE])
+    except (ValueError, KeyError) as e:
+        raise PermissionError(f"gcs_credentials: {path!r} is not a usable {kind} file: "
+                              f"{e}") from None
+    raise PermissionError(f"gcs_credentials: {path!r} holds credentials of type {kind!r}; a "
+                          "file named here must be 'service_account' or 'authorized_user' "
+                          "(for other kinds set GOOGLE_APPLICATION_CREDENTIALS to it and "
+                          "gcs_credentials='default')")
 
 
 def project_of(token: Token | None) -> str | None:

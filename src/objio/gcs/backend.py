@@ -49,7 +49,6 @@ import uuid
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote, urlsplit
 
-from .._buffers import Gather
 from .._crc32c import from_base64, to_base64
 from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum
 from ..config import ClientConfig
@@ -518,11 +517,18 @@ class GCSBackend:
                          page_size: int = 1000,
                          continuation_token: str | None = None) -> AsyncIterator[ListPage]:
         """objects.list, following nextPageToken (:meth:`list_page` per page, no retries); a
-        token received twice raises ``IncompleteListing``."""
+        token received twice raises ``IncompleteListing``. A common prefix is given once,
+        on the first page that has it (fake-gcs-server repeats a prefix on every page that
+        reaches into it)."""
+        seen: set[str] = set()
         async for page in following_pages(
                 lambda token: self.list_page(bucket_uri, prefix, delimiter, start_after,
                                              page_size, token),
                 "ListObjects", str(bucket_uri.with_key(prefix)), continuation_token):
+            if page.prefixes:
+                fresh = [p for p in page.prefixes if p not in seen]
+                seen.update(fresh)
+                page.prefixes = fresh
             yield page
 
     # ----------------------------------------------------------------------------- buckets
