@@ -508,10 +508,21 @@ def test_cli_ls_cp_rm_mb_between_schemes(gcs_server: LocalGCSServer, cli_env: li
     assert main(["ls", "--recursive", bucket + "/"]) == 0
     assert [ln.split()[-1].rsplit("/", 1)[-1] for ln in
             capsys.readouterr().out.strip().splitlines()] == ["a.txt", "a2.txt"]
+    # rb removes the gs:// bucket, never the S3 bucket of the same name
+    client.create_bucket(bucket.replace("gs://", "s3://"), exist_ok=True)
+    assert main(["rb", bucket]) == 1  # not empty
+    assert "BucketNotEmpty" in capsys.readouterr().err
+    assert main(["rb", "--force", bucket]) == 0
+    with pytest.raises(FileNotFoundError):
+        objio.Client(gcs_server.config).list(bucket + "/")
+    assert client.list(bucket.replace("gs://", "s3://") + "/") == []  # still there
+    client.delete_bucket(bucket.replace("gs://", "s3://"))
 
 
-def test_cli_cp_between_gs_and_az(gcs_server: LocalGCSServer, azure_server: Any,
-                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_cp_between_gs_and_az(gcs_server: LocalGCSServer, gs_client: objio.Client,
+                                  azure_server: Any, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
     for k, v in {**gcs_server.environ(), **azure_server.environ()}.items():
         monkeypatch.setenv(k, v)
     az = objio.Client(azure_server.config)
@@ -525,3 +536,6 @@ def test_cli_cp_between_gs_and_az(gcs_server: LocalGCSServer, azure_server: Any,
     assert main(["cp", azp + "p.bin", gs + "q.bin"]) == 0
     assert bytes(az.get(azp + "p.bin")) == payload
     assert bytes(objio.Client(gcs_server.config).get(gs + "q.bin")) == payload
+    capsys.readouterr()
+    assert main(["cp", str(tmp_path / "p.bin"), "gs://no-such-bucket-cli/p.bin"]) == 1
+    assert "objio mb gs://no-such-bucket-cli makes it" in capsys.readouterr().err

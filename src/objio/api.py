@@ -920,9 +920,9 @@ class Client:
                 async for page in pages:
                     if page.objects:
                         raise ObjectStoreError(
-                            f"DeleteBucket s3://{obj.bucket} failed: BucketNotEmpty: the bucket "
+                            f"DeleteBucket {obj} failed: BucketNotEmpty: the bucket "
                             "holds objects (delete them first, e.g. objio rb --force)",
-                            operation="DeleteBucket", uri=f"s3://{obj.bucket}",
+                            operation="DeleteBucket", uri=str(obj),
                             code="BucketNotEmpty")
                     break
             await engine.with_retries(lambda: backend.delete_bucket(obj), self._attempts)

@@ -468,22 +468,23 @@ def cmd_mb(args: argparse.Namespace) -> int:
 
 def cmd_rb(args: argparse.Namespace) -> int:
     obj = _bucket(args.uri, "rb")
+    root = str(obj.with_key(""))  # s3://bucket/, gs://bucket/, az://container/
     client = _client(args)
     say = _say(args)
     if getattr(args, "dryrun", False):  # listings only: nothing is written or deleted
         if args.force:
-            for info in client.list_objects(f"s3://{obj.bucket}/"):
-                say(f"(dryrun) delete: s3://{obj.bucket}/{info.key}")
+            for info in client.list_objects(root):
+                say(f"(dryrun) delete: {root}{info.key}")
         else:  # a missing bucket is still FileNotFoundError
-            client.list_objects(f"s3://{obj.bucket}/", recursive=False)
+            client.list_objects(root, recursive=False)
         say(f"(dryrun) remove_bucket: {obj.bucket}")
         return 0
     if args.force:  # aws s3 rb --force: empty it first
-        n = client.delete(f"s3://{obj.bucket}/")
-        client.abort_multipart_uploads(f"s3://{obj.bucket}/")
+        n = client.delete(root)
+        client.abort_multipart_uploads(root)
         if n:
-            say(f"delete: {n} object(s) in s3://{obj.bucket}/")
-    client.delete_bucket(f"s3://{obj.bucket}")
+            say(f"delete: {n} object(s) in {root}")
+    client.delete_bucket(root)
     say(f"remove_bucket: {obj.bucket}")
     return 0
 
