@@ -448,6 +448,24 @@ def test_upload_damaged_on_the_way_is_sent_again(pclient: objio.Client, gs_proxy
     assert sum(1 for r in gs_proxy.log if r.method == "POST") == 2
 
 
+def test_lost_response_of_a_create_only_put_is_not_an_error(pclient: objio.Client,
+                                                           gs_proxy: FaultProxy,
+                                                           gs_client: objio.Client,
+                                                           prefix: str) -> None:
+    """put_bytes(exist_ok=False) whose response is lost: the retry finds the object (412);
+    it is the one this call sent (its MD5: a gs:// etag is the generation, not the MD5), so
+    that is success. Another writer's object stays a FileExistsError."""
+    from faultproxy import LoseResponse
+
+    data = os.urandom(10_000)
+    gs_proxy.add(lambda r: r.method == "POST" and "uploadType" in r.query, LoseResponse(),
+                 times=1)
+    pclient.put_bytes(prefix + "once", data, exist_ok=False)
+    assert bytes(gs_client.get(prefix + "once")) == data
+    with pytest.raises(FileExistsError):
+        pclient.put_bytes(prefix + "once", b"other bytes", exist_ok=False)
+
+
 @pytest.mark.parametrize("status,reason", [(503, "backendError"), (429, "rateLimitExceeded")])
 def test_503_and_429_are_retried(pclient: objio.Client, gs_proxy: FaultProxy,
                                  gs_client: objio.Client, prefix: str, status: int,

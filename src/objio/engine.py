@@ -1196,10 +1196,15 @@ class _Counted(Generic[T]):
         return self.fn()
 
 
-def _md5_etag(data: Any) -> str:
+def _same_md5(info: ObjectInfo, data: Any) -> bool:
+    """Whether the object ``info`` describes holds ``data``, by MD5: its ETag (S3: the MD5 of a
+    single PUT) or the MD5 the store keeps (``content_md5``, base64: GCS's md5Hash, Azure's
+    Content-MD5; a gs:// etag is the generation)."""
+    import base64
     import hashlib
 
-    return hashlib.md5(data).hexdigest()
+    digest = hashlib.md5(data).digest()
+    return info.etag == digest.hex() or info.content_md5 == base64.b64encode(digest).decode()
 
 
 async def put_single(backend: Backend, obj: ObjectURI, data: Any, attempts: int, *,
@@ -1240,7 +1245,7 @@ async def _put_single(backend: Backend, obj: ObjectURI, data: Any, attempts: int
         if not (if_none_match and call.calls > 1):
             raise
         info = await with_retries(lambda: backend.head(obj), attempts)
-        if info.etag != _md5_etag(data) or info.size != len(memoryview(data)):
+        if not _same_md5(info, data) or info.size != len(memoryview(data)):
             raise
         log.info("PutObject %s: the first response was lost; the object is ours", obj)
         return info.etag
