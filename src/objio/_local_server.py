@@ -1,9 +1,13 @@
 """The process lifecycle the one-process local servers share (:class:`objio.gcs_server.
-LocalGCSServer`; :class:`objio.azure_server.LocalAzureServer` has the same shape): a child
+LocalGCSServer`, :class:`objio.azure_server.LocalAzureServer`): a child
 process on a free loopback port, in its own process group, with its log and temporary
 directory; ready when an HTTP probe answers; stopped with SIGTERM, :attr:`stop_grace_s`
 seconds, then SIGKILL of the group, and reaped; and a watchdog that stops it if the owner dies
 without stopping it (:mod:`objio.server`). All durations are in seconds.
+
+:class:`objio.server.LocalS3Server` keeps its own lifecycle (several ports and processes, a
+data directory kept across restarts, extra gateways); it shares the pieces underneath
+(``_Resources``, the watchdog, ``_free_ports``) with this class.
 """
 
 from __future__ import annotations
