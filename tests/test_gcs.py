@@ -495,7 +495,8 @@ def test_denied_is_permission_error(pclient: objio.Client, gs_proxy: FaultProxy,
 
 
 # --------------------------------------------------------------------------------------- CLI
-def test_cli_ls_cp_rm_mb_between_schemes(gcs_server: LocalGCSServer, cli_env: list[str],
+def test_cli_ls_cp_rm_mb_between_schemes(gcs_server: LocalGCSServer, gs_client: objio.Client,
+                                         cli_env: list[str],
                                          client: objio.Client, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -503,6 +504,10 @@ def test_cli_ls_cp_rm_mb_between_schemes(gcs_server: LocalGCSServer, cli_env: li
         monkeypatch.setenv(k, v)
     bucket = f"gs://cli-{uuid.uuid4().hex[:8]}"
     assert main(["mb", bucket]) == 0
+    capsys.readouterr()
+    assert main(["ls", "gs://"]) == 0
+    names = [ln.split()[-1] for ln in capsys.readouterr().out.splitlines()]
+    assert bucket[5:] in names and BUCKET in names
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "a.txt").write_bytes(b"alpha")

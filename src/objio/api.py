@@ -894,12 +894,15 @@ class Client:
         return engine.run(self._list_level(uri))
 
     # ------------------------------------------------------------------------ misc
-    def list_buckets(self) -> List[tuple[str, float]]:
+    def list_buckets(self, scheme: str = "s3") -> List[tuple[str, float]]:
         """(name, creation time in epoch seconds) of the S3 buckets the credentials own
         (ListBuckets on the configured endpoint, retried like every request; a response cut
-        short is retried, then ObjectStoreError code ``IncompleteListing``).
-        Raises: PermissionError, ObjectStoreError."""
-        obj = parse_uri("s3://list-buckets/")
+        short is retried, then ObjectStoreError code ``IncompleteListing``); with
+        ``scheme="gs"``, the Google Cloud Storage buckets of the configured project.
+        Raises: ValueError (another scheme), PermissionError, ObjectStoreError."""
+        if scheme not in ("s3", "gs"):
+            raise ValueError(f"list_buckets: scheme must be 's3' or 'gs', got {scheme!r}")
+        obj = parse_uri(f"{scheme}://list-buckets/")
         return engine.run(engine.list_buckets(self._backend(obj), self._attempts))
 
 

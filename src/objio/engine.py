@@ -718,7 +718,8 @@ async def list_buckets(backend: Backend, attempts: int) -> list[tuple[str, float
     while True:
         fetch = functools.partial(page_fn, token)
         buckets, token = await next_page(fetch, lambda p: p[1], attempts, sent=token, seen=seen,
-                                         operation="ListBuckets", uri="s3://")
+                                         operation="ListBuckets",
+                                         uri=f"{getattr(backend, 'scheme', 's3')}://")
         out += buckets
         if token is None:
             return out

@@ -543,6 +543,28 @@ class GCSBackend:
                          f"{self._base}/storage/v1/b", (("project", self.project),),
                          {"name": bucket_uri.bucket}, not_found="NoSuchBucket")
 
+    async def list_buckets_page(self, token: str | None = None
+                                ) -> tuple[list[tuple[str, float]], str | None]:
+        """One page of the project's buckets: ``([(name, creation time in epoch seconds)],
+        next page token or None)`` (``objio ls gs://``). Raises ValueError when no project is
+        known, PermissionError, ObjectStoreError (``IncompleteListing``: not whole JSON)."""
+        if not self.project:
+            raise ValueError("listing gs:// buckets needs a Google Cloud project: set "
+                             "gcs_project (OBJIO_GCS_PROJECT or GOOGLE_CLOUD_PROJECT)")
+        params = [("project", self.project), ("maxResults", "1000"),
+                  ("fields", "items(name,timeCreated),nextPageToken")]
+        if token:
+            params.append(("pageToken", token))
+        _, _, payload = await self._simple("ListBuckets", "gs://", "GET",
+                                           f"{self._base}/storage/v1/b", params)
+        try:
+            doc = json.loads(payload)
+            items = doc.get("items") or []
+            out = [(str(b["name"]), _parse_iso_date(b.get("timeCreated"))) for b in items]
+        except (ValueError, AttributeError, KeyError, TypeError) as e:
+            raise _incomplete("ListBuckets", "gs://", f"not a whole bucket list: {e}") from e
+        return out, doc.get("nextPageToken") or None
+
     async def head_bucket(self, bucket_uri: ObjectURI) -> None:
         """Get the bucket resource. Raises FileNotFoundError if the bucket is absent."""
         await self._simple("GetBucket", str(bucket_uri.with_key("")), "GET",
