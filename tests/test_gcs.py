@@ -110,13 +110,38 @@ def test_without_google_auth_the_error_says_what_to_install(no_gcs_env: None,
                                                            monkeypatch: pytest.MonkeyPatch,
                                                            gs_client: objio.Client) -> None:
     monkeypatch.setitem(sys.modules, "google.auth", None)  # as if not installed
-    engine.shutdown()  # (no backend cached from an earlier test)
     with pytest.raises(ImportError, match=r"pip install 'objio\[gcs\]'.*STORAGE_EMULATOR_HOST"):
         objio.Client(ClientConfig()).get("gs://some-bucket/x")
     with pytest.raises(ImportError, match="objio"):
         GCSBackend(ClientConfig(gcs_credentials="default").resolved())
     # an emulator (or anonymous) needs no google-auth
     assert "anonymous" in repr(GCSBackend(ClientConfig(gcs_credentials="anonymous").resolved()))
+
+
+def test_application_default_credentials_are_found_on_first_use(
+        no_gcs_env: None, monkeypatch: pytest.MonkeyPatch, gs_proxy: FaultProxy) -> None:
+    """Looking for application default credentials may ask the metadata server (seconds where
+    there is none): not when the backend is made, only when a request needs a token, off the
+    event loop; none found is a PermissionError saying what to set, and nothing is sent."""
+    import google.auth
+    from google.auth import exceptions
+
+    calls: list[bool] = []  # on the engine's loop thread?
+
+    def no_adc(*args: Any, **kwargs: Any) -> Any:
+        calls.append(engine.in_engine_thread())
+        raise exceptions.DefaultCredentialsError("Could not automatically determine "
+                                                 "credentials.")
+
+    monkeypatch.setattr(google.auth, "default", no_adc)
+    cfg = ClientConfig(gcs_endpoint_url=gs_proxy.endpoint_url, gcs_credentials="default")
+    backend = GCSBackend(cfg.resolved())
+    assert calls == [] and "application default" in repr(backend)
+    gs_proxy.clear()
+    with pytest.raises(PermissionError, match="GOOGLE_APPLICATION_CREDENTIALS"):
+        objio.Client(cfg).get(f"gs://{BUCKET}/x")
+    assert calls == [False]
+    assert gs_proxy.log == []
 
 
 def test_missing_credentials_file_is_named(no_gcs_env: None) -> None:

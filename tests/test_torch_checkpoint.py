@@ -78,7 +78,7 @@ def test_crc32c_combine_and_base64() -> None:
 
 
 # ------------------------------------------------------------------------------ the writer's checksum
-@pytest.mark.backends("s3")  # Azure keeps no CRC32C (Content-MD5 instead: test_azure.py)
+@pytest.mark.backends("s3", "gs")  # Azure keeps no CRC32C (Content-MD5 instead: test_azure.py)
 @pytest.mark.parametrize("size", [1000, 13 * MiB + 7])
 def test_writer_records_the_crc32c_the_store_checked(client: objio.Client, prefix: str,
                                                      size: int) -> None:

@@ -72,10 +72,29 @@ class Token:
     """
 
     def __init__(self, credentials: Any, kind: str) -> None:
-        self.credentials = credentials
+        self._credentials = credentials
+        self._project: str | None = None
         self.kind = kind
         self._lock = threading.Lock()
         self._request = _UrllibRequest()
+
+    @property
+    def credentials(self) -> Any:
+        """The google-auth credentials (found on first use when given as a loader: the
+        application default credentials may ask the metadata server, which takes seconds
+        where there is none). Raises PermissionError when none are found."""
+        if callable(self._credentials):
+            with self._lock:
+                if callable(self._credentials):
+                    self._credentials, self._project = self._credentials()
+        return self._credentials
+
+    @property
+    def project(self) -> str | None:
+        """The project the credentials name (a service account's; application default
+        credentials: theirs or gcloud's), if any (finds the credentials: blocking)."""
+        creds = self.credentials
+        return self._project or getattr(creds, "project_id", None) or None
 
     def __repr__(self) -> str:
         return f"Token({self.kind})"
@@ -83,7 +102,9 @@ class Token:
     @property
     def fresh(self) -> bool:
         """Whether the cached token can be used without fetching a new one."""
-        c = self.credentials
+        if callable(self._credentials):
+            return False
+        c = self._credentials
         if not getattr(c, "token", None):
             return False
         expiry = getattr(c, "expiry", None)  # naive UTC datetime, or None: never expires
@@ -95,16 +116,17 @@ class Token:
         """``Bearer <token>`` (blocking when a new token is fetched: call from a thread).
         Raises PermissionError when google-auth cannot get a token (the message says why,
         never the secret)."""
+        creds = self.credentials
         with self._lock:
             if not self.fresh:
                 from google.auth import exceptions
 
                 try:
-                    self.credentials.refresh(self._request)
+                    creds.refresh(self._request)
                 except exceptions.GoogleAuthError as e:
                     raise PermissionError(f"Google Cloud credentials ({self.kind}) could not "
                                           f"get an access token: {e}") from None
-            return f"Bearer {self.credentials.token}"
+            return f"Bearer {creds.token}"
 
 
 def credentials_for(credentials: str | None, emulator: bool) -> Token | None:
@@ -133,14 +155,18 @@ def credentials_for(credentials: str | None, emulator: bool) -> Token | None:
                                     f"{credentials!r} (expected a service-account JSON file, "
                                     "'default' or 'anonymous')")
         return Token(_from_file(credentials), f"credentials file {credentials}")
-    try:
-        creds, _ = google.auth.default(scopes=[SCOPE])
-    except exceptions.GoogleAuthError as e:
-        raise PermissionError(f"no Google Cloud credentials for gs:// URIs: {e} (set "
-                              "GOOGLE_APPLICATION_CREDENTIALS or OBJIO_GCS_CREDENTIALS to a "
-                              "service-account JSON file, or OBJIO_GCS_CREDENTIALS=anonymous)"
-                              ) from None
-    return Token(creds, "application default credentials")
+
+    def find() -> Any:  # (on first use, in a worker thread: see Token.credentials)
+        try:
+            creds, project = google.auth.default(scopes=[SCOPE])
+        except exceptions.GoogleAuthError as e:
+            raise PermissionError(f"no Google Cloud credentials for gs:// URIs: {e} (set "
+                                  "GOOGLE_APPLICATION_CREDENTIALS or OBJIO_GCS_CREDENTIALS to "
+                                  "a service-account JSON file, or "
+                                  "OBJIO_GCS_CREDENTIALS=anonymous)") from None
+        return creds, project
+
+    return Token(find, "application default credentials")
 
 
 def _from_file(path: str) -> Any:
@@ -174,10 +200,3 @@ def _from_file(path: str) -> Any:
                           "file named here must be 'service_account' or 'authorized_user' "
                           "(for other kinds set GOOGLE_APPLICATION_CREDENTIALS to it and "
                           "gcs_credentials='default')")
-
-
-def project_of(token: Token | None) -> str | None:
-    """The project of the credentials (a service account's ``project_id``), if they name one."""
-    if token is None:
-        return None
-    return getattr(token.credentials, "project_id", None) or None

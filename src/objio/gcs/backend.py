@@ -67,7 +67,7 @@ from ..s3.backend import (
 )
 from ..s3.http import HTTPClient
 from ..uri import ObjectURI
-from .auth import Token, credentials_for, project_of
+from .auth import Token, credentials_for
 
 #: Where the parts of a composite upload live while it is in progress (in the object's bucket).
 UPLOADS_PREFIX = ".objio-uploads/"
@@ -122,8 +122,11 @@ class GCSBackend:
         emulator = config.gcs_endpoint_url is not None
         endpoint = config.gcs_endpoint_url or DEFAULT_ENDPOINT
         self._token: Token | None = credentials_for(config.gcs_credentials, emulator)
-        self.project = config.gcs_project or project_of(self._token) or (
-            EMULATOR_PROJECT if emulator else None)
+        #: The project new buckets go into (and whose buckets ``objio ls gs://`` lists):
+        #: ``gcs_project``, else the credentials' (found on first use), else on an emulator
+        #: :data:`EMULATOR_PROJECT`.
+        self.project: str | None = config.gcs_project or (
+            EMULATOR_PROJECT if emulator and self._token is None else None)
         parts = urlsplit(endpoint)
         self._http_scheme = parts.scheme
         self._netloc = parts.netloc
@@ -536,22 +539,29 @@ class GCSBackend:
         """Create the bucket in the configured project (``gcs_project``; the credentials'
         own; ``objio`` on an emulator). Raises FileExistsError if it exists, ValueError when
         no project is known."""
-        if not self.project:
-            raise ValueError(f"creating {bucket_uri} needs a Google Cloud project: set "
-                             "gcs_project (OBJIO_GCS_PROJECT or GOOGLE_CLOUD_PROJECT)")
+        project = await self._project_for(f"creating {bucket_uri}")
         await self._json("CreateBucket", str(bucket_uri.with_key("")), "POST",
-                         f"{self._base}/storage/v1/b", (("project", self.project),),
+                         f"{self._base}/storage/v1/b", (("project", project),),
                          {"name": bucket_uri.bucket}, not_found="NoSuchBucket")
+
+    async def _project_for(self, what: str) -> str:
+        """:attr:`project`, from the credentials when not configured (off the loop: finding
+        them may block). Raises ValueError naming ``what`` when there is none."""
+        if not self.project and self._token is not None:
+            self.project = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: self._token.project if self._token is not None else None)
+        if not self.project:
+            raise ValueError(f"{what} needs a Google Cloud project: set gcs_project "
+                             "(OBJIO_GCS_PROJECT or GOOGLE_CLOUD_PROJECT)")
+        return self.project
 
     async def list_buckets_page(self, token: str | None = None
                                 ) -> tuple[list[tuple[str, float]], str | None]:
         """One page of the project's buckets: ``([(name, creation time in epoch seconds)],
         next page token or None)`` (``objio ls gs://``). Raises ValueError when no project is
         known, PermissionError, ObjectStoreError (``IncompleteListing``: not whole JSON)."""
-        if not self.project:
-            raise ValueError("listing gs:// buckets needs a Google Cloud project: set "
-                             "gcs_project (OBJIO_GCS_PROJECT or GOOGLE_CLOUD_PROJECT)")
-        params = [("project", self.project), ("maxResults", "1000"),
+        project = await self._project_for("listing gs:// buckets")
+        params = [("project", project), ("maxResults", "1000"),
                   ("fields", "items(name,timeCreated),nextPageToken")]
         if token:
             params.append(("pageToken", token))
