@@ -321,6 +321,30 @@ def test_parts_composed_in_a_tree_and_abort_deletes_them(gs_client: objio.Client
     assert not gs_client.exists(str(obj))
 
 
+def test_parts_left_after_a_composed_upload_are_not_a_failure(
+        gs_client: objio.Client, gs_proxy: FaultProxy, gcs_server: LocalGCSServer,
+        prefix: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The object is composed; deleting its parts then fails: the upload succeeded (the object
+    is there, whole), the parts left are named in a warning."""
+    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
+    c = objio.Client(gcs_server.config.replace(gcs_endpoint_url=gs_proxy.endpoint_url),
+                     max_attempts=2)
+    busy = Response(503, "Busy", [("Content-Type", "application/json")],
+                    b'{"error": {"code": 503, "message": "busy"}}')
+    gs_proxy.clear()
+    gs_proxy.add(lambda r: r.path.endswith("/batch/storage/v1"), Forge(lambda r: busy),
+                 times=None)
+    data = os.urandom(5000)
+    try:
+        with caplog.at_level("WARNING", logger="objio.gcs"):
+            with objio.open(prefix + "left", "wb", client=c, part_size=1000) as w:
+                w.write(data)
+    finally:
+        gs_proxy.clear()
+    assert bytes(gs_client.get(prefix + "left")) == data
+    assert "were not all deleted" in caplog.text and UPLOADS_PREFIX in caplog.text
+
+
 def test_errors_and_deletes(gs_client: objio.Client, prefix: str) -> None:
     with pytest.raises(FileNotFoundError) as e:
         gs_client.get("gs://no-such-bucket/x")
@@ -362,6 +386,43 @@ def test_stat_reports_generation_and_the_stored_checksums(gs_client: objio.Clien
     assert gs_client.stat(prefix + "s").etag != info.etag  # a new generation
 
 
+def _err(code: int, reason: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message,
+                                 "errors": [{"reason": reason, "message": message}]}}).encode()
+
+
+@pytest.mark.parametrize("op,status,body,exc,code,retryable", [
+    ("GetObject", 404, _err(404, "notFound", "No such object: b/k"), FileNotFoundError,
+     "NoSuchKey", False),
+    ("GetObject", 404, b"Not Found", FileNotFoundError, "NoSuchKey", False),
+    ("GetObject", 401, _err(401, "required", "Anonymous caller"), PermissionError,
+     "AccessDenied", False),
+    ("PutObject", 412, _err(412, "conditionNotMet", "At least one of the pre-conditions you "
+                            "specified did not hold."), FileExistsError, "PreconditionFailed",
+     False),
+    ("CreateBucket", 409, _err(409, "conflict", "Your previous request to create the named "
+                               "bucket succeeded and you already own it."), FileExistsError,
+     "BucketAlreadyExists", False),
+    ("PutObject", 400, _err(400, "invalid", 'Provided CRC32C "AAAAAA==" doesn\'t match '
+                            'calculated CRC32C "mnG7TA=="'), objio.IntegrityError, "BadDigest",
+     True),
+    ("PutObject", 400, _err(400, "invalid", "Invalid argument."), objio.ObjectStoreError,
+     "invalid", False),
+    ("GetObject", 429, _err(429, "rateLimitExceeded", "slow down"), objio.ObjectStoreError,
+     "SlowDown", True),
+    ("GetObject", 500, _err(500, "backendError", "Backend Error"), objio.ObjectStoreError,
+     "InternalError", True),
+])
+def test_json_api_errors_are_translated(op: str, status: int, body: bytes, exc: type,
+                                        code: str, retryable: bool) -> None:
+    from objio.errors import gcs_error_from_response
+
+    e = gcs_error_from_response(op, "gs://b/k", status, body,
+                                not_found="NoSuchKey")
+    assert isinstance(e, exc) and e.code == code and e.retryable == retryable
+    assert e.status == status and "gs://b/k" in str(e) and op in str(e)
+
+
 # ------------------------------------------------------------------ listing, read integrity
 def _is_list(r: Any) -> bool:
     return r.method == "GET" and r.path.endswith("/o")
@@ -389,6 +450,16 @@ def test_listing_follows_page_tokens(gs_client: objio.Client, prefix: str) -> No
                 for k in p.keys]
 
     assert engine.run(after()) == [f"{obj.key}k{i}" for i in range(21, 25)] + [obj.key + "sub/x"]
+
+
+    async def after_in_prefix() -> tuple[list[str], list[str]]:
+        got = [p async for p in backend.list_pages(obj.with_key(""), obj.key, "/",
+                                                   start_after=f"{obj.key}sub/a")]
+        return [k for p in got for k in p.keys], [x for p in got for x in p.prefixes]
+
+    gs_client.put_many([(f"{prefix}sub/y", b"z")])
+    # start_after inside a common prefix that still has keys after it: the prefix is listed
+    assert engine.run(after_in_prefix()) == ([], [obj.key + "sub/"])
 
 
 def test_listing_page_cut_short_is_retried_then_refused(pclient: objio.Client,

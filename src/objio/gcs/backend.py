@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import ssl
@@ -78,6 +79,7 @@ DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 #: The project a bucket is created in on an emulator when none is configured.
 EMULATOR_PROJECT = "objio"
 
+log = logging.getLogger("objio.gcs")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _HASH_CRC = re.compile(r"crc32c=([A-Za-z0-9+/]{6}==)")
 _LIST_FIELDS = "items(name,size,updated,generation,md5Hash,crc32c),prefixes,nextPageToken"
@@ -425,7 +427,8 @@ class GCSBackend:
                                  checksum_crc32c: int | None = None) -> str:
         """Compose the parts in part order into the object (more than 32 parts: first into
         intermediate objects of 32, level by level), then delete the parts and intermediates;
-        returns the object's generation. ``checksum_crc32c`` (the whole object's) is compared
+        returns the object's generation (parts that could not be deleted are logged, not
+        raised: the object is written). ``checksum_crc32c`` (the whole object's) is compared
         with the CRC32C Cloud Storage computed for the composite: a mismatch deletes the new
         object and raises IntegrityError."""
         uri = str(obj)
@@ -451,7 +454,12 @@ class GCSBackend:
                 f"CompleteMultipartUpload {uri} failed: the composed object has CRC32C "
                 f"{to_base64(stored)}, not the {to_base64(checksum_crc32c)} of the parts sent",
                 operation="CompleteMultipartUpload", uri=uri, code="BadDigest")
-        await self.abort_multipart(obj, upload_id)
+        try:
+            await self.abort_multipart(obj, upload_id)
+        except (ObjectStoreError, OSError) as e:  # the object is written: not a failure
+            log.warning("%s is written, but the parts of its upload %s were not all deleted "
+                        "(left under gs://%s/%s%s/): %s", uri, upload_id, obj.bucket,
+                        UPLOADS_PREFIX, upload_id, e)
         return generation
 
     async def _drop(self, obj: ObjectURI, generation: str) -> None:
@@ -491,8 +499,10 @@ class GCSBackend:
 
         A page is taken only whole: a body that is not one complete JSON document (cut short,
         malformed), or entries without a name or size, raise ``IncompleteListing``
-        (retryable) naming ``gs://bucket/prefix``. ``start_after``: sent as ``startOffset``,
-        and names up to it are left out of the page (``startOffset`` includes itself)."""
+        (retryable) naming ``gs://bucket/prefix``. ``start_after``: sent as ``startOffset``
+        (with a delimiter: the start of the common prefix it falls in), and names up to it are
+        left out of the page (``startOffset`` includes itself); a common prefix holding
+        ``start_after`` is kept (it may hold names after it), as S3's StartAfter does."""
         uri = str(bucket_uri.with_key(prefix))
         params = [("maxResults", str(min(max(page_size, 1), 1000))),
                   ("fields", _LIST_FIELDS)]
@@ -501,7 +511,7 @@ class GCSBackend:
         if delimiter:
             params.append(("delimiter", delimiter))
         if start_after:
-            params.append(("startOffset", start_after))
+            params.append(("startOffset", _start_offset(prefix, delimiter, start_after)))
         if continuation_token:
             params.append(("pageToken", continuation_token))
         _, _, payload = await self._simple("ListObjects", uri, "GET",
@@ -511,7 +521,7 @@ class GCSBackend:
         if start_after:
             objects = [o for o in page.objects if o.key > start_after]
             prefixes = [p for p in page.prefixes if p > start_after
-                        and not start_after.startswith(p)]
+                        or start_after.startswith(p)]
             page = ListPage(objects, prefixes, page.next_token)
         return page
 
@@ -595,6 +605,18 @@ class GCSBackend:
                                        "holds objects", operation="DeleteBucket", uri=uri,
                                        status=e.status, code="BucketNotEmpty") from None
             raise
+
+
+def _start_offset(prefix: str, delimiter: str | None, start_after: str) -> str:
+    """The ``startOffset`` of a listing that resumes after ``start_after``: itself, or with a
+    delimiter, the common prefix it falls in (``p/sub/`` for ``p/sub/a``), so that the server
+    still reports that prefix when it has names after ``start_after`` (the page is then
+    filtered on the client)."""
+    if delimiter and start_after.startswith(prefix):
+        cut = start_after.find(delimiter, len(prefix))
+        if cut >= 0:
+            return start_after[:cut + len(delimiter)]
+    return start_after
 
 
 def parse_list_objects(payload: bytes, uri: str) -> ListPage:
