@@ -113,8 +113,10 @@ class GCSBackend:
     fields: endpoint, credentials, project; see :mod:`objio.gcs.auth` for which credentials).
 
     Raises (at construction): ImportError when credentials are needed and google-auth is not
-    installed (the message says ``pip install 'objio[gcs]'``); PermissionError when no
-    credentials can be found; FileNotFoundError for a credentials file that does not exist.
+    installed (the message says ``pip install 'objio[gcs]'``); FileNotFoundError or
+    PermissionError for a credentials file that does not exist or cannot be used. Application
+    default credentials are looked for on the first request that needs a token (off the event
+    loop): PermissionError from that request when there are none.
     """
 
     scheme = "gs"
