@@ -368,6 +368,17 @@ def test_errors_and_deletes(gs_client: objio.Client, prefix: str) -> None:
         gs_client.create_bucket(f"gs://{BUCKET}")
 
 
+def test_gen_writes_to_a_bucket_and_names_a_missing_one(gs_client: objio.Client,
+                                                        prefix: str) -> None:
+    from objio.gen.generate import check_bucket
+
+    check_bucket(gs_client, prefix)  # the bucket exists: nothing raised
+    with pytest.raises(FileNotFoundError, match="gs://no-such-bucket"):
+        check_bucket(gs_client, "gs://no-such-bucket/train/")
+    gs_client.put(prefix + "gen/", num=3, size=1000, object_type="NPZ")
+    assert len(gs_client.list(prefix + "gen/")) == 3
+
+
 def test_stat_reports_generation_and_the_stored_checksums(gs_client: objio.Client,
                                                           prefix: str) -> None:
     import base64
