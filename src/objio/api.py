@@ -899,7 +899,12 @@ class Client:
         (ListBuckets on the configured endpoint, retried like every request; a response cut
         short is retried, then ObjectStoreError code ``IncompleteListing``); with
         ``scheme="gs"``, the Google Cloud Storage buckets of the configured project.
-        Raises: ValueError (another scheme), PermissionError, ObjectStoreError."""
+
+        Raises:
+            ValueError: ``scheme`` is neither ``"s3"`` nor ``"gs"`` (or no project for gs).
+            PermissionError: access denied.
+            ObjectStoreError: the listing stays incomplete, or the store fails.
+        """
         if scheme not in ("s3", "gs"):
             raise ValueError(f"list_buckets: scheme must be 's3' or 'gs', got {scheme!r}")
         obj = parse_uri(f"{scheme}://list-buckets/")
