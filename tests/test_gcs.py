@@ -379,6 +379,18 @@ def test_gen_writes_to_a_bucket_and_names_a_missing_one(gs_client: objio.Client,
     assert len(gs_client.list(prefix + "gen/")) == 3
 
 
+def test_model_connector_reads_and_lists_gs(gcs_server: LocalGCSServer,
+                                            gs_client: objio.Client, prefix: str) -> None:
+    from objio.model import ModelConnector
+
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    gs_client.put_bytes(prefix + "w/a.bin", data)
+    mc = ModelConnector(config=gcs_server.config)
+    with mc.open(prefix + "w/a.bin") as f:
+        assert f.read() == data
+    assert [i.key for i in mc.list(prefix + "w/")] == [parse_uri(prefix).key + "w/a.bin"]
+
+
 def test_stat_reports_generation_and_the_stored_checksums(gs_client: objio.Client,
                                                           prefix: str) -> None:
     import base64
