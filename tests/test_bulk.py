@@ -37,7 +37,7 @@ from objio.cli import main
 from objio.config import MiB
 from objio.server import LocalS3Server
 
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 
 @pytest.fixture

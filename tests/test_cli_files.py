@@ -108,7 +108,7 @@ def test_cp_large_object_is_streamed(cli_env: list[str], client: objio.Client, p
     (["ls", "s3://no-such-bucket-cli/"], "no-such-bucket-cli"),
     (["cp", "s3://objio-test/definitely-missing", "/tmp/x"], "definitely-missing"),
     (["rm", "/tmp/somewhere", "--incomplete-uploads"], "s3://bucket/prefix"),
-    (["ls", "gs://bucket/x"], "supported schemes"),
+    (["ls", "hdfs://bucket/x"], "supported schemes"),
     (["mb", "s3://objio-test"], "BucketAlreadyOwnedByYou"),
     (["mb", "s3://Bad_Bucket"], "bucket name"),
     (["rm", "s3://objio-test/some/prefix/"], "--recursive"),

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 PUBLIC_MODULES = ("objio", "objio.io", "objio.torch", "objio.torch.dcp", "objio.model",
-                  "objio.formats", "objio.server", "objio.azure_server")
+                  "objio.formats", "objio.server", "objio.azure_server", "objio.gcs_server")
 SIZE_OR_TIME = re.compile(r"(size|_bytes$|_s$|_ms$|timeout|memory|threshold|^offset$|^length$)")
 UNIT = re.compile(r"\b(bytes?|seconds?|milliseconds?|ms|KiB|MiB|GiB|rows)\b", re.IGNORECASE)
 RAISES = re.compile(r"^\s*Raises:\s*$", re.MULTILINE)

@@ -122,7 +122,7 @@ def test_text_mode_lines_and_oss_and_file_uris(s3_server: LocalS3Server, tmp_pat
     with mc.open(local.as_uri()) as f:
         assert f.read() == local.read_bytes()
     with pytest.raises(ValueError, match="oss://"):
-        mc.open("gs://bucket/key")
+        mc.open("hdfs://bucket/key")
     with pytest.raises(ValueError, match="object key"):
         mc.open(prefix.split("/")[0] + "//objio-test")
 

@@ -21,7 +21,7 @@ from objio import _crc32c  # noqa: E402
 from objio.io import ObjectWriter  # noqa: E402
 from objio.torch import S3Checkpoint, SequentialS3Reader, VerifyingS3Reader  # noqa: E402
 
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_crc32c_combine_and_base64() -> None:
 
 
 # ------------------------------------------------------------------------------ the writer's checksum
-@pytest.mark.backends("s3")  # Azure keeps no CRC32C (Content-MD5 instead: test_azure.py)
+@pytest.mark.backends("s3", "gs")  # Azure keeps no CRC32C (Content-MD5 instead: test_azure.py)
 @pytest.mark.parametrize("size", [1000, 13 * MiB + 7])
 def test_writer_records_the_crc32c_the_store_checked(client: objio.Client, prefix: str,
                                                      size: int) -> None:

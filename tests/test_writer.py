@@ -19,7 +19,7 @@ from objio.errors import ObjectStoreError
 from objio.io import ObjectWriter, part_size_for
 from objio.io import open as oopen
 
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 
 @pytest.fixture

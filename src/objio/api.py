@@ -620,7 +620,8 @@ class Client:
         backend = self._backend(obj)
         root = _bucket_root(obj)
         attempts = self._attempts
-        batches = [keys[i:i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
+        size = getattr(backend, "delete_batch", _DELETE_BATCH)  # (gs://: 100 per batch)
+        batches = [keys[i:i + size] for i in range(0, len(keys), size)]
 
         async def one(batch: List[str]) -> List[tuple[str, str, str]]:
             return await engine.delete_keys(backend, root, batch, attempts)
@@ -944,17 +945,25 @@ class Client:
         return engine.run(self._list_level(uri))
 
     # ------------------------------------------------------------------------ misc
-    def list_buckets(self) -> List[tuple[str, float]]:
+    def list_buckets(self, scheme: str = "s3") -> List[tuple[str, float]]:
         """(name, creation time in epoch seconds) of the S3 buckets the credentials own
         (ListBuckets on the configured endpoint, retried like every request; a response cut
-        short is retried, then ObjectStoreError code ``IncompleteListing``).
-        Raises: PermissionError, ObjectStoreError."""
-        obj = parse_uri("s3://list-buckets/")
+        short is retried, then ObjectStoreError code ``IncompleteListing``); with
+        ``scheme="gs"``, the Google Cloud Storage buckets of the configured project.
+
+        Raises:
+            ValueError: ``scheme`` is neither ``"s3"`` nor ``"gs"`` (or no project for gs).
+            PermissionError: access denied.
+            ObjectStoreError: the listing stays incomplete, or the store fails.
+        """
+        if scheme not in ("s3", "gs"):
+            raise ValueError(f"list_buckets: scheme must be 's3' or 'gs', got {scheme!r}")
+        obj = parse_uri(f"{scheme}://list-buckets/")
         return engine.run(engine.list_buckets(self._backend(obj), self._attempts))
 
 
     def delete_bucket(self, uri: URI) -> None:
-        """Delete an empty S3 bucket (``s3://bucket``) or Azure container (``az://container``:
+        """Delete an empty S3 or GCS bucket (``s3://bucket``, ``gs://bucket``) or Azure container (``az://container``:
         Delete Container; Azure would delete the blobs with it, so a container holding any
         is refused as S3 refuses a bucket).
 

@@ -30,6 +30,9 @@
 | azure_sas_token | AZURE_STORAGE_SAS_TOKEN (or SharedAccessSignature) | None: a SAS appended to every request when set |
 | azure_endpoint_url | OBJIO_AZURE_ENDPOINT_URL (or BlobEndpoint) | ``https://<account>.blob.core.windows.net`` |
 | azure_connection_string | AZURE_STORAGE_CONNECTION_STRING | None: read into the four fields above (the fields given explicitly win; the separate variables are then not read) |
+| gcs_endpoint_url | OBJIO_GCS_ENDPOINT_URL, STORAGE_EMULATOR_HOST (``host:port`` taken as ``http://host:port``) | ``https://storage.googleapis.com`` |
+| gcs_credentials | OBJIO_GCS_CREDENTIALS | None: google-auth's application default credentials (``GOOGLE_APPLICATION_CREDENTIALS``, gcloud's ADC file, the metadata server); a path: that service-account (or other credentials) JSON file; ``anonymous``: no credentials (emulators, public buckets). With an emulator endpoint set (STORAGE_EMULATOR_HOST) and no credentials given: anonymous |
+| gcs_project | OBJIO_GCS_PROJECT, GOOGLE_CLOUD_PROJECT, CLOUDSDK_CORE_PROJECT | the credentials' project: the project a new ``gs://`` bucket is created in |
 | op_log | OBJIO_OP_LOG | None: a file path to log every HTTP request to (one TSV line each, warp's columns first; ``.zst``: zstd; ``{pid}``/``{rank}`` replaced; :mod:`objio.oplog`) |
 
 Sizes in env vars and CLI flags accept suffixes: ``128KiB``, ``16MiB``, ``1GiB``, ``10MB``, ``512``.
@@ -183,6 +186,9 @@ _ENV: dict[str, tuple[str, ...]] = {
     "azure_sas_token": ("AZURE_STORAGE_SAS_TOKEN",),
     "azure_endpoint_url": ("OBJIO_AZURE_ENDPOINT_URL",),
     "azure_connection_string": ("AZURE_STORAGE_CONNECTION_STRING",),
+    "gcs_endpoint_url": ("OBJIO_GCS_ENDPOINT_URL", "STORAGE_EMULATOR_HOST"),
+    "gcs_credentials": ("OBJIO_GCS_CREDENTIALS",),
+    "gcs_project": ("OBJIO_GCS_PROJECT", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"),
     "op_log": ("OBJIO_OP_LOG",),
 }
 
@@ -299,6 +305,9 @@ class ClientConfig:
     azure_sas_token: str | None = field(default=None, repr=False)
     azure_endpoint_url: str | None = None
     azure_connection_string: str | None = field(default=None, repr=False)
+    gcs_endpoint_url: str | None = None
+    gcs_credentials: str | None = None
+    gcs_project: str | None = None
 
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, allowed: str) -> None:
@@ -318,6 +327,14 @@ class ClientConfig:
                   and self.azure_endpoint_url.startswith(("http://", "https://")),
                   "an http:// or https:// URL")
             object.__setattr__(self, "azure_endpoint_url", self.azure_endpoint_url.rstrip("/"))
+        if self.gcs_endpoint_url is not None:
+            url = self.gcs_endpoint_url
+            if isinstance(url, str) and url and "://" not in url:  # STORAGE_EMULATOR_HOST
+                url = "http://" + url
+            check("gcs_endpoint_url", isinstance(url, str)
+                  and url.startswith(("http://", "https://")),
+                  "an http:// or https:// URL (or host:port, read as http://host:port)")
+            object.__setattr__(self, "gcs_endpoint_url", url.rstrip("/"))
         if self.endpoint_strategy is not None:
             check("endpoint_strategy", self.endpoint_strategy in ENDPOINT_STRATEGIES,
                   " or ".join(repr(s) for s in ENDPOINT_STRATEGIES))

@@ -303,6 +303,10 @@ def backend_for(obj: ObjectURI, config: ClientConfig) -> Backend:
                     from .azure import AzureBackend
 
                     b = AzureBackend(config)
+                elif obj.scheme == "gs":
+                    from .gcs import GCSBackend
+
+                    b = GCSBackend(config)
                 else:
                     from .s3 import S3Backend
 
@@ -714,7 +718,8 @@ async def list_buckets(backend: Backend, attempts: int) -> list[tuple[str, float
     while True:
         fetch = functools.partial(page_fn, token)
         buckets, token = await next_page(fetch, lambda p: p[1], attempts, sent=token, seen=seen,
-                                         operation="ListBuckets", uri="s3://")
+                                         operation="ListBuckets",
+                                         uri=f"{getattr(backend, 'scheme', 's3')}://")
         out += buckets
         if token is None:
             return out
@@ -1192,10 +1197,15 @@ class _Counted(Generic[T]):
         return self.fn()
 
 
-def _md5_etag(data: Any) -> str:
+def _same_md5(info: ObjectInfo, data: Any) -> bool:
+    """Whether the object ``info`` describes holds ``data``, by MD5: its ETag (S3: the MD5 of a
+    single PUT) or the MD5 the store keeps (``content_md5``, base64: GCS's md5Hash, Azure's
+    Content-MD5; a gs:// etag is the generation)."""
+    import base64
     import hashlib
 
-    return hashlib.md5(data).hexdigest()
+    digest = hashlib.md5(data).digest()
+    return info.etag == digest.hex() or info.content_md5 == base64.b64encode(digest).decode()
 
 
 async def put_single(backend: Backend, obj: ObjectURI, data: Any, attempts: int, *,
@@ -1236,7 +1246,7 @@ async def _put_single(backend: Backend, obj: ObjectURI, data: Any, attempts: int
         if not (if_none_match and call.calls > 1):
             raise
         info = await with_retries(lambda: backend.head(obj), attempts)
-        if info.etag != _md5_etag(data) or info.size != len(memoryview(data)):
+        if not _same_md5(info, data) or info.size != len(memoryview(data)):
             raise
         log.info("PutObject %s: the first response was lost; the object is ours", obj)
         return info.etag

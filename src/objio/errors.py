@@ -26,6 +26,7 @@ __all__ = [
     "ObjectTimeoutError",
     "IntegrityError",
     "error_from_response",
+    "gcs_error_from_response",
     "may_be_checksum_refusal",
     "retryable_code",
     "DeleteError",
@@ -334,3 +335,69 @@ def may_be_checksum_refusal(e: BaseException) -> bool:
     if e.status == 501:
         return True
     return e.status == 400 and (e.code is None or e.code in _REFUSAL_CODES)
+
+
+# Google Cloud Storage (JSON API): an error's ``reason`` (``error.errors[0].reason``) as the
+# S3-style code objio's callers see; what is not here keeps its reason as the code.
+_GCS_REASONS = {"notFound": "NotFound", "forbidden": "AccessDenied",
+                "unauthorized": "AccessDenied", "authError": "AccessDenied",
+                "required": "AccessDenied", "conditionNotMet": "PreconditionFailed",
+                "conflict": "Conflict", "rateLimitExceeded": "SlowDown",
+                "userRateLimitExceeded": "SlowDown", "backendError": "InternalError",
+                "internalError": "InternalError"}
+_GCS_DIGEST_RE = re.compile(r"(?i)(crc32c|md5)[^.]*(does ?n[o']t match|mismatch)")
+
+
+def gcs_error_from_response(operation: str, uri: str, status: int, body: bytes = b"", *,
+                            not_found: str = "NotFound") -> ObjectStoreError:
+    """Translate a Google Cloud Storage JSON API error response (``{"error": {"code",
+    "message", "errors": [{"reason", ...}]}}``, or a plain-text body) into the right exception
+    type (see module table): 404 -> NotFoundError with code ``not_found`` (``NoSuchKey`` for
+    object requests, ``NoSuchBucket`` for bucket requests); 401/403 -> AccessDeniedError;
+    412 (conditionNotMet) and 409 (a bucket that exists) -> AlreadyExistsError; a body whose
+    CRC32C or MD5 does not match the one sent with it -> IntegrityError (``BadDigest``,
+    retryable); 429 and 5xx -> retryable."""
+    import json
+
+    reason = msg = None
+    try:
+        doc = json.loads(body) if body[:1] in (b"{", b" ", b"\n") else None
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        err = doc["error"]
+        msg = str(err.get("message") or "") or None
+        errs = err.get("errors")
+        if isinstance(errs, list) and errs and isinstance(errs[0], dict):
+            reason = errs[0].get("reason") or None
+    elif body:
+        msg = body[:200].decode("utf-8", "replace").strip() or None
+    if status == 404:
+        code: str | None = not_found
+    elif status in (401, 403):
+        code = "AccessDenied"
+    elif status == 412:
+        code = "PreconditionFailed"
+    elif status == 409:
+        code = "BucketAlreadyExists" if operation == "CreateBucket" else "Conflict"
+    elif status == 429:
+        code = "SlowDown"
+    elif status == 400 and msg and _GCS_DIGEST_RE.search(msg):
+        code = "BadDigest"
+    else:
+        code = _GCS_REASONS.get(reason or "", reason)
+    detail = f"{code}: {msg}" if code and msg else (code or msg or "no details from the server")
+    message = f"{operation} {uri} failed: {detail} (HTTP {status})"
+    kw: dict[str, Any] = dict(operation=operation, uri=uri, status=status, code=code)
+    if status == 404:
+        return NotFoundError(message, **kw)
+    if code == "AccessDenied":
+        return AccessDeniedError(message, **kw)
+    if code in _EXISTS_CODES:
+        return AlreadyExistsError(message, **kw)
+    if code == "BadDigest":
+        return IntegrityError(f"{operation} {uri} failed: the bytes the store received do not "
+                              f"match the checksum sent with them (damaged on the way): "
+                              f"{detail} (HTTP {status})", retryable=True, **kw)
+    retryable = status in _RETRYABLE_STATUS or code in _RETRYABLE_CODES
+    return ObjectStoreError(message, retryable=retryable, **kw)

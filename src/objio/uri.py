@@ -8,6 +8,8 @@ Supported forms:
   ``AZURE_STORAGE_ACCOUNT`` or the connection string), and fsspec's (adlfs's) forms with the
   account in the URI: ``abfs://container@account.dfs.core.windows.net/path`` (also ``abfss://``
   and ``az://container@account.blob.core.windows.net/blob``); all parse to scheme ``az``
+* ``gs://bucket/object`` and ``gcs://bucket/object`` (Google Cloud Storage); both parse to
+  scheme ``gs``
 
 Anything else raises :class:`ValueError` naming the URI and the supported schemes.
 """
@@ -21,8 +23,9 @@ from urllib.parse import unquote
 
 from ._glob import has_wildcard, split_wildcard
 
-SUPPORTED_SCHEMES = ("s3", "az", "file")
+SUPPORTED_SCHEMES = ("s3", "az", "gs", "file")
 AZURE_SCHEMES = ("az", "abfs", "abfss")
+GCS_SCHEMES = ("gs", "gcs")
 
 # S3 bucket naming rules (general purpose buckets): 3-63 characters, lower-case letters, digits,
 # dots and hyphens, beginning and ending with a letter or digit, not formatted as an IPv4 address.
@@ -36,6 +39,11 @@ _CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$")
 _SPECIAL_CONTAINERS = ("$root", "$web", "$logs")
 # Storage account names: 3-24 lower-case letters and digits.
 _ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
+# Google Cloud Storage bucket names ("Bucket naming requirements"): lower-case letters, digits,
+# '-', '_' and '.', starting and ending with a letter or digit; 3-63 characters, or up to 222
+# when they hold dots (each dot-separated component then at most 63); not an IPv4 address; not
+# starting with "goog" and not containing "google" (or close misspellings: not checked here).
+_GCS_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,8 @@ class ObjectURI:
     leading ``/``. For ``file``: ``bucket`` is ``""`` and ``key`` is the absolute local path.
     For ``az``: ``bucket`` is the container, ``key`` the blob name (or prefix), and
     ``account`` the storage account named in the URI (``abfs://container@account...``; ``""``:
-    the configured one).
+    the configured one). For ``gs``: ``bucket`` is the Cloud Storage bucket, ``key`` the
+    object name (or prefix).
     """
 
     scheme: str
@@ -78,6 +87,8 @@ class ObjectURI:
             if self.account:
                 return f"abfs://{self.bucket}@{self.account}.dfs.core.windows.net/{self.key}"
             return f"az://{self.bucket}/{self.key}"
+        if self.scheme == "gs":
+            return f"gs://{self.bucket}/{self.key}"
         return f"s3://{self.bucket}/{self.key}"
 
 
@@ -103,6 +114,28 @@ def validate_container_name(container: str, uri: str | None = None) -> str:
             "letter or digit, without '--' (or $root, $web, $logs)"
         )
     return container
+
+
+def validate_gcs_bucket_name(bucket: str, uri: str | None = None) -> str:
+    """Return ``bucket`` if it follows Google Cloud Storage's bucket naming rules, else raise
+    ValueError naming it, the URI and the rule it breaks."""
+    where = f" in {uri!r}" if uri is not None else ""
+    rule = None
+    parts = bucket.split(".")
+    if not _GCS_BUCKET_RE.match(bucket):
+        rule = ("bucket names are 3-63 characters (up to 222 with dots) of lower-case letters, "
+                "digits, '-', '_' and '.', starting and ending with a letter or digit")
+    elif "." not in bucket and len(bucket) > 63:
+        rule = "a bucket name without dots is at most 63 characters"
+    elif any(not p or len(p) > 63 for p in parts):
+        rule = "each dot-separated component of a bucket name is 1-63 characters"
+    elif _IPV4_RE.match(bucket):
+        rule = "a bucket name cannot be an IP address"
+    elif bucket.startswith("goog") or "google" in bucket:
+        rule = "a bucket name cannot start with 'goog' or contain 'google'"
+    if rule is not None:
+        raise ValueError(f"invalid Google Cloud Storage bucket name {bucket!r}{where}: {rule}")
+    return bucket
 
 
 def _parse_azure(uri: str, scheme: str, rest: str) -> ObjectURI:
@@ -167,6 +200,13 @@ def parse_uri(uri: str | os.PathLike[str] | ObjectURI, *,
         scheme = "s3"
     if scheme in AZURE_SCHEMES:
         return _parse_azure(uri, scheme, rest)
+    if scheme in GCS_SCHEMES:
+        bucket, _, key = rest.partition("/")
+        if not bucket:
+            raise ValueError(f"invalid Google Cloud Storage URI {uri!r}: expected "
+                             "gs://bucket/object")
+        validate_gcs_bucket_name(bucket, uri)
+        return ObjectURI("gs", bucket, key)
     if scheme != "s3":
         raise ValueError(
             f"unsupported URI scheme {scheme!r} in {uri!r}: supported schemes are "
@@ -266,6 +306,9 @@ def object_uri(uri: str | os.PathLike[str] | ObjectURI, operation: str) -> Objec
     if obj.scheme == "az" and not obj.key:
         raise ValueError(f"{shown} names a container, not a blob: {operation} needs a blob "
                          f"name, {obj.joinpath('BLOB')}")
+    if obj.scheme == "gs" and not obj.key:
+        raise ValueError(f"{shown} names a bucket, not an object: {operation} needs an object "
+                         f"name, gs://{obj.bucket}/OBJECT")
     if obj.scheme == "file" and obj.key.endswith(("/", os.sep)):
         raise ValueError(f"{shown} names a directory, not a file: {operation} needs a file "
                          "path")

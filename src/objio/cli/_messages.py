@@ -83,6 +83,13 @@ def advice(e: BaseException, args: argparse.Namespace | None) -> str:
 
     if not isinstance(e, ObjectStoreError) or e.operation == "ResolveCredentials":
         return ""
+    if e.uri.startswith("gs://"):  # Google Cloud Storage: its own names
+        if e.code == "NoSuchBucket":
+            return f" (objio mb gs://{e.uri[5:].split('/', 1)[0]} makes it)"
+        if isinstance(e, AccessDeniedError) and e.status in (401, 403):
+            return (" (check the credentials: OBJIO_GCS_CREDENTIALS or "
+                    "GOOGLE_APPLICATION_CREDENTIALS, and that they may access this bucket)")
+        return ""
     if e.code == "NoSuchBucket":
         bucket = e.uri[5:].split("/", 1)[0] if e.uri.startswith("s3://") else ""
         make = f"objio mb s3://{bucket}" if bucket else "objio mb s3://BUCKET"

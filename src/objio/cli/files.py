@@ -85,8 +85,9 @@ def _show_progress(args: argparse.Namespace) -> bool:
 def cmd_ls(args: argparse.Namespace) -> int:
     client = _client(args)
     out = sys.stdout
-    if not args.uri or args.uri.rstrip("/") in ("s3:", "s3:/"):
-        buckets = client.list_buckets()
+    bare = (args.uri or "").rstrip("/").lower()
+    if not args.uri or bare in ("s3:", "s3:/", "gs:", "gs:/", "gcs:", "gcs:/"):
+        buckets = client.list_buckets("gs" if bare.startswith("gs") else "s3")
         if args.json:
             json.dump([{"bucket": n, "created": _iso(t)} for n, t in buckets], out)
             out.write("\n")
@@ -468,6 +469,7 @@ def cmd_mb(args: argparse.Namespace) -> int:
 
 def cmd_rb(args: argparse.Namespace) -> int:
     obj = _bucket(args.uri, "rb")
+    root = str(obj.with_key(""))  # s3://bucket/, gs://bucket/, az://container/
     client = _client(args)
     say = _say(args)
     root = str(obj.with_key(""))  # s3://bucket/, az://container/

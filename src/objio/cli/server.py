@@ -51,9 +51,23 @@ def _serve_azure(args: argparse.Namespace) -> int:
                 lambda s: {k: f"'{v}'" for k, v in s.environ().items()}, args.json)
 
 
+def _serve_gcs(args: argparse.Namespace) -> int:
+    """``objio server --kind gcs``: LocalGCSServer (fake-gcs-server) until Ctrl-C / SIGTERM."""
+    from ..gcs_server import LocalGCSServer
+
+    if args.data_dir is not None or args.access_key_id or args.secret_access_key:
+        raise ValueError("--data-dir, --access-key-id and --secret-access-key are for --kind "
+                         "s3; --kind gcs keeps its data in memory and takes anonymous requests")
+    return _run(LocalGCSServer(port=args.port), "LocalGCSServer (fake-gcs-server)",
+                lambda s: {"endpoint_url": s.endpoint_url, **s.environ()},
+                lambda s: {k: f"'{v}'" for k, v in s.environ().items()}, args.json)
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     if getattr(args, "kind", "s3") == "azure":
         return _serve_azure(args)
+    if getattr(args, "kind", "s3") == "gcs":
+        return _serve_gcs(args)
     from ..server import LocalS3Server
 
     server = LocalS3Server(data_dir=args.data_dir, access_key_id=args.access_key_id,
@@ -84,7 +98,8 @@ def register(sub: Any) -> None:
     p.add_argument("--secret-access-key", default=None,
                    help="its secret (default: generated)")
     p.add_argument("--json", action="store_true", help="print the endpoint and keys as JSON")
-    p.add_argument("--kind", choices=("s3", "azure"), default="s3",
+    p.add_argument("--kind", choices=("s3", "azure", "gcs"), default="s3",
                    help="s3: SeaweedFS (default); azure: Azurite's blob service with its "
-                        "development account (az:// URIs; prints AZURE_STORAGE_CONNECTION_STRING)")
+                        "development account (az:// URIs; prints AZURE_STORAGE_CONNECTION_STRING); "
+                        "gcs: fake-gcs-server (gs:// URIs; prints STORAGE_EMULATOR_HOST)")
     p.set_defaults(func=cmd_server)

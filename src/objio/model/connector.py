@@ -25,9 +25,10 @@ from ..manifest import Manifest, read_manifest
 from ..uri import ObjectURI, parse_uri
 from .prefetch import PrefetchedObject, Prefetcher
 
-URI_SCHEMES = ("s3", "oss", "file")
+URI_SCHEMES = ("s3", "oss", "gs", "file")
 """What :meth:`ModelConnector.open` and :meth:`ModelConnector.list` accept (``oss://`` is the
-S3 API of the connector's endpoint)."""
+S3 API of the connector's endpoint; ``gs://`` is Google Cloud Storage, configured by the
+``gcs_*`` fields of the connector's ClientConfig or ``STORAGE_EMULATOR_HOST``)."""
 
 DEFAULT_MAX_IN_FLIGHT = 32
 """Prefetch requests in flight at once by default."""
