@@ -168,6 +168,17 @@ def window(r: Requests) -> tuple[int, int]:
     return lo, hi
 
 
+def totals(r: Requests) -> dict[str, dict[str, int]]:
+    """Per operation, every request of the logs (window or not): ``requests``, ``bytes``,
+    ``errors`` (the sum of the logs' own totals, whoever wrote them)."""
+    out = {}
+    for op in sorted(set(r.op)):
+        m = r.op == op
+        out[str(op)] = {"requests": int(m.sum()), "bytes": int(r.nbytes[m].sum()),
+                        "errors": int((m & (r.error != "")).sum())}
+    return out
+
+
 def analyze(r: Requests, *, segment_s: float | None = None) -> dict[str, Any]:
     """The report of :mod:`objio.report` as a dict (seconds, ms, MiB/s, operations/s).
 
@@ -214,6 +225,7 @@ def analyze(r: Requests, *, segment_s: float | None = None) -> dict[str, Any]:
                 "mib_per_s": float(r.nbytes[m].sum() / MiB / span_s),
                 "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
                 "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None}
+    report["totals"] = totals(r)
     errs: dict[str, int] = defaultdict(int)
     for e in r.error[~ok]:
         errs[str(e)] += 1

@@ -1,0 +1,331 @@
+"""One benchmark split over ranks: the machinery every ``objio bench`` kind shares under
+``--clients N`` (N local processes, spawned) and under a launcher (torchrun, mpirun/mpiexec,
+srun: :mod:`objio.bench.ranks`).
+
+A kind gives a :class:`Task` (:mod:`objio.bench.shares`): what is written once before the
+clock (:meth:`Task.prepare`, rank 0 or the parent), what one rank does with its share
+(:meth:`Task.run`, timed after the ``start`` barrier every rank waits at), what is removed
+after (:meth:`Task.cleanup`). Every rank runs with its own op-log (:mod:`objio.oplog`; also
+``OBJIO_OP_LOG`` while the share runs, so DataLoader workers and the clients a library makes
+itself log to it), sends its result and op-log to rank 0 (:mod:`objio.bench.ranks`'s
+gatherers), and rank 0 prints one report (:func:`print_split`):
+
+* aggregate throughput over the common window (from the moment every client has finished one
+  request to the moment the last request starts: :func:`objio.report.window`) of the kind's
+  operation (GET; LIST for ``list``; PUT and GET for ``checkpoint``), from the merged op-logs;
+* duration = the slowest rank's (MLPerf Storage's rule) and the throughput over it;
+* one row per rank; one row per endpoint when the op-logs name several;
+* the op-log totals per operation (every line, window or not): the sum of the ranks' op-logs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+import time
+from typing import Any
+
+from ..api import Client
+from ..config import ClientConfig
+from ._common import cpu_seconds, environment
+
+MiB = 1024 * 1024
+
+
+class Task:
+    """One kind's work, split over ranks. Subclasses are picklable (they go to spawned
+    clients): plain attributes only.
+
+    Attributes: ``kind`` (the bench kind), ``unit`` (what a rank's ``items`` count:
+    objects, keys, shards, samples), ``ops`` (the op-log operations whose throughput is
+    reported, the first one the headline), ``barriers`` (the tags :meth:`run` passes to its
+    ``barrier`` argument, in order; ``start`` first)."""
+
+    kind = "objects"
+    unit = "objects"
+    ops: tuple[str, ...] = ("GET",)
+    barriers: tuple[str, ...] = ("start",)
+
+    def config(self) -> dict[str, Any]:
+        """The run's settings, for the report."""
+        return {}
+
+    def check(self, size: int) -> None:
+        """Raise ValueError when the work cannot be split over ``size`` ranks."""
+
+    def prepare(self, client: Client) -> None:
+        """Write what every rank reads (once, before any rank starts)."""
+
+    def run(self, client: Client, rank: int, size: int, barrier: Any) -> dict[str, Any]:
+        """This rank's share; calls ``barrier(tag)`` for each of :attr:`barriers` (the clock
+        starts after ``barrier("start")``). Returns at least ``items``, ``bytes`` (what the
+        rank moved), ``wall_s`` and ``cpu_s`` (seconds after the start barrier)."""
+        raise NotImplementedError
+
+    def cleanup(self, client: Client) -> None:
+        """Remove what :meth:`prepare` wrote (unless kept)."""
+
+    def summarize(self, per: list[dict[str, Any]], agg: dict[str, Any]) -> dict[str, Any]:
+        """Kind-specific aggregate values (added to ``aggregate``)."""
+        return {}
+
+    def columns(self) -> list[tuple[str, str, str]]:
+        """Extra per-rank columns of the text report: (key, title, format)."""
+        return []
+
+    def summary_lines(self, agg: dict[str, Any]) -> list[str]:
+        """Extra aggregate lines of the text report."""
+        return []
+
+
+def timed(fn: Any) -> dict[str, Any]:
+    """Run ``fn()`` -> (items, bytes, extra dict); return them with wall and CPU seconds."""
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    items, nbytes, extra = fn()
+    return {"items": items, "bytes": nbytes, "wall_s": time.perf_counter() - t0,
+            "cpu_s": cpu_seconds() - c0, **extra}
+
+
+class _Barriers:
+    """``barrier(tag)`` for a task: records the tags passed, so that a rank that fails passes
+    the rest (the others are not left waiting)."""
+
+    def __init__(self, group: Any, tags: tuple[str, ...]) -> None:
+        self.group, self.tags, self.passed = group, tags, 0
+
+    def __call__(self, tag: str) -> None:
+        if self.passed >= len(self.tags) or self.tags[self.passed] != tag:
+            raise RuntimeError(f"barrier {tag!r} out of order (expected {self.tags})")
+        self.passed += 1
+        self.group.barrier(tag)
+
+    def finish(self) -> None:
+        while self.passed < len(self.tags):
+            self.__call__(self.tags[self.passed])
+
+
+def rank_share(task: Task, config: ClientConfig, rank: int, size: int, group: Any,
+               log_path: str) -> list[dict[str, Any]] | None:
+    """One rank's part after the data is written: run the share with its op-log at
+    ``log_path``, then gather every rank's result (op-log text under ``op_log``) on the
+    collecting rank (returned there; None elsewhere). A failure is gathered as ``error``."""
+    from .. import oplog
+
+    c = Client(config.replace(op_log=log_path))
+    result: dict[str, Any] = {"rank": rank, "pid": os.getpid(), "host": os.uname().nodename}
+    barrier = _Barriers(group, task.barriers)
+    saved = os.environ.get("OBJIO_OP_LOG")
+    os.environ["OBJIO_OP_LOG"] = log_path  # clients made by datasets, DataLoader workers
+    try:
+        result.update(task.run(c, rank, size, barrier))
+    except Exception as e:  # noqa: BLE001 - gathered, raised by the collector
+        result["error"] = f"{type(e).__name__}: {e}"
+        barrier.finish()
+    finally:
+        if saved is None:
+            os.environ.pop("OBJIO_OP_LOG", None)
+        else:
+            os.environ["OBJIO_OP_LOG"] = saved
+    oplog.close(log_path)
+    try:
+        with open(log_path, encoding="utf-8") as f:
+            result["op_log"] = f.read()
+    except FileNotFoundError:  # no request logged
+        result["op_log"] = ""
+    return group.gather("result", result)  # type: ignore[no-any-return]
+
+
+def _write_logs(got: list[dict[str, Any]], logdir: str) -> list[str]:
+    logs = []
+    for x in got:
+        p = os.path.join(logdir, f"rank{x['rank']}.tsv")
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(x.pop("op_log", ""))
+        logs.append(p)
+    return logs
+
+
+def _raise_failed(got: list[dict[str, Any]], who: str) -> None:
+    failed = [x for x in got if "error" in x]
+    if failed:
+        raise RuntimeError(f"{who} {failed[0]['rank']} failed: {failed[0]['error']}")
+
+
+def run_launched(client: Client, task: Task, *, keep: bool = False,
+                 gather_dir: str | None = None, rank: int | None = None,
+                 world_size: int | None = None) -> dict[str, Any] | None:
+    """This rank's part under a launcher (rank and world size from its environment,
+    :func:`objio.bench.ranks.world`): rank 0 prepares, every rank runs its share, rank 0
+    gathers and returns the report (:func:`aggregate`); None on the other ranks.
+
+    Raises: ValueError (the work does not split over the ranks), TimeoutError (a rank did not
+    arrive), RuntimeError (a rank failed: its error)."""
+    from .ranks import gatherer, world
+
+    r, n = world()
+    rank = r if rank is None else rank
+    n = n if world_size is None else world_size
+    task.check(n)
+    g = gatherer(rank, n, gather_dir)
+    logdir = tempfile.mkdtemp(prefix=f"objio-rank{rank}-")
+    try:
+        prep_error = None
+        if rank == 0:
+            try:
+                task.prepare(client)
+            except Exception as e:  # noqa: BLE001 - after the barrier, or the others hang
+                prep_error = e
+        g.barrier("written")
+        got = rank_share(task, client.config, rank, n, g, os.path.join(logdir, "ops.tsv"))
+        if rank != 0:
+            return None
+        if prep_error is not None:
+            raise prep_error
+        assert got is not None
+        _raise_failed(got, "rank")
+        logs = _write_logs(got, logdir)
+        if not keep:
+            task.cleanup(client)
+        return aggregate(task, got, logs, {"clients": n, "gather": g.name})
+    finally:
+        g.close()
+
+
+class _Spawned:
+    """Barrier and gather of ``--clients`` processes: a multiprocessing barrier and queue
+    (the parent collects)."""
+
+    name = "spawn"
+
+    def __init__(self, barrier: Any, results: Any) -> None:
+        self.b, self.results = barrier, results
+
+    def barrier(self, tag: str) -> None:
+        self.b.wait(timeout=600)
+
+    def gather(self, tag: str, obj: Any) -> None:
+        self.results.put(obj)
+
+
+def _client_main(task: Task, config: ClientConfig, rank: int, size: int, barrier: Any,
+                 results: Any, log_path: str) -> None:
+    try:
+        rank_share(task, config, rank, size, _Spawned(barrier, results), log_path)
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        results.put({"rank": rank, "error": f"{type(e).__name__}: {e}"})
+
+
+def run_spawned(client: Client, task: Task, *, clients: int, keep: bool = False,
+                log_dir: str | None = None) -> dict[str, Any]:
+    """``--clients N``: prepare here, then N spawned processes (nothing inherited) run their
+    shares, all starting together; returns the report (:func:`aggregate`).
+
+    Raises: ValueError (bad arguments), RuntimeError (a client process failed: its error)."""
+    if isinstance(clients, bool) or not isinstance(clients, int) or clients < 1:
+        raise ValueError(f"--clients must be an integer >= 1, got {clients!r}")
+    task.check(clients)
+    task.prepare(client)
+    logs_dir = log_dir or tempfile.mkdtemp(prefix="objio-clients-")
+    os.makedirs(logs_dir, exist_ok=True)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(clients)
+    results = ctx.Queue()
+    procs = []
+    got: list[dict[str, Any]] = []
+    try:
+        for rank in range(clients):
+            p = ctx.Process(target=_client_main,
+                            args=(task, client.config, rank, clients, barrier, results,
+                                  os.path.join(logs_dir, f"client{rank}.part.tsv")),
+                            name=f"objio-bench-client-{rank}")
+            p.start()
+            procs.append(p)
+        got = [results.get(timeout=3600) for _ in procs]
+        for p in procs:
+            p.join(60)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+        if not keep:
+            task.cleanup(client)
+    _raise_failed(got, "client")
+    logs = []
+    for x in sorted(got, key=lambda x: x["rank"]):
+        path = os.path.join(logs_dir, f"client{x['rank']}.tsv")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(x.pop("op_log", ""))
+        logs.append(path)
+    return aggregate(task, got, logs, {"clients": clients})
+
+
+def aggregate(task: Task, per: list[dict[str, Any]], logs: list[str],
+              extra: dict[str, Any]) -> dict[str, Any]:
+    """The report from every rank's result and op-log: ``{"kind", "config", "clients": [per
+    rank: items, bytes, wall_s, cpu_s, mib_per_s, ...], "aggregate": {"unit", "items",
+    "bytes", "duration_s", "items_per_s_over_duration", "mib_per_s_over_duration",
+    "window_s", "ops": {op: {"mib_per_s", "ops_per_s"}}, "op_log": totals per op, ...},
+    "report": objio.report's analysis, "logs", "environment"}`` (MiB = 2**20 bytes,
+    seconds)."""
+    from .. import report as op_report
+
+    per = sorted(per, key=lambda r: r["rank"])
+    for r in per:
+        r["mib_per_s"] = r["bytes"] / MiB / r["wall_s"] if r["wall_s"] else None
+    reqs, rep = op_report.run(logs)
+    duration = max(r["wall_s"] for r in per)
+    items = sum(r["items"] for r in per)
+    nbytes = sum(r["bytes"] for r in per)
+    ops = {op: {"mib_per_s": rep["ops"][op]["mib_per_s"], "ops_per_s": rep["ops"][op]["ops_per_s"]}
+           for op in task.ops if op in rep["ops"]}
+    agg: dict[str, Any] = {
+        "unit": task.unit, "items": items, "bytes": nbytes, "duration_s": duration,
+        "items_per_s_over_duration": items / duration if duration else None,
+        "mib_per_s_over_duration": nbytes / MiB / duration if duration else None,
+        "window_s": rep["window"]["seconds"], "ops": ops, "op_log": op_report.totals(reqs)}
+    head = ops.get(task.ops[0], {})
+    agg["mib_per_s"], agg["ops_per_s"] = head.get("mib_per_s"), head.get("ops_per_s")
+    agg.update(task.summarize(per, agg))
+    return {"kind": task.kind, "config": {**task.config(), **extra}, "clients": per,
+            "aggregate": agg, "report": rep, "logs": logs, "environment": environment([])}
+
+
+def print_split(rep: dict[str, Any], task: Task, out: Any = None) -> None:
+    """The report as text (fits 100 columns): a header, one row per rank, the aggregate, then
+    :func:`objio.report.print_report` of the merged op-logs (per-endpoint rows when several)."""
+    import sys
+
+    from ..report import print_report
+
+    out = out or sys.stdout
+    cfg, agg = rep["config"], rep["aggregate"]
+    who = (f"{cfg['clients']} ranks ({cfg['gather']})" if cfg.get("gather")
+           else f"--clients {cfg['clients']}")
+    settings = ", ".join(f"{k} {v}" for k, v in cfg.items()
+                         if k not in ("clients", "gather", "uri") and v is not None)
+    print(f"objio bench {task.kind} on {who}: {cfg.get('uri', '')} ({settings})", file=out)
+    cols = task.columns()
+    head = "".join(f" {t:>9s}" for _, t, _ in cols)
+    print(f"  {'rank':6s} {'host:pid':24s} {task.unit:>9s} {'MiB/s':>9s} {'seconds':>8s} "
+          f"{'CPU s':>7s}{head}", file=out)
+    for r in rep["clients"]:
+        extra = "".join(f" {format(r[k], f) if r.get(k) is not None else '-':>9s}"
+                        for k, _, f in cols)
+        mib = "-" if r["mib_per_s"] is None else f"{r['mib_per_s']:.1f}"
+        print(f"  {r['rank']:<6d} {(r.get('host', '') + ':' + str(r.get('pid', '')))[:24]:24s} "
+              f"{r['items']:9,d} {mib:>9s} {r['wall_s']:8.2f} {r['cpu_s']:7.2f}{extra}",
+              file=out)
+    ops = "; ".join(f"{op} {v['mib_per_s']:.1f} MiB/s, {v['ops_per_s']:.0f} requests/s"
+                    for op, v in agg["ops"].items())
+    print(f"  aggregate over the common window ({agg['window_s']:.2f} s): {ops or '-'}",
+          file=out)
+    over = agg["mib_per_s_over_duration"]
+    print(f"  over the slowest rank's {agg['duration_s']:.2f} s: {agg['items']:,} {task.unit}, "
+          f"{agg['items_per_s_over_duration']:,.1f} {task.unit}/s"
+          + ("" if over is None else f", {over:.1f} MiB/s"), file=out)
+    for line in task.summary_lines(agg):
+        print(f"  {line}", file=out)
+    print(f"  op-logs: {', '.join(rep['logs'])}", file=out)
+    print_report(rep["report"], out)
