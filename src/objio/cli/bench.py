@@ -349,8 +349,8 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
         raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {args.uri!r}")
     if _split_mode(args):
         if compare or ops is not None:
-            raise ValueError("--clients N and launchers run objio's get phase on every rank; "
-                             "they do not combine with --compare or --op")
+            raise ValueError("--clients N (or a launcher) runs objio's get phase on every rank; "
+                             "it does not combine with --compare or --op")
         from ..bench.shares import Objects
 
         return _run_split(args, target, DEFAULT_PREFIX, lambda prefix: Objects(
