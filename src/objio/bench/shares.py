@@ -169,9 +169,9 @@ class Model(Task):
                       seed=self.seed, log=lambda line: None)
 
     def run(self, client: Client, rank: int, size: int, barrier: Any) -> dict[str, Any]:
-        from ..model import iter_safetensors
-
         import torch  # noqa: F401 - imported before the clock
+
+        from ..model import iter_safetensors
 
         mine = self.files[rank::size]
         client.stat(mine[0])
