@@ -217,9 +217,13 @@ def _client_main(task: Task, config: ClientConfig, rank: int, size: int, barrier
 
 
 def run_spawned(client: Client, task: Task, *, clients: int, keep: bool = False,
-                log_dir: str | None = None) -> dict[str, Any]:
+                log_dir: str | None = None,
+                server_cpu: Any = None) -> dict[str, Any]:
     """``--clients N``: prepare here, then N spawned processes (nothing inherited) run their
-    shares, all starting together; returns the report (:func:`aggregate`).
+    shares, all starting together; returns the report (:func:`aggregate`). ``server_cpu``:
+    the CPU seconds so far of a server on this machine
+    (:meth:`objio.server.LocalS3Server.cpu_seconds`): the report then also has where the CPU
+    went per request, the server's and the clients' (``aggregate["cpu"]``).
 
     Raises: ValueError (bad arguments), RuntimeError (a client process failed: its error)."""
     if isinstance(clients, bool) or not isinstance(clients, int) or clients < 1:
@@ -229,6 +233,7 @@ def run_spawned(client: Client, task: Task, *, clients: int, keep: bool = False,
     logs_dir = log_dir or tempfile.mkdtemp(prefix="objio-clients-")
     os.makedirs(logs_dir, exist_ok=True)
     ctx = multiprocessing.get_context("spawn")
+    s0 = server_cpu() if server_cpu is not None else None
     barrier = ctx.Barrier(clients)
     results = ctx.Queue()
     procs = []
@@ -244,6 +249,7 @@ def run_spawned(client: Client, task: Task, *, clients: int, keep: bool = False,
         got = [results.get(timeout=3600) for _ in procs]
         for p in procs:
             p.join(60)
+        s1 = server_cpu() if server_cpu is not None else None
     finally:
         for p in procs:
             if p.is_alive():
@@ -258,7 +264,15 @@ def run_spawned(client: Client, task: Task, *, clients: int, keep: bool = False,
         with open(path, "w", encoding="utf-8") as f:
             f.write(x.pop("op_log", ""))
         logs.append(path)
-    return aggregate(task, got, logs, {"clients": clients})
+    rep = aggregate(task, got, logs, {"clients": clients})
+    if s0 is not None and s1 is not None:
+        agg = rep["aggregate"]
+        n = sum(t["requests"] for t in agg["op_log"].values()) or 1
+        client_s = sum(r["cpu_s"] for r in rep["clients"])
+        agg["cpu"] = {"server_s": s1 - s0, "clients_s": client_s, "requests": n,
+                      "server_us_per_request": (s1 - s0) / n * 1e6,
+                      "clients_us_per_request": client_s / n * 1e6}
+    return rep
 
 
 def aggregate(task: Task, per: list[dict[str, Any]], logs: list[str],
@@ -325,6 +339,11 @@ def print_split(rep: dict[str, Any], task: Task, out: Any = None) -> None:
     print(f"  over the slowest rank's {agg['duration_s']:.2f} s: {agg['items']:,} {task.unit}, "
           f"{agg['items_per_s_over_duration']:,.1f} {task.unit}/s"
           + ("" if over is None else f", {over:.1f} MiB/s"), file=out)
+    cpu = agg.get("cpu")
+    if cpu:
+        print(f"  CPU per request: server {cpu['server_us_per_request']:.0f} us, clients "
+              f"{cpu['clients_us_per_request']:.0f} us ({cpu['server_s']:.2f} s and "
+              f"{cpu['clients_s']:.2f} s for {cpu['requests']:,} requests)", file=out)
     for line in task.summary_lines(agg):
         print(f"  {line}", file=out)
     print(f"  op-logs: {', '.join(rep['logs'])}", file=out)

@@ -269,7 +269,8 @@ def _run_split(args: argparse.Namespace, target: _Target, default_prefix: str,
         if rep is None:
             return 0
     else:
-        rep = run_spawned(client, task, clients=args.clients, keep=keep)
+        rep = run_spawned(client, task, clients=args.clients, keep=keep,
+                          server_cpu=None if target.server is None else target.server.cpu_seconds)
     return _finish("clients", rep, args, target, lambda r: print_split(r, task, _text_out(args)))
 
 
