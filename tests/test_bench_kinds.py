@@ -137,3 +137,22 @@ def test_split_runs_refuse_what_they_do_not_honour(cli_env: list[str], prefix: s
     assert "must be at least the number of ranks (3)" in capsys.readouterr().err
     assert main(["bench", "train", prefix, "--throughput", "--clients", "2", *cli_env]) == 1
     assert "--throughput does not split" in capsys.readouterr().err
+
+
+def test_split_runs_write_op_logs_where_asked(cli_env: list[str], prefix: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """--op-log with {rank}: each rank's log stays at its path (only the path is gathered:
+    what a shared file system at 1024 ranks needs); the data written first is not in it."""
+    path = tmp_path / "rep.json"
+    logs = str(tmp_path / "ops-{rank}.tsv.zst")
+    assert main([*argv("objects", prefix + "ol/", str(path)), "--clients", "2", "--op-log",
+                 logs, *cli_env]) == 0
+    capsys.readouterr()
+    rep = json.loads(path.read_text())
+    assert rep["logs"] == [str(tmp_path / "ops-0.tsv.zst"), str(tmp_path / "ops-1.tsv.zst")]
+    assert (tmp_path / "ops-0.tsv.zst").read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # zstd
+    assert "PUT" not in rep["aggregate"]["op_log"]  # the put phase is not any rank's share
+    _check("objects", rep, capsys)
+    assert main([*argv("objects", prefix + "ol/", str(path)), "--clients", "2", "--op-log",
+                 str(tmp_path / "ops.tsv"), *cli_env]) == 1
+    assert "put {rank} in the path" in capsys.readouterr().err

@@ -70,7 +70,7 @@ class Requests:
 def _factor(values: np.ndarray) -> tuple[list[str], np.ndarray]:
     index: dict[str, int] = {}
     codes = np.fromiter((index.setdefault(v, len(index)) for v in values.tolist()),
-                        dtype=np.int64, count=len(values))
+                        dtype=np.int32, count=len(values))
     return list(index), codes
 
 
@@ -82,9 +82,9 @@ def _merge_codes(parts: list[tuple[list[str], np.ndarray]]) -> tuple[list[str], 
     index: dict[str, int] = {}
     out = []
     for names, codes in parts:
-        remap = np.array([index.setdefault(n, len(index)) for n in names], dtype=np.int64)
+        remap = np.array([index.setdefault(n, len(index)) for n in names], dtype=np.int32)
         out.append(remap[codes] if len(names) else codes)
-    return list(index), np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    return list(index), np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
 
 
 def _raw(path: str) -> bytes:
@@ -179,7 +179,7 @@ def _arrow(raw: bytes | str, header: list[str],
         if categories:
             d = c.dictionary_encode().combine_chunks()
             names_ = d.dictionary.to_pylist()
-            codes = d.indices.to_numpy().astype(np.int64)
+            codes = d.indices.to_numpy()  # int32, no copy
             out[n] = np.array(names_, dtype=object)[codes]
             out[n + ".codes"] = (names_, codes)  # type: ignore[assignment]
         else:
@@ -189,7 +189,7 @@ def _arrow(raw: bytes | str, header: list[str],
     code, text = table.column("error_code"), table.column("error")
     d = pc.if_else(pc.not_equal(code, ""), code, text).dictionary_encode().combine_chunks()
     names_ = d.dictionary.to_pylist()
-    codes = d.indices.to_numpy().astype(np.int64)
+    codes = d.indices.to_numpy()  # int32, no copy
     out["error.merged"] = np.array(names_, dtype=object)[codes]
     out["error.codes"] = (names_, codes)  # type: ignore[assignment]
     return out
@@ -559,6 +559,9 @@ def plot(r: Requests, rep: dict[str, Any], path: str) -> None:
         lat = np.sort((r.end[m] - r.start[m]) / 1e6)
         b.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=op)
     b.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    b.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
     b.set_xlabel("latency, ms (log)")
     b.set_ylabel("fraction of requests")
     b.set_ylim(0, 1)

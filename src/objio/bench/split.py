@@ -20,6 +20,7 @@ gatherers), and rank 0 prints one report (:func:`print_split`):
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import tempfile
@@ -87,6 +88,22 @@ def timed(fn: Any) -> dict[str, Any]:
             "cpu_s": cpu_seconds() - c0, **extra}
 
 
+class _Unlogged:
+    """``with _Unlogged(client) as c``: ``c`` logs to no op-log (neither ``op_log`` nor
+    ``OBJIO_OP_LOG``, which ``--op-log`` sets) while the block runs."""
+
+    def __init__(self, client: Client) -> None:
+        self.config = dataclasses.replace(client.config, op_log=None)  # .replace keeps it
+
+    def __enter__(self) -> Client:
+        self.saved = os.environ.pop("OBJIO_OP_LOG", None)
+        return Client(self.config)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.saved is not None:
+            os.environ["OBJIO_OP_LOG"] = self.saved
+
+
 class _Barriers:
     """``barrier(tag)`` for a task: records the tags passed, so that a rank that fails passes
     the rest (the others are not left waiting)."""
@@ -106,10 +123,12 @@ class _Barriers:
 
 
 def rank_share(task: Task, config: ClientConfig, rank: int, size: int, group: Any,
-               log_path: str) -> list[dict[str, Any]] | None:
+               log_path: str, ship: bool = True) -> list[dict[str, Any]] | None:
     """One rank's part after the data is written: run the share with its op-log at
-    ``log_path``, then gather every rank's result (op-log text under ``op_log``) on the
-    collecting rank (returned there; None elsewhere). A failure is gathered as ``error``."""
+    ``log_path``, then gather every rank's result on the collecting rank (returned there;
+    None elsewhere): with ``ship`` the op-log's text under ``op_log``, else only its path
+    (``op_log_path``: a file every rank and the collector reach). A failure is gathered as
+    ``error``."""
     from .. import oplog
 
     c = Client(config.replace(op_log=log_path))
@@ -128,6 +147,9 @@ def rank_share(task: Task, config: ClientConfig, rank: int, size: int, group: An
         else:
             os.environ["OBJIO_OP_LOG"] = saved
     oplog.close(log_path)
+    if not ship:
+        result["op_log_path"] = log_path
+        return group.gather("result", result)  # type: ignore[no-any-return]
     try:
         with open(log_path, encoding="utf-8") as f:
             result["op_log"] = f.read()
@@ -136,10 +158,33 @@ def rank_share(task: Task, config: ClientConfig, rank: int, size: int, group: An
     return group.gather("result", result)  # type: ignore[no-any-return]
 
 
-def _write_logs(got: list[dict[str, Any]], logdir: str) -> list[str]:
+def user_logs(config: ClientConfig) -> str | None:
+    """The op-log path the user asked for (``--op-log``, ``OBJIO_OP_LOG``): in a split run
+    each rank writes its own, ``{rank}`` replaced (required), and the logs stay where they
+    are (only their paths are gathered). Raises ValueError without ``{rank}``."""
+    path = config.op_log
+    if path is not None and "{rank}" not in path:
+        raise ValueError(f"--op-log {path!r}: with --clients or a launcher every rank writes "
+                         "its own op-log: put {rank} in the path (e.g. ops-{rank}.tsv.zst)")
+    return path
+
+
+def _rank_log(template: str | None, logdir: str, name: str, rank: int) -> tuple[str, bool]:
+    """(this rank's op-log path, whether its text goes through the gather)."""
+    if template is None:
+        return os.path.join(logdir, name), True
+    return template.replace("{rank}", str(rank)).replace("{pid}", str(os.getpid())), False
+
+
+def _write_logs(got: list[dict[str, Any]], logdir: str, name: str = "rank") -> list[str]:
+    """The gathered op-logs as files (their text written under ``logdir``, or the paths the
+    ranks wrote), in rank order."""
     logs = []
-    for x in got:
-        p = os.path.join(logdir, f"rank{x['rank']}.tsv")
+    for x in sorted(got, key=lambda x: x["rank"]):
+        if "op_log_path" in x:
+            logs.append(x.pop("op_log_path"))
+            continue
+        p = os.path.join(logdir, f"{name}{x['rank']}.tsv")
         with open(p, "w", encoding="utf-8") as f:
             f.write(x.pop("op_log", ""))
         logs.append(p)
@@ -167,17 +212,21 @@ def run_launched(client: Client, task: Task, *, keep: bool = False,
     rank = r if rank is None else rank
     n = n if world_size is None else world_size
     task.check(n)
+    template = user_logs(client.config)
+    quiet = _Unlogged(client)  # the data written: not in the op-logs
     g = gatherer(rank, n, gather_dir)
     logdir = tempfile.mkdtemp(prefix=f"objio-rank{rank}-")
     try:
         prep_error = None
         if rank == 0:
             try:
-                task.prepare(client)
+                with quiet as c:
+                    task.prepare(c)
             except Exception as e:  # noqa: BLE001 - after the barrier, or the others hang
                 prep_error = e
         g.barrier("written")
-        got = rank_share(task, client.config, rank, n, g, os.path.join(logdir, "ops.tsv"))
+        log_path, ship = _rank_log(template, logdir, "ops.tsv", rank)
+        got = rank_share(task, client.config, rank, n, g, log_path, ship)
         if rank != 0:
             return None
         if prep_error is not None:
@@ -186,7 +235,8 @@ def run_launched(client: Client, task: Task, *, keep: bool = False,
         _raise_failed(got, "rank")
         logs = _write_logs(got, logdir)
         if not keep:
-            task.cleanup(client)
+            with quiet as c:
+                task.cleanup(c)
         return aggregate(task, got, logs, {"clients": n, "gather": g.name})
     finally:
         g.close()
@@ -209,9 +259,9 @@ class _Spawned:
 
 
 def _client_main(task: Task, config: ClientConfig, rank: int, size: int, barrier: Any,
-                 results: Any, log_path: str) -> None:
+                 results: Any, log_path: str, ship: bool) -> None:
     try:
-        rank_share(task, config, rank, size, _Spawned(barrier, results), log_path)
+        rank_share(task, config, rank, size, _Spawned(barrier, results), log_path, ship)
     except BaseException as e:  # noqa: BLE001 - reported to the parent
         results.put({"rank": rank, "error": f"{type(e).__name__}: {e}"})
 
@@ -229,7 +279,10 @@ def run_spawned(client: Client, task: Task, *, clients: int, keep: bool = False,
     if isinstance(clients, bool) or not isinstance(clients, int) or clients < 1:
         raise ValueError(f"--clients must be an integer >= 1, got {clients!r}")
     task.check(clients)
-    task.prepare(client)
+    template = user_logs(client.config)
+    quiet = _Unlogged(client)  # the data written: not in the op-logs
+    with quiet as c:
+        task.prepare(c)
     logs_dir = log_dir or tempfile.mkdtemp(prefix="objio-clients-")
     os.makedirs(logs_dir, exist_ok=True)
     ctx = multiprocessing.get_context("spawn")
@@ -240,9 +293,10 @@ def run_spawned(client: Client, task: Task, *, clients: int, keep: bool = False,
     got: list[dict[str, Any]] = []
     try:
         for rank in range(clients):
+            log_path, ship = _rank_log(template, logs_dir, f"client{rank}.part.tsv", rank)
             p = ctx.Process(target=_client_main,
                             args=(task, client.config, rank, clients, barrier, results,
-                                  os.path.join(logs_dir, f"client{rank}.part.tsv")),
+                                  log_path, ship),
                             name=f"objio-bench-client-{rank}")
             p.start()
             procs.append(p)
@@ -256,14 +310,10 @@ def run_spawned(client: Client, task: Task, *, clients: int, keep: bool = False,
                 p.kill()
                 p.join()
         if not keep:
-            task.cleanup(client)
+            with quiet as c:
+                task.cleanup(c)
     _raise_failed(got, "client")
-    logs = []
-    for x in sorted(got, key=lambda x: x["rank"]):
-        path = os.path.join(logs_dir, f"client{x['rank']}.tsv")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(x.pop("op_log", ""))
-        logs.append(path)
+    logs = _write_logs(got, logs_dir, "client")
     rep = aggregate(task, got, logs, {"clients": clients})
     if s0 is not None and s1 is not None:
         agg = rep["aggregate"]

@@ -261,6 +261,9 @@ def _run_split(args: argparse.Namespace, target: _Target, default_prefix: str,
         raise ValueError(f"rank {rank} of {n}: under a launcher every rank must reach the same "
                          "store: give s3://bucket/prefix (and the endpoint)")
     client, prefix = target.open(args, default_prefix)
+    # this process's client only writes the data (without its op-log): its endpoint stats
+    # would say nothing, and with --op-log it would open (truncate) rank 0's op-log
+    target.client = None
     if parse_uri(prefix).scheme != "s3":
         raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {prefix!r}")
     task = make_task(prefix)
