@@ -299,8 +299,8 @@ def read_logs(paths: Sequence[str], *, files: bool = True) -> Requests:
         chunk_codes[-1]["error"] = bulk.get("error.codes") or _factor(err)
 
     for path in paths:
-        with open(path, "rb") as f:
-            head = f.readline()
+        with open(path, "rb") as fh:
+            head = fh.readline()
         if head[:4] != b"\x28\xb5\x2f\xfd" and head.startswith(b"idx\t"):  # plain text
             bulk = _arrow(path, head.decode("utf-8", errors="replace").rstrip("\r\n").split("\t"),
                           files)

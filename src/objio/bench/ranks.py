@@ -1,20 +1,18 @@
 """``objio bench`` under a launcher: ``torchrun --nproc-per-node N --no-python objio bench ...``
 (or ``python -m torch.distributed.run ... -m objio bench``), ``mpirun -n N objio bench ...``
-(Open MPI, MPICH) or ``srun objio bench ...``.
-
-Every rank runs the same command. Rank 0 writes the objects (the put phase); all ranks wait
-for it, then start together and each reads its own slice of the objects (object *i* goes to
-rank *i mod N*), ``epochs`` times, with its own op-log; rank 0 gathers every rank's result and
-op-log and prints one report (:func:`objio.bench.clients.print_clients`): aggregate throughput
-over the common window, duration = the slowest rank's (MLPerf Storage's rule), one row per rank.
-The other ranks print nothing.
+(Open MPI, MPICH) or ``srun objio bench ...``: rank and world size from the launcher's
+environment (:func:`world`) and the gathering (:func:`gatherer`). Every kind splits its work
+through :mod:`objio.bench.split` (rank 0 writes the data, every rank takes its share with its
+own op-log, rank 0 gathers and prints one report; the other ranks print nothing);
+:func:`run_ranks` is the objects kind's.
 
 Gathering: with torch installed and the launcher's rendezvous in the environment
 (``MASTER_ADDR``/``MASTER_PORT``, as torchrun sets them), torch.distributed's gloo backend
-(nothing shared between hosts but the network); else a folder every rank can reach
-(``--gather-dir`` or ``OBJIO_GATHER_DIR``; default on one host: a folder under the temp dir named
-after the launcher's process, which every rank's parent is). Ranks on several hosts work the
-same way; only the rendezvous differs (a shared file system for the folder).
+(nothing shared between hosts but the network); else under an MPI launcher mpi4py's
+``COMM_WORLD`` when mpi4py is installed; else a folder every rank can reach
+(``--gather-dir`` or ``OBJIO_GATHER_DIR``; default on one host: a folder under the temp dir
+named after the launcher's process, which every rank's parent is). Ranks on several hosts work
+the same way; only the rendezvous differs (a shared file system for the folder).
 
 Rank and world size: ``RANK``/``WORLD_SIZE`` (torchrun), ``OMPI_COMM_WORLD_RANK``/``_SIZE``
 (Open MPI), ``PMI_RANK``/``PMI_SIZE`` (MPICH), ``SLURM_PROCID``/``SLURM_NTASKS`` (srun).
