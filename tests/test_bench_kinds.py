@@ -125,7 +125,11 @@ def test_every_kind_with_clients(kind: str, cli_env: list[str], prefix: str, tmp
     assert main([*argv(kind, prefix + "cl/", str(path)), "--clients", "2", *cli_env]) == 0
     text = capsys.readouterr().out
     assert text.count(f"objio bench {kind} on --clients 2") == 1
-    _check(kind, json.loads(path.read_text()), capsys)
+    rep = json.loads(path.read_text())
+    _check(kind, rep, capsys)
+    # each client process logs as its rank (client_id host:rank:pid), as under a launcher
+    ids = set(report.read_logs(rep["logs"]).client)
+    assert {c.split(":")[1] for c in ids} == {"0", "1"}
 
 
 def test_split_runs_refuse_what_they_do_not_honour(cli_env: list[str], prefix: str,

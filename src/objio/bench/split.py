@@ -260,6 +260,9 @@ class _Spawned:
 
 def _client_main(task: Task, config: ClientConfig, rank: int, size: int, barrier: Any,
                  results: Any, log_path: str, ship: bool) -> None:
+    # this process's rank, as a launcher would give it: the op-log's rank column and
+    # client_id (host:rank:pid), objio.torch's iterable dataset sharding
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size))
     try:
         rank_share(task, config, rank, size, _Spawned(barrier, results), log_path, ship)
     except BaseException as e:  # noqa: BLE001 - reported to the parent
