@@ -132,6 +132,7 @@ def _str_column(buf: np.ndarray, s: np.ndarray, e: np.ndarray, categories: bool)
     if categories:
         values, inverse = np.unique(fixed, return_inverse=True)
         names = np.array([v.decode("utf-8", errors="replace") for v in values], dtype=object)
+        _str_column.codes = (list(names), inverse.ravel())  # type: ignore[attr-defined]
         return names[inverse.ravel()]  # type: ignore[no-any-return]
     if (m >= 128).any():  # UTF-8 beyond ASCII: decoded one by one
         return np.array([v.decode("utf-8", errors="replace") for v in fixed])
@@ -191,11 +192,11 @@ def _arrow(raw: bytes | str, header: list[str],
     names_ = d.dictionary.to_pylist()
     codes = d.indices.to_numpy()  # int32, no copy
     out["error.merged"] = np.array(names_, dtype=object)[codes]
-    out["error.codes"] = (names_, codes)  # type: ignore[assignment]
+    out["error.merged.codes"] = (names_, codes)  # type: ignore[assignment]
     return out
 
 
-def _bulk(raw: bytes, header: list[str]) -> dict[str, np.ndarray] | None:
+def _bulk(raw: bytes, header: list[str], files: bool = True) -> dict[str, np.ndarray] | None:
     """objio's own op-log parsed in bulk with numpy (about 10x the line-by-line reader);
     None when it is not one regular table of ``len(header)`` columns (comments, a repeated
     header, a field holding a tab), or holds a time that is not integer ns: the line-by-line
@@ -224,7 +225,11 @@ def _bulk(raw: bytes, header: list[str]) -> dict[str, np.ndarray] | None:
             return None
         out[name] = v
     for name, categories in _BULK_STR:
+        if name == "file" and not files:
+            continue
         out[name] = _str_column(buf, starts[:, col[name]], ends[:, col[name]], categories)
+        if categories:  # (values, codes): the analysis needs no Python loop per request
+            out[name + ".codes"] = _str_column.codes  # type: ignore[attr-defined]
     return out
 
 
@@ -296,7 +301,10 @@ def read_logs(paths: Sequence[str], *, files: bool = True) -> Requests:
         codes = {"op": bulk.get("op.codes"), "client": bulk.get("client_id.codes"),
                  "endpoint": bulk.get("endpoint.codes")}
         chunk_codes.append({k: v for k, v in codes.items() if v is not None})
-        chunk_codes[-1]["error"] = bulk.get("error.codes") or _factor(err)
+        err_codes = bulk.get("error.merged.codes")  # pyarrow's
+        if err_codes is None and bulk.get("error_code.codes", (None,))[0] == [""]:
+            err_codes = bulk.get("error.codes")  # no error code anywhere: the text is the error
+        chunk_codes[-1]["error"] = err_codes or _factor(err)
 
     for path in paths:
         with open(path, "rb") as fh:
@@ -318,7 +326,7 @@ def read_logs(paths: Sequence[str], *, files: bool = True) -> Requests:
                              f"should start with {' '.join(_WARP[:4])} ...)")
         bulk = _arrow(raw, header)
         if bulk is None:
-            bulk = _bulk(raw, header)
+            bulk = _bulk(raw, header, files)
         if bulk is not None:
             add(bulk)
             continue
