@@ -65,7 +65,7 @@ def test_bench_under_mpiexec(s3_server: Any, client: Any, prefix: str, tmp_path:
     assert mpiexec, "the dev extra installs the mpich wheel (mpiexec)"
     cmd = [mpiexec, "-n", "3", sys.executable, "-m", "objio", "bench", prefix + "mpi/",
            "--num", "9", "--size", "16KiB", "--epochs", "1", "--max-in-flight", "4",
-           "--json", "-"]
+           "--json", "-", "--gather-dir", str(tmp_path / "gather")]  # the folder, not mpi4py
     r = subprocess.run(cmd, env=_env(s3_server), capture_output=True, text=True, timeout=300,
                        cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -28,7 +28,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -56,9 +56,38 @@ class Requests:
     error: np.ndarray  # the error code (objio) or text (warp, s3dlio); "" on success
     sources: list[str]
     file: np.ndarray  # bucket/key (warp: the object name)
+    codes: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict, repr=False)
+    """Per column of few distinct values (op, client, endpoint, error): (the values, each
+    request's index into them); filled by :func:`read_logs`, else computed on first use."""
+
+    def factor(self, name: str) -> tuple[list[str], np.ndarray]:
+        """(distinct values, each request's index into them) of the column ``name``."""
+        if name not in self.codes:
+            self.codes[name] = _factor(getattr(self, name))
+        return self.codes[name]
 
 
-def _text(path: str) -> str:
+def _factor(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values.tolist()),
+                        dtype=np.int32, count=len(values))
+    return list(index), codes
+
+
+_CATEGORIES = ("op", "client", "endpoint", "error")
+
+
+def _merge_codes(parts: list[tuple[list[str], np.ndarray]]) -> tuple[list[str], np.ndarray]:
+    """Per-chunk (values, codes) as one (values, codes) over the chunks concatenated."""
+    index: dict[str, int] = {}
+    out = []
+    for names, codes in parts:
+        remap = np.array([index.setdefault(n, len(index)) for n in names], dtype=np.int32)
+        out.append(remap[codes] if len(names) else codes)
+    return list(index), np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
+
+
+def _raw(path: str) -> bytes:
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:4] == b"\x28\xb5\x2f\xfd":  # zstd magic
@@ -68,7 +97,140 @@ def _text(path: str) -> str:
             raise ImportError(f"{path} is zstd-compressed: install the zstandard package") from None
         raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw),
                                                          read_across_frames=True).read()
-    return raw.decode("utf-8", errors="replace")
+    return raw
+
+
+def _text(path: str) -> str:
+    return _raw(path).decode("utf-8", errors="replace")
+
+
+def _int_column(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """The unsigned decimal integers ``buf[s[i]:e[i]]`` (empty: 0); None when a field holds
+    anything but digits or more than 18 of them."""
+    width = int((e - s).max()) if len(s) else 0
+    if width > 19:
+        return None
+    out = np.zeros(len(s), dtype=np.int64)
+    for k in range(width):  # digit k of a right-aligned field of `width` digits
+        pos = e - width + k
+        inside = pos >= s
+        d = buf[np.maximum(pos, 0)].astype(np.int64) - 48
+        if ((d < 0) | (d > 9))[inside].any():
+            return None
+        out = out * 10 + np.where(inside, d, 0)
+    return out
+
+
+def _str_column(buf: np.ndarray, s: np.ndarray, e: np.ndarray, categories: bool) -> np.ndarray:
+    """The text fields ``buf[s[i]:e[i]]`` (UTF-8) as an array of str: few distinct values
+    (``categories``) as an object array, else a numpy str array."""
+    width = max(1, int((e - s).max()) if len(s) else 1)
+    pos = s[:, None] + np.arange(width)
+    m = buf[np.minimum(pos, len(buf) - 1)]
+    m[pos >= e[:, None]] = 0
+    fixed = np.ascontiguousarray(m).view(f"S{width}").ravel()
+    if categories:
+        values, inverse = np.unique(fixed, return_inverse=True)
+        names = np.array([v.decode("utf-8", errors="replace") for v in values], dtype=object)
+        _str_column.codes = (list(names), inverse.ravel())  # type: ignore[attr-defined]
+        return names[inverse.ravel()]  # type: ignore[no-any-return]
+    if (m >= 128).any():  # UTF-8 beyond ASCII: decoded one by one
+        return np.array([v.decode("utf-8", errors="replace") for v in fixed])
+    return fixed.astype(f"U{width}")
+
+
+_BULK_INT = ("bytes", "start", "first_byte", "end", "duration_ns")
+_BULK_STR = (("op", True), ("client_id", True), ("endpoint", True), ("error", True),
+             ("error_code", True), ("file", False))
+
+
+def _arrow(raw: bytes | str, header: list[str],
+           files: bool = True) -> dict[str, np.ndarray] | None:
+    """objio's own op-log through pyarrow's CSV reader (C++, several threads), when pyarrow is
+    installed (the ``parquet``/``manifest`` extras); None when it is not, or the file is not
+    one regular table (then :func:`_bulk` or the line-by-line reader takes it)."""
+    col = {name: i for i, name in enumerate(header)}
+    if any(n not in col for n in _BULK_INT + tuple(n for n, _ in _BULK_STR)):
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+    except ImportError:
+        return None
+    names = [n for n, _ in _BULK_STR if files or n != "file"]
+    try:
+        table = pcsv.read_csv(
+            raw if isinstance(raw, str) else pa.py_buffer(raw),  # a path: read by arrow itself
+            parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False,
+                                            escape_char=False, newlines_in_values=False),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=list(_BULK_INT) + names,
+                column_types={**{n: pa.int64() for n in _BULK_INT},
+                              **{n: pa.string() for n in names}},
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # comments, a repeated header, a tab in a key
+        return None
+    out: dict[str, np.ndarray] = {}
+    for n in _BULK_INT:
+        out[n] = table.column(n).fill_null(0).to_numpy().astype(np.int64, copy=False)
+    for n, categories in _BULK_STR:
+        if n not in names:
+            continue
+        c = table.column(n)
+        if categories:
+            d = c.dictionary_encode().combine_chunks()
+            names_ = d.dictionary.to_pylist()
+            codes = d.indices.to_numpy()  # int32, no copy
+            out[n] = np.array(names_, dtype=object)[codes]
+            out[n + ".codes"] = (names_, codes)  # type: ignore[assignment]
+        else:
+            out[n] = c.to_numpy()
+    import pyarrow.compute as pc
+
+    code, text = table.column("error_code"), table.column("error")
+    d = pc.if_else(pc.not_equal(code, ""), code, text).dictionary_encode().combine_chunks()
+    names_ = d.dictionary.to_pylist()
+    codes = d.indices.to_numpy()  # int32, no copy
+    out["error.merged"] = np.array(names_, dtype=object)[codes]
+    out["error.merged.codes"] = (names_, codes)  # type: ignore[assignment]
+    return out
+
+
+def _bulk(raw: bytes, header: list[str], files: bool = True) -> dict[str, np.ndarray] | None:
+    """objio's own op-log parsed in bulk with numpy (about 10x the line-by-line reader);
+    None when it is not one regular table of ``len(header)`` columns (comments, a repeated
+    header, a field holding a tab), or holds a time that is not integer ns: the line-by-line
+    reader then takes it."""
+    col = {name: i for i, name in enumerate(header)}
+    if any(n not in col for n in _BULK_INT + tuple(n for n, _ in _BULK_STR)):
+        return None
+    k = len(header)
+    body = raw[raw.index(b"\n") + 1:]
+    if body and not body.endswith(b"\n"):
+        body += b"\n"
+    buf = np.frombuffer(body, dtype=np.uint8)
+    seps = np.flatnonzero((buf == 9) | (buf == 10))
+    if len(seps) % k:
+        return None
+    ends = seps.reshape(-1, k)
+    if not (buf[ends[:, -1]] == 10).all() or (buf[ends[:, :-1]] == 10).any():
+        return None
+    starts = np.empty_like(ends)
+    starts.ravel()[0:1] = 0
+    starts.ravel()[1:] = seps[:-1] + 1
+    out: dict[str, np.ndarray] = {}
+    for name in _BULK_INT:
+        v = _int_column(buf, starts[:, col[name]], ends[:, col[name]])
+        if v is None:
+            return None
+        out[name] = v
+    for name, categories in _BULK_STR:
+        if name == "file" and not files:
+            continue
+        out[name] = _str_column(buf, starts[:, col[name]], ends[:, col[name]], categories)
+        if categories:  # (values, codes): the analysis needs no Python loop per request
+            out[name + ".codes"] = _str_column.codes  # type: ignore[attr-defined]
+    return out
 
 
 _FRACTION = re.compile(r"\.(\d+)")
@@ -94,8 +256,13 @@ def _ns(value: str) -> int:
     return int(dt.timestamp()) * 1_000_000_000 + frac
 
 
-def read_logs(paths: Sequence[str]) -> Requests:
-    """Every request of the op-logs ``paths`` (objio, warp or s3dlio; plain or zstd)."""
+def read_logs(paths: Sequence[str], *, files: bool = True) -> Requests:
+    """Every request of the op-logs ``paths`` (objio, warp or s3dlio; plain or zstd).
+
+    objio's own logs are read in bulk: by pyarrow's CSV reader when pyarrow is installed
+    (extras ``parquet``, ``manifest``), else with numpy; others (and irregular files) line
+    by line. ``files=False`` leaves ``Requests.file`` empty where that saves time (the
+    report does not need the keys; :mod:`objio.replay` does)."""
     ops: list[str] = []
     clients: list[str] = []
     endpoints: list[str] = []
@@ -104,15 +271,66 @@ def read_logs(paths: Sequence[str]) -> Requests:
     firsts: list[int] = []
     ends: list[int] = []
     errors: list[str] = []
-    files: list[str] = []
+    keys_: list[str] = []
+    chunks: list[tuple[np.ndarray, ...]] = []
+    chunk_codes: list[dict[str, Any]] = []  # per chunk: column -> (values, codes) when known
+
+    def flush() -> None:  # the line-by-line reader's requests so far, as one chunk
+        if ops:
+            chunks.append((np.array(ops, dtype=object), np.array(clients, dtype=object),
+                           np.array(endpoints, dtype=object), np.array(nbytes, dtype=np.int64),
+                           np.array(starts, dtype=np.int64), np.array(firsts, dtype=np.int64),
+                           np.array(ends, dtype=np.int64), np.array(errors, dtype=object),
+                           np.array(keys_, dtype=object)))
+            chunk_codes.append({})
+            for values in (ops, clients, endpoints, nbytes, starts, firsts, ends, errors, keys_):
+                values.clear()
+
+    def add(bulk: dict[str, Any]) -> None:  # a file read in bulk, as one chunk
+        if not len(bulk["op"]):
+            return
+        flush()
+        err = bulk.get("error.merged")
+        if err is None:
+            err = np.where(bulk["error_code"] != "", bulk["error_code"], bulk["error"]).astype(
+                object)
+        end = np.where(bulk["end"] > 0, bulk["end"], bulk["start"] + bulk["duration_ns"])
+        keys = bulk["file"] if "file" in bulk else np.full(len(end), "", dtype=object)
+        chunks.append((bulk["op"], bulk["client_id"], bulk["endpoint"], bulk["bytes"],
+                       bulk["start"], bulk["first_byte"], end, err, keys))
+        codes = {"op": bulk.get("op.codes"), "client": bulk.get("client_id.codes"),
+                 "endpoint": bulk.get("endpoint.codes")}
+        chunk_codes.append({k: v for k, v in codes.items() if v is not None})
+        err_codes = bulk.get("error.merged.codes")  # pyarrow's
+        if err_codes is None and bulk.get("error_code.codes", (None,))[0] == [""]:
+            err_codes = bulk.get("error.codes")  # no error code anywhere: the text is the error
+        chunk_codes[-1]["error"] = err_codes or _factor(err)
+
     for path in paths:
-        lines = _text(path).splitlines()
-        if not lines:
+        with open(path, "rb") as fh:
+            head = fh.readline()
+        if head[:4] != b"\x28\xb5\x2f\xfd" and head.startswith(b"idx\t"):  # plain text
+            bulk = _arrow(path, head.decode("utf-8", errors="replace").rstrip("\r\n").split("\t"),
+                          files)
+            if bulk is not None:
+                add(bulk)
+                continue
+        raw = _raw(path)
+        cut = raw.find(b"\n")
+        first = raw[:cut if cut >= 0 else len(raw)].decode("utf-8", errors="replace")
+        if not raw or raw.isspace():
             raise ValueError(f"{path} is empty: not an op-log")
-        header = lines[0].rstrip("\n").split("\t")
+        header = first.rstrip("\r").split("\t")
         if tuple(header[:13]) != _WARP:
             raise ValueError(f"{path} is not an op-log of objio, warp or s3dlio (its first line "
                              f"should start with {' '.join(_WARP[:4])} ...)")
+        bulk = _arrow(raw, header)
+        if bulk is None:
+            bulk = _bulk(raw, header, files)
+        if bulk is not None:
+            add(bulk)
+            continue
+        lines = raw.decode("utf-8", errors="replace").splitlines()
         col = {name: i for i, name in enumerate(header)}
         code_col = col.get("error_code")
         pid_col = col.get("pid")
@@ -124,7 +342,7 @@ def read_logs(paths: Sequence[str]) -> Requests:
                 raise ValueError(f"{path}: a line with {len(f)} columns, not 13 or more: "
                                  f"{line[:80]!r}")
             ops.append(f[2])
-            files.append(f[7])
+            keys_.append(f[7])
             clients.append(f[3] if pid_col is None else f[3])
             endpoints.append(f[6])
             nbytes.append(int(f[5] or 0))
@@ -134,13 +352,16 @@ def read_logs(paths: Sequence[str]) -> Requests:
             ends.append(_ns(f[11]) or s + int(f[12] or 0))
             err = f[code_col] if code_col is not None and f[code_col] else f[8]
             errors.append(err)
-    if not ops:
+    flush()
+    if not chunks:
         raise ValueError("no request in " + ", ".join(paths))
-    return Requests(np.array(ops, dtype=object), np.array(clients, dtype=object),
-                    np.array(endpoints, dtype=object), np.array(nbytes, dtype=np.int64),
-                    np.array(starts, dtype=np.int64), np.array(firsts, dtype=np.int64),
-                    np.array(ends, dtype=np.int64), np.array(errors, dtype=object), list(paths),
-                    np.array(files, dtype=object))
+    cols = [np.concatenate([c[i] for c in chunks]) for i in range(9)]
+    merged = {}
+    for i, name in ((0, "op"), (1, "client"), (2, "endpoint"), (7, "error")):
+        merged[name] = _merge_codes([cc[name] if name in cc else _factor(c[i])
+                                     for c, cc in zip(chunks, chunk_codes, strict=True)])
+    return Requests(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7],
+                    list(paths), cols[8], merged)
 
 
 def _percentiles(ms: np.ndarray) -> dict[str, float | None]:
@@ -156,16 +377,29 @@ def _percentiles(ms: np.ndarray) -> dict[str, float | None]:
 def window(r: Requests) -> tuple[int, int]:
     """The measured window (ns): from when every client has finished one request to when the
     last request starts. Raises ValueError when that leaves nothing (one request per client)."""
-    first_end: dict[str, int] = {}
-    for c, e in zip(r.client, r.end, strict=True):
-        if c not in first_end or e < first_end[c]:
-            first_end[c] = int(e)
-    lo, hi = max(first_end.values()), int(r.start.max())
+    names, codes = r.factor("client")
+    first_end = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_end, codes, r.end)
+    lo, hi = int(first_end.max()), int(r.start.max())
     if hi <= lo:
         raise ValueError("the logs hold too few requests for a measured window (it starts when "
                          "every client has finished one request and ends when the last request "
                          "starts)")
     return lo, hi
+
+
+def totals(r: Requests) -> dict[str, dict[str, int]]:
+    """Per operation, every request of the logs (window or not): ``requests``, ``bytes``,
+    ``errors`` (the sum of the logs' own totals, whoever wrote them)."""
+    names, codes = r.factor("op")
+    err_names, err_codes = r.factor("error")
+    failed = ~np.isin(err_codes, [i for i, e in enumerate(err_names) if e == ""])
+    requests = np.bincount(codes, minlength=len(names))
+    nbytes = np.bincount(codes, weights=r.nbytes, minlength=len(names))
+    errors = np.bincount(codes[failed], minlength=len(names))
+    return {str(op): {"requests": int(requests[i]), "bytes": int(nbytes[i]),
+                      "errors": int(errors[i])}
+            for i, op in sorted(enumerate(names), key=lambda x: x[1])}
 
 
 def analyze(r: Requests, *, segment_s: float | None = None) -> dict[str, Any]:
@@ -177,15 +411,19 @@ def analyze(r: Requests, *, segment_s: float | None = None) -> dict[str, Any]:
     span_s = (hi - lo) / 1e9
     seg_s = segment_s if segment_s else max(0.1, span_s / 20)
     inside = (r.start >= lo) & (r.end <= hi)
-    ok = r.error == ""
+    err_names, err_codes = r.factor("error")
+    ok = np.isin(err_codes, [i for i, e in enumerate(err_names) if e == ""])
+    op_names, op_codes = r.factor("op")
     report: dict[str, Any] = {
-        "logs": r.sources, "requests": int(len(r.op)), "clients": sorted(set(r.client)),
+        "logs": r.sources, "requests": int(len(r.op)),
+        "clients": sorted(r.factor("client")[0]),
         "window": {"start_ns": lo, "end_ns": hi, "seconds": span_s,
                    "requests": int(inside.sum())},
         "segment_s": seg_s, "ops": {}, "endpoints": {}, "clients_detail": {}, "errors": {},
     }
-    for op in sorted(set(r.op[inside])):
-        m = inside & (r.op == op)
+    present = np.bincount(op_codes[inside], minlength=len(op_names))
+    for op in sorted(n for i, n in enumerate(op_names) if present[i]):
+        m = inside & (op_codes == op_names.index(op))
         lat = (r.end[m] - r.start[m]) / 1e6
         fb = r.first_byte[m]
         ttfb = (fb[fb > 0] - r.start[m][fb > 0]) / 1e6
@@ -205,18 +443,22 @@ def analyze(r: Requests, *, segment_s: float | None = None) -> dict[str, Any]:
                          "fastest": segs[-1]},
             "latency_ms": _percentiles(lat), "ttfb_ms": _percentiles(ttfb),
         }
-    for key, values in (("endpoints", r.endpoint), ("clients_detail", r.client)):
-        for name in sorted(set(values)):
-            m = inside & (values == name)
+    for key, column in (("endpoints", "endpoint"), ("clients_detail", "client")):
+        names, codes = r.factor(column)
+        for i, name in sorted(enumerate(names), key=lambda x: x[1]):
+            m = inside & (codes == i)
             lat = (r.end[m] - r.start[m]) / 1e6
             report[key][name] = {
                 "requests": int(m.sum()), "errors": int((m & ~ok).sum()),
                 "mib_per_s": float(r.nbytes[m].sum() / MiB / span_s),
                 "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
                 "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None}
+    report["totals"] = totals(r)
     errs: dict[str, int] = defaultdict(int)
-    for e in r.error[~ok]:
-        errs[str(e)] += 1
+    counts = np.bincount(err_codes, minlength=len(err_names))
+    for i, e in enumerate(err_names):
+        if e != "" and counts[i]:
+            errs[str(e)] += int(counts[i])
     report["errors"] = dict(sorted(errs.items(), key=lambda kv: -kv[1]))
     return report
 
@@ -325,6 +567,9 @@ def plot(r: Requests, rep: dict[str, Any], path: str) -> None:
         lat = np.sort((r.end[m] - r.start[m]) / 1e6)
         b.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=op)
     b.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    b.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
     b.set_xlabel("latency, ms (log)")
     b.set_ylabel("fraction of requests")
     b.set_ylim(0, 1)
@@ -339,5 +584,5 @@ def plot(r: Requests, rep: dict[str, Any], path: str) -> None:
 
 def run(paths: Iterable[str], *, segment_s: float | None = None) -> tuple[Requests, dict[str, Any]]:
     """Read ``paths`` and analyze them: (the requests, the report)."""
-    r = read_logs(list(paths))
+    r = read_logs(list(paths), files=False)
     return r, analyze(r, segment_s=segment_s)

@@ -16,16 +16,12 @@ Raises: ValueError (bad arguments), RuntimeError (a client process failed: its e
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import tempfile
 import time
 from typing import Any
 
 from ..api import Client
-from ..config import ClientConfig
 from ..uri import parse_uri
-from ._common import cpu_seconds, environment
+from ._common import cpu_seconds
 
 MiB = 1024 * 1024
 TEMPLATE = "object_{}_of_{}.dat"
@@ -48,94 +44,24 @@ def read_slice(c: Client, uris: list[str], epochs: int, max_in_flight: int,
             "cpu_s": cpu_seconds() - c0}
 
 
-def aggregate(per: list[dict[str, Any]], logs: list[str],
-              config: dict[str, Any]) -> dict[str, Any]:
-    """The report from every client's result and op-log (see the module docs)."""
-    from .. import report as op_report
-
-    per = sorted(per, key=lambda r: r["rank"])
-    for r in per:
-        r["mib_per_s"] = r["bytes"] / MiB / r["wall_s"] if r["wall_s"] else None
-    _, rep = op_report.run(logs)
-    get = rep["ops"].get("GET", {})
-    duration = max(r["wall_s"] for r in per)
-    total_bytes = sum(r["bytes"] for r in per)
-    return {
-        "config": config,
-        "clients": per,
-        "aggregate": {"mib_per_s": get.get("mib_per_s"), "objects_per_s": get.get("ops_per_s"),
-                      "window_s": rep["window"]["seconds"], "duration_s": duration,
-                      "mib_per_s_over_duration": total_bytes / MiB / duration,
-                      "objects": sum(r["objects"] for r in per), "bytes": total_bytes},
-        "report": rep,
-        "logs": logs,
-        "environment": environment([]),
-    }
-
-
-def _client(rank: int, config: ClientConfig, uris: list[str], epochs: int, max_in_flight: int,
-            barrier: Any, results: Any) -> None:
-    try:
-        part = read_slice(Client(config), uris, epochs, max_in_flight,
-                          lambda: barrier.wait(timeout=300))
-        results.put({"rank": rank, "pid": os.getpid(), **part})
-        from .. import oplog
-
-        oplog.close_all()
-    except BaseException as e:  # noqa: BLE001 - reported to the parent
-        results.put({"rank": rank, "error": f"{type(e).__name__}: {e}"})
-
-
 def run_clients(client: Client, prefix_uri: str, *, clients: int, num: int, size: int,
                 epochs: int = 3, max_in_flight: int = 64, keep: bool = False,
                 log_dir: str | None = None) -> dict[str, Any]:
-    """Run the benchmark (see the module docs); returns ``{"config", "clients": [per client:
+    """Run the benchmark (see the module docs; :func:`objio.bench.split.run_spawned` with
+    :class:`objio.bench.shares.Objects`); returns ``{"config", "clients": [per client:
     objects, bytes, wall_s, cpu_s, mib_per_s], "aggregate": {"mib_per_s", "objects_per_s",
-    "window_s", "duration_s"}, "report": objio.report's analysis of the op-logs, "logs",
+    "window_s", "duration_s", ...}, "report": objio.report's analysis of the op-logs, "logs",
     "environment"}`` (MiB = 2**20 bytes; seconds)."""
+    from .shares import Objects
+    from .split import run_spawned
+
     for name, v in (("clients", clients), ("num", num), ("epochs", epochs),
                     ("max_in_flight", max_in_flight), ("size", size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-    if num < clients:
-        raise ValueError(f"--num ({num}) must be at least --clients ({clients}): every client "
-                         "reads its own objects")
-    prefix = parse_uri(prefix_uri)
-    uris = [str(prefix.joinpath(TEMPLATE.format(i, num))) for i in range(num)]
-    client.put(prefix, num=num, template=TEMPLATE, size=size, max_in_flight=max_in_flight,
-               should_create_bucket=False)
-    logs_dir = log_dir or tempfile.mkdtemp(prefix="objio-clients-")
-    os.makedirs(logs_dir, exist_ok=True)
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(clients)
-    results = ctx.Queue()
-    procs = []
-    logs = []
-    try:
-        for rank in range(clients):
-            log = os.path.join(logs_dir, f"client{rank}.tsv")
-            logs.append(log)
-            cfg = client.config.replace(op_log=log)
-            p = ctx.Process(target=_client, args=(rank, cfg, uris[rank::clients], epochs,
-                                                  max_in_flight, barrier, results),
-                            name=f"objio-bench-client-{rank}")
-            p.start()
-            procs.append(p)
-        got = [results.get(timeout=3600) for _ in procs]
-        for p in procs:
-            p.join(60)
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
-        if not keep:
-            client.delete_many(uris)
-    failed = [r for r in got if "error" in r]
-    if failed:
-        raise RuntimeError(f"client {failed[0]['rank']} failed: {failed[0]['error']}")
-    return aggregate(got, logs, {"uri": str(prefix), "clients": clients, "num": num,
-                                 "size": size, "epochs": epochs, "max_in_flight": max_in_flight})
+    task = Objects(str(parse_uri(prefix_uri)), num=num, size=size, epochs=epochs,
+                   max_in_flight=max_in_flight)
+    return run_spawned(client, task, clients=clients, keep=keep, log_dir=log_dir)
 
 
 def print_clients(rep: dict[str, Any], out: Any = None) -> None:

@@ -61,6 +61,22 @@ def layout_keys(layout: str, n: int) -> list[str]:
     raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
 
 
+def ensure_keys(client: Client, base: str, keys: int, layout: str,
+                log: Callable[[str], None] = print) -> None:
+    """Create the ``keys`` keys of ``layout`` (empty objects) under ``base`` (a ``/``-terminated
+    prefix) unless exactly that many are there (kept for the next run)."""
+    root = parse_uri(base)
+    names = layout_keys(layout, keys)
+    have = client.list(base, fast=True)
+    if len(have) != keys:
+        if have:
+            client.delete(base)
+        log(f"creating {keys:,} keys ({layout}) under {base} ...")
+        t0 = time.perf_counter()
+        client.put_many(((root.joinpath(k), b"") for k in names), max_in_flight=64)
+        log(f"  {time.perf_counter() - t0:.1f} s")
+
+
 def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: str = "uniform",
                    latency_ms: float = 0.0, rounds: int = 3, max_in_flight: int = 32,
                    peers: list[str] | None = None,
@@ -87,15 +103,7 @@ def run_list_bench(client: Client, prefix: str, *, keys: int = 100_000, layout: 
     if root.scheme != "s3":
         raise ValueError(f"the list benchmark needs an s3:// prefix, got {prefix!r}")
     base = root.joinpath(f"list-{layout}-{keys}/")
-    names = layout_keys(layout, keys)
-    have = client.list(str(base), fast=True)
-    if len(have) != keys:
-        if have:
-            client.delete(str(base))
-        log(f"creating {keys:,} keys ({layout}) under {base} ...")
-        t0 = time.perf_counter()
-        client.put_many(((base.joinpath(k), b"") for k in names), max_in_flight=64)
-        log(f"  {time.perf_counter() - t0:.1f} s")
+    ensure_keys(client, str(base), keys, layout, log)
     proxy = None
     skipped: dict[str, str] = {}
     try:

@@ -1,20 +1,18 @@
 """``objio bench`` under a launcher: ``torchrun --nproc-per-node N --no-python objio bench ...``
 (or ``python -m torch.distributed.run ... -m objio bench``), ``mpirun -n N objio bench ...``
-(Open MPI, MPICH) or ``srun objio bench ...``.
-
-Every rank runs the same command. Rank 0 writes the objects (the put phase); all ranks wait
-for it, then start together and each reads its own slice of the objects (object *i* goes to
-rank *i mod N*), ``epochs`` times, with its own op-log; rank 0 gathers every rank's result and
-op-log and prints one report (:func:`objio.bench.clients.print_clients`): aggregate throughput
-over the common window, duration = the slowest rank's (MLPerf Storage's rule), one row per rank.
-The other ranks print nothing.
+(Open MPI, MPICH) or ``srun objio bench ...``: rank and world size from the launcher's
+environment (:func:`world`) and the gathering (:func:`gatherer`). Every kind splits its work
+through :mod:`objio.bench.split` (rank 0 writes the data, every rank takes its share with its
+own op-log, rank 0 gathers and prints one report; the other ranks print nothing);
+:func:`run_ranks` is the objects kind's.
 
 Gathering: with torch installed and the launcher's rendezvous in the environment
 (``MASTER_ADDR``/``MASTER_PORT``, as torchrun sets them), torch.distributed's gloo backend
-(nothing shared between hosts but the network); else a folder every rank can reach
-(``--gather-dir`` or ``OBJIO_GATHER_DIR``; default on one host: a folder under the temp dir named
-after the launcher's process, which every rank's parent is). Ranks on several hosts work the
-same way; only the rendezvous differs (a shared file system for the folder).
+(nothing shared between hosts but the network); else under an MPI launcher mpi4py's
+``COMM_WORLD`` when mpi4py is installed; else a folder every rank can reach
+(``--gather-dir`` or ``OBJIO_GATHER_DIR``; default on one host: a folder under the temp dir
+named after the launcher's process, which every rank's parent is). Ranks on several hosts work
+the same way; only the rendezvous differs (a shared file system for the folder).
 
 Rank and world size: ``RANK``/``WORLD_SIZE`` (torchrun), ``OMPI_COMM_WORLD_RANK``/``_SIZE``
 (Open MPI), ``PMI_RANK``/``PMI_SIZE`` (MPICH), ``SLURM_PROCID``/``SLURM_NTASKS`` (srun).
@@ -31,7 +29,6 @@ from typing import Any
 
 from ..api import Client
 from ..uri import parse_uri
-from .clients import aggregate, read_slice
 
 _VARS = (("RANK", "WORLD_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
          ("PMI_RANK", "PMI_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS"))
@@ -49,6 +46,8 @@ def world() -> tuple[int, int]:
 
 class _Folder:
     """Barrier and gather through files in a folder every rank can reach."""
+
+    name = "folder"
 
     def __init__(self, path: str, rank: int, size: int, timeout_s: float = 600.0) -> None:
         self.path, self.rank, self.size, self.timeout_s = path, rank, size, timeout_s
@@ -93,13 +92,19 @@ class _Folder:
 class _Torch:
     """Barrier and gather through torch.distributed (gloo)."""
 
+    name = "torch"
+
     def __init__(self) -> None:
         import torch.distributed as dist
 
         self.dist = dist
         self.owned = not dist.is_initialized()
-        if self.owned:
+        if self.owned:  # kept for the next run in this process (gloo does not re-initialise
+            # on the same rendezvous once destroyed); destroyed at exit
             dist.init_process_group("gloo")
+            import atexit
+
+            atexit.register(_destroy, dist)
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
 
     def barrier(self, tag: str) -> None:
@@ -111,8 +116,62 @@ class _Torch:
         return out
 
     def close(self) -> None:
-        if self.owned:
-            self.dist.destroy_process_group()
+        pass
+
+
+def _destroy(dist: Any) -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class _Mpi:
+    """Barrier and gather through mpi4py's COMM_WORLD (under mpirun/mpiexec/srun with an MPI
+    library mpi4py loads)."""
+
+    name = "mpi4py"
+
+    def __init__(self, comm: Any) -> None:
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+
+    def barrier(self, tag: str) -> None:
+        self.comm.Barrier()
+
+    def gather(self, tag: str, obj: Any) -> list[Any] | None:
+        return self.comm.gather(obj, root=0)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        pass
+
+
+_MPI_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MPI_LOCALRANKID")
+
+
+def _mpi(size: int) -> _Mpi | None:
+    """mpi4py's COMM_WORLD when this process runs under an MPI launcher with ``size`` ranks
+    and mpi4py imports; else None (the folder then)."""
+    if not any(v in os.environ for v in _MPI_VARS):
+        return None
+    try:
+        from mpi4py import MPI
+    except Exception:  # noqa: BLE001 - not installed, or no MPI library it can load
+        return None
+    comm = MPI.COMM_WORLD
+    return _Mpi(comm) if comm.Get_size() == size else None
+
+
+def gatherer(rank: int, size: int, gather_dir: str | None) -> Any:
+    """The barrier and gather of a launched run: torch.distributed (gloo) when torch is
+    installed and the launcher gave a rendezvous (``MASTER_ADDR``/``MASTER_PORT``); mpi4py
+    under an MPI launcher when it is installed; else a folder (``gather_dir``,
+    ``OBJIO_GATHER_DIR``, or one named after the launcher's process). An explicit
+    ``gather_dir`` always means the folder. Each has ``name``, ``barrier(tag)``,
+    ``gather(tag, obj)`` (the list on rank 0, None elsewhere) and ``close()``."""
+    if gather_dir is None and not os.environ.get("OBJIO_GATHER_DIR"):
+        m = None if os.environ.get("MASTER_ADDR") else _mpi(size)
+        if m is not None:
+            return m
+    return _gatherer(rank, size, gather_dir)
 
 
 def _gatherer(rank: int, size: int, gather_dir: str | None) -> Any:
@@ -131,60 +190,16 @@ def _gatherer(rank: int, size: int, gather_dir: str | None) -> Any:
 def run_ranks(client: Client, prefix_uri: str, *, num: int, size: int, epochs: int = 3,
               max_in_flight: int = 64, keep: bool = False, gather_dir: str | None = None,
               rank: int | None = None, world_size: int | None = None) -> dict[str, Any] | None:
-    """This rank's part of the benchmark (see the module docs). Returns the report on rank 0
-    (the shape of :func:`objio.bench.clients.run_clients`'s, ``"ranks"`` for ``"clients"``),
-    None on the other ranks.
+    """This rank's part of the objects benchmark (see the module docs;
+    :func:`objio.bench.split.run_launched` with :class:`objio.bench.shares.Objects`).
+    Returns the report on rank 0, None on the other ranks.
 
     Raises: ValueError (bad arguments), TimeoutError (a rank did not arrive), RuntimeError
     (a rank failed: its error)."""
-    r, n = world()
-    rank = r if rank is None else rank
-    n = n if world_size is None else world_size
-    if num < n:
-        raise ValueError(f"--num ({num}) must be at least the number of ranks ({n})")
-    from .. import oplog
+    from .shares import Objects
+    from .split import run_launched
 
-    g = _gatherer(rank, n, gather_dir)
-    prefix = parse_uri(prefix_uri)
-    uris = [str(prefix.joinpath(TEMPLATE.format(i, num))) for i in range(num)]
-    mine = uris[rank::n]
-    logdir = tempfile.mkdtemp(prefix=f"objio-rank{rank}-")
-    log_path = os.path.join(logdir, "ops.tsv")
-    try:
-        if rank == 0:
-            client.put(prefix, num=num, template=TEMPLATE, size=size,
-                       max_in_flight=max_in_flight, should_create_bucket=False)
-        g.barrier("written")
-        c = Client(client.config.replace(op_log=log_path))
-        error = None
-        result: dict[str, Any] = {"rank": rank, "pid": os.getpid(), "host": os.uname().nodename}
-        try:
-            result.update(read_slice(c, mine, epochs, max_in_flight,
-                                     lambda: g.barrier("start")))
-        except Exception as e:  # noqa: BLE001 - gathered, raised on rank 0
-            error = f"{type(e).__name__}: {e}"
-        oplog.close(log_path)
-        with open(log_path, encoding="utf-8") as f:
-            result["op_log"] = f.read()
-        if error:
-            result["error"] = error
-        got = g.gather("result", result)
-        if rank != 0:
-            return None
-        assert got is not None
-        failed = [x for x in got if "error" in x]
-        if failed:
-            raise RuntimeError(f"rank {failed[0]['rank']} failed: {failed[0]['error']}")
-        logs = []
-        for x in got:
-            p = os.path.join(logdir, f"rank{x['rank']}.tsv")
-            with open(p, "w", encoding="utf-8") as f:
-                f.write(x.pop("op_log"))
-            logs.append(p)
-        if not keep:
-            client.delete_many(uris)
-        return aggregate(got, logs, {"uri": str(prefix), "clients": n, "num": num, "size": size,
-                                     "epochs": epochs, "max_in_flight": max_in_flight,
-                                     "gather": type(g).__name__.strip("_").lower()})
-    finally:
-        g.close()
+    task = Objects(str(parse_uri(prefix_uri)), num=num, size=size, epochs=epochs,
+                   max_in_flight=max_in_flight)
+    return run_launched(client, task, keep=keep, gather_dir=gather_dir, rank=rank,
+                        world_size=world_size)

@@ -209,6 +209,74 @@ def _compare_value(args: argparse.Namespace) -> None:
         args.uri, args.compare = value, True
 
 
+_CLIENTS_HELP = ("run the benchmark from N client processes on this host (spawned), each "
+                 "its own share of the work and its own op-log; one report over their common "
+                 "window (without it, under torchrun / mpirun / srun every rank takes its share)")
+_GATHER_HELP = ("under mpirun/srun without torch.distributed or mpi4py: a folder every rank "
+                "reaches (shared file system across hosts); default on one host: a temp folder "
+                "named after the launcher (else OBJIO_GATHER_DIR)")
+
+
+def _add_split_flags(parser: argparse.ArgumentParser) -> None:
+    """``--clients N`` and ``--gather-dir DIR`` on a bench kind's parser (unless present)."""
+    existing = set(getattr(parser, "_option_string_actions", {}))
+    if "--clients" not in existing:
+        parser.add_argument("--clients", type=int, default=None, metavar="N", help=_CLIENTS_HELP)
+    if "--gather-dir" not in existing:
+        parser.add_argument("--gather-dir", default=None, metavar="DIR", help=_GATHER_HELP)
+
+
+def _split_mode(args: argparse.Namespace) -> str | None:
+    """"clients" (``--clients N``), "launcher" (torchrun/mpirun/srun gave this process a rank
+    of several) or None (one process)."""
+    from ..bench.ranks import world
+
+    if getattr(args, "clients", None) is not None:
+        if args.clients < 1:
+            raise ValueError(f"--clients must be >= 1, got {args.clients}")
+        return "clients"
+    return "launcher" if world()[1] > 1 else None
+
+
+def _refuse(args: argparse.Namespace, *names: str) -> None:
+    """Options a split run does not honour: a ValueError naming the first one given."""
+    for name in names:
+        v = getattr(args, name, None)
+        if v not in (None, False, 0, 0.0):
+            raise ValueError(f"--{name.replace('_', '-')} does not combine with --clients or a "
+                             "launcher (every rank runs objio's share of the work)")
+
+
+def _run_split(args: argparse.Namespace, target: _Target, default_prefix: str,
+               make_task: Callable[[str], Any], *, keep: bool) -> int:
+    """Run one kind split over ranks (:mod:`objio.bench.split`): ``--clients N`` processes or
+    this rank of a launcher; rank 0 (or the parent) prints the report, the others nothing."""
+    from ..bench.split import print_split, run_launched, run_spawned
+
+    mode = _split_mode(args)
+    if mode == "launcher" and getattr(args, "uri", None) is None:
+        from ..bench.ranks import world
+
+        rank, n = world()
+        raise ValueError(f"rank {rank} of {n}: under a launcher every rank must reach the same "
+                         "store: give s3://bucket/prefix (and the endpoint)")
+    client, prefix = target.open(args, default_prefix)
+    # this process's client only writes the data (without its op-log): its endpoint stats
+    # would say nothing, and with --op-log it would open (truncate) rank 0's op-log
+    target.client = None
+    if parse_uri(prefix).scheme != "s3":
+        raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {prefix!r}")
+    task = make_task(prefix)
+    if mode == "launcher":
+        rep = run_launched(client, task, keep=keep, gather_dir=getattr(args, "gather_dir", None))
+        if rep is None:
+            return 0
+    else:
+        rep = run_spawned(client, task, clients=args.clients, keep=keep,
+                          server_cpu=None if target.server is None else target.server.cpu_seconds)
+    return _finish("clients", rep, args, target, lambda r: print_split(r, task, _text_out(args)))
+
+
 def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``objio bench`` arguments to ``parser`` (a subcommand parser); returns it."""
     parser.description = (
@@ -248,13 +316,7 @@ def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.Argume
                              "(objio gen) vs s3dlio's typed put")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--plot", metavar="FILE.png", default=None, help=_PLOT_HELP)
-    parser.add_argument("--clients", type=int, default=None, metavar="N",
-                        help="read with N client processes on this host (each its own slice "
-                             "of the objects and op-log), aggregated over their common window")
-    parser.add_argument("--gather-dir", default=None, metavar="DIR",
-                        help="under mpirun/srun without torch.distributed: a folder every rank "
-                             "reaches (shared file system across hosts); default on one host: "
-                             "a temp folder named after the launcher (else OBJIO_GATHER_DIR)")
+    _add_split_flags(parser)
     return parser
 
 
@@ -289,36 +351,16 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
         and err_console.is_terminal
     if args.uri is not None and parse_uri(args.uri).scheme != "s3":
         raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {args.uri!r}")
-    from ..bench.ranks import run_ranks, world
-
-    rank, size_world = world()
-    if size_world > 1 and args.clients is None:  # under torchrun / mpirun / srun
+    if _split_mode(args):
         if compare or ops is not None:
-            raise ValueError("under a launcher objio bench runs objio's get phase on every "
-                             "rank; it does not combine with --compare or --op")
-        if args.uri is None:
-            raise ValueError(f"rank {rank} of {size_world}: under a launcher every rank must "
-                             "reach the same store: give s3://bucket/prefix (and the endpoint)")
-        client, prefix = target.open(args, DEFAULT_PREFIX)
-        rep = run_ranks(client, prefix, num=args.num, size=size, epochs=args.epochs,
-                        max_in_flight=args.max_in_flight, keep=args.keep,
-                        gather_dir=args.gather_dir)
-        if rep is None:
-            return 0
-        from ..bench.clients import print_clients
-
-        return _finish("clients", rep, args, target, lambda r: print_clients(r, _text_out(args)))
-    client, prefix = target.open(args, DEFAULT_PREFIX)
-    if args.clients is not None:
-        if compare or ops is not None or args.clients < 1:
-            raise ValueError("--clients N (N >= 1) runs objio's get phase from N processes; "
+            raise ValueError("--clients N (or a launcher) runs objio's get phase on every rank; "
                              "it does not combine with --compare or --op")
-        from ..bench.clients import print_clients, run_clients
+        from ..bench.shares import Objects
 
-        rep = run_clients(client, prefix, clients=args.clients, num=args.num, size=size,
-                          epochs=args.epochs, max_in_flight=args.max_in_flight, keep=args.keep)
-        return _finish("clients", rep, args, target,
-                       lambda r: print_clients(r, _text_out(args)))
+        return _run_split(args, target, DEFAULT_PREFIX, lambda prefix: Objects(
+            prefix, num=args.num, size=size, epochs=args.epochs,
+            max_in_flight=args.max_in_flight), keep=args.keep)
+    client, prefix = target.open(args, DEFAULT_PREFIX)
 
     report = run_bench(client, prefix, num=args.num, size=size, object_type=otype,
                        max_in_flight=args.max_in_flight, epochs=args.epochs, compare=compare,
@@ -399,6 +441,7 @@ def configure_train_parser(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("uri", nargs="?", default=None,
                         help="s3://bucket/prefix for the data (the bucket must exist); "
                              "default: an embedded local server")
+    _add_split_flags(parser)
     return add_train_arguments(parser)
 
 
@@ -440,6 +483,8 @@ def _train(args: argparse.Namespace, target: _Target) -> int:
     err = Console(stderr=True)
     progress = not getattr(args, "no_progress", False) and not getattr(args, "quiet", False) \
         and err.is_terminal
+    if _split_mode(args):
+        return _train_split(args, target, workload, compare_arg)
     client, prefix = target.open(args, f"{workload or 'throughput'}/")
     keep = bool(getattr(args, "keep", False)) or target.embedded
     context = getattr(args, "multiprocessing_context", None)
@@ -472,6 +517,40 @@ def _train(args: argparse.Namespace, target: _Target) -> int:
     if report.get("au_warning"):  # last, so it is seen (one line, stderr; also in --json)
         print(f"objio bench: warning: {report['au_warning']}", file=sys.stderr)
     return code
+
+
+def _train_split(args: argparse.Namespace, target: _Target, workload: str | None,
+                 compare_arg: Any) -> int:
+    """``--workload`` under ``--clients N`` or a launcher: every rank trains on its files."""
+    from ..bench.shares import Train
+
+    if not workload:
+        raise ValueError("--throughput does not split over ranks (it compares libraries in one "
+                         "process); use --workload, or objio bench --clients N for objects")
+    if compare_arg not in (None, "none"):
+        raise ValueError("--compare does not combine with --clients or a launcher (every rank "
+                         "runs objio's share of the work)")
+    _refuse(args, "persistent_workers")
+    preset = train.PRESETS[workload]
+    scale = getattr(args, "scale", None)
+    settings = train.LoopSettings(
+        batch_size=_int_opt(args, "batch_size") or preset.batch_size,
+        workers=preset.read_threads if _int_opt(args, "workers") is None else int(args.workers),
+        prefetch_factor=_int_opt(args, "prefetch_factor") or preset.prefetch_factor,
+        compute_time=preset.computation_time if getattr(args, "compute_time", None) is None
+        else float(args.compute_time),
+        seed=int(getattr(args, "seed", 0) or 0),
+        context=getattr(args, "multiprocessing_context", None))
+    epochs = _int_opt(args, "epochs") or preset.epochs
+
+    def make(prefix: str) -> Train:
+        s = scale if scale is not None else (
+            train.EMBEDDED_SCALE[workload] if target.embedded else 1.0)
+        return Train(prefix, workload=workload, scale=s, settings=settings, epochs=epochs,
+                     dataset=getattr(args, "dataset", None) or preset.dataset,
+                     decode=not getattr(args, "no_decode", False), seed=settings.seed)
+
+    return _run_split(args, target, f"{workload}/", make, keep=True)
 
 
 # ------------------------------------------------------------------------------ stream
@@ -564,6 +643,7 @@ def configure_checkpoint_parser(parser: argparse.ArgumentParser) -> argparse.Arg
     parser.add_argument("--plot", metavar="FILE.png", default=None, help=_PLOT_HELP)
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress output (it is shown on a terminal only)")
+    _add_split_flags(parser)
     return parser
 
 
@@ -594,6 +674,13 @@ def _checkpoint(args: argparse.Namespace, target: _Target) -> int:
         scale = None
         size = parse_size("1GiB" if args.size is None else args.size, "--size")
         ranks = 2 if args.ranks is None else args.ranks
+    if _split_mode(args):
+        from ..bench.shares import Checkpoint
+
+        _refuse(args, "cases", "ranks")
+        return _run_split(args, target, "checkpoint/",
+                          lambda prefix: Checkpoint(prefix.rstrip("/") + "/split/", size=size),
+                          keep=False)
     cases = list(ck.CASES) if args.cases is None else \
         [c.strip() for c in args.cases.split(",") if c.strip()]
     err = Console(stderr=True)
@@ -680,6 +767,7 @@ def configure_model_parser(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--keep", action=argparse.BooleanOptionalAction, default=True,
                         help="keep the generated model for the next run (default: keep)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model's bytes (default 0)")
+    _add_split_flags(parser)
     return parser
 
 
@@ -701,6 +789,13 @@ def _model(args: argparse.Namespace, target: _Target) -> int:
         raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
     budget = None if args.prefetch_memory is None else parse_size(args.prefetch_memory,
                                                                   "--prefetch-memory")
+    if _split_mode(args):
+        from ..bench.shares import Model
+
+        _refuse(args, "libs", "latency_ms", "prefetch_memory")
+        return _run_split(args, target, model.DEFAULT_PREFIX, lambda prefix: Model(
+            prefix, model=args.model, size=size, shards=args.shards,
+            max_in_flight=args.max_in_flight, seed=args.seed), keep=True)
     client, prefix = target.open(args, model.DEFAULT_PREFIX)
     report = model.run_model_bench(
         client, prefix, model=args.model, size=size, shards=args.shards, rounds=args.rounds,
@@ -730,6 +825,7 @@ def configure_list_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument("--peers", default=None, metavar="LIST",
                         help="comma list of peers whose sequential listing is measured too: "
                              "obstore, boto3 (default: both, when installed); 'none' for none")
+    _add_split_flags(parser)
     return parser
 
 
@@ -750,6 +846,12 @@ def _list(args: argparse.Namespace, target: _Target) -> int:
         if unknown:
             raise ValueError(f"--peers must be a comma list of {', '.join(listing.PEER_CASES)} "
                              f"(or none), got {args.peers!r}")
+    if _split_mode(args):
+        from ..bench.shares import Listing
+
+        _refuse(args, "latency_ms", "peers")
+        return _run_split(args, target, "", lambda prefix: Listing(
+            prefix, keys=args.keys, layout=args.layout), keep=True)
     client, prefix = target.open(args, "")
     report = listing.run_list_bench(client, prefix, keys=args.keys, layout=args.layout,
                                     latency_ms=args.latency_ms, rounds=args.rounds,
