@@ -322,7 +322,7 @@ def test_reader_constructors_take_the_scheme(az_client: objio.Client, prefix: st
         assert (r.bucket, r.key) == (BUCKET, key)
         r.seek(3)
         assert r.read(4) == b"3456"
-    with pytest.raises(ValueError, match="scheme must be 's3' or 'az'"):
+    with pytest.raises(ValueError, match="scheme must be 's3', 'gs' or 'az'"):
         S3ReaderConstructor.sequential()(BUCKET, key, az_client, scheme="gs3")
     p = PrefetchedS3Reader("c", "k/x", b"abc", scheme="az", account="other1")
     assert p.uri == "abfs://c@other1.dfs.core.windows.net/k/x"

@@ -28,7 +28,7 @@ KiB = 1024
 MiB = 1024 * KiB
 CHUNK = 64 * KiB
 
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 
 @pytest.fixture

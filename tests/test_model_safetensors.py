@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 st_torch = pytest.importorskip("safetensors.torch")
 st_numpy = pytest.importorskip("safetensors.numpy")
 
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from objio.torch.datasets import (  # noqa: E402
     S3MapDataset,
 )
 
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 TIMEOUT_S = 120  # DataLoader batch timeout: a hang fails instead of blocking the suite
 

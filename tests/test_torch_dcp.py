@@ -39,7 +39,7 @@ from objio.torch.dcp import (  # noqa: E402
 )
 
 BUCKET = "objio-test"
-pytestmark = pytest.mark.backends("s3", "az")
+pytestmark = pytest.mark.backends("s3", "az", "gs")
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ Differences from the seed, by design:
   seed's ``get_object_info`` / ``get_stream`` callables: objio's readers fetch through an
   :class:`objio.Client`. ``size``/``etag`` (e.g. from a listing) save a HEAD request.
   ``bucket=""`` means ``key`` is a local file: an absolute path or a ``file://`` URI.
-* The object is on ``s3://`` unless the keyword-only ``scheme`` says otherwise (``"az"``: the
-  blob ``key`` of the Azure container ``bucket``, in the configured storage account or in
-  ``account``): the datasets pass it for objects of other stores; s3torchconnector's
+* The object is on ``s3://`` unless the keyword-only ``scheme`` says otherwise (``"gs"``: the
+  object ``key`` of the Cloud Storage bucket ``bucket``; ``"az"``: the blob ``key`` of the
+  Azure container ``bucket``, in the configured storage account or in ``account``): the
+  datasets pass it for objects of other stores; s3torchconnector's
   positional ``(bucket, key, client)`` is unchanged.
 * A ``None`` or empty bucket (other than that) or key raises ValueError, as the seed's
   readers do ("Bucket should be specified", "Key should be specified").
@@ -44,8 +45,8 @@ __all__ = [
 
 
 def _uri(bucket: str, key: str, scheme: str = "s3", account: str = "") -> ObjectURI:
-    """The object a reader is for: ``key`` in ``bucket`` of the store ``scheme`` (``s3`` or
-    ``az``; ``account``: the Azure storage account, "" for the configured one). Raises
+    """The object a reader is for: ``key`` in ``bucket`` of the store ``scheme`` (``s3``,
+    ``gs`` or ``az``; ``account``: the Azure storage account, "" for the configured one). Raises
     ValueError for a None/empty bucket or key (the seed's words) or another scheme,
     TypeError for other non-strings."""
     if bucket is None or key is None or (isinstance(key, str) and not key):
@@ -63,17 +64,17 @@ def _uri(bucket: str, key: str, scheme: str = "s3", account: str = "") -> Object
     if scheme == "az":
         host = f"@{account}.blob.core.windows.net" if account else ""
         return parse_uri(f"az://{bucket}{host}/{key}")
-    if scheme != "s3":
-        raise ValueError(f"scheme must be 's3' or 'az' (the store of bucket {bucket!r}), got "
-                         f"{scheme!r}")
-    return parse_uri(f"s3://{bucket}/{key}")
+    if scheme not in ("s3", "gs"):
+        raise ValueError(f"scheme must be 's3', 'gs' or 'az' (the store of bucket {bucket!r}), "
+                         f"got {scheme!r}")
+    return parse_uri(f"{scheme}://{bucket}/{key}")
 
 
 def _where(obj: ObjectURI) -> dict[str, Any]:
     """The keywords that tell a reader constructor which store ``obj`` is on: none for
     ``s3://`` and local files (s3torchconnector's ``(bucket, key, client)`` call, so its
     own and users' constructors work as before), ``scheme`` (and ``account`` when the URI
-    names one) for ``az://``."""
+    names one) for ``gs://`` and ``az://``."""
     if obj.scheme in ("s3", "file"):
         return {}
     return {"scheme": obj.scheme, "account": obj.account} if obj.account \

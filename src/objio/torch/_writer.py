@@ -26,8 +26,9 @@ class S3Writer(ObjectWriter):
 
     Unlike the seed (which wraps a client stream), it is created from a location:
     ``S3Writer(bucket, key, client=None, ...)`` or ``S3Writer.from_uri(uri, ...)``;
-    ``bucket=""`` means ``key`` is a local path; keyword-only ``scheme="az"`` (and
-    ``account``) the blob ``key`` of the Azure container ``bucket``, as the readers take them.
+    ``bucket=""`` means ``key`` is a local path; keyword-only ``scheme="gs"`` names the object
+    ``key`` of the Cloud Storage bucket ``bucket``, ``scheme="az"`` (and ``account``) the blob
+    ``key`` of the Azure container ``bucket``, as the readers take them.
     ``part_size`` is in bytes (see :class:`objio.io.ObjectWriter` for it and the other
     arguments).
 
