@@ -45,7 +45,7 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         etag: the object's ETag, if known; reads then fail if the object changes.
 
     Position and size are in bytes. Seeking to a negative position raises ValueError; seeking
-    past the end is allowed (reads there return ``b""``). Errors: see Raises below.
+    past the end is allowed (reads there return ``b""``). Its errors are listed below.
 
     Integrity (:attr:`verify`, on when the client's ``checksums`` is): the CRC32C of every
     range fetched is computed as it arrives; a GET from byte 0 is sent without a Range header,
