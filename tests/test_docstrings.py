@@ -19,9 +19,11 @@ start with ``_``; properties and dataclass fields excepted). Rules, each checked
 4. **No inline Raises.** A docstring does not name its exceptions in running text: a line
    with the word ``Raises`` that is not a ``Raises:`` section heading (``Raises: ValueError
    (...)``, ``Raises ValueError when ...``, ``Raises (on start): ...``), outside a ``Raises:``
-   section, breaks it (mkdocstrings renders only the section as the exceptions table). Checked
-   on the public names above and also on their classes' public properties. Lower-case prose
-   ("a missing object raises FileNotFoundError on the first read") is allowed.
+   section, breaks it (mkdocstrings renders only the section as the exceptions table); so does
+   a ``Raises:`` heading right under a line of text (no blank line above it: griffe then reads
+   it as text). Checked on the public names above and also on their classes' public
+   properties. Lower-case prose ("a missing object raises FileNotFoundError on the first
+   read") is allowed.
    ``INLINE_RAISES_EXEMPT`` lists the few names exempted for now.
 
 The test lists every violation as ``module.name: rule`` and fails if there is any.
@@ -140,18 +142,24 @@ def docstring_problems(modname: str) -> list[str]:
 
 def inline_raises(doc: str | None) -> list[str]:
     """The lines of ``doc`` that name exceptions inline: the word ``Raises`` outside a
-    ``Raises:`` section, on a line that is not the section's heading (rule 4)."""
+    ``Raises:`` section, on a line that is not the section's heading, or a heading right under
+    a line of text at its indentation or less (rule 4)."""
     found: list[str] = []
     section: int | None = None      # the indentation of the Raises: heading we are under
+    previous = ""
     for line in inspect.cleandoc(doc or "").splitlines():
         indent = len(line) - len(line.lstrip())
         if section is not None and (not line.strip() or indent > section):
+            previous = line
             continue
         section = None
         if RAISES.match(line):
             section = indent
+            if previous.strip() and len(previous) - len(previous.lstrip()) <= indent:
+                found.append(f"{previous.strip()} / Raises: (no blank line between)")
         elif INLINE_RAISES.search(line):
             found.append(line.strip())
+        previous = line
     return found
 
 
@@ -170,8 +178,8 @@ def inline_raises_problems(modname: str) -> list[str]:
                      if isinstance(raw, property) and not p.startswith("_")]
         elif inspect.isfunction(obj) or inspect.isbuiltin(obj):
             docs.append((where, inspect.getdoc(obj)))
-    return [f"{where}: names exceptions inline ({lines[0]!r}); write a 'Raises:' section, "
-            "one exception a line"
+    return [f"{where}: names exceptions outside a rendered 'Raises:' section ({lines[0]!r}); "
+            "write one after a blank line, one exception a line"
             for where, doc in docs
             if where not in INLINE_RAISES_EXEMPT and (lines := inline_raises(doc))]
 
@@ -200,6 +208,10 @@ def test_the_inline_raises_rule_catches_what_it_claims() -> None:
     assert inline_raises("Waits. Raises\nRuntimeError when not running.") == ["Waits. Raises"]
     after = sectioned + "\nMore text. Raises TypeError for a bad type.\n"
     assert inline_raises(after) == ["More text. Raises TypeError for a bad type."]
+    glued = "Reads it.\n\nReturns: the bytes.\nRaises:\n    ValueError: a bad URI.\n"
+    assert inline_raises(glued) == ["Returns: the bytes. / Raises: (no blank line between)"]
+    after_args = "Reads it.\n\nArgs:\n    uri: the object.\nRaises:\n    ValueError: a bad URI.\n"
+    assert inline_raises(after_args) == []
 
 
 @pytest.mark.parametrize("modname", PUBLIC_MODULES)

@@ -236,6 +236,7 @@ class Client:
         raises after one retry (:func:`objio.engine.list_pages`).
 
         Returns: keys without ``s3://bucket/`` (for local files: absolute paths).
+
         Raises:
             ValueError: a bad URI.
             FileNotFoundError: no such bucket; a local path that does not exist, with "did you
@@ -337,9 +338,11 @@ class Client:
     def get(self, uri: URI) -> bytearray:
         """Download one object into memory (the key is taken literally: ``*`` is no glob here).
 
-        Returns: a ``bytearray`` (buffer protocol: ``len``, slicing, ``bytes(x)``,
-        ``memoryview(x)``, ``numpy.frombuffer(x, ...)`` without a copy). Objects above
+        Returns: a ``bytearray`` of the object's size in bytes (buffer protocol: ``len``,
+        slicing, ``bytes(x)``, ``memoryview(x)``, ``numpy.frombuffer(x, ...)`` without a
+        copy). Objects above
         ``range_threshold`` bytes are fetched with concurrent ranged GETs into one buffer.
+
         Raises:
             FileNotFoundError: no such object or bucket.
             PermissionError: access denied.
@@ -835,6 +838,7 @@ class Client:
 
     def create_bucket(self, uri: URI, *, exist_ok: bool = False) -> None:
         """Create the bucket of ``uri`` (``s3://bucket``; for file:// the directory).
+
         Raises:
             FileExistsError: it exists and ``exist_ok`` is False.
             ValueError: an invalid bucket name.

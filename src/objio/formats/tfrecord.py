@@ -490,7 +490,8 @@ def read_tfrecord(uri: Any, client: Any = None, *, verify: bool = True) -> list[
         One dict per record, in file order (see :func:`parse_example`).
 
     Raises:
-        FileNotFoundError, PermissionError: from the store.
+        FileNotFoundError: from the store: no such object or bucket.
+        PermissionError: from the store: access denied.
         ValueError: a corrupt record (the message names ``uri`` and the offset).
     """
     data = _fetch(uri, client)
