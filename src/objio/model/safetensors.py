@@ -477,5 +477,21 @@ def load_safetensors(uri_or_uris: Any, *, device: Any = "cpu", client: Client | 
                      max_in_flight: int | None = None) -> dict[str, Any]:
     """Every tensor of the safetensors file(s) as ``{name: torch.Tensor}`` (see
     :func:`iter_safetensors` for the arguments, what is fetched how, and the exceptions).
-    Equal, byte for byte, to ``safetensors.torch.load`` of each file."""
+    Equal, byte for byte, to ``safetensors.torch.load`` of each file.
+
+    Returns:
+        dict name -> ``torch.Tensor`` with the file's dtype and shape (from its header), on
+        ``device``, in file order (shards in order).
+
+    Raises:
+        ValueError: a malformed file or index, naming the shard (and tensor); or a bad
+            argument (as :func:`iter_safetensors`).
+        FileNotFoundError: from the store: no such object or bucket.
+        PermissionError: from the store: access denied.
+        TimeoutError: from the store: no progress within the client's timeouts.
+        ObjectStoreError: from the store: anything else.
+        ImportError: without torch.
+        IntegrityError: with the client's ``checksums`` on, a shard does not match its
+            stored CRC32C (:class:`objio.IntegrityError`).
+    """
     return dict(_iter(uri_or_uris, device, client, max_in_flight, reyield=True))

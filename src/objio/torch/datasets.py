@@ -940,6 +940,13 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
     DataLoader batches go through :meth:`__getitems__`, which fetches a batch concurrently.
     See the module documentation for listing, prefetching, memory and processes.
 
+    Items: with the default ``transform`` (identity) an item is the object's
+    :class:`~objio.torch.S3Reader` (``.bucket``, ``.key``; ``.read()`` gives its bytes);
+    otherwise whatever ``transform`` returns, e.g. with
+    :func:`objio.torch.transforms.decode_npz` a tuple ``(x, y)`` of ``torch.Tensor`` (for
+    objio/DLIO files ``x`` uint8 ``(dim1, dim2, samples)``, ``y`` int64 ``(samples,)``) and
+    with :func:`objio.torch.transforms.to_tensor` a 1-D uint8 tensor of the object's bytes.
+
     Args:
         region: the bucket's region (None: ``AWS_REGION`` & co., else us-east-1; the
             ``from_*`` constructors default to None).
@@ -1105,6 +1112,10 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
     result), keeping ``prefetch_objects`` objects in flight. With ``enable_sharding=True`` the
     objects are split over ranks and DataLoader workers (exactly once per epoch). See the module
     documentation for listing, sharding, shuffling, memory and processes.
+
+    Items: as :class:`S3MapDataset`'s: the object's :class:`~objio.torch.S3Reader` with the
+    default ``transform`` (identity), else what ``transform`` returns (e.g. a tuple ``(x, y)``
+    of ``torch.Tensor`` with :func:`objio.torch.transforms.decode_npz`).
 
     Args:
         region: the bucket's region (None: ``AWS_REGION`` & co., else us-east-1; the
