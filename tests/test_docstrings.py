@@ -16,6 +16,15 @@ start with ``_``; properties and dataclass fields excepted). Rules, each checked
    ``*memory*``, ``*threshold*``, ``offset``, ``length``) names a unit in its docstring
    (``UNIT``: bytes, seconds, milliseconds, ms, KiB, MiB, GiB; rows for a row count) — for a class, its
    constructor's parameters are checked against the class docstring.
+4. **No inline Raises.** A docstring does not name its exceptions in running text: a line
+   with the word ``Raises`` that is not a ``Raises:`` section heading (``Raises: ValueError
+   (...)``, ``Raises ValueError when ...``, ``Raises (on start): ...``), outside a ``Raises:``
+   section, breaks it (mkdocstrings renders only the section as the exceptions table); so does
+   a ``Raises:`` heading right under a line of text (no blank line above it: griffe then reads
+   it as text). Checked on the public names above and also on their classes' public
+   properties. Lower-case prose ("a missing object raises FileNotFoundError on the first
+   read") is allowed.
+   ``INLINE_RAISES_EXEMPT`` lists the few names exempted for now.
 
 The test lists every violation as ``module.name: rule`` and fails if there is any.
 """
@@ -37,6 +46,13 @@ PUBLIC_MODULES = ("objio", "objio.io", "objio.torch", "objio.torch.dcp", "objio.
 SIZE_OR_TIME = re.compile(r"(size|_bytes$|_s$|_ms$|timeout|memory|threshold|^offset$|^length$)")
 UNIT = re.compile(r"\b(bytes?|seconds?|milliseconds?|ms|KiB|MiB|GiB|rows)\b", re.IGNORECASE)
 RAISES = re.compile(r"^\s*Raises:\s*$", re.MULTILINE)
+INLINE_RAISES = re.compile(r"\bRaises\b")
+# Another branch edits these docstrings at the same time (gs:// copy, presign, incomplete
+# uploads); the lead converts them to Raises: sections at merge, then empties this set.
+INLINE_RAISES_EXEMPT = frozenset({
+    f"{owner}{name}" for owner in ("objio.Client.", "objio.")
+    for name in ("copy", "copy_many", "presign", "list_multipart_uploads",
+                 "abort_multipart_uploads")})
 
 
 def _own_raises(fn: Callable[..., Any]) -> bool:
@@ -122,6 +138,80 @@ def docstring_problems(modname: str) -> list[str]:
                 source = getattr(objio.Client, name)   # the wrapper calls the Client method
             _check(where, obj, inspect.getdoc(obj), source, problems)
     return problems
+
+
+def inline_raises(doc: str | None) -> list[str]:
+    """The lines of ``doc`` that name exceptions inline: the word ``Raises`` outside a
+    ``Raises:`` section, on a line that is not the section's heading, or a heading right under
+    a line of text at its indentation or less (rule 4)."""
+    found: list[str] = []
+    section: int | None = None      # the indentation of the Raises: heading we are under
+    previous = ""
+    for line in inspect.cleandoc(doc or "").splitlines():
+        indent = len(line) - len(line.lstrip())
+        if section is not None and (not line.strip() or indent > section):
+            previous = line
+            continue
+        section = None
+        if RAISES.match(line):
+            section = indent
+            if previous.strip() and len(previous) - len(previous.lstrip()) <= indent:
+                found.append(f"{previous.strip()} / Raises: (no blank line between)")
+        elif INLINE_RAISES.search(line):
+            found.append(line.strip())
+        previous = line
+    return found
+
+
+def inline_raises_problems(modname: str) -> list[str]:
+    """Every public name (and public property) of ``modname`` whose docstring breaks rule 4,
+    as ``module.name: rule``, except :data:`INLINE_RAISES_EXEMPT`."""
+    docs: list[tuple[str, str | None]] = []
+    for name, obj in public_names(modname):
+        where = f"{modname}.{name}"
+        if inspect.isclass(obj):
+            if not obj.__module__.startswith("objio"):
+                continue
+            docs.append((where, inspect.getdoc(obj)))
+            docs += [(f"{where}.{m}", inspect.getdoc(meth)) for m, meth in _methods(obj)]
+            docs += [(f"{where}.{p}", raw.__doc__) for p, raw in vars(obj).items()
+                     if isinstance(raw, property) and not p.startswith("_")]
+        elif inspect.isfunction(obj) or inspect.isbuiltin(obj):
+            docs.append((where, inspect.getdoc(obj)))
+    return [f"{where}: names exceptions outside a rendered 'Raises:' section ({lines[0]!r}); "
+            "write one after a blank line, one exception a line"
+            for where, doc in docs
+            if where not in INLINE_RAISES_EXEMPT and (lines := inline_raises(doc))]
+
+
+@pytest.mark.parametrize("modname", PUBLIC_MODULES)
+def test_public_docstrings_list_exceptions_in_a_raises_section(modname: str) -> None:
+    problems = inline_raises_problems(modname)
+    assert not problems, (f"{len(problems)} public docstring(s) of {modname} name exceptions "
+                          "inline (rule 4 of tests/test_docstrings.py):\n" + "\n".join(problems))
+
+
+def test_the_inline_raises_rule_catches_what_it_claims() -> None:
+    sectioned = """Reads it.
+
+    A missing object raises FileNotFoundError on the first read.
+
+    Raises:
+        ValueError: a bad URI. Raises nothing else here.
+        FileNotFoundError: no such bucket.
+    """
+    assert inline_raises(sectioned) == []
+    assert inline_raises("Reads it. Raises: ValueError (a bad URI).") == [
+        "Reads it. Raises: ValueError (a bad URI)."]
+    assert inline_raises("Reads it.\n\nRaises (on start): RuntimeError.") == [
+        "Raises (on start): RuntimeError."]
+    assert inline_raises("Waits. Raises\nRuntimeError when not running.") == ["Waits. Raises"]
+    after = sectioned + "\nMore text. Raises TypeError for a bad type.\n"
+    assert inline_raises(after) == ["More text. Raises TypeError for a bad type."]
+    glued = "Reads it.\n\nReturns: the bytes.\nRaises:\n    ValueError: a bad URI.\n"
+    assert inline_raises(glued) == ["Returns: the bytes. / Raises: (no blank line between)"]
+    after_args = "Reads it.\n\nArgs:\n    uri: the object.\nRaises:\n    ValueError: a bad URI.\n"
+    assert inline_raises(after_args) == []
 
 
 @pytest.mark.parametrize("modname", PUBLIC_MODULES)

@@ -236,6 +236,7 @@ class Client:
         raises after one retry (:func:`objio.engine.list_pages`).
 
         Returns: keys without ``s3://bucket/`` (for local files: absolute paths).
+
         Raises:
             ValueError: a bad URI.
             FileNotFoundError: no such bucket; a local path that does not exist, with "did you
@@ -318,7 +319,14 @@ class Client:
         """Like :meth:`list` with metadata: ObjectInfo(key, size, last_modified, etag).
         ``fast=True``: FastList (see :meth:`list`) for a ``recursive`` listing without a glob;
         the one-level listings (``recursive=False``, globs) are the same with or without it.
-        Raises: as :meth:`list`."""
+
+        Raises:
+            ValueError: a bad URI (as :meth:`list`).
+            FileNotFoundError: no such bucket; a local path that does not exist.
+            PermissionError: access denied.
+            ObjectStoreError: code ``IncompleteListing``: pages still incomplete after the
+                retries.
+        """
         return engine.run(self._list_info(uri, recursive, fast))
 
     # ------------------------------------------------------------------------ get
@@ -330,9 +338,11 @@ class Client:
     def get(self, uri: URI) -> bytearray:
         """Download one object into memory (the key is taken literally: ``*`` is no glob here).
 
-        Returns: a ``bytearray`` (buffer protocol: ``len``, slicing, ``bytes(x)``,
-        ``memoryview(x)``, ``numpy.frombuffer(x, ...)`` without a copy). Objects above
+        Returns: a ``bytearray`` of the object's size in bytes (buffer protocol: ``len``,
+        slicing, ``bytes(x)``, ``memoryview(x)``, ``numpy.frombuffer(x, ...)`` without a
+        copy). Objects above
         ``range_threshold`` bytes are fetched with concurrent ranged GETs into one buffer.
+
         Raises:
             FileNotFoundError: no such object or bucket.
             PermissionError: access denied.
@@ -366,7 +376,20 @@ class Client:
     def get_range(self, uri: URI, offset: int, length: int | None = None) -> bytearray:
         """Download the byte range [offset, offset + length) of one object (to the end when
         length is None). A range past the end is cut short (empty past the end), like a file
-        read. Raises: as :meth:`get`; ValueError for a negative offset/length."""
+        read. ``offset`` and ``length`` are in bytes.
+
+        Returns: a ``bytearray`` of ``length`` bytes (fewer where the object ends first; to
+        the end of the object when ``length`` is None), as :meth:`get`'s buffer.
+
+        Raises:
+            ValueError: a negative (or non-integer) ``offset`` or ``length``; a URI without a
+                key.
+            FileNotFoundError: no such object or bucket (as :meth:`get`).
+            PermissionError: access denied.
+            TimeoutError: no progress within ``read_timeout_s`` seconds, or past the request
+                deadline, after the retries.
+            ObjectStoreError: anything else from the store.
+        """
         return engine.run(self._get_range(uri, offset, length))
 
     async def get_range_async(self, uri: URI, offset: int, length: int | None = None) -> bytearray:
@@ -433,7 +456,13 @@ class Client:
         """Download many objects and discard them, holding at most ``max_in_flight`` objects
         in memory (a benchmark's read phase).
 
-        Returns: ``(count, total_bytes)``. Raises: as :meth:`get_many`.
+        Returns: ``(count, total_bytes)``.
+
+        Raises:
+            OSError: the first error, as :meth:`get` raises it (e.g. FileNotFoundError naming
+                the missing key; as :meth:`get_many`).
+            TypeError: a single ``str`` where the list of URIs belongs.
+            ValueError: a URI without a key, ``max_in_flight < 1``.
         """
         return engine.run(self._get_many_stats(uris, max_in_flight, observer))
 
@@ -514,7 +543,13 @@ class Client:
         time: each factory returns ``[(uri, bytes-like), ...]`` (e.g. a TFRecord file and its
         index). Generation overlaps with upload and at most ``max_in_flight`` factories' data is
         in memory; ``factories`` is consumed lazily. Returns the number of objects written.
-        Raises: the first error (a factory's exception or a storage error)."""
+
+        Raises:
+            Exception: the first error: a factory's own exception, as it raised it.
+            OSError: the first storage error, as :meth:`put_bytes` raises it
+                (FileNotFoundError: no such bucket; PermissionError: access denied).
+            ValueError: ``max_in_flight < 1``; a bad URI from a factory.
+        """
         return engine.run(self._put_generated(factories, max_in_flight, observer))
 
     async def put_generated_async(self, factories: Iterable[Callable[[], Sequence[tuple[URI, Any]]]],
@@ -747,11 +782,16 @@ class Client:
         retried like :meth:`stat`).
 
         Returns: ``[ObjectInfo(key, size [bytes], last_modified [epoch s], etag), ...]`` in
-        input order. Raises: the first error (FileNotFoundError naming the missing object,
-        PermissionError, ...; the requests still in flight are cancelled), unless
-        ``return_exceptions=True`` puts each object's exception in place of its ObjectInfo;
-        TypeError (a single str), ValueError (a URI without a key, ``max_in_flight < 1``)
-        before any request."""
+        input order.
+
+        Raises:
+            OSError: the first error (FileNotFoundError naming the missing object,
+                PermissionError, ...; the requests still in flight are cancelled), unless
+                ``return_exceptions=True`` puts each object's exception in place of its
+                ObjectInfo.
+            TypeError: a single str where the list of URIs belongs, before any request.
+            ValueError: a URI without a key, ``max_in_flight < 1``, before any request.
+        """
         return engine.run(self._stat_many(uris, max_in_flight, return_exceptions))
 
     async def stat_many_async(self, uris: Iterable[URI], max_in_flight: int = 64, *,
@@ -798,6 +838,7 @@ class Client:
 
     def create_bucket(self, uri: URI, *, exist_ok: bool = False) -> None:
         """Create the bucket of ``uri`` (``s3://bucket``; for file:// the directory).
+
         Raises:
             FileExistsError: it exists and ``exist_ok`` is False.
             ValueError: an invalid bucket name.
@@ -815,8 +856,14 @@ class Client:
         numpy's own format (:func:`numpy.savez`, uncompressed; ``numpy.load`` and
         :meth:`read_npz` read it back). The archive is built in memory.
 
-        Raises: ValueError (no arrays, a URI without a key), TypeError (an object numpy cannot
-        store without pickling), and the errors of :meth:`put_bytes`."""
+        Raises:
+            ValueError: no arrays, a URI without a key.
+            TypeError: an object numpy cannot store without pickling.
+            FileNotFoundError: no such bucket (as :meth:`put_bytes`).
+            PermissionError: access denied (as :meth:`put_bytes`).
+            IntegrityError: the store found the body damaged on the way, twice (as
+                :meth:`put_bytes`).
+        """
         engine.run(self._put_bytes(uri, _npz_bytes(arrays), True))
 
     async def put_npz_async(self, uri: URI, /, **arrays: Any) -> None:
@@ -826,7 +873,9 @@ class Client:
 
     def read_npz(self, uri: URI, array_name: str | None = None) -> Any:
         """Download an ``.npz`` object and return one array (``numpy.ndarray``): ``array_name``,
-        or the first array in the archive when None.
+        or the first array in the archive when None, with the dtype and shape it was saved
+        with.
+
         Raises:
             ValueError: no such array (the message lists the arrays), or not an NPZ file.
             FileNotFoundError: no such object or bucket.
@@ -941,7 +990,15 @@ class Client:
 
     def list_level(self, uri: URI) -> tuple[List[str], List[ObjectInfo]]:
         """One level under a prefix (delimiter ``/``): (common prefixes, objects), like
-        ``aws s3 ls`` without ``--recursive``. Raises: as :meth:`list`."""
+        ``aws s3 ls`` without ``--recursive``.
+
+        Raises:
+            ValueError: a bad URI (as :meth:`list`).
+            FileNotFoundError: no such bucket; a local path that does not exist.
+            PermissionError: access denied.
+            ObjectStoreError: code ``IncompleteListing``: pages still incomplete after the
+                retries.
+        """
         return engine.run(self._list_level(uri))
 
     # ------------------------------------------------------------------------ misc
@@ -1142,7 +1199,10 @@ _default_lock = threading.Lock()
 def configure(config: ClientConfig | None = None, **kw: Any) -> Client:
     """Set the process-wide default configuration used by the module-level functions
     (explicit arguments > env > defaults). Returns the new default :class:`Client`.
-    Raises: ValueError for invalid settings."""
+
+    Raises:
+        ValueError: invalid settings.
+    """
     global _default
     client = Client(config, **kw)
     with _default_lock:

@@ -119,21 +119,31 @@ class LocalAzureServer(LocalProcessServer):
     def endpoint_url(self) -> str:
         """The blob service URL of the account: ``http://127.0.0.1:<port>/devstoreaccount1``.
 
-        Raises: RuntimeError (not running)."""
+        Raises:
+            RuntimeError: the server is not running.
+        """
         if self._port is None or not self.running:
             raise RuntimeError("LocalAzureServer is not running; call start() first")
         return f"http://127.0.0.1:{self._port}/{self.account}"
 
     @property
     def connection_string(self) -> str:
-        """The Azure Storage connection string of this server (account, key, endpoint)."""
+        """The Azure Storage connection string of this server (account, key, endpoint).
+
+        Raises:
+            RuntimeError: the server is not running (as :attr:`endpoint_url`).
+        """
         return (f"DefaultEndpointsProtocol=http;AccountName={self.account};"
                 f"AccountKey={self.account_key};BlobEndpoint={self.endpoint_url};")
 
     @property
     def config(self) -> ClientConfig:
         """An :class:`objio.config.ClientConfig` for ``az://`` URIs on this server (account,
-        key and endpoint). Raises RuntimeError when not running."""
+        key and endpoint).
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
         from .config import ClientConfig
 
         return ClientConfig(azure_account=self.account, azure_account_key=self.account_key,
@@ -141,8 +151,11 @@ class LocalAzureServer(LocalProcessServer):
 
     def environ(self) -> dict[str, str]:
         """The environment variables that point another process (the CLI, a spawned
-        DataLoader worker) at this server: ``AZURE_STORAGE_CONNECTION_STRING``. Raises
-        RuntimeError when not running."""
+        DataLoader worker) at this server: ``AZURE_STORAGE_CONNECTION_STRING``.
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
         return {"AZURE_STORAGE_CONNECTION_STRING": self.connection_string}
 
     def __repr__(self) -> str:

@@ -93,9 +93,12 @@ class LocalGCSServer(LocalProcessServer):
         binary_path: the ``fake-gcs-server`` executable (default: see
             :func:`find_fake_gcs_server`).
 
-    Raises (on :meth:`start`): FileNotFoundError (no fake-gcs-server), RuntimeError (it exited
-    early or did not answer within ``startup_timeout_s``: the message holds the command line
-    and the end of its log).
+    Raises:
+        ValueError: ``port`` not a TCP port number, ``startup_timeout_s`` not > 0.
+        FileNotFoundError: on :meth:`start`, no fake-gcs-server.
+        RuntimeError: on :meth:`start`, it exited early or did not answer within
+            ``startup_timeout_s`` seconds (the message holds the command line and the end of
+            its log).
     """
 
     name = "fake-gcs-server"
@@ -123,7 +126,11 @@ class LocalGCSServer(LocalProcessServer):
 
     @property
     def endpoint_url(self) -> str:
-        """The server's URL: ``http://127.0.0.1:<port>``. Raises RuntimeError (not running)."""
+        """The server's URL: ``http://127.0.0.1:<port>``.
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
         if self._port is None or not self.running:
             raise RuntimeError("LocalGCSServer is not running; call start() first")
         return f"http://127.0.0.1:{self._port}"
@@ -131,7 +138,11 @@ class LocalGCSServer(LocalProcessServer):
     @property
     def config(self) -> ClientConfig:
         """An :class:`objio.config.ClientConfig` for ``gs://`` URIs on this server (its
-        endpoint, anonymous). Raises RuntimeError when not running."""
+        endpoint, anonymous).
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
         from .config import ClientConfig
 
         return ClientConfig(gcs_endpoint_url=self.endpoint_url, gcs_credentials="anonymous",
@@ -140,8 +151,11 @@ class LocalGCSServer(LocalProcessServer):
     def environ(self) -> dict[str, str]:
         """The environment variables that point another process (the CLI, a spawned
         DataLoader worker, google-cloud-storage, gcsfs) at this server:
-        ``STORAGE_EMULATOR_HOST`` (which implies anonymous requests). Raises RuntimeError
-        when not running."""
+        ``STORAGE_EMULATOR_HOST`` (which implies anonymous requests).
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
         return {"STORAGE_EMULATOR_HOST": self.endpoint_url}
 
     def __repr__(self) -> str:

@@ -131,7 +131,11 @@ def normalize_format(fmt: str) -> str:
 
 
 def get_format(fmt: str) -> FileFormat:
-    """The registry entry of ``fmt`` (any letter case). Raises: ValueError listing the formats."""
+    """The registry entry of ``fmt`` (any letter case).
+
+    Raises:
+        ValueError: an unknown format, listing the formats.
+    """
     return _REGISTRY[normalize_format(fmt)]
 
 

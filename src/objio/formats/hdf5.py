@@ -176,7 +176,8 @@ def read_hdf5(data_or_uri: Any, dataset: str | None = None, *, client: Any = Non
         ImportError: h5py (extra ``hdf5``) is not installed.
         ValueError: not an HDF5 file, or no dataset ``dataset`` (the message
             lists the datasets).
-        FileNotFoundError, PermissionError: downloading ``data_or_uri``.
+        FileNotFoundError: downloading ``data_or_uri``: no such object or bucket.
+        PermissionError: downloading ``data_or_uri``: access denied.
     """
     try:
         import h5py

@@ -203,6 +203,11 @@ def read_parquet_bytes(data: Any, columns: list[str] | None = None) -> Any:
 
     Zero-copy: the table's buffers point into ``data`` where pyarrow allows.
 
+    Returns:
+        A :class:`pyarrow.Table` with the file's column names and Arrow types (for objio
+        files: one row per sample, the columns it was written with, by default those of
+        :data:`DEFAULT_PARQUET_COLUMNS`: ``data`` binary, ``label`` int64).
+
     Raises:
         ImportError: pyarrow (extra ``parquet``) is not installed.
         ValueError: not a Parquet file.

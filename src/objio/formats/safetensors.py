@@ -281,7 +281,13 @@ def read_safetensors_bytes(data: Any, name: str = "safetensors file") -> dict[st
     have, come as their raw bits (``uint16`` / ``uint8``, see :data:`NUMPY_DTYPES`); for
     torch tensors use :func:`objio.model.load_safetensors`.
 
-    Raises: ValueError (a malformed file, see :func:`parse_header`)."""
+    Returns:
+        dict name -> ``numpy.ndarray`` with the shape the file's header gives the tensor and
+        the numpy dtype :data:`NUMPY_DTYPES` maps its dtype to.
+
+    Raises:
+        ValueError: a malformed file (see :func:`parse_header`).
+    """
     view = _byte_view(data)
     header = parse_header(view, name)
     base = header.data_start

@@ -490,7 +490,8 @@ def read_tfrecord(uri: Any, client: Any = None, *, verify: bool = True) -> list[
         One dict per record, in file order (see :func:`parse_example`).
 
     Raises:
-        FileNotFoundError, PermissionError: from the store.
+        FileNotFoundError: from the store: no such object or bucket.
+        PermissionError: from the store: access denied.
         ValueError: a corrupt record (the message names ``uri`` and the offset).
     """
     data = _fetch(uri, client)
@@ -503,7 +504,9 @@ def read_tfrecord(uri: Any, client: Any = None, *, verify: bool = True) -> list[
 def read_tfrecord_bytes(data: Any, *, verify: bool = True) -> list[dict[str, FeatureValues]]:
     """Every record of a TFRecord file parsed as a ``tf.train.Example`` (see :func:`parse_example`).
 
-    Raises: ValueError (a corrupt record, naming its byte offset)."""
+    Raises:
+        ValueError: a corrupt record, naming its byte offset.
+    """
     return [parse_example(record) for record in iter_tfrecord(data, verify=verify)]
 
 

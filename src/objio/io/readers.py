@@ -45,10 +45,7 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
         etag: the object's ETag, if known; reads then fail if the object changes.
 
     Position and size are in bytes. Seeking to a negative position raises ValueError; seeking
-    past the end is allowed (reads there return ``b""``). Errors: FileNotFoundError,
-    PermissionError, TimeoutError, :class:`objio.ObjectStoreError` (also when the object
-    changes while it is being read), ValueError for bad arguments,
-    :class:`objio.IntegrityError` (see below).
+    past the end is allowed (reads there return ``b""``). Its errors are listed below.
 
     Integrity (:attr:`verify`, on when the client's ``checksums`` is): the CRC32C of every
     range fetched is computed as it arrives; a GET from byte 0 is sent without a Range header,
@@ -62,6 +59,16 @@ class ObjectReader(_ObjectIdentity, io.BufferedIOBase):
     :class:`objio.IntegrityError` naming the object and the byte range. A reader that stops
     before the end cannot be checked against a whole-object CRC32C and is not; nor is an object
     the store keeps no CRC32C for; bytes fetched again after seeking back are not checked again.
+
+    Raises:
+        ValueError: bad arguments; on ``seek``, a negative position.
+        FileNotFoundError: on a read, no such object or bucket.
+        PermissionError: on a read, access denied.
+        TimeoutError: on a read, no progress within the client's timeouts, after the retries.
+        ObjectStoreError: on a read, anything else from the store, also when the object
+            changes while it is being read.
+        IntegrityError: on a read, the bytes fetched do not match the object's CRC32C (see
+            above).
     """
 
     reader_type = ""

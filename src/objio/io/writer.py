@@ -58,7 +58,7 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
         exist_ok: when False the object must not exist yet: a conditional PutObject
             (``If-None-Match: *``) for small objects; for multipart uploads a HEAD just before
             completing (a writer racing between that HEAD and the completion can still win).
-            Raises FileExistsError.
+            If the key exists, ``close()`` raises FileExistsError.
         checksum: ``"crc32c"`` (the default, from the client's ``ClientConfig.checksums``,
             on unless turned off) computes the CRC32C of every part while it is written and
             hands it to the store, which checks what it received and keeps the whole
@@ -209,8 +209,13 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
 
     def write(self, data: Any, /) -> int:
         """Append ``data`` (a bytes-like object); returns its length in bytes. May wait while
-        ``max_parts_in_flight`` parts are being uploaded. Raises the upload's error (after
-        aborting it) if a part failed."""
+        ``max_parts_in_flight`` parts are being uploaded.
+
+        Raises:
+            OSError: the upload's error (FileNotFoundError: no such bucket; PermissionError:
+                access denied; ...), after aborting the upload, if a part failed.
+            ValueError: the writer is closed.
+        """
         buf = self._buf
         if buf is not None:  # open, with a part buffer: small writes (torch.save) stop here
             try:
@@ -291,7 +296,13 @@ class ObjectWriter(_ObjectIdentity, io.BufferedIOBase):
 
     def close(self) -> None:
         """Send the object: one PutObject, or the last part and CompleteMultipartUpload.
-        Raises (after aborting the upload) if anything failed. Idempotent."""
+        Idempotent.
+
+        Raises:
+            OSError: the upload's error, after aborting the upload, if anything failed
+                (FileNotFoundError: no such bucket; PermissionError: access denied; ...).
+            FileExistsError: ``exist_ok=False`` and the key exists.
+        """
         if self.closed:
             return
         try:

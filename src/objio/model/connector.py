@@ -254,8 +254,11 @@ class ModelConnector:
         order as the sequential listing). With the connector's ``manifest``, the objects come
         from it (no request).
 
-        Raises: ValueError (bad bucket name or URI; with a manifest, a prefix it does not
-        hold), FileNotFoundError (no such bucket), PermissionError."""
+        Raises:
+            ValueError: a bad bucket name or URI; with a manifest, a prefix it does not hold.
+            FileNotFoundError: no such bucket.
+            PermissionError: access denied.
+        """
         if "://" in bucket:
             obj = self._parse(bucket)
             if prefix:
@@ -279,8 +282,10 @@ class ModelConnector:
                 (:class:`io.TextIOWrapper`, UTF-8: ``read``, ``readline``, line iteration).
 
         No request is made before the prefetcher reaches the object; a missing object raises
-        FileNotFoundError on the first read. Raises: ValueError (bad URI, a bucket without a
-        key).
+        FileNotFoundError on the first read (not here).
+
+        Raises:
+            ValueError: a bad URI, a bucket without a key.
         """
         obj = self._parse(uri)
         f = PrefetchedObject(obj, self._prefetcher, client=self._client,

@@ -332,6 +332,9 @@ def iter_safetensors(uri_or_uris: Any, *, device: Any = "cpu", client: Client | 
     """Yield ``(name, tensor)`` for every tensor of the safetensors file(s), each as soon as
     its bytes have arrived (shards in order, tensors in file order within a shard).
 
+    Each tensor is a ``torch.Tensor`` with the dtype and shape the file's header gives it
+    (``F32`` -> ``torch.float32``, ...), on ``device``.
+
     Args:
         uri_or_uris: a ``.safetensors`` file, a list of them, a prefix (``s3://b/model/``:
             its ``model.safetensors.index.json``, else its ``*.safetensors``) or an index
@@ -341,12 +344,18 @@ def iter_safetensors(uri_or_uris: Any, *, device: Any = "cpu", client: Client | 
         client: the :class:`objio.Client` (default: the process default).
         max_in_flight: ranged GETs at once (default: the client's ``max_in_flight``).
 
-    Raises: ValueError naming the shard (and tensor) for a malformed file or index (truncated,
-    offsets out of bounds or overlapping, unknown dtype, tensors not where the index says, a
-    tensor in two shards) or a bad argument; FileNotFoundError, PermissionError, TimeoutError,
-    ObjectStoreError from the store; ImportError without torch; :class:`objio.IntegrityError`
-    (with the client's ``checksums`` on, see the module docs) when a shard does not match its
-    stored CRC32C, or when bytes of tensors already yielded were damaged in transit.
+    Raises:
+        ValueError: naming the shard (and tensor), a malformed file or index (truncated,
+            offsets out of bounds or overlapping, unknown dtype, tensors not where the index
+            says, a tensor in two shards); or a bad argument.
+        FileNotFoundError: from the store: no such object or bucket.
+        PermissionError: from the store: access denied.
+        TimeoutError: from the store: no progress within the client's timeouts.
+        ObjectStoreError: from the store: anything else.
+        ImportError: without torch.
+        IntegrityError: with the client's ``checksums`` on (see the module docs), a shard
+            does not match its stored CRC32C, or bytes of tensors already yielded were
+            damaged in transit (:class:`objio.IntegrityError`).
     """
     return _iter(uri_or_uris, device, client, max_in_flight, reyield=False)
 
@@ -443,7 +452,14 @@ def tensors_from_buffer(data: Any, name: str = "safetensors file", *,
                         device: Any = "cpu") -> dict[str, Any]:
     """Every tensor of a whole safetensors file held in memory (a writable buffer such as a
     ``bytearray``: the tensors are views of it, no copy; a read-only one such as ``bytes`` is
-    copied once), in file order. Raises: ValueError (a malformed file, naming ``name``)."""
+    copied once), in file order.
+
+    Returns:
+        dict name -> ``torch.Tensor`` with the file's dtype and shape, on ``device``.
+
+    Raises:
+        ValueError: a malformed file, naming ``name``.
+    """
     import torch
 
     view = memoryview(data)
@@ -461,5 +477,21 @@ def load_safetensors(uri_or_uris: Any, *, device: Any = "cpu", client: Client | 
                      max_in_flight: int | None = None) -> dict[str, Any]:
     """Every tensor of the safetensors file(s) as ``{name: torch.Tensor}`` (see
     :func:`iter_safetensors` for the arguments, what is fetched how, and the exceptions).
-    Equal, byte for byte, to ``safetensors.torch.load`` of each file."""
+    Equal, byte for byte, to ``safetensors.torch.load`` of each file.
+
+    Returns:
+        dict name -> ``torch.Tensor`` with the file's dtype and shape (from its header), on
+        ``device``, in file order (shards in order).
+
+    Raises:
+        ValueError: a malformed file or index, naming the shard (and tensor); or a bad
+            argument (as :func:`iter_safetensors`).
+        FileNotFoundError: from the store: no such object or bucket.
+        PermissionError: from the store: access denied.
+        TimeoutError: from the store: no progress within the client's timeouts.
+        ObjectStoreError: from the store: anything else.
+        ImportError: without torch.
+        IntegrityError: with the client's ``checksums`` on, a shard does not match its
+            stored CRC32C (:class:`objio.IntegrityError`).
+    """
     return dict(_iter(uri_or_uris, device, client, max_in_flight, reyield=True))

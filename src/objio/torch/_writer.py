@@ -60,6 +60,9 @@ class S3Writer(ObjectWriter):
     @classmethod
     def from_uri(cls, uri: Any, client: Any = None, **options: Any) -> S3Writer:
         """An S3Writer for ``s3://bucket/key``, ``file:///path`` or an absolute local path.
-        Raises ValueError for a relative path (:func:`objio.uri.store_uri`)."""
+
+        Raises:
+            ValueError: a relative path (:func:`objio.uri.store_uri`).
+        """
         obj = store_uri(uri, "S3Writer.from_uri")
         return cls(obj.bucket, obj.key, client, **_where(obj), **options)

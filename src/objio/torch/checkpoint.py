@@ -266,7 +266,14 @@ class S3Checkpoint(LazyClient):
     def check_bucket(self, uri: Any) -> None:
         """Raise FileNotFoundError (no such bucket) or PermissionError (credentials rejected)
         for the bucket of ``uri`` now (one HEAD per bucket per S3Checkpoint; file:// needs
-        nothing)."""
+        nothing).
+
+        Raises:
+            FileNotFoundError: no such bucket.
+            PermissionError: credentials rejected.
+            ValueError: not an object URI.
+            TypeError: ``uri`` not a string (or path).
+        """
         obj = self._obj(uri, "check_bucket")
         if obj.is_local or (obj.scheme, obj.bucket) in self._buckets_ok:
             return
@@ -283,9 +290,13 @@ class S3Checkpoint(LazyClient):
         Returns: a :class:`VerifyingS3Reader` when ``verify`` is on and the object has a
         recorded CRC32C, else a :class:`SequentialS3Reader`.
 
-        Raises: FileNotFoundError (no such object or bucket, naming it), PermissionError,
-        ValueError / TypeError (not an object URI); :class:`objio.IntegrityError` from a read
-        when the bytes do not match the recorded CRC32C.
+        Raises:
+            FileNotFoundError: no such object or bucket, naming it.
+            PermissionError: access denied.
+            ValueError: not an object URI.
+            TypeError: ``s3_uri`` not a string (or path).
+            IntegrityError: from a read, when the bytes do not match the recorded CRC32C
+                (:class:`objio.IntegrityError`).
         """
         obj = self._obj(s3_uri, "S3Checkpoint.reader")
         client = self.client
@@ -306,8 +317,11 @@ class S3Checkpoint(LazyClient):
         of ``with``) makes the object visible, an exception inside ``with`` or
         :meth:`S3Writer.abort` leaves no trace.
 
-        Raises: FileNotFoundError (no such bucket), PermissionError (credentials rejected),
-        ValueError / TypeError (not an object URI).
+        Raises:
+            FileNotFoundError: no such bucket.
+            PermissionError: credentials rejected.
+            ValueError: not an object URI.
+            TypeError: ``s3_uri`` not a string (or path).
         """
         obj = self._obj(s3_uri, "S3Checkpoint.writer")
         self.check_bucket(str(obj))

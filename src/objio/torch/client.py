@@ -91,7 +91,11 @@ class S3Client(LazyClient):
                    reader_constructor: Any = None) -> S3Reader:
         """A reader of ``s3://bucket/key`` made by ``reader_constructor`` (default: the
         sequential reader). ``object_info`` (with a ``size``) saves the HEAD request. No request
-        is made until the first read; a missing object raises FileNotFoundError then."""
+        is made until the first read; a missing object raises FileNotFoundError then.
+
+        Raises:
+            TypeError: ``bucket`` or ``key`` not a string.
+        """
         self._uri(bucket, key)
         constructor = reader_constructor or S3ReaderConstructor.default()
         size = getattr(object_info, "size", None)
@@ -136,7 +140,12 @@ class S3Client(LazyClient):
             yield ListObjectResult(objects[i:i + max_keys], prefixes if i == 0 else [])
 
     def head_object(self, bucket: str, key: str) -> HeadObjectResult:
-        """Size, last-modified time and ETag. Raises: FileNotFoundError, PermissionError."""
+        """Size, last-modified time and ETag.
+
+        Raises:
+            FileNotFoundError: no such object or bucket.
+            PermissionError: access denied.
+        """
         info = self._get_client().stat(self._uri(bucket, key))
         return HeadObjectResult(info.size, info.last_modified, info.etag)
 

@@ -940,6 +940,13 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
     DataLoader batches go through :meth:`__getitems__`, which fetches a batch concurrently.
     See the module documentation for listing, prefetching, memory and processes.
 
+    Items: with the default ``transform`` (identity) an item is the object's
+    :class:`~objio.torch.S3Reader` (``.bucket``, ``.key``; ``.read()`` gives its bytes);
+    otherwise whatever ``transform`` returns, e.g. with
+    :func:`objio.torch.transforms.decode_npz` a tuple ``(x, y)`` of ``torch.Tensor`` (for
+    objio/DLIO files ``x`` uint8 ``(dim1, dim2, samples)``, ``y`` int64 ``(samples,)``) and
+    with :func:`objio.torch.transforms.to_tensor` a 1-D uint8 tensor of the object's bytes.
+
     Args:
         region: the bucket's region (None: ``AWS_REGION`` & co., else us-east-1; the
             ``from_*`` constructors default to None).
@@ -988,12 +995,15 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
                      prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3MapDataset:
         """A dataset of the given objects (``s3://bucket/key``, ``file:///path`` or paths).
 
-        Raises: TypeError (an argument of the wrong type), ValueError (a malformed URI, a value
-        out of range). A missing object raises
-        FileNotFoundError naming it when it is read. Logs ``Building S3MapDataset
-        from_objects`` at INFO (logger ``objio.torch``), as the seed does.
+        A missing object raises FileNotFoundError naming it when it is read (not here). Logs
+        ``Building S3MapDataset from_objects`` at INFO (logger ``objio.torch``), as the seed
+        does.
 
         ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
+
+        Raises:
+            TypeError: an argument of the wrong type.
+            ValueError: a malformed URI, a value out of range.
         """
         log.info("Building %s from_objects", cls.__name__)
         return cls(region, _objects_listing(object_uris), endpoint, transform=transform,
@@ -1013,14 +1023,19 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         streamed (:mod:`objio.fastlist`): the first page at once, the rest in listing order
         as it comes.
 
-        Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
-        out of range); on first use FileNotFoundError (no
-        such bucket, or a local directory that does not exist), PermissionError,
-        ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
         Logs ``Building <class> from_prefix s3_uri='...'`` at INFO (logger ``objio.torch``), as
         the seed does.
 
         ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
+
+        Raises:
+            TypeError: an argument of the wrong type.
+            ValueError: a malformed URI, a value out of range.
+            FileNotFoundError: on first use: no such bucket, or a local directory that does
+                not exist.
+            PermissionError: on first use: access denied.
+            ObjectStoreError: on first use: code ``IncompleteListing``, the server's listing
+                stayed incomplete.
         """
         log.info("Building %s from_prefix s3_uri=%r", cls.__name__, s3_uri)
         obj = _parse_prefix(s3_uri)
@@ -1044,12 +1059,14 @@ class S3MapDataset(_Base, torch.utils.data.Dataset):  # type: ignore[type-arg]
         checked whole now (:func:`objio.manifest.read_manifest`) and read on first use, as
         ``from_prefix`` lists; the arguments after it are ``from_prefix``'s.
 
-        Raises: TypeError (an argument of the wrong type); ValueError (not a manifest, a
-        manifest cut short, ``s3_uri`` outside what it lists: another bucket or prefix);
-        FileNotFoundError (no such file); ImportError (pyarrow or zstandard missing for its
-        format, naming the extra).
-
         ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
+
+        Raises:
+            TypeError: an argument of the wrong type.
+            ValueError: not a manifest, a manifest cut short, ``s3_uri`` outside what it
+                lists (another bucket or prefix).
+            FileNotFoundError: no such file.
+            ImportError: pyarrow or zstandard missing for its format, naming the extra.
         """
         return cls(region, _manifest_listing(manifest, s3_uri), endpoint, transform=transform,
                    s3client_config=s3client_config, reader_constructor=reader_constructor,
@@ -1095,6 +1112,10 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
     result), keeping ``prefetch_objects`` objects in flight. With ``enable_sharding=True`` the
     objects are split over ranks and DataLoader workers (exactly once per epoch). See the module
     documentation for listing, sharding, shuffling, memory and processes.
+
+    Items: as :class:`S3MapDataset`'s: the object's :class:`~objio.torch.S3Reader` with the
+    default ``transform`` (identity), else what ``transform`` returns (e.g. a tuple ``(x, y)``
+    of ``torch.Tensor`` with :func:`objio.torch.transforms.decode_npz`).
 
     Args:
         region: the bucket's region (None: ``AWS_REGION`` & co., else us-east-1; the
@@ -1153,12 +1174,15 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
                      prefetch_bytes: int = DEFAULT_PREFETCH_BYTES) -> S3IterableDataset:
         """A dataset of the given objects (``s3://bucket/key``, ``file:///path`` or paths).
 
-        Raises: TypeError (an argument of the wrong type), ValueError (a malformed URI, a value
-        out of range). A missing object raises
-        FileNotFoundError naming it when it is reached. Logs ``Building S3IterableDataset
-        from_objects`` at INFO (logger ``objio.torch``), as the seed does.
+        A missing object raises FileNotFoundError naming it when it is reached (not here).
+        Logs ``Building S3IterableDataset from_objects`` at INFO (logger ``objio.torch``), as
+        the seed does.
 
         ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
+
+        Raises:
+            TypeError: an argument of the wrong type.
+            ValueError: a malformed URI, a value out of range.
         """
         log.info("Building %s from_objects", cls.__name__)
         return cls(region, _objects_listing(object_uris), endpoint, transform=transform,
@@ -1179,14 +1203,19 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         streamed (:mod:`objio.fastlist`): the first page at once, the rest in listing order
         as it comes.
 
-        Raises: TypeError (an argument of the wrong type), ValueError (malformed URI, a value
-        out of range); on first use FileNotFoundError (no
-        such bucket, or a local directory that does not exist), PermissionError,
-        ObjectStoreError (code ``IncompleteListing``: the server's listing stayed incomplete).
         Logs ``Building <class> from_prefix s3_uri='...'`` at INFO (logger ``objio.torch``), as
         the seed does.
 
         ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
+
+        Raises:
+            TypeError: an argument of the wrong type.
+            ValueError: a malformed URI, a value out of range.
+            FileNotFoundError: on first use: no such bucket, or a local directory that does
+                not exist.
+            PermissionError: on first use: access denied.
+            ObjectStoreError: on first use: code ``IncompleteListing``, the server's listing
+                stayed incomplete.
         """
         log.info("Building %s from_prefix s3_uri=%r", cls.__name__, s3_uri)
         obj = _parse_prefix(s3_uri)
@@ -1207,9 +1236,14 @@ class S3IterableDataset(_Base, torch.utils.data.IterableDataset):  # type: ignor
         """A dataset of the objects a manifest lists, without listing or HEAD requests (see
         :meth:`S3MapDataset.from_manifest`); the arguments after it are ``from_prefix``'s.
 
-        Raises: as :meth:`S3MapDataset.from_manifest`.
-
         ``prefetch_objects`` (objects) and ``prefetch_bytes`` (bytes): as the class takes them.
+
+        Raises:
+            TypeError: an argument of the wrong type (as :meth:`S3MapDataset.from_manifest`).
+            ValueError: not a manifest, a manifest cut short, ``s3_uri`` outside what it
+                lists (another bucket or prefix).
+            FileNotFoundError: no such file.
+            ImportError: pyarrow or zstandard missing for its format, naming the extra.
         """
         return cls(region, _manifest_listing(manifest, s3_uri), endpoint, transform=transform,
                    s3client_config=s3client_config, enable_sharding=enable_sharding,

@@ -368,7 +368,11 @@ class S3FileSystem(LazyClient, FileSystemBase):
 
     def init_path(self, path: str | os.PathLike[str]) -> str:
         """The checkpoint location as a URI string (``s3://bucket/prefix``, ``file:///dir``).
-        Raises: ValueError (not a valid location), TypeError."""
+
+        Raises:
+            ValueError: not a valid location.
+            TypeError: ``path`` not a str or os.PathLike.
+        """
         self._path = str(_dir_uri(path))
         return self._path
 
@@ -631,8 +635,12 @@ class S3StorageWriter(FileSystemWriter):
 
     def prepare_local_plan(self, plan: SavePlan) -> SavePlan:
         """Checks the bucket (every rank, before anything is written) and names this rank's
-        files when it plans alone. Raises FileNotFoundError (no such bucket),
-        PermissionError."""
+        files when it plans alone.
+
+        Raises:
+            FileNotFoundError: no such bucket.
+            PermissionError: access denied.
+        """
         self._check_location()
         if self.rank is not None and not self.use_collectives:
             plan = dataclasses.replace(plan,

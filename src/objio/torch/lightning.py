@@ -104,9 +104,12 @@ class S3LightningCheckpoint(CheckpointIO):  # type: ignore[misc]
                         storage_options: Any = None) -> None:
         """``torch.save(checkpoint)`` streamed to ``path`` (``s3://bucket/key``).
 
-        Raises: FileNotFoundError (no such bucket, before anything is serialized),
-        PermissionError, TypeError (``path`` not a string), ValueError (not an ``s3://``
-        object URI)."""
+        Raises:
+            FileNotFoundError: no such bucket, before anything is serialized.
+            PermissionError: access denied.
+            TypeError: ``path`` not a string.
+            ValueError: not an ``s3://`` object URI.
+        """
         uri = self._path(path)
         with self._checkpoint.writer(uri) as writer:
             torch.save(checkpoint, cast(Any, writer))
@@ -117,8 +120,14 @@ class S3LightningCheckpoint(CheckpointIO):  # type: ignore[misc]
         ``weights_only=None`` is False before Lightning 2.6 (as Lightning did) and torch's
         default from 2.6 on.
 
-        Raises: FileNotFoundError (naming the path), PermissionError,
-        :class:`objio.IntegrityError` (the bytes do not match the recorded CRC32C)."""
+        Raises:
+            FileNotFoundError: no such checkpoint, naming the path.
+            PermissionError: access denied.
+            IntegrityError: the bytes do not match the recorded CRC32C
+                (:class:`objio.IntegrityError`).
+            TypeError: ``path`` not a string.
+            ValueError: not an ``s3://`` object URI.
+        """
         uri = self._path(path)
         if weights_only is None and _lightning_before("2.6.0"):
             weights_only = False
@@ -128,8 +137,14 @@ class S3LightningCheckpoint(CheckpointIO):  # type: ignore[misc]
 
     def remove_checkpoint(self, path: Any) -> None:
         """Delete the checkpoint object at ``path`` (a missing object is not an error, as
-        S3's DeleteObject). Raises TypeError / ValueError (not an ``s3://`` object URI: never
-        a local file, never a whole prefix), PermissionError."""
+        S3's DeleteObject).
+
+        Raises:
+            TypeError: ``path`` not a string.
+            ValueError: not an ``s3://`` object URI (never a local file, never a whole
+                prefix).
+            PermissionError: access denied.
+        """
         obj = self._checkpoint._obj(self._path(path), "remove_checkpoint")
         self._checkpoint.client.delete(str(obj))
 

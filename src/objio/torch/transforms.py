@@ -132,7 +132,9 @@ def decode_npz(reader: Any = None, *, keys: tuple[str, ...] | None = ("x", "y"))
     Use it as ``transform=decode_npz`` for x and y, or ``transform=decode_npz(keys=("a", "b"))``
     (called without a reader it returns the transform, a picklable :class:`DecodeNPZ`).
 
-    Raises: ValueError (not an NPZ file, or a missing array: the message lists the arrays)."""
+    Raises:
+        ValueError: not an NPZ file, or a missing array (the message lists the arrays).
+    """
     if reader is None:
         return DecodeNPZ(keys)
     return DecodeNPZ(keys)(reader)
