@@ -116,3 +116,26 @@ def test_the_names_objio_torch_loads_on_first_use_have_reference_entries() -> No
             continue
         missing.append(f"{module}.{name}")
     assert not missing, f"objio.torch names without a reference entry: {missing}"
+
+
+def test_sphinx_roles_in_docstrings_become_cross_references() -> None:
+    """The reference renders ``:meth:`get``` as a link to objio.Client.get (mkdocs hook
+    docs_hooks/sphinx_roles.py), not as the literal text ":meth:"."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sphinx_roles",
+                                                  ROOT / "docs_hooks" / "sphinx_roles.py")
+    assert spec and spec.loader
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    html = ('<h2 id="objio" class="doc doc-heading">objio</h2>'
+            '<h3 id="objio.Client.get_range" class="doc doc-heading">get_range</h3>'
+            '<p>Raises: as :meth:<code>get</code>; see :class:<code>ObjectInfo</code>, '
+            ':func:<code>~objio.model.load_safetensors</code>, :mod:<code>objio.io</code>.</p>')
+    out = hook.on_page_content(html)
+    assert ":meth:" not in out and ":class:" not in out and ":func:" not in out
+    assert '<autoref identifier="objio.Client.get" slug="objio.get" optional><code>get</code>' in out
+    assert 'identifier="objio.Client.ObjectInfo" slug="objio.ObjectInfo"' in out
+    assert ('<autoref identifier="objio.model.load_safetensors" slug="objio.model.load_safetensors"'
+            ' optional><code>load_safetensors</code></autoref>') in out
+    assert 'identifier="objio.io"' in out
