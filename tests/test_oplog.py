@@ -221,3 +221,77 @@ def test_bench_oplog_measures_the_op_logs_cost(cli_env: list[str], prefix: str,
     assert 100 < rep["log_bytes_per_line"]["tsv"] < 400
     assert rep["log_bytes_per_line"]["zst"] < rep["log_bytes_per_line"]["tsv"]
     assert main(["bench", "oplog", prefix, "--plot", "x.png", *cli_env]) == 1
+
+
+@pytest.mark.parametrize("kind", ["az", "gs"])
+def test_every_request_is_a_line_on_azure_and_gcs(kind: str, request: pytest.FixtureRequest,
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """az:// and gs:// log each HTTP request as S3 does (issue 20 A.3): multipart parts and
+    their completion, a server-side copy, retries of refused GETs, a 404, batch deletes."""
+    import uuid
+
+    from faultproxy import FaultProxy, Forge, Response
+    from objio import engine
+
+    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
+    server = request.getfixturevalue("azure_server" if kind == "az" else "gcs_server")
+    request.getfixturevalue("az_client" if kind == "az" else "gs_client")  # the bucket
+    proxy = FaultProxy(server.endpoint_url)
+    path = tmp_path / f"ops-{kind}.tsv"
+    try:
+        cfg = (server.config.replace(azure_endpoint_url=f"{proxy.endpoint_url}/{server.account}")
+               if kind == "az" else server.config.replace(gcs_endpoint_url=proxy.endpoint_url))
+        c = objio.Client(cfg.replace(op_log=str(path), part_size=5 << 20,
+                                     range_threshold=5 << 20), max_attempts=4)
+        prefix = f"{kind}://{BUCKET}/oplog-{uuid.uuid4().hex[:8]}/"
+        c.put_many([(f"{prefix}o{i}", b"y" * (50 + i)) for i in range(12)], max_in_flight=4)
+        c.put_bytes(prefix + "big", bytes(11 << 20))                 # 3 parts, completed
+        busy = (Response(503, "Server Busy", [("x-ms-error-code", "ServerBusy")],
+                         b"<?xml version='1.0'?><Error><Code>ServerBusy</Code></Error>")
+                if kind == "az" else
+                Response(503, "Busy", [("Content-Type", "application/json")],
+                         b'{"error": {"code": 503, "message": "busy", '
+                         b'"errors": [{"reason": "backendError"}]}}'))
+        n = {"get": 0}
+
+        def third_get(r: Any) -> bool:
+            if r.method != "GET" or not (r.path.endswith(("/o3", "/o6", "/o9"))
+                                         or "%2Fo3?" in r.target or "%2Fo6?" in r.target
+                                         or "%2Fo9?" in r.target):
+                return False
+            n["get"] += 1
+            return True
+
+        proxy.add(third_get, Forge(lambda r: busy), times=3)
+        got = c.get_many([f"{prefix}o{i}" for i in range(12)], max_in_flight=4)
+        assert [len(b) for _, b in got] == [50 + i for i in range(12)]
+        assert c.copy(prefix + "o1", prefix + "copy") == 51
+        assert c.stat(prefix + "o2").size == 52
+        with pytest.raises(FileNotFoundError):
+            c.get(prefix + "missing")
+        c.delete(prefix)
+        oplog.get(str(path)).flush()
+        rows = read_log(path)
+        assert len(rows) == len(proxy.log)  # one line per request the server saw
+        busy_rows = [r for r in rows if r["status"] == "503"]
+        assert len(busy_rows) == 3 and all(r["op"] == "GET" for r in busy_rows)
+        assert {r["error_code"] for r in busy_rows} == (
+            {"ServerBusy"} if kind == "az" else {"InternalError"})  # objio's code for a 503
+        for r in busy_rows:  # each retried: its operation has a later successful attempt
+            same = [x for x in rows if x["op_id"] == r["op_id"]]
+            assert same[-1]["status"] in ("200", "206") and same[-1]["attempt"] != "1"
+        missing = [r for r in rows if r["file"].endswith("/missing")]
+        assert missing and missing[-1]["status"] == "404" and missing[-1]["error_code"] == (
+            "BlobNotFound" if kind == "az" else "NoSuchKey")
+        cats = {r["cat"] for r in rows}
+        parts = "PutBlock" if kind == "az" else "UploadPart"
+        assert len([r for r in rows if r["cat"] == parts]) == 3
+        assert ("PutBlockList" if kind == "az" else "ComposeObject") in cats
+        ok_get = next(r for r in rows if r["op"] == "GET" and r["status"] == "200")
+        assert ok_get["endpoint"] == proxy.endpoint_url and int(ok_get["bytes"]) >= 50
+        times = [int(ok_get[k]) for k in ("start", "first_byte", "last_byte", "end")]
+        assert times == sorted(times)
+    finally:
+        oplog.close(str(path))
+        proxy.stop()

@@ -310,8 +310,10 @@ def backend_for(obj: ObjectURI, config: ClientConfig) -> Backend:
                 else:
                     from .s3 import S3Backend
 
-                    b = S3Backend(config)  # logs its own HTTP requests in the op-log
-                if config.op_log and obj.scheme != "s3":  # one op-log line per operation
+                    b = S3Backend(config)
+                # the S3, Azure and GCS backends log their own HTTP requests in the op-log;
+                # file:// has no requests: one line per operation
+                if config.op_log and obj.scheme == "file":
                     from . import oplog
 
                     b = oplog.LoggedBackend(b, oplog.get(config.op_log))

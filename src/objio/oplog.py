@@ -14,15 +14,20 @@ cost more client CPU than the 5% an op-log may take); objio's columns follow:
 * ``idx``: the line's number in this process (from 0); ``thread``: the HTTP connection that
   carried the request (connections serve one request at a time, as warp's threads);
 * ``op``: warp's name where one exists (``GET``, ``PUT``, ``STAT``, ``DELETE``, ``LIST``),
-  else the S3 API name (``UploadPart``, ``CreateMultipartUpload``, ``DeleteObjects``...);
-  ``cat``: always the S3 API name (``GetObject``, ``PutObject``, ``HeadObject``...);
+  else the API name (``UploadPart``, ``CreateMultipartUpload``, ``DeleteObjects``...);
+  ``cat``: always the API name: S3's (``GetObject``, ``PutObject``, ``HeadObject``...), on
+  ``az://`` the Blob service's (``GetBlob``, ``PutBlock``, ``PutBlockList``,
+  ``CopyBlobFromURL``...), on ``gs://`` the JSON API call as objio names it (``GetObject``,
+  ``ComposeObject``, ``DeleteObjects`` for a batch...); ``file://`` operations are one line
+  each (no HTTP request), with ``endpoint`` ``file://``;
 * ``client_id``: ``host:rank:pid``; ``n_objects``: 1; ``bytes``: body bytes sent or
   received; ``endpoint``: ``scheme://host``; ``file``: ``bucket/key``;
 * ``error``: the error's text, empty on success; ``start``: the request's first byte sent
   (connection set-up and signing are before it); ``first_byte``: the response's first byte;
   ``end``: the request done (response read, or the error); ``duration_ns``: end - start;
 * then ``last_byte`` (the response body's last byte), ``status`` (HTTP status; 0: no
-  response), ``error_code`` (S3 code, e.g. ``SlowDown``, or the connection error's kind),
+  response), ``error_code`` (the store's code, e.g. ``SlowDown``, ``ServerBusy``, or the
+  connection error's kind),
   ``op_id`` (one per operation: its attempts share it), ``attempt`` (1, 2, ...), ``part``
   (the part number of an UploadPart, else empty), ``host``, ``rank``, ``pid``.
 
@@ -60,8 +65,14 @@ COLUMNS = ("idx", "thread", "op", "client_id", "n_objects", "bytes", "endpoint",
 """The header: warp's 14 columns, then objio's."""
 
 WARP_OPS = {"GetObject": "GET", "PutObject": "PUT", "HeadObject": "STAT",
-            "DeleteObject": "DELETE", "ListObjectsV2": "LIST"}
-"""objio's S3 API names -> warp's op names (where warp has one)."""
+            "DeleteObject": "DELETE", "ListObjectsV2": "LIST",
+            # Azure Blob service
+            "GetBlob": "GET", "PutBlob": "PUT", "GetBlobProperties": "STAT",
+            "DeleteBlob": "DELETE", "ListBlobs": "LIST",
+            # Cloud Storage JSON API (GetObject, PutObject, DeleteObject as above)
+            "GetObjectMetadata": "STAT", "ListObjects": "LIST"}
+"""The API names objio logs (S3's, the Blob service's, the JSON API's as objio names them)
+-> warp's op names (where warp has one); the API name is the ``cat`` column."""
 
 ATTEMPT: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar(
     "objio_attempt", default=(0, 1))
@@ -237,6 +248,63 @@ class OpLog:
         if self.closed:
             return
         self._setup_process()  # the parent's unwritten lines stay the parent's
+
+
+def record_response(log: OpLog, *, api: str, bucket: str, key: str | None, endpoint: str,
+                    r: Any, nbytes: int, t0: float, error_code: str = "", error: str = "",
+                    part: int | None = None) -> None:
+    """The line of a request that got a response ``r`` (an :class:`objio.s3.http.Response`:
+    its send, first-byte and last-byte moments and its connection); ``t0``
+    (``time.perf_counter()``) stands for the send moment when the client did not record it;
+    ``nbytes``: body bytes sent and received."""
+    op_id, attempt = ATTEMPT.get()
+    log.record(api=api, bucket=bucket, key=key, nbytes=nbytes, endpoint=endpoint,
+               status=r.status, error_code=error_code, error=error, start=r.sent_at or t0,
+               first_byte=(r.sent_at + r.ttfb_s) if r.sent_at else None,
+               last_byte=r.done_at or None, end=time.perf_counter(), thread=r.conn,
+               op_id=op_id, attempt=attempt, part=part)
+
+
+def record_failure(log: OpLog, *, api: str, bucket: str, key: str | None, endpoint: str,
+                   t0: float, error: BaseException, part: int | None = None) -> None:
+    """The line of a request that got no response (status 0): refused, reset, timed out,
+    cancelled; ``error_code`` the error's code, else its type's name."""
+    op_id, attempt = ATTEMPT.get()
+    log.record(api=api, bucket=bucket, key=key, nbytes=0, endpoint=endpoint, status=0,
+               error_code=getattr(error, "code", "") or type(error).__name__,
+               error=str(error) or type(error).__name__, start=t0, first_byte=None,
+               last_byte=None, end=time.perf_counter(), op_id=op_id, attempt=attempt, part=part)
+
+
+async def logged_request(log: OpLog, http: Any, *, api: str, bucket: str, key: str | None,
+                         endpoint: str, error_code: Any, method: str, host: str, target: str,
+                         headers: dict[str, str], body: Any = None, **kwargs: Any) -> Any:
+    """``http.request(method, host, target, headers, body, **kwargs)`` (objio's HTTP client)
+    with its op-log lines: one for the response, one for each try the client sent again by
+    itself (a kept-alive connection the server had closed), one for a request that got no
+    response (then re-raised). ``error_code(r)``: the store's error code of a response whose
+    status is 400 or more. The backends of ``az://`` and ``gs://`` send every request
+    through this when an op-log is on; S3's does the same in its own ``_send``."""
+    sent = sum(len(p) for p in body) if body else 0
+    t0 = time.perf_counter()
+
+    def resent(start: float, error: BaseException) -> None:
+        record_failure(log, api=api, bucket=bucket, key=key, endpoint=endpoint, t0=start,
+                       error=error)
+
+    try:
+        r = await http.request(method, host, target, headers, body, resent=resent, **kwargs)
+    except BaseException as e:
+        record_failure(log, api=api, bucket=bucket, key=key, endpoint=endpoint, t0=t0, error=e)
+        raise
+    into = kwargs.get("into")
+    got = len(r.body) if r.body is not None else (
+        len(into) if into is not None and 200 <= r.status < 300 else 0)
+    code = error_code(r) if r.status >= 400 else ""
+    record_response(log, api=api, bucket=bucket, key=key, endpoint=endpoint, r=r,
+                    nbytes=sent + got, t0=t0, error_code=code,
+                    error=f"HTTP {r.status} {code}".strip() if r.status >= 400 else "")
+    return r
 
 
 def _size(data: Any) -> int:

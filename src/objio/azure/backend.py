@@ -37,6 +37,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote, unquote, urlsplit
 from xml.etree import ElementTree as ET
 
+from .. import oplog
 from .._buffers import Gather
 from .._crc32c import from_base64, to_base64
 from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum
@@ -54,7 +55,7 @@ from ..s3.backend import (
     following_pages,
     range_request,
 )
-from ..s3.http import HTTPClient
+from ..s3.http import HTTPClient, Response
 from ..s3.sigv4 import uri_encode_path
 from ..uri import ObjectURI
 from .auth import API_VERSION, BearerToken, SharedKey, http_date
@@ -155,6 +156,7 @@ class AzureBackend:
         self._http = HTTPClient(self._http_scheme, config.connect_timeout_s or 10.0,
                                 config.read_timeout_s or 30.0, ssl_context=self._ssl,
                                 deadline_s=config.deadline_s)
+        self._oplog: oplog.OpLog | None = oplog.get(config.op_log) if config.op_log else None
 
     def __repr__(self) -> str:
         auth = "SharedKey" if self._key else "SAS" if self._sas else \
@@ -194,6 +196,21 @@ class AzureBackend:
                                    for k, v in query)
         return path
 
+    async def _request(self, op: str, container: str, blob: str | None, method: str,
+                       target: str, headers: dict[str, str], body: Any,
+                       **kwargs: Any) -> Response:
+        """Send one prepared request through the HTTP client; with an op-log, its lines
+        (:func:`objio.oplog.logged_request`: the response, or the failure, and each try
+        the client sent again)."""
+        if self._oplog is None:
+            return await self._http.request(method, self._netloc, target, headers, body,
+                                            **kwargs)
+        return await oplog.logged_request(
+            self._oplog, self._http, api=op, bucket=container, key=blob,
+            endpoint=f"{self._http_scheme}://{self._netloc}", error_code=_error_code,
+            method=method, host=self._netloc, target=target, headers=headers, body=body,
+            **kwargs)
+
     async def _simple(self, op: str, uri: str, method: str, container: str, blob: str | None,
                       params: Sequence[tuple[str, str]] = (),
                       headers: dict[str, str] | None = None, body: Any = None,
@@ -205,7 +222,7 @@ class AzureBackend:
         size = sum(len(p) for p in pieces) if pieces else 0
         target = await self._prepare(method, container, blob, params, hdrs, size)
         try:
-            r = await self._http.request(method, self._netloc, target, hdrs, pieces)
+            r = await self._request(op, container, blob, method, target, hdrs, pieces)
         except (OSError, asyncio.TimeoutError) as e:
             raise _connection_error(op, uri, e) from e
         payload = bytes(r.body) if r.body else b""
@@ -236,8 +253,8 @@ class AzureBackend:
             hdrs["if-match"] = f'"{if_match}"'
         target = await self._prepare("GET", obj.bucket, obj.key, (), hdrs, 0)
         try:
-            r = await self._http.request("GET", self._netloc, target, hdrs, None, into=into,
-                                         alloc=alloc, limit=limit, crc=crc)
+            r = await self._request("GetBlob", obj.bucket, obj.key, "GET", target, hdrs, None,
+                                    into=into, alloc=alloc, limit=limit, crc=crc)
         except (OSError, asyncio.TimeoutError) as e:
             raise _connection_error("GetBlob", uri, e) from e
         status = r.status
@@ -609,3 +626,8 @@ def parse_list_blobs(payload: bytes, uri: str, marker: str = "") -> ListPage:
     token = (nxt.text or "").strip() or None
     return ListPage(objects, prefixes, token)
 
+
+def _error_code(r: Response) -> str:
+    """The Blob service's error code of an error response (``x-ms-error-code``; a HEAD's
+    has no body), else its status."""
+    return r.headers.get("x-ms-error-code") or f"HTTP{r.status}"

@@ -50,6 +50,7 @@ import uuid
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote, urlsplit
 
+from .. import oplog
 from .._crc32c import from_base64, to_base64
 from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum
 from ..config import ClientConfig
@@ -66,7 +67,7 @@ from ..s3.backend import (
     following_pages,
     range_request,
 )
-from ..s3.http import HTTPClient
+from ..s3.http import HTTPClient, Response
 from ..uri import ObjectURI
 from .auth import Token, credentials_for
 
@@ -143,6 +144,7 @@ class GCSBackend:
         self._http = HTTPClient(self._http_scheme, config.connect_timeout_s or 10.0,
                                 config.read_timeout_s or 30.0, ssl_context=self._ssl,
                                 deadline_s=config.deadline_s)
+        self._oplog: oplog.OpLog | None = oplog.get(config.op_log) if config.op_log else None
 
     def __repr__(self) -> str:
         auth = self._token.kind if self._token is not None else "anonymous"
@@ -167,6 +169,23 @@ class GCSBackend:
                 headers["authorization"] = await asyncio.get_running_loop().run_in_executor(
                     None, self._token.header)
 
+    async def _request(self, op: str, uri: str, method: str, target: str,
+                       headers: dict[str, str], body: Any, not_found: str = "NoSuchKey",
+                       **kwargs: Any) -> Response:
+        """Send one prepared request through the HTTP client; with an op-log, its lines
+        (:func:`objio.oplog.logged_request`: the response, or the failure, and each try
+        the client sent again), bucket and key taken from ``uri``, a 404's code
+        ``not_found``."""
+        if self._oplog is None:
+            return await self._http.request(method, self._netloc, target, headers, body,
+                                            **kwargs)
+        bucket, _, key = uri.partition("://")[2].partition("/")
+        return await oplog.logged_request(
+            self._oplog, self._http, api=op, bucket=bucket, key=key or None,
+            endpoint=f"{self._http_scheme}://{self._netloc}",
+            error_code=lambda r: _error_code(r, not_found), method=method, host=self._netloc,
+            target=target, headers=headers, body=body, **kwargs)
+
     async def _simple(self, op: str, uri: str, method: str, path: str,
                       params: Sequence[tuple[str, str]] = (),
                       headers: dict[str, str] | None = None, body: Any = None,
@@ -183,7 +202,7 @@ class GCSBackend:
                                      for k, v in params)
         pieces = body if isinstance(body, tuple) else _body_pieces(body)
         try:
-            r = await self._http.request(method, self._netloc, target, hdrs, pieces)
+            r = await self._request(op, uri, method, target, hdrs, pieces, not_found)
         except (OSError, asyncio.TimeoutError) as e:
             raise _connection_error(op, uri, e) from e
         payload = bytes(r.body) if r.body else b""
@@ -236,8 +255,8 @@ class GCSBackend:
             target += f"&ifGenerationMatch={if_match}"
         await self._auth(hdrs)
         try:
-            r = await self._http.request("GET", self._netloc, target, hdrs, None, into=into,
-                                         alloc=alloc, limit=limit, crc=crc)
+            r = await self._request("GetObject", uri, "GET", target, hdrs, None, into=into,
+                                    alloc=alloc, limit=limit, crc=crc)
         except (OSError, asyncio.TimeoutError) as e:
             raise _connection_error("GetObject", uri, e) from e
         status = r.status
@@ -673,3 +692,10 @@ def parse_batch(payload: bytes, content_type: str) -> dict[int, tuple[int, bytes
         _, _, body = inner.partition(b"\r\n\r\n")
         out[int(cid.group(1))] = (int(st.group(1)), body.strip())
     return out
+
+
+def _error_code(r: Response, not_found: str) -> str:
+    """The error code objio gives an error response of the JSON API (``not_found`` for a
+    404, ``AccessDenied``, ``InternalError``, ...), as the exception it raises has it."""
+    return gcs_error_from_response("", "", r.status, bytes(r.body or b""),
+                                   not_found=not_found).code or f"HTTP{r.status}"

@@ -223,18 +223,14 @@ class S3Backend:
         """One op-log line for a request that got a response (:mod:`objio.oplog`): an error
         status's S3 code and message from its body."""
         assert self._oplog is not None
-        op_id, attempt = oplog.ATTEMPT.get()
         error = None
         if r.status >= 400:
             error = error_from_response(op, uri, r.status, bytes(r.body or b""))
-        code = (getattr(error, "code", "") or "") if error is not None else ""
-        self._oplog.record(
-            api=op, bucket=bucket, key=key, nbytes=nbytes,
-            endpoint=f"{self._http_scheme}://{host}", status=r.status, error_code=code,
-            error=str(error) if error is not None else "",
-            start=r.sent_at or t0, first_byte=(r.sent_at + r.ttfb_s) if r.sent_at else None,
-            last_byte=r.done_at or None, end=time.perf_counter(), thread=r.conn,
-            op_id=op_id, attempt=attempt, part=_part_number(params))
+        oplog.record_response(
+            self._oplog, api=op, bucket=bucket, key=key, endpoint=f"{self._http_scheme}://{host}",
+            r=r, nbytes=nbytes, t0=t0,
+            error_code=(getattr(error, "code", "") or "") if error is not None else "",
+            error=str(error) if error is not None else "", part=_part_number(params))
 
     def _log_resent(self, op: str, bucket: str, key: str | None, host: str,
                     params: Sequence[tuple[str, str]], start: float, error: BaseException) -> None:
@@ -246,13 +242,9 @@ class S3Backend:
                     error: BaseException, params: Sequence[tuple[str, str]] = ()) -> None:
         """One op-log line for a request that got no response (status 0)."""
         assert self._oplog is not None
-        op_id, attempt = oplog.ATTEMPT.get()
-        code = getattr(error, "code", "") or type(error).__name__
-        self._oplog.record(
-            api=op, bucket=bucket, key=key, nbytes=0, endpoint=f"{self._http_scheme}://{host}",
-            status=0, error_code=code, error=str(error) or type(error).__name__, start=t0,
-            first_byte=None, last_byte=None, end=time.perf_counter(), op_id=op_id,
-            attempt=attempt, part=_part_number(params))
+        oplog.record_failure(self._oplog, api=op, bucket=bucket, key=key,
+                             endpoint=f"{self._http_scheme}://{host}", t0=t0, error=error,
+                             part=_part_number(params))
 
     async def _simple(
         self,
