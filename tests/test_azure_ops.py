@@ -138,6 +138,34 @@ def test_copy_blob_failed_is_an_error_naming_why(
     assert e.value.code == "CopyFailed" and "/copy" in str(e.value)
 
 
+def test_copy_blob_pending_past_its_deadline_is_aborted_and_deleted(
+        az_proxy: FaultProxy, azure_server: LocalAzureServer, az_client: objio.Client,
+        prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Copy Blob the service never finishes does not hang the caller: after the request
+    deadline (request_timeout_s, or the size at min_transfer_rate) it is aborted (Abort Copy
+    Blob), its destination deleted, and a TimeoutError raised."""
+    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
+    az_proxy.clear()
+    c = _through_proxy(az_proxy, azure_server, copy_threshold=1000, request_timeout_s=0.5)
+    az_client.put_bytes(prefix + "big", os.urandom(5000))
+
+    def pending(r: Request, resp: Response) -> Response:
+        resp.set("x-ms-copy-status", "pending")
+        return resp
+
+    az_proxy.add(lambda r: r.method == "PUT" and "x-ms-copy-source" in r.headers,
+                 Rewrite(pending), times=1)
+    az_proxy.add(lambda r: r.method == "HEAD" and r.path.endswith("/copy"), Rewrite(pending),
+                 times=1000)
+    with pytest.raises(objio.ObjectTimeoutError, match="still pending") as e:
+        c.copy(prefix + "big", prefix + "copy")
+    assert isinstance(e.value, TimeoutError) and e.value.code == "CopyTimeout"
+    aborts = [r for r in az_proxy.log if r.headers.get("x-ms-copy-action") == "abort"]
+    assert len(aborts) == 1 and "copyid=" in aborts[0].target
+    assert not az_client.exists(prefix + "copy")
+    assert az_client.exists(prefix + "big")
+
+
 def test_copy_of_a_source_changed_since_it_was_listed(pclient: objio.Client,
                                                       az_proxy: FaultProxy,
                                                       az_client: objio.Client,

@@ -66,6 +66,7 @@ from .errors import (
     IntegrityError,
     NotFoundError,
     ObjectStoreError,
+    ObjectTimeoutError,
     may_be_checksum_refusal,
     retry_reason,
     retryable_code,
@@ -1615,7 +1616,9 @@ async def _copy_blob_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
     until it is ``success``; ``failed`` / ``aborted`` raise ObjectStoreError code
     ``CopyFailed`` naming the service's description. Both name the source's ETag
     (``x-ms-source-if-match``): a source changed meanwhile raises code ``ObjectChanged``. A
-    copy that fails its check is made once more, then deleted (IntegrityError)."""
+    copy still pending after ``config.deadline_s(size)`` seconds is aborted, its destination
+    deleted, and ObjectTimeoutError code ``CopyTimeout`` raised. A copy that fails its check
+    is made once more, then deleted (IntegrityError)."""
     from .azure.backend import SYNC_COPY_MAX
 
     assert config.max_attempts and config.copy_threshold
@@ -1640,8 +1643,17 @@ async def _copy_blob_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
                 copy_id, status = await with_retries(
                     lambda: az.start_copy(src, dst, if_match=info.etag or None), attempts)
                 delay = 0.05
+                deadline = time.monotonic() + config.deadline_s(info.size)
                 while status == "pending":
-                    await asyncio.sleep(delay)
+                    if time.monotonic() >= deadline:
+                        await _abandon_copy(az, dst, copy_id, attempts)
+                        raise ObjectTimeoutError(
+                            f"CopyBlob {src} to {dst} failed: still pending after "
+                            f"{config.deadline_s(info.size):.0f} s (request_timeout_s, or "
+                            f"{info.size} bytes at min_transfer_rate); the copy was aborted "
+                            "and the destination deleted", operation=op, uri=str(dst),
+                            code="CopyTimeout")
+                    await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                     delay = min(delay * 2, 2.0)
                     got_id, status, why = await with_retries(lambda: az.copy_status(dst),
                                                              attempts)
@@ -1672,6 +1684,17 @@ async def _copy_blob_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
     raise IntegrityError(f"copy of {src} to {dst} failed: made twice, the copy does not match "
                          f"the source ({problem}); {gone}", operation=op, uri=str(dst),
                          code="CopyMismatch")
+
+
+async def _abandon_copy(az: Any, dst: ObjectURI, copy_id: str, attempts: int) -> None:
+    """Abort the pending Azure copy ``copy_id`` and delete its destination, each as far as
+    the service lets (a failure is logged: the timeout raised after this is what matters)."""
+    try:
+        if copy_id:
+            await with_retries(lambda: az.abort_copy(dst, copy_id), attempts)
+        await with_retries(lambda: az.delete(dst), attempts)
+    except ObjectStoreError as e:
+        log.warning("could not abort the copy to %s and delete it (%s): delete it", dst, e)
 
 
 async def _check_copy(s3: Any, dst: ObjectURI, info: ObjectInfo, attempts: int,

@@ -447,6 +447,18 @@ class AzureBackend:
                                      headers=hdrs, ok=(202,))
         return h.get("x-ms-copy-id") or "", h.get("x-ms-copy-status") or "success"
 
+    async def abort_copy(self, dst: ObjectURI, copy_id: str) -> None:
+        """Abort Copy Blob: stop the pending copy ``copy_id`` to ``dst`` (the destination is
+        left as an empty blob, which the caller deletes). A copy that is no longer pending
+        (409 ``NoPendingCopyOperation``: it ended meanwhile) is not an error."""
+        try:
+            await self._simple("AbortCopyBlob", str(dst), "PUT", dst.bucket, dst.key,
+                               params=(("comp", "copy"), ("copyid", copy_id)),
+                               headers={"x-ms-copy-action": "abort"}, ok=(204,))
+        except ObjectStoreError as e:
+            if e.code != "NoPendingCopyOperation":
+                raise
+
     async def copy_status(self, dst: ObjectURI) -> tuple[str, str, str]:
         """Get Blob Properties of a copy's destination: (``x-ms-copy-id``,
         ``x-ms-copy-status``: pending, success, aborted or failed, its description)."""
