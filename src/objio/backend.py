@@ -188,6 +188,16 @@ class ListPage:
         return ListPage(keys=self._keys[start:stop], fields=self._fields,
                         span=(self._lo + start, self._lo + stop))
 
+    def after(self, start_after: str) -> ListPage:
+        """This page without what sorts at or before ``start_after``: its objects whose key
+        is greater, its common prefixes that are greater or hold ``start_after`` (a listing
+        that starts after a key inside a prefix still shows that prefix); the token kept.
+        For stores whose listings cannot start after a key themselves (Azure) or start at
+        one, inclusive (Cloud Storage's ``startOffset``)."""
+        objects = [o for o in self.objects if o.key > start_after]
+        prefixes = [p for p in self.prefixes if p > start_after or start_after.startswith(p)]
+        return ListPage(objects, prefixes, self.next_token)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ListPage):
             return NotImplemented

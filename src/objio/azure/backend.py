@@ -547,12 +547,7 @@ class AzureBackend:
         _, _, payload = await self._simple("ListBlobs", uri, "GET", bucket_uri.bucket, None,
                                            params=params)
         page = parse_list_blobs(payload, uri, continuation_token or "")
-        if start_after:
-            objects = [o for o in page.objects if o.key > start_after]
-            prefixes = [p for p in page.prefixes if p > start_after
-                        or start_after.startswith(p)]
-            page = ListPage(objects, prefixes, page.next_token)
-        return page
+        return page.after(start_after) if start_after else page
 
     async def list_pages(self, bucket_uri: ObjectURI, prefix: str = "",
                          delimiter: str | None = None, start_after: str | None = None,
