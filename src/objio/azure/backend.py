@@ -29,9 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import os
 import re
-import ssl
 import uuid
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote, unquote, urlsplit
@@ -148,14 +146,8 @@ class AzureBackend:
                 self._bearer = BearerToken()
             except ImportError:
                 self._bearer = None  # anonymous: public containers only
-        self._ssl: ssl.SSLContext | None = None
-        if self._http_scheme == "https":
-            self._ssl = ssl.create_default_context(
-                cafile=os.environ.get("REQUESTS_CA_BUNDLE") or None)
         self._checksums = bool(config.checksums)
-        self._http = HTTPClient(self._http_scheme, config.connect_timeout_s or 10.0,
-                                config.read_timeout_s or 30.0, ssl_context=self._ssl,
-                                deadline_s=config.deadline_s)
+        self._http = HTTPClient.for_config(self._http_scheme, config, "REQUESTS_CA_BUNDLE")
         self._oplog: oplog.OpLog | None = oplog.get(config.op_log) if config.op_log else None
 
     def __repr__(self) -> str:

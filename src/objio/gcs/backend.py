@@ -43,9 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
-import ssl
 import uuid
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote, urlsplit
@@ -136,14 +134,8 @@ class GCSBackend:
         self._http_scheme = parts.scheme
         self._netloc = parts.netloc
         self._base = parts.path.rstrip("/")
-        self._ssl: ssl.SSLContext | None = None
-        if self._http_scheme == "https":
-            self._ssl = ssl.create_default_context(
-                cafile=os.environ.get("REQUESTS_CA_BUNDLE") or None)
         self._checksums = bool(config.checksums)
-        self._http = HTTPClient(self._http_scheme, config.connect_timeout_s or 10.0,
-                                config.read_timeout_s or 30.0, ssl_context=self._ssl,
-                                deadline_s=config.deadline_s)
+        self._http = HTTPClient.for_config(self._http_scheme, config, "REQUESTS_CA_BUNDLE")
         self._oplog: oplog.OpLog | None = oplog.get(config.op_log) if config.op_log else None
 
     def __repr__(self) -> str:

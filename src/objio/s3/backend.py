@@ -16,7 +16,6 @@ import functools
 import hashlib
 import html
 import logging
-import os
 import re
 import ssl
 import time
@@ -143,18 +142,13 @@ class S3Backend:
         self._base_path = first.base_path
         self._path_style = config.path_style
         self._sign_payload = bool(config.sign_payload)
-        # One TLS context per backend, made now: it honours AWS_CA_BUNDLE (a PEM file of
-        # trusted CAs, as botocore does) and SSL_CERT_FILE/SSL_CERT_DIR as set at this point.
-        self._ssl: ssl.SSLContext | None = None
-        if self._http_scheme == "https":
-            self._ssl = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
         self._checksums = bool(config.checksums)
-        # Every request goes through one client: one pool of kept-alive connections for
-        # GETs and everything else (HTTP(S)_PROXY / NO_PROXY are read now).
         self._oplog: OpLog | None = oplog.get(config.op_log) if config.op_log else None
-        self._http = HTTPClient(self._http_scheme, config.connect_timeout_s or 10.0,
-                                config.read_timeout_s or 30.0, ssl_context=self._ssl,
-                                deadline_s=config.deadline_s)
+        # Every request goes through one client: one pool of kept-alive connections for
+        # GETs and everything else (HTTP(S)_PROXY / NO_PROXY are read now), one TLS context
+        # made now: it honours AWS_CA_BUNDLE (a PEM file of trusted CAs, as botocore does)
+        # and SSL_CERT_FILE/SSL_CERT_DIR as set at this point.
+        self._http = HTTPClient.for_config(self._http_scheme, config, "AWS_CA_BUNDLE")
 
     # ----------------------------------------------------------------------------- plumbing
     async def close(self) -> None:

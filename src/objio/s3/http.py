@@ -44,6 +44,7 @@ import errno
 import fcntl
 import ipaddress
 import itertools
+import os
 import re
 import select
 import socket
@@ -731,6 +732,20 @@ class HTTPClient:
             body, or the response body once its length is known) may take; None: no limit.
         proxies: whether to honour ``HTTP(S)_PROXY`` / ``NO_PROXY`` (read now).
     """
+
+    @classmethod
+    def for_config(cls, scheme: str, config: Any, ca_bundle_env: str) -> HTTPClient:
+        """The client a backend of the resolved ``config`` (:class:`objio.config.ClientConfig`)
+        sends through: its ``connect_timeout_s`` and ``read_timeout_s`` (seconds) and request
+        deadlines (``config.deadline_s``); for ``https``, the default TLS context with the CA
+        bundle the environment variable ``ca_bundle_env`` names, if set (``AWS_CA_BUNDLE``
+        for S3 as botocore reads it; ``REQUESTS_CA_BUNDLE`` for Azure and GCS, as their SDKs
+        do)."""
+        ctx = None
+        if scheme == "https":
+            ctx = ssl.create_default_context(cafile=os.environ.get(ca_bundle_env) or None)
+        return cls(scheme, config.connect_timeout_s or 10.0, config.read_timeout_s or 30.0,
+                   ssl_context=ctx, deadline_s=config.deadline_s)
 
     def __init__(self, scheme: str, connect_timeout_s: float, read_timeout_s: float,
                  ssl_context: ssl.SSLContext | None = None,
