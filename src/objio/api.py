@@ -859,7 +859,7 @@ class Client:
             pair, info = item
             src, dst = object_uri(pair[0], "copy"), object_uri(pair[1], "copy")
             _check_not_same(pair[0], pair[1])
-            if server_side and (src.scheme == dst.scheme == "s3" or (
+            if server_side and (src.scheme == dst.scheme and src.scheme in ("s3", "gs") or (
                     src.scheme == dst.scheme == "az" and src.account == dst.account)):
                 n = await engine.copy_object(self._backend(src), src, dst, self.config,
                                              observer, source=info)
@@ -887,7 +887,10 @@ class Client:
         to ``copy_threshold`` bytes (5 GiB), a multipart copy (UploadPartCopy of
         ``part_size`` parts, concurrent, aborted on any failure) above; every part from the
         version first looked at (If-Match on the source's ETag); the copy checked against the
-        source (CRC32C with ``checksums``, the ETag or the size). ``server_side=False``, or a
+        source (CRC32C with ``checksums``, the ETag or the size). Between two gs:// URIs
+        Cloud Storage copies (``objects.rewrite`` from the source's generation, checked by
+        size and CRC32C); between two az:// URIs of one account, Azure (Copy Blob From URL /
+        Copy Blob). ``server_side=False``, or a
         file:// end, copies through memory instead (ranged parallel GET, verified, then a
         single or multipart PUT; for objects larger than memory allows, stream them with
         ``objio.open``). ``observer`` gets a :class:`RequestRecord` per object copied (its
@@ -914,8 +917,9 @@ class Client:
                                                       server_side, sources))
 
     def copy(self, src: URI, dst: URI, *, server_side: bool = True) -> int:
-        """Copy one object; returns its size in bytes. Between two s3:// URIs the store copies
-        it (no byte through the client; see :meth:`copy_many`), else through memory.
+        """Copy one object; returns its size in bytes. Between two s3:// URIs (or two gs://
+        URIs, or two az:// URIs of one account) the store copies it (no byte through the
+        client; see :meth:`copy_many`), else through memory.
         Raises: ValueError (before any request) if ``src`` and ``dst`` name the same object;
         FileNotFoundError (no source), IntegrityError, ..."""
         object_uri(src, "copy")  # a bucket or a directory is not an object: say that first
@@ -1004,17 +1008,20 @@ class Client:
         of their own (SigV4 query authorization, as ``aws s3 presign``). No request is sent.
         On ``az://`` a service SAS URL signed with the account key
         (:meth:`objio.azure.AzureBackend.presign`: ``GET`` read, ``PUT`` create and write:
-        a Put Blob, sent with ``x-ms-blob-type: BlockBlob``).
+        a Put Blob, sent with ``x-ms-blob-type: BlockBlob``). On ``gs://`` a V4 signed URL
+        (``GOOG4-RSA-SHA256``, :meth:`objio.gcs.GCSBackend.presign`), signed with a service
+        account's private key.
 
         Raises:
             ValueError: no key, a file:// URI, ``expires_s`` or ``method`` out of range, an
                 unsigned client; on ``az://``: no account key configured (only a SAS token or
-                bearer tokens).
+                bearer tokens); on ``gs://``: credentials that cannot sign (anonymous, user
+                or metadata-server credentials: a service-account key file is needed).
             PermissionError: no credentials.
         """
         obj = object_uri(uri, "presign")
-        if obj.scheme not in ("s3", "az"):
-            raise ValueError(f"presign needs an s3:// or az:// URI, got {str(uri)!r}")
+        if obj.scheme not in ("s3", "az", "gs"):
+            raise ValueError(f"presign needs an s3://, az:// or gs:// URI, got {str(uri)!r}")
         if isinstance(expires_s, bool) or not isinstance(expires_s, int) \
                 or not 1 <= expires_s <= 604800:
             raise ValueError(f"expires_s must be an integer number of seconds from 1 to 604800 "

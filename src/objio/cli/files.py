@@ -694,11 +694,13 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("presign", help="a URL that gives access to one object for a while",
                        description="Print a presigned URL (SigV4 query authorization; on "
-                                   "az://, a service SAS signed with the account key) with "
+                                   "az://, a service SAS signed with the account key; on "
+                                   "gs://, a V4 signed URL signed with a service account's "
+                                   "key) with "
                                    "which anyone can GET (or PUT) the object until it "
                                    "expires, as aws s3 presign. No request is sent.")
     add_global_flags(p)
-    p.add_argument("uri", help="s3://bucket/key or az://container/blob")
+    p.add_argument("uri", help="s3://bucket/key, az://container/blob or gs://bucket/object")
     p.add_argument("--expires-in", type=int, default=3600, metavar="SECONDS",
                    help="seconds the URL stays valid, 1 to 604800 (default 3600)")
     p.add_argument("--method", default="GET", choices=["GET", "PUT"],

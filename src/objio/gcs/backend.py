@@ -215,6 +215,26 @@ class GCSBackend:
                                    retryable=True)
         return res
 
+    # ----------------------------------------------------------------------------- presign
+    def presign(self, obj: ObjectURI, method: str, expires_s: int, *,
+                now: Any = None) -> str:
+        """A V4 signed URL (``GOOG4-RSA-SHA256``, :mod:`objio.gcs.sign`) for ``method`` (GET
+        or PUT) on ``obj``, valid ``expires_s`` seconds from ``now`` (a timezone-aware
+        datetime; default: the current time): path-style at this backend's endpoint
+        (``storage.googleapis.com``, or the configured ``gcs_endpoint_url``'s host). Signed
+        by the credentials' private key (a service-account file); no request is sent.
+
+        Raises:
+            ValueError: credentials that cannot sign (anonymous, user credentials,
+                metadata-server credentials), ``expires_s`` out of 1..604800.
+            PermissionError: no application default credentials found.
+        """
+        from .sign import signed_url
+
+        creds = self._token.credentials if self._token is not None else None
+        return signed_url(creds, method, self._http_scheme, self._netloc, obj.bucket, obj.key,
+                          expires_s, base_path=self._base, now=now)
+
     # ----------------------------------------------------------------------------- objects
     async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,
                   if_match: str | None = None, into: memoryview | None = None,
@@ -388,6 +408,49 @@ class GCSBackend:
         if missing:  # a missing object is deleted; a missing bucket is an error
             await self.head_bucket(bucket_uri)
         return failed
+
+    # ----------------------------------------------------------------------------- copy
+    async def rewrite(self, src: ObjectURI, dst: ObjectURI, *,
+                      if_source_generation: str | None = None) -> ObjectInfo:
+        """Copy ``src`` to ``dst`` inside Cloud Storage (``objects.rewrite``: no byte through
+        the client), sending the request again with the ``rewriteToken`` of each answer
+        until the answer says ``done`` (Cloud Storage copies large objects, or across
+        locations or storage classes, in several calls). ``if_source_generation``: only from
+        that generation of the source (``ifSourceGenerationMatch``; a source replaced since
+        raises FileExistsError, 412). Returns the copy as the final answer's ``resource``
+        describes it (size, generation as ``etag``, its CRC32C in ``crc32c``/``stored``).
+
+        Raises: FileNotFoundError (no source or no bucket), FileExistsError (the source's
+        generation changed), PermissionError, ObjectStoreError (``BadResponse``: an answer
+        without the copy's resource, or a ``rewriteToken`` that does not move: retryable).
+        """
+        uri = str(dst)
+        path = (self._object_path(src.bucket, src.key) + "/rewriteTo"
+                + self._object_path(dst.bucket, dst.key)[len(self._base)
+                                                         + len("/storage/v1"):])
+        base: list[tuple[str, str]] = []
+        if if_source_generation and if_source_generation.isdigit():
+            base.append(("ifSourceGenerationMatch", if_source_generation))
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            params = base + ([("rewriteToken", token)] if token else [])
+            res = await self._json("RewriteObject", uri, "POST", path, params, {})
+            if res.get("done"):
+                resource = res.get("resource")
+                if not isinstance(resource, dict) or not str(resource.get("size", "")).isdigit():
+                    raise ObjectStoreError(
+                        f"RewriteObject {src} to {uri} failed: the final answer does not "
+                        "describe the copy", operation="RewriteObject", uri=uri,
+                        code="BadResponse", retryable=True)
+                return _info(dst.key, resource, True)
+            token = res.get("rewriteToken") or None
+            if not isinstance(token, str) or token in seen:
+                raise ObjectStoreError(
+                    f"RewriteObject {src} to {uri} failed: the answer is not done and has "
+                    f"{'the same' if token else 'no'} rewriteToken", operation="RewriteObject",
+                    uri=uri, code="BadResponse", retryable=True)
+            seen.add(token)
 
     # ----------------------------------------------------------------------------- composite
     async def create_multipart(self, obj: ObjectURI, *, checksum: str | None = None,
