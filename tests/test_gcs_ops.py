@@ -341,3 +341,48 @@ def test_mv_keeps_the_source_when_the_copy_fails(gcs_server: LocalGCSServer,
         gs_proxy.clear()
     assert bytes(gs_client.get(prefix + "keep")) == b"precious"
     assert not gs_client.exists(prefix + "moved")
+
+
+# ------------------------------------------------------------------------------ incomplete uploads
+def test_incomplete_composite_uploads_are_listed_and_aborted(
+        gcs_server: LocalGCSServer, gs_client: objio.Client, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from objio.gcs.backend import UPLOADS_PREFIX
+
+    bucket = f"gs://up-{uuid.uuid4().hex[:8]}"
+    gs_client.create_bucket(bucket)
+    backend = engine.backend_for(parse_uri(bucket + "/x"), gs_client.config)
+    started = {}
+    for key in ("a/x.bin", "b/ü y.bin"):
+        obj = parse_uri(f"{bucket}/{key}")
+        uid = engine.run(backend.create_multipart(obj))
+        for n in (1, 2):
+            engine.run(backend.upload_part(obj, uid, n, b"p" * 100))
+        started[key] = uid
+    legacy = uuid.uuid4().hex  # parts that do not name their destination
+    gs_client.put_bytes(f"{bucket}/{UPLOADS_PREFIX}{legacy}/00001", b"old part")
+    with objio.open(f"{bucket}/a/done.bin", "wb", client=gs_client, part_size=1000) as w:
+        w.write(b"d" * 3000)  # a completed composite upload leaves nothing to list
+    gs_client.put_bytes(f"{bucket}/a/plain.bin", b"plain")
+
+    assert sorted(gs_client.list_multipart_uploads(bucket + "/")) == sorted(
+        [("a/x.bin", started["a/x.bin"]), ("b/ü y.bin", started["b/ü y.bin"]), ("", legacy)])
+    assert gs_client.list_multipart_uploads(bucket + "/a/") == [("a/x.bin", started["a/x.bin"])]
+    assert gs_client.abort_multipart_uploads(bucket + "/a/", older_than_s=3600) == 0
+    assert gs_client.abort_multipart_uploads(bucket + "/a/", dry_run=True) == 1
+    assert len(gs_client.list(f"{bucket}/{UPLOADS_PREFIX}")) == 5
+    assert gs_client.abort_multipart_uploads(bucket + "/a/") == 1
+    assert [k.split("/")[1] for k in gs_client.list(f"{bucket}/{UPLOADS_PREFIX}")] == \
+        sorted([started["b/ü y.bin"]] * 2 + [legacy])
+
+    for k, v in gcs_server.environ().items():
+        monkeypatch.setenv(k, v)
+    assert main(["rm", "--incomplete-uploads", bucket + "/", "--older-than", "1h"]) == 0
+    assert "aborted 0" in capsys.readouterr().out
+    assert main(["rm", "--incomplete-uploads", bucket + "/"]) == 0
+    out = capsys.readouterr().out
+    assert f"abort: {bucket}/b/ü y.bin (upload {started['b/ü y.bin']})" in out
+    assert f"abort: {bucket}/(destination not recorded) (upload {legacy})" in out
+    assert "aborted 2 incomplete" in out
+    assert gs_client.list(bucket + "/") == ["a/done.bin", "a/plain.bin"]
+    assert bytes(gs_client.get(f"{bucket}/a/done.bin")) == b"d" * 3000

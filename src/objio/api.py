@@ -1037,7 +1037,7 @@ class Client:
                 or not older_than_s >= 0:
             raise ValueError(f"older_than_s must be a number of seconds >= 0, got {older_than_s!r}")
         obj = parse_uri(uri)
-        if obj.scheme != "s3":
+        if obj.scheme not in ("s3", "gs"):
             return []
         backend = self._backend(obj)
         uploads = await engine.list_uploads(backend, _bucket_root(obj), obj.key, self._attempts)
@@ -1057,7 +1057,10 @@ class Client:
         """Abort the multipart uploads in progress under an ``s3://bucket/prefix`` that were
         started at least ``older_than_s`` seconds ago (what crashed writers leave behind;
         ``aws s3api abort-multipart-upload`` for a whole prefix). ``dry_run`` only counts them.
-        file:// URIs have none (returns 0).
+        On ``gs://`` the composite uploads whose parts are under ``.objio-uploads/`` (their
+        destination under the prefix; started: their oldest part's creation time), aborted by
+        deleting their parts (:meth:`objio.gcs.GCSBackend.list_uploads`). file:// and az://
+        URIs have none (returns 0).
 
         Returns: the number of uploads aborted (or that would be).
         Raises:
@@ -1069,12 +1072,15 @@ class Client:
 
     def list_multipart_uploads(self, uri: URI) -> List[tuple[str, str]]:
         """(key, upload_id) of the multipart uploads in progress under an s3:// prefix (every
-        page of ListMultipartUploads, each retried on its own; file:// has none: []).
+        page of ListMultipartUploads, each retried on its own), or of the composite uploads
+        in progress under a gs:// prefix (their parts under ``.objio-uploads/``; key ``""``
+        for parts that do not name their destination, listed only for a whole bucket);
+        file:// and az:// have none: [].
         Raises: FileNotFoundError (no bucket), PermissionError, ObjectStoreError (code
         ``IncompleteListing`` when the server's pages stay incomplete)."""
         obj = parse_uri(uri)
         backend = self._backend(obj)
-        if obj.scheme != "s3":
+        if obj.scheme not in ("s3", "gs"):
             return []
         uploads = engine.run(engine.list_uploads(backend, _bucket_root(obj), obj.key,
                                                  self._attempts))

@@ -51,7 +51,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote, urlsplit
 
 from .._crc32c import from_base64, to_base64
-from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum
+from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum, UploadInfo
 from ..config import ClientConfig
 from ..errors import IntegrityError, ObjectStoreError, gcs_error_from_response
 from ..s3.backend import (
@@ -72,6 +72,8 @@ from .auth import Token, credentials_for
 
 #: Where the parts of a composite upload live while it is in progress (in the object's bucket).
 UPLOADS_PREFIX = ".objio-uploads/"
+#: The custom metadata of a part that names the object its upload writes.
+UPLOAD_KEY_META = "objio-upload-key"
 #: Cloud Storage limits: sources of one compose request; calls in one batch request.
 COMPOSE_MAX = 32
 BATCH_MAX = 100
@@ -292,14 +294,16 @@ class GCSBackend:
                                (("fields", _OBJECT_FIELDS),))
         return _info(obj.key, res, checksum)
 
-    def _upload_body(self, name: str, data: Any,
-                     crc: int | None) -> tuple[tuple[Any, ...], str]:
+    def _upload_body(self, name: str, data: Any, crc: int | None,
+                     metadata: dict[str, str] | None = None) -> tuple[tuple[Any, ...], str]:
         """The multipart/related body of an upload (metadata, then the bytes, not copied)
-        and its content type."""
+        and its content type; ``metadata``: the object's custom metadata."""
         boundary = "objio-" + uuid.uuid4().hex
         meta: dict[str, Any] = {"name": name, "contentType": "application/octet-stream"}
         if crc is not None:
             meta["crc32c"] = to_base64(crc)
+        if metadata:
+            meta["metadata"] = metadata
         head = (f"--{boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n"
                 f"{json.dumps(meta)}\r\n--{boundary}\r\ncontent-type: "
                 "application/octet-stream\r\n\r\n").encode()
@@ -309,9 +313,10 @@ class GCSBackend:
 
     async def _upload(self, op: str, obj: ObjectURI, data: Any, *,
                       if_generation_match: str | None = None,
-                      checksum_crc32c: int | None = None) -> dict[str, Any]:
+                      checksum_crc32c: int | None = None,
+                      metadata: dict[str, str] | None = None) -> dict[str, Any]:
         uri = str(obj)
-        body, ctype = self._upload_body(obj.key, data, checksum_crc32c)
+        body, ctype = self._upload_body(obj.key, data, checksum_crc32c, metadata)
         params = [("uploadType", "multipart"), ("fields", _OBJECT_FIELDS)]
         if if_generation_match is not None:
             params.append(("ifGenerationMatch", if_generation_match))
@@ -472,10 +477,12 @@ class GCSBackend:
     async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any, *,
                           checksum_crc32c: int | None = None) -> str:
         """Upload part ``part_number`` as the object ``.objio-uploads/<upload_id>/<NNNNN>``
-        (with its CRC32C, checked as by :meth:`put`); returns its generation (the part's
-        "ETag" for :meth:`complete_multipart`)."""
+        (with its CRC32C, checked as by :meth:`put`, and the destination's key in its
+        custom metadata ``objio-upload-key``, which :meth:`list_uploads` reads); returns its
+        generation (the part's "ETag" for :meth:`complete_multipart`)."""
         res = await self._upload("UploadPart", self._part(obj, upload_id, part_number), data,
-                                 checksum_crc32c=checksum_crc32c)
+                                 checksum_crc32c=checksum_crc32c,
+                                 metadata={UPLOAD_KEY_META: obj.key})
         return str(res.get("generation") or "")
 
     async def _compose(self, obj: ObjectURI, sources: Sequence[tuple[str, str]],
@@ -553,6 +560,55 @@ class GCSBackend:
                     f"AbortMultipartUpload {obj} failed: {len(failed)} parts not deleted, "
                     f"first {key}: {msg}", operation="AbortMultipartUpload", uri=str(obj),
                     code=code, retryable=code in ("SlowDown", "InternalError"))
+
+    async def list_uploads(self, bucket_uri: ObjectURI, prefix: str = "") -> list[UploadInfo]:
+        """The composite uploads in progress whose object's key starts with ``prefix``: one
+        per upload id found under ``.objio-uploads/`` (every page of that listing, no
+        retries: :func:`objio.engine.list_uploads` retries it whole). ``key``: the
+        destination named by the parts' ``objio-upload-key`` metadata (``""`` when no part
+        names it: parts written by objio before it kept the key, or only intermediate
+        composites left; those are listed only for an empty ``prefix``); ``initiated``: the
+        creation time of its oldest object (epoch seconds). Raises FileNotFoundError (no
+        bucket), PermissionError, ObjectStoreError (``IncompleteListing``: a page that is not
+        whole JSON, or a token that does not move)."""
+        uri = str(bucket_uri.with_key(UPLOADS_PREFIX))
+        found: dict[str, list[Any]] = {}  # upload id -> [key, oldest]
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            params = [("prefix", UPLOADS_PREFIX), ("maxResults", "1000"),
+                      ("fields", "items(name,timeCreated,metadata),nextPageToken")]
+            if token:
+                params.append(("pageToken", token))
+            _, _, payload = await self._simple("ListMultipartUploads", uri, "GET",
+                                               self._bucket_path(bucket_uri.bucket) + "/o",
+                                               params, not_found="NoSuchBucket")
+            try:
+                doc = json.loads(payload)
+                items = doc.get("items") or []
+                token = doc.get("nextPageToken") or None
+                for it in items:
+                    upload_id = str(it["name"])[len(UPLOADS_PREFIX):].split("/", 1)[0]
+                    if not _UPLOAD_ID.match(upload_id):
+                        continue
+                    key = (it.get("metadata") or {}).get(UPLOAD_KEY_META)
+                    when = _parse_iso_date(it.get("timeCreated"))
+                    entry = found.setdefault(upload_id, ["", when])
+                    if isinstance(key, str) and key:
+                        entry[0] = key
+                    entry[1] = min(entry[1], when)
+            except (ValueError, AttributeError, KeyError, TypeError) as e:
+                raise _incomplete("ListMultipartUploads", uri,
+                                  f"not a whole object list: {e}") from e
+            if token is None:
+                break
+            if token in seen:
+                raise _incomplete("ListMultipartUploads", uri,
+                                  f"the page token {token!r} came back again")
+            seen.add(token)
+        return [UploadInfo(key, upload_id, when)
+                for upload_id, (key, when) in sorted(found.items(), key=lambda e: e[1][0])
+                if key.startswith(prefix) and (key or not prefix)]
 
     # ----------------------------------------------------------------------------- listing
     async def list_page(self, bucket_uri: ObjectURI, prefix: str = "",
