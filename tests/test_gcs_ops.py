@@ -386,3 +386,60 @@ def test_incomplete_composite_uploads_are_listed_and_aborted(
     assert "aborted 2 incomplete" in out
     assert gs_client.list(bucket + "/") == ["a/done.bin", "a/plain.bin"]
     assert bytes(gs_client.get(f"{bucket}/a/done.bin")) == b"d" * 3000
+
+
+# ------------------------------------------------------------------------------ FastList
+_ODD = ["a-b", "a/x", "a/y", "a0", "a.b", "a!", "a~", "é-", "é/1", "日本/1", "日本-x", "sp ace",
+        "plus+sign", "pct%20", "q?r", "0!", "0/1", "0.", "z/y/x", "big-", "big!"]
+
+
+@pytest.fixture(scope="module")
+def big_gs_prefix(gs_client: objio.Client) -> str:
+    """2,500 keys: 2,400 under big/ (skewed as a whole), and keys that sort before and after
+    '/' and unicode ones."""
+    prefix = f"gs://{BUCKET}/fast-{uuid.uuid4().hex[:8]}/"
+    keys = [f"big/{i:05d}" for i in range(2400)] + _ODD
+    keys += [f"{c}{i}" for i, c in zip(range(100 - len(_ODD)), "bcdxyzBCDXYZ-._~" * 10,
+                                         strict=False)]
+    gs_client.put_many(((prefix + k, b"") for k in keys), max_in_flight=32)
+    return prefix
+
+
+def test_fastlist_on_gs_splits_with_start_offset_and_equals_the_sequential_listing(
+        gs_client: objio.Client, big_gs_prefix: str, gs_proxy: FaultProxy,
+        gcs_server: LocalGCSServer) -> None:
+    from objio import fastlist
+
+    seq = gs_client.list_objects(big_gs_prefix)
+    assert len(seq) == 2500
+    assert gs_client.list_objects(big_gs_prefix, fast=True) == seq  # keys, sizes, generations
+    c = objio.Client(gcs_server.config.replace(gcs_endpoint_url=gs_proxy.endpoint_url))
+    obj = parse_uri(big_gs_prefix)
+    for page_size in (1000, 97):
+        stats: dict[str, object] = {}
+        gs_proxy.clear()
+        got = engine.run(fastlist.list_fast(c._backend(obj), obj.with_key(""), obj.key,
+                                            max_in_flight=16, page_size=page_size,
+                                            stats=stats))
+        assert [i.key for i in got] == [i.key for i in seq]
+        # split into ranges listed side by side: ranges start with startOffset
+        assert stats["order"] == "bytes"
+        assert stats["requests"] > -(-2500 // page_size)
+        assert sum(1 for r in gs_proxy.log if "startOffset" in r.query) > 1
+    gs_proxy.clear()
+
+
+def test_objio_ls_fast_gs(gs_proxy: FaultProxy, big_gs_prefix: str,
+                          monkeypatch: pytest.MonkeyPatch,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gs_proxy.endpoint_url.split("://")[1])
+    gs_proxy.clear()
+    assert main(["ls", "-r", big_gs_prefix]) == 0
+    seq = capsys.readouterr().out.splitlines()
+    assert [r.query.get("startOffset") for r in gs_proxy.log] == [None] * 3  # 3 pages
+    gs_proxy.clear()
+    assert main(["ls", "-r", "--fast", big_gs_prefix]) == 0
+    assert capsys.readouterr().out.splitlines() == seq
+    assert len(seq) == 2500
+    assert sum(1 for r in gs_proxy.log if "startOffset" in r.query) > 1
+    gs_proxy.clear()
