@@ -900,11 +900,17 @@ class Client:
         then of that version (If-Match; if the source changed since, the copy starts over
         once from a fresh HeadObject) and is checked by its ETag, or its size.
 
-        Raises: the first error (e.g. FileNotFoundError naming the source; IntegrityError: a
-        server-side copy that did not match its source twice, deleted); ValueError for a pair
-        naming the same object twice (however written, see :func:`objio.uri.same_object`),
-        before any request of that pair: copying an object onto itself would rewrite it for
-        nothing."""
+        The first error of any pair is raised (the others are not waited for).
+
+        Raises:
+            ValueError: a pair naming the same object twice (however written, see
+                :func:`objio.uri.same_object`), before any request of that pair: copying an
+                object onto itself would rewrite it for nothing.
+            FileNotFoundError: no such source (named) or bucket.
+            IntegrityError: a server-side copy that did not match its source twice (deleted).
+            PermissionError: access denied.
+            ObjectStoreError: any other failure of the store.
+        """
         return engine.run(self._copy_many(pairs, max_in_flight, observer, server_side,
                                           sources))
 
@@ -920,8 +926,15 @@ class Client:
         """Copy one object; returns its size in bytes. Between two s3:// URIs (or two gs://
         URIs, or two az:// URIs of one account) the store copies it (no byte through the
         client; see :meth:`copy_many`), else through memory.
-        Raises: ValueError (before any request) if ``src`` and ``dst`` name the same object;
-        FileNotFoundError (no source), IntegrityError, ..."""
+
+        Raises:
+            ValueError: ``src`` and ``dst`` name the same object (before any request), or
+                either names no object.
+            FileNotFoundError: no such source or bucket.
+            IntegrityError: a server-side copy that did not match its source twice (deleted).
+            PermissionError: access denied.
+            ObjectStoreError: any other failure of the store.
+        """
         object_uri(src, "copy")  # a bucket or a directory is not an object: say that first
         object_uri(dst, "copy")
         _check_not_same(src, dst)
@@ -1063,6 +1076,7 @@ class Client:
         URIs have none (returns 0).
 
         Returns: the number of uploads aborted (or that would be).
+
         Raises:
             ValueError: a bad URI or ``older_than_s < 0``.
             FileNotFoundError: no such bucket.
@@ -1076,8 +1090,13 @@ class Client:
         in progress under a gs:// prefix (their parts under ``.objio-uploads/``; key ``""``
         for parts that do not name their destination, listed only for a whole bucket);
         file:// and az:// have none: [].
-        Raises: FileNotFoundError (no bucket), PermissionError, ObjectStoreError (code
-        ``IncompleteListing`` when the server's pages stay incomplete)."""
+
+        Raises:
+            FileNotFoundError: no such bucket.
+            PermissionError: access denied.
+            ObjectStoreError: code ``IncompleteListing`` when the server's pages stay
+                incomplete.
+        """
         obj = parse_uri(uri)
         backend = self._backend(obj)
         if obj.scheme not in ("s3", "gs"):
