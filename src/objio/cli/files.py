@@ -374,8 +374,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
     dry = "(dryrun) " if args.dryrun else ""
     if args.incomplete_uploads:
         if obj.scheme not in ("s3", "gs"):
-            raise ValueError(f"--incomplete-uploads takes an s3:// or gs:// bucket/prefix, got "
-                             f"{args.uri!r}")
+            raise ValueError(f"--incomplete-uploads takes an s3://bucket/prefix or "
+                             f"gs://bucket/prefix, got {args.uri!r}")
         uploads = client.list_multipart_uploads(args.uri)
         for key, upload_id in uploads:
             where = key or "(destination not recorded)"
