@@ -41,6 +41,7 @@ Errors are raised already translated (:func:`objio.errors.gcs_error_from_respons
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -82,6 +83,7 @@ DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 EMULATOR_PROJECT = "objio"
 
 log = logging.getLogger("objio.gcs")
+_ABORTED_KEPT = 4096
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _HASH_CRC = re.compile(r"crc32c=([A-Za-z0-9+/]{6}==)")
 _LIST_FIELDS = "items(name,size,updated,generation,md5Hash,crc32c),prefixes,nextPageToken"
@@ -142,6 +144,10 @@ class GCSBackend:
             self._ssl = ssl.create_default_context(
                 cafile=os.environ.get("REQUESTS_CA_BUNDLE") or None)
         self._checksums = bool(config.checksums)
+        #: upload id -> its part requests in flight (see :meth:`upload_part`).
+        self._parts_in_flight: dict[str, set[asyncio.Future[Any]]] = {}
+        #: the upload ids aborted through this backend, newest last (at most _ABORTED_KEPT).
+        self._aborted: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._http = HTTPClient(self._http_scheme, config.connect_timeout_s or 10.0,
                                 config.read_timeout_s or 30.0, ssl_context=self._ssl,
                                 deadline_s=config.deadline_s)
@@ -480,9 +486,29 @@ class GCSBackend:
         (with its CRC32C, checked as by :meth:`put`, and the destination's key in its
         custom metadata ``objio-upload-key``, which :meth:`list_uploads` reads); returns its
         generation (the part's "ETag" for :meth:`complete_multipart`)."""
-        res = await self._upload("UploadPart", self._part(obj, upload_id, part_number), data,
-                                 checksum_crc32c=checksum_crc32c,
-                                 metadata={UPLOAD_KEY_META: obj.key})
+        # A part is an object: a request cancelled after its body was sent may still create
+        # it (the server does not know the client left), after an abort deleted the parts.
+        # So the request runs on when its caller is cancelled, and abort_multipart waits for
+        # it first (:attr:`_parts_in_flight`); a part of an upload aborted already is not
+        # sent (NoSuchUpload, as S3 answers).
+        if upload_id in self._aborted:
+            raise gcs_error_from_response("UploadPart", str(obj), 404, b"",
+                                          not_found="NoSuchUpload")
+        req = asyncio.ensure_future(self._upload(
+            "UploadPart", self._part(obj, upload_id, part_number), data,
+            checksum_crc32c=checksum_crc32c, metadata={UPLOAD_KEY_META: obj.key}))
+        pending = self._parts_in_flight.setdefault(upload_id, set())
+        pending.add(req)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            pending.discard(f)
+            if not pending and self._parts_in_flight.get(upload_id) is pending:
+                del self._parts_in_flight[upload_id]
+            if not f.cancelled():
+                f.exception()  # (retrieved: the caller may be gone)
+
+        req.add_done_callback(done)
+        res = await asyncio.shield(req)
         return str(res.get("generation") or "")
 
     async def _compose(self, obj: ObjectURI, sources: Sequence[tuple[str, str]],
@@ -544,10 +570,18 @@ class GCSBackend:
 
     async def abort_multipart(self, obj: ObjectURI, upload_id: str) -> None:
         """Delete every object of the upload (its parts and intermediate composites, under
-        ``.objio-uploads/<upload_id>/``); the object itself is not touched. Sending it again
-        is harmless."""
+        ``.objio-uploads/<upload_id>/``), once the part requests of this backend still in
+        flight for it have ended (their callers may have been cancelled: see
+        :meth:`upload_part`); the object itself is not touched. Parts of it sent through
+        this backend afterwards are refused (NoSuchUpload). Sending it again is harmless."""
         if not _UPLOAD_ID.match(upload_id):
             raise ValueError(f"not a GCS composite upload id of objio: {upload_id!r}")
+        self._aborted[upload_id] = None
+        while len(self._aborted) > _ABORTED_KEPT:
+            self._aborted.popitem(last=False)
+        pending = self._parts_in_flight.get(upload_id)
+        if pending:  # part requests whose callers were cancelled: let them land first
+            await asyncio.wait(set(pending))
         root = obj.with_key("")
         keys: list[str] = []
         async for page in self.list_pages(root, f"{UPLOADS_PREFIX}{upload_id}/"):
