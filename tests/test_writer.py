@@ -308,7 +308,18 @@ def test_unclosed_writer_is_aborted_when_collected(client: objio.Client, prefix:
         del w
         gc.collect()
     assert any(issubclass(x.category, ResourceWarning) for x in caught)
-    for _ in range(100):                      # the abort runs on the engine loop
+
+    # The abort runs on the engine loop: let it end (on gs:// a listing made before the
+    # parts land would show nothing).
+    async def aborts_done() -> None:
+        import asyncio
+
+        aborts = [t for t in asyncio.all_tasks()
+                  if getattr(t.get_coro(), "__qualname__", "") == "_drain_and_abort"]
+        await asyncio.wait_for(asyncio.gather(*aborts, return_exceptions=True), 30)
+
+    objio.engine.run(aborts_done())
+    for _ in range(100):
         if no_uploads_left(client, prefix):
             break
         import time

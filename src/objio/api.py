@@ -908,7 +908,7 @@ class Client:
             pair, info = item
             src, dst = object_uri(pair[0], "copy"), object_uri(pair[1], "copy")
             _check_not_same(pair[0], pair[1])
-            if server_side and (src.scheme == dst.scheme == "s3" or (
+            if server_side and (src.scheme == dst.scheme and src.scheme in ("s3", "gs") or (
                     src.scheme == dst.scheme == "az" and src.account == dst.account)):
                 n = await engine.copy_object(self._backend(src), src, dst, self.config,
                                              observer, source=info)
@@ -936,7 +936,10 @@ class Client:
         to ``copy_threshold`` bytes (5 GiB), a multipart copy (UploadPartCopy of
         ``part_size`` parts, concurrent, aborted on any failure) above; every part from the
         version first looked at (If-Match on the source's ETag); the copy checked against the
-        source (CRC32C with ``checksums``, the ETag or the size). ``server_side=False``, or a
+        source (CRC32C with ``checksums``, the ETag or the size). Between two gs:// URIs
+        Cloud Storage copies (``objects.rewrite`` from the source's generation, checked by
+        size and CRC32C); between two az:// URIs of one account, Azure (Copy Blob From URL /
+        Copy Blob). ``server_side=False``, or a
         file:// end, copies through memory instead (ranged parallel GET, verified, then a
         single or multipart PUT; for objects larger than memory allows, stream them with
         ``objio.open``). ``observer`` gets a :class:`RequestRecord` per object copied (its
@@ -946,11 +949,17 @@ class Client:
         then of that version (If-Match; if the source changed since, the copy starts over
         once from a fresh HeadObject) and is checked by its ETag, or its size.
 
-        Raises: the first error (e.g. FileNotFoundError naming the source; IntegrityError: a
-        server-side copy that did not match its source twice, deleted); ValueError for a pair
-        naming the same object twice (however written, see :func:`objio.uri.same_object`),
-        before any request of that pair: copying an object onto itself would rewrite it for
-        nothing."""
+        The first error of any pair is raised (the others are not waited for).
+
+        Raises:
+            ValueError: a pair naming the same object twice (however written, see
+                :func:`objio.uri.same_object`), before any request of that pair: copying an
+                object onto itself would rewrite it for nothing.
+            FileNotFoundError: no such source (named) or bucket.
+            IntegrityError: a server-side copy that did not match its source twice (deleted).
+            PermissionError: access denied.
+            ObjectStoreError: any other failure of the store.
+        """
         return engine.run(self._copy_many(pairs, max_in_flight, observer, server_side,
                                           sources))
 
@@ -963,10 +972,18 @@ class Client:
                                                       server_side, sources))
 
     def copy(self, src: URI, dst: URI, *, server_side: bool = True) -> int:
-        """Copy one object; returns its size in bytes. Between two s3:// URIs the store copies
-        it (no byte through the client; see :meth:`copy_many`), else through memory.
-        Raises: ValueError (before any request) if ``src`` and ``dst`` name the same object;
-        FileNotFoundError (no source), IntegrityError, ..."""
+        """Copy one object; returns its size in bytes. Between two s3:// URIs (or two gs://
+        URIs, or two az:// URIs of one account) the store copies it (no byte through the
+        client; see :meth:`copy_many`), else through memory.
+
+        Raises:
+            ValueError: ``src`` and ``dst`` name the same object (before any request), or
+                either names no object.
+            FileNotFoundError: no such source or bucket.
+            IntegrityError: a server-side copy that did not match its source twice (deleted).
+            PermissionError: access denied.
+            ObjectStoreError: any other failure of the store.
+        """
         object_uri(src, "copy")  # a bucket or a directory is not an object: say that first
         object_uri(dst, "copy")
         _check_not_same(src, dst)
@@ -1061,17 +1078,20 @@ class Client:
         of their own (SigV4 query authorization, as ``aws s3 presign``). No request is sent.
         On ``az://`` a service SAS URL signed with the account key
         (:meth:`objio.azure.AzureBackend.presign`: ``GET`` read, ``PUT`` create and write:
-        a Put Blob, sent with ``x-ms-blob-type: BlockBlob``).
+        a Put Blob, sent with ``x-ms-blob-type: BlockBlob``). On ``gs://`` a V4 signed URL
+        (``GOOG4-RSA-SHA256``, :meth:`objio.gcs.GCSBackend.presign`), signed with a service
+        account's private key.
 
         Raises:
             ValueError: no key, a file:// URI, ``expires_s`` or ``method`` out of range, an
                 unsigned client; on ``az://``: no account key configured (only a SAS token or
-                bearer tokens).
+                bearer tokens); on ``gs://``: credentials that cannot sign (anonymous, user
+                or metadata-server credentials: a service-account key file is needed).
             PermissionError: no credentials.
         """
         obj = object_uri(uri, "presign")
-        if obj.scheme not in ("s3", "az"):
-            raise ValueError(f"presign needs an s3:// or az:// URI, got {str(uri)!r}")
+        if obj.scheme not in ("s3", "az", "gs"):
+            raise ValueError(f"presign needs an s3://, az:// or gs:// URI, got {str(uri)!r}")
         if isinstance(expires_s, bool) or not isinstance(expires_s, int) \
                 or not 1 <= expires_s <= 604800:
             raise ValueError(f"expires_s must be an integer number of seconds from 1 to 604800 "
@@ -1087,7 +1107,7 @@ class Client:
                 or not older_than_s >= 0:
             raise ValueError(f"older_than_s must be a number of seconds >= 0, got {older_than_s!r}")
         obj = parse_uri(uri)
-        if obj.scheme != "s3":
+        if obj.scheme not in ("s3", "gs"):
             return []
         backend = self._backend(obj)
         uploads = await engine.list_uploads(backend, _bucket_root(obj), obj.key, self._attempts)
@@ -1107,9 +1127,13 @@ class Client:
         """Abort the multipart uploads in progress under an ``s3://bucket/prefix`` that were
         started at least ``older_than_s`` seconds ago (what crashed writers leave behind;
         ``aws s3api abort-multipart-upload`` for a whole prefix). ``dry_run`` only counts them.
-        file:// URIs have none (returns 0).
+        On ``gs://`` the composite uploads whose parts are under ``.objio-uploads/`` (their
+        destination under the prefix; started: their oldest part's creation time), aborted by
+        deleting their parts (:meth:`objio.gcs.GCSBackend.list_uploads`). file:// and az://
+        URIs have none (returns 0).
 
         Returns: the number of uploads aborted (or that would be).
+
         Raises:
             ValueError: a bad URI or ``older_than_s < 0``.
             FileNotFoundError: no such bucket.
@@ -1119,12 +1143,20 @@ class Client:
 
     def list_multipart_uploads(self, uri: URI) -> List[tuple[str, str]]:
         """(key, upload_id) of the multipart uploads in progress under an s3:// prefix (every
-        page of ListMultipartUploads, each retried on its own; file:// has none: []).
-        Raises: FileNotFoundError (no bucket), PermissionError, ObjectStoreError (code
-        ``IncompleteListing`` when the server's pages stay incomplete)."""
+        page of ListMultipartUploads, each retried on its own), or of the composite uploads
+        in progress under a gs:// prefix (their parts under ``.objio-uploads/``; key ``""``
+        for parts that do not name their destination, listed only for a whole bucket);
+        file:// and az:// have none: [].
+
+        Raises:
+            FileNotFoundError: no such bucket.
+            PermissionError: access denied.
+            ObjectStoreError: code ``IncompleteListing`` when the server's pages stay
+                incomplete.
+        """
         obj = parse_uri(uri)
         backend = self._backend(obj)
-        if obj.scheme != "s3":
+        if obj.scheme not in ("s3", "gs"):
             return []
         uploads = engine.run(engine.list_uploads(backend, _bucket_root(obj), obj.key,
                                                  self._attempts))

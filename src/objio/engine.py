@@ -1558,10 +1558,17 @@ async def copy_object(backend: Backend, src: ObjectURI, dst: ObjectURI, config: 
     (:func:`_copy_blob_once`); the copy keeps the source's metadata, so its
     ``objio_crc32c``, and is checked as above (size, stored CRC32C).
 
+    On Cloud Storage (``gs://``) the service copies with ``objects.rewrite``, sent again with
+    its ``rewriteToken`` until done (:func:`_rewrite_once`), naming the source's generation
+    (``ifSourceGenerationMatch``); the copy is checked against the source by the size and
+    CRC32C the final answer gives.
+
     Raises: FileNotFoundError (no source or no bucket), PermissionError, IntegrityError,
     ObjectStoreError."""
     t0 = time.perf_counter()
-    once = _copy_blob_once if getattr(backend, "scheme", "") == "az" else _copy_once
+    scheme = getattr(backend, "scheme", "")
+    once = _copy_blob_once if scheme == "az" else _rewrite_once if scheme == "gs" \
+        else _copy_once
     try:
         size = await once(backend, src, dst, config, source)
     except ObjectStoreError as e:
@@ -1596,16 +1603,7 @@ async def _copy_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
         if tries == 1:
             log.warning("the copy of %s to %s does not match its source (%s): copying it "
                         "again", src, dst, problem)
-    gone = "nothing was written"
-    if written:  # the destination holds the wrong copy: it must not stay
-        try:
-            await with_retries(lambda: s3.delete(dst), attempts)
-            gone = "the copy was deleted"
-        except ObjectStoreError as e:
-            gone = f"the copy could not be deleted ({e.code or e}): delete it"
-    raise IntegrityError(f"copy of {src} to {dst} failed: made twice, the copy does not match "
-                         f"the source ({problem}); {gone}", operation="CopyObject",
-                         uri=str(dst), code="CopyMismatch")
+    raise await _copy_mismatch(s3, src, dst, problem, "CopyObject", attempts, written)
 
 
 async def _copy_blob_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
@@ -1676,14 +1674,23 @@ async def _copy_blob_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
         if tries == 1:
             log.warning("the copy of %s to %s does not match its source (%s): copying it "
                         "again", src, dst, problem)
-    try:
-        await with_retries(lambda: az.delete(dst), attempts)
-        gone = "the copy was deleted"
-    except ObjectStoreError as e:
-        gone = f"the copy could not be deleted ({e.code or e}): delete it"
-    raise IntegrityError(f"copy of {src} to {dst} failed: made twice, the copy does not match "
-                         f"the source ({problem}); {gone}", operation=op, uri=str(dst),
-                         code="CopyMismatch")
+    raise await _copy_mismatch(az, src, dst, problem, op, attempts)
+
+
+async def _copy_mismatch(backend: Any, src: ObjectURI, dst: ObjectURI, problem: str | None,
+                         op: str, attempts: int, written: bool = True) -> IntegrityError:
+    """The error of a copy made twice that still does not match its source (``problem``),
+    after deleting the wrong copy at ``dst`` (when one was ``written``): it must not stay."""
+    gone = "nothing was written"
+    if written:
+        try:
+            await with_retries(lambda: backend.delete(dst), attempts)
+            gone = "the copy was deleted"
+        except ObjectStoreError as e:
+            gone = f"the copy could not be deleted ({e.code or e}): delete it"
+    return IntegrityError(f"copy of {src} to {dst} failed: made twice, the copy does not match "
+                          f"the source ({problem}); {gone}", operation=op, uri=str(dst),
+                          code="CopyMismatch")
 
 
 async def _abandon_copy(az: Any, dst: ObjectURI, copy_id: str, attempts: int) -> None:
@@ -1695,6 +1702,44 @@ async def _abandon_copy(az: Any, dst: ObjectURI, copy_id: str, attempts: int) ->
         await with_retries(lambda: az.delete(dst), attempts)
     except ObjectStoreError as e:
         log.warning("could not abort the copy to %s and delete it (%s): delete it", dst, e)
+
+
+async def _rewrite_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
+                        config: ClientConfig, source: ObjectInfo | None) -> int:
+    """One server-side copy on Cloud Storage, checked (:func:`copy_object`):
+    :meth:`objio.gcs.GCSBackend.rewrite` from the source's generation (the source's
+    metadata is read first unless ``source`` gives its generation): a source replaced
+    meanwhile raises code ``ObjectChanged``. The copy the final answer describes must have
+    the source's size and, where the source's CRC32C is known (its metadata was read), its
+    CRC32C; a copy that does not is made once more, then deleted (IntegrityError)."""
+    assert config.max_attempts
+    attempts = config.max_attempts
+    gs: Any = backend
+    info: ObjectInfo
+    if source is not None and source.etag:
+        info = source
+    else:
+        info = await with_retries(lambda: gs.head(src, checksum=True), attempts)
+    problem = None
+    for tries in (1, 2):
+        try:
+            got: ObjectInfo = await with_retries(
+                lambda: gs.rewrite(src, dst, if_source_generation=info.etag or None), attempts)
+        except AlreadyExistsError as e:  # 412: the source's generation is not the one named
+            if not info.etag:
+                raise
+            raise _source_changed(src, dst, "RewriteObject", info.etag) from e
+        full = info.crc32c
+        if got.size != info.size:
+            problem = f"it has {got.size} bytes, the source {info.size}"
+        elif full is not None and got.crc32c is not None and got.crc32c != full:
+            problem = f"its CRC32C is {got.crc32c:#010x}, the source's {full:#010x}"
+        else:
+            return info.size
+        if tries == 1:
+            log.warning("the copy of %s to %s does not match its source (%s): copying it "
+                        "again", src, dst, problem)
+    raise await _copy_mismatch(gs, src, dst, problem, "RewriteObject", attempts)
 
 
 async def _check_copy(s3: Any, dst: ObjectURI, info: ObjectInfo, attempts: int,

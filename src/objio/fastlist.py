@@ -511,15 +511,17 @@ async def stream_fast(backend: Any, bucket_uri: ObjectURI, prefix: str, *,
     other order, the listing goes on from the last key yielded in the other order, then
     sequentially; nothing yielded is taken back or repeated.
 
-    Runs on the engine loop. For ``file://`` (no request latency to hide) it is the plain
-    listing. ``stats``, if given, receives ``requests`` (ListObjectsV2 requests in all) and
+    Runs on the engine loop. ``s3://`` and ``gs://`` (Cloud Storage's objects.list: a
+    range starts with ``startOffset``, see :meth:`objio.gcs.GCSBackend.list_page`); for
+    ``file://`` (no request latency to hide) and ``az://`` it is the plain listing.
+    ``stats``, if given, receives ``requests`` (ListObjectsV2 requests in all) and
     ``order`` (``"bytes"``, ``"path"`` or ``"sequential"``: how the listing ended).
     Raises: as a sequential listing (FileNotFoundError for a missing bucket, PermissionError,
     ObjectStoreError); ValueError for ``max_in_flight < 1``.
     """
     if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
         raise ValueError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
-    if bucket_uri.scheme != "s3":
+    if bucket_uri.scheme not in ("s3", "gs"):
         async with contextlib.aclosing(engine.list_pages(
                 backend, bucket_uri, prefix, page_size=page_size, attempts=attempts)) as pages:
             async for page in pages:

@@ -479,11 +479,13 @@ def run_copy_each(client: Any, items: Iterable[CopyItem], *, max_in_flight: int 
 
 
 def _server_side(item: CopyItem) -> bool:
-    """Whether the store copies ``item`` itself (both ends s3://, or both az:// of one
-    account: see :meth:`objio.Client.copy_many`)."""
+    """Whether the store copies ``item`` itself (both ends s3://, both gs://, or both az://
+    of one account: see :meth:`objio.Client.copy_many`)."""
     if item.src.startswith("s3://") and item.dst.startswith("s3://"):
         return True
     a, b = parse_uri(item.src), parse_uri(item.dst)
+    if a.scheme == b.scheme == "gs":
+        return True
     return a.scheme == b.scheme == "az" and a.account == b.account
 
 

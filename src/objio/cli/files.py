@@ -373,11 +373,13 @@ def cmd_rm(args: argparse.Namespace) -> int:
     say = _say(args)
     dry = "(dryrun) " if args.dryrun else ""
     if args.incomplete_uploads:
-        if obj.scheme != "s3":
-            raise ValueError(f"--incomplete-uploads takes an s3://bucket/prefix, got {args.uri!r}")
+        if obj.scheme not in ("s3", "gs"):
+            raise ValueError(f"--incomplete-uploads takes an s3://bucket/prefix or "
+                             f"gs://bucket/prefix, got {args.uri!r}")
         uploads = client.list_multipart_uploads(args.uri)
         for key, upload_id in uploads:
-            say(f"{dry}abort: s3://{obj.bucket}/{key} (upload {upload_id})")
+            where = key or "(destination not recorded)"
+            say(f"{dry}abort: {obj.scheme}://{obj.bucket}/{where} (upload {upload_id})")
         n = client.abort_multipart_uploads(args.uri, args.older_than, dry_run=args.dryrun)
         if args.json:
             print(json.dumps({"aborted": 0 if args.dryrun else n, "found": len(uploads)}))
@@ -668,7 +670,8 @@ def register(sub: Any) -> None:
                    help="print what would be deleted; delete nothing")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     p.add_argument("--incomplete-uploads", action="store_true",
-                   help="abort the incomplete multipart uploads under the s3:// prefix")
+                   help="abort the incomplete multipart uploads under the s3:// prefix "
+                        "(gs://: objio's composite uploads, parts under .objio-uploads/)")
     p.add_argument("--older-than", type=parse_duration, default=0.0, metavar="AGE",
                    help="only objects last modified (with --incomplete-uploads: uploads "
                         "started) at least AGE ago: 30s, 15m, 12h, 1d, 2w; a bare number is "
@@ -694,11 +697,13 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("presign", help="a URL that gives access to one object for a while",
                        description="Print a presigned URL (SigV4 query authorization; on "
-                                   "az://, a service SAS signed with the account key) with "
+                                   "az://, a service SAS signed with the account key; on "
+                                   "gs://, a V4 signed URL signed with a service account's "
+                                   "key) with "
                                    "which anyone can GET (or PUT) the object until it "
                                    "expires, as aws s3 presign. No request is sent.")
     add_global_flags(p)
-    p.add_argument("uri", help="s3://bucket/key or az://container/blob")
+    p.add_argument("uri", help="s3://bucket/key, az://container/blob or gs://bucket/object")
     p.add_argument("--expires-in", type=int, default=3600, metavar="SECONDS",
                    help="seconds the URL stays valid, 1 to 604800 (default 3600)")
     p.add_argument("--method", default="GET", choices=["GET", "PUT"],

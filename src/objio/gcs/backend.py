@@ -41,6 +41,7 @@ Errors are raised already translated (:func:`objio.errors.gcs_error_from_respons
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import re
@@ -50,7 +51,7 @@ from urllib.parse import quote, urlsplit
 
 from .. import oplog
 from .._crc32c import from_base64, to_base64
-from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum
+from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum, UploadInfo
 from ..config import ClientConfig
 from ..errors import IntegrityError, ObjectStoreError, gcs_error_from_response
 from ..s3.backend import (
@@ -71,6 +72,8 @@ from .auth import Token, credentials_for
 
 #: Where the parts of a composite upload live while it is in progress (in the object's bucket).
 UPLOADS_PREFIX = ".objio-uploads/"
+#: The custom metadata of a part that names the object its upload writes.
+UPLOAD_KEY_META = "objio-upload-key"
 #: Cloud Storage limits: sources of one compose request; calls in one batch request.
 COMPOSE_MAX = 32
 BATCH_MAX = 100
@@ -79,6 +82,7 @@ DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 EMULATOR_PROJECT = "objio"
 
 log = logging.getLogger("objio.gcs")
+_ABORTED_KEPT = 4096
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _HASH_CRC = re.compile(r"crc32c=([A-Za-z0-9+/]{6}==)")
 _LIST_FIELDS = "items(name,size,updated,generation,md5Hash,crc32c),prefixes,nextPageToken"
@@ -135,6 +139,10 @@ class GCSBackend:
         self._netloc = parts.netloc
         self._base = parts.path.rstrip("/")
         self._checksums = bool(config.checksums)
+        #: upload id -> its part requests in flight (see :meth:`upload_part`).
+        self._parts_in_flight: dict[str, set[asyncio.Future[Any]]] = {}
+        #: the upload ids aborted through this backend, newest last (at most _ABORTED_KEPT).
+        self._aborted: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._http = HTTPClient.for_config(self._http_scheme, config, "REQUESTS_CA_BUNDLE")
         self._oplog: oplog.OpLog | None = oplog.get(config.op_log) if config.op_log else None
 
@@ -226,6 +234,26 @@ class GCSBackend:
                                    retryable=True)
         return res
 
+    # ----------------------------------------------------------------------------- presign
+    def presign(self, obj: ObjectURI, method: str, expires_s: int, *,
+                now: Any = None) -> str:
+        """A V4 signed URL (``GOOG4-RSA-SHA256``, :mod:`objio.gcs.sign`) for ``method`` (GET
+        or PUT) on ``obj``, valid ``expires_s`` seconds from ``now`` (a timezone-aware
+        datetime; default: the current time): path-style at this backend's endpoint
+        (``storage.googleapis.com``, or the configured ``gcs_endpoint_url``'s host). Signed
+        by the credentials' private key (a service-account file); no request is sent.
+
+        Raises:
+            ValueError: credentials that cannot sign (anonymous, user credentials,
+                metadata-server credentials), ``expires_s`` out of 1..604800.
+            PermissionError: no application default credentials found.
+        """
+        from .sign import signed_url
+
+        creds = self._token.credentials if self._token is not None else None
+        return signed_url(creds, method, self._http_scheme, self._netloc, obj.bucket, obj.key,
+                          expires_s, base_path=self._base, now=now)
+
     # ----------------------------------------------------------------------------- objects
     async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,
                   if_match: str | None = None, into: memoryview | None = None,
@@ -283,14 +311,16 @@ class GCSBackend:
                                (("fields", _OBJECT_FIELDS),))
         return _info(obj.key, res, checksum)
 
-    def _upload_body(self, name: str, data: Any,
-                     crc: int | None) -> tuple[tuple[Any, ...], str]:
+    def _upload_body(self, name: str, data: Any, crc: int | None,
+                     metadata: dict[str, str] | None = None) -> tuple[tuple[Any, ...], str]:
         """The multipart/related body of an upload (metadata, then the bytes, not copied)
-        and its content type."""
+        and its content type; ``metadata``: the object's custom metadata."""
         boundary = "objio-" + uuid.uuid4().hex
         meta: dict[str, Any] = {"name": name, "contentType": "application/octet-stream"}
         if crc is not None:
             meta["crc32c"] = to_base64(crc)
+        if metadata:
+            meta["metadata"] = metadata
         head = (f"--{boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n"
                 f"{json.dumps(meta)}\r\n--{boundary}\r\ncontent-type: "
                 "application/octet-stream\r\n\r\n").encode()
@@ -300,9 +330,10 @@ class GCSBackend:
 
     async def _upload(self, op: str, obj: ObjectURI, data: Any, *,
                       if_generation_match: str | None = None,
-                      checksum_crc32c: int | None = None) -> dict[str, Any]:
+                      checksum_crc32c: int | None = None,
+                      metadata: dict[str, str] | None = None) -> dict[str, Any]:
         uri = str(obj)
-        body, ctype = self._upload_body(obj.key, data, checksum_crc32c)
+        body, ctype = self._upload_body(obj.key, data, checksum_crc32c, metadata)
         params = [("uploadType", "multipart"), ("fields", _OBJECT_FIELDS)]
         if if_generation_match is not None:
             params.append(("ifGenerationMatch", if_generation_match))
@@ -400,6 +431,49 @@ class GCSBackend:
             await self.head_bucket(bucket_uri)
         return failed
 
+    # ----------------------------------------------------------------------------- copy
+    async def rewrite(self, src: ObjectURI, dst: ObjectURI, *,
+                      if_source_generation: str | None = None) -> ObjectInfo:
+        """Copy ``src`` to ``dst`` inside Cloud Storage (``objects.rewrite``: no byte through
+        the client), sending the request again with the ``rewriteToken`` of each answer
+        until the answer says ``done`` (Cloud Storage copies large objects, or across
+        locations or storage classes, in several calls). ``if_source_generation``: only from
+        that generation of the source (``ifSourceGenerationMatch``; a source replaced since
+        raises FileExistsError, 412). Returns the copy as the final answer's ``resource``
+        describes it (size, generation as ``etag``, its CRC32C in ``crc32c``/``stored``).
+
+        Raises: FileNotFoundError (no source or no bucket), FileExistsError (the source's
+        generation changed), PermissionError, ObjectStoreError (``BadResponse``: an answer
+        without the copy's resource, or a ``rewriteToken`` that does not move: retryable).
+        """
+        uri = str(dst)
+        path = (self._object_path(src.bucket, src.key) + "/rewriteTo"
+                + self._object_path(dst.bucket, dst.key)[len(self._base)
+                                                         + len("/storage/v1"):])
+        base: list[tuple[str, str]] = []
+        if if_source_generation and if_source_generation.isdigit():
+            base.append(("ifSourceGenerationMatch", if_source_generation))
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            params = base + ([("rewriteToken", token)] if token else [])
+            res = await self._json("RewriteObject", uri, "POST", path, params, {})
+            if res.get("done"):
+                resource = res.get("resource")
+                if not isinstance(resource, dict) or not str(resource.get("size", "")).isdigit():
+                    raise ObjectStoreError(
+                        f"RewriteObject {src} to {uri} failed: the final answer does not "
+                        "describe the copy", operation="RewriteObject", uri=uri,
+                        code="BadResponse", retryable=True)
+                return _info(dst.key, resource, True)
+            token = res.get("rewriteToken") or None
+            if not isinstance(token, str) or token in seen:
+                raise ObjectStoreError(
+                    f"RewriteObject {src} to {uri} failed: the answer is not done and has "
+                    f"{'the same' if token else 'no'} rewriteToken", operation="RewriteObject",
+                    uri=uri, code="BadResponse", retryable=True)
+            seen.add(token)
+
     # ----------------------------------------------------------------------------- composite
     async def create_multipart(self, obj: ObjectURI, *, checksum: str | None = None,
                                checksum_type: str | None = None) -> str:
@@ -420,10 +494,32 @@ class GCSBackend:
     async def upload_part(self, obj: ObjectURI, upload_id: str, part_number: int, data: Any, *,
                           checksum_crc32c: int | None = None) -> str:
         """Upload part ``part_number`` as the object ``.objio-uploads/<upload_id>/<NNNNN>``
-        (with its CRC32C, checked as by :meth:`put`); returns its generation (the part's
-        "ETag" for :meth:`complete_multipart`)."""
-        res = await self._upload("UploadPart", self._part(obj, upload_id, part_number), data,
-                                 checksum_crc32c=checksum_crc32c)
+        (with its CRC32C, checked as by :meth:`put`, and the destination's key in its
+        custom metadata ``objio-upload-key``, which :meth:`list_uploads` reads); returns its
+        generation (the part's "ETag" for :meth:`complete_multipart`)."""
+        # A part is an object: a request cancelled after its body was sent may still create
+        # it (the server does not know the client left), after an abort deleted the parts.
+        # So the request runs on when its caller is cancelled, and abort_multipart waits for
+        # it first (:attr:`_parts_in_flight`); a part of an upload aborted already is not
+        # sent (NoSuchUpload, as S3 answers).
+        if upload_id in self._aborted:
+            raise gcs_error_from_response("UploadPart", str(obj), 404, b"",
+                                          not_found="NoSuchUpload")
+        req = asyncio.ensure_future(self._upload(
+            "UploadPart", self._part(obj, upload_id, part_number), data,
+            checksum_crc32c=checksum_crc32c, metadata={UPLOAD_KEY_META: obj.key}))
+        pending = self._parts_in_flight.setdefault(upload_id, set())
+        pending.add(req)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            pending.discard(f)
+            if not pending and self._parts_in_flight.get(upload_id) is pending:
+                del self._parts_in_flight[upload_id]
+            if not f.cancelled():
+                f.exception()  # (retrieved: the caller may be gone)
+
+        req.add_done_callback(done)
+        res = await asyncio.shield(req)
         return str(res.get("generation") or "")
 
     async def _compose(self, obj: ObjectURI, sources: Sequence[tuple[str, str]],
@@ -485,10 +581,18 @@ class GCSBackend:
 
     async def abort_multipart(self, obj: ObjectURI, upload_id: str) -> None:
         """Delete every object of the upload (its parts and intermediate composites, under
-        ``.objio-uploads/<upload_id>/``); the object itself is not touched. Sending it again
-        is harmless."""
+        ``.objio-uploads/<upload_id>/``), once the part requests of this backend still in
+        flight for it have ended (their callers may have been cancelled: see
+        :meth:`upload_part`); the object itself is not touched. Parts of it sent through
+        this backend afterwards are refused (NoSuchUpload). Sending it again is harmless."""
         if not _UPLOAD_ID.match(upload_id):
             raise ValueError(f"not a GCS composite upload id of objio: {upload_id!r}")
+        self._aborted[upload_id] = None
+        while len(self._aborted) > _ABORTED_KEPT:
+            self._aborted.popitem(last=False)
+        pending = self._parts_in_flight.get(upload_id)
+        if pending:  # part requests whose callers were cancelled: let them land first
+            await asyncio.wait(set(pending))
         root = obj.with_key("")
         keys: list[str] = []
         async for page in self.list_pages(root, f"{UPLOADS_PREFIX}{upload_id}/"):
@@ -501,6 +605,55 @@ class GCSBackend:
                     f"AbortMultipartUpload {obj} failed: {len(failed)} parts not deleted, "
                     f"first {key}: {msg}", operation="AbortMultipartUpload", uri=str(obj),
                     code=code, retryable=code in ("SlowDown", "InternalError"))
+
+    async def list_uploads(self, bucket_uri: ObjectURI, prefix: str = "") -> list[UploadInfo]:
+        """The composite uploads in progress whose object's key starts with ``prefix``: one
+        per upload id found under ``.objio-uploads/`` (every page of that listing, no
+        retries: :func:`objio.engine.list_uploads` retries it whole). ``key``: the
+        destination named by the parts' ``objio-upload-key`` metadata (``""`` when no part
+        names it: parts written by objio before it kept the key, or only intermediate
+        composites left; those are listed only for an empty ``prefix``); ``initiated``: the
+        creation time of its oldest object (epoch seconds). Raises FileNotFoundError (no
+        bucket), PermissionError, ObjectStoreError (``IncompleteListing``: a page that is not
+        whole JSON, or a token that does not move)."""
+        uri = str(bucket_uri.with_key(UPLOADS_PREFIX))
+        found: dict[str, list[Any]] = {}  # upload id -> [key, oldest]
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            params = [("prefix", UPLOADS_PREFIX), ("maxResults", "1000"),
+                      ("fields", "items(name,timeCreated,metadata),nextPageToken")]
+            if token:
+                params.append(("pageToken", token))
+            _, _, payload = await self._simple("ListMultipartUploads", uri, "GET",
+                                               self._bucket_path(bucket_uri.bucket) + "/o",
+                                               params, not_found="NoSuchBucket")
+            try:
+                doc = json.loads(payload)
+                items = doc.get("items") or []
+                token = doc.get("nextPageToken") or None
+                for it in items:
+                    upload_id = str(it["name"])[len(UPLOADS_PREFIX):].split("/", 1)[0]
+                    if not _UPLOAD_ID.match(upload_id):
+                        continue
+                    key = (it.get("metadata") or {}).get(UPLOAD_KEY_META)
+                    when = _parse_iso_date(it.get("timeCreated"))
+                    entry = found.setdefault(upload_id, ["", when])
+                    if isinstance(key, str) and key:
+                        entry[0] = key
+                    entry[1] = min(entry[1], when)
+            except (ValueError, AttributeError, KeyError, TypeError) as e:
+                raise _incomplete("ListMultipartUploads", uri,
+                                  f"not a whole object list: {e}") from e
+            if token is None:
+                break
+            if token in seen:
+                raise _incomplete("ListMultipartUploads", uri,
+                                  f"the page token {token!r} came back again")
+            seen.add(token)
+        return [UploadInfo(key, upload_id, when)
+                for upload_id, (key, when) in sorted(found.items(), key=lambda e: e[1][0])
+                if key.startswith(prefix) and (key or not prefix)]
 
     # ----------------------------------------------------------------------------- listing
     async def list_page(self, bucket_uri: ObjectURI, prefix: str = "",
