@@ -136,7 +136,11 @@ class Access:
                               "sas_token": cfg.azure_sas_token,
                               "endpoint_url": cfg.azure_endpoint_url} if scheme == "az" else None,
                        gcs={"endpoint_url": cfg.gcs_endpoint_url,
-                            "credentials": cfg.gcs_credentials} if scheme == "gs" else None)
+                            # objio's rule: an endpoint of its own (an emulator) and no
+                            # credentials given is anonymous (objio.gcs.auth.credentials_for)
+                            "credentials": cfg.gcs_credentials or (
+                                "anonymous" if cfg.gcs_endpoint_url else None)}
+                       if scheme == "gs" else None)
         if scheme != "s3":
             raise ValueError(f"peers reach s3://, az:// or gs:// stores, not {scheme}://")
         unsigned = bool(over.get("unsigned", cfg.unsigned))
@@ -565,7 +569,7 @@ class Obstore(Library):
         creds = g.get("credentials")
         if creds == "anonymous":
             kwargs["skip_signature"] = True
-        elif creds:
+        elif creds and creds != "default":
             kwargs["service_account"] = creds
         return GCSStore(bucket, **kwargs)
 
