@@ -18,7 +18,11 @@ machine noise hits every tool alike. Each tool's result is the median over epoch
 A peer that is not installed, or fails, is reported as skipped with a one-line reason.
 
 Without a URI the CLI starts an embedded SeaweedFS server (:class:`objio.server.LocalS3Server`)
-on loopback, so the numbers then measure the client stack plus a local server, not a network.
+on loopback, so the numbers then measure the client stack plus a local server, not a network;
+``--server azure|gcs`` starts Azurite or fake-gcs-server instead (``az://``, ``gs://``: only
+obstore among the peers reaches them, through its AzureStore / GCSStore). With a server on
+this machine, each tool's get runs also report the server's CPU (``server_cpu_s``,
+``server_cpu_ms_per_mib``), from its ``cpu_seconds()``.
 
 Python API: :func:`run_bench` returns the report as a JSON-ready dict; :func:`print_report`
 renders it. The command line (``objio bench``, ``python -m objio.bench``) is
@@ -140,7 +144,8 @@ def run_bench(
 
     Args:
         client: the objio client to benchmark (its config also tells peers where to go).
-        prefix_uri: ``s3://bucket/prefix`` (the bucket must exist); objects are written as
+        prefix_uri: ``s3://bucket/prefix``, ``az://container/prefix`` or
+            ``gs://bucket/prefix`` (the bucket must exist); objects are written as
             ``prefix/object_{i}_of_{num}.dat``, overwriting same-named objects.
         num: number of objects (>= 1).
         size: bytes per object (an int or a string such as ``"128KiB"``; NPZ/TFRECORD/HDF5
@@ -167,10 +172,12 @@ def run_bench(
             objects); ``get`` is the get phase; the others (and ``put``, named with
             ``compare``) run ``epochs`` interleaved rounds of objio and every peer that has the
             operation, reported in ``ops``.
-        local_server: the :class:`objio.server.LocalS3Server` the client talks to, when it
-            runs on this machine (the CLI's embedded server): each operation run then starts
-            with the page cache's dirty pages written back (see :func:`objio.bench.ops.run_ops`)
-            and reports the server's CPU per operation (``server_cpu_ms_per_op``).
+        local_server: the local server the client talks to, when it runs on this machine
+            (the CLI's embedded LocalS3Server, LocalAzureServer or LocalGCSServer): each
+            operation run then starts with the page cache's dirty pages written back (see
+            :func:`objio.bench.ops.run_ops`) and reports the server's CPU per operation
+            (``server_cpu_ms_per_op``), and every get run the server's CPU
+            (``server_cpu_s``, ``server_cpu_ms_per_mib``).
 
     Returns:
         ``{"config", "server", "phases": {"put", "get": {"epochs", "summary"}}, "compare",

@@ -1,7 +1,9 @@
 """Single-object streaming benchmark: objio's file-like reader and writer against boto3 and
-obstore, on an embedded LocalS3Server, in the same run.
+obstore, on an embedded LocalS3Server (or, with ``--server azure|gcs``, Azurite or
+fake-gcs-server: obstore's AzureStore / GCSStore, no boto3), in the same run.
 
-    objio bench stream [--size 1GiB] [--rounds 3] [--chunk 8MiB] [--json FILE]
+    objio bench stream [--size 1GiB] [--rounds 3] [--chunk 8MiB] [--server s3|azure|gcs]
+                       [--json FILE]
 
 Operations (each run in a fresh forked process, rounds interleaved between libraries):
 
@@ -14,8 +16,8 @@ Operations (each run in a fresh forked process, rounds interleaved between libra
 Each library's import and client construction happen before the timer starts; the timed part
 is the transfer, including connection setup. The order of the libraries rotates each round.
 Reported per run: MiB/s, client CPU seconds (user + system of the process: all threads), the
-server's CPU seconds over the same time, and peak RSS growth during the run (MiB). The
-summary gives medians and objio/peer ratios.
+server's CPU seconds over the same time, both also per MiB (ms), and peak RSS growth during
+the run (MiB). The summary gives medians and objio/peer ratios.
 Every library is set up through its adapter in :mod:`objio.bench.peers`; obstore and boto3 are
 imported only inside the forked children (obstore is not fork-safe).
 """

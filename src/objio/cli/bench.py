@@ -597,7 +597,8 @@ def configure_stream_parser(parser: argparse.ArgumentParser) -> argparse.Argumen
     parser.description = (
         "One large object written and read through file-like streams by objio "
         "(objio.open), boto3 (upload_fileobj/download_fileobj) and obstore, each run in a "
-        "fresh forked process on an embedded LocalS3Server, rounds interleaved.")
+        "fresh forked process on an embedded LocalS3Server (--server azure|gcs: Azurite or "
+        "fake-gcs-server, objio vs obstore), rounds interleaved.")
     parser.add_argument("--size", default="1GiB", help="object size (default 1GiB)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, interleaved (default 3)")
     parser.add_argument("--chunk", default="8MiB", help="bytes per read/write call (default 8MiB)")
