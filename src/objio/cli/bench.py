@@ -119,7 +119,7 @@ class _Target:
         uri = getattr(args, "uri", None)
         kind = getattr(args, "server", None)
         if uri is None:
-            self.server, client = start_embedded(kind or "s3")
+            self.server, client = start_embedded(kind) if kind else start_embedded()
             self.client = client
             self.kind = kind or "s3"
             scheme = EMBEDDED_SERVERS[self.kind][0]
