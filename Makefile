@@ -50,7 +50,8 @@ demo: install-demo
 test: install-dev
 	$(PY) -m pytest -q
 
-## make bench: objio against its peers (same objects, same run), results in bench-results/
+## make bench: objio against its peers (same objects, same run), results in bench-results/;
+## on S3 (SeaweedFS) and on the Azure and GCS emulators (Azurite, fake-gcs-server) vs obstore
 bench: install-dev
 	mkdir -p bench-results
 	$(VENV)/bin/objio bench --compare --num 1000 --size 128KiB --max-in-flight 64 --epochs 5 --json bench-results/small.json
@@ -61,6 +62,11 @@ bench: install-dev
 	$(VENV)/bin/objio bench --compare s3dlio --op gen --num 128 --size 4KiB --epochs 3 --json bench-results/gen-put.json
 	$(VENV)/bin/objio gen file:///tmp/objio-gen-measure --measure --json bench-results/gen-speed.json
 	$(VENV)/bin/objio bench stream --size 1GiB --rounds 3 --json bench-results/io.json
+	for srv in azure gcs; do \
+	  $(VENV)/bin/objio bench --server $$srv --compare obstore --num 1000 --size 128KiB --max-in-flight 64 --epochs 5 --json bench-results/$$srv-small.json || exit 1; \
+	  $(VENV)/bin/objio bench --server $$srv --compare obstore --num 32 --size 16MiB --max-in-flight 16 --epochs 5 --json bench-results/$$srv-large.json || exit 1; \
+	  $(VENV)/bin/objio bench stream --server $$srv --ops read --size 1GiB --rounds 5 --json bench-results/$$srv-stream.json || exit 1; \
+	done
 	$(VENV)/bin/objio bench --throughput --size 128KiB --num 2048 --epochs 5 --json bench-results/torch-small.json
 	$(VENV)/bin/objio bench --throughput --size 16MiB --num 256 --epochs 5 --json bench-results/torch-large.json
 	$(VENV)/bin/objio bench --workload cosmoflow --compare s3torchconnector --epochs 3 --json bench-results/train-cosmoflow.json

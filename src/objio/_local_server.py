@@ -167,6 +167,21 @@ class LocalProcessServer:
                         f"(last probe of {url}: {last})")
             time.sleep(0.1)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds (user + system) used so far by the server's processes: every live
+        process of its process group (the server runs in a session of its own), from
+        ``/proc/<pid>/stat`` (Linux); None where ``/proc`` is not there. Benchmarks take the
+        difference over a run to report the emulator's CPU per MiB beside the client's (both
+        share this machine's cores), as :meth:`objio.server.LocalS3Server.cpu_seconds` does.
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
+        proc = self._proc
+        if proc is None or not self.running:
+            raise RuntimeError(f"{type(self).__name__} is not running; call start() first")
+        return _group_cpu_seconds(proc.pid)
+
     def stop(self) -> None:
         """Stop the server (SIGTERM, :attr:`stop_grace_s` seconds, SIGKILL of its process
         group, reaped) and remove its temporary directory. Safe to call more than once."""
@@ -176,3 +191,23 @@ class LocalProcessServer:
             self._resources = None
             if finalizer is not None:
                 finalizer()
+
+
+def _group_cpu_seconds(pgid: int) -> float | None:
+    """User + system CPU seconds of the live processes of process group ``pgid``, from
+    ``/proc`` (None where there is no ``/proc``)."""
+    if not os.path.isdir("/proc"):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # fields after the command
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 12 and fields[2] == str(pgid):  # fields[2]: the process group
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total

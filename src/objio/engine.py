@@ -122,6 +122,9 @@ class _Engine:
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.backends: dict[tuple[str, ClientConfig], Backend] = {}
+        # the backend found last, by the identity of its config: a lookup in ``backends``
+        # hashes and compares every field of the config, on every request
+        self.last: tuple[str, ClientConfig, Backend] | None = None
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         loop = self.loop
@@ -183,6 +186,7 @@ def shutdown(timeout_s: float = 5.0) -> None:
         return
     backends = builtins_list(eng.backends.values())
     eng.backends.clear()
+    eng.last = None
 
     async def close_all() -> None:
         # Tasks the caller left behind (a reader's cancelled prefetch, a clean-up whose
@@ -290,9 +294,15 @@ def backend_for(obj: ObjectURI, config: ClientConfig) -> Backend:
     if obj.account and obj.account != config.azure_account:
         config = dataclasses.replace(config, azure_account=obj.account, azure_account_key=None,
                                      azure_sas_token=None, azure_endpoint_url=None)
+    eng = _engine
+    last = eng.last
+    if last is not None and last[1] is config and last[0] == obj.scheme:
+        return last[2]
     key = (obj.scheme, config)
     b = _engine.backends.get(key)
-    if b is None:
+    if b is not None:
+        eng.last = (obj.scheme, config, b)
+    else:
         with _engine.lock:
             b = _engine.backends.get(key)
             if b is None:
@@ -319,6 +329,7 @@ def backend_for(obj: ObjectURI, config: ClientConfig) -> Backend:
 
                     b = oplog.LoggedBackend(b, oplog.get(config.op_log))
                 _engine.backends[key] = b
+            eng.last = (obj.scheme, config, b)
     return b
 
 

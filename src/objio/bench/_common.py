@@ -130,21 +130,56 @@ def environment(libraries: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def start_embedded() -> tuple[Any, Any]:
-    """Start the embedded LocalS3Server and return it with an :class:`objio.Client` whose
-    bucket :data:`DEFAULT_BUCKET` exists.
+EMBEDDED_SERVERS: dict[str, tuple[str, str]] = {
+    "s3": ("s3", "S3 server (SeaweedFS)"),
+    "azure": ("az", "Azure emulator (Azurite)"),
+    "gcs": ("gs", "GCS emulator (fake-gcs-server)"),
+}
+"""The embedded servers a benchmark can start (``--server``): kind -> (URI scheme, what it
+is, for messages)."""
 
-    Raises: OSError (with the server's reason) if it cannot start."""
+
+def start_embedded(kind: str = "s3") -> tuple[Any, Any]:
+    """Start an embedded local server and return it with an :class:`objio.Client` for it whose
+    bucket (container) :data:`DEFAULT_BUCKET` exists: ``kind`` ``s3`` is
+    :class:`objio.server.LocalS3Server`, ``azure`` :class:`objio.azure_server.LocalAzureServer`
+    (Azurite), ``gcs`` :class:`objio.gcs_server.LocalGCSServer` (fake-gcs-server). The URI
+    scheme of its objects is ``EMBEDDED_SERVERS[kind][0]``.
+
+    Raises:
+        ValueError: ``kind`` is not one of :data:`EMBEDDED_SERVERS`.
+        OSError: the server cannot start (with its reason; FileNotFoundError when it is not
+            installed).
+    """
     from ..api import Client
-    from ..server import LocalS3Server
 
-    server = LocalS3Server()
+    if kind not in EMBEDDED_SERVERS:
+        raise ValueError(f"unknown embedded server {kind!r}; choose from "
+                         f"{', '.join(EMBEDDED_SERVERS)}")
+    scheme, what = EMBEDDED_SERVERS[kind]
+    server: Any
+    if kind == "azure":
+        from ..azure_server import LocalAzureServer
+
+        server = LocalAzureServer()
+    elif kind == "gcs":
+        from ..gcs_server import LocalGCSServer
+
+        server = LocalGCSServer()
+    else:
+        from ..server import LocalS3Server
+
+        server = LocalS3Server()
     try:
         server.start()
     except RuntimeError as e:
-        raise OSError(f"could not start the embedded S3 server: {one_line(e)}") from None
-    client = Client(server.config)
-    client.create_bucket(f"s3://{DEFAULT_BUCKET}", exist_ok=True)
+        raise OSError(f"could not start the embedded {what}: {one_line(e)}") from None
+    try:
+        client = Client(server.config)
+        client.create_bucket(f"{scheme}://{DEFAULT_BUCKET}", exist_ok=True)
+    except BaseException:
+        server.stop()
+        raise
     return server, client
 
 

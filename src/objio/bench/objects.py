@@ -18,7 +18,11 @@ machine noise hits every tool alike. Each tool's result is the median over epoch
 A peer that is not installed, or fails, is reported as skipped with a one-line reason.
 
 Without a URI the CLI starts an embedded SeaweedFS server (:class:`objio.server.LocalS3Server`)
-on loopback, so the numbers then measure the client stack plus a local server, not a network.
+on loopback, so the numbers then measure the client stack plus a local server, not a network;
+``--server azure|gcs`` starts Azurite or fake-gcs-server instead (``az://``, ``gs://``: only
+obstore among the peers reaches them, through its AzureStore / GCSStore). With a server on
+this machine, each tool's get runs also report the server's CPU (``server_cpu_s``,
+``server_cpu_ms_per_mib``), from its ``cpu_seconds()``.
 
 Python API: :func:`run_bench` returns the report as a JSON-ready dict; :func:`print_report`
 renders it. The command line (``objio bench``, ``python -m objio.bench``) is
@@ -28,7 +32,7 @@ renders it. The command line (``objio bench``, ``python -m objio.bench``) is
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
@@ -140,7 +144,8 @@ def run_bench(
 
     Args:
         client: the objio client to benchmark (its config also tells peers where to go).
-        prefix_uri: ``s3://bucket/prefix`` (the bucket must exist); objects are written as
+        prefix_uri: ``s3://bucket/prefix``, ``az://container/prefix`` or
+            ``gs://bucket/prefix`` (the bucket must exist); objects are written as
             ``prefix/object_{i}_of_{num}.dat``, overwriting same-named objects.
         num: number of objects (>= 1).
         size: bytes per object (an int or a string such as ``"128KiB"``; NPZ/TFRECORD/HDF5
@@ -167,10 +172,12 @@ def run_bench(
             objects); ``get`` is the get phase; the others (and ``put``, named with
             ``compare``) run ``epochs`` interleaved rounds of objio and every peer that has the
             operation, reported in ``ops``.
-        local_server: the :class:`objio.server.LocalS3Server` the client talks to, when it
-            runs on this machine (the CLI's embedded server): each operation run then starts
-            with the page cache's dirty pages written back (see :func:`objio.bench.ops.run_ops`)
-            and reports the server's CPU per operation (``server_cpu_ms_per_op``).
+        local_server: the local server the client talks to, when it runs on this machine
+            (the CLI's embedded LocalS3Server, LocalAzureServer or LocalGCSServer): each
+            operation run then starts with the page cache's dirty pages written back (see
+            :func:`objio.bench.ops.run_ops`) and reports the server's CPU per operation
+            (``server_cpu_ms_per_op``), and every get run the server's CPU
+            (``server_cpu_s``, ``server_cpu_ms_per_mib``).
 
     Returns:
         ``{"config", "server", "phases": {"put", "get": {"epochs", "summary"}}, "compare",
@@ -207,9 +214,7 @@ def run_bench(
             "max_in_flight": max_in_flight, "epochs": epochs, "compare": compare,
             "peers": peer_names, "seed": seed, "keep": keep, "ops": op_names,
         },
-        "server": (", ".join(cfg.endpoint_urls) or f"AWS S3 ({cfg.region})")
-        if prefix.scheme == "s3"
-        else "local files",
+        "server": _server_name(cfg, prefix.scheme),
         "phases": {},
         "compare": {},
         "ops": {},
@@ -228,7 +233,9 @@ def run_bench(
             if "get" in op_names:
                 _get_phases(client, prefix, uris, report, prog, epochs=epochs,
                             max_in_flight=max_in_flight, peer_names=peer_names,
-                            peer_credentials=peer_credentials, latency_samples=latency_samples)
+                            peer_credentials=peer_credentials, latency_samples=latency_samples,
+                            server_cpu=None if local_server is None
+                            else getattr(local_server, "cpu_seconds", None))
         # put is compared only when asked for by name (the default put+get is today's run)
         measured = [op for op in op_names if op != "put" or ops is not None]
         report["ops"] = run_ops(client, prefix, measured, num=num, size=size_b,
@@ -254,6 +261,27 @@ def run_bench(
     return report
 
 
+def _server_name(cfg: Any, scheme: str) -> str:
+    """The store of a run, for the report: its endpoint(s), or what it is."""
+    if scheme == "s3":
+        return ", ".join(cfg.endpoint_urls) or f"AWS S3 ({cfg.region})"
+    if scheme == "az":
+        return cfg.azure_endpoint_url or f"Azure Blob Storage ({cfg.azure_account})"
+    if scheme == "gs":
+        return cfg.gcs_endpoint_url or "Google Cloud Storage"
+    return "local files"
+
+
+def _server_cpu_stats(stats: dict[str, Any], server_s: float | None) -> None:
+    """Add the server's CPU over a run (``server_cpu_s``, ``server_cpu_ms_per_mib``) to its
+    statistics, when the server runs on this machine."""
+    if server_s is None:
+        return
+    mib = stats["bytes"] / MiB
+    stats["server_cpu_s"] = server_s
+    stats["server_cpu_ms_per_mib"] = 1000.0 * server_s / mib if mib else None
+
+
 def _put_phase(client: Client, prefix: ObjectURI, report: dict[str, Any], prog: Progress, *,
                num: int, size: int, otype: str, max_in_flight: int, seed: int) -> dict[str, int]:
     """The put phase (objio alone); returns each object's size in bytes by URI."""
@@ -272,7 +300,8 @@ def _put_phase(client: Client, prefix: ObjectURI, report: dict[str, Any], prog: 
 
 def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict[str, Any],
                 prog: Progress, *, epochs: int, max_in_flight: int, peer_names: list[str],
-                peer_credentials: Mapping[str, Any] | None, latency_samples: bool = False) -> None:
+                peer_credentials: Mapping[str, Any] | None, latency_samples: bool = False,
+                server_cpu: Callable[[], float | None] | None = None) -> None:
     num = len(uris)
     expected_bytes = report["phases"]["put"]["bytes"]
     compare: dict[str, Any] = report["compare"]
@@ -283,9 +312,9 @@ def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict
             compare["objio"] = {"status": "ok", "version": __version__}
             access: Access | None = None
             try:
-                if prefix.scheme != "s3":
-                    raise ValueError("peers need an s3:// URI")
-                access = Access.from_client(client, peer_credentials)
+                if prefix.scheme not in ("s3", "az", "gs"):
+                    raise ValueError("peers need an s3://, az:// or gs:// URI")
+                access = Access.from_client(client, peer_credentials, scheme=prefix.scheme)
             except Exception as e:  # noqa: BLE001 - reported per peer, never a traceback
                 for name in peer_names:
                     compare[name] = {"status": "skipped", "reason": one_line(e)}
@@ -293,6 +322,11 @@ def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict
             for name in peer_names if access is not None else []:
                 lib = library(name, access)  # type: ignore[arg-type]
                 version = lib.version()
+                if prefix.scheme not in lib.schemes:
+                    compare[name] = {"status": "skipped", "version": version,
+                                     "reason": f"reaches {', '.join(lib.schemes)} only, "
+                                               f"not {prefix.scheme}://"}
+                    continue
                 if not lib.installed():
                     compare[name] = {"status": "skipped",
                                      "reason": f"not installed (pip install {lib.dist})"}
@@ -313,19 +347,24 @@ def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict
         def run_objio(epoch: int) -> None:
             records: list[RequestRecord] = []
             with prog.track(task, f"get {epoch}/{epochs} objio", records, _record_weight):
+                s0 = server_cpu() if server_cpu is not None else None
                 c0, t0 = cpu_seconds(), time.perf_counter()
                 count, nbytes = client.get_many_stats(uris, max_in_flight=max_in_flight,
                                                       observer=records.append)
                 wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+                s1 = server_cpu() if server_cpu is not None else None
             stats = _run_stats(count, nbytes, wall, cpu, records)
+            _server_cpu_stats(stats, None if s0 is None or s1 is None else s1 - s0)
             stats["epoch"] = epoch
             epoch_stats.append(stats)
             all_records.extend(records)
 
         def run_peer(name: str, epoch: int) -> None:
             try:
+                s0 = server_cpu() if server_cpu is not None else None
                 pcount, pbytes, wall, cpu = _timed_peer_run(
                     active[name], prog, task, f"get {epoch}/{epochs} {name}")
+                s1 = server_cpu() if server_cpu is not None else None
                 if (pcount, pbytes) != (num, expected_bytes):
                     raise RuntimeError(f"read {pcount} objects / {pbytes} bytes, expected "
                                        f"{num} / {expected_bytes}")
@@ -335,6 +374,7 @@ def _get_phases(client: Client, prefix: ObjectURI, uris: list[str], report: dict
                                  "reason": f"failed in epoch {epoch}: {one_line(e)}"}
                 return
             ps = _run_stats(pcount, pbytes, wall, cpu)
+            _server_cpu_stats(ps, None if s0 is None or s1 is None else s1 - s0)
             ps["epoch"] = epoch
             peer_runs[name].append(ps)
 
@@ -398,6 +438,10 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     nbytes = sum(r["bytes"] for r in runs)
     wall = sum(r["wall_s"] for r in runs)
     cpu = sum(r["cpu_s"] for r in runs)
+    server: dict[str, Any] = {}
+    if runs and all("server_cpu_s" in r for r in runs):
+        server = {"server_cpu_s": sum(r["server_cpu_s"] for r in runs),
+                  "server_cpu_ms_per_mib": median([r["server_cpu_ms_per_mib"] for r in runs])}
     return {
         "runs": len(runs),
         "objects": objects,
@@ -408,6 +452,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "objects_per_s": median([r["objects_per_s"] for r in runs]),
         "cpu_ms_per_object": median([r["cpu_ms_per_object"] for r in runs]),
         "cpu_ms_per_mib": median([r["cpu_ms_per_mib"] for r in runs]),
+        **server,
     }
 
 
@@ -470,6 +515,8 @@ def print_report(report: Mapping[str, Any], console: Console | None = None, *,
     if compare:
         skipped: list[tuple[str, str]] = []
         crows: list[list[str]] = []
+        # the server's CPU per MiB over each tool's runs, when the server runs here
+        server = any("server_cpu_ms_per_mib" in r for r in compare.values())
         for name, r in compare.items():
             if r.get("status") != "ok":
                 skipped.append((name, r.get("reason", "")))
@@ -477,9 +524,11 @@ def print_report(report: Mapping[str, Any], console: Console | None = None, *,
             ratio = r.get("objio_ratio")
             crows.append([name, fmt(r.get("mib_per_s"), ".1f"), fmt(r.get("objects_per_s"), ".0f"),
                           fmt(r.get("cpu_ms_per_object"), ".3f"), fmt(r.get("cpu_ms_per_mib"), ".2f"),
+                          *([fmt(r.get("server_cpu_ms_per_mib"), ".2f")] if server else []),
                           "-" if ratio is None else f"{ratio:.2f}x"])
         ccols = [("tool", "left", True), ("MiB/s", "right", True), ("obj/s", "right", True),
                  ("CPU ms/GET", "right", True), ("CPU ms/MiB", "right", True),
+                 *([("server CPU ms/MiB", "right", True)] if server else []),
                  ("objio/tool", "right", True)]
         console.print(table("compare (median over epochs, same objects, interleaved)", ccols,
                             crows, wide=wide))

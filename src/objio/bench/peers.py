@@ -99,23 +99,50 @@ class Access:
     unsigned: bool
     path_style: bool
     profile: str | None = None
+    #: The store's URI scheme: ``s3``, or ``az`` / ``gs`` (then :attr:`azure` / :attr:`gcs`
+    #: say how to reach it, and only the libraries whose :attr:`Library.schemes` have it run).
+    scheme: str = "s3"
+    #: ``az://``: ``account``, ``account_key``, ``sas_token``, ``endpoint_url`` (None: unset).
+    azure: Mapping[str, str | None] | None = None
+    #: ``gs://``: ``endpoint_url`` and ``credentials`` (``anonymous``, a JSON file's path, or
+    #: None: application default credentials), as objio's ClientConfig has them.
+    gcs: Mapping[str, str | None] | None = None
 
     _OVERRIDES = ("endpoint_url", "region", "access_key_id", "secret_access_key",
                   "session_token", "unsigned", "path_style")
 
     @classmethod
-    def from_client(cls, client: Any, overrides: Mapping[str, Any] | None = None) -> Access:
+    def from_client(cls, client: Any, overrides: Mapping[str, Any] | None = None, *,
+                    scheme: str = "s3") -> Access:
         """The settings of ``client`` (an :class:`objio.Client`), with ``overrides`` (any of
         ``endpoint_url``, ``region``, ``access_key_id``, ``secret_access_key``,
         ``session_token``, ``unsigned``, ``path_style``) applied. Credentials given nowhere come
-        from objio's resolver (env, profile, SSO, instance metadata).
+        from objio's resolver (env, profile, SSO, instance metadata). With ``scheme`` ``az`` or
+        ``gs`` the client's Azure or GCS settings (account, key, SAS, endpoint; endpoint,
+        credentials) are taken instead, as objio resolved them (arguments > environment).
 
-        Raises: ValueError (an unknown override key)."""
+        Raises: ValueError (an unknown override key, or a scheme other than s3, az, gs)."""
         cfg = client.config
         over = dict(overrides or {})
         unknown = set(over) - set(cls._OVERRIDES)
         if unknown:
             raise ValueError(f"peer_credentials has unknown keys: {', '.join(sorted(unknown))}")
+        if scheme in ("az", "gs"):
+            return cls(endpoint_url=None, region=cfg.region or "us-east-1", access_key_id=None,
+                       secret_access_key=None, session_token=None, unsigned=False,
+                       path_style=False, scheme=scheme,
+                       azure={"account": cfg.azure_account,
+                              "account_key": cfg.azure_account_key,
+                              "sas_token": cfg.azure_sas_token,
+                              "endpoint_url": cfg.azure_endpoint_url} if scheme == "az" else None,
+                       gcs={"endpoint_url": cfg.gcs_endpoint_url,
+                            # objio's rule: an endpoint of its own (an emulator) and no
+                            # credentials given is anonymous (objio.gcs.auth.credentials_for)
+                            "credentials": cfg.gcs_credentials or (
+                                "anonymous" if cfg.gcs_endpoint_url else None)}
+                       if scheme == "gs" else None)
+        if scheme != "s3":
+            raise ValueError(f"peers reach s3://, az:// or gs:// stores, not {scheme}://")
         unsigned = bool(over.get("unsigned", cfg.unsigned))
         key_id = over.get("access_key_id", cfg.access_key_id)
         secret = over.get("secret_access_key", cfg.secret_access_key)
@@ -151,6 +178,14 @@ class Access:
 
     def client_config(self) -> ClientConfig:
         """The same settings as an objio :class:`~objio.ClientConfig`."""
+        if self.scheme == "az" and self.azure is not None:
+            z = self.azure
+            return ClientConfig(azure_account=z["account"], azure_account_key=z["account_key"],
+                                azure_sas_token=z["sas_token"],
+                                azure_endpoint_url=z["endpoint_url"])
+        if self.scheme == "gs" and self.gcs is not None:
+            return ClientConfig(gcs_endpoint_url=self.gcs["endpoint_url"],
+                                gcs_credentials=self.gcs["credentials"])
         return ClientConfig(endpoint_url=self.endpoint_url, region=self.region,
                             access_key_id=self.access_key_id,
                             secret_access_key=self.secret_access_key,
@@ -220,6 +255,8 @@ class Library:
     name = ""
     dist = ""
     module = ""
+    #: The URI schemes the adapter reaches (see :attr:`Access.scheme`).
+    schemes: tuple[str, ...] = ("s3",)
 
     def __init__(self, access: Access) -> None:
         self.access = access
@@ -358,6 +395,7 @@ class Objio(Library):
     """objio itself, where a benchmark runs every library through the same code path."""
 
     name = dist = module = "objio"
+    schemes = ("s3", "az", "gs")
 
     def client(self) -> Any:
         from ..api import Client
@@ -371,7 +409,7 @@ class Objio(Library):
 
         def run() -> int:
             n = 0
-            with oopen(f"s3://{bucket}/{key}", "rb", client=client) as f:
+            with oopen(f"{self.access.scheme}://{bucket}/{key}", "rb", client=client) as f:
                 while got := f.readinto(buf):
                     n += got
             return n
@@ -384,7 +422,7 @@ class Objio(Library):
         client, mv = self.client(), memoryview(data)
 
         def run() -> None:
-            with oopen(f"s3://{bucket}/{key}", "wb", client=client) as f:
+            with oopen(f"{self.access.scheme}://{bucket}/{key}", "wb", client=client) as f:
                 for off in range(0, len(mv), chunk):
                     f.write(mv[off: off + chunk])
 
@@ -473,8 +511,15 @@ class Obstore(Library):
     streaming with ``get().stream()`` or ``open_reader``."""
 
     name = dist = module = "obstore"
+    schemes = ("s3", "az", "gs")
 
     def store(self, bucket: str) -> Any:
+        """obstore's store of ``bucket``: ``S3Store``, or for ``az://`` / ``gs://``
+        ``AzureStore`` / ``GCSStore`` (:meth:`_azure_store`, :meth:`_gcs_store`)."""
+        if self.access.scheme == "az":
+            return self._azure_store(bucket)
+        if self.access.scheme == "gs":
+            return self._gcs_store(bucket)
         from obstore.store import S3Store  # not fork-safe: imported only here
 
         a = self.access
@@ -493,6 +538,40 @@ class Obstore(Library):
             if a.session_token:
                 kwargs["session_token"] = a.session_token
         return S3Store(bucket, **kwargs)
+
+    def _azure_store(self, container: str) -> Any:
+        """``AzureStore`` with objio's account, key or SAS and endpoint (Azurite's URL
+        includes the account: obstore takes it as the endpoint, path-style, as objio does)."""
+        from obstore.store import AzureStore
+
+        z = self.access.azure or {}
+        kwargs: dict[str, Any] = {"client_options": {"allow_http": True}}
+        if z.get("account"):
+            kwargs["account_name"] = z["account"]
+        if z.get("account_key"):
+            kwargs["account_key"] = z["account_key"]
+        elif z.get("sas_token"):
+            kwargs["sas_key"] = z["sas_token"]
+        if z.get("endpoint_url"):
+            kwargs["endpoint"] = z["endpoint_url"]
+        return AzureStore(container, **kwargs)
+
+    def _gcs_store(self, bucket: str) -> Any:
+        """``GCSStore``: objio's endpoint as ``base_url``; anonymous (an emulator such as
+        fake-gcs-server) as ``skip_signature``, a credentials file as ``service_account``,
+        else obstore's own application default credentials."""
+        from obstore.store import GCSStore
+
+        g = self.access.gcs or {}
+        kwargs: dict[str, Any] = {"client_options": {"allow_http": True}}
+        if g.get("endpoint_url"):
+            kwargs["base_url"] = g["endpoint_url"]
+        creds = g.get("credentials")
+        if creds == "anonymous":
+            kwargs["skip_signature"] = True
+        elif creds and creds != "default":
+            kwargs["service_account"] = creds
+        return GCSStore(bucket, **kwargs)
 
     def getter(self, bucket: str, keys: list[str], uris: list[str], max_in_flight: int) -> Getter:
         import obstore

@@ -29,7 +29,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..bench import train
-from ..bench._common import DEFAULT_BUCKET, endpoint_report, one_line, start_embedded
+from ..bench._common import (
+    DEFAULT_BUCKET,
+    EMBEDDED_SERVERS,
+    endpoint_report,
+    one_line,
+    start_embedded,
+)
 from ..bench.objects import DEFAULT_PREFIX, parse_peers, print_report, run_bench
 from ..bench.ops import OPS, parse_ops
 from ..bench.peers import PEERS
@@ -106,14 +112,21 @@ class _Target:
         self.server: Any = None
         self.endpoint: str | None = None
         self.client: Any = None  # objio's client of the run (its endpoint stats go in the report)
+        self.kind = "s3"  # the embedded server's kind (--server), when one runs
 
     def open(self, args: argparse.Namespace, default_prefix: str) -> tuple[Any, str]:
         """(client, s3://bucket/prefix) of the run."""
         uri = getattr(args, "uri", None)
+        kind = getattr(args, "server", None)
         if uri is None:
-            self.server, client = start_embedded()
+            self.server, client = start_embedded(kind) if kind else start_embedded()
             self.client = client
-            return client, f"s3://{DEFAULT_BUCKET}/{default_prefix}"
+            self.kind = kind or "s3"
+            scheme = EMBEDDED_SERVERS[self.kind][0]
+            return client, f"{scheme}://{DEFAULT_BUCKET}/{default_prefix}"
+        if kind is not None:
+            raise ValueError(f"--server {kind} starts an embedded server: it does not combine "
+                             f"with a URI ({uri!r})")
         client = client_from_args(args)
         self.client = client
         cfg = getattr(client, "config", None)  # for the report and the plot's title
@@ -184,7 +197,8 @@ def _finish(kind: str, report: dict[str, Any], args: argparse.Namespace, target:
             before_json: Callable[[dict[str, Any]], None] | None = None) -> int:
     """The end of every benchmark: show the report, ``--plot`` it, write ``--json``."""
     if target.embedded:
-        report["server"] = "embedded"
+        report["server"] = ("embedded" if target.kind == "s3"
+                            else f"embedded {EMBEDDED_SERVERS[target.kind][1]}")
     elif target.endpoint and "server" not in report:
         report["server"] = target.endpoint
     report.setdefault("date", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
@@ -316,8 +330,20 @@ def configure_objects_parser(parser: argparse.ArgumentParser) -> argparse.Argume
                              "(objio gen) vs s3dlio's typed put")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--plot", metavar="FILE.png", default=None, help=_PLOT_HELP)
+    _add_server_flag(parser)
     _add_split_flags(parser)
     return parser
+
+
+_SERVER_HELP = ("the embedded server started without a URI: s3 (SeaweedFS, the default), azure "
+                "(Azurite: az://, make install-azurite) or gcs (fake-gcs-server: gs://); the "
+                "report then gives the server's CPU per MiB beside each client's")
+
+
+def _add_server_flag(parser: argparse.ArgumentParser) -> None:
+    """``--server s3|azure|gcs`` on a bench kind's parser."""
+    parser.add_argument("--server", default=None, choices=list(EMBEDDED_SERVERS),
+                        help=_SERVER_HELP)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -349,8 +375,14 @@ def _objects(args: argparse.Namespace, target: _Target) -> int:
     err_console = Console(stderr=True)
     progress = not args.no_progress and not getattr(args, "quiet", False) \
         and err_console.is_terminal
-    if args.uri is not None and parse_uri(args.uri).scheme != "s3":
-        raise ValueError(f"objio bench needs an s3://bucket/prefix URI, got {args.uri!r}")
+    scheme = (parse_uri(args.uri).scheme if args.uri is not None
+              else EMBEDDED_SERVERS[args.server or "s3"][0])
+    if scheme not in ("s3", "az", "gs"):
+        raise ValueError("objio bench needs an s3://, az:// or gs:// bucket/prefix URI, got "
+                         f"{args.uri!r}")
+    if scheme != "s3" and (ops is not None or _split_mode(args)):
+        raise ValueError(f"on {scheme}:// objio bench measures the put and get phases (with "
+                         "--compare obstore); --op and --clients need s3://")
     if _split_mode(args):
         if compare or ops is not None:
             raise ValueError("--clients N (or a launcher) runs objio's get phase on every rank; "
@@ -465,6 +497,9 @@ def _train(args: argparse.Namespace, target: _Target) -> int:
         raise ValueError("give --workload unet3d|resnet50|cosmoflow or --throughput")
     if workload and throughput:
         raise ValueError("--workload and --throughput are exclusive")
+    if getattr(args, "server", None) not in (None, "s3"):
+        raise ValueError(f"--server {args.server}: the training emulation runs on the embedded "
+                         "s3 server or a URI")
     _compare_value(args)
     compare_arg = getattr(args, "compare", None)
     compare = train.parse_compare(compare_arg) if compare_arg is not None else \
@@ -562,7 +597,8 @@ def configure_stream_parser(parser: argparse.ArgumentParser) -> argparse.Argumen
     parser.description = (
         "One large object written and read through file-like streams by objio "
         "(objio.open), boto3 (upload_fileobj/download_fileobj) and obstore, each run in a "
-        "fresh forked process on an embedded LocalS3Server, rounds interleaved.")
+        "fresh forked process on an embedded LocalS3Server (--server azure|gcs: Azurite or "
+        "fake-gcs-server, objio vs obstore), rounds interleaved.")
     parser.add_argument("--size", default="1GiB", help="object size (default 1GiB)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, interleaved (default 3)")
     parser.add_argument("--chunk", default="8MiB", help="bytes per read/write call (default 8MiB)")
@@ -572,6 +608,7 @@ def configure_stream_parser(parser: argparse.ArgumentParser) -> argparse.Argumen
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="also write the report as JSON to FILE ('-' = stdout)")
     parser.add_argument("--plot", metavar="FILE.png", default=None, help=_PLOT_HELP)
+    _add_server_flag(parser)
     return parser
 
 
@@ -596,8 +633,14 @@ def _stream(args: argparse.Namespace, target: _Target) -> int:
         known = {k for cases in stream.CASES.values() for k in cases}
         if not libs or set(libs) - known:
             raise ValueError(f"--libs must be a comma list of {', '.join(sorted(known))}")
-    report = stream.run(size, args.rounds, chunk, ops=ops, libs=libs, log=_log(args))
-    report.setdefault("server", "embedded")  # stream.run starts its own LocalS3Server
+    if args.server in (None, "s3"):
+        report = stream.run(size, args.rounds, chunk, ops=ops, libs=libs, log=_log(args))
+        report.setdefault("server", "embedded")  # stream.run starts its own LocalS3Server
+    else:  # an emulator: started here, stopped by _guarded
+        target.server, _ = start_embedded(args.server)
+        target.kind = args.server
+        report = stream.run(size, args.rounds, chunk, target.server, ops=ops, libs=libs,
+                            log=_log(args), scheme=EMBEDDED_SERVERS[args.server][0])
     return _finish("stream", report, args, target, lambda r: stream.print_report(r, _text_out(args)))
 
 
