@@ -210,6 +210,54 @@ def pclient(proxy: Any, s3_server: LocalS3Server,
     proxy.clear()
 
 
+@pytest.fixture(scope="module")
+def az_proxy(azure_server: LocalAzureServer) -> Iterator[Any]:
+    """A fault-injecting proxy in front of the session's Azurite (blob service)."""
+    from faultproxy import FaultProxy
+
+    p = FaultProxy(azure_server.endpoint_url)
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def az_pclient(az_proxy: Any, azure_server: LocalAzureServer,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:
+    """A client of Azurite through ``az_proxy`` (rules and log cleared), 3 attempts,
+    millisecond backoff."""
+    from objio import engine
+
+    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
+    az_proxy.clear()
+    endpoint = f"{az_proxy.endpoint_url}/{azure_server.account}"
+    yield objio.Client(azure_server.config.replace(azure_endpoint_url=endpoint), max_attempts=3)
+    az_proxy.clear()
+
+
+@pytest.fixture(scope="module")
+def gs_proxy(gcs_server: LocalGCSServer) -> Iterator[Any]:
+    """A fault-injecting proxy in front of the session's fake-gcs-server."""
+    from faultproxy import FaultProxy
+
+    p = FaultProxy(gcs_server.endpoint_url)
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def gs_pclient(gs_proxy: Any, gcs_server: LocalGCSServer,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:
+    """A client of fake-gcs-server through ``gs_proxy`` (rules and log cleared), 3 attempts,
+    millisecond backoff."""
+    from objio import engine
+
+    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
+    gs_proxy.clear()
+    yield objio.Client(gcs_server.config.replace(gcs_endpoint_url=gs_proxy.endpoint_url),
+                       max_attempts=3)
+    gs_proxy.clear()
+
+
 @contextlib.contextmanager
 def objio_server_process(*args: str) -> Iterator[dict[str, Any]]:
     """``objio server --json ARGS`` in a subprocess: yields the JSON it prints first; then

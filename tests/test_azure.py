@@ -12,7 +12,6 @@ import subprocess
 import sys
 import types
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -36,24 +35,6 @@ BUCKET = "objio-test"
 @pytest.fixture
 def prefix(az_client: objio.Client) -> str:
     return f"az://{BUCKET}/t-{uuid.uuid4().hex[:8]}/"
-
-
-@pytest.fixture(scope="module")
-def az_proxy(azure_server: LocalAzureServer) -> Iterator[FaultProxy]:
-    p = FaultProxy(azure_server.endpoint_url)
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def pclient(az_proxy: FaultProxy, azure_server: LocalAzureServer,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:
-    """A client of Azurite through the fault proxy, 3 attempts, millisecond backoff."""
-    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
-    az_proxy.clear()
-    endpoint = f"{az_proxy.endpoint_url}/{azure_server.account}"
-    yield objio.Client(azure_server.config.replace(azure_endpoint_url=endpoint), max_attempts=3)
-    az_proxy.clear()
 
 
 # ----------------------------------------------------------------------------------- URIs
@@ -195,7 +176,7 @@ def test_anonymous_client_is_refused_a_private_container(azure_server: LocalAzur
 
 
 def test_default_azure_credential_when_installed(azure_server: LocalAzureServer,
-                                                 az_proxy: FaultProxy, pclient: objio.Client,
+                                                 az_proxy: FaultProxy, az_pclient: objio.Client,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a key or SAS token, azure-identity's DefaultAzureCredential (when installed)
     gives bearer tokens for https://storage.azure.com, fetched once and reused."""
@@ -278,7 +259,7 @@ def _is_list(r: Any) -> bool:
     return r.method == "GET" and r.query.get("comp") == "list"
 
 
-def test_listing_page_cut_short_is_retried_then_refused(pclient: objio.Client,
+def test_listing_page_cut_short_is_retried_then_refused(az_pclient: objio.Client,
                                                         az_proxy: FaultProxy,
                                                         az_client: objio.Client,
                                                         prefix: str) -> None:
@@ -289,14 +270,14 @@ def test_listing_page_cut_short_is_retried_then_refused(pclient: objio.Client,
         return resp
 
     az_proxy.add(_is_list, Rewrite(cut), times=1)
-    assert len(pclient.list(prefix)) == 5  # the cut page was asked for again
+    assert len(az_pclient.list(prefix)) == 5  # the cut page was asked for again
     az_proxy.add(_is_list, Rewrite(cut), times=None)
     with pytest.raises(objio.ObjectStoreError) as e:
-        pclient.list(prefix)
+        az_pclient.list(prefix)
     assert e.value.code == "IncompleteListing" and prefix.rstrip("/") in str(e.value)
 
 
-def test_listing_marker_that_does_not_move_is_an_error(pclient: objio.Client,
+def test_listing_marker_that_does_not_move_is_an_error(az_pclient: objio.Client,
                                                        az_proxy: FaultProxy,
                                                        prefix: str) -> None:
     def page(req: Any) -> Response:  # a whole page whose NextMarker is always "m1"
@@ -309,12 +290,12 @@ def test_listing_marker_that_does_not_move_is_an_error(pclient: objio.Client,
 
     az_proxy.add(_is_list, Forge(page), times=None)
     with pytest.raises(objio.ObjectStoreError, match="does not move forward") as e:
-        pclient.list(prefix)
+        az_pclient.list(prefix)
     assert e.value.code == "IncompleteListing"
 
 
 @pytest.mark.parametrize("written", ["objio", "md5-only"])
-def test_flipped_byte_fails_the_stored_checksum(pclient: objio.Client, az_proxy: FaultProxy,
+def test_flipped_byte_fails_the_stored_checksum(az_pclient: objio.Client, az_proxy: FaultProxy,
                                                 az_client: objio.Client, prefix: str,
                                                 written: str) -> None:
     """A blob objio wrote carries its CRC32C (metadata objio_crc32c), checked by the engine
@@ -337,24 +318,24 @@ def test_flipped_byte_fails_the_stored_checksum(pclient: objio.Client, az_proxy:
         return resp
 
     az_proxy.add(lambda r: r.method == "GET" and "sum" in r.path, Rewrite(flip), times=1)
-    assert bytes(pclient.get(str(obj))) == data  # the damaged response was read again
+    assert bytes(az_pclient.get(str(obj))) == data  # the damaged response was read again
     az_proxy.add(lambda r: r.method == "GET" and "sum" in r.path, Rewrite(flip), times=None)
     with pytest.raises(objio.IntegrityError,
                        match="CRC32C" if written == "objio" else "Content-MD5"):
-        pclient.get(str(obj))
+        az_pclient.get(str(obj))
 
 
-def test_server_busy_is_retried(pclient: objio.Client, az_proxy: FaultProxy,
+def test_server_busy_is_retried(az_pclient: objio.Client, az_proxy: FaultProxy,
                                 az_client: objio.Client, prefix: str) -> None:
     az_client.put_bytes(prefix + "busy", b"ok")
     busy = Response(503, "Service Unavailable", [("x-ms-error-code", "ServerBusy")],
                     b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code>'
                     b"<Message>busy</Message></Error>")
     az_proxy.add(lambda r: r.method == "GET", Forge(lambda r: busy), times=2)
-    assert bytes(pclient.get(prefix + "busy")) == b"ok"
+    assert bytes(az_pclient.get(prefix + "busy")) == b"ok"
     az_proxy.add(lambda r: r.method == "GET", Forge(lambda r: busy), times=None)
     with pytest.raises(objio.ObjectStoreError) as e:
-        pclient.get(prefix + "busy")
+        az_pclient.get(prefix + "busy")
     assert e.value.code == "ServerBusy" and e.value.retryable
 
 

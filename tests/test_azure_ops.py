@@ -10,7 +10,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import google_crc32c
@@ -31,28 +30,11 @@ def prefix(az_client: objio.Client) -> str:
     return f"az://{BUCKET}/o-{uuid.uuid4().hex[:8]}/"
 
 
-@pytest.fixture(scope="module")
-def az_proxy(azure_server: LocalAzureServer) -> Iterator[FaultProxy]:
-    p = FaultProxy(azure_server.endpoint_url)
-    yield p
-    p.stop()
-
-
 def _through_proxy(az_proxy: FaultProxy, azure_server: LocalAzureServer,
                    **kw: Any) -> objio.Client:
     endpoint = f"{az_proxy.endpoint_url}/{azure_server.account}"
     return objio.Client(azure_server.config.replace(azure_endpoint_url=endpoint, **kw),
                         max_attempts=3)
-
-
-@pytest.fixture
-def pclient(az_proxy: FaultProxy, azure_server: LocalAzureServer,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:
-    """A client of Azurite through the fault proxy, 3 attempts, millisecond backoff."""
-    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
-    az_proxy.clear()
-    yield _through_proxy(az_proxy, azure_server)
-    az_proxy.clear()
 
 
 def _copies(proxy: FaultProxy) -> list[Request]:
@@ -71,14 +53,14 @@ def _stored_crc(client: objio.Client, uri: str) -> int | None:
 
 
 # ------------------------------------------------------------------------------ copy
-def test_copy_between_az_uris_is_made_by_the_service(pclient: objio.Client,
+def test_copy_between_az_uris_is_made_by_the_service(az_pclient: objio.Client,
                                                      az_proxy: FaultProxy,
                                                      az_client: objio.Client,
                                                      prefix: str) -> None:
     data = os.urandom(300_000)
     src, dst = prefix + "src/a b+c&ü.bin", prefix + "dst/x y.bin"
     az_client.put_bytes(src, data)
-    assert pclient.copy(src, dst) == len(data)
+    assert az_pclient.copy(src, dst) == len(data)
     assert _body_moves(az_proxy) == []  # no byte through the client
     [req] = _copies(az_proxy)
     assert req.headers["x-ms-requires-sync"] == "true"  # Copy Blob From URL
@@ -166,7 +148,7 @@ def test_copy_blob_pending_past_its_deadline_is_aborted_and_deleted(
     assert az_client.exists(prefix + "big")
 
 
-def test_copy_of_a_source_changed_since_it_was_listed(pclient: objio.Client,
+def test_copy_of_a_source_changed_since_it_was_listed(az_pclient: objio.Client,
                                                       az_proxy: FaultProxy,
                                                       az_client: objio.Client,
                                                       prefix: str) -> None:
@@ -176,14 +158,14 @@ def test_copy_of_a_source_changed_since_it_was_listed(pclient: objio.Client,
     pairs = [(f"az://{BUCKET}/{i.key}", f"az://{BUCKET}/{i.key}".replace("/s/", "/d/"))
              for i in infos]
     az_client.put_bytes(prefix + "s/1", b"changed since the listing")
-    assert pclient.copy_many(pairs, sources=infos) == (3, 2 + 25 + 2)
+    assert az_pclient.copy_many(pairs, sources=infos) == (3, 2 + 25 + 2)
     assert bytes(az_client.get(prefix + "d/1")) == b"changed since the listing"
     assert bytes(az_client.get(prefix + "d/2")) == b"v2"
     assert len(_copies(az_proxy)) == 4  # the changed one: 412, then a copy of what it is now
 
 
 def test_copy_not_matching_its_source_is_made_again_then_deleted(
-        pclient: objio.Client, az_proxy: FaultProxy, az_client: objio.Client, prefix: str,
+        az_pclient: objio.Client, az_proxy: FaultProxy, az_client: objio.Client, prefix: str,
         caplog: pytest.LogCaptureFixture) -> None:
     az_client.put_bytes(prefix + "src", b"payload")
 
@@ -194,13 +176,13 @@ def test_copy_not_matching_its_source_is_made_again_then_deleted(
     check = lambda r: r.method == "HEAD" and "/dst" in r.path  # noqa: E731
     az_proxy.add(check, Rewrite(short), times=1)
     with caplog.at_level(logging.WARNING, "objio.engine"):
-        assert pclient.copy(prefix + "src", prefix + "dst") == 7
+        assert az_pclient.copy(prefix + "src", prefix + "dst") == 7
     assert any("copying it again" in r.message for r in caplog.records)
     assert len(_copies(az_proxy)) == 2
     az_proxy.clear()
     az_proxy.add(check, Rewrite(short), times=2)
     with pytest.raises(objio.IntegrityError, match="the copy was deleted"):
-        pclient.copy(prefix + "src", prefix + "dst2")
+        az_pclient.copy(prefix + "src", prefix + "dst2")
     assert not az_client.exists(prefix + "dst2")
 
 
@@ -358,19 +340,19 @@ def test_reader_constructors_take_the_scheme(az_client: objio.Client, prefix: st
 
 
 # ------------------------------------------------------------------------------ stream read
-def test_stream_reads_use_fewer_larger_gets_on_azure(pclient: objio.Client,
+def test_stream_reads_use_fewer_larger_gets_on_azure(az_pclient: objio.Client,
                                                      az_proxy: FaultProxy,
                                                      az_client: objio.Client, prefix: str,
                                                      client: objio.Client) -> None:
     data = os.urandom(70 << 20)
     az_client.put_bytes(prefix + "big.bin", data)
     az_proxy.clear()
-    with objio.open(prefix + "big.bin", "rb", client=pclient) as f:
+    with objio.open(prefix + "big.bin", "rb", client=az_pclient) as f:
         assert (f.chunk_size, f.window_size) == (32 << 20, 64 << 20)
         assert f.read() == data
     gets = [r for r in az_proxy.log if r.method == "GET"]
     assert len(gets) == 3  # 32 + 32 + 6 MiB (S3's defaults: 9 GETs of 8 MiB)
-    with objio.open(prefix + "big.bin", "rb", client=pclient, chunk_size=8 << 20,
+    with objio.open(prefix + "big.bin", "rb", client=az_pclient, chunk_size=8 << 20,
                     window_size=16 << 20) as f:  # explicit sizes win
         assert (f.chunk_size, f.window_size) == (8 << 20, 16 << 20)
     with objio.open(f"s3://{BUCKET}/nothing-read", "rb", client=client, size=0) as f:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -36,24 +35,6 @@ BUCKET = "objio-test"
 @pytest.fixture
 def prefix(gs_client: objio.Client) -> str:
     return f"gs://{BUCKET}/t-{uuid.uuid4().hex[:8]}/"
-
-
-@pytest.fixture(scope="module")
-def gs_proxy(gcs_server: LocalGCSServer) -> Iterator[FaultProxy]:
-    p = FaultProxy(gcs_server.endpoint_url)
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def pclient(gs_proxy: FaultProxy, gcs_server: LocalGCSServer,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:
-    """A client of fake-gcs-server through the fault proxy, 3 attempts, millisecond backoff."""
-    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
-    gs_proxy.clear()
-    yield objio.Client(gcs_server.config.replace(gcs_endpoint_url=gs_proxy.endpoint_url),
-                       max_attempts=3)
-    gs_proxy.clear()
 
 
 @pytest.fixture
@@ -485,7 +466,7 @@ def test_listing_follows_page_tokens(gs_client: objio.Client, prefix: str) -> No
     assert engine.run(after_in_prefix()) == ([], [obj.key + "sub/"])
 
 
-def test_listing_page_cut_short_is_retried_then_refused(pclient: objio.Client,
+def test_listing_page_cut_short_is_retried_then_refused(gs_pclient: objio.Client,
                                                         gs_proxy: FaultProxy,
                                                         gs_client: objio.Client,
                                                         prefix: str) -> None:
@@ -496,14 +477,14 @@ def test_listing_page_cut_short_is_retried_then_refused(pclient: objio.Client,
         return resp
 
     gs_proxy.add(_is_list, Rewrite(cut), times=1)
-    assert len(pclient.list(prefix)) == 5  # the cut page was asked for again
+    assert len(gs_pclient.list(prefix)) == 5  # the cut page was asked for again
     gs_proxy.add(_is_list, Rewrite(cut), times=None)
     with pytest.raises(objio.ObjectStoreError) as e:
-        pclient.list(prefix)
+        gs_pclient.list(prefix)
     assert e.value.code == "IncompleteListing" and prefix.rstrip("/") in str(e.value)
 
 
-def test_listing_token_that_does_not_move_is_an_error(pclient: objio.Client,
+def test_listing_token_that_does_not_move_is_an_error(gs_pclient: objio.Client,
                                                       gs_proxy: FaultProxy,
                                                       prefix: str) -> None:
     def page(req: Any) -> Response:  # a whole page whose nextPageToken is always "t1"
@@ -514,12 +495,12 @@ def test_listing_token_that_does_not_move_is_an_error(pclient: objio.Client,
 
     gs_proxy.add(_is_list, Forge(page), times=None)
     with pytest.raises(objio.ObjectStoreError, match="does not move forward") as e:
-        pclient.list(prefix)
+        gs_pclient.list(prefix)
     assert e.value.code == "IncompleteListing"
 
 
 @pytest.mark.parametrize("size", [100_000, 3 * 1024 * 1024])
-def test_flipped_byte_fails_the_stored_crc32c(pclient: objio.Client, gs_proxy: FaultProxy,
+def test_flipped_byte_fails_the_stored_crc32c(gs_pclient: objio.Client, gs_proxy: FaultProxy,
                                               gs_client: objio.Client, prefix: str,
                                               size: int, monkeypatch: pytest.MonkeyPatch
                                               ) -> None:
@@ -528,7 +509,7 @@ def test_flipped_byte_fails_the_stored_crc32c(pclient: objio.Client, gs_proxy: F
     IntegrityError."""
     data = os.urandom(size)
     gs_client.put_bytes(prefix + "sum", data)
-    c = objio.Client(pclient.config, range_threshold=1024 * 1024, part_size=5 * 1024 * 1024)
+    c = objio.Client(gs_pclient.config, range_threshold=1024 * 1024, part_size=5 * 1024 * 1024)
 
     def flip(req: Any, resp: Response) -> Response:
         body = bytearray(resp.body)
@@ -546,7 +527,7 @@ def test_flipped_byte_fails_the_stored_crc32c(pclient: objio.Client, gs_proxy: F
         c.get(prefix + "sum")
 
 
-def test_upload_damaged_on_the_way_is_sent_again(pclient: objio.Client, gs_proxy: FaultProxy,
+def test_upload_damaged_on_the_way_is_sent_again(gs_pclient: objio.Client, gs_proxy: FaultProxy,
                                                  gs_client: objio.Client,
                                                  prefix: str) -> None:
     """The CRC32C sent with an upload is compared with the one the store computed (Cloud
@@ -562,12 +543,12 @@ def test_upload_damaged_on_the_way_is_sent_again(pclient: objio.Client, gs_proxy
 
     gs_proxy.add(lambda r: r.method == "POST" and "uploadType" in r.query,
                  AlterRequest(damage), times=1)
-    pclient.put_bytes(prefix + "up", data)
+    gs_pclient.put_bytes(prefix + "up", data)
     assert bytes(gs_client.get(prefix + "up")) == data
     assert sum(1 for r in gs_proxy.log if r.method == "POST") == 2
 
 
-def test_lost_response_of_a_create_only_put_is_not_an_error(pclient: objio.Client,
+def test_lost_response_of_a_create_only_put_is_not_an_error(gs_pclient: objio.Client,
                                                            gs_proxy: FaultProxy,
                                                            gs_client: objio.Client,
                                                            prefix: str) -> None:
@@ -579,14 +560,14 @@ def test_lost_response_of_a_create_only_put_is_not_an_error(pclient: objio.Clien
     data = os.urandom(10_000)
     gs_proxy.add(lambda r: r.method == "POST" and "uploadType" in r.query, LoseResponse(),
                  times=1)
-    pclient.put_bytes(prefix + "once", data, exist_ok=False)
+    gs_pclient.put_bytes(prefix + "once", data, exist_ok=False)
     assert bytes(gs_client.get(prefix + "once")) == data
     with pytest.raises(FileExistsError):
-        pclient.put_bytes(prefix + "once", b"other bytes", exist_ok=False)
+        gs_pclient.put_bytes(prefix + "once", b"other bytes", exist_ok=False)
 
 
 @pytest.mark.parametrize("status,reason", [(503, "backendError"), (429, "rateLimitExceeded")])
-def test_503_and_429_are_retried(pclient: objio.Client, gs_proxy: FaultProxy,
+def test_503_and_429_are_retried(gs_pclient: objio.Client, gs_proxy: FaultProxy,
                                  gs_client: objio.Client, prefix: str, status: int,
                                  reason: str) -> None:
     gs_client.put_bytes(prefix + "busy", b"ok")
@@ -594,22 +575,22 @@ def test_503_and_429_are_retried(pclient: objio.Client, gs_proxy: FaultProxy,
         {"error": {"code": status, "message": "try again",
                    "errors": [{"reason": reason, "message": "try again"}]}}).encode())
     gs_proxy.add(lambda r: r.method == "GET", Forge(lambda r: busy), times=2)
-    assert bytes(pclient.get(prefix + "busy")) == b"ok"
+    assert bytes(gs_pclient.get(prefix + "busy")) == b"ok"
     gs_proxy.add(lambda r: r.method == "GET", Forge(lambda r: busy), times=None)
     with pytest.raises(objio.ObjectStoreError) as e:
-        pclient.get(prefix + "busy")
+        gs_pclient.get(prefix + "busy")
     assert e.value.retryable and e.value.status == status
     assert e.value.code == ("InternalError" if status == 503 else "SlowDown")
 
 
-def test_denied_is_permission_error(pclient: objio.Client, gs_proxy: FaultProxy,
+def test_denied_is_permission_error(gs_pclient: objio.Client, gs_proxy: FaultProxy,
                                     prefix: str) -> None:
     denied = Response(403, "Forbidden", [("Content-Type", "application/json")], json.dumps(
         {"error": {"code": 403, "message": "objio-test@x does not have storage.objects.get",
                    "errors": [{"reason": "forbidden"}]}}).encode())
     gs_proxy.add(lambda r: True, Forge(lambda r: denied), times=None)
     with pytest.raises(PermissionError) as e:
-        pclient.get(prefix + "x")
+        gs_pclient.get(prefix + "x")
     assert isinstance(e.value, objio.AccessDeniedError) and "storage.objects.get" in str(e.value)
 
 

@@ -13,7 +13,6 @@ import json
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -32,24 +31,6 @@ BUCKET = "objio-test"
 @pytest.fixture
 def prefix(gs_client: objio.Client) -> str:
     return f"gs://{BUCKET}/ops-{uuid.uuid4().hex[:8]}/"
-
-
-@pytest.fixture(scope="module")
-def gs_proxy(gcs_server: LocalGCSServer) -> Iterator[FaultProxy]:
-    p = FaultProxy(gcs_server.endpoint_url)
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def pclient(gs_proxy: FaultProxy, gcs_server: LocalGCSServer,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[objio.Client]:
-    """A client of fake-gcs-server through the fault proxy, 3 attempts, millisecond backoff."""
-    monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
-    gs_proxy.clear()
-    yield objio.Client(gcs_server.config.replace(gcs_endpoint_url=gs_proxy.endpoint_url),
-                       max_attempts=3)
-    gs_proxy.clear()
 
 
 @pytest.fixture(scope="module")
@@ -208,36 +189,36 @@ def _is_rewrite(r: object) -> bool:
 
 
 def test_copy_between_gs_uris_is_a_rewrite_no_byte_through_the_client(
-        pclient: objio.Client, gs_proxy: FaultProxy, prefix: str) -> None:
+        gs_pclient: objio.Client, gs_proxy: FaultProxy, prefix: str) -> None:
     data = bytes(range(256)) * 4096 + b"tail"
-    pclient.put_bytes(prefix + "src.bin", data)
+    gs_pclient.put_bytes(prefix + "src.bin", data)
     other = f"gs://{BUCKET}-2/{parse_uri(prefix).key}dst.bin"
-    pclient.create_bucket(f"gs://{BUCKET}-2", exist_ok=True)
+    gs_pclient.create_bucket(f"gs://{BUCKET}-2", exist_ok=True)
     gs_proxy.clear()
-    assert pclient.copy(prefix + "src.bin", prefix + "dst.bin") == len(data)
-    assert pclient.copy(prefix + "src.bin", other) == len(data)  # another bucket
+    assert gs_pclient.copy(prefix + "src.bin", prefix + "dst.bin") == len(data)
+    assert gs_pclient.copy(prefix + "src.bin", other) == len(data)  # another bucket
     assert [(r.method, _is_rewrite(r)) for r in gs_proxy.log] == \
         [("GET", False), ("POST", True)] * 2  # metadata, then the rewrite: no media GET
     assert all("alt" not in r.query for r in gs_proxy.log)
-    gen = pclient.stat(prefix + "src.bin").etag
+    gen = gs_pclient.stat(prefix + "src.bin").etag
     assert [r.query.get("ifSourceGenerationMatch") for r in gs_proxy.log if _is_rewrite(r)] \
         == [gen, gen]
     assert sum(len(r.body) for r in gs_proxy.log) < 100  # request bodies: "{}"
-    assert bytes(pclient.get(prefix + "dst.bin")) == data
-    assert bytes(pclient.get(other)) == data
+    assert bytes(gs_pclient.get(prefix + "dst.bin")) == data
+    assert bytes(gs_pclient.get(other)) == data
     # copy_many with what a listing said (the generation): no metadata request first
-    infos = pclient.list_objects(prefix)
+    infos = gs_pclient.list_objects(prefix)
     gs_proxy.clear()
-    n, nbytes = pclient.copy_many([(prefix + "src.bin", prefix + "many.bin")],
+    n, nbytes = gs_pclient.copy_many([(prefix + "src.bin", prefix + "many.bin")],
                                   sources=[i for i in infos if i.key.endswith("src.bin")])
     assert (n, nbytes) == (1, len(data))
     assert [_is_rewrite(r) for r in gs_proxy.log] == [True]
 
 
-def test_rewrite_follows_the_rewrite_token(pclient: objio.Client, gs_proxy: FaultProxy,
+def test_rewrite_follows_the_rewrite_token(gs_pclient: objio.Client, gs_proxy: FaultProxy,
                                            prefix: str) -> None:
     """Cloud Storage may answer a rewrite 'not done' with a token: sent again with it."""
-    pclient.put_bytes(prefix + "big", b"b" * 5000)
+    gs_pclient.put_bytes(prefix + "big", b"b" * 5000)
     calls: list[str | None] = []
 
     def partial(req: object) -> Response:
@@ -248,20 +229,20 @@ def test_rewrite_follows_the_rewrite_token(pclient: objio.Client, gs_proxy: Faul
         return Response(200, "OK", [("Content-Type", "application/json")], body)
 
     gs_proxy.add(_is_rewrite, Forge(partial), times=2)
-    assert pclient.copy(prefix + "big", prefix + "big-copy") == 5000
+    assert gs_pclient.copy(prefix + "big", prefix + "big-copy") == 5000
     tokens = [r.query.get("rewriteToken") for r in gs_proxy.log if _is_rewrite(r)]
     assert tokens == [None, "tok1", "tok2"]
-    assert bytes(pclient.get(prefix + "big-copy")) == b"b" * 5000
+    assert bytes(gs_pclient.get(prefix + "big-copy")) == b"b" * 5000
 
 
-def test_source_replaced_during_the_copy_is_copied_again(pclient: objio.Client,
+def test_source_replaced_during_the_copy_is_copied_again(gs_pclient: objio.Client,
                                                          gs_proxy: FaultProxy,
                                                          prefix: str) -> None:
     """A 412 on ifSourceGenerationMatch (fake-gcs-server does not check it: forged here) starts
     the copy over once, from the source's current generation."""
-    pclient.put_bytes(prefix + "s", b"v1")
-    old = pclient.stat(prefix + "s").etag
-    pclient.put_bytes(prefix + "s", b"version two")
+    gs_pclient.put_bytes(prefix + "s", b"v1")
+    old = gs_pclient.stat(prefix + "s").etag
+    gs_pclient.put_bytes(prefix + "s", b"version two")
     stale = objio.ObjectInfo(parse_uri(prefix).key + "s", 2, 0.0, old)
 
     def refused(req: object) -> Response:
@@ -273,16 +254,16 @@ def test_source_replaced_during_the_copy_is_copied_again(pclient: objio.Client,
     gs_proxy.clear()
     gs_proxy.add(lambda r: _is_rewrite(r) and r.query.get("ifSourceGenerationMatch") == old,
                  Forge(refused), times=None)
-    assert pclient.copy_many([(prefix + "s", prefix + "d")], sources=[stale]) == (1, 11)
-    assert bytes(pclient.get(prefix + "d")) == b"version two"
+    assert gs_pclient.copy_many([(prefix + "s", prefix + "d")], sources=[stale]) == (1, 11)
+    assert bytes(gs_pclient.get(prefix + "d")) == b"version two"
     kinds = [("rewrite" if _is_rewrite(r) else r.method) for r in gs_proxy.log]
     assert kinds[:3] == ["rewrite", "GET", "rewrite"]
 
 
-def test_copy_that_does_not_match_is_made_again_then_deleted(pclient: objio.Client,
+def test_copy_that_does_not_match_is_made_again_then_deleted(gs_pclient: objio.Client,
                                                              gs_proxy: FaultProxy,
                                                              prefix: str) -> None:
-    pclient.put_bytes(prefix + "s", b"source bytes")
+    gs_pclient.put_bytes(prefix + "s", b"source bytes")
 
     def bad_crc(req: object, resp: Response) -> Response:
         doc = json.loads(resp.body)
@@ -291,14 +272,14 @@ def test_copy_that_does_not_match_is_made_again_then_deleted(pclient: objio.Clie
         return resp
 
     gs_proxy.add(_is_rewrite, Rewrite(bad_crc), times=1)  # once: copied again, fine
-    assert pclient.copy(prefix + "s", prefix + "d1") == 12
+    assert gs_pclient.copy(prefix + "s", prefix + "d1") == 12
     assert sum(1 for r in gs_proxy.log if _is_rewrite(r)) == 2
     gs_proxy.clear()
     gs_proxy.add(_is_rewrite, Rewrite(bad_crc), times=None)
     with pytest.raises(objio.IntegrityError, match=r"made twice.*CRC32C.*copy was deleted"):
-        pclient.copy(prefix + "s", prefix + "d2")
+        gs_pclient.copy(prefix + "s", prefix + "d2")
     gs_proxy.clear()
-    assert not pclient.exists(prefix + "d2")
+    assert not gs_pclient.exists(prefix + "d2")
 
 
 def test_cli_cp_mv_sync_between_gs_uris_copy_server_side(

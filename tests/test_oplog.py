@@ -231,13 +231,14 @@ def test_every_request_is_a_line_on_azure_and_gcs(kind: str, request: pytest.Fix
     their completion, a server-side copy, retries of refused GETs, a 404, batch deletes."""
     import uuid
 
-    from faultproxy import FaultProxy, Forge, Response
+    from faultproxy import Forge, Response
     from objio import engine
 
     monkeypatch.setattr(engine, "_BACKOFF_BASE_S", 0.001)
     server = request.getfixturevalue("azure_server" if kind == "az" else "gcs_server")
     request.getfixturevalue("az_client" if kind == "az" else "gs_client")  # the bucket
-    proxy = FaultProxy(server.endpoint_url)
+    proxy = request.getfixturevalue(f"{kind}_proxy")
+    proxy.clear()
     path = tmp_path / f"ops-{kind}.tsv"
     try:
         cfg = (server.config.replace(azure_endpoint_url=f"{proxy.endpoint_url}/{server.account}")
@@ -294,4 +295,4 @@ def test_every_request_is_a_line_on_azure_and_gcs(kind: str, request: pytest.Fix
         assert times == sorted(times)
     finally:
         oplog.close(str(path))
-        proxy.stop()
+        proxy.clear()
