@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
 from .uri import ObjectURI
+
+CLIENT_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+"""The upload ids objio makes itself, for stores whose multipart uploads have no id of their
+own (Azure's staged blocks, Cloud Storage's composite parts): 32 hex digits."""
+
+
+def new_client_upload_id(checksum: str | None) -> str:
+    """A new :data:`CLIENT_UPLOAD_ID` for ``create_multipart`` of such a store (nothing is
+    sent).
+
+    Raises:
+        ValueError: ``checksum`` is neither ``"crc32c"`` nor None.
+    """
+    if checksum not in (None, "crc32c"):
+        raise ValueError(f"checksum must be 'crc32c' or None, got {checksum!r}")
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)

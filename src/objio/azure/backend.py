@@ -30,7 +30,6 @@ import asyncio
 import base64
 import hashlib
 import re
-import uuid
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote, unquote, urlsplit
 from xml.etree import ElementTree as ET
@@ -38,7 +37,14 @@ from xml.etree import ElementTree as ET
 from .. import oplog
 from .._buffers import Gather
 from .._crc32c import from_base64, to_base64
-from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum
+from ..backend import (
+    CLIENT_UPLOAD_ID,
+    GetResult,
+    ListPage,
+    ObjectInfo,
+    StoredChecksum,
+    new_client_upload_id,
+)
 from ..config import ClientConfig
 from ..errors import IntegrityError, ObjectStoreError, error_from_response
 from ..s3.backend import (
@@ -58,7 +64,6 @@ from ..s3.sigv4 import uri_encode_path
 from ..uri import ObjectURI
 from .auth import API_VERSION, BearerToken, SharedKey, http_date
 
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _END = re.compile(rb"</EnumerationResults>\s*\Z")
 _COPY_SAS_S = 3600  # the source SAS of a synchronous copy (the request ends well before)
 #: The sequential reader's default chunk (bytes per ranged Get Blob) and read-ahead window on
@@ -464,12 +469,10 @@ class AzureBackend:
                                checksum_type: str | None = None) -> str:
         """A new block upload: returns its id (32 hex digits). Nothing is sent: the blocks
         are staged by :meth:`upload_part` and committed by :meth:`complete_multipart`."""
-        if checksum not in (None, "crc32c"):
-            raise ValueError(f"checksum must be 'crc32c' or None, got {checksum!r}")
-        return uuid.uuid4().hex
+        return new_client_upload_id(checksum)
 
     def _block(self, obj: ObjectURI, upload_id: str, part_number: int) -> str:
-        if not _UPLOAD_ID.match(upload_id):
+        if not CLIENT_UPLOAD_ID.match(upload_id):
             raise ValueError(f"not an Azure block upload id of objio: {upload_id!r} (for "
                              f"{obj})")
         if not 1 <= part_number <= 50_000:

@@ -51,7 +51,15 @@ from urllib.parse import quote, urlsplit
 
 from .. import oplog
 from .._crc32c import from_base64, to_base64
-from ..backend import GetResult, ListPage, ObjectInfo, StoredChecksum, UploadInfo
+from ..backend import (
+    CLIENT_UPLOAD_ID,
+    GetResult,
+    ListPage,
+    ObjectInfo,
+    StoredChecksum,
+    UploadInfo,
+    new_client_upload_id,
+)
 from ..config import ClientConfig
 from ..errors import IntegrityError, ObjectStoreError, gcs_error_from_response
 from ..s3.backend import (
@@ -83,7 +91,6 @@ EMULATOR_PROJECT = "objio"
 
 log = logging.getLogger("objio.gcs")
 _ABORTED_KEPT = 4096
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _HASH_CRC = re.compile(r"crc32c=([A-Za-z0-9+/]{6}==)")
 _LIST_FIELDS = "items(name,size,updated,generation,md5Hash,crc32c),prefixes,nextPageToken"
 _OBJECT_FIELDS = "name,size,updated,generation,md5Hash,crc32c"
@@ -479,12 +486,10 @@ class GCSBackend:
                                checksum_type: str | None = None) -> str:
         """A new composite upload: returns its id (32 hex digits). Nothing is sent: the parts
         are objects uploaded by :meth:`upload_part`, composed by :meth:`complete_multipart`."""
-        if checksum not in (None, "crc32c"):
-            raise ValueError(f"checksum must be 'crc32c' or None, got {checksum!r}")
-        return uuid.uuid4().hex
+        return new_client_upload_id(checksum)
 
     def _part(self, obj: ObjectURI, upload_id: str, part_number: int) -> ObjectURI:
-        if not _UPLOAD_ID.match(upload_id):
+        if not CLIENT_UPLOAD_ID.match(upload_id):
             raise ValueError(f"not a GCS composite upload id of objio: {upload_id!r} (for "
                              f"{obj})")
         if not 1 <= part_number <= 10_000:
@@ -585,7 +590,7 @@ class GCSBackend:
         flight for it have ended (their callers may have been cancelled: see
         :meth:`upload_part`); the object itself is not touched. Parts of it sent through
         this backend afterwards are refused (NoSuchUpload). Sending it again is harmless."""
-        if not _UPLOAD_ID.match(upload_id):
+        if not CLIENT_UPLOAD_ID.match(upload_id):
             raise ValueError(f"not a GCS composite upload id of objio: {upload_id!r}")
         self._aborted[upload_id] = None
         while len(self._aborted) > _ABORTED_KEPT:
@@ -634,7 +639,7 @@ class GCSBackend:
                 token = doc.get("nextPageToken") or None
                 for it in items:
                     upload_id = str(it["name"])[len(UPLOADS_PREFIX):].split("/", 1)[0]
-                    if not _UPLOAD_ID.match(upload_id):
+                    if not CLIENT_UPLOAD_ID.match(upload_id):
                         continue
                     key = (it.get("metadata") or {}).get(UPLOAD_KEY_META)
                     when = _parse_iso_date(it.get("timeCreated"))
