@@ -1598,11 +1598,7 @@ async def _copy_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
     attempts = config.max_attempts
     sums = bool(config.checksums)
     s3: Any = backend
-    info: ObjectInfo
-    if source is not None and source.etag:
-        info = source
-    else:
-        info = await with_retries(lambda: s3.head(src, checksum=sums), attempts)
+    info = await _copy_source(s3, src, source, sums, attempts)
     single = info.size <= config.copy_threshold
     for tries in (1, 2):
         if single:
@@ -1633,12 +1629,7 @@ async def _copy_blob_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
     assert config.max_attempts and config.copy_threshold
     attempts = config.max_attempts
     az: Any = backend
-    info: ObjectInfo
-    if source is not None and source.etag:
-        info = source
-    else:
-        info = await with_retries(lambda: az.head(src, checksum=bool(config.checksums)),
-                                  attempts)
+    info = await _copy_source(az, src, source, bool(config.checksums), attempts)
     md5 = info.content_md5 if info.content_md5 and len(info.content_md5) == 24 else None
     sync = info.size <= min(config.copy_threshold, SYNC_COPY_MAX)
     op = "CopyBlobFromURL" if sync else "CopyBlob"
@@ -1688,6 +1679,16 @@ async def _copy_blob_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
     raise await _copy_mismatch(az, src, dst, problem, op, attempts)
 
 
+async def _copy_source(backend: Any, src: ObjectURI, source: ObjectInfo | None,
+                       checksum: bool, attempts: int) -> ObjectInfo:
+    """What a server-side copy names as its source: ``source`` (its listing entry) when it
+    has an ETag (generation on gs://), else the source's metadata (HEAD, with the stored
+    checksum when ``checksum``)."""
+    if source is not None and source.etag:
+        return source
+    return await with_retries(lambda: backend.head(src, checksum=checksum), attempts)
+
+
 async def _copy_mismatch(backend: Any, src: ObjectURI, dst: ObjectURI, problem: str | None,
                          op: str, attempts: int, written: bool = True) -> IntegrityError:
     """The error of a copy made twice that still does not match its source (``problem``),
@@ -1726,11 +1727,7 @@ async def _rewrite_once(backend: Backend, src: ObjectURI, dst: ObjectURI,
     assert config.max_attempts
     attempts = config.max_attempts
     gs: Any = backend
-    info: ObjectInfo
-    if source is not None and source.etag:
-        info = source
-    else:
-        info = await with_retries(lambda: gs.head(src, checksum=True), attempts)
+    info = await _copy_source(gs, src, source, True, attempts)
     problem = None
     for tries in (1, 2):
         try:
