@@ -485,7 +485,7 @@ class LocalS3Server:
         return self._log_path
 
     def cpu_seconds(self) -> float | None:
-        """CPU seconds (user + system) the server process and its direct children have used
+        """CPU seconds (user + system) the server's processes (its process group) have used
         since they started, from ``/proc`` (Linux); None where ``/proc`` is not there.
         Benchmarks take the difference over a run to report the server's CPU per operation
         beside the client's (both share this machine's cores).
@@ -496,31 +496,9 @@ class LocalS3Server:
         proc = self._proc
         if proc is None or not self.running:
             raise RuntimeError("LocalS3Server is not running; call start() first")
-        if not os.path.isdir("/proc"):
-            return None
-        tick = os.sysconf("SC_CLK_TCK")
+        from ._local_server import _group_cpu_seconds
 
-        def stat(pid: str) -> list[str] | None:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    return f.read().rsplit(")", 1)[1].split()  # fields after the command
-            except (OSError, IndexError):
-                return None
-
-        total = 0.0
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            if pid != str(proc.pid):
-                fields = stat(pid)  # a child of the server (fields[1]: the parent's pid)
-                if fields is None or fields[1] != str(proc.pid):
-                    continue
-            else:
-                fields = stat(pid)
-                if fields is None:
-                    continue
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-        return total
+        return _group_cpu_seconds(proc.pid)  # SeaweedFS runs in a session (group) of its own
 
     @property
     def config(self) -> ClientConfig:
