@@ -113,6 +113,21 @@ def test_shared_key_string_to_sign() -> None:
     assert "not base64 !" not in str(e.value)
 
 
+@pytest.mark.parametrize("key_bytes", [16, 64, 65, 100])
+def test_shared_key_signature_is_hmac_sha256_of_the_string_to_sign(key_bytes: int) -> None:
+    """The signature (from SHA-256 states of the key's pads, hashed once) is the standard
+    library's HMAC-SHA256, for keys of up to and over SHA-256's 64-byte block (Azure account
+    keys are 64 bytes)."""
+    raw = bytes(range(key_bytes))
+    key = SharedKey("acct", base64.b64encode(raw).decode())
+    for _ in range(2):  # the pads' states are copied, never used up
+        hdrs = {"x-ms-date": "Thu, 03 Dec 2026 20:00:00 GMT", "x-ms-version": "2023-11-03"}
+        text = key.string_to_sign("PUT", "/c/b", [], hdrs)
+        key.sign("PUT", "/c/b", [], hdrs)
+        want = base64.b64encode(hmac.digest(raw, text.encode(), "sha256")).decode()
+        assert hdrs["authorization"] == f"SharedKey acct:{want}"
+
+
 def test_wrong_key_is_permission_error(azure_server: LocalAzureServer, prefix: str) -> None:
     wrong = base64.b64encode(b"w" * 64).decode()
     bad = objio.Client(azure_server.config, azure_account_key=wrong, max_attempts=1)

@@ -134,6 +134,8 @@ MALFORMED_HEAD = {  # wrong whatever the request
     "header line": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nno colon here\r\n\r\n",
     "content-length": b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
     "two lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 9\r\n\r\n",
+    # a digit to str.isdigit(), not to int(): once a ValueError in the protocol callback
+    "non-ASCII length": "HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1"),
 }
 MALFORMED_BODY = {  # wrong where a body follows (not after a HEAD)
     "chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",

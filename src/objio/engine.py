@@ -55,7 +55,7 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Iterator
 from typing import Any, Awaitable, Callable, Coroutine, Generic, Iterable, NamedTuple, Sequence, TypeVar
 
-from . import _crc32c
+from . import _crc32c, oplog
 from ._buffers import BufferPool, new_buffer
 from ._integrity import Piece, ReadCheck, integrity_error, ranges_text
 from .backend import Backend, CopyResult, GetResult, ListPage, ObjectInfo, UploadInfo
@@ -521,7 +521,9 @@ async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
     spent = 0
     op_id = next(_op_ids)
     while True:
-        token = ATTEMPT.set((op_id, attempt))  # the op-log's op_id / attempt columns
+        # the op-log's op_id / attempt columns (a context variable's set makes three objects
+        # to collect: only once this process has an op-log)
+        token = ATTEMPT.set((op_id, attempt)) if oplog.opened else None
         try:
             result = await fn()
         except ObjectStoreError as e:
@@ -546,7 +548,8 @@ async def with_retries(fn: Callable[[], Awaitable[T]], max_attempts: int) -> T:
             _quota.give(spent if spent else 1)
             return result
         finally:
-            ATTEMPT.reset(token)
+            if token is not None:
+                ATTEMPT.reset(token)
 
 
 # ----------------------------------------------------------------------------------- bounded map
@@ -797,15 +800,19 @@ async def get_first(backend: Backend, obj: ObjectURI, config: ClientConfig, limi
     more (it may have been damaged in transit), then raises :class:`objio.IntegrityError`
     naming the object and the byte range. Without checksums: a GET of the range [0, limit).
     """
+    # (functools.partial, not lambdas: a GET of a small object is the hot path, and closures
+    # make cell objects of every name they capture, on each call: garbage to collect)
     attempts = config.max_attempts or 1
+    get = backend.get
     if not config.checksums:
-        r = await with_retries(lambda: backend.get(obj, 0, limit - 1, alloc=alloc), attempts)
+        r = await with_retries(functools.partial(get, obj, 0, limit - 1, alloc=alloc),
+                               attempts)
         if r.total_size < 0:  # 416 without a size: empty, on servers that refuse the range
-            r = await with_retries(lambda: backend.get(obj, alloc=alloc), attempts)
+            r = await with_retries(functools.partial(get, obj, alloc=alloc), attempts)
             r.total_size = len(r.data)
         return r
-    r = await with_retries(lambda: backend.get(obj, 0, limit - 1, alloc=alloc, unranged=True,
-                                               crc=True), attempts)
+    r = await with_retries(functools.partial(get, obj, 0, limit - 1, alloc=alloc,
+                                             unranged=True, crc=True), attempts)
     if r.stored is not None and r.total_size <= len(r.data):
         await _check_whole(backend, obj, r, config)
     return r
@@ -868,60 +875,71 @@ async def _get_object_once(backend: Backend, obj: ObjectURI, config: ClientConfi
                            pool: BufferPool | None) -> bytearray | memoryview:
     assert config.range_threshold and config.part_size and config.max_attempts
     t0 = time.perf_counter()
-    attempts = config.max_attempts
     alloc = pool.take if pool is not None else None
     first = await get_first(backend, obj, config, config.range_threshold, alloc=alloc)
-    total = first.total_size
-    data = first.data
-    if total > len(data):
-        result: bytearray | memoryview
-        if pool is not None:
-            result = mv = pool.take(total)
-        else:
-            result = new_buffer(total)
-            mv = memoryview(result)
-        head = len(data)
-        mv[:head] = data
-        if pool is not None:
-            pool.give(data)
-        del data
-        first.data = bytearray()
-        part = config.part_size
-        ranges = [(s, min(s + part, total)) for s in range(head, total, part)]
-        parallel = min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8)
-        check: ReadCheck | None = None
-        sums: list[asyncio.Future[list[Piece]]] = []
-        if first.stored is not None:
-            check = ReadCheck(str(obj), total, first.stored, known=True)
-            # composite: the part boundaries first, so that parts are cut at them as they land
-            await find_parts(backend, obj, check, attempts)
-            sums.append(asyncio.ensure_future(crc_of(check, 0, mv[:head],
-                                                     first.received_crc32c)))
-
-        async def fetch(r: tuple[int, int]) -> None:
-            s, e = r
-            got = await get_range(backend, obj, s, e, attempts, etag=first.etag, total=total,
-                                  into=mv[s:e], crc=check is not None)
-            if check is not None:  # computed as it landed, or now (hot in cache), off the loop
-                sums.append(asyncio.ensure_future(crc_of(check, s, mv[s:e],
-                                                         got.received_crc32c)))
-
-        try:
-            await bounded_map(fetch, ranges, parallel, keep_results=False)
-            if check is not None:
-                for pieces in await asyncio.gather(*sums):
-                    check.add(pieces)
-                await settle(backend, obj, check, etag=first.etag, attempts=attempts,
-                             piece=part, parallel=parallel, repair=_patcher(mv, 0))
-        except BaseException:
-            await asyncio.gather(*sums, return_exceptions=True)  # no thread reads it after
-            if pool is not None:
-                pool.give(result)
-            raise
-        data = result
+    data: bytearray | memoryview = first.data
+    if first.total_size > len(data):
+        data = await _get_rest(backend, obj, config, pool, first)
     if observer is not None:
         observer(RequestRecord(str(obj), len(data), first.ttfb_s, time.perf_counter() - t0))
     return data
+
+
+async def _get_rest(backend: Backend, obj: ObjectURI, config: ClientConfig,
+                    pool: BufferPool | None, first: GetResult) -> bytearray | memoryview:
+    """The whole of an object larger than its ``first`` response: that response's bytes and
+    the rest in concurrent ranged GETs, into one buffer (see :func:`get_object`). A function
+    of its own so that the common small GET does not make the cells of ``fetch``'s
+    closure."""
+    assert config.part_size and config.max_attempts
+    attempts = config.max_attempts
+    total = first.total_size
+    data = first.data
+    result: bytearray | memoryview
+    if pool is not None:
+        result = mv = pool.take(total)
+    else:
+        result = new_buffer(total)
+        mv = memoryview(result)
+    head = len(data)
+    mv[:head] = data
+    if pool is not None:
+        pool.give(data)
+    del data
+    first.data = bytearray()
+    part = config.part_size
+    ranges = [(s, min(s + part, total)) for s in range(head, total, part)]
+    parallel = min(_MAX_PARTS_PER_OBJECT, config.max_in_flight or 8)
+    check: ReadCheck | None = None
+    sums: list[asyncio.Future[list[Piece]]] = []
+    if first.stored is not None:
+        check = ReadCheck(str(obj), total, first.stored, known=True)
+        # composite: the part boundaries first, so that parts are cut at them as they land
+        await find_parts(backend, obj, check, attempts)
+        sums.append(asyncio.ensure_future(crc_of(check, 0, mv[:head],
+                                                 first.received_crc32c)))
+
+    async def fetch(r: tuple[int, int]) -> None:
+        s, e = r
+        got = await get_range(backend, obj, s, e, attempts, etag=first.etag, total=total,
+                              into=mv[s:e], crc=check is not None)
+        if check is not None:  # computed as it landed, or now (hot in cache), off the loop
+            sums.append(asyncio.ensure_future(crc_of(check, s, mv[s:e],
+                                                     got.received_crc32c)))
+
+    try:
+        await bounded_map(fetch, ranges, parallel, keep_results=False)
+        if check is not None:
+            for pieces in await asyncio.gather(*sums):
+                check.add(pieces)
+            await settle(backend, obj, check, etag=first.etag, attempts=attempts,
+                         piece=part, parallel=parallel, repair=_patcher(mv, 0))
+    except BaseException:
+        await asyncio.gather(*sums, return_exceptions=True)  # no thread reads it after
+        if pool is not None:
+            pool.give(result)
+        raise
+    return result
 
 
 # ----------------------------------------------------------------------------------- integrity

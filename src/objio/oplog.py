@@ -80,6 +80,10 @@ ATTEMPT: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar(
 :func:`objio.engine.with_retries` (each call one operation, ids from 1 in this process; its
 attempts 1, 2, ...); (0, 1) outside one."""
 
+opened = False
+"""Whether this process has made an :class:`OpLog`: until then
+:func:`objio.engine.with_retries` does not set :data:`ATTEMPT` (nothing reads it)."""
+
 _BATCH = 512
 """Lines per batch handed to the writer."""
 _QUEUE_BATCHES = 64
@@ -105,8 +109,10 @@ class OpLog:
     path without the ``zstandard`` package), ValueError (an empty path)."""
 
     def __init__(self, path: str) -> None:
+        global opened
         if not path:
             raise ValueError("op_log must be a file path, got an empty string")
+        opened = True
         self.path = path.replace("{pid}", str(os.getpid())).replace("{rank}", str(rank()))
         self._zstd: Any = None
         if self.path.endswith(".zst"):

@@ -8,8 +8,8 @@ of service versions 2015-02-21 and later: an empty Content-Length for a body of 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-import hmac
 import threading
 import time
 from email.utils import formatdate
@@ -42,6 +42,15 @@ class SharedKey:
         except (ValueError, TypeError):
             raise ValueError(f"the account key of the Azure storage account {account!r} is "
                              "not valid base64") from None
+        # HMAC-SHA256 (RFC 2104) with the key's inner and outer pads hashed once: each
+        # signature copies two SHA-256 states instead of setting up an HMAC from the key
+        # (OpenSSL's one-shot HMAC looks the algorithm up on every call: ~3x the time here,
+        # in the middle of a busy event loop)
+        block = self._key if len(self._key) <= 64 else hashlib.sha256(self._key).digest()
+        block = block.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        self._resource_prefix = f"/{account}"
 
     def __repr__(self) -> str:
         return f"SharedKey(account={self.account!r})"
@@ -55,9 +64,9 @@ class SharedKey:
         values = [method, *[get(name, "") for name in _SIGNED]]
         if values[3] == "0":  # content-length
             values[3] = ""
-        ms = sorted((k, v) for k, v in headers.items() if k.startswith("x-ms-"))
-        canon_headers = "".join(f"{k}:{' '.join(v.split())}\n" for k, v in ms)
-        resource = f"/{self.account}{path}"
+        ms = sorted(k for k in headers if k.startswith("x-ms-"))
+        canon_headers = "".join([f"{k}:{' '.join(headers[k].split())}\n" for k in ms])
+        resource = self._resource_prefix + path
         if query:
             grouped: dict[str, list[str]] = {}
             for k, v in query:
@@ -81,8 +90,7 @@ class SharedKey:
         # scope, rscc, rscd, rsce, rscl, rsct
         text = "\n".join([permissions, "", expiry, resource, "", "", "", API_VERSION, "b",
                           "", "", "", "", "", "", ""])
-        sig = base64.b64encode(hmac.new(self._key, text.encode("utf-8"),
-                                        hashlib.sha256).digest()).decode()
+        sig = self._hmac_b64(text.encode("utf-8"))
         return [("sv", API_VERSION), ("sr", "b"), ("sp", permissions), ("se", expiry),
                 ("sig", sig)]
 
@@ -90,10 +98,16 @@ class SharedKey:
              headers: dict[str, str]) -> None:
         """Add ``authorization`` to ``headers`` (which must already hold ``x-ms-date`` and
         ``x-ms-version``)."""
-        text = self.string_to_sign(method, path, query, headers)
-        # hmac.digest with a digest name: OpenSSL's one-shot HMAC, no Python HMAC object
-        sig = base64.b64encode(hmac.digest(self._key, text.encode("utf-8"), "sha256")).decode()
-        headers["authorization"] = f"SharedKey {self.account}:{sig}"
+        headers["authorization"] = f"SharedKey {self.account}:" + self._hmac_b64(
+            self.string_to_sign(method, path, query, headers).encode("utf-8"))
+
+    def _hmac_b64(self, message: bytes) -> str:
+        """Base64 of HMAC-SHA256(account key, ``message``)."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return binascii.b2a_base64(outer.digest(), newline=False).decode("ascii")
 
 
 class BearerToken:

@@ -46,7 +46,7 @@ import json
 import logging
 import re
 import uuid
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 from urllib.parse import quote, urlsplit
 
 from .. import oplog
@@ -176,18 +176,18 @@ class GCSBackend:
                 headers["authorization"] = await asyncio.get_running_loop().run_in_executor(
                     None, self._token.header)
 
-    async def _request(self, op: str, uri: str, method: str, target: str,
-                       headers: dict[str, str], body: Any, not_found: str = "NoSuchKey",
-                       **kwargs: Any) -> Response:
+    def _request(self, op: str, uri: str, method: str, target: str,
+                 headers: dict[str, str], body: Any, not_found: str = "NoSuchKey",
+                 **kwargs: Any) -> Awaitable[Response]:
         """Send one prepared request through the HTTP client; with an op-log, its lines
         (:func:`objio.oplog.logged_request`: the response, or the failure, and each try
         the client sent again), bucket and key taken from ``uri``, a 404's code
-        ``not_found``."""
+        ``not_found``. Returns the request's coroutine (not a coroutine of its own: one
+        frame less per request)."""
         if self._oplog is None:
-            return await self._http.request(method, self._netloc, target, headers, body,
-                                            **kwargs)
+            return self._http.request(method, self._netloc, target, headers, body, **kwargs)
         bucket, _, key = uri.partition("://")[2].partition("/")
-        return await oplog.logged_request(
+        return oplog.logged_request(
             self._oplog, self._http, api=op, bucket=bucket, key=key or None,
             endpoint=f"{self._http_scheme}://{self._netloc}",
             error_code=lambda r: _error_code(r, not_found), method=method, host=self._netloc,

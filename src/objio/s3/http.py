@@ -289,6 +289,14 @@ class _Conn(asyncio.BufferedProtocol):
         self.crc = 0
         self.crc_pos = 0
         self.forward: _Proxy | None = None  # plain HTTP through this proxy (absolute-form)
+        # the request's watchdog (see watch)
+        self.w_handle: asyncio.TimerHandle | None = None
+        self.w_host = ""
+        self.w_timeout = 0.0
+        self.w_deadline_s: Callable[[int], float] | None = None
+        self.w_size = 0
+        self.w_started = 0.0
+        self.w_unsent = 0
         # chunked decoding
         self.raw = bytearray()
         self.rpos = 0
@@ -433,7 +441,7 @@ class _Conn(asyncio.BufferedProtocol):
                 self._fail(BadResponse(f"malformed HTTP header line {line[:100]!r}"))
                 return False
             value = value.strip()
-            if name == "content-length" and not value.isdigit():
+            if name == "content-length" and not (value.isascii() and value.isdigit()):
                 self._fail(BadResponse(f"malformed Content-Length {value[:40]!r}"))
                 return False
             if name in headers:
@@ -630,6 +638,59 @@ class _Conn(asyncio.BufferedProtocol):
             self.lowat = n
         except (OSError, AttributeError):
             self.sock = None  # not supported here: leave it
+
+    # -- the request's watchdog -------------------------------------------------------------
+    def watch(self, host: str, timeout: float, deadline_s: Callable[[int], float] | None,
+              size: int) -> None:
+        """Watch the request just started (``size``: the bytes it sends, plus any the server
+        moves for it) until :meth:`unwatch`: it fails with TimeoutError when nothing was sent
+        or received for ``timeout`` seconds (a stall), or when the whole request takes longer
+        than ``deadline_s(n)`` (n: the larger of ``size`` and the response body's length; a
+        server trickling bytes just fast enough). The state is this connection's (one request
+        at a time), not a closure's: nothing to collect per request."""
+        self.w_host = host
+        self.w_timeout = timeout
+        self.w_deadline_s = deadline_s
+        self.w_size = size
+        self.w_started = self.loop.time()
+        self.w_unsent = self.transport.get_write_buffer_size()
+        first = timeout if deadline_s is None else min(timeout, deadline_s(size))
+        self.w_handle = self.loop.call_later(first, self._watchdog)
+
+    def unwatch(self) -> None:
+        if self.w_handle is not None:
+            self.w_handle.cancel()
+            self.w_handle = None
+
+    def _watchdog(self) -> None:
+        now = self.loop.time()
+        timeout = self.w_timeout
+        if self.w_unsent:  # the body is still going out: progress counts as activity
+            left = self.transport.get_write_buffer_size()
+            if left != self.w_unsent:
+                self.w_unsent = left
+                self.last_activity = now
+        idle = now - self.last_activity
+        if idle >= timeout and self.lowat > 1 and self.pending() > 0:
+            # Bytes did come, just fewer than the low-water mark: a slow link, not a stall.
+            self._lowat(1)
+            self.last_activity = now
+            idle = 0.0
+        if idle >= timeout:
+            self.w_handle = None
+            self._fail(TimeoutError(f"no data from {self.w_host} for {timeout}s"))
+            return
+        wait = timeout - idle
+        deadline_s = self.w_deadline_s
+        if deadline_s is not None:
+            limit = deadline_s(max(self.w_size, self.length if self.state == _BODY else 0))
+            if now - self.w_started >= limit:
+                self.w_handle = None
+                self._fail(TimeoutError(f"the response from {self.w_host} took longer than "
+                                        f"its deadline of {limit:.0f}s"))
+                return
+            wait = min(wait, limit - (now - self.w_started))
+        self.w_handle = self.loop.call_later(max(wait, 0.01), self._watchdog)
 
     def _crc_update(self) -> None:
         """Extend the body's CRC32C over the bytes received since the last update (a small
@@ -850,10 +911,9 @@ class HTTPClient:
         pool = self.idle.get(host)
         if not pool:
             return None
-        now = asyncio.get_running_loop().time()
         while pool:
             c = pool.pop()
-            if now - c.idle_since > _IDLE_MAX_S or c.stale():
+            if c.loop.time() - c.idle_since > _IDLE_MAX_S or c.stale():
                 c.close()
                 continue
             return c
@@ -940,44 +1000,7 @@ class HTTPClient:
         loop = conn.loop
         fut = conn.start(head, body, method, into, alloc, limit, crc)
         transport = conn.transport
-        timeout = self.read_timeout_s
-        deadline_s = self.deadline_s
-        started = loop.time()
-        handle: asyncio.TimerHandle | None = None
-        unsent = [transport.get_write_buffer_size()]
-
-        def watchdog() -> None:
-            # Two limits: nothing sent or received for read_timeout_s (a stall), and the whole
-            # request taking longer than its deadline (a server trickling bytes just fast
-            # enough).
-            nonlocal handle
-            now = loop.time()
-            if unsent[0]:  # the body is still going out: progress counts as activity
-                left = transport.get_write_buffer_size()
-                if left != unsent[0]:
-                    unsent[0] = left
-                    conn.last_activity = now
-            idle = now - conn.last_activity
-            if idle >= timeout and conn.lowat > 1 and conn.pending() > 0:
-                # Bytes did come, just fewer than the low-water mark: a slow link, not a stall.
-                conn._lowat(1)
-                conn.last_activity = now
-                idle = 0.0
-            if idle >= timeout:
-                conn._fail(TimeoutError(f"no data from {host} for {timeout}s"))
-                return
-            wait = timeout - idle
-            if deadline_s is not None:
-                limit = deadline_s(max(size, conn.length if conn.state == _BODY else 0))
-                if now - started >= limit:
-                    conn._fail(TimeoutError(f"the response from {host} took longer than its "
-                                            f"deadline of {limit:.0f}s"))
-                    return
-                wait = min(wait, limit - (now - started))
-            handle = loop.call_later(max(wait, 0.01), watchdog)
-
-        first = timeout if deadline_s is None else min(timeout, deadline_s(size))
-        handle = loop.call_later(first, watchdog)
+        conn.watch(host, self.read_timeout_s, self.deadline_s, size)
         try:
             resp = await fut
         except BaseException:
@@ -986,8 +1009,7 @@ class HTTPClient:
                 conn.transport.abort()
             raise
         finally:
-            if handle is not None:
-                handle.cancel()
+            conn.unwatch()
         if conn.closed:
             return resp
         if conn.keep_alive and not self.closed and not transport.get_write_buffer_size():
