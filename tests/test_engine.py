@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,30 @@ def test_buffer_pool_takes_the_smallest_that_fits() -> None:
     assert len(pool.take(1).obj) == 1000
     assert len(pool.take(2500).obj) == 3000
     assert pool.free == [] and len(pool.take(10).obj) == 10  # empty: a new one
+
+
+def test_small_gets_leave_the_garbage_collector_almost_nothing(client: Any, prefix: str) -> None:
+    """A GET of a small object makes no reference cycles and no closure cells per request (a
+    lambda per retry wrapper, a closure per watchdog, the cells of a large-object branch
+    once made ~25 objects the collector had to chase per GET: 52 young-generation
+    collections per 2000 GETs here, 5% of the client's CPU on Azurite). Counts, not times:
+    2000 GETs of 16 KiB through get_many_stats (its buffers reused) now trigger about 4."""
+    import gc
+
+    uris = [f"{prefix}g{i:04d}" for i in range(500)]
+    client.put_many([(u, b"x" * 16384) for u in uris])
+    client.get_many_stats(uris, max_in_flight=64)  # connections and buffers made
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        for _ in range(4):
+            assert client.get_many_stats(uris, max_in_flight=64) == (500, 500 * 16384)
+    finally:
+        gc.callbacks.remove(count)
+    assert len(collections) <= 15, f"{len(collections)} collections for 2000 GETs"
