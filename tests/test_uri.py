@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,28 @@ def test_has_glob_in_any_segment() -> None:
     assert has_glob("img_[0-9].jpg")
     assert not has_glob("train/")
     assert not has_glob("odd[name")
+
+
+def test_store_uris_are_parsed_once_local_paths_each_time(tmp_path: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store URI's parse is kept (a training job reads the same keys every epoch); a
+    relative local path is parsed again each time (it follows the current directory); an
+    invalid URI is refused every time."""
+    from objio import uri as uri_mod
+
+    first = parse_uri("az://cache-test/k/1")
+    assert parse_uri("az://cache-test/k/1") is first
+    assert parse_uri("s3://cache-test/k") is parse_uri("s3://cache-test/k")
+    monkeypatch.chdir(tmp_path)
+    here = parse_uri("rel/file.bin")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert parse_uri("rel/file.bin").key != here.key
+    for _ in range(2):
+        with pytest.raises(ValueError, match="invalid bucket name"):
+            parse_uri("s3://Bad_Bucket/k")
+    monkeypatch.setattr(uri_mod, "_PARSED_MAX", 2)
+    uri_mod._PARSED.clear()
+    for i in range(5):
+        parse_uri(f"s3://cache-test/k{i}")
+    assert len(uri_mod._PARSED) <= 2  # bounded

@@ -877,9 +877,11 @@ async def _get_object_once(backend: Backend, obj: ObjectURI, config: ClientConfi
     t0 = time.perf_counter()
     alloc = pool.take if pool is not None else None
     first = await get_first(backend, obj, config, config.range_threshold, alloc=alloc)
-    data: bytearray | memoryview = first.data
-    if first.total_size > len(data):
+    data: bytearray | memoryview
+    if first.total_size > len(first.data):  # no reference here to the first bytes meanwhile
         data = await _get_rest(backend, obj, config, pool, first)
+    else:
+        data = first.data
     if observer is not None:
         observer(RequestRecord(str(obj), len(data), first.ttfb_s, time.perf_counter() - t0))
     return data

@@ -171,6 +171,27 @@ def parse_uri(uri: str | os.PathLike[str] | ObjectURI, *,
         ValueError: unsupported scheme, missing or invalid bucket name, or an empty URI.
         TypeError: ``uri`` is not a string, path or ObjectURI.
     """
+    if type(uri) is str and not s3_aliases:
+        hit = _PARSED.get(uri)
+        if hit is not None:
+            return hit
+        obj = _parse(uri, ())
+        if obj.scheme != "file":  # (a relative path's meaning moves with the directory)
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[uri] = obj
+        return obj
+    return _parse(uri, s3_aliases)
+
+
+#: Store URIs already parsed (``s3://``, ``az://``, ``gs://`` strings; an ObjectURI is
+#: immutable): a training job reads the same keys every epoch, and parsing costs ~6 us a URI,
+#: 2% of the client's CPU per small GET on Azurite. Cleared when full.
+_PARSED: dict[str, ObjectURI] = {}
+_PARSED_MAX = 65536
+
+
+def _parse(uri: str | os.PathLike[str] | ObjectURI, s3_aliases: tuple[str, ...]) -> ObjectURI:
     if isinstance(uri, ObjectURI):
         return uri
     if isinstance(uri, os.PathLike):
