@@ -137,3 +137,21 @@ def test_gateway_index_is_checked(gateways: LocalS3Server) -> None:
         gateways.start_gateway(3)
     with pytest.raises(ValueError, match="gateways"):
         LocalS3Server(gateways=0)
+
+
+def test_server_cpu_counts_the_extra_gateways(gateways: LocalS3Server) -> None:
+    """cpu_seconds() sums weed server and the extra gateways (each its own process group):
+    requests through gateway 1 alone show its CPU, not only the filer's and volume's."""
+    from objio._local_server import _group_cpu_seconds
+
+    _ensure_all_up(gateways)
+    assert gateways._proc is not None
+    via_one = objio.Client(gateways.config.replace(endpoint_url=gateways.endpoint_urls[1]))
+    uris = [f"s3://{BUCKET}/cpu/{i}" for i in range(200)]
+    via_one.put_many([(u, _payload(i)) for i, u in enumerate(uris)])
+    total0, main0 = gateways.cpu_seconds(), _group_cpu_seconds(gateways._proc.pid)
+    for _ in range(3):
+        assert via_one.get_many_stats(uris)[0] == len(uris)
+    total1, main1 = gateways.cpu_seconds(), _group_cpu_seconds(gateways._proc.pid)
+    assert total0 is not None and total1 is not None and main0 is not None and main1 is not None
+    assert total1 - total0 > main1 - main0  # gateway 1's own CPU is in the total

@@ -193,11 +193,12 @@ class LocalProcessServer:
                 finalizer()
 
 
-def _group_cpu_seconds(pgid: int) -> float | None:
-    """User + system CPU seconds of the live processes of process group ``pgid``, from
-    ``/proc`` (None where there is no ``/proc``)."""
+def _group_cpu_seconds(pgid: int, *more: int) -> float | None:
+    """User + system CPU seconds of the live processes of process group ``pgid`` (and of the
+    groups ``more``), from ``/proc`` (None where there is no ``/proc``)."""
     if not os.path.isdir("/proc"):
         return None
+    groups = {str(g) for g in (pgid, *more)}
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in os.listdir("/proc"):
@@ -208,6 +209,6 @@ def _group_cpu_seconds(pgid: int) -> float | None:
                 fields = f.read().rsplit(")", 1)[1].split()  # fields after the command
         except (OSError, IndexError):
             continue
-        if len(fields) > 12 and fields[2] == str(pgid):  # fields[2]: the process group
+        if len(fields) > 12 and fields[2] in groups:  # fields[2]: the process group
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return total

@@ -485,10 +485,11 @@ class LocalS3Server:
         return self._log_path
 
     def cpu_seconds(self) -> float | None:
-        """CPU seconds (user + system) the server's processes (its process group) have used
-        since they started, from ``/proc`` (Linux); None where ``/proc`` is not there.
-        Benchmarks take the difference over a run to report the server's CPU per operation
-        beside the client's (both share this machine's cores).
+        """CPU seconds (user + system) the server's processes (``weed server`` and the extra
+        gateways running now, each a process group of its own) have used since they started,
+        from ``/proc`` (Linux); None where ``/proc`` is not there. Benchmarks take the
+        difference over a run to report the server's CPU per operation beside the client's
+        (both share this machine's cores); a gateway restarted during the run starts from 0.
 
         Raises:
             RuntimeError: the server is not running.
@@ -498,7 +499,10 @@ class LocalS3Server:
             raise RuntimeError("LocalS3Server is not running; call start() first")
         from ._local_server import _group_cpu_seconds
 
-        return _group_cpu_seconds(proc.pid)  # SeaweedFS runs in a session (group) of its own
+        gateways = self._resources.gateways.values() if self._resources is not None else ()
+        # SeaweedFS runs in a session (group) of its own, and so does each extra gateway
+        return _group_cpu_seconds(proc.pid, *(gw.pid for gw, _ in gateways
+                                              if gw.poll() is None))
 
     @property
     def config(self) -> ClientConfig:
