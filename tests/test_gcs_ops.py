@@ -169,6 +169,91 @@ def test_presign_refusals_name_what_is_wrong(gs_client: objio.Client, tmp_path: 
         _google(user).presign("gs://bkt/k")
 
 
+class _MetadataServerAndIAM:
+    """google-auth's transport for a VM without a key: the metadata server (the service
+    account's email and a token) and the IAM Credentials API's signBlob, which signs with
+    ``key`` (or refuses with ``status``). Records the requests."""
+
+    EMAIL = "vm-sa@sa-project.iam.gserviceaccount.com"
+
+    def __init__(self, key: object, status: int = 200) -> None:
+        self.key, self.status = key, status
+        self.calls: list[tuple[str, str, dict[str, str], bytes | None]] = []
+
+    def handle(self, url: str, method: str = "GET", body: bytes | None = None,
+               headers: dict[str, str] | None = None, **_: object) -> object:
+        from objio.gcs.auth import _Response
+
+        self.calls.append((method, url, dict(headers or {}), body))
+        js = {"content-type": "application/json", "metadata-flavor": "Google"}
+        if url.startswith("http://metadata.google.internal/") or "169.254.169.254" in url:
+            if url.endswith("/token") or "/token?" in url:
+                return _Response(200, js, json.dumps({"access_token": "vm-token",
+                                                      "expires_in": 3600,
+                                                      "token_type": "Bearer"}).encode())
+            if "/service-accounts/default/" in url:
+                return _Response(200, js, json.dumps({
+                    "email": self.EMAIL, "aliases": ["default"],
+                    "scopes": ["https://www.googleapis.com/auth/devstorage.read_write"]}).encode())
+        if url == ("https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"
+                   f"{self.EMAIL}:signBlob") and method == "POST":
+            if self.status != 200:
+                return _Response(self.status, js, b'{"error": {"status": "PERMISSION_DENIED"}}')
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.asymmetric import padding
+
+            payload = base64.b64decode(json.loads(body or b"{}")["payload"])
+            sig = self.key.sign(payload, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[attr-defined]
+            return _Response(200, js, json.dumps({"keyId": "k1", "signedBlob":
+                                                  base64.b64encode(sig).decode()}).encode())
+        return _Response(404, {}, b"not found")
+
+
+def _on_a_vm(monkeypatch: pytest.MonkeyPatch, transport: _MetadataServerAndIAM) -> objio.Client:
+    """A client whose application default credentials are the metadata server's."""
+    import google.auth
+    from google.auth import compute_engine
+
+    from objio.gcs import auth
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setattr(google.auth, "default", lambda scopes=None, **_: (
+        compute_engine.Credentials(universe_domain="googleapis.com"), "sa-project"))
+    monkeypatch.setattr(auth._UrllibRequest, "__call__",
+                        lambda _self, *args, **kwargs: transport.handle(*args, **kwargs))
+    return objio.Client(gcs_credentials="default", gcs_endpoint_url="https://storage.googleapis.com")
+
+
+def test_presign_on_a_vm_signs_through_iam_sign_blob(monkeypatch: pytest.MonkeyPatch,
+                                                     sa_key: tuple[Path, object]) -> None:
+    """Metadata-server credentials hold no key: the URL is signed by IAM signBlob as their
+    service account, called with their token; the signature verifies with that account's
+    public key and names it in X-Goog-Credential."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    key = sa_key[1]
+    iam = _MetadataServerAndIAM(key)
+    url = _on_a_vm(monkeypatch, iam).presign("gs://my-bucket/dir/x.bin", expires_s=600)
+    q = dict(parse_qsl(urlsplit(url).query))
+    assert q["X-Goog-Credential"].startswith(f"{iam.EMAIL}/")
+    sts, signature = _rebuilt_string_to_sign(url, "GET")
+    key.public_key().verify(signature, sts.encode(),  # type: ignore[attr-defined]
+                            padding.PKCS1v15(), hashes.SHA256())
+    sign_calls = [c for c in iam.calls if c[1].endswith(":signBlob")]
+    assert len(sign_calls) == 1
+    _, _, headers, body = sign_calls[0]
+    assert {k.lower(): v for k, v in headers.items()}["authorization"] == "Bearer vm-token"
+    assert base64.b64decode(json.loads(body or b"{}")["payload"]) == sts.encode()
+
+
+def test_presign_on_a_vm_refused_by_iam_names_the_permission(
+        monkeypatch: pytest.MonkeyPatch, sa_key: tuple[Path, object]) -> None:
+    client = _on_a_vm(monkeypatch, _MetadataServerAndIAM(sa_key[1], status=403))
+    with pytest.raises(PermissionError, match=r"signBlob.*iam\.serviceAccounts\.signBlob"):
+        client.presign("gs://my-bucket/x.bin")
+
+
 def test_cli_presign_gs(gcs_server: LocalGCSServer, gs_client: objio.Client, prefix: str,
                         sa_key: tuple[Path, object], monkeypatch: pytest.MonkeyPatch,
                         capsys: pytest.CaptureFixture[str]) -> None:

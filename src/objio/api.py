@@ -1080,14 +1080,16 @@ class Client:
         (:meth:`objio.azure.AzureBackend.presign`: ``GET`` read, ``PUT`` create and write:
         a Put Blob, sent with ``x-ms-blob-type: BlockBlob``). On ``gs://`` a V4 signed URL
         (``GOOG4-RSA-SHA256``, :meth:`objio.gcs.GCSBackend.presign`), signed with a service
-        account's private key.
+        account's private key, or for the metadata server's credentials (GCE, GKE) through
+        IAM signBlob as their service account (one request).
 
         Raises:
             ValueError: no key, a file:// URI, ``expires_s`` or ``method`` out of range, an
                 unsigned client; on ``az://``: no account key configured (only a SAS token or
                 bearer tokens); on ``gs://``: credentials that cannot sign (anonymous, user
-                or metadata-server credentials: a service-account key file is needed).
-            PermissionError: no credentials.
+                credentials).
+            PermissionError: no credentials; on ``gs://``: IAM signBlob refused (the message
+                names the permission the service account needs).
         """
         obj = object_uri(uri, "presign")
         if obj.scheme not in ("s3", "az", "gs"):

@@ -100,6 +100,12 @@ class Token:
         return f"Token({self.kind})"
 
     @property
+    def request(self) -> Any:
+        """The google-auth transport (``google.auth.transport.Request``) refreshes go
+        through; also IAM signBlob's (:mod:`objio.gcs.sign`)."""
+        return self._request
+
+    @property
     def fresh(self) -> bool:
         """Whether the cached token can be used without fetching a new one."""
         if callable(self._credentials):

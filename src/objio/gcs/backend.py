@@ -248,18 +248,27 @@ class GCSBackend:
         or PUT) on ``obj``, valid ``expires_s`` seconds from ``now`` (a timezone-aware
         datetime; default: the current time): path-style at this backend's endpoint
         (``storage.googleapis.com``, or the configured ``gcs_endpoint_url``'s host). Signed
-        by the credentials' private key (a service-account file); no request is sent.
+        by the credentials' private key (a service-account file; no request is sent), or,
+        for the metadata server's credentials (GCE, GKE), by IAM signBlob as their service
+        account (blocking: a token refresh if due, and one request).
 
         Raises:
-            ValueError: credentials that cannot sign (anonymous, user credentials,
-                metadata-server credentials), ``expires_s`` out of 1..604800.
-            PermissionError: no application default credentials found.
+            ValueError: credentials that cannot sign (anonymous, user credentials),
+                ``expires_s`` out of 1..604800.
+            PermissionError: no application default credentials found, no token, or IAM
+                signBlob refused (the message names the permission).
         """
         from .sign import signed_url
 
-        creds = self._token.credentials if self._token is not None else None
+        token = self._token
+        creds = token.credentials if token is not None else None
+        request = None
+        if token is not None and getattr(creds, "sign_bytes", None) is None \
+                and getattr(creds, "service_account_email", None):
+            token.header()  # a valid token to call IAM with; on GCE this names the account
+            request = token.request
         return signed_url(creds, method, self._http_scheme, self._netloc, obj.bucket, obj.key,
-                          expires_s, base_path=self._base, now=now)
+                          expires_s, base_path=self._base, now=now, request=request)
 
     # ----------------------------------------------------------------------------- objects
     async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,

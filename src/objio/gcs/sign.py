@@ -20,7 +20,11 @@ where the canonical request is the method, the path, the query (every parameter 
 signature, sorted, names and values percent-encoded), ``host:<host>``, an empty line,
 ``host`` and ``UNSIGNED-PAYLOAD``, joined by newlines. The signature is made by the
 credentials' own signer (google-auth's ``Signing`` interface: a service account's private
-key). No request is sent.
+key; no request is sent), or, for credentials that hold no key but name a service account (the
+GCE/GKE metadata server's), by the IAM Credentials API's ``signBlob`` for that service account
+(google-auth's ``google.auth.iam.Signer``: one request; the account needs
+``iam.serviceAccounts.signBlob`` on itself, e.g. the role Service Account Token Creator), as
+google-cloud-storage's ``generate_signed_url`` does with ``service_account_email``.
 """
 
 from __future__ import annotations
@@ -56,39 +60,69 @@ def string_to_sign(method: str, host: str, path: str, params: dict[str, str],
                       hashlib.sha256(request.encode()).hexdigest()])
 
 
-def signer_of(credentials: Any, what: str) -> tuple[str, Any]:
-    """(signer email, ``sign_bytes``) of google-auth ``credentials`` that can sign.
+def signer_of(credentials: Any, what: str, request: Any = None) -> tuple[str, Any]:
+    """(signer email, ``sign(bytes) -> bytes``) of google-auth ``credentials``: their own key
+    (``sign_bytes``), else, with a google-auth transport ``request``, the IAM Credentials
+    API's signBlob for the service account they name (``service_account_email``, resolved
+    already: not ``default``).
 
     Raises:
-        ValueError: they cannot (anonymous, user credentials from ``gcloud auth
-            application-default login``, metadata-server credentials): the message says
-            a service-account key file is what is needed.
+        ValueError: they cannot sign (anonymous, user credentials from ``gcloud auth
+            application-default login``, no service account named): the message says what
+            can.
     """
     email = getattr(credentials, "signer_email", None) if credentials is not None else None
     sign = getattr(credentials, "sign_bytes", None) if credentials is not None else None
-    if not email or sign is None:
-        kind = "no credentials (anonymous)" if credentials is None else \
-            f"credentials of type {type(credentials).__name__}, which hold no private key"
-        raise ValueError(
-            f"{what} needs credentials that can sign: a service account's key file "
-            "(gcs_credentials=<path>, OBJIO_GCS_CREDENTIALS or GOOGLE_APPLICATION_CREDENTIALS); "
-            f"this client has {kind} (signing through the IAM signBlob API is not supported)")
-    return str(email), sign
+    if email and sign is not None:
+        return str(email), sign
+    account = getattr(credentials, "service_account_email", None) \
+        if credentials is not None else None
+    if account and account != "default" and request is not None:
+        return str(account), _iam_signer(request, credentials, str(account), what)
+    kind = "no credentials (anonymous)" if credentials is None else \
+        f"credentials of type {type(credentials).__name__}, which hold no private key " \
+        "and name no service account"
+    raise ValueError(
+        f"{what} needs credentials that can sign: a service account's key file "
+        "(gcs_credentials=<path>, OBJIO_GCS_CREDENTIALS or GOOGLE_APPLICATION_CREDENTIALS), "
+        "or a service account's credentials from the metadata server (signed through IAM "
+        f"signBlob); this client has {kind}")
+
+
+def _iam_signer(request: Any, credentials: Any, account: str, what: str) -> Any:
+    """``sign(bytes) -> bytes`` through IAM signBlob as ``account`` (blocking: one request).
+    A refusal raises PermissionError naming the permission needed."""
+    from google.auth import exceptions, iam
+
+    signer = iam.Signer(request, credentials, account)
+
+    def sign(message: bytes) -> bytes:
+        try:
+            return bytes(signer.sign(message))
+        except exceptions.GoogleAuthError as e:
+            raise PermissionError(
+                f"{what}: the IAM signBlob API refused to sign as {account}: {e} (the service "
+                "account needs iam.serviceAccounts.signBlob on itself, e.g. the role "
+                "roles/iam.serviceAccountTokenCreator)") from None
+
+    return sign
 
 
 def signed_url(credentials: Any, method: str, scheme: str, host: str, bucket: str,
                key: str, expires_s: int, *, base_path: str = "",
-               now: _dt.datetime | None = None) -> str:
+               now: _dt.datetime | None = None, request: Any = None) -> str:
     """A V4 signed URL for ``method`` on ``bucket``/``key`` at ``scheme://host``, valid
-    ``expires_s`` seconds from ``now`` (default: the current UTC time).
+    ``expires_s`` seconds from ``now`` (default: the current UTC time). ``request``: the
+    google-auth transport IAM signBlob is called through, for credentials without a key.
 
     Raises:
         ValueError: credentials that cannot sign (:func:`signer_of`), ``expires_s`` out of
             1..604800.
+        PermissionError: IAM signBlob refused.
     """
     if not 1 <= expires_s <= MAX_EXPIRES_S:
         raise ValueError(f"expires_s must be 1 to {MAX_EXPIRES_S} seconds, got {expires_s!r}")
-    email, sign = signer_of(credentials, f"presign gs://{bucket}/{key}")
+    email, sign = signer_of(credentials, f"presign gs://{bucket}/{key}", request)
     when = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
     stamp = when.strftime("%Y%m%dT%H%M%SZ")
     path = f"{base_path}/{_enc(bucket)}/{_enc(key, safe='/~')}"
