@@ -153,9 +153,7 @@ def store(request: pytest.FixtureRequest) -> Store:
         return Store("gs", server, server.config, request.getfixturevalue("gs_client"),
                      server.environ())
     s3 = request.getfixturevalue("s3_server")
-    env = {"AWS_ACCESS_KEY_ID": s3.access_key_id, "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
-           "AWS_REGION": s3.region, "AWS_ENDPOINT_URL": s3.endpoint_url}
-    return Store("s3", s3, s3.config, request.getfixturevalue("s3_client"), env)
+    return Store("s3", s3, s3.config, request.getfixturevalue("s3_client"), s3.environ())
 
 
 def bucket_root(uri: str) -> str:

@@ -27,8 +27,7 @@ RUNNER = str(Path(__file__).with_name("bench_kinds_runner.py"))
 
 def _env(s3_server: Any) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(AWS_ENDPOINT_URL=s3_server.endpoint_url, AWS_ACCESS_KEY_ID=s3_server.access_key_id,
-               AWS_SECRET_ACCESS_KEY=s3_server.secret_access_key, AWS_REGION=s3_server.region)
+    env.update(s3_server.environ())
     for k in ("RANK", "WORLD_SIZE", "OBJIO_OP_LOG", "OBJIO_GATHER_DIR", "MASTER_ADDR",
               "MASTER_PORT"):
         env.pop(k, None)

@@ -19,8 +19,7 @@ from objio import report
 
 def _env(s3_server: Any) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(AWS_ENDPOINT_URL=s3_server.endpoint_url, AWS_ACCESS_KEY_ID=s3_server.access_key_id,
-               AWS_SECRET_ACCESS_KEY=s3_server.secret_access_key, AWS_REGION=s3_server.region)
+    env.update(s3_server.environ())
     for k in ("RANK", "WORLD_SIZE", "OBJIO_OP_LOG", "OBJIO_GATHER_DIR"):
         env.pop(k, None)
     return env

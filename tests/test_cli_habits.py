@@ -29,9 +29,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def _subprocess_env(server: LocalS3Server) -> dict[str, str]:
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key_id,
-               AWS_SECRET_ACCESS_KEY=server.secret_access_key, AWS_REGION=server.region,
-               AWS_ENDPOINT_URL=server.endpoint_url)
+    env = dict(os.environ, **server.environ())
     env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
     return env
 

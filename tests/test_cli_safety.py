@@ -269,9 +269,7 @@ def test_overwrite_keeps_the_mode_and_parts_stay_private(tmp_path: Path, umask: 
 
 # ------------------------------------------------------------------------------ B4 closed pipe
 def _env(server: LocalS3Server) -> dict[str, str]:
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key_id,
-               AWS_SECRET_ACCESS_KEY=server.secret_access_key, AWS_REGION=server.region,
-               AWS_ENDPOINT_URL=server.endpoint_url)
+    env = dict(os.environ, **server.environ())
     env["PYTHONUNBUFFERED"] = "1"  # standard output's binary layer is then the raw file
     env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
     return env

@@ -155,3 +155,15 @@ def test_server_cpu_counts_the_extra_gateways(gateways: LocalS3Server) -> None:
     total1, main1 = gateways.cpu_seconds(), _group_cpu_seconds(gateways._proc.pid)
     assert total0 is not None and total1 is not None and main0 is not None and main1 is not None
     assert total1 - total0 > main1 - main0  # gateway 1's own CPU is in the total
+
+
+def test_environ_names_every_gateway(gateways: LocalS3Server) -> None:
+    """With several gateways ``environ()`` adds S3_ENDPOINT_URIS (all of them, the variable
+    DLIO and s3dlio read), which a client made from the environment alone spreads over."""
+    env = gateways.environ()
+    assert env["S3_ENDPOINT_URIS"] == ",".join(gateways.endpoint_urls)
+    assert env["AWS_ENDPOINT_URL"] == gateways.endpoint_urls[0]  # for aws-cli and boto3
+    from objio.config import ClientConfig
+
+    resolved = ClientConfig().resolved(env)
+    assert resolved.endpoint_urls == tuple(gateways.endpoint_urls)

@@ -200,13 +200,8 @@ def test_readme_section_runs_as_written(section: Section, s3_server: LocalS3Serv
     spec.write_text(json.dumps(_steps(section)), encoding="utf-8")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AWS_", "OBJIO_ENDPOINT", "OBJIO_REGION", "OBJIO_PROFILE"))}
-    env.update({   # what `objio server` prints as export lines
-        "AWS_ENDPOINT_URL": s3_server.endpoint_url,
-        "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": s3_server.secret_access_key,
-        "AWS_REGION": s3_server.region,
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
-    })
+    env.update(s3_server.environ())  # what `objio server` prints as export lines
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     try:
         r = subprocess.run([sys.executable, str(RUNNER), str(spec)], cwd=work, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

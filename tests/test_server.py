@@ -187,6 +187,35 @@ def test_config_property(server: LocalS3Server) -> None:
     assert server.secret_access_key not in repr(cfg)
 
 
+def test_environ_points_another_process_at_the_server(server: LocalS3Server) -> None:
+    """``environ()`` is what another process needs: the objio CLI started with only those
+    variables (no AWS_* of this process) writes and lists through them; a stopped server
+    has none."""
+    import objio
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "OBJIO_", "S3_ENDPOINT"))}
+    env.update(server.environ())
+    assert set(server.environ()) == {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                                     "AWS_SECRET_ACCESS_KEY", "AWS_REGION"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(objio.__file__).resolve().parents[1]),
+                                         env.get("PYTHONPATH", "")])
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "objio.cli", *argv], env=env, text=True,
+                              capture_output=True, timeout=120)
+
+    assert cli("mb", "s3://environ-test").returncode == 0
+    up = subprocess.run([sys.executable, "-m", "objio.cli", "cp", "-", "s3://environ-test/k",
+                         "-q"], env=env, input=b"through environ()", capture_output=True,
+                        timeout=120)
+    assert up.returncode == 0, up.stderr
+    listed = cli("ls", "s3://environ-test/")
+    assert listed.returncode == 0 and "k" in listed.stdout.split(), listed.stderr
+    stopped = LocalS3Server()
+    with pytest.raises(RuntimeError, match="not running"):
+        stopped.environ()
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_does_not_stop_parents_server(server: LocalS3Server) -> None:
     pid = os.fork()

@@ -522,6 +522,23 @@ class LocalS3Server:
             force_path_style=True,
         )
 
+    def environ(self) -> dict[str, str]:
+        """The environment variables that point another process at this server (the
+        ``objio`` CLI, aws-cli, boto3, a DataLoader worker started with spawn):
+        ``AWS_ENDPOINT_URL`` (gateway 0), ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+        ``AWS_REGION``; with several gateways also ``S3_ENDPOINT_URIS`` (every gateway,
+        comma-separated: objio, DLIO's object-storage backend and s3dlio read it first).
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
+        urls = self.endpoint_urls
+        env = {"AWS_ENDPOINT_URL": urls[0], "AWS_ACCESS_KEY_ID": self.access_key_id,
+               "AWS_SECRET_ACCESS_KEY": self.secret_access_key, "AWS_REGION": self.region}
+        if len(urls) > 1:
+            env["S3_ENDPOINT_URIS"] = ",".join(urls)
+        return env
+
     def __repr__(self) -> str:
         endpoint = f"http://127.0.0.1:{self._s3_port}" if self.running else None
         return (

@@ -76,10 +76,7 @@ def cmd_server(args: argparse.Namespace) -> int:
                 lambda s: {"endpoint_url": s.endpoint_url, "region": s.region,
                            "access_key_id": s.access_key_id,
                            "secret_access_key": s.secret_access_key},
-                lambda s: {"AWS_ENDPOINT_URL": s.endpoint_url,
-                           "AWS_ACCESS_KEY_ID": s.access_key_id,
-                           "AWS_SECRET_ACCESS_KEY": s.secret_access_key,
-                           "AWS_REGION": s.region}, args.json)
+                lambda s: s.environ(), args.json)
 
 
 def register(sub: Any) -> None:
