@@ -260,15 +260,9 @@ class GCSBackend:
         """
         from .sign import signed_url
 
-        token = self._token
-        creds = token.credentials if token is not None else None
-        request = None
-        if token is not None and getattr(creds, "sign_bytes", None) is None \
-                and getattr(creds, "service_account_email", None):
-            token.header()  # a valid token to call IAM with; on GCE this names the account
-            request = token.request
+        creds = self._token.credentials if self._token is not None else None
         return signed_url(creds, method, self._http_scheme, self._netloc, obj.bucket, obj.key,
-                          expires_s, base_path=self._base, now=now, request=request)
+                          expires_s, base_path=self._base, now=now, token=self._token)
 
     # ----------------------------------------------------------------------------- objects
     async def get(self, obj: ObjectURI, start: int | None = None, end: int | None = None, *,

@@ -60,25 +60,28 @@ def string_to_sign(method: str, host: str, path: str, params: dict[str, str],
                       hashlib.sha256(request.encode()).hexdigest()])
 
 
-def signer_of(credentials: Any, what: str, request: Any = None) -> tuple[str, Any]:
+def signer_of(credentials: Any, what: str, token: Any = None) -> tuple[str, Any]:
     """(signer email, ``sign(bytes) -> bytes``) of google-auth ``credentials``: their own key
-    (``sign_bytes``), else, with a google-auth transport ``request``, the IAM Credentials
-    API's signBlob for the service account they name (``service_account_email``, resolved
-    already: not ``default``).
+    (``sign_bytes``), else, given their :class:`objio.gcs.auth.Token`, the IAM Credentials
+    API's signBlob for the service account they name (``service_account_email``; the token
+    is brought up to date first: IAM is called with it, and on GCE its refresh is what
+    resolves ``default`` to the account's address).
 
     Raises:
         ValueError: they cannot sign (anonymous, user credentials from ``gcloud auth
             application-default login``, no service account named): the message says what
             can.
+        PermissionError: no token could be had for IAM.
     """
-    email = getattr(credentials, "signer_email", None) if credentials is not None else None
-    sign = getattr(credentials, "sign_bytes", None) if credentials is not None else None
+    email = getattr(credentials, "signer_email", None)
+    sign = getattr(credentials, "sign_bytes", None)
     if email and sign is not None:
         return str(email), sign
-    account = getattr(credentials, "service_account_email", None) \
-        if credentials is not None else None
-    if account and account != "default" and request is not None:
-        return str(account), _iam_signer(request, credentials, str(account), what)
+    if token is not None and getattr(credentials, "service_account_email", None):
+        token.header()
+        account = credentials.service_account_email
+        if account and account != "default":
+            return str(account), _iam_signer(token.request, credentials, str(account), what)
     kind = "no credentials (anonymous)" if credentials is None else \
         f"credentials of type {type(credentials).__name__}, which hold no private key " \
         "and name no service account"
@@ -110,19 +113,19 @@ def _iam_signer(request: Any, credentials: Any, account: str, what: str) -> Any:
 
 def signed_url(credentials: Any, method: str, scheme: str, host: str, bucket: str,
                key: str, expires_s: int, *, base_path: str = "",
-               now: _dt.datetime | None = None, request: Any = None) -> str:
+               now: _dt.datetime | None = None, token: Any = None) -> str:
     """A V4 signed URL for ``method`` on ``bucket``/``key`` at ``scheme://host``, valid
-    ``expires_s`` seconds from ``now`` (default: the current UTC time). ``request``: the
-    google-auth transport IAM signBlob is called through, for credentials without a key.
+    ``expires_s`` seconds from ``now`` (default: the current UTC time). ``token``: the
+    credentials' :class:`objio.gcs.auth.Token`, for IAM signBlob when they hold no key.
 
     Raises:
         ValueError: credentials that cannot sign (:func:`signer_of`), ``expires_s`` out of
             1..604800.
-        PermissionError: IAM signBlob refused.
+        PermissionError: no token for IAM, or IAM signBlob refused.
     """
     if not 1 <= expires_s <= MAX_EXPIRES_S:
         raise ValueError(f"expires_s must be 1 to {MAX_EXPIRES_S} seconds, got {expires_s!r}")
-    email, sign = signer_of(credentials, f"presign gs://{bucket}/{key}", request)
+    email, sign = signer_of(credentials, f"presign gs://{bucket}/{key}", token)
     when = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
     stamp = when.strftime("%Y%m%dT%H%M%SZ")
     path = f"{base_path}/{_enc(bucket)}/{_enc(key, safe='/~')}"
